@@ -1,0 +1,36 @@
+"""dlsuite: plugin-based deep-learning segmentation of 2D microscopy images and videos.
+
+Importing this package is cheap and never imports TensorFlow; the plugin-facing surface is
+:mod:`dlsuite.specs` (re-exported here), the public Python API is :mod:`dlsuite.api`.
+"""
+
+from .specs import (
+    ArchitectureSpec,
+    AugmentationSpec,
+    LossSpec,
+    MetricSpec,
+    NoParams,
+    NormalizerSpec,
+    PostprocessorSpec,
+    SamplerSpec,
+    TargetSpec,
+    hookimpl,
+    param,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "hookimpl",
+    "param",
+    "NoParams",
+    "ArchitectureSpec",
+    "LossSpec",
+    "MetricSpec",
+    "NormalizerSpec",
+    "SamplerSpec",
+    "TargetSpec",
+    "AugmentationSpec",
+    "PostprocessorSpec",
+]

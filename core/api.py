@@ -1,0 +1,41 @@
+"""The public Python API of dlsuite.
+
+Everything the CLI does is available here, with the same behaviour. Heavy modules
+(TensorFlow, the training pipeline) are imported only by the functions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .config import LoadedConfig, load_config as _load_config, parse_config
+from .registry import Registry, get_registry
+
+__all__ = ["load_config", "plugins", "validate_config"]
+
+
+def load_config(path: str | os.PathLike, *, check_paths: bool = True) -> LoadedConfig:
+    """Load and validate the config at ``path``.
+
+    A legacy flat config of the original suite is migrated first (``.migration`` holds the
+    rows old key -> new key). Returns a :class:`~dlsuite.config.LoadedConfig` whose
+    ``.config`` is the typed :class:`~dlsuite.config.Config` with every default filled in.
+    Raises :class:`~dlsuite.errors.ConfigError` listing every problem with its JSON path,
+    or :class:`~dlsuite.errors.DlsuiteInputError` for an unreadable file.
+    """
+    return _load_config(path, get_registry(), check_paths=check_paths)
+
+
+def validate_config(data: Any, *, check_paths: bool = True) -> LoadedConfig:
+    """Validate config data already in memory (a dict as in the JSON file)."""
+    return parse_config(data, get_registry(), check_paths=check_paths)
+
+
+def plugins(refresh: bool = False) -> Registry:
+    """The plugin registry built from the installed ``dlsuite`` entry points.
+
+    ``registry.describe()`` gives a JSON-able listing; ``registry.resolve(kind, name)`` the
+    entry a config name selects.
+    """
+    return get_registry(refresh=refresh)

@@ -1,0 +1,125 @@
+"""Loading a config file: JSON -> (legacy? migrate) -> typed config -> data paths checked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..errors import ConfigError, DlsuiteInputError
+from ..registry import Registry, get_registry
+from .converter import structure_config, unstructure_config
+from .schema import Config
+
+__all__ = ["LoadedConfig", "load_config", "load_config_data", "parse_config", "config_hash"]
+
+
+@attrs.frozen
+class LoadedConfig:
+    """A validated config with where it came from and, for legacy files, the migration."""
+
+    config: Config
+    source: str | None
+    migration: list[Any] = attrs.field(factory=list)  # MigrationRow items, empty if not legacy
+
+    @property
+    def is_legacy(self) -> bool:
+        return bool(self.migration)
+
+
+def load_config_data(path: str | os.PathLike) -> Any:
+    """Read a JSON file; a missing file or invalid JSON raises DlsuiteInputError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DlsuiteInputError(f"{path}: config file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DlsuiteInputError(
+            f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DlsuiteInputError(f"{path}: cannot read config: {exc}") from None
+
+
+def parse_config(data: Any, registry: Registry | None = None, *, source: str | None = None,
+                 check_paths: bool = True, base_dir: str | os.PathLike | None = None
+                 ) -> LoadedConfig:
+    """Validate JSON data (migrating a legacy flat config first) into a LoadedConfig.
+
+    Relative data and output paths are resolved against ``base_dir`` (the config file's
+    folder). Raises ConfigError listing every problem with its JSON path.
+    """
+    from .legacy import is_legacy, migrate  # local: keeps the import graph one-way
+
+    registry = registry or get_registry()
+    migration: list[Any] = []
+    if is_legacy(data):
+        data, migration = migrate(data)
+    config = structure_config(data, registry, source)
+    if base_dir is not None:
+        config = resolve_paths(config, Path(base_dir))
+    if check_paths:
+        problems = check_data_paths(config)
+        if problems:
+            raise ConfigError(problems, source)
+    return LoadedConfig(config, source, migration)
+
+
+def load_config(path: str | os.PathLike, registry: Registry | None = None, *,
+                check_paths: bool = True) -> LoadedConfig:
+    """Load, migrate if legacy, validate and path-check the config file at ``path``."""
+    data = load_config_data(path)
+    return parse_config(data, registry, source=str(path), check_paths=check_paths,
+                        base_dir=Path(path).resolve().parent)
+
+
+def _resolve(base: Path, value: str | None) -> str | None:
+    if value is None:
+        return None
+    p = Path(os.path.expanduser(value))
+    return str(p if p.is_absolute() else (base / p))
+
+
+def resolve_paths(config: Config, base: Path) -> Config:
+    """Make the data, output and weight paths absolute, relative to ``base``."""
+    data = config.data
+    data = attrs.evolve(data, train=_resolve(base, data.train), val=_resolve(base, data.val),
+                        test=_resolve(base, data.test), videos_csv=_resolve(base, data.videos_csv))
+    train = config.train
+    if train.pretrained_weights:
+        train = attrs.evolve(train, pretrained_weights=_resolve(base, train.pretrained_weights))
+    inference = config.inference
+    if inference.weights not in ("best", "last"):
+        inference = attrs.evolve(inference, weights=_resolve(base, inference.weights))
+    return attrs.evolve(config, data=data, train=train, inference=inference,
+                        output_dir=_resolve(base, config.output_dir))
+
+
+def check_data_paths(config: Config) -> list[tuple[str, str]]:
+    """Problems with the data folders and weight files, as ``(json_path, message)`` pairs."""
+    from ..data.layouts import check_dataset  # no TensorFlow there
+
+    problems: list[tuple[str, str]] = []
+    for key in ("train", "val", "test"):
+        folder = getattr(config.data, key)
+        if folder is None:
+            continue
+        for msg in check_dataset(folder, config.data.layout, require_labels=True):
+            problems.append((f"$.data.{key}", msg))
+    if config.data.videos_csv and not Path(config.data.videos_csv).is_file():
+        problems.append(("$.data.videos_csv", f"{config.data.videos_csv}: file not found"))
+    if config.train.pretrained_weights and not Path(config.train.pretrained_weights).is_file():
+        problems.append(("$.train.pretrained_weights",
+                         f"{config.train.pretrained_weights}: file not found"))
+    return problems
+
+
+def config_hash(config: Config, registry: Registry | None = None) -> str:
+    """SHA-256 (first 16 hex digits) of the canonical JSON of the resolved config."""
+    data = unstructure_config(config, registry or get_registry())
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

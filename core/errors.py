@@ -1,0 +1,29 @@
+"""Exceptions of dlsuite. ``DlsuiteInputError`` (and subclasses) mean bad input: the CLI
+prints their message without a traceback and exits with status 2."""
+
+from __future__ import annotations
+
+
+class DlsuiteInputError(Exception):
+    """Bad input from the user (config, files, plugin names): a clear message, exit 2."""
+
+
+class PluginError(DlsuiteInputError):
+    """A plugin cannot be resolved: unknown, ambiguous, or broken."""
+
+
+class DataError(DlsuiteInputError):
+    """A data file or folder is missing, unreadable or inconsistent; the message names it."""
+
+
+class ConfigError(DlsuiteInputError):
+    """A config failed validation. ``problems`` holds ``(json_path, message)`` pairs, all of
+    them, in document order."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str | None = None):
+        self.problems = list(problems)
+        self.source = source
+        head = f"{source}: " if source else ""
+        lines = [f"{head}{len(self.problems)} config error(s):"]
+        lines += [f"  {path}: {msg}" for path, msg in self.problems]
+        super().__init__("\n".join(lines))

@@ -1,0 +1,1 @@
+"""Built-in plugins of dlsuite, registered through the ``dlsuite`` entry-point group."""

@@ -1,0 +1,1 @@
+"""Built-in datagen plugins of dlsuite."""

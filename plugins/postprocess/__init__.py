@@ -1,0 +1,1 @@
+"""Built-in postprocess plugins of dlsuite."""
