@@ -1,0 +1,65 @@
+"""Shared fixtures: real (temporary) distributions on sys.path, CLI subprocess runner."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def write_distribution(site: Path, dist: str, version: str, entry_points: dict[str, str],
+                       modules: dict[str, str]) -> Path:
+    """Write a real installed-distribution layout into ``site``: ``<dist>-<ver>.dist-info``
+    with METADATA and entry_points.txt (group ``dlsuite``), plus the module sources."""
+    site.mkdir(parents=True, exist_ok=True)
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = ["[dlsuite]"] + [f"{k} = {v}" for k, v in entry_points.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    for module, source in modules.items():
+        path = site / (module.replace(".", "/") + ".py")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source))
+    return site
+
+
+@pytest.fixture
+def fake_site(tmp_path, monkeypatch):
+    """A temporary site folder on sys.path (removed after the test); returns a writer."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    written: list[str] = []
+
+    def add(dist: str, version: str, entry_points: dict[str, str], modules: dict[str, str]):
+        write_distribution(site, dist, version, entry_points, modules)
+        written.extend(modules)
+        importlib.invalidate_caches()
+        return site
+
+    add.site = site
+    yield add
+    for module in written:
+        sys.modules.pop(module, None)
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: str | os.PathLike | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m dlsuite.cli ARGS`` in a subprocess and capture its output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "dlsuite.cli", *args], capture_output=True,
+                          text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    return run_cli

@@ -1,0 +1,133 @@
+"""The CLI in real subprocesses: exit codes, messages, and no TensorFlow import."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from conftest import run_cli
+
+PROBE = ("import runpy, sys\n"
+         "sys.argv = ['dlsuite'] + sys.argv[1:]\n"
+         "try:\n"
+         "    runpy.run_module('dlsuite.cli', run_name='__main__')\n"
+         "finally:\n"
+         "    print('TF-IMPORTED' if 'tensorflow' in sys.modules else 'TF-NOT-IMPORTED',"
+         " file=sys.stderr)\n")
+
+
+def run_probe(tmp_path, *args):
+    import subprocess
+
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.fixture
+def five_mistakes(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({
+        "model": {"name": "unet", "n_filtres": 4},
+        "seed": "seven",
+        "datagen": {"batch_size": 0.5},
+        "wandb": {"mode": "ofline"},
+        "evaluaton": {},
+    }))
+    return path
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["plugins"], ["plugins", "--json"],
+                                  ["plugins", "--kind", "architectures"],
+                                  ["config", "schema"], ["config", "validate", "{good}"],
+                                  ["config", "show", "{good}"]])
+def test_fast_commands_do_not_import_tensorflow(tmp_path, args):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"model": {"name": "unet", "n_filters": 4}}))
+    args = [a.format(good=good) for a in args]
+    proc = run_probe(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr
+    assert "TF-NOT-IMPORTED" in proc.stderr
+
+
+def test_version():
+    proc = run_cli("--version")
+    from dlsuite import __version__
+
+    assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_validate_reports_five_mistakes_with_paths_and_exit_2(five_mistakes):
+    proc = run_cli("config", "validate", str(five_mistakes))
+    assert proc.returncode == 2
+    err = proc.stderr
+    for needle in ("$.model.n_filtres: unknown key; did you mean n_filters?",
+                   "$.seed: expected an integer", "$.datagen.batch_size: expected an integer",
+                   "$.wandb.mode: expected one of", "$.evaluaton: unknown key; did you mean evaluation?"):
+        assert needle in err
+    assert "5 config error(s)" in err
+    assert "Traceback" not in err
+
+
+def test_debug_shows_traceback(five_mistakes):
+    proc = run_cli("--debug", "config", "validate", str(five_mistakes))
+    assert proc.returncode == 2 and "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize("content, needle", [(None, "config file not found"),
+                                             ("{not json", "not valid JSON")])
+def test_missing_or_broken_file_exit_2(tmp_path, content, needle):
+    path = tmp_path / "c.json"
+    if content is not None:
+        path.write_text(content)
+    proc = run_cli("config", "validate", str(path))
+    assert proc.returncode == 2 and needle in proc.stderr and str(path) in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_usage_error_exit_2():
+    proc = run_cli("config", "validate")
+    assert proc.returncode == 2
+
+
+def test_show_prints_resolved_config_with_defaults(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"model": {"name": "unet", "n_filters": 4}}))
+    proc = run_cli("config", "show", str(path))
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    assert shown["model"]["n_filters"] == 4 and "pools" in shown["model"]
+    assert shown["schema_version"] == 1 and shown["train"]["epochs"] >= 1
+
+
+def test_plugins_json_lists_builtins_with_distribution():
+    proc = run_cli("plugins", "--json")
+    assert proc.returncode == 0
+    data = json.loads(proc.stdout)
+    builtins = {p["plugin"]: p for p in data["plugins"] if p["dist"] == "dlsuite"}
+    assert set(builtins) >= {"dlsuite.architectures", "dlsuite.losses", "dlsuite.datagen",
+                             "dlsuite.postprocess"}
+    assert "unet" in builtins["dlsuite.architectures"]["contributes"]["architectures"]
+    unet = [e for e in data["kinds"]["architectures"] if e["name"] == "unet"][0]
+    assert unet["distribution"] == "dlsuite" and unet["parameters"]
+
+
+def test_plugins_validate_imports_factories():
+    proc = run_cli("plugins", "--validate")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all factories import" in proc.stdout
+
+
+def test_third_party_plugin_shows_up_and_broken_one_is_reported(fake_site):
+    fake_site("broken-dist", "0.1", {"broken_mod": "broken_mod"},
+              {"broken_mod": "raise RuntimeError('boom at import')\n"})
+    env = {"PYTHONPATH": str(fake_site.site)}
+    proc = run_cli("plugins", "--json", env=env)
+    assert proc.returncode == 0
+    broken = json.loads(proc.stdout)["broken"]
+    assert broken[0]["plugin"] == "broken_mod" and "boom at import" in broken[0]["error"]
+    proc = run_cli("plugins", env=env)
+    assert "broken_mod" in proc.stdout and "boom at import" in proc.stdout
