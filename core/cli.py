@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import traceback
 from typing import Any
@@ -24,7 +25,10 @@ err = Console(stderr=True, soft_wrap=True)
 
 # Commands defined in their own modules, attached to the group at start-up
 # (module, attribute). None of these modules imports TensorFlow at import time.
-SUBCOMMANDS: list[tuple[str, str]] = []
+SUBCOMMANDS: list[tuple[str, str]] = [
+    ("dlsuite.cli_model", "model_group"),
+    ("dlsuite.cli_scaffold", "new_plugin_command"),
+]
 
 
 class State:
@@ -160,6 +164,7 @@ def _report(exc: BaseException) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``dlsuite`` console script; exits with the documented codes."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     _attach_subcommands()
     try:
         cli.main(args=argv, prog_name="dlsuite", standalone_mode=False)

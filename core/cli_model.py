@@ -1,0 +1,40 @@
+"""``dlsuite model summary CONFIG``: build the configured model and print its size."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+
+@click.group("model")
+def model_group() -> None:
+    """Inspect the configured model."""
+
+
+@model_group.command("summary")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON with keys total, trainable, "
+              "non_trainable, input_shape, output_shape.")
+def summary(config: str, as_json: bool) -> None:
+    """Build the model of CONFIG; print total/trainable/non-trainable parameters and shapes."""
+    from .api import load_config, plugins
+    from .models import build_model
+    from dlsuite_plugins.architectures.summary import summarize  # documented helper
+
+    loaded = load_config(config, check_paths=False)
+    info = summarize(build_model(loaded.config, plugins()))
+    info["architecture"] = loaded.config.model.name
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    table = Table(title=f"{info['architecture']} ({config})")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    for key in ("total", "trainable", "non_trainable"):
+        table.add_row(f"{key} parameters", f"{info[key]:,}")
+    table.add_row("input shape", str(info["input_shape"]))
+    table.add_row("output shape", str(info["output_shape"]))
+    Console().print(table)

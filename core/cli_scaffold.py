@@ -1,0 +1,21 @@
+"""``dlsuite new-plugin NAME``: scaffold a plugin package."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+
+
+@click.command("new-plugin")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["architecture", "loss", "postprocessor"]),
+              default="architecture", show_default=True, help="What the plugin contributes.")
+@click.option("-d", "--directory", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Where to create the package folder.")
+def new_plugin_command(name: str, kind: str, directory: str) -> None:
+    """Write a ready-to-install plugin package for NAME (entry point, params, tests)."""
+    from .scaffold import new_plugin
+
+    root = new_plugin(name, kind, directory)
+    Console().print(f"[green]created {root}[/green]\nnext: pip install -e {root} && "
+                    f"dlsuite plugins && pytest {root}/tests")

@@ -1,0 +1,240 @@
+"""Contract test classes: what every plugin of a kind must do.
+
+Each class is a pytest test class (its name does not start with ``Test`` so it is not
+collected by itself); subclass it with ``plugin``, ``name`` and ``params`` set.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any, ClassVar
+
+import attrs
+import numpy as np
+import pytest
+
+from ..registry import Entry, Registry
+
+__all__ = ["plugin_registry", "PluginContract", "ArchitectureContract", "LossContract",
+           "MetricContract", "NormalizerContract", "SamplerContract", "TargetContract",
+           "AugmentationContract", "PostprocessorContract"]
+
+
+def plugin_registry(plugin: Any, name: str | None = None) -> Registry:
+    """A registry holding only ``plugin`` (a module or an object with hook implementations)."""
+    return Registry.from_plugins([plugin], [name or getattr(plugin, "__name__", "plugin")])
+
+
+class PluginContract:
+    """Checks shared by every kind: spec present, params documented, factory importable,
+    plugin module importable without TensorFlow."""
+
+    kind: ClassVar[str] = ""
+    plugin: ClassVar[Any] = None
+    name: ClassVar[str] = ""
+    params: ClassVar[dict] = {}
+
+    @pytest.fixture
+    def entry(self) -> Entry:
+        return plugin_registry(self.plugin).resolve(self.kind, self.name)
+
+    @pytest.fixture
+    def built_params(self, entry):
+        return entry.spec.params(**self.params)
+
+    def test_spec_is_declared_with_description(self, entry):
+        assert entry.name == self.name
+        assert entry.spec.description, f"{self.name}: give the spec a description"
+
+    def test_params_have_defaults_and_help(self, entry):
+        assert attrs.has(entry.spec.params), "params must be an attrs class"
+        for field in attrs.fields(entry.spec.params):
+            assert field.metadata.get("help"), f"{self.name}.{field.name}: add help= text"
+        entry.spec.params()  # every field has a default
+
+    def test_factory_imports(self, entry):
+        assert callable(entry.load())
+
+    def test_plugin_module_imports_without_tensorflow(self):
+        module = getattr(self.plugin, "__name__", None)
+        if not isinstance(module, str) or module not in sys.modules:
+            pytest.skip("plugin is not a module")
+        code = (f"import sys, importlib; importlib.import_module({module!r}); "
+                "print('tensorflow' in sys.modules)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        assert out == "False", f"importing {module} imported TensorFlow: keep it lazy"
+
+
+class ArchitectureContract(PluginContract):
+    """Builds at a small size, gives logits of the right shape, round-trips through .keras."""
+
+    kind = "architectures"
+    size: ClassVar[int] = 32
+
+    def _build(self, entry, built_params, n_classes=2):
+        h = w = self.size
+        if entry.spec.size_multiple:
+            m = entry.spec.size_multiple(built_params)
+            h = w = max(m, (self.size // m) * m)
+        frame = (h, w, 1) if not entry.spec.supports_dynamic_size else (None, None, 1)
+        shape = (built_params.time_windows, *frame) if entry.spec.temporal else frame
+        model = entry.load()(built_params, n_classes=n_classes, input_shape=shape)
+        x_shape = (2, built_params.time_windows, h, w, 1) if entry.spec.temporal else (2, h, w, 1)
+        return model, np.random.default_rng(0).random(x_shape, dtype=np.float32), (h, w)
+
+    @pytest.mark.parametrize("n_classes", [2, 3])
+    def test_output_is_logits_of_input_size(self, entry, built_params, n_classes):
+        model, x, (h, w) = self._build(entry, built_params, n_classes)
+        y = np.asarray(model(x, training=False))
+        assert y.shape == (2, h, w, n_classes)
+        assert np.isfinite(y).all()
+
+    def test_keras_round_trip(self, entry, built_params, tmp_path):
+        import keras
+
+        model, x, _ = self._build(entry, built_params)
+        path = tmp_path / "model.keras"
+        model.save(path)
+        loaded = keras.models.load_model(path, safe_mode=True, compile=False)
+        np.testing.assert_allclose(np.asarray(loaded(x, training=False)),
+                                   np.asarray(model(x, training=False)), rtol=1e-5, atol=1e-5)
+
+
+class _KerasObjectContract(PluginContract):
+    n_classes: ClassVar[int] = 2
+    target_channels: ClassVar[int] = 1
+
+    def _data(self):
+        rng = np.random.default_rng(0)
+        classes = rng.integers(0, self.n_classes, size=(2, 16, 16, 1)).astype("float32")
+        extra = [np.ones((2, 16, 16, 1), "float32")] * (self.target_channels - 1)
+        y_true = np.concatenate([classes, *extra], axis=-1)
+        logits = rng.normal(size=(2, 16, 16, self.n_classes)).astype("float32")
+        perfect = np.where(np.arange(self.n_classes) == classes, 8.0, -8.0).astype("float32")
+        return y_true, logits, perfect
+
+
+class LossContract(_KerasObjectContract):
+    """A finite scalar, lower for a perfect prediction than for a random one, with gradients."""
+
+    kind = "losses"
+
+    def test_scalar_lower_for_perfect_prediction(self, entry, built_params):
+        loss = entry.load()(built_params, n_classes=self.n_classes)
+        y_true, logits, perfect = self._data()
+        bad, good = float(loss(y_true, logits)), float(loss(y_true, perfect))
+        assert np.isfinite(bad) and np.isfinite(good)
+        assert good < bad
+
+    def test_has_gradients(self, entry, built_params):
+        import tensorflow as tf
+
+        loss = entry.load()(built_params, n_classes=self.n_classes)
+        y_true, logits, _ = self._data()
+        var = tf.Variable(logits)
+        with tf.GradientTape() as tape:
+            value = loss(tf.constant(y_true), var)
+        grad = tape.gradient(value, var)
+        assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0
+
+
+class MetricContract(_KerasObjectContract):
+    """A stateful Keras metric named like the spec; perfect predictions score best."""
+
+    kind = "metrics"
+
+    def test_named_like_the_spec_and_perfect_is_best(self, entry, built_params):
+        metric = entry.load()(built_params, n_classes=self.n_classes)
+        assert metric.name == self.name
+        y_true, logits, perfect = self._data()
+        metric.update_state(y_true, perfect)
+        best = float(metric.result())
+        metric.reset_state()
+        metric.update_state(y_true, logits)
+        other = float(metric.result())
+        assert (best >= other) if entry.spec.mode == "max" else (best <= other)
+
+
+class NormalizerContract(PluginContract):
+    """Float32 output of the input's shape, for images and videos; finite on constant input."""
+
+    kind = "normalizers"
+
+    @pytest.mark.parametrize("shape", [(24, 20), (3, 24, 20)])
+    def test_shape_dtype_finite(self, entry, built_params, shape):
+        norm = entry.load()(built_params)
+        image = np.random.default_rng(0).integers(0, 4000, size=shape).astype(np.uint16)
+        out = norm(image)
+        assert out.shape == shape and out.dtype == np.float32 and np.isfinite(out).all()
+        assert np.isfinite(norm(np.full(shape, 7, np.uint16))).all()
+
+
+class SamplerContract(PluginContract):
+    """Patches always fully inside the image."""
+
+    kind = "samplers"
+
+    def test_patch_inside_image(self, entry, built_params):
+        sample = entry.load()(built_params)
+        labels = np.zeros((40, 30), np.int32)
+        labels[5:10, 20:28] = 3
+        rng = np.random.default_rng(0)
+        for _ in range(50):
+            top, left = sample(labels, (16, 12), rng)
+            assert 0 <= top <= 40 - 16 and 0 <= left <= 30 - 12
+
+
+class TargetContract(PluginContract):
+    """``(H, W, C)`` float32 with C = len(spec.channels); classes below spec.n_classes."""
+
+    kind = "targets"
+
+    def test_shape_and_classes(self, entry, built_params):
+        make = entry.load()(built_params)
+        labels = np.zeros((32, 32), np.uint32)
+        labels[4:14, 4:14], labels[14:24, 10:20], labels[20:30, 22:30] = 1, 300, 70000
+        target = make(labels)
+        assert target.shape == (32, 32, len(entry.spec.channels)) and target.dtype == np.float32
+        classes = target[..., 0]
+        assert set(np.unique(classes)) <= set(range(entry.spec.n_classes))
+        assert classes[labels == 0].max() == 0 or entry.spec.n_classes > 2
+
+
+class AugmentationContract(PluginContract):
+    """Keeps shapes and dtypes; the class channel stays integral (nearest interpolation)."""
+
+    kind = "augmentations"
+
+    def test_shapes_and_integral_classes(self, entry, built_params):
+        augment = entry.load()(built_params)
+        rng = np.random.default_rng(0)
+        image = rng.random((3, 32, 32), dtype=np.float32)
+        target = np.zeros((32, 32, 1), np.float32)
+        target[8:20, 8:24] = 1
+        for _ in range(5):
+            img2, tgt2 = augment(image, target, rng)
+            assert img2.shape == image.shape and tgt2.shape == target.shape
+            assert np.array_equal(tgt2[..., 0], np.round(tgt2[..., 0]))
+
+
+class PostprocessorContract(PluginContract):
+    """Accepts the chain's input and returns a 2D array of the image size.
+
+    ``input_kind`` is ``"probabilities"`` (``(H, W, C)`` float) or ``"mask"`` (``(H, W)``)."""
+
+    kind = "postprocessors"
+    input_kind: ClassVar[str] = "mask"
+
+    def test_returns_image_sized_array(self, entry, built_params):
+        step = entry.load()(built_params)
+        mask = np.zeros((40, 40), np.uint8)
+        mask[5:20, 5:20] = 1
+        mask[25:35, 22:38] = 1
+        if self.input_kind == "probabilities":
+            probs = np.stack([1.0 - mask, mask], axis=-1).astype(np.float32)
+            out = step(probs)
+        else:
+            out = step(mask)
+        assert out.shape == (40, 40)

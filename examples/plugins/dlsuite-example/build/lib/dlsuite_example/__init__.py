@@ -1,0 +1,1 @@
+"""dlsuite-example: an example third-party plugin package for dlsuite."""

@@ -1,0 +1,63 @@
+"""Entry-point module: hook implementations returning specs (no TensorFlow imported here)."""
+
+from __future__ import annotations
+
+import attrs
+
+from dlsuite import ArchitectureSpec, LossSpec, PostprocessorSpec, hookimpl, param
+
+
+@attrs.frozen
+class ResidualUNetParams:
+    """Parameters of ``residual_unet``."""
+
+    n_filters: int = param(16, help="filters of the first level (doubled per level)")
+    pools: int = param(3, help="number of down-sampling steps (depth)")
+    dropout: float = param(0.0, help="dropout after each decoder block")
+
+
+@attrs.frozen
+class TverskyParams:
+    """Parameters of ``tversky``."""
+
+    alpha: float = param(0.5, help="weight of false positives")
+    beta: float = param(0.5, help="weight of false negatives")
+    smooth: float = param(1.0, help="added to numerator and denominator")
+
+
+@attrs.frozen
+class OpeningParams:
+    """Parameters of ``opening``."""
+
+    radius: int = param(2, help="radius of the disk structuring element (pixels)")
+
+
+def _multiple(params: ResidualUNetParams) -> int:
+    return 2 ** params.pools
+
+
+def _receptive_field(params: ResidualUNetParams) -> int:
+    return 4 * 2 ** (params.pools + 1) + 4
+
+
+@hookimpl
+def dlsuite_architectures():
+    """Contribute ``residual_unet``."""
+    return [ArchitectureSpec(
+        name="residual_unet", factory="dlsuite_example.residual_unet:build",
+        params=ResidualUNetParams, description="2D U-Net with residual blocks",
+        size_multiple=_multiple, receptive_field=_receptive_field)]
+
+
+@hookimpl
+def dlsuite_losses():
+    """Contribute ``tversky``."""
+    return [LossSpec(name="tversky", factory="dlsuite_example.tversky:build",
+                     params=TverskyParams, description="Tversky loss on the foreground")]
+
+
+@hookimpl
+def dlsuite_postprocessors():
+    """Contribute ``opening``."""
+    return [PostprocessorSpec(name="opening", factory="dlsuite_example.opening:build",
+                              params=OpeningParams, description="morphological opening of a mask")]

@@ -1,0 +1,71 @@
+"""dlsuite's built-in plugins pass the same contract tests third-party authors run."""
+
+from __future__ import annotations
+
+import pytest
+
+import dlsuite_plugins.architectures.plugin as arch_plugin
+import dlsuite_plugins.datagen.plugin as datagen_plugin
+import dlsuite_plugins.losses.plugin as loss_plugin
+import dlsuite_plugins.postprocess.plugin as post_plugin
+from dlsuite.testing import (ArchitectureContract, AugmentationContract, LossContract,
+                             MetricContract, NormalizerContract, PostprocessorContract,
+                             SamplerContract, TargetContract)
+
+
+class TestUNetContract(ArchitectureContract):
+    plugin = arch_plugin
+    name = "unet"
+    params = {"n_filters": 4, "pools": 2}
+
+
+class TestMobileUNetContract(ArchitectureContract):
+    plugin = arch_plugin
+    name = "mobilenet_mobileunet"
+    params = {"n_filters": 4, "pools": 2}
+
+
+class TestSparseCCEContract(LossContract):
+    plugin = loss_plugin
+    name = "sparse_cce"
+
+
+class TestDiceLossContract(LossContract):
+    plugin = loss_plugin
+    name = "dice"
+
+
+class TestJaccardContract(MetricContract):
+    plugin = loss_plugin
+    name = "jaccard"
+
+
+class TestPercentileContract(NormalizerContract):
+    plugin = datagen_plugin
+    name = "percentile"
+
+
+class TestForegroundPdfContract(SamplerContract):
+    plugin = datagen_plugin
+    name = "foreground_pdf"
+
+
+class TestContoursContract(TargetContract):
+    plugin = datagen_plugin
+    name = "contours"
+
+
+class TestFlipContract(AugmentationContract):
+    plugin = datagen_plugin
+    name = "flip"
+
+
+class TestArgmaxContract(PostprocessorContract):
+    plugin = post_plugin
+    name = "argmax"
+    input_kind = "probabilities"
+
+
+class TestLabelContract(PostprocessorContract):
+    plugin = post_plugin
+    name = "label"
