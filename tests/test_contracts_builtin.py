@@ -69,3 +69,15 @@ class TestArgmaxContract(PostprocessorContract):
 class TestLabelContract(PostprocessorContract):
     plugin = post_plugin
     name = "label"
+
+
+class TestBinaryCCEOneChannelContract(LossContract):
+    plugin = loss_plugin
+    name = "binary_cce"
+    n_classes = 1
+
+
+class TestWeightedBCEContract(LossContract):
+    plugin = loss_plugin
+    name = "weighted_bce"
+    target_channels = 2

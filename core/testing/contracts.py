@@ -108,11 +108,15 @@ class _KerasObjectContract(PluginContract):
 
     def _data(self):
         rng = np.random.default_rng(0)
-        classes = rng.integers(0, self.n_classes, size=(2, 16, 16, 1)).astype("float32")
+        n_labels = max(self.n_classes, 2)  # 1-channel models predict 0/1 with one logit
+        classes = rng.integers(0, n_labels, size=(2, 16, 16, 1)).astype("float32")
         extra = [np.ones((2, 16, 16, 1), "float32")] * (self.target_channels - 1)
         y_true = np.concatenate([classes, *extra], axis=-1)
         logits = rng.normal(size=(2, 16, 16, self.n_classes)).astype("float32")
-        perfect = np.where(np.arange(self.n_classes) == classes, 8.0, -8.0).astype("float32")
+        if self.n_classes == 1:
+            perfect = np.where(classes == 1, 8.0, -8.0).astype("float32")
+        else:
+            perfect = np.where(np.arange(self.n_classes) == classes, 8.0, -8.0).astype("float32")
         return y_true, logits, perfect
 
 

@@ -1,0 +1,97 @@
+"""The declarative table of the built-in losses and metrics (no TensorFlow import here).
+
+One row per loss / metric: its name, parameter class, the ``y_true`` channels it needs, the
+numbers of output classes it accepts and a one-line description. ``plugin.py`` turns the
+rows into specs; the TensorFlow modules use the same rows for their input checks, so the
+two can never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import attrs
+
+from dlsuite import NoParams
+
+from . import params as p
+
+__all__ = ["LossInfo", "MetricInfo", "LOSSES", "METRICS"]
+
+
+@attrs.frozen
+class LossInfo:
+    """One built-in loss. ``min_classes``/``max_classes`` bound the model's ``n_classes``
+    (``max_classes=None``: no upper bound)."""
+
+    name: str
+    params: type
+    description: str
+    target_channels: tuple[str, ...] = ("class",)
+    min_classes: int = 1
+    max_classes: Optional[int] = None
+
+    def accepts(self, n_classes: int) -> bool:
+        """True when a model with ``n_classes`` output channels can use this loss."""
+        upper = self.max_classes if self.max_classes is not None else n_classes
+        return self.min_classes <= n_classes <= upper
+
+    def classes_text(self) -> str:
+        """Human-readable range of accepted ``n_classes`` (for error messages)."""
+        if self.max_classes is None:
+            return f">= {self.min_classes}"
+        if self.max_classes == self.min_classes:
+            return f"{self.min_classes}"
+        return f"{self.min_classes}..{self.max_classes}"
+
+
+@attrs.frozen
+class MetricInfo:
+    """One built-in metric; ``mode`` is ``"max"`` when higher is better."""
+
+    name: str
+    description: str
+    mode: str = "max"
+    params: type = NoParams
+
+
+_LOSS_ROWS = [
+    LossInfo("sparse_cce", p.SparseCCEParams,
+             "softmax cross-entropy of the class index, from logits; optional class weights",
+             min_classes=2),
+    LossInfo("categorical_cce", p.CategoricalCCEParams,
+             "softmax cross-entropy against the one-hot class index, with label smoothing",
+             min_classes=2),
+    LossInfo("binary_cce", p.BinaryCCEParams,
+             "sigmoid cross-entropy of the foreground (1-channel logit, or fg minus bg logit)",
+             min_classes=1, max_classes=2),
+    LossInfo("weighted_bce", p.WeightedBCEParams,
+             "cross-entropy of the true class times the pixel weight map (y_true channel 1)",
+             target_channels=("class", "weight")),
+    LossInfo("weighted_bce_dice", p.WeightedBCEDiceParams,
+             "border-weighted BCE + weighted soft Dice of the foreground (lyakaap); weights "
+             "from y_true channel 1 if present, else from an 11x11 border rule"),
+    LossInfo("multiple_output", p.MultipleOutputParams,
+             "independent sigmoid BCE per output channel against the one-hot target, "
+             "weighted sum with category_weights", min_classes=2),
+    LossInfo("l1l2", p.L1L2Params,
+             "keypoint heatmap loss (DeepSTORM): MSE of Gaussian-blurred prediction to the "
+             "heatmap + L1 sparsity of the prediction", min_classes=1, max_classes=1),
+    LossInfo("dice", p.DiceLossParams,
+             "soft Dice loss of the foreground probability (batch level)"),
+    LossInfo("focal", p.FocalParams,
+             "focal loss from logits (sigmoid for 1 channel, softmax otherwise)"),
+]
+
+_METRIC_ROWS = [
+    MetricInfo("jaccard", "IoU of the foreground (prediction: argmax != 0, or logit > 0 for "
+                          "1 channel), micro-averaged over all pixels seen; 1.0 when both "
+                          "prediction and truth are empty"),
+    MetricInfo("dice", "Dice (F1) of the foreground, same foreground rule and accumulation as "
+                       "jaccard; 1.0 when both are empty"),
+    MetricInfo("accuracy", "fraction of pixels whose argmax class (logit > 0 for 1 channel) "
+                           "equals the true class"),
+]
+
+LOSSES: dict[str, LossInfo] = {row.name: row for row in _LOSS_ROWS}
+METRICS: dict[str, MetricInfo] = {row.name: row for row in _METRIC_ROWS}
