@@ -28,6 +28,8 @@ err = Console(stderr=True, soft_wrap=True)
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("dlsuite.cli_model", "model_group"),
     ("dlsuite.cli_scaffold", "new_plugin_command"),
+    ("dlsuite.cli_data", "example_data"),
+    ("dlsuite.cli_data", "prepare"),
 ]
 
 

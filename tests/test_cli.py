@@ -131,3 +131,31 @@ def test_third_party_plugin_shows_up_and_broken_one_is_reported(fake_site):
     assert broken[0]["plugin"] == "broken_mod" and "boom at import" in broken[0]["error"]
     proc = run_cli("plugins", env=env)
     assert "broken_mod" in proc.stdout and "boom at import" in proc.stdout
+
+
+LEGACY = {"cnn_name": "mobilenet_mobileunet_lstm_", "OUTPUTPATH": "out", "model_n_filters": 16,
+          "model_pools": 3, "model_mobile_alpha": 0.35, "model_time_windows": 5, "model_lr": 1e-4,
+          "model_train_decoder_only": 0, "model_seed_initializer": "None",
+          "train_seed_initializer": "None", "train_max_epochs": 10,
+          "train_pretrained_weights": "None", "callbacks_save_best_only": 1,
+          "datagen_dim_size": [256, 256], "datagen_sigma": 1, "normalization": "PERCENTILE"}
+
+
+def test_legacy_config_validates_after_printing_the_migration(tmp_path):
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(LEGACY))
+    proc = run_cli("config", "validate", str(path), env={"COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    assert "$.model.n_filters" in proc.stderr and "datagen_sigma" in proc.stderr
+    assert "obsolete" in proc.stderr
+
+
+def test_migrate_writes_a_new_config_that_validates(tmp_path):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(LEGACY))
+    proc = run_cli("config", "migrate", str(old), "-o", str(new))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(new.read_text())
+    assert data["model"]["name"] == "mobilenet_mobileunet_lstm" and data["seed"] is None
+    assert data["model"]["train_decoder_only"] is False
+    assert run_cli("config", "validate", str(new)).returncode == 0

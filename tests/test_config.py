@@ -158,3 +158,32 @@ def test_readme_config_reference_is_in_sync():
     block = readme.split(START)[1].split(END)[0]
     assert block.strip() == markdown_reference().strip(), (
         "README config reference is stale: run python -m dlsuite.config.reference --write README.md")
+
+
+def test_data_paths_are_checked_at_validation(tmp_path):
+    from dlsuite.data.example import write_example_videos
+
+    write_example_videos(tmp_path / "ex", n_videos=2, frames=3, size=32, seed=1)
+    videos = tmp_path / "ex" / "videos"
+    ok = parse_config({"data": {"train": str(videos), "test": str(tmp_path / "ex" / "ctc")}},
+                      get_registry()).config
+    assert ok.data.train == str(videos)
+    (videos / "labels" / "cells_01.tif").unlink()
+    with pytest.raises(ConfigError) as info:
+        parse_config({"data": {"train": str(videos), "val": str(tmp_path / "missing")}},
+                     get_registry())
+    problems = dict(info.value.problems)
+    assert "cells_01" in problems["$.data.train"]
+    assert "missing" in problems["$.data.val"]
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path):
+    from dlsuite.config import load_config
+    from dlsuite.data.example import write_example_videos
+
+    write_example_videos(tmp_path / "ex", n_videos=1, frames=2, size=32, seed=1)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"data": {"train": "ex/videos"}, "output_dir": "runs/a"}))
+    config = load_config(path, get_registry()).config
+    assert config.data.train == str(tmp_path / "ex" / "videos")
+    assert config.output_dir == str(tmp_path / "runs" / "a")

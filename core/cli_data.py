@@ -1,0 +1,167 @@
+"""Data commands of the CLI (no TensorFlow import): ``dlsuite example-data ...`` and
+``dlsuite prepare ...``.
+
+The lead's ``dlsuite`` group adds them with ``cli.add_command(example_data)`` and
+``cli.add_command(prepare)``. Bad input raises :class:`~dlsuite.errors.DlsuiteInputError`
+(or its subclass ``DataError``); the top-level CLI turns it into exit status 2 without a
+traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["example_data", "prepare"]
+
+_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _summary(title: str, rows: list[tuple[str, str]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, value)
+    _console().print(table)
+
+
+def _count(folder: Path, pattern: str = "*.tif") -> int:
+    return sum(1 for _ in folder.glob(pattern)) if folder.is_dir() else 0
+
+
+# --------------------------------------------------------------------------------------------
+# example-data
+
+
+@click.group("example-data")
+def example_data() -> None:
+    """Write small synthetic phase-contrast datasets (for trying dlsuite and for tests)."""
+
+
+@example_data.command("videos")
+@click.argument("out_dir", type=_DIR)
+@click.option("--n-videos", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--frames", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--size", default=64, show_default=True, type=click.IntRange(min=16))
+@click.option("--seed", default=0, show_default=True, type=int)
+def example_videos(out_dir: Path, n_videos: int, frames: int, size: int, seed: int) -> None:
+    """Write synthetic 2D+t videos to OUT_DIR/videos (videos layout) and OUT_DIR/ctc (CTC)."""
+    from dlsuite.data.example import write_example_videos
+
+    written = write_example_videos(out_dir, n_videos=n_videos, frames=frames, size=size, seed=seed)
+    _summary(
+        "example videos",
+        [
+            ("videos layout", f"{written['videos']}  ({len(written['inputs'])} videos, "
+                              f"{frames} frames, {size}x{size}, uint16)"),
+            ("CTC sequences", f"{written['ctc']}  ({len(written['sequences'])} sequences, "
+                              f"SEG on frames {written['annotated']})"),
+        ],
+    )
+
+
+@example_data.command("frames")
+@click.argument("out_dir", type=_DIR)
+@click.option("--n", "n", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--size", default=64, show_default=True, type=click.IntRange(min=16))
+@click.option("--seed", default=0, show_default=True, type=int)
+def example_frames(out_dir: Path, n: int, size: int, seed: int) -> None:
+    """Write synthetic 2D frames to OUT_DIR/frames (frames layout)."""
+    from dlsuite.data.example import write_example_frames
+
+    written = write_example_frames(out_dir, n=n, size=size, seed=seed)
+    desc = f"{written['frames']}  ({n} frames, {size}x{size})"
+    _summary("example frames", [("frames layout", desc)])
+
+
+# --------------------------------------------------------------------------------------------
+# prepare
+
+
+@click.group("prepare")
+def prepare() -> None:
+    """Convert datasets between layouts (frames, videos, CTC) and make validation clips."""
+
+
+@prepare.command("frames")
+@click.argument("src", type=_DIR)
+@click.argument("dst", type=_DIR)
+@click.option("--overwrite", is_flag=True, help="replace earlier outputs in DST")
+def prepare_frames(src: Path, dst: Path, overwrite: bool) -> None:
+    """Split the videos of SRC (inputs/ + labels/) into 2D frames in DST, with
+    videos2im_relation.csv."""
+    from dlsuite.data.prepare import RELATION_CSV, videos_to_frames
+
+    videos_to_frames(src, dst, overwrite=overwrite)
+    _summary(
+        "videos -> frames",
+        [
+            ("frames", f"{dst / 'inputs'}  ({_count(dst / 'inputs')} files)"),
+            ("labels", f"{dst / 'labels'}  ({_count(dst / 'labels')} files)"),
+            ("relation", str(dst / RELATION_CSV)),
+        ],
+    )
+
+
+@prepare.command("videos")
+@click.argument("src", type=_DIR)
+@click.argument("dst", type=_DIR)
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="relation CSV (default: SRC/videos2im_relation.csv)")
+def prepare_videos(src: Path, dst: Path, csv_path: Path | None) -> None:
+    """Rebuild videos in DST from the frames of SRC using the relation CSV."""
+    from dlsuite.data.prepare import RELATION_CSV, frames_to_videos
+
+    written = frames_to_videos(src, dst, csv_path or src / RELATION_CSV)
+    _summary("frames -> videos", [("videos", f"{dst}  ({len(written)} files)")])
+
+
+@prepare.command("clips")
+@click.argument("src", type=_DIR)
+@click.argument("dst", type=_DIR)
+@click.option("-T", "--frames", "T", required=True, type=click.IntRange(min=1),
+              help="frames per clip (the temporal model's window)")
+@click.option("--every", default=1, show_default=True, type=click.IntRange(min=1),
+              help="use every N-th annotated frame")
+@click.option("--layout", default="auto", show_default=True,
+              type=click.Choice(["auto", "videos", "ctc", "frames"]))
+@click.option("--overwrite", is_flag=True, help="replace earlier outputs in DST")
+def prepare_clips(src: Path, dst: Path, T: int, every: int, layout: str, overwrite: bool) -> None:
+    """Write validation clips of T frames ending at the annotated frames of SRC into DST."""
+    from dlsuite.data.prepare import CLIPS_CSV, make_clips
+
+    make_clips(src, dst, T, every=every, layout=layout, overwrite=overwrite)
+    _summary(
+        "validation clips",
+        [
+            ("clips", f"{dst / 'inputs'}  ({_count(dst / 'inputs')} clips of {T} frames)"),
+            ("targets", str(dst / "labels")),
+            ("relation", str(dst / CLIPS_CSV)),
+        ],
+    )
+
+
+@prepare.command("ctc")
+@click.argument("src", type=_DIR)
+@click.argument("dst", type=_DIR)
+@click.option("--kind", default="GT", show_default=True, type=click.Choice(["GT", "RES"]),
+              help="GT: NN_GT/SEG+TRA+man_track.txt; RES: NN_RES/mask*.tif+res_track.txt")
+@click.option("--overwrite", is_flag=True, help="replace earlier outputs in DST")
+def prepare_ctc(src: Path, dst: Path, kind: str, overwrite: bool) -> None:
+    """Export the label videos of SRC (SRC/labels/ or SRC itself) as CTC sequences in DST."""
+    from dlsuite.data.prepare import SEQUENCES_CSV, videos_to_ctc
+
+    mapping = videos_to_ctc(src, dst, kind=kind, overwrite=overwrite)
+    rows = [(seq, video) for seq, video in mapping.items()]
+    rows.append(("mapping", str(dst / SEQUENCES_CSV)))
+    _summary(f"CTC {kind} export -> {dst}", rows)

@@ -1,0 +1,324 @@
+"""Reading and writing images: TIFF through tifffile (2D images and 2D+t videos), PNG for 2D.
+
+Promises (SPEC D1):
+
+- :func:`read_image` returns ``(H, W)`` for a 2D image or ``(T, H, W)`` for a video, in the
+  file's own dtype (any integer or float dtype; nothing is rescaled or cast, so label ids never
+  wrap at 256). Singleton channel/sample axes are dropped; a colour axis whose channels are all
+  equal is reduced to one channel; true colour data, or more than one non-spatial axis of size
+  > 1 (e.g. T and Z together), raise :class:`~dlsuite.errors.DataError` naming the file.
+- :func:`read_info` / :func:`read_shape` give the same shape (and the dtype) from the header
+  alone, without reading pixels.
+- :func:`write_tiff` writes ImageJ-compatible TIFF with axes metadata (``YX``, ``TYX``, ...)
+  for the dtypes ImageJ knows (uint8, uint16, float32); any other dtype (int32, uint32, int64,
+  float64, ...) is written as a plain tifffile TIFF whose metadata holds shape and axes, so
+  values round-trip exactly. Writes are atomic (temporary file in the same folder, then
+  ``os.replace``) and create parent folders. A ``(1, H, W)`` video reads back as ``(1, H, W)``:
+  the intended axes are stored in the ImageJ description under ``dlsuite_axes``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from dlsuite.errors import DataError
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageInfo",
+    "is_image_file",
+    "read_image",
+    "read_info",
+    "read_shape",
+    "write_text_atomic",
+    "write_tiff",
+]
+
+#: ImageJ stores these dtypes natively; others go to plain (tifffile "shaped") TIFF.
+IMAGEJ_DTYPES = frozenset({np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32)})
+#: ImageJ hyperstack axis order; a requested axes string must be a subsequence of it.
+IMAGEJ_AXES = "TZCYXS"
+#: Axes that hold colour/channel samples rather than time or space.
+CHANNEL_AXES = frozenset("CS")
+#: Default axes when ``write_tiff`` is not told, by number of dimensions.
+DEFAULT_AXES = {2: "YX", 3: "TYX", 4: "TYXC"}
+_DLSUITE_AXES_KEY = "dlsuite_axes"
+
+
+@attrs.frozen
+class ImageInfo:
+    """Shape (as :func:`read_image` would return it) and dtype of an image file."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+
+# --------------------------------------------------------------------------------------------
+# axis bookkeeping shared by the header and the pixel readers
+
+
+def _plan(path: Path, shape: tuple[int, ...], axes: str) -> tuple[list[int], list[int]]:
+    """Decide which axes to keep and which channel axes to collapse.
+
+    Returns ``(squeeze, collapse)``: axis positions of size 1 to drop and channel axes of size
+    > 1 to reduce (allowed only when all channels are equal, checked by the pixel reader).
+    Raises DataError when the result would not be 2D or 3D.
+    """
+    if len(axes) != len(shape):
+        axes = "Q" * (len(shape) - 2) + "YX"
+    squeeze = [i for i, (a, n) in enumerate(zip(axes, shape)) if n == 1 and a in CHANNEL_AXES]
+    collapse = [i for i, (a, n) in enumerate(zip(axes, shape)) if n > 1 and a in CHANNEL_AXES]
+    rest = [i for i in range(len(shape)) if i not in squeeze and i not in collapse]
+    if len(rest) > 3:  # drop further singleton non-spatial axes (Z=1 in a TZYX file, ...)
+        extra = [i for i in rest[:-2] if shape[i] == 1]
+        while len(rest) > 3 and extra:
+            i = extra.pop(0)
+            squeeze.append(i)
+            rest.remove(i)
+    if len(rest) not in (2, 3):
+        raise DataError(
+            f"{path}: unsupported image shape {shape} (axes {axes!r}); expected a 2D image "
+            "(Y, X) or a 2D+t video (T, Y, X)"
+        )
+    return sorted(squeeze), collapse
+
+
+def _planned_shape(shape, squeeze, collapse) -> tuple[int, ...]:
+    drop = set(squeeze) | set(collapse)
+    return tuple(int(n) for i, n in enumerate(shape) if i not in drop)
+
+
+def _apply_plan(path: Path, array: np.ndarray, squeeze, collapse) -> np.ndarray:
+    for i in sorted(collapse, reverse=True):
+        first = np.take(array, [0], axis=i)
+        if not np.all(array == first):
+            raise DataError(
+                f"{path}: colour/multi-channel images are not supported "
+                f"(axis {i} has {array.shape[i]} different channels); convert it to one channel"
+            )
+        array = first
+    drop = tuple(sorted(set(squeeze) | set(collapse)))
+    return np.squeeze(array, axis=drop) if drop else array
+
+
+# --------------------------------------------------------------------------------------------
+# TIFF
+
+
+def _tiff_shape_axes(tif, path: Path) -> tuple[tuple[int, ...], str]:
+    """Shape and axes of the first series, restoring singleton axes we stored ourselves."""
+    if not tif.series:
+        raise DataError(f"{path}: TIFF file holds no image")
+    series = tif.series[0]
+    ij = tif.imagej_metadata or {}
+    wanted = ij.get(_DLSUITE_AXES_KEY)
+    if isinstance(wanted, str) and wanted and set(wanted) <= set(IMAGEJ_AXES):
+        full_shape, full_axes = series.get_shape(False), series.get_axes(False)
+        if set(wanted) <= set(full_axes):
+            return tuple(full_shape[full_axes.index(a)] for a in wanted), wanted
+    return tuple(series.shape), series.axes
+
+
+def _tiff_info(path: Path) -> ImageInfo:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        shape, axes = _tiff_shape_axes(tif, path)
+        dtype = np.dtype(tif.series[0].dtype)
+    squeeze, collapse = _plan(path, shape, axes)
+    return ImageInfo(_planned_shape(shape, squeeze, collapse), dtype)
+
+
+def _tiff_read(path: Path) -> np.ndarray:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        shape, axes = _tiff_shape_axes(tif, path)
+        array = tif.series[0].asarray()
+    array = array.reshape(shape)
+    squeeze, collapse = _plan(path, shape, axes)
+    return _apply_plan(path, array, squeeze, collapse)
+
+
+# --------------------------------------------------------------------------------------------
+# PNG (2D only)
+
+
+def _png_read_raw(path: Path) -> np.ndarray:
+    import imageio.v3 as iio
+
+    return np.asarray(iio.imread(path))
+
+
+def _png_axes(array_shape) -> str:
+    return "YX" if len(array_shape) == 2 else "YXS"
+
+
+def _png_info(path: Path) -> ImageInfo:
+    import imageio.v3 as iio
+
+    props = iio.improps(path)
+    shape = tuple(int(n) for n in props.shape)
+    if len(shape) == 3 and shape[-1] in (2, 4):  # grey+alpha or RGBA: alpha is dropped
+        shape = shape[:-1] + (shape[-1] - 1,)
+    squeeze, collapse = _plan(path, shape, _png_axes(shape))
+    return ImageInfo(_planned_shape(shape, squeeze, collapse), np.dtype(props.dtype))
+
+
+def _png_read(path: Path) -> np.ndarray:
+    array = _png_read_raw(path)
+    if array.ndim == 3 and array.shape[-1] in (2, 4):
+        array = array[..., :-1]
+    squeeze, collapse = _plan(path, array.shape, _png_axes(array.shape))
+    return _apply_plan(path, array, squeeze, collapse)
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+#: suffix -> (info reader, pixel reader); add formats here.
+_READERS: dict[str, tuple[Callable[[Path], ImageInfo], Callable[[Path], np.ndarray]]] = {
+    ".tif": (_tiff_info, _tiff_read),
+    ".tiff": (_tiff_info, _tiff_read),
+    ".png": (_png_info, _png_read),
+}
+IMAGE_SUFFIXES = tuple(_READERS)
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` has a suffix :func:`read_image` supports (case-insensitive) and is
+    not a hidden file."""
+    p = Path(path)
+    return p.suffix.lower() in _READERS and not p.name.startswith(".")
+
+
+def _reader(path: Path, which: int):
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file")
+    entry = _READERS.get(path.suffix.lower())
+    if entry is None:
+        raise DataError(
+            f"{path}: unsupported image format {path.suffix!r}; supported: "
+            + ", ".join(IMAGE_SUFFIXES)
+        )
+    return entry[which]
+
+
+def _call(path: Path, fn):
+    try:
+        return fn(path)
+    except DataError:
+        raise
+    except Exception as exc:  # tifffile/imageio raise many types for corrupt files
+        raise DataError(f"{path}: unreadable image ({type(exc).__name__}: {exc})") from exc
+
+
+def read_info(path: str | os.PathLike) -> ImageInfo:
+    """Shape and dtype of an image file from its header only (pixels are not read).
+
+    The shape is the one :func:`read_image` returns. Raises DataError naming the file when it
+    is missing, unreadable or of an unsupported format/shape.
+    """
+    p = Path(path)
+    return _call(p, _reader(p, 0))
+
+
+def read_shape(path: str | os.PathLike) -> tuple[int, ...]:
+    """``read_info(path).shape``: ``(H, W)`` or ``(T, H, W)``, without reading pixels."""
+    return read_info(path).shape
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a 2D image ``(H, W)`` or a video ``(T, H, W)`` in its native dtype.
+
+    Raises DataError naming the file when it is missing, unreadable, of an unsupported format,
+    multi-channel with different channels, or not 2D/2D+t.
+    """
+    p = Path(path)
+    return _call(p, _reader(p, 1))
+
+
+def _axes_for(array: np.ndarray, axes: str | None) -> str:
+    if axes is None:
+        if array.ndim not in DEFAULT_AXES:
+            raise ValueError(f"cannot guess axes of a {array.ndim}-D array; pass axes=")
+        return DEFAULT_AXES[array.ndim]
+    axes = axes.upper()
+    if len(axes) != array.ndim or len(set(axes)) != len(axes):
+        raise ValueError(f"axes {axes!r} do not fit an array of shape {array.shape}")
+    return axes
+
+
+def _imagej_ok(array: np.ndarray, axes: str) -> bool:
+    if array.dtype not in IMAGEJ_DTYPES:
+        return False
+    positions = [IMAGEJ_AXES.find(a) for a in axes]
+    return all(p >= 0 for p in positions) and positions == sorted(positions)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it; done once, at import
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_tiff(path: str | os.PathLike, array, *, axes: str | None = None) -> Path:
+    """Write ``array`` to ``path`` as TIFF, atomically; returns the path.
+
+    ``axes`` defaults to ``YX`` (2D), ``TYX`` (3D), ``TYXC`` (4D). uint8/uint16/float32 arrays
+    whose axes follow ImageJ order (``TZCYXS``) are written ImageJ-compatible; other dtypes
+    (and bool, stored as uint8) are written as plain TIFF with shape/axes metadata. Values are
+    never cast: int32/uint32/int64 labels round-trip exactly.
+    """
+    import tifffile
+
+    p = Path(path)
+    array = np.asarray(array)
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    axes = _axes_for(array, axes)
+    array = np.ascontiguousarray(array)
+    # without an explicit photometric, tifffile stores a (3, H, W) array as planar RGB
+    photometric = "rgb" if "S" in axes else "minisblack"
+    if _imagej_ok(array, axes):
+        metadata = {"axes": axes, _DLSUITE_AXES_KEY: axes}
+
+        def write(tmp: Path) -> None:
+            tifffile.imwrite(tmp, array, imagej=True, metadata=metadata, photometric=photometric)
+    else:
+
+        def write(tmp: Path) -> None:
+            tifffile.imwrite(tmp, array, metadata={"axes": axes}, photometric=photometric)
+
+    return _atomic(p, write)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, creating parent folders; returns it."""
+    p = Path(path)
+    return _atomic(p, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -1,0 +1,472 @@
+"""Dataset layouts (SPEC D2) behind one sample model.
+
+Three layouts are understood:
+
+``frames``
+    ``inputs/raw_NNN.tif`` + ``labels/instance_ids_NNN.tif``, paired by the token after the
+    last ``_`` (numeric tokens compare as numbers, so ``raw_7`` pairs ``instance_ids_007``).
+    An input is a 2D image, or a ``(T, H, W)`` clip whose target is a 2D label image of its
+    last frame (validation clips made by ``dlsuite prepare clips``).
+``videos``
+    ``inputs/<name>.tif`` + ``labels/<name>.tif`` (same stem, T frames each).
+``ctc``
+    Cell Tracking Challenge sequences ``NN/tNNN.tif`` with sparse ground truth
+    ``NN_GT/SEG/man_segNNN.tif`` (and ``NN_GT/TRA/`` for tracking, not read here).
+
+:func:`detect_layout` decides between them (``layout: auto``), :func:`list_samples` lists the
+:class:`Sample` s in a deterministic (natural-sorted) order, :func:`load_sample` loads one as
+``(T, H, W)`` arrays with the indices of annotated frames, and :func:`check_dataset` reports
+every problem it can find from file headers alone. Label dtypes are kept as stored (no cast, no
+wrap at 256). Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from dlsuite.data.io import ImageInfo, is_image_file, read_image, read_info
+from dlsuite.errors import DataError, DlsuiteInputError
+
+__all__ = [
+    "INPUT_PREFIX",
+    "LABEL_PREFIX",
+    "LAYOUTS",
+    "LoadedSample",
+    "Sample",
+    "check_dataset",
+    "ctc_frame_files",
+    "ctc_seg_files",
+    "detect_layout",
+    "frame_token",
+    "list_samples",
+    "load_sample",
+    "natural_key",
+]
+
+LAYOUTS = ("frames", "videos", "ctc")
+INPUT_PREFIX = "raw_"
+LABEL_PREFIX = "instance_ids_"
+_SEQ_RE = re.compile(r"^\d{2,}$")
+_CTC_FRAME_RE = re.compile(r"^t(\d+)\.tiff?$", re.IGNORECASE)
+_CTC_SEG_RE = re.compile(r"^man_seg(\d+)\.tiff?$", re.IGNORECASE)
+_MAX_LISTED = 10  # names listed in one message before "... and N more"
+
+_EXPECTED = (
+    "expected one of: frames layout (inputs/raw_NNN.tif + labels/instance_ids_NNN.tif), "
+    "videos layout (inputs/<name>.tif + labels/<name>.tif), or CTC sequences "
+    "(NN/tNNN.tif + NN_GT/SEG/man_segNNN.tif)"
+)
+
+
+@attrs.frozen
+class Sample:
+    """One input of a dataset: a 2D frame (or clip), a video, or a CTC sequence.
+
+    ``image`` is the image TIFF (frames/videos) or the sequence folder (ctc); ``labels`` is the
+    label TIFF, the ``NN_GT/SEG`` folder (ctc), or None when unlabelled.
+    """
+
+    name: str
+    layout: str
+    image: Path
+    labels: Path | None
+
+
+@attrs.frozen(eq=False)
+class LoadedSample:
+    """Pixels of a :class:`Sample`.
+
+    ``image`` is ``(T, H, W)`` in its native dtype (T=1 for a 2D frame); ``labels`` is
+    ``(T, H, W)`` integer (stored dtype kept) or None; ``annotated`` holds the indices of the
+    frames that carry labels (all frames for frames/videos, the last frame for a frames-layout
+    clip, the ``man_seg`` frames for CTC; the other label frames are zeros).
+    """
+
+    name: str
+    image: np.ndarray
+    labels: np.ndarray | None
+    annotated: np.ndarray
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key comparing digit runs as numbers: ``raw_2`` < ``raw_10``; ties by raw text."""
+    parts = re.split(r"(\d+)", name)
+    return tuple((0, int(p), p) if p.isdigit() else (1, 0, p) for p in parts), name
+
+
+def frame_token(stem: str) -> int | str:
+    """The pairing token of a frames-layout file stem: the text after the last ``_``, as an int
+    when it is all digits (``raw_017`` -> 17)."""
+    token = stem.rsplit("_", 1)[-1]
+    return int(token) if token.isdigit() else token
+
+
+def _images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    files = [p for p in folder.iterdir() if p.is_file() and is_image_file(p)]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def _listing(names: Iterable[str]) -> str:
+    names = list(names)
+    shown = ", ".join(names[:_MAX_LISTED])
+    more = len(names) - _MAX_LISTED
+    return shown + (f", ... and {more} more" if more > 0 else "")
+
+
+def _indexed(folder: Path, pattern: re.Pattern) -> list[tuple[int, Path]]:
+    found: dict[int, Path] = {}
+    if folder.is_dir():
+        for p in folder.iterdir():
+            m = pattern.match(p.name)
+            if m and p.is_file():
+                index = int(m.group(1))
+                if index in found:
+                    raise DataError(
+                        f"{folder}: {found[index].name} and {p.name} share index {index}"
+                    )
+                found[index] = p
+    return sorted(found.items())
+
+
+def ctc_frame_files(sequence: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``(time index, path)`` of the ``tNNN.tif`` files of a CTC sequence folder, by index."""
+    return _indexed(Path(sequence), _CTC_FRAME_RE)
+
+
+def ctc_seg_files(seg_folder: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``(time index, path)`` of the ``man_segNNN.tif`` files of a ``NN_GT/SEG`` folder."""
+    return _indexed(Path(seg_folder), _CTC_SEG_RE)
+
+
+def _ctc_sequences(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    seqs = [p for p in folder.iterdir() if p.is_dir() and _SEQ_RE.match(p.name)]
+    return sorted((p for p in seqs if ctc_frame_files(p)), key=lambda p: natural_key(p.name))
+
+
+# --------------------------------------------------------------------------------------------
+# detection
+
+
+def _is_frames(inputs: list[Path], labels: list[Path]) -> bool:
+    if not all(p.stem.startswith(INPUT_PREFIX) for p in inputs):
+        return False
+    input_stems = {p.stem for p in inputs}
+    return not any(p.stem in input_stems for p in labels)
+
+
+def detect_layout(folder: str | os.PathLike) -> str:
+    """Return ``"frames"``, ``"videos"`` or ``"ctc"`` for a dataset folder.
+
+    ``inputs/`` whose files are all ``raw_*`` and whose labels (if any) do not share their
+    names is ``frames``; any other non-empty ``inputs/`` is ``videos``; numbered sequence
+    folders holding ``tNNN.tif`` files are ``ctc``. Raises DataError naming the folder and the
+    expected layouts otherwise.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found")
+    inputs = _images(root / "inputs")
+    if inputs:
+        return "frames" if _is_frames(inputs, _images(root / "labels")) else "videos"
+    if _ctc_sequences(root):
+        return "ctc"
+    if (root / "inputs").is_dir():
+        raise DataError(f"{root / 'inputs'}: no input images (.tif, .tiff, .png) found")
+    raise DataError(f"{root}: no dataset layout found; {_EXPECTED}")
+
+
+def _resolve_layout(folder: Path, layout: str) -> str:
+    if layout == "auto":
+        return detect_layout(folder)
+    if layout not in LAYOUTS:
+        raise DlsuiteInputError(f"unknown layout {layout!r}; choose auto, " + ", ".join(LAYOUTS))
+    if not folder.is_dir():
+        raise DataError(f"{folder}: dataset folder not found")
+    return layout
+
+
+# --------------------------------------------------------------------------------------------
+# listing: each scanner returns (samples, problems)
+
+
+def _pair(
+    inputs: list[Path], labels: list[Path], key, folder: Path, require_labels: bool
+) -> tuple[list[tuple[Path, Path | None]], list[str]]:
+    problems: list[str] = []
+
+    def index(files: list[Path]) -> dict:
+        out: dict = {}
+        for p in files:
+            k = key(p)
+            if k in out:
+                problems.append(f"{p}: same pairing key as {out[k].name}")
+            else:
+                out[k] = p
+        return out
+
+    by_in, by_lab = index(inputs), index(labels)
+    if require_labels:
+        lonely = [by_in[k].name for k in by_in if k not in by_lab]
+        if lonely:
+            problems.append(
+                f"{folder / 'labels'}: no label for {len(lonely)} input(s): {_listing(lonely)}"
+            )
+        orphans = [by_lab[k].name for k in by_lab if k not in by_in]
+        if orphans:
+            problems.append(
+                f"{folder / 'inputs'}: no input for {len(orphans)} label file(s): "
+                f"{_listing(orphans)}"
+            )
+    return [(p, by_lab.get(k)) for k, p in by_in.items()], problems
+
+
+def _scan_files(root: Path, layout: str, require_labels: bool):
+    inputs = _images(root / "inputs")
+    if not inputs:
+        return [], [f"{root / 'inputs'}: no input images (.tif, .tiff, .png) found"]
+    labels = _images(root / "labels")
+    if require_labels and not (root / "labels").is_dir():
+        return [], [f"{root / 'labels'}: labels folder not found"]
+    if layout == "frames":
+        problems = [
+            f"{p}: expected a {INPUT_PREFIX}NNN input name" for p in inputs
+            if not p.stem.startswith(INPUT_PREFIX)
+        ]
+        problems += [
+            f"{p}: expected a {LABEL_PREFIX}NNN label name" for p in labels
+            if not p.stem.startswith(LABEL_PREFIX)
+        ]
+        pairs, more = _pair(inputs, labels, lambda p: frame_token(p.stem), root, require_labels)
+    else:
+        problems = []
+        pairs, more = _pair(inputs, labels, lambda p: p.stem, root, require_labels)
+    samples = [Sample(img.stem, layout, img, lab) for img, lab in pairs]
+    return samples, problems + more
+
+
+def _scan_ctc(root: Path, layout: str, require_labels: bool):
+    seqs = _ctc_sequences(root)
+    if not seqs:
+        return [], [f"{root}: no CTC sequence folders (NN/tNNN.tif) found"]
+    samples, problems = [], []
+    for seq in seqs:
+        seg = root / f"{seq.name}_GT" / "SEG"
+        has_seg = seg.is_dir() and bool(ctc_seg_files(seg))
+        if require_labels and not has_seg:
+            problems.append(f"{seg}: no man_segNNN.tif ground truth for sequence {seq.name}")
+        samples.append(Sample(seq.name, "ctc", seq, seg if has_seg else None))
+    return samples, problems
+
+
+_SCANNERS = {"frames": _scan_files, "videos": _scan_files, "ctc": _scan_ctc}
+
+
+def _scan(folder, layout: str, require_labels: bool) -> tuple[list[Sample], list[str]]:
+    root = Path(folder)
+    resolved = _resolve_layout(root, layout)
+    samples, problems = _SCANNERS[resolved](root, resolved, require_labels)
+    return sorted(samples, key=lambda s: natural_key(s.name)), problems
+
+
+def _raise(problems: list[str]) -> None:
+    if problems:
+        head = problems[0] if len(problems) == 1 else f"{len(problems)} data problems:\n  "
+        raise DataError(head if len(problems) == 1 else head + "\n  ".join(problems))
+
+
+def list_samples(
+    folder: str | os.PathLike, layout: str = "auto", require_labels: bool = True
+) -> list[Sample]:
+    """List the samples of a dataset folder, sorted naturally by name.
+
+    Raises DataError (naming files) when the folder is missing, holds no inputs, or — with
+    ``require_labels`` — has inputs without labels or labels without inputs. Only names are
+    checked; see :func:`check_dataset` for shapes and dtypes.
+    """
+    samples, problems = _scan(folder, layout, require_labels)
+    _raise(problems)
+    return samples
+
+
+# --------------------------------------------------------------------------------------------
+# per-sample consistency (shared by check_dataset on headers and load_sample on pixels)
+
+
+def _video_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (1,) + tuple(shape) if len(shape) == 2 else tuple(shape)
+
+
+def _label_dtype_problem(path: Path, dtype: np.dtype) -> list[str]:
+    if dtype.kind in "biu":
+        return []
+    what = "float-valued" if dtype.kind == "f" else f"{dtype}"
+    return [f"{path}: {what} labels ({dtype}); instance labels must be an integer type"]
+
+
+def _file_problems(sample: Sample, image: ImageInfo, labels: ImageInfo | None) -> list[str]:
+    problems: list[str] = []
+    video_shape = _video_shape(image.shape)
+    ok_shapes = {video_shape, video_shape[1:]} if video_shape[0] == 1 else {video_shape}
+    expected = "the image shape"
+    if sample.layout == "frames" and video_shape[0] > 1:  # a clip: target of its last frame
+        ok_shapes.add(video_shape[1:])
+        expected += f" or {video_shape[1:]} (the clip's last frame)"
+    if labels is not None:
+        problems += _label_dtype_problem(sample.labels, labels.dtype)
+        if labels.shape not in ok_shapes:
+            problems.append(
+                f"{sample.labels}: label shape {labels.shape} does not match image "
+                f"{sample.image.name} shape {image.shape} (expected {expected})"
+            )
+    return problems
+
+
+def _ctc_problems(sample: Sample) -> list[str]:
+    problems: list[str] = []
+    frames = ctc_frame_files(sample.image)
+    shapes: dict[tuple, Path] = {}
+    for _, path in frames:
+        try:
+            shape = read_info(path).shape
+        except DataError as exc:
+            problems.append(str(exc))
+            continue
+        if len(shape) != 2:
+            problems.append(f"{path}: CTC frame must be 2D, got shape {shape}")
+        shapes.setdefault(shape, path)
+    if len(shapes) > 1:
+        desc = ", ".join(f"{p.name}: {s}" for s, p in shapes.items())
+        problems.append(f"{sample.image}: frames differ in shape ({desc})")
+    frame_shape = next(iter(shapes), None)
+    known = {i for i, _ in frames}
+    if sample.labels is not None:
+        for index, path in ctc_seg_files(sample.labels):
+            try:
+                info = read_info(path)
+            except DataError as exc:
+                problems.append(str(exc))
+                continue
+            problems += _label_dtype_problem(path, info.dtype)
+            if index not in known:
+                problems.append(f"{path}: no frame t{index:03d} in {sample.image}")
+            if frame_shape is not None and info.shape != frame_shape:
+                problems.append(
+                    f"{path}: label shape {info.shape} does not match frame shape {frame_shape}"
+                )
+    return problems
+
+
+def _sample_problems(sample: Sample) -> list[str]:
+    if sample.layout == "ctc":
+        return _ctc_problems(sample)
+    try:
+        image = read_info(sample.image)
+        labels = read_info(sample.labels) if sample.labels is not None else None
+    except DataError as exc:
+        return [str(exc)]
+    return _file_problems(sample, image, labels)
+
+
+def check_dataset(
+    folder: str | os.PathLike, layout: str = "auto", require_labels: bool = True
+) -> list[str]:
+    """All problems of a dataset folder, each naming the file; an empty list means usable.
+
+    Reports: missing folder, no inputs, unknown layout, unpaired inputs/labels, unreadable
+    images, image/label shape mismatches and non-integer labels. Reads headers only.
+    """
+    try:
+        samples, problems = _scan(folder, layout, require_labels)
+    except DlsuiteInputError as exc:
+        return [str(exc)]
+    for sample in samples:
+        problems += _sample_problems(sample)
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+
+
+def _as_video(array: np.ndarray) -> np.ndarray:
+    return array[np.newaxis] if array.ndim == 2 else array
+
+
+def _load_files(sample: Sample) -> LoadedSample:
+    image = read_image(sample.image)
+    if sample.labels is None:
+        video = _as_video(image)
+        return LoadedSample(sample.name, video, None, np.zeros(0, dtype=np.int64))
+    labels = read_image(sample.labels)
+    info = lambda a: ImageInfo(a.shape, a.dtype)  # noqa: E731
+    _raise(_file_problems(sample, info(image), info(labels)))
+    video = _as_video(image)
+    n = video.shape[0]
+    if sample.layout == "frames" and n > 1 and labels.ndim == 2:
+        full = np.zeros(video.shape, dtype=labels.dtype)  # clip: target is the last frame
+        full[-1] = labels
+        return LoadedSample(sample.name, video, full, np.array([n - 1], dtype=np.int64))
+    return LoadedSample(sample.name, video, _as_video(labels), np.arange(n, dtype=np.int64))
+
+
+def _load_ctc(sample: Sample) -> LoadedSample:
+    frames = ctc_frame_files(sample.image)
+    if not frames:
+        raise DataError(f"{sample.image}: no tNNN.tif frames")
+    position = {index: i for i, (index, _) in enumerate(frames)}
+    first = read_image(frames[0][1])
+    if first.ndim != 2:
+        raise DataError(f"{frames[0][1]}: CTC frame must be 2D, got shape {first.shape}")
+    image = np.empty((len(frames),) + first.shape, dtype=first.dtype)
+    for i, (_, path) in enumerate(frames):
+        frame = first if i == 0 else read_image(path)
+        if frame.shape != first.shape or frame.dtype != first.dtype:
+            raise DataError(
+                f"{path}: frame {frame.shape} {frame.dtype} differs from "
+                f"{frames[0][1].name} {first.shape} {first.dtype}"
+            )
+        image[i] = frame
+    if sample.labels is None:
+        return LoadedSample(sample.name, image, None, np.zeros(0, dtype=np.int64))
+    segs = [(index, path, read_image(path)) for index, path in ctc_seg_files(sample.labels)]
+    problems = []
+    for index, path, seg in segs:
+        problems += _label_dtype_problem(path, seg.dtype)
+        if index not in position:
+            problems.append(f"{path}: no frame t{index:03d} in {sample.image}")
+        if seg.shape != first.shape:
+            problems.append(f"{path}: label shape {seg.shape} does not match frame {first.shape}")
+    _raise(problems)
+    dtype = np.result_type(*[seg.dtype for _, _, seg in segs]) if segs else np.uint16
+    labels = np.zeros(image.shape, dtype=dtype)
+    annotated = []
+    for index, _, seg in segs:
+        labels[position[index]] = seg
+        annotated.append(position[index])
+    return LoadedSample(sample.name, image, labels, np.array(sorted(annotated), dtype=np.int64))
+
+
+_LOADERS = {"frames": _load_files, "videos": _load_files, "ctc": _load_ctc}
+
+
+def load_sample(sample: Sample) -> LoadedSample:
+    """Load a :class:`Sample` as ``(T, H, W)`` arrays (see :class:`LoadedSample`).
+
+    Raises DataError naming the file for unreadable images, shape mismatches and non-integer
+    labels. Dtypes are kept as stored.
+    """
+    return _LOADERS[sample.layout](sample)
