@@ -1,1 +1,0 @@
-"""dlsuite-example: an example third-party plugin package for dlsuite."""
