@@ -12,7 +12,7 @@ from typing import Any
 from .config import LoadedConfig, load_config as _load_config, parse_config
 from .registry import Registry, get_registry
 
-__all__ = ["load_config", "plugins", "validate_config"]
+__all__ = ["load_config", "plugins", "validate_config", "evaluate"]
 
 
 def load_config(path: str | os.PathLike, *, check_paths: bool = True) -> LoadedConfig:
@@ -39,3 +39,18 @@ def plugins(refresh: bool = False) -> Registry:
     entry a config name selects.
     """
     return get_registry(refresh=refresh)
+
+
+def evaluate(res: str | os.PathLike, gt: str | os.PathLike, metrics: Any = None) -> dict:
+    """Evaluate results ``res`` against ground truth ``gt``.
+
+    Both are CTC-format folders (a root holding ``NN_RES``/``NN_GT``, or the sequence folders
+    themselves) or folders of label images with the same file names. ``metrics`` is a list
+    or comma-separated string of ``SEG, DET, TRA, jaccard, dice, precision, recall, f1,
+    temporal_stability`` (default: all). Returns ``{"metrics": {name: value},
+    "per_sequence": [...], "per_frame": [...]}``; a metric that cannot be computed is None
+    with the reason in its sequence's ``"unavailable"``.
+    """
+    from .evaluation import evaluate as _evaluate
+
+    return _evaluate(res, gt, metrics)

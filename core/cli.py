@@ -30,6 +30,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("dlsuite.cli_scaffold", "new_plugin_command"),
     ("dlsuite.cli_data", "example_data"),
     ("dlsuite.cli_data", "prepare"),
+    ("dlsuite.cli_eval", "evaluate"),
 ]
 
 

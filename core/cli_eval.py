@@ -1,0 +1,97 @@
+"""``dlsuite evaluate RES GT``: the evaluation command (no TensorFlow import).
+
+The lead's ``dlsuite`` group adds it with ``cli.add_command(evaluate)``. Bad input raises
+:class:`~dlsuite.errors.DlsuiteInputError` / ``DataError`` (unknown metric, missing or
+unpaired files); the top-level CLI turns them into exit status 2 without a traceback.
+
+Output: a rich table of the summary metrics (and one row per sequence when there are
+several), or with ``--json`` exactly ``{"metrics": {...}, "per_sequence": [...]}`` on stdout.
+``-o FILE`` also writes that JSON object to FILE; ``--per-frame FILE`` writes the per-frame
+rows as CSV.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+__all__ = ["evaluate"]
+
+_PATH = click.Path(exists=False, path_type=Path)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _print_table(result: dict, names: tuple[str, ...]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from dlsuite.evaluation.names import METRICS
+
+    console = Console()
+    table = Table(title="evaluation", title_justify="left")
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    table.add_column("meaning / reason")
+    for n in names:
+        value = result["metrics"].get(n)
+        note = METRICS[n].description
+        if value is None:
+            reasons = {s["unavailable"][n] for s in result["per_sequence"] if n in s.get("unavailable", {})}
+            if reasons:
+                note = "; ".join(sorted(reasons))
+        table.add_row(n, _fmt(value), note)
+    console.print(table)
+    if len(result["per_sequence"]) > 1:
+        seq = Table(title="per sequence", title_justify="left")
+        seq.add_column("sequence", style="bold")
+        for n in names:
+            seq.add_column(n, justify="right")
+        for s in result["per_sequence"]:
+            seq.add_row(str(s["sequence"]), *(_fmt(s.get(n)) for n in names))
+        console.print(seq)
+
+
+@click.command("evaluate")
+@click.argument("res", type=_PATH)
+@click.argument("gt", type=_PATH)
+@click.option(
+    "--metrics", "metrics", default=None, metavar="LIST",
+    help="Comma-separated metrics (default: all): SEG,DET,TRA,jaccard,dice,precision,recall,"
+    "f1,temporal_stability,temporal_stability_gt.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+@click.option("-o", "--output", type=_PATH, default=None, help="Also write the JSON to this file.")
+@click.option("--per-frame", "per_frame", type=_PATH, default=None,
+              help="Also write the per-frame rows to this CSV file.")
+def evaluate(res: Path, gt: Path, metrics: str | None, as_json: bool, output: Path | None,
+             per_frame: Path | None) -> None:
+    """Evaluate results RES against ground truth GT.
+
+    RES and GT are CTC folders (a root holding NN_RES / NN_GT, or the sequence folders
+    themselves) or folders of label images with the same file names (2D images or videos).
+    CTC SEG/DET/TRA follow the official definitions; DET/TRA need TRA ground truth and
+    res_track.txt, otherwise they are reported as n/a with the reason.
+    """
+    from dlsuite.evaluation import evaluate as run, parse_metrics
+    from dlsuite.evaluation.writers import dumps_metrics, write_metrics_csv, write_metrics_json
+
+    names = parse_metrics(metrics)
+    result = run(res, gt, names)
+    public = {"metrics": result["metrics"], "per_sequence": result["per_sequence"]}
+    if output is not None:
+        write_metrics_json(output, public)
+    if per_frame is not None:
+        write_metrics_csv(per_frame, result["per_frame"])
+    if as_json:
+        sys.stdout.write(dumps_metrics(public) + "\n")
+    else:
+        _print_table(result, names)

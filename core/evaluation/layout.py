@@ -1,0 +1,151 @@
+"""Find what to compare in a (RES, GT) pair of paths.
+
+Two kinds of input are recognised, tried in this order:
+
+1. CTC folders. ``RES`` is a sequence folder (``NN_RES``, or any folder holding
+   ``maskTTT.tif`` when ``GT`` is CTC ground truth) and ``GT`` is its ``NN_GT`` folder (or a
+   folder holding that ``NN_GT``, or a single one); or
+   ``RES`` is a root holding ``NN_RES`` folders (directly or in sub-folders such as
+   ``DATASET/NN_RES``) and ``GT`` the root holding the matching ``NN_GT`` at the same
+   relative place (it may be the same root), or the one ``NN_GT`` folder when ``RES`` holds a
+   single sequence. Every sequence is evaluated, ``01`` included.
+2. Folders of label images (any format ``dlsuite.data.io`` reads, 2D or videos), paired by
+   identical file names; or two single label files.
+
+Unpaired sequences or files raise DataError naming them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import attrs
+
+from dlsuite.data.io import is_image_file
+from dlsuite.errors import DataError
+
+from .readers import ctc_frames
+
+_RES_DIR = re.compile(r"^(\d+)_RES$")
+_MAX_DEPTH = 3
+
+
+@attrs.frozen
+class Pair:
+    """One thing to evaluate: a CTC sequence (``kind="ctc"``, folders) or a label image or
+    video (``kind="files"``, files), named ``name`` in the outputs."""
+
+    kind: str
+    name: str
+    res: Path
+    gt: Path
+
+
+def _is_ctc_res(folder: Path) -> bool:
+    return bool(_RES_DIR.match(folder.name)) or bool(ctc_frames(folder, "res"))
+
+
+def _is_ctc_gt(folder: Path) -> bool:
+    return (folder / "SEG").is_dir() or (folder / "TRA").is_dir()
+
+
+def _res_folders(root: Path) -> list[Path]:
+    found: list[Path] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        for child in sorted(p for p in folder.iterdir() if p.is_dir()):
+            if _RES_DIR.match(child.name):
+                found.append(child)
+            elif depth < _MAX_DEPTH:
+                walk(child, depth + 1)
+
+    walk(root, 1)
+    return found
+
+
+def _gt_sequences(gt: Path) -> list[Path]:
+    return sorted(p for p in gt.iterdir() if p.is_dir() and re.match(r"^\d+_GT$", p.name))
+
+
+def _single_sequence(res: Path, gt: Path) -> list[Pair] | None:
+    """Pair a sequence folder ``res`` with ``gt`` (an NN_GT folder, or a folder holding the
+    matching NN_GT, or holding exactly one NN_GT when ``res`` is not named NN_RES)."""
+    m = _RES_DIR.match(res.name)
+    num = m.group(1) if m else None
+    candidates = _gt_sequences(gt)
+    if _is_ctc_gt(gt):
+        gt_dir = gt
+    elif num and (gt / f"{num}_GT").is_dir():
+        gt_dir = gt / f"{num}_GT"
+    elif not num and len(candidates) == 1:
+        gt_dir = candidates[0]
+    elif not num and not candidates:
+        return None  # maskTTT.tif files but no CTC ground truth: plain label folders
+    else:
+        raise DataError(
+            f"{gt}: not a CTC ground-truth folder for {res} (expected SEG/ or TRA/ inside, "
+            f"or a {num or 'NN'}_GT folder)"
+        )
+    return [Pair("ctc", num or res.name, res, gt_dir)]
+
+
+def _ctc_roots(res: Path, gt: Path, res_dirs: list[Path]) -> list[Pair]:
+    pairs, missing = [], []
+    for rd in res_dirs:
+        rel = rd.parent.relative_to(res)
+        num = _RES_DIR.match(rd.name).group(1)
+        gd = gt / rel / f"{num}_GT"
+        name = str(rel / num) if str(rel) != "." else num
+        if gd.is_dir():
+            pairs.append(Pair("ctc", name, rd, gd))
+        else:
+            missing.append(str(gd))
+    if missing:
+        raise DataError("no ground truth for result sequence(s): " + ", ".join(missing))
+    return pairs
+
+
+def _files(res: Path, gt: Path) -> list[Pair]:
+    if res.is_file() or gt.is_file():
+        if not (res.is_file() and gt.is_file()):
+            raise DataError(f"cannot compare {res} with {gt}: give two files or two folders")
+        return [Pair("files", res.name, res, gt)]
+    res_files = {p.name: p for p in res.iterdir() if p.is_file() and is_image_file(p)}
+    gt_files = {p.name: p for p in gt.iterdir() if p.is_file() and is_image_file(p)}
+    if not res_files:
+        raise DataError(
+            f"{res}: no CTC sequence (NN_RES with maskTTT.tif) and no label image found"
+        )
+    only_res = sorted(set(res_files) - set(gt_files))
+    only_gt = sorted(set(gt_files) - set(res_files))
+    if only_res or only_gt:
+        parts = []
+        if only_res:
+            parts.append(f"no ground truth in {gt} for: {', '.join(only_res[:20])}")
+        if only_gt:
+            parts.append(f"no result in {res} for: {', '.join(only_gt[:20])}")
+        raise DataError("unpaired label images; " + "; ".join(parts))
+    return [Pair("files", n, res_files[n], gt_files[n]) for n in sorted(res_files)]
+
+
+def discover(res: str | Path, gt: str | Path) -> list[Pair]:
+    """The list of :class:`Pair` to evaluate for the paths ``res`` and ``gt`` (see the module
+    docstring). Raises DataError when a path is missing, nothing is found, or something is
+    unpaired."""
+    res, gt = Path(res), Path(gt)
+    for p, what in ((res, "result"), (gt, "ground truth")):
+        if not p.exists():
+            raise DataError(f"{p}: {what} path not found")
+    if res.is_dir() and gt.is_dir():
+        if _is_ctc_res(res):
+            single = _single_sequence(res, gt)
+            if single is not None:
+                return single
+        else:
+            res_dirs = _res_folders(res)
+            if res_dirs:
+                if _is_ctc_gt(gt) and len(res_dirs) == 1:
+                    return [Pair("ctc", _RES_DIR.match(res_dirs[0].name).group(1), res_dirs[0], gt)]
+                return _ctc_roots(res, gt, res_dirs)
+    return _files(res, gt)

@@ -1,0 +1,78 @@
+"""The table of metric names ``dlsuite evaluate`` knows, and parsing of user requests.
+
+One row per metric: its canonical key (used verbatim in every output), its family (which code
+computes it) and a one-line description. Requests are matched case-insensitively and
+returned in canonical spelling; unknown names raise DlsuiteInputError listing the known ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+from dlsuite.errors import DlsuiteInputError
+
+
+@attrs.frozen
+class MetricInfo:
+    """One evaluation metric: canonical ``name``, computing ``family``, ``description`` and
+    how the summary over sequences is formed (``aggregate``): ``"sequences"`` = mean of the
+    per-sequence values (CTC convention), ``"frames"`` = mean over all evaluated frames,
+    ``"counts"`` = from TP/FP/FN summed over all frames (micro average)."""
+
+    name: str
+    family: str  # "seg" | "tracking" | "frame" | "temporal"
+    description: str
+    aggregate: str = "sequences"
+
+
+METRICS: dict[str, MetricInfo] = {
+    m.name: m
+    for m in (
+        MetricInfo("SEG", "seg", "CTC SEG: mean Jaccard of reference objects (match: overlap > 0.5 of the reference)"),
+        MetricInfo("DET", "tracking", "CTC DET: 1 - normalised AOGM-D (detection graph edits), via py-ctcmetrics"),
+        MetricInfo("TRA", "tracking", "CTC TRA: 1 - normalised AOGM (tracking graph edits), via py-ctcmetrics"),
+        MetricInfo("jaccard", "frame", "foreground Jaccard (IoU), mean over frames; 1.0 when both empty", "frames"),
+        MetricInfo("dice", "frame", "foreground Dice, mean over frames; 1.0 when both empty", "frames"),
+        MetricInfo("precision", "frame", "instance precision at IoU > 0.5 (micro over frames)", "counts"),
+        MetricInfo("recall", "frame", "instance recall at IoU > 0.5 (micro over frames)", "counts"),
+        MetricInfo("f1", "frame", "instance F1 at IoU > 0.5 (micro over frames)", "counts"),
+        MetricInfo("temporal_stability", "temporal", "mean foreground Jaccard of consecutive result frames"),
+        MetricInfo("temporal_stability_gt", "temporal", "the same for the ground truth (reference for flicker)"),
+    )
+}
+
+_LOWER = {name.lower(): name for name in METRICS}
+
+
+def parse_metrics(requested: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Canonical metric names for a request: None -> all metrics in table order; a string is
+    split on commas. Duplicates are dropped; unknown names raise DlsuiteInputError."""
+    if requested is None:
+        return tuple(METRICS)
+    if isinstance(requested, str):
+        requested = requested.split(",")
+    out: list[str] = []
+    unknown: list[str] = []
+    for raw in requested:
+        key = str(raw).strip()
+        if not key:
+            continue
+        name = _LOWER.get(key.lower())
+        if name is None:
+            unknown.append(key)
+        elif name not in out:
+            out.append(name)
+    if unknown:
+        raise DlsuiteInputError(
+            f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}"
+        )
+    if not out:
+        raise DlsuiteInputError(f"no metric requested; known: {', '.join(METRICS)}")
+    return tuple(out)
+
+
+def family_of(names: Iterable[str]) -> set[str]:
+    """The set of families needed to compute ``names`` (canonical names)."""
+    return {METRICS[n].family for n in names}

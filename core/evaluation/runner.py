@@ -1,0 +1,138 @@
+"""``evaluate(res, gt, metrics)``: every metric on every sequence/file, plus the summary.
+
+Aggregation (the ``"metrics"`` of the result):
+
+- SEG, DET, TRA, temporal_stability, temporal_stability_gt: mean of the per-sequence values
+  that are available (the Cell Tracking Challenge averages its sequences the same way);
+- jaccard, dice: mean over all evaluated frames of all sequences;
+- precision, recall, f1: from the TP/FP/FN summed over all frames (micro average).
+
+A metric that no sequence could provide is ``None``; the reason is in each per-sequence row's
+``"unavailable"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from dlsuite.errors import DataError
+
+from .ctc import evaluate_ctc
+from .frame_metrics import summarize_rows, video_metrics
+from .layout import Pair, discover
+from .names import METRICS, parse_metrics
+from .readers import read_labels
+from .seg import seg_details
+
+_NO_TRACKS = "label-image folders carry no tracks: DET/TRA need CTC folders with TRA ground truth"
+
+
+def evaluate_files(res_path: str | Path, gt_path: str | Path, metrics: Iterable[str] | str | None = None, name: str | None = None) -> dict:
+    """Evaluate one result label image/video against its ground truth file (every frame is
+    annotated). Returns a per-sequence dict shaped like :func:`evaluate_ctc`'s (``sequence``,
+    the requested metrics, ``unavailable``, ``per_frame``). DET/TRA are unavailable here.
+    Raises DataError naming the files when shapes differ."""
+    names = parse_metrics(metrics)
+    res_path, gt_path = Path(res_path), Path(gt_path)
+    res = read_labels(res_path)
+    gt = read_labels(gt_path)
+    if res.shape != gt.shape:
+        raise DataError(f"{res_path} has shape {res.shape} but {gt_path} has shape {gt.shape}")
+    res_frames = res[None] if res.ndim == 2 else res
+    gt_frames = gt[None] if gt.ndim == 2 else gt
+    seq = name or res_path.name
+    out: dict = {"sequence": seq, "n_frames": int(len(res_frames))}
+    unavailable: dict = {}
+    rows = [{"sequence": seq, "frame": i} for i in range(len(res_frames))]
+    try:
+        if "SEG" in names:
+            d = seg_details(dict(enumerate(gt_frames)), dict(enumerate(res_frames)))
+            out["SEG"] = d["SEG"] if d["n_objects"] else None
+            out["n_gt_objects"] = d["n_objects"]
+            if not d["n_objects"]:
+                unavailable["SEG"] = "the ground truth holds no object"
+            for row, f in zip(rows, d["per_frame"]):
+                row["SEG"] = f["SEG"] if f["n_objects"] else None
+                row["n_gt_objects"] = f["n_objects"]
+        frame_names = [n for n in names if METRICS[n].family == "frame"]
+        temporal = [n for n in names if METRICS[n].family == "temporal"]
+        if frame_names or temporal:
+            summary, frows = video_metrics(gt_frames, res_frames)
+            if frame_names:
+                for row, f in zip(rows, frows):
+                    row.update({k: f[k] for k in ("tp", "fp", "fn", *frame_names)})
+                out.update({k: summary[k] for k in ("tp", "fp", "fn", *frame_names)})
+            for n in temporal:
+                out[n] = summary[n]
+                if summary[n] is None:
+                    unavailable[n] = "a single frame has no temporal stability"
+    except DataError as exc:
+        raise DataError(f"{res_path} vs {gt_path}: {exc}") from exc
+    for n in names:
+        if METRICS[n].family == "tracking":
+            unavailable[n] = _NO_TRACKS
+        out.setdefault(n, None)
+    out["unavailable"] = unavailable
+    out["per_frame"] = rows
+    return out
+
+
+def _evaluate_pair(pair: Pair, names: tuple[str, ...]) -> dict:
+    if pair.kind == "ctc":
+        row = evaluate_ctc(pair.res, pair.gt, names)
+        row["sequence"] = pair.name
+        for r in row["per_frame"]:
+            r["sequence"] = pair.name
+        return row
+    return evaluate_files(pair.res, pair.gt, names, name=pair.name)
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(values)) if values else None
+
+
+def summarize(per_sequence: list[dict], per_frame: list[dict], names: Iterable[str]) -> dict:
+    """The ``"metrics"`` summary of :func:`evaluate`, each metric aggregated as its
+    :data:`~dlsuite.evaluation.names.METRICS` row says (see the module docstring)."""
+    frame_rows = [r for r in per_frame if "tp" in r]
+    counts = summarize_rows(frame_rows) if frame_rows else {}
+    rules = {
+        "sequences": lambda n: _mean(s.get(n) for s in per_sequence),
+        "frames": lambda n: _mean(r.get(n) for r in frame_rows),
+        "counts": lambda n: counts.get(n),
+    }
+    return {n: rules[METRICS[n].aggregate](n) for n in names}
+
+
+def evaluate(res: str | Path, gt: str | Path, metrics: Iterable[str] | str | None = None) -> dict:
+    """Evaluate results against ground truth; the entry point of ``dlsuite evaluate``.
+
+    ``res``/``gt``: CTC folders (a root holding ``NN_RES``/``NN_GT``, or the sequence folders
+    themselves) or folders of label images paired by file name (or two label files), see
+    :mod:`dlsuite.evaluation.layout`. ``metrics``: names from
+    :data:`dlsuite.evaluation.names.METRICS` (``SEG``, ``DET``, ``TRA``, ``jaccard``, ``dice``,
+    ``precision``, ``recall``, ``f1``, ``temporal_stability``, ``temporal_stability_gt``), a
+    comma-separated string, or None for all.
+
+    Returns ``{"metrics": {name: float or None}, "per_sequence": [dict per sequence/file with
+    the metrics, counts and "unavailable" reasons], "per_frame": [dict per evaluated frame]}``
+    with metric keys spelled exactly as above. Raises DlsuiteInputError for unknown metrics and
+    DataError (naming the paths) for missing, unpaired or inconsistent data.
+    """
+    names = parse_metrics(metrics)
+    pairs = discover(res, gt)
+    per_sequence: list[dict] = []
+    per_frame: list[dict] = []
+    for pair in pairs:
+        row = _evaluate_pair(pair, names)
+        per_frame.extend(row.pop("per_frame"))
+        per_sequence.append(row)
+    return {
+        "metrics": summarize(per_sequence, per_frame, names),
+        "per_sequence": per_sequence,
+        "per_frame": per_frame,
+    }

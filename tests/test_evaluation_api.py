@@ -1,0 +1,214 @@
+"""evaluate(res, gt): CTC roots, sequence folders, label-image folders, errors; and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from click.testing import CliRunner
+
+from dlsuite.cli_eval import evaluate as evaluate_cmd
+from dlsuite.data.io import write_tiff
+from dlsuite.errors import DataError, DlsuiteInputError
+from dlsuite.evaluation import evaluate
+from dlsuite.evaluation.synthetic import tracked_squares, write_ctc_sequence
+
+ALL = ["SEG", "DET", "TRA", "jaccard", "dice", "precision", "recall", "f1",
+       "temporal_stability", "temporal_stability_gt"]
+
+
+@pytest.fixture
+def ctc_root(tmp_path):
+    """RES root with 01_RES (perfect) and 02_RES (cell 1 missing in frame 0); GT root apart."""
+    video, tracks = tracked_squares(divide_at=None)
+    for seq in ("01", "02"):
+        write_ctc_sequence(tmp_path / "gt" / f"{seq}_GT", video, tracks, kind="gt", seg_frames=[0, 2])
+    write_ctc_sequence(tmp_path / "res" / "01_RES", video, tracks)
+    bad = video.copy()
+    bad[0][bad[0] == 1] = 0
+    write_ctc_sequence(tmp_path / "res" / "02_RES", bad, np.array([[1, 1, 5, 0], [2, 0, 5, 0], [3, 0, 5, 0]]))
+    return tmp_path / "res", tmp_path / "gt"
+
+
+def test_ctc_roots_every_sequence_including_01(ctc_root):
+    res, gt = ctc_root
+    out = evaluate(res, gt)
+    assert set(out) == {"metrics", "per_sequence", "per_frame"}
+    assert list(out["metrics"]) == ALL
+    assert [s["sequence"] for s in out["per_sequence"]] == ["01", "02"]
+    s1, s2 = out["per_sequence"]
+    assert s1["SEG"] == 1.0 and s1["TRA"] == 1.0
+    assert s2["SEG"] == pytest.approx(5 / 6) and s2["DET"] < 1.0
+    assert out["metrics"]["SEG"] == pytest.approx((1 + 5 / 6) / 2)  # mean over sequences
+    assert len(out["per_frame"]) == 4  # 2 annotated frames x 2 sequences
+
+
+def test_ctc_sequence_folders_directly(ctc_root):
+    res, gt = ctc_root
+    out = evaluate(res / "02_RES", gt / "02_GT", "SEG,f1")
+    assert list(out["metrics"]) == ["SEG", "f1"]
+    assert out["metrics"]["SEG"] == pytest.approx(5 / 6)
+    assert out["metrics"]["f1"] == pytest.approx(2 * 5 / (2 * 5 + 1))
+    # the GT root holding NN_GT also works for a sequence folder
+    assert evaluate(res / "02_RES", gt, ["SEG"])["metrics"]["SEG"] == pytest.approx(5 / 6)
+
+
+def test_ctc_nested_dataset_layout(tmp_path):
+    video, tracks = tracked_squares(divide_at=None)
+    write_ctc_sequence(tmp_path / "res" / "DS1" / "01_RES", video, tracks)
+    write_ctc_sequence(tmp_path / "gt" / "DS1" / "01_GT", video, tracks, kind="gt")
+    out = evaluate(tmp_path / "res", tmp_path / "gt", ["SEG", "TRA"])
+    assert out["per_sequence"][0]["sequence"] == "DS1/01"
+    assert out["metrics"] == {"SEG": 1.0, "TRA": 1.0}
+
+
+def test_ctc_missing_gt_sequence_named(ctc_root):
+    res, gt = ctc_root
+    import shutil
+
+    shutil.rmtree(gt / "02_GT")
+    with pytest.raises(DataError, match="02_GT"):
+        evaluate(res, gt)
+
+
+def test_label_folders_2d_and_video(tmp_path):
+    from skimage.io import imsave
+
+    (tmp_path / "res").mkdir()
+    (tmp_path / "gt").mkdir()
+    gt = np.zeros((16, 16), np.uint8)
+    gt[2:8, 2:8] = 1
+    gt[10:14, 10:14] = 2
+    imsave(tmp_path / "gt" / "a.png", gt, check_contrast=False)
+    imsave(tmp_path / "res" / "a.png", (gt > 0).astype(np.uint8) * 3, check_contrast=False)  # merged
+    video = np.stack([gt, gt, np.zeros_like(gt)]).astype(np.uint16)
+    write_tiff(tmp_path / "gt" / "v.tif", video, axes="TYX")
+    flick = video.copy()
+    flick[1], flick[2] = 0, gt  # result [gt, empty, gt] vs truth [gt, gt, empty]
+    write_tiff(tmp_path / "res" / "v.tif", flick, axes="TYX")
+    out = evaluate(tmp_path / "res", tmp_path / "gt")
+    by = {s["sequence"]: s for s in out["per_sequence"]}
+    assert by["a.png"]["SEG"] == pytest.approx((36 / 52 + 16 / 52) / 2)  # merge: both matched
+    assert by["a.png"]["DET"] is None and "no tracks" in by["a.png"]["unavailable"]["DET"]
+    assert by["a.png"]["temporal_stability"] is None
+    assert by["v.tif"]["temporal_stability"] == 0.0  # both consecutive pairs disagree
+    assert by["v.tif"]["temporal_stability_gt"] == pytest.approx(0.5)  # 1.0 then 0.0
+    assert len(out["per_frame"]) == 1 + 3
+    assert out["metrics"]["DET"] is None and out["metrics"]["temporal_stability"] == 0.0
+
+
+def test_label_folders_unpaired_named(tmp_path):
+    for side in ("res", "gt"):
+        (tmp_path / side).mkdir()
+    img = np.ones((4, 4), np.uint16)
+    tifffile.imwrite(tmp_path / "res" / "x.tif", img)
+    tifffile.imwrite(tmp_path / "res" / "only_res.tif", img)
+    tifffile.imwrite(tmp_path / "gt" / "x.tif", img)
+    tifffile.imwrite(tmp_path / "gt" / "only_gt.tif", img)
+    with pytest.raises(DataError, match="only_res.tif") as exc:
+        evaluate(tmp_path / "res", tmp_path / "gt")
+    assert "only_gt.tif" in str(exc.value)
+
+
+def test_shape_mismatch_and_missing_paths(tmp_path):
+    for side in ("res", "gt"):
+        (tmp_path / side).mkdir()
+    tifffile.imwrite(tmp_path / "res" / "x.tif", np.ones((4, 4), np.uint16))
+    tifffile.imwrite(tmp_path / "gt" / "x.tif", np.ones((5, 4), np.uint16))
+    with pytest.raises(DataError, match="x.tif"):
+        evaluate(tmp_path / "res", tmp_path / "gt")
+    with pytest.raises(DataError, match="nope"):
+        evaluate(tmp_path / "nope", tmp_path / "gt")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no CTC sequence"):
+        evaluate(tmp_path / "empty", tmp_path / "gt")
+
+
+def test_unknown_metric(ctc_root):
+    with pytest.raises(DlsuiteInputError, match="bogus"):
+        evaluate(*ctc_root, ["SEG", "bogus"])
+
+
+def test_metric_names_case_insensitive_canonical_output(ctc_root):
+    out = evaluate(*ctc_root, "seg,F1,Temporal_Stability")
+    assert list(out["metrics"]) == ["SEG", "f1", "temporal_stability"]
+
+
+# ---- CLI ------------------------------------------------------------------------------------
+def test_cli_json_keys(ctc_root, tmp_path):
+    res, gt = ctc_root
+    out_file = tmp_path / "m.json"
+    r = CliRunner().invoke(evaluate_cmd, [str(res), str(gt), "--metrics", "SEG,DET,TRA,f1", "--json", "-o", str(out_file)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert list(data) == ["metrics", "per_sequence"]
+    assert list(data["metrics"]) == ["SEG", "DET", "TRA", "f1"]
+    assert data["metrics"]["SEG"] == pytest.approx((1 + 5 / 6) / 2)
+    assert json.loads(out_file.read_text()) == data
+
+
+def test_cli_table_and_per_frame_csv(ctc_root, tmp_path):
+    res, gt = ctc_root
+    csv_file = tmp_path / "frames.csv"
+    r = CliRunner().invoke(evaluate_cmd, [str(res), str(gt), "--metrics", "SEG,jaccard", "--per-frame", str(csv_file)])
+    assert r.exit_code == 0, r.output
+    assert "SEG" in r.output and "0.9167" in r.output
+    assert csv_file.read_text().splitlines()[0].startswith("sequence,frame,SEG")
+
+
+def test_cli_bad_input_raises_input_errors(ctc_root, tmp_path):
+    res, gt = ctc_root
+    r = CliRunner().invoke(evaluate_cmd, [str(res), str(gt), "--metrics", "SEG,nope"])
+    assert isinstance(r.exception, DlsuiteInputError) and "nope" in str(r.exception)
+    r = CliRunner().invoke(evaluate_cmd, [str(tmp_path / "missing"), str(gt)])
+    assert isinstance(r.exception, DataError) and "missing" in str(r.exception)
+
+
+def test_root_with_one_sequence_against_its_gt_folder(ctc_root, tmp_path):
+    import shutil
+
+    res, gt = ctc_root
+    shutil.rmtree(res / "01_RES")
+    out = evaluate(res, gt / "02_GT", ["SEG"])
+    assert [s["sequence"] for s in out["per_sequence"]] == ["02"]
+
+
+def test_mask_named_label_folders_are_plain_label_folders(tmp_path):
+    """Files named maskTTT.tif on both sides without CTC GT are compared by file name."""
+    for side in ("res", "gt"):
+        (tmp_path / side).mkdir()
+        img = np.zeros((6, 6), np.uint16)
+        img[1:4, 1:4] = 1
+        tifffile.imwrite(tmp_path / side / "mask000.tif", img)
+    out = evaluate(tmp_path / "res", tmp_path / "gt", ["SEG", "jaccard"])
+    assert out["per_sequence"][0]["sequence"] == "mask000.tif"
+    assert out["metrics"] == {"SEG": 1.0, "jaccard": 1.0}
+
+
+def test_importing_evaluation_and_cli_imports_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, dlsuite.evaluation, dlsuite.cli_eval; "
+            "bad = [m for m in ('tensorflow', 'keras', 'ctc_metrics') if m in sys.modules]; "
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_benchmark_runs_and_agrees(capsys):
+    """benchmarks/evaluation.py on 3 synthetic frames: same SEG as py-ctcmetrics."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "evaluation.py"
+    spec = importlib.util.spec_from_file_location("bench_evaluation", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--frames", "3", "--repeats", "1", "--synthetic"])
+    out = capsys.readouterr().out
+    diff = float(out.split("largest absolute difference:")[1].split()[0])
+    assert diff < 1e-6
+    assert "speed ratio" in out
