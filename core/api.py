@@ -12,7 +12,7 @@ from typing import Any
 from .config import LoadedConfig, load_config as _load_config, parse_config
 from .registry import Registry, get_registry
 
-__all__ = ["load_config", "plugins", "validate_config", "evaluate"]
+__all__ = ["load_config", "plugins", "validate_config", "train", "run", "evaluate"]
 
 
 def load_config(path: str | os.PathLike, *, check_paths: bool = True) -> LoadedConfig:
@@ -30,6 +30,39 @@ def load_config(path: str | os.PathLike, *, check_paths: bool = True) -> LoadedC
 def validate_config(data: Any, *, check_paths: bool = True) -> LoadedConfig:
     """Validate config data already in memory (a dict as in the JSON file)."""
     return parse_config(data, get_registry(), check_paths=check_paths)
+
+
+def _loaded(config: Any) -> LoadedConfig:
+    if isinstance(config, LoadedConfig):
+        return config
+    if isinstance(config, dict):
+        return validate_config(config)
+    return load_config(config)
+
+
+def train(config: Any, *, resume: bool = False, overwrite: bool = False, quiet: bool = False):
+    """Train the model of ``config`` (a path, a dict, or a LoadedConfig).
+
+    Writes the run directory ``config.output_dir`` (config.json, checkpoints/, logs/,
+    history.csv, metrics.json, report/) and returns a ``RunResult(run_dir, metrics, history,
+    wandb_run_id)``. An existing run directory is refused unless ``resume`` (continue from
+    the last resumable checkpoint, same W&B run) or ``overwrite``. Ctrl-C/SIGTERM raise
+    :class:`~dlsuite.pipeline.TrainingInterrupted` after a resumable checkpoint is written.
+    """
+    from . import pipeline
+
+    return pipeline.train(_loaded(config), resume=resume, overwrite=overwrite, quiet=quiet,
+                          registry=get_registry())
+
+
+def run(config: Any, *, resume: bool = False, overwrite: bool = False, quiet: bool = False):
+    """Train, then predict the test set, post-process, track, export CTC results, evaluate
+    and write the report. Same arguments and result as :func:`train`; ``result.metrics``
+    also holds ``test`` (the evaluation metrics), ``per_sequence`` and ``notes``."""
+    from . import pipeline
+
+    return pipeline.run(_loaded(config), resume=resume, overwrite=overwrite, quiet=quiet,
+                        registry=get_registry())
 
 
 def plugins(refresh: bool = False) -> Registry:

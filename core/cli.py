@@ -31,6 +31,8 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("dlsuite.cli_data", "example_data"),
     ("dlsuite.cli_data", "prepare"),
     ("dlsuite.cli_eval", "evaluate"),
+    ("dlsuite.cli_run", "train"),
+    ("dlsuite.cli_run", "run"),
 ]
 
 

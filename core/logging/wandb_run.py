@@ -1,0 +1,150 @@
+"""A Weights & Biases run that never raises into training.
+
+:class:`WandbRun` wraps ``wandb``: every call is guarded; a failure logs one warning (per
+operation) and the run carries on without W&B. Mode: ``WANDB_MODE`` from the environment wins
+over the config's ``wandb.mode`` (default ``offline``: no account, no network; ``wandb sync``
+later). Files go to ``<run_dir>/wandb``. Resuming passes the previous run id, so the same W&B
+run continues (``resume="allow"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+__all__ = ["WandbRun", "resolve_mode", "image_with_masks"]
+
+log = logging.getLogger("dlsuite.wandb")
+
+MODES = ("offline", "online", "disabled")
+
+
+def resolve_mode(config_mode: str) -> str:
+    """The effective W&B mode: ``WANDB_MODE`` (if valid) else the config's; ``dryrun`` is
+    W&B's old spelling of offline."""
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    env = {"dryrun": "offline", "run": "online"}.get(env, env)
+    return env if env in MODES else config_mode
+
+
+class WandbRun:
+    """A guarded W&B run. ``active`` is False when disabled or when ``wandb.init`` failed;
+    every method is then a no-op. ``id`` is the W&B run id (None when not active)."""
+
+    def __init__(self, run: Any = None, wandb_module: Any = None):
+        self._run = run
+        self._wandb = wandb_module
+        self._warned: set[str] = set()
+
+    # ---- construction -----------------------------------------------------------------
+    @classmethod
+    def start(cls, *, wandb_config: Any, run_dir: str | os.PathLike, name: str,
+              config: Mapping[str, Any], resume_id: str | None = None) -> "WandbRun":
+        """Start (or, with ``resume_id``, continue) a run; never raises.
+
+        ``wandb_config`` is the config's ``wandb`` section (mode, project, entity, group,
+        tags); ``config`` the unstructured resolved config logged as the run config.
+        """
+        mode = resolve_mode(wandb_config.mode)
+        if mode == "disabled":
+            log.info("W&B disabled")
+            return cls()
+        try:
+            import wandb
+
+            settings = wandb.Settings(silent=True, console="off", x_disable_stats=True,
+                                      init_timeout=30)
+            kwargs: dict[str, Any] = dict(
+                project=wandb_config.project, entity=wandb_config.entity,
+                group=wandb_config.group, tags=list(wandb_config.tags) or None,
+                name=name, config=dict(config), dir=str(run_dir), mode=mode,
+                settings=settings, reinit="finish_previous")
+            if resume_id:
+                kwargs.update(id=resume_id, resume="allow")
+            run = wandb.init(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - W&B must never stop training
+            log.warning("W&B could not start (%s: %s); continuing without W&B",
+                        type(exc).__name__, exc)
+            return cls()
+        log.info("W&B run %s (%s) in %s", run.id, mode, Path(run_dir) / "wandb")
+        return cls(run, wandb)
+
+    # ---- state ------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self._run is not None
+
+    @property
+    def id(self) -> str | None:
+        return self._guard("id", lambda: self._run.id) if self.active else None
+
+    def _guard(self, what: str, fn, default: Any = None) -> Any:
+        if self._run is None:
+            return default
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - W&B must never stop training
+            if what not in self._warned:
+                self._warned.add(what)
+                log.warning("W&B %s failed (%s: %s); training continues",
+                            what, type(exc).__name__, exc)
+            return default
+
+    # ---- logging ----------------------------------------------------------------------
+    def log(self, data: Mapping[str, Any], step: int | None = None) -> None:
+        """Log a dict of values (numbers, ``wandb.Image`` lists) at ``step``."""
+        self._guard("log", lambda: self._run.log(dict(data), step=step))
+
+    def log_images(self, key: str, images: Sequence[Any], step: int | None = None) -> None:
+        """Log already-built ``wandb.Image`` objects under ``key``."""
+        if images:
+            self.log({key: list(images)}, step=step)
+
+    def image(self, image, *, truth=None, prediction=None, class_labels=None, caption=None):
+        """A ``wandb.Image`` of a 2D ``image`` with ground-truth and prediction masks, or None."""
+        return self._guard("image", lambda: image_with_masks(
+            self._wandb, image, truth=truth, prediction=prediction,
+            class_labels=class_labels, caption=caption))
+
+    def summary(self, data: Mapping[str, Any]) -> None:
+        """Put values (e.g. test metrics) in the run summary."""
+        self._guard("summary", lambda: self._run.summary.update(dict(data)))
+
+    def log_model(self, path: str | os.PathLike, *, name: str,
+                  metadata: Mapping[str, Any] | None = None, aliases: Sequence[str] = ()) -> None:
+        """Log the file at ``path`` as a ``model`` artifact."""
+        def go():
+            safe = re.sub(r"[^A-Za-z0-9_.-]", "-", name)
+            art = self._wandb.Artifact(f"model-{safe}", type="model", metadata=dict(metadata or {}))
+            art.add_file(str(path))
+            self._run.log_artifact(art, aliases=list(aliases) or None)
+        self._guard("log_model", go)
+
+    def finish(self, exit_code: int = 0) -> None:
+        """Finish the run (idempotent)."""
+        if self._run is not None:
+            self._guard("finish", lambda: self._run.finish(exit_code=exit_code))
+            self._run = None
+
+
+def image_with_masks(wandb_module, image, *, truth=None, prediction=None,
+                     class_labels: Mapping[int, str] | None = None, caption: str | None = None):
+    """Build a ``wandb.Image`` of ``image`` (2D, any dtype; scaled to 0..255 uint8) with
+    optional ``ground_truth`` and ``prediction`` class masks."""
+    import numpy as np
+
+    img = np.asarray(image, dtype=np.float32)
+    lo, hi = float(np.nanmin(img)), float(np.nanmax(img))
+    img8 = ((img - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(img)).astype(np.uint8)
+    labels = dict(class_labels or {})
+    masks = {}
+    for key, mask in (("ground_truth", truth), ("prediction", prediction)):
+        if mask is not None:
+            entry: dict[str, Any] = {"mask_data": np.asarray(mask).astype(np.int64)}
+            if labels:
+                entry["class_labels"] = labels
+            masks[key] = entry
+    return wandb_module.Image(img8, masks=masks or None, caption=caption)

@@ -1,0 +1,106 @@
+"""Target plugins (SPEC D5): binary, contours, weight_map, marks; no wrap of label ids."""
+
+import numpy as np
+import pytest
+from scipy.ndimage import binary_erosion
+from skimage.morphology import disk
+from skimage.segmentation import find_boundaries
+
+from dlsuite.errors import DataError
+from dlsuite.registry import Registry
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return Registry.from_entry_points()
+
+
+def build(registry, name, **params):
+    entry = registry.resolve("targets", name)
+    return entry, entry.load()(entry.spec.params(**params))
+
+
+def cells(dtype=np.uint16):
+    """Touching cells, a close pair with a 3-px gap, an isolated cell, ids 256 and 512."""
+    lab = np.zeros((80, 90), dtype)
+    lab[10:30, 10:30] = 256   # 256 would vanish with a uint8 wrap
+    lab[10:30, 30:50] = 2     # touches 256
+    lab[45:65, 10:30] = 512
+    lab[45:65, 33:53] = 7     # 3-pixel gap to 512 (columns 30..32)
+    lab[40:60, 65:85] = 9     # isolated
+    return lab
+
+
+def test_binary(registry):
+    entry, target = build(registry, "binary")
+    lab = cells()
+    y = target(lab)
+    assert entry.spec.n_classes == 2 and entry.spec.channels == ("class",)
+    assert y.dtype == np.float32 and y.shape == lab.shape + (1,)
+    np.testing.assert_array_equal(y[..., 0], (lab > 0).astype(np.float32))
+    assert y[20, 20, 0] == 1  # id 256 kept
+
+
+@pytest.mark.parametrize("connectivity", [1, 2])
+@pytest.mark.parametrize("mode", ["inner", "outer", "thick"])
+def test_contours_equal_find_boundaries(registry, mode, connectivity):
+    entry, target = build(registry, "contours", mode=mode, connectivity=connectivity)
+    lab = cells(np.int64)
+    lab[0:6, 0:8] = 3  # a cell on the image border
+    lab[70:80, 84:90] = 4
+    y = target(lab)[..., 0]
+    assert entry.spec.n_classes == 3
+    fb = find_boundaries(lab, mode=mode, connectivity=connectivity)
+    np.testing.assert_array_equal(y == 2, fb)
+    np.testing.assert_array_equal(y == 1, (lab > 0) & ~fb)
+    np.testing.assert_array_equal(y == 0, (lab == 0) & ~fb)
+
+
+def test_contours_between_touching_cells(registry):
+    _, target = build(registry, "contours")
+    y = target(cells())[..., 0]
+    assert y[20, 29] == 2 and y[20, 30] == 2  # both sides of the 256|2 border
+    assert y[20, 20] == 1
+
+
+def test_weight_map_mean_one_and_borders_heavier(registry):
+    entry, target = build(registry, "weight_map")
+    assert entry.spec.channels == ("class", "weight")
+    lab = cells()
+    y = target(lab)
+    assert y.shape == lab.shape + (2,) and y.dtype == np.float32
+    np.testing.assert_array_equal(y[..., 0], lab > 0)
+    w = y[..., 1]
+    assert w.mean() == pytest.approx(1.0, abs=1e-5)
+    assert len(np.unique(w)) > 10  # float, not truncated to a few uint8 levels
+    interior = w[48:62, 68:82].mean()       # inside the isolated cell
+    far_background = w[72:80, 60:90].mean()
+    gap = w[50:60, 30:33].mean()            # background between close cells
+    touching = w[12:28, 29:31].mean()       # border between touching cells
+    contour = w[40, 66:84].mean()           # top contour of the isolated cell
+    assert gap > 2 * interior and touching > 2 * interior
+    assert contour > interior and gap > far_background
+
+
+def test_weight_map_without_cells(registry):
+    _, target = build(registry, "weight_map")
+    y = target(np.zeros((16, 16), np.uint8))
+    np.testing.assert_allclose(y[..., 1], 1.0)
+
+
+def test_marks_equal_per_instance_erosion(registry):
+    _, target = build(registry, "marks", radius=3)
+    lab = cells(np.uint32)
+    y = target(lab)[..., 0]
+    expected = np.zeros(lab.shape, bool)
+    for i in np.unique(lab)[1:]:
+        expected |= binary_erosion(lab == i, disk(3), border_value=0)
+    np.testing.assert_array_equal(y.astype(bool), expected)
+    assert y[20, 20] == 1 and y[20, 29] == 0  # touching border eroded
+
+
+def test_float_labels_rejected(registry):
+    for name in ("binary", "contours", "weight_map", "marks"):
+        _, target = build(registry, name)
+        with pytest.raises(DataError, match="float"):
+            target(cells().astype(np.float32))
