@@ -188,7 +188,8 @@ class TrackingConfig:
 @attrs.frozen
 class EvaluationConfig:
     metrics: list[str] = param(
-        ["SEG", "DET", "TRA", "jaccard", "dice", "f1", "temporal_stability"],
+        ["SEG", "DET", "TRA", "jaccard", "dice", "precision", "recall", "f1",
+         "temporal_stability", "temporal_stability_gt"],
         help="metrics computed on the test set")
 
 
