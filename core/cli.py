@@ -33,6 +33,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("dlsuite.cli_eval", "evaluate"),
     ("dlsuite.cli_run", "train"),
     ("dlsuite.cli_run", "run"),
+    ("dlsuite.cli_track", "track"),
 ]
 
 

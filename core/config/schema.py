@@ -158,10 +158,11 @@ class TrainConfig:
 @attrs.frozen
 class InferenceConfig:
     tile_size: Optional[int] = param(
-        512, help="tile edge in pixels for tiled prediction; null: whole image")
+        1024, help="output tile edge in pixels (the network sees tile + 2 halo); "
+                   "null: whole image")
     halo: Union[int, Literal["auto"]] = param(
         "auto", help="pixels of context around each tile; auto: from the receptive field")
-    batch_size: int = param(4, help="tiles (or frames) per prediction batch")
+    batch_size: int = param(2, help="tiles (or frames) per prediction batch")
     weights: str = param("best", help="'best', 'last' or a path to a .keras file")
     output_folder: str = param("predictions", help="subfolder of output_dir for predictions")
     save_probabilities: bool = param(True, help="write float32 class probabilities")
@@ -171,7 +172,9 @@ class InferenceConfig:
 class GapFillConfig:
     enabled: bool = param(False, help="temporal Gaussian gap filling before tracking")
     sigma: float = param(2.0, help="Gaussian sigma in frames (and pixels)")
-    threshold: float = param(0.0, help="keep pixels whose smoothed value exceeds this")
+    threshold: float = param(
+        1 / 255, help="keep pixels whose smoothed value exceeds this (0 keeps the whole "
+                      "Gaussian tail)")
     min_size: int = param(100, help="drop objects smaller than this (pixels)")
 
 
@@ -179,7 +182,9 @@ class GapFillConfig:
 class TrackingConfig:
     enabled: bool = param(True, help="link instances over time and write res_track.txt")
     max_distance: float = param(30.0, help="largest centroid displacement linked (pixels)")
-    min_overlap: float = param(0.1, help="smallest IoU linking two instances in overlap mode")
+    min_overlap: float = param(
+        0.1, help="smallest overlap, as a fraction of the smaller object, for a link "
+                  "(0: link by distance alone)")
     gap_closing: int = param(2, help="frames a track may be missing and still be linked")
     splitting: bool = param(True, help="allow divisions")
     gap_fill: GapFillConfig = param(GapFillConfig(), help="tracking preparation")

@@ -1,0 +1,93 @@
+"""Parameter classes of the built-in post-processors (TF-free, numpy-free).
+
+Each is a frozen attrs class of simple JSON types declared with :func:`dlsuite.param`.
+Defaults follow the original suite (closing radius 3, minimum object size 150 px, face
+connectivity), see ``reference`` §6.5.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from dlsuite import param
+
+__all__ = [
+    "ArgmaxParams",
+    "ThresholdParams",
+    "ClosingParams",
+    "FillHolesParams",
+    "RemoveSmallObjectsParams",
+    "RemoveBorderObjectsParams",
+    "LabelParams",
+    "WatershedSplitParams",
+]
+
+_CONNECTIVITY_HELP = "1 = face (4-) connectivity as the original (SimpleITK default), 2 = 8-connectivity"
+
+
+@attrs.frozen
+class ArgmaxParams:
+    """``argmax``: probabilities (H, W, C) -> uint8 class map (class ids kept)."""
+
+    threshold: float = param(
+        0.5, help="only for 1-channel probabilities: foreground where probability > threshold"
+    )
+
+
+@attrs.frozen
+class ThresholdParams:
+    """``threshold``: probability of one class above a value -> uint8 binary mask."""
+
+    threshold: float = param(0.5, help="foreground where the class probability > threshold")
+    channel: int = param(
+        1, help="class channel compared with the threshold (ignored for 1-channel input)"
+    )
+
+
+@attrs.frozen
+class ClosingParams:
+    """``closing``: morphological closing of the foreground."""
+
+    radius: int = param(3, help="radius in pixels of the disk structuring element")
+
+
+@attrs.frozen
+class FillHolesParams:
+    """``fill_holes``: fill background regions enclosed by foreground."""
+
+
+@attrs.frozen
+class RemoveSmallObjectsParams:
+    """``remove_small_objects``: drop objects below a size."""
+
+    min_size: int = param(150, help="objects with fewer pixels than this are removed")
+    connectivity: Literal[1, 2] = param(1, help=_CONNECTIVITY_HELP + " (masks only)")
+
+
+@attrs.frozen
+class RemoveBorderObjectsParams:
+    """``remove_border_objects``: drop objects touching the image border."""
+
+    border: int = param(1, help="width in pixels of the border band an object must not touch")
+    connectivity: Literal[1, 2] = param(1, help=_CONNECTIVITY_HELP + " (masks only)")
+
+
+@attrs.frozen
+class LabelParams:
+    """``label``: connected components of the foreground -> int32 instance labels."""
+
+    connectivity: Literal[1, 2] = param(1, help=_CONNECTIVITY_HELP)
+
+
+@attrs.frozen
+class WatershedSplitParams:
+    """``watershed_split``: instances separated by the contour class of a class map."""
+
+    cell_class: int = param(1, help="class id of cell interiors in the class map")
+    contour_class: int = param(2, help="class id of cell contours in the class map")
+    min_marker_size: int = param(
+        0, help="interior components smaller than this do not seed an instance"
+    )
+    connectivity: Literal[1, 2] = param(1, help=_CONNECTIVITY_HELP)
