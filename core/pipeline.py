@@ -547,7 +547,7 @@ def _write_tracked(ctx: RunContext, res_dir: Path, labels: np.ndarray) -> None:
                           min_size=t.gap_fill.min_size)
     if importlib.util.find_spec("laptrack") is None:
         if "laptrack" not in " ".join(ctx.notes):
-            ctx.note("laptrack is not installed (pip install 'dlsuite[eval]'): CTC results "
+            ctx.note("laptrack is not installed (pip install laptrack): CTC results "
                      "are written without linking objects over time, so TRA is meaningless")
         video, tracks = untracked(labels)
     else:

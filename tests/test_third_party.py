@@ -112,3 +112,43 @@ def test_new_plugin_refuses_bad_name_and_existing_folder(tmp_path):
     assert run_cli("new-plugin", "ok_name", "-d", str(tmp_path)).returncode == 0
     proc = run_cli("new-plugin", "ok_name", "-d", str(tmp_path))
     assert proc.returncode == 2 and "already exists" in proc.stderr
+
+
+def tiny_run_config(tmp_path: Path, model: dict, loss: str | dict = "sparse_cce") -> Path:
+    from dlsuite.data.example import write_example_videos
+
+    write_example_videos(tmp_path / "data", n_videos=2, frames=3, size=32, seed=0)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "output_dir": "run", "seed": 0,
+        "data": {"train": "data/videos", "val": "data/videos", "test": "data/ctc"},
+        "model": model, "loss": loss,
+        "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 2},
+        "train": {"epochs": 1, "tensorboard": {"enabled": False}},
+        "inference": {"tile_size": 32, "halo": 8},
+        "wandb": {"mode": "disabled"},
+    }))
+    return config
+
+
+@pytest.mark.slow
+def test_run_uses_the_third_party_architecture_and_loss(example_site, tmp_path):
+    config = tiny_run_config(tmp_path, {"name": "residual_unet", "n_filters": 4, "pools": 2},
+                             "tversky")
+    proc = run_cli("run", str(config), "--quiet", env=env_with(example_site), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert saved["model"]["name"] == "residual_unet" and saved["loss"]["name"] == "tversky"
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["train"]["epochs"] == 1 and "SEG" in metrics["test"]
+    assert (tmp_path / "run" / "checkpoints" / "best.keras").is_file()
+
+
+@pytest.mark.slow
+def test_broken_package_does_not_break_a_run_that_does_not_use_it(fake_site, tmp_path):
+    fake_site("dlsuite-broken", "0.1", {"broken": "broken_plugin"},
+              {"broken_plugin": "import a_dependency_that_is_not_installed\n"})
+    config = tiny_run_config(tmp_path, {"name": "unet", "n_filters": 4, "pools": 2})
+    proc = run_cli("train", str(config), "--quiet", env=env_with(fake_site.site), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "run" / "checkpoints" / "last.keras").is_file()
