@@ -1,49 +1,75 @@
-"""Atomic writes: write to a temporary file in the target folder, then rename over it."""
+"""Atomic writes: write to a temporary file beside the target, then rename it over it.
+
+Readers never see a half-written file, and a failed write leaves the old file in place.
+Every module that writes results goes through :func:`atomic_write`.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["write_text_atomic", "write_json_atomic", "atomic_path"]
+__all__ = ["atomic_write", "write_text_atomic", "write_json_atomic", "to_jsonable"]
 
 
-class atomic_path:
-    """Context manager yielding a temporary path beside ``path``; on success the file is
-    renamed onto ``path`` (so readers never see a half-written file), on error removed."""
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it: once, at import (not thread-safe)
+    os.umask(mask)
+    return mask
 
-    def __init__(self, path: str | os.PathLike, suffix: str = ""):
-        self.path = Path(path)
-        self.suffix = suffix or "".join(self.path.suffixes[-2:]) or ".tmp"
 
-    def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=self.suffix,
-                                   dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        return self.tmp
+_UMASK = _read_umask()
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp creates 0600; give normal permissions
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    Parent folders are created. The temporary name keeps ``path``'s suffixes (Keras checks
+    ``.keras`` / ``.weights.h5``); the file gets the usual permissions (mkstemp makes 0600);
+    on any failure the temporary file is removed and the exception propagates.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes) or ".tmp"
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.stem}-", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays turned into Python numbers/lists, paths into
+    strings and NaN/inf into None, recursively through dicts, lists and tuples."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy array or scalar
+        return to_jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    """Write ``data`` as indented JSON to ``path`` atomically; returns the path."""
-    return write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+    """Write ``data`` as indented strict JSON (see :func:`to_jsonable`) atomically."""
+    return write_text_atomic(path, json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n")

@@ -29,7 +29,8 @@ from .config import LoadedConfig, config_hash
 from .errors import DlsuiteInputError
 from .logging.wandb_run import WandbRun
 from .registry import Registry, get_registry
-from .rundir import RunDir, prepare_run_dir, read_json, write_json_atomic
+from .fileio import write_json_atomic
+from .rundir import RunDir, prepare_run_dir, read_json
 
 __all__ = ["RunResult", "TrainingInterrupted", "TrainingDiverged", "RunContext", "TrainOutput",
            "Predictions", "Evaluation", "train",

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .rundir import atomic_write
+from .fileio import atomic_write
 
 __all__ = ["write_report", "plot_curves", "overlay_panels", "to_uint8"]
 

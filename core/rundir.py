@@ -22,15 +22,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import attrs
 
 from .errors import DlsuiteInputError
 
-__all__ = ["RunDir", "prepare_run_dir", "atomic_write", "write_json_atomic", "read_json",
+__all__ = ["RunDir", "prepare_run_dir", "read_json",
            "load_run_config"]
 
 
@@ -138,49 +137,12 @@ def prepare_run_dir(output_dir: str | os.PathLike, *, resume: bool = False,
     return run.make()
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
-
-    Readers never see a partial file; the temporary is removed on failure. The temporary name
-    keeps ``path``'s suffix (Keras checks ``.keras`` / ``.weights.h5`` suffixes).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes) or ".tmp"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.stem}-", suffix=suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    """Write ``data`` as indented JSON atomically (non-finite floats become null)."""
-    text = json.dumps(_finite(data), indent=2, sort_keys=False) + "\n"
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file written by this module; a broken file raises DlsuiteInputError."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise DlsuiteInputError(f"{path}: cannot read: {exc}") from None
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def load_run_config(run_dir: str | os.PathLike, registry: Any = None) -> Any:

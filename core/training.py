@@ -34,7 +34,8 @@ import keras
 import numpy as np
 
 from .errors import DlsuiteInputError
-from .rundir import RunDir, atomic_write, read_json, write_json_atomic
+from .fileio import atomic_write, write_json_atomic
+from .rundir import RunDir, read_json
 
 __all__ = [
     "Monitor", "seed_everything", "set_precision", "model_input_shape", "build_model",

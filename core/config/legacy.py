@@ -18,12 +18,12 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import attrs
 
+from ..fileio import write_json_atomic
 from ..errors import DlsuiteInputError, PluginError
 from .schema import SCHEMA_VERSION, Config
 
@@ -959,18 +959,7 @@ def write_migrated(data_new: dict, path: str | os.PathLike) -> Path:
     """Write the migrated config as indented JSON at ``path`` atomically (temp file in the
     same folder, then ``os.replace``); returns the path. Raises DlsuiteInputError naming the
     file when it cannot be written."""
-    path = Path(path)
-    text = json.dumps(data_new, indent=2) + "\n"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        return write_json_atomic(path, data_new)
     except OSError as exc:
         raise DlsuiteInputError(f"{path}: cannot write migrated config: {exc}") from None
-    return path

@@ -20,7 +20,6 @@ Promises (SPEC D1):
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import attrs
 import numpy as np
 
 from dlsuite.errors import DataError
+from dlsuite.fileio import atomic_write, write_text_atomic
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -264,27 +264,6 @@ def _imagej_ok(array: np.ndarray, axes: str) -> bool:
     return all(p >= 0 for p in positions) and positions == sorted(positions)
 
 
-def _read_umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it; done once, at import
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_tiff(path: str | os.PathLike, array, *, axes: str | None = None) -> Path:
@@ -315,10 +294,6 @@ def write_tiff(path: str | os.PathLike, array, *, axes: str | None = None) -> Pa
         def write(tmp: Path) -> None:
             tifffile.imwrite(tmp, array, metadata={"axes": axes}, photometric=photometric)
 
-    return _atomic(p, write)
+    return atomic_write(p, write)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically, creating parent folders; returns it."""
-    p = Path(path)
-    return _atomic(p, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -9,36 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import numpy as np
-
-from dlsuite.fileio import write_text_atomic
-
-
-def to_jsonable(value):
-    """``value`` with numpy scalars/arrays turned into Python numbers/lists and NaN/inf into
-    None, recursively through dicts, lists and tuples."""
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [to_jsonable(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _atomic_write_text(path: Path, text: str) -> Path:
-    return write_text_atomic(path, text)
+from dlsuite.fileio import to_jsonable, write_text_atomic
 
 
 def dumps_metrics(metrics) -> str:
@@ -49,7 +24,7 @@ def dumps_metrics(metrics) -> str:
 def write_metrics_json(path: str | os.PathLike, metrics) -> Path:
     """Write ``metrics`` (any dict/list of numbers, strings, numpy values) as strict JSON to
     ``path`` atomically; returns the path."""
-    return _atomic_write_text(Path(path), dumps_metrics(metrics) + "\n")
+    return write_text_atomic(Path(path), dumps_metrics(metrics) + "\n")
 
 
 def write_metrics_csv(path: str | os.PathLike, rows: Iterable[Mapping]) -> Path:
@@ -67,4 +42,4 @@ def write_metrics_csv(path: str | os.PathLike, rows: Iterable[Mapping]) -> Path:
             {k: ("" if v is None else json.dumps(v) if isinstance(v, (dict, list)) else v)
              for k, v in r.items()}
         )
-    return _atomic_write_text(Path(path), buf.getvalue())
+    return write_text_atomic(Path(path), buf.getvalue())

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
-from ..rundir import atomic_write
+from ..fileio import atomic_write
 from .wandb_run import WandbRun
 
 __all__ = ["HistoryCsv", "EpochLog", "RichProgress", "WandbMetrics", "current_lr", "read_history"]
