@@ -30,11 +30,13 @@ def model_geometry(config: Config, registry: Registry) -> dict[str, Any]:
     }
 
 
-def build_model(config: Config, registry: Registry, *, spatial: tuple[int, int] | None = None):
-    """Build the configured Keras model (uncompiled).
+def build_model(config: Config, registry: Registry, *, spatial: tuple[int, int] | None = None,
+                n_classes: int | None = None):
+    """Build the configured Keras model (uncompiled, no weights loaded).
 
     ``spatial`` = (H, W) fixes the input size; by default 2D models take any size and models
-    that need static shapes (ConvLSTM) are built at ``datagen.patch_size``.
+    that need static shapes (ConvLSTM) are built at ``datagen.patch_size``. ``n_classes``
+    defaults to the target plugin's.
     """
     geo = model_geometry(config, registry)
     if spatial is None and not geo["supports_dynamic_size"]:
@@ -42,4 +44,4 @@ def build_model(config: Config, registry: Registry, *, spatial: tuple[int, int] 
     h, w = spatial if spatial is not None else (None, None)
     shape = (geo["time_windows"], h, w, 1) if geo["temporal"] else (h, w, 1)
     build = registry.resolve("architectures", config.model.name).load()
-    return build(config.model.params, n_classes=geo["n_classes"], input_shape=shape)
+    return build(config.model.params, n_classes=n_classes or geo["n_classes"], input_shape=shape)

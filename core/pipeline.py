@@ -248,13 +248,9 @@ def build_training_data(ctx: RunContext, *, temporal: bool, time_windows: int | 
 
 
 def _geometry(ctx: RunContext) -> dict:
-    entry = ctx.registry.resolve("architectures", ctx.config.model.name)
-    params = ctx.config.model.params if ctx.config.model.params is not None else entry.spec.params()
-    spec = entry.spec
-    return {"temporal": spec.temporal,
-            "time_windows": getattr(params, "time_windows", None) if spec.temporal else None,
-            "size_multiple": spec.size_multiple(params) if spec.size_multiple else 1,
-            "receptive_field": spec.receptive_field(params) if spec.receptive_field else None}
+    from .models import model_geometry
+
+    return model_geometry(ctx.config, ctx.registry)
 
 
 def _sample_batch(dataset, n: int):

@@ -38,7 +38,7 @@ from .fileio import atomic_write, write_json_atomic
 from .rundir import RunDir, read_json
 
 __all__ = [
-    "Monitor", "seed_everything", "set_precision", "model_input_shape", "build_model",
+    "Monitor", "seed_everything", "set_precision", "build_model",
     "compile_model",
     "make_optimizer", "resolve_monitor", "Checkpoints", "GracefulStop", "StopOnSignal",
     "NanGuard", "ResumeState", "load_resume_state",
@@ -90,25 +90,16 @@ def _plugin(registry, kind: str, choice) -> tuple[Any, Any]:
     return entry, params
 
 
-def model_input_shape(config, spec, params) -> tuple:
-    """Input shape the architecture is built with: ``(None, None, 1)`` for dynamic 2D models,
-    the patch size for static ones, ``(T, H, W, 1)`` for temporal ones."""
-    ph, pw = config.datagen.patch_size
-    hw = (None, None) if spec.supports_dynamic_size else (ph, pw)
-    if spec.temporal:
-        return (int(getattr(params, "time_windows", 5)),) + hw + (1,)
-    return hw + (1,)
-
-
 def build_model(config, registry, *, n_classes: int) -> tuple[keras.Model, Any]:
     """Build the architecture the config names; returns ``(model, architecture entry)``.
 
     ``train.pretrained_weights`` (``.keras`` or ``.weights.h5``) is loaded into it; with
     ``train.load_from_frozen`` the encoder is unfrozen after loading.
     """
-    entry, params = _plugin(registry, "architectures", config.model)
-    model = entry.load()(params, n_classes=n_classes,
-                         input_shape=model_input_shape(config, entry.spec, params))
+    from .models import build_model as build_architecture
+
+    entry = registry.resolve("architectures", config.model.name)
+    model = build_architecture(config, registry, n_classes=n_classes)
     weights = config.train.pretrained_weights
     if weights:
         try:

@@ -16,7 +16,8 @@ from dlsuite import hookimpl
 from dlsuite.config import config_hash, parse_config
 from dlsuite.errors import DlsuiteInputError
 from dlsuite.registry import Registry, get_registry
-from dlsuite.rundir import RunDir, atomic_write, load_run_config, prepare_run_dir
+from dlsuite.rundir import RunDir, load_run_config, prepare_run_dir
+from dlsuite.fileio import atomic_write
 
 
 def tiny_config(data: Path, out: Path, **overrides) -> dict:
