@@ -12,7 +12,7 @@ from typing import Any
 from .config import LoadedConfig, load_config as _load_config, parse_config
 from .registry import Registry, get_registry
 
-__all__ = ["load_config", "plugins", "validate_config", "train", "run", "evaluate"]
+__all__ = ["load_config", "plugins", "validate_config", "train", "run", "evaluate", "predict"]
 
 
 def load_config(path: str | os.PathLike, *, check_paths: bool = True) -> LoadedConfig:
@@ -87,3 +87,21 @@ def evaluate(res: str | os.PathLike, gt: str | os.PathLike, metrics: Any = None)
     from .evaluation import evaluate as _evaluate
 
     return _evaluate(res, gt, metrics)
+
+
+def predict(model_or_run_dir: Any, image_or_video: Any, **overrides: Any):
+    """Class probabilities of one 2D image or video, as a float32 ndarray: ``(H, W)`` ->
+    ``(H, W, C)``, ``(T, H, W)`` -> ``(T, H, W, C)`` (softmax; sigmoid for one class).
+
+    ``model_or_run_dir`` is a run directory (its config's normalization, tiling, temporal
+    windows and the ``best.keras`` checkpoint by default: the same probabilities as
+    ``dlsuite predict`` writes) or a ``keras.Model`` (no normalization unless given).
+    ``image_or_video`` is an ndarray or the path of a TIFF/PNG file. ``overrides``:
+    ``weights`` (``best``/``last``/a path), ``tile_size`` (None: whole image), ``halo``
+    (int or ``"auto"``), ``batch_size``, ``normalize`` (bool or a callable),
+    ``time_windows``, ``size_multiple``. Raises DlsuiteInputError / DataError naming the
+    path for a missing run, checkpoint or unreadable image.
+    """
+    from .predict import predict as _predict
+
+    return _predict(model_or_run_dir, image_or_video, registry=get_registry(), **overrides)

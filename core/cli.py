@@ -34,6 +34,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("dlsuite.cli_run", "train"),
     ("dlsuite.cli_run", "run"),
     ("dlsuite.cli_track", "track"),
+    ("dlsuite.cli_predict", "predict"),
 ]
 
 

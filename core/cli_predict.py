@@ -1,0 +1,98 @@
+"""``dlsuite predict RUN_DIR INPUT``: predict new images or videos with a trained run.
+
+Attached to the ``dlsuite`` group through ``dlsuite.cli.SUBCOMMANDS``. TensorFlow is imported
+only when the command runs. Bad input (missing run, checkpoint or input, non-empty output)
+raises DlsuiteInputError / DataError: exit status 2, one line, no traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["predict"]
+
+
+def _tile_size(value: str | None):
+    """``--tile-size``: a positive integer, or ``none`` for the whole image."""
+    if value is None:
+        return None
+    if value.lower() in ("none", "whole", "0"):
+        return "whole"
+    try:
+        n = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an integer or 'none'") from None
+    if n < 1:
+        raise click.BadParameter("must be >= 1 (or 'none' for the whole image)")
+    return n
+
+
+def _halo(value: str | None):
+    """``--halo``: a non-negative integer or ``auto``."""
+    if value is None or value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an integer or 'auto'") from None
+    if n < 0:
+        raise click.BadParameter("must be >= 0 (or 'auto')")
+    return n
+
+
+@click.command("predict")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path),
+              help="Output folder [default: RUN_DIR/<inference.output_folder>/<INPUT name>].")
+@click.option("--weights", help="Checkpoint: best, last or a path to a .keras file "
+                                "[default: the run's inference.weights].")
+@click.option("--tile-size", callback=lambda c, p, v: _tile_size(v), metavar="N|none",
+              help="Output tile edge in pixels; none: the whole image "
+                   "[default: the run's inference.tile_size].")
+@click.option("--halo", callback=lambda c, p, v: _halo(v), metavar="N|auto",
+              help="Context pixels around each tile [default: the run's inference.halo].")
+@click.option("--batch-size", type=click.IntRange(1),
+              help="Tiles (or frames) per batch [default: the run's inference.batch_size].")
+@click.option("--no-postprocess", is_flag=True,
+              help="Write probabilities only (no post-processing, no labels).")
+@click.option("--ctc", is_flag=True,
+              help="Also track each video and write CTC folders OUT/ctc/NN_RES "
+                   "(masks + res_track.txt) with the run's tracking settings.")
+@click.option("--as-video", is_flag=True,
+              help="INPUT is a folder of 2D images: stack them (natural name order) into one "
+                   "video, e.g. a time-lapse saved one file per frame.")
+@click.option("--overwrite", is_flag=True, help="Replace the predictions in a non-empty OUT.")
+@click.option("--quiet", is_flag=True, help="No progress bar, no summary table.")
+def predict(run_dir: Path, input_path: Path, out_dir: Path | None, weights: str | None,
+            tile_size, halo, batch_size: int | None, no_postprocess: bool, ctc: bool,
+            as_video: bool, overwrite: bool, quiet: bool) -> None:
+    """Predict INPUT with the trained run RUN_DIR and write per input
+    probabilities/<name>.tif (float32) and labels/<name>.tif (instance labels).
+
+    INPUT is a TIFF/PNG image or video, a folder of them, a folder of CTC frames tNNN.tif,
+    or a dataset folder (frames, videos or CTC layout; labels are not needed). The run's
+    config gives normalization, tiling, post-processing and tracking.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from dlsuite.predict import FROM_CONFIG, predict_folder
+
+    size = FROM_CONFIG if tile_size is None else (None if tile_size == "whole" else tile_size)
+    summary = predict_folder(run_dir, input_path, out_dir, weights=weights, tile_size=size,
+                             halo=halo, batch_size=batch_size, postprocess=not no_postprocess,
+                             ctc=ctc, as_video=as_video, overwrite=overwrite, quiet=quiet)
+    err = Console(stderr=True, soft_wrap=True)
+    for note in summary.notes:
+        err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    if not quiet:
+        table = Table("input", "shape", "objects", "CTC", title=f"{summary.checkpoint}")
+        for row in summary.rows:
+            table.add_row(row["name"], "x".join(map(str, row["shape"])),
+                          "-" if row["objects"] is None else str(row["objects"]),
+                          f"{row['sequence']}_RES" if row["sequence"] else "-")
+        err.print(table)
+    click.echo(f"wrote {len(summary.rows)} prediction(s) to {summary.out_dir}")
