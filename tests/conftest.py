@@ -63,3 +63,10 @@ def run_cli(*args: str, env: dict | None = None, cwd: str | os.PathLike | None =
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(autouse=True)
+def _wandb_mode_from_config(monkeypatch):
+    """Tests choose the W&B mode in their configs; a WANDB_MODE in the environment of the
+    person running them would override it."""
+    monkeypatch.delenv("WANDB_MODE", raising=False)
