@@ -152,3 +152,12 @@ def test_broken_package_does_not_break_a_run_that_does_not_use_it(fake_site, tmp
     proc = run_cli("train", str(config), "--quiet", env=env_with(fake_site.site), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "run" / "checkpoints" / "last.keras").is_file()
+
+
+@pytest.mark.slow
+def test_example_plugin_passes_its_own_tests(example_site, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(EXAMPLE / "tests")], capture_output=True, text=True,
+                          env={**os.environ, **env_with(example_site)}, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "failed" not in proc.stdout and " passed" in proc.stdout
