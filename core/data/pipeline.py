@@ -314,7 +314,9 @@ class PatchMaker:
     def _augment(self, image: np.ndarray, labels: np.ndarray, rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray]:
         ids, inverse = None, None
-        if labels.size and (int(labels.max()) >= 1 << 24 or int(labels.min()) < 0):
+        small = labels.dtype.kind in "ub" and labels.dtype.itemsize <= 2  # float32-exact
+        if not small and labels.size and (int(labels.max()) >= 1 << 24
+                                          or int(labels.min()) < 0):
             ids, inverse = np.unique(labels, return_inverse=True)  # float32-exact ids
             labels = inverse.reshape(labels.shape)
         channel = labels.astype(np.float32)[..., None]

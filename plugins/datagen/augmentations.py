@@ -174,12 +174,17 @@ def _apply(plan, stack: np.ndarray, out_shape) -> np.ndarray:
     """Resample every slice of ``stack`` ``(K, H, W)`` with a :func:`_plan`."""
     K = stack.shape[0]
     flat = np.ascontiguousarray(stack, dtype=np.float32).reshape(K, -1)
-    out = None
-    for index, weight in plan:
-        term = flat[:, index]
-        if weight is not None:
-            term *= weight
-        out = term if out is None else out + term
+    out = np.empty((K, plan[0][0].size), np.float32)
+    term = np.empty(out.shape[1], np.float32) if len(plan) > 1 else None
+    # one 1D ``take`` per slice and term: ~3x faster than fancy indexing ``flat[:, index]``
+    for row, acc in zip(flat, out):
+        for j, (index, weight) in enumerate(plan):
+            dest = acc if j == 0 else term
+            np.take(row, index, out=dest, mode="clip")  # indices are in range already
+            if weight is not None:
+                dest *= weight
+            if j:
+                acc += term
     return out.reshape((K,) + tuple(out_shape))
 
 
@@ -224,8 +229,10 @@ def build_intensity(params):
             return image, target
         factor = rng.uniform(1 - params.contrast, 1 + params.contrast)
         offset = rng.uniform(-params.brightness, params.brightness)
-        mean = float(image.mean())
-        return ((image - mean) * factor + mean + offset).astype(np.float32), target
+        mean = float(image.mean(dtype=np.float64))
+        out = np.multiply(image, np.float32(factor), dtype=np.float32)  # a new array
+        out += np.float32(mean * (1 - factor) + offset)  # (x - mean) * factor + mean + offset
+        return out, target
 
     return jitter
 
