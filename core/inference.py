@@ -10,7 +10,10 @@ with ``halo`` at least the receptive-field radius a tiled prediction therefore e
 untiled one (``tile_size=None``: one tile covering the image, with the same mirrored halo)
 up to float rounding. Tiles are gathered by index arithmetic (no padded copy of the image)
 and written into one preallocated output, so memory beyond input and output is bounded by
-``batch_size`` tiles. Images smaller than a tile give one smaller tile.
+``batch_size`` tiles. Images smaller than a tile give one smaller tile. Models built at a
+static spatial size (ConvLSTM needs static shapes; training builds them at the patch size) are
+rebuilt at the tile input size with the same weights (:func:`rebuild_at_size`, memoized), so
+a large time-lapse is cut into a few large tiles rather than many patch-sized ones.
 
 Probabilities: models output logits; :func:`predict_image` returns softmax probabilities
 (sigmoid for a 1-channel output) as float32 ``(H, W, C)``.
@@ -57,6 +60,7 @@ __all__ = [
     "predict_image",
     "predict_video",
     "split_temporal_model",
+    "rebuild_at_size",
     "run_postprocess",
     "write_predictions",
 ]
@@ -234,13 +238,13 @@ def predict_image(
     image; ``halo`` the mirrored context per side; ``size_multiple`` what the model needs H and
     W divisible by (see the module docstring for the equality tiled == untiled). Any image size
     works, including images smaller than a tile and sizes not divisible by ``size_multiple``.
-    A model with a static input size is fed tiles of exactly that size (the core shrinks).
+    A model built at a static input size is rebuilt at the tile input size
+    (:func:`rebuild_at_size`); if that fails it is fed tiles of its own size (the core
+    shrinks).
     """
     image = _as_image(image)
     ay, ax = _axes(image.shape, tile_size, halo, size_multiple)
-    static = _static_hw(model, (1, 2))
-    if any(s is not None for s in static):
-        ay, ax = _fit_static(image.shape, static, halo, size_multiple)
+    model, ay, ax = _for_tiles(model, (1, 2), image.shape, ay, ax, halo, size_multiple)
     _check("batch_size", batch_size, 1)
     out = None
     for batch in _batches(_tiles(ay, ax), batch_size):
@@ -251,6 +255,58 @@ def predict_image(
         for k, (i, j) in enumerate(batch):
             _place(out, pred[k], ay, ax, i, j)
     return out
+
+
+_RESIZED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _for_tiles(model, spatial_axes, shape, ay: _Axis, ax: _Axis, halo, size_multiple):
+    """``(model, ay, ax)`` to run: a model built at a static spatial size other than the tile
+    input is rebuilt at the tile input size (:func:`rebuild_at_size`, memoized); when it cannot
+    be rebuilt, the tiles are fitted to its static size instead (the core shrinks)."""
+    static = _static_hw(model, spatial_axes)
+    if all(s is None for s in static):
+        return model, ay, ax
+    wanted = (ay.length, ax.length)
+    if tuple(static) == wanted:
+        return model, ay, ax
+    per_model = _RESIZED.setdefault(model, {})
+    if wanted not in per_model:
+        try:
+            per_model[wanted] = rebuild_at_size(model, wanted)
+        except Exception:  # noqa: BLE001 - any failure: keep the model's own size
+            per_model[wanted] = None
+    if per_model[wanted] is not None:
+        return per_model[wanted], ay, ax
+    return (model,) + _fit_static(shape, static, halo, size_multiple)
+
+
+def rebuild_at_size(model, spatial: tuple[int, int]):
+    """A copy of the functional Keras ``model`` (weights shared by value) whose input, and the
+    inputs of its nested models, take spatial size ``spatial`` ``(h, w)`` instead of their
+    static size: for models that need static shapes (ConvLSTM2D), so that they can be run on
+    tiles larger than their training patches. Raises when the architecture cannot be rebuilt
+    at that size (e.g. a layer with a hard-coded spatial shape)."""
+    config = model.get_config()
+
+    def resize(node):
+        if isinstance(node, dict):
+            node.pop("build_config", None)  # layers are rebuilt by calling them
+            if node.get("class_name") == "InputLayer":
+                shape = list(node["config"]["batch_shape"])
+                if len(shape) >= 4:
+                    shape[-3], shape[-2] = spatial
+                node["config"]["batch_shape"] = shape
+            for value in node.values():
+                resize(value)
+        elif isinstance(node, list):
+            for value in node:
+                resize(value)
+
+    resize(config)
+    rebuilt = model.__class__.from_config(config)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
 
 
 def _fit_static(shape, static, halo, size_multiple) -> tuple[_Axis, _Axis]:
@@ -361,8 +417,9 @@ def predict_video(
     models predict frame ``t`` from the ``time_windows``-frame window ending at ``t``; with
     ``reuse_features`` and a model following the split contract each frame's per-frame
     features are computed once per tile (otherwise every window is recomputed; the results
-    agree within float tolerance). Models built at a static spatial size get tiles of that
-    size; dynamic models get tiles of ``tile_size`` + halo.
+    agree within float tolerance). Every model gets tiles of ``tile_size`` + halo: models built
+    at a static spatial size (ConvLSTM) are rebuilt at that size (:func:`rebuild_at_size`),
+    or, when that fails, get tiles of their own size.
     """
     video = np.asarray(video)
     if video.ndim != 3 or video.size == 0:
@@ -381,9 +438,7 @@ def predict_video(
             f"{time_windows}"
         )
     ay, ax = _axes(video.shape[1:], tile_size, halo, size_multiple)
-    static = _static_hw(model, (2, 3))
-    if any(s is not None for s in static):
-        ay, ax = _fit_static(video.shape[1:], static, halo, size_multiple)
+    model, ay, ax = _for_tiles(model, (2, 3), video.shape[1:], ay, ax, halo, size_multiple)
     runner = _runner_for(model, (ay.length, ax.length)) if reuse_features else None
     out = None
     for i, j in _tiles(ay, ax):

@@ -245,3 +245,89 @@ def test_tracker_follows_real_cells_drifting_over_frames():
         assert (tr.begin, tr.end, tr.parent) == (0, 5, 0)
         seen.add(tr.label)
     assert len(seen) == len(inside)  # no two cells share a track
+
+
+# --------------------------------------------------------------------------------------------
+# synthetic moving and dividing discs, scored by py-ctcmetrics
+
+
+def _discs():
+    """10 frames of 96x96: (ground-truth label video, man_track rows, per-frame instances).
+
+    Track 1 moves right, track 2 moves down and divides at frame 5 into tracks 3 and 4
+    (moving apart vertically), track 5 moves diagonally. The instance video given to the
+    tracker has unrelated, shuffled labels in every frame."""
+    n, size = 10, 96
+    gt = np.zeros((n, size, size), np.uint16)
+    for t in range(n):
+        _disk(gt, t, 15, 10 + 3 * t, 7, 1)
+        if t < 5:
+            _disk(gt, t, 40 + 2 * t, 50, 9, 2)
+        else:
+            d = 4 + 2 * (t - 5)
+            _disk(gt, t, 50 - d, 50, 6, 3)
+            _disk(gt, t, 50 + d, 50, 6, 4)
+        _disk(gt, t, 60 + 2 * t, 10 + 2 * t, 7, 5)
+    rows = [(1, 0, 9, 0), (2, 0, 4, 0), (3, 5, 9, 2), (4, 5, 9, 2), (5, 0, 9, 0)]
+    rng = np.random.default_rng(0)
+    shuffled = np.zeros_like(gt, dtype=np.int32)
+    for t in range(n):
+        lut = np.zeros(6, np.int32)
+        lut[1:] = rng.permutation(5) * 7 + 11  # unrelated ids per frame
+        shuffled[t] = lut[gt[t]]
+    return gt, rows, shuffled
+
+
+def test_tracker_on_moving_and_dividing_discs_has_perfect_tra(tmp_path):
+    import contextlib
+    import io
+
+    from ctc_metrics import evaluate_sequence
+
+    gt, rows, instances = _discs()
+    for t in range(10):  # the discs never touch: every track is one whole disc
+        assert np.unique(gt[t]).tolist() == ([0, 1, 2, 5] if t < 5 else [0, 1, 3, 4, 5])
+    gt_dir = tmp_path / "01_GT"
+    (gt_dir / "TRA").mkdir(parents=True)
+    (gt_dir / "SEG").mkdir()
+    for t, frame in enumerate(gt):
+        tifffile.imwrite(gt_dir / "TRA" / f"man_track{t:03d}.tif", frame)
+        tifffile.imwrite(gt_dir / "SEG" / f"man_seg{t:03d}.tif", frame)
+    (gt_dir / "TRA" / "man_track.txt").write_text("".join(
+        " ".join(map(str, row)) + "\n" for row in rows))
+
+    out, tracks = track(instances, max_distance=20, gap_closing=1)
+    assert sum(1 for tr in tracks if tr.parent) == 2  # the two daughters
+    res = write_ctc_result(tmp_path / "01_RES", out, tracks)
+    assert _ctc_valid(res) == 1
+    with contextlib.redirect_stdout(io.StringIO()):
+        scores = evaluate_sequence(str(res), str(gt_dir), ["DET", "TRA"], threads=1)
+    assert scores["DET"] == 1.0 and scores["TRA"] == 1.0
+
+    # the score is not vacuous: the same result without the division links is not perfect
+    orphaned = [Track(tr.label, tr.begin, tr.end, 0) for tr in tracks]
+    bad = write_ctc_result(tmp_path / "02_RES", out, orphaned)
+    with contextlib.redirect_stdout(io.StringIO()):
+        worse = evaluate_sequence(str(bad), str(gt_dir), ["TRA"], threads=1)
+    assert worse["TRA"] < 1.0
+
+
+def test_merge_trackmate_with_300_tracks_keeps_every_id():
+    """300 cells as one 0/1 mask, TrackMate ids 1..300 (shuffled between frames): every id
+    survives, on exactly its cell, and nothing wraps at 255."""
+    seg = np.zeros((2, 60, 200), np.uint8)
+    tm = np.zeros((2, 60, 200), np.uint16)
+    rng = np.random.default_rng(1)
+    cells = [(y, x) for y in range(0, 60, 6) for x in range(0, 200, 6)][:300]
+    assert len(cells) == 300
+    for t in range(2):
+        ids = rng.permutation(300) + 1
+        for (y, x), track_id in zip(cells, ids):
+            seg[t, y : y + 4, x : x + 4] = 1
+            tm[t, y + 1 : y + 3, x + 1 : x + 3] = track_id  # TrackMate spots inside the cells
+    out = merge_trackmate(seg, tm)
+    for t in range(2):
+        assert set(np.unique(out[t]).tolist()) == set(range(301))
+        for y, x in cells:
+            assert np.all(out[t, y : y + 4, x : x + 4] == tm[t, y + 1, x + 1])
+    assert np.array_equal(out > 0, seg > 0)
