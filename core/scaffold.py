@@ -29,6 +29,7 @@ class KindTemplate:
     params: str           # attrs fields of the parameter class
     factory: str          # body of the factory module
     test_params: str      # small parameter overrides for the contract test
+    spec_extra: str = ""  # further spec fields (e.g. the architecture's size_multiple)
 
 
 KINDS: dict[str, KindTemplate] = {
@@ -62,6 +63,7 @@ KINDS: dict[str, KindTemplate] = {
                 return keras.Model(inputs, layers.Conv2D(n_classes, 1)(x), name="{name}")
         ''',
         test_params='{"n_filters": 4, "pools": 2}',
+        spec_extra=",\n                   size_multiple=lambda params: 2 ** params.pools",
     ),
     "loss": KindTemplate(
         hook="dlsuite_losses", spec="LossSpec", contract="LossContract",
@@ -160,7 +162,7 @@ class Params:
 def {hook}():
     """Contribute {name}."""
     return [{spec}(name="{name}", factory="{package}.impl:build", params=Params,
-                   description="TODO: one line saying what {name} does")]
+                   description="TODO: one line saying what {name} does"{spec_extra})]
 '''
 
 TEST = '''
@@ -199,7 +201,7 @@ def new_plugin(name: str, kind: str, directory: str | Path) -> Path:
     fields = {"name": name, "dist": dist, "package": package, "kind": kind,
               "spec": template.spec, "hook": template.hook, "contract": template.contract,
               "camel": "".join(p.title() for p in name.split("_")),
-              "test_params": template.test_params,
+              "test_params": template.test_params, "spec_extra": template.spec_extra,
               "params": textwrap.indent(_dedent(template.params), "    ")}
     files = {
         root / "pyproject.toml": _dedent(PYPROJECT).format(**fields),

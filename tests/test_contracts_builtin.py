@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-import dlsuite_plugins.architectures.plugin as arch_plugin
 import dlsuite_plugins.datagen.plugin as datagen_plugin
 import dlsuite_plugins.losses.plugin as loss_plugin
 import dlsuite_plugins.postprocess.plugin as post_plugin
-from dlsuite.testing import (ArchitectureContract, AugmentationContract, LossContract,
-                             MetricContract, NormalizerContract, PostprocessorContract,
-                             SamplerContract, TargetContract)
+from dlsuite.testing import (AugmentationContract, LossContract, MetricContract,
+                             NormalizerContract, PostprocessorContract, SamplerContract,
+                             TargetContract)
 
 
-class TestUNetContract(ArchitectureContract):
-    plugin = arch_plugin
-    name = "unet"
-    params = {"n_filters": 4, "pools": 2}
-
-
-class TestMobileUNetContract(ArchitectureContract):
-    plugin = arch_plugin
-    name = "mobilenet_mobileunet"
-    params = {"n_filters": 4, "pools": 2}
+# architectures: tests/test_architecture_contract_all.py runs ArchitectureContract on every
+# registered architecture
 
 
 class TestSparseCCEContract(LossContract):

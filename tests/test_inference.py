@@ -266,20 +266,10 @@ def _build(entry, prm, shape):
     return entry.load()(prm, n_classes=3, input_shape=shape)
 
 
-# The strided-'same'-conv U-Nets see more context on the bottom/right than on the top/left
-# (TF pads 0 before, 1 after a stride-2 3x3 conv), so the centred halo of their spec's
-# receptive field (its width: 47 for fc, pools 2) is too small by a few pixels: measured
-# one-sided support 23 left / 26 right, i.e. a symmetric receptive field of 53 is needed
-# (fc_dil: 36 / 39 -> 79). To be fixed in plugins/architectures/geometry.py.
-_ASYMMETRIC = {"categorical_unet_fc", "categorical_unet_fc_dil"}
 
 
 def _arch_param(name):
     marks = []
-    if name in _ASYMMETRIC:
-        marks.append(pytest.mark.xfail(
-            strict=True, reason="receptive_field is a width, not a centred bound, for "
-            "strided 'same' convolutions (geometry.py): the auto halo leaves seams"))
     if _ARCHS[name].spec.temporal and not _ARCHS[name].spec.supports_dynamic_size:
         marks.append(pytest.mark.slow)
     return pytest.param(name, marks=marks)

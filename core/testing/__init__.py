@@ -12,6 +12,14 @@ dlsuite runs on its own plugins::
         name = "my_net"
         params = {"n_filters": 4}
 
+``ArchitectureContract`` builds tiny models: defaults build, logits of the input size for two
+class counts and two input sizes (any multiple of ``size_multiple`` must work; an architecture
+that declares none must accept any size), ``T = 3`` and ``T = 5`` windows for temporal models,
+``.keras`` round trip in safe mode, and a few Adam steps on one tiny batch lower the loss.
+To run it on every installed architecture, bind one subclass per entry of
+``dlsuite.registry.get_registry().entries("architectures")`` (dlsuite's own
+``tests/test_architecture_contract_all.py`` does this).
+
 The ``isolated_registry`` fixture (installed as a pytest plugin through the ``pytest11``
 entry point) builds a registry holding only the plugins you pass.
 """

@@ -68,28 +68,97 @@ class PluginContract:
 
 
 class ArchitectureContract(PluginContract):
-    """Builds at a small size, gives logits of the right shape, round-trips through .keras."""
+    """What every architecture must do, checked on tiny models (keep ``params`` small: a few
+    thousand parameters; ``size`` is the side of the test images, 32-64 px).
+
+    * builds from the spec's default parameters (at a small size);
+    * gives raw logits ``(B, H, W, n_classes)`` of the input's size, for two classes counts and
+      for two input sizes, a square one and a non-square one (one model for both when
+      ``supports_dynamic_size``, else one model per size): any multiple of the declared
+      ``size_multiple`` must work, and a spec that declares none must accept any size;
+    * temporal models accept windows of ``T = 3`` and ``T = 5`` frames
+      (``attrs.evolve(params, time_windows=T)``);
+    * round-trips through a ``.keras`` file in safe mode (same outputs);
+    * a few Adam steps on one tiny fixed batch lower the sparse cross-entropy (it can learn).
+
+    Models with several outputs are checked on their first output (the segmentation logits).
+    """
 
     kind = "architectures"
     size: ClassVar[int] = 32
+    batch: ClassVar[int] = 2
+    train_steps: ClassVar[int] = 6
+    learning_rate: ClassVar[float] = 1e-2
+
+    # ---- helpers (also usable by subclasses) ------------------------------------------
+    def _multiple(self, entry, params) -> int:
+        return int(entry.spec.size_multiple(params)) if entry.spec.size_multiple else 1
+
+    def _side(self, entry, params, side: int) -> int:
+        """``side`` rounded down to a multiple of the spec's size multiple (at least one)."""
+        m = self._multiple(entry, params)
+        return max(m, (side // m) * m)
+
+    def _sizes(self, entry, params) -> list[tuple[int, int]]:
+        """Two input sizes: a square one and a non-square one a size multiple away."""
+        s = self._side(entry, params, self.size)
+        return [(s, s), (2 * s, s + self._multiple(entry, params))]
+
+    def _input(self, entry, params, h: int, w: int, seed: int = 0) -> np.ndarray:
+        lead = (self.batch, params.time_windows) if entry.spec.temporal else (self.batch,)
+        return np.random.default_rng(seed).random((*lead, h, w, 1), dtype=np.float32)
+
+    def _make(self, entry, params, n_classes: int, hw: tuple[int, int] | None):
+        """Build for frames of ``hw`` (``None``: dynamic H, W)."""
+        frame = (None, None, 1) if hw is None else (*hw, 1)
+        shape = (params.time_windows, *frame) if entry.spec.temporal else frame
+        return entry.load()(params, n_classes=n_classes, input_shape=shape)
 
     def _build(self, entry, built_params, n_classes=2):
-        h = w = self.size
-        if entry.spec.size_multiple:
-            m = entry.spec.size_multiple(built_params)
-            h = w = max(m, (self.size // m) * m)
-        frame = (h, w, 1) if not entry.spec.supports_dynamic_size else (None, None, 1)
-        shape = (built_params.time_windows, *frame) if entry.spec.temporal else frame
-        model = entry.load()(built_params, n_classes=n_classes, input_shape=shape)
-        x_shape = (2, built_params.time_windows, h, w, 1) if entry.spec.temporal else (2, h, w, 1)
-        return model, np.random.default_rng(0).random(x_shape, dtype=np.float32), (h, w)
+        h, w = self._sizes(entry, built_params)[0]
+        hw = None if entry.spec.supports_dynamic_size else (h, w)
+        model = self._make(entry, built_params, n_classes, hw)
+        return model, self._input(entry, built_params, h, w), (h, w)
+
+    @staticmethod
+    def _logits(model, x) -> np.ndarray:
+        y = model(x, training=False)
+        return np.asarray(y[0] if isinstance(y, (list, tuple)) else y)
+
+    # ---- checks ------------------------------------------------------------------------
+    def test_builds_from_defaults(self, entry):
+        params = entry.spec.params()
+        h, w = self._sizes(entry, params)[0]
+        model = self._make(entry, params, 2, (h, w))
+        y = self._logits(model, self._input(entry, params, h, w))
+        assert y.shape == (self.batch, h, w, 2)
+        assert np.isfinite(y).all()
 
     @pytest.mark.parametrize("n_classes", [2, 3])
     def test_output_is_logits_of_input_size(self, entry, built_params, n_classes):
         model, x, (h, w) = self._build(entry, built_params, n_classes)
-        y = np.asarray(model(x, training=False))
-        assert y.shape == (2, h, w, n_classes)
+        y = self._logits(model, x)
+        assert y.shape == (self.batch, h, w, n_classes)
         assert np.isfinite(y).all()
+
+    def test_output_shape_for_two_input_sizes(self, entry, built_params):
+        dynamic = entry.spec.supports_dynamic_size
+        model = self._make(entry, built_params, 2, None) if dynamic else None
+        for h, w in self._sizes(entry, built_params):
+            net = model if dynamic else self._make(entry, built_params, 2, (h, w))
+            y = self._logits(net, self._input(entry, built_params, h, w))
+            assert y.shape == (self.batch, h, w, 2), f"input {h}x{w}"
+
+    @pytest.mark.parametrize("time_windows", [3, 5])
+    def test_temporal_window_lengths(self, entry, built_params, time_windows):
+        if not entry.spec.temporal:
+            pytest.skip("not a temporal architecture")
+        params = attrs.evolve(built_params, time_windows=time_windows)
+        h, w = self._sizes(entry, params)[0]
+        model = self._make(entry, params, 2, None if entry.spec.supports_dynamic_size else (h, w))
+        x = self._input(entry, params, h, w)
+        assert x.shape[1] == time_windows
+        assert self._logits(model, x).shape == (self.batch, h, w, 2)
 
     def test_keras_round_trip(self, entry, built_params, tmp_path):
         import keras
@@ -98,8 +167,37 @@ class ArchitectureContract(PluginContract):
         path = tmp_path / "model.keras"
         model.save(path)
         loaded = keras.models.load_model(path, safe_mode=True, compile=False)
-        np.testing.assert_allclose(np.asarray(loaded(x, training=False)),
-                                   np.asarray(model(x, training=False)), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(self._logits(loaded, x), self._logits(model, x),
+                                   rtol=1e-5, atol=1e-5)
+
+    def _training_batch(self, entry, params) -> tuple[np.ndarray, np.ndarray]:
+        """A fixed tiny batch: noisy frames with a bright square (class 1) on a dark
+        background (class 0); the target ``(B, H, W, 1)`` marks the last frame's square."""
+        h, w = self._sizes(entry, params)[0]
+        rng = np.random.default_rng(1)
+        x = self._input(entry, params, h, w, seed=2) * 0.2 + 0.1
+        y = np.zeros((self.batch, h, w, 1), np.float32)
+        for b in range(self.batch):
+            top, left = rng.integers(0, h // 2), rng.integers(0, w // 2)
+            y[b, top:top + h // 2, left:left + w // 2] = 1.0
+        x[..., 0] += 0.6 * (y[:, None, ..., 0] if entry.spec.temporal else y[..., 0])
+        return x, y
+
+    def test_training_steps_lower_the_loss(self, entry, built_params):
+        """Adam (lr ``learning_rate``) on one fixed tiny batch, sparse CCE from logits on a
+        ``(B, H, W, 1)`` class-index target: the loss after a few steps is below the first."""
+        import keras
+
+        model, _, _ = self._build(entry, built_params)
+        if len(model.outputs) > 1:
+            model = keras.Model(model.inputs, model.outputs[0])
+        x, y = self._training_batch(entry, built_params)
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      run_eagerly=True)  # tiny models: tracing would cost more than the steps
+        losses = [float(model.train_on_batch(x, y)) for _ in range(self.train_steps)]
+        assert np.isfinite(losses).all(), losses
+        assert losses[-1] < losses[0], f"loss did not decrease: {losses}"
 
 
 class _KerasObjectContract(PluginContract):

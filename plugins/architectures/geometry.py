@@ -1,11 +1,12 @@
 """Size multiples and receptive fields of the built-in architectures (TF-free).
 
 ``size_multiple(params)`` is the number input H and W must be divisible by.
-``receptive_field(params)`` is the *theoretical* receptive field in input pixels of one output
-pixel (one axis), computed by walking the model's chain of spatial operations backwards (the
-deepest path through encoder, bottleneck and decoder; skip connections only shorten paths),
-taking the worst pixel alignment at each upsampling, so it bounds the support of every output
-pixel (tests compare it with the measured gradient support). The *effective* receptive field
+``receptive_field(params)`` is the *theoretical*, centred receptive field in input pixels of
+one output pixel (one axis): ``2 r + 1`` where ``r`` bounds how far, on either side, an input
+pixel that influences it can be, over every pixel alignment. It is computed by walking the
+model's chain of spatial operations backwards (the deepest path through encoder, bottleneck and
+decoder; skip connections only shorten paths) with TF's 'same' padding, so a halo of ``r``
+pixels makes tiled prediction exact (tests compare it with the measured gradient support). The *effective* receptive field
 is smaller, so ``inference.halo = "auto"`` may use a fraction of it. For ConvLSTM models a
 path crosses at most ``time_windows - 1`` recurrent kernels (one per step back in time).
 """
@@ -35,26 +36,38 @@ Op = tuple
 
 
 def walk_receptive_field(ops: Iterable[Op]) -> int:
-    """Receptive field (pixels, one axis) of one output pixel of a chain of spatial ops.
+    """Centred receptive field (pixels, one axis) of one output pixel of a chain of ops:
+    ``2 r + 1`` where ``r`` is the largest distance, on either side, from an output pixel to
+    an input pixel it depends on, over every alignment of the output pixel.
 
-    Walks the chain backwards from one output pixel, tracking the width ``w`` of the interval
-    of feature pixels it depends on: ``("conv", k, d, s)`` (padding 'same') gives
-    ``(w-1)*s + (k-1)*d + 1``; ``("pool", s)`` (s x s, stride s) gives ``(w-1)*s + s``;
-    ``("up", f)`` (nearest or 2x2/stride-2 transposed) gives ``ceil((w-1)/f) + 1``, the
-    worst case over the pixel's alignment, so the result bounds every output pixel.
+    Walks the chain backwards with the interval ``[a, b]`` of feature pixels an output pixel
+    depends on, in Keras' conventions: ``("conv", k, d, s)`` with padding 'same' (TF pads
+    ``max(k_eff - s, 0)`` in all, the smaller half before, so strided convs see more on the
+    bottom/right) maps it to ``[a s - before, b s - before + k_eff - 1]``; ``("pool", s)`` to
+    ``[a s, b s + s - 1]``; ``("up", f)`` (nearest, or 2x2 stride-2 transposed) to
+    ``[a // f, b // f]``. A halo of ``r`` pixels therefore makes tiles exact.
     """
-    w = 1
-    for op in reversed(list(ops)):
-        if op[0] == "conv":
-            _, k, d, s = op
-            w = (w - 1) * s + (k - 1) * d + 1
-        elif op[0] == "pool":
-            w = (w - 1) * op[1] + op[1]
-        elif op[0] == "up":
-            w = -(-(w - 1) // op[1]) + 1
-        else:  # pragma: no cover - programming error
-            raise ValueError(f"unknown receptive-field op {op!r}")
-    return int(w)
+    ops = list(ops)
+    period = 1
+    for op in ops:
+        period *= op[3] if op[0] == "conv" else op[1]
+    radius = 0
+    for p in range(max(int(period), 1)):
+        a = b = p
+        for op in reversed(ops):
+            if op[0] == "conv":
+                _, k, d, s = op
+                k_eff = (k - 1) * d + 1
+                before = max(k_eff - s, 0) // 2
+                a, b = a * s - before, b * s - before + k_eff - 1
+            elif op[0] == "pool":
+                a, b = a * op[1], b * op[1] + op[1] - 1
+            elif op[0] == "up":
+                a, b = a // op[1], b // op[1]
+            else:  # pragma: no cover - programming error
+                raise ValueError(f"unknown receptive-field op {op!r}")
+        radius = max(radius, p - a, b - p)
+    return int(2 * radius + 1)
 
 
 def pools_multiple(params: Any) -> int:
