@@ -398,8 +398,12 @@ def _wandb_finished(ctx: RunContext) -> Iterator[None]:
 
 def _start(loaded: LoadedConfig, *, resume: bool, overwrite: bool, quiet: bool,
            registry: Registry | None) -> RunContext:
+    from .preflight import preflight
+
+    registry = registry or get_registry()
+    preflight(loaded, registry)  # bad input stops here: no run directory is created
     run_dir = prepare_run_dir(loaded.config.output_dir, resume=resume, overwrite=overwrite)
-    return RunContext(loaded, registry or get_registry(), run_dir, quiet=quiet)
+    return RunContext(loaded, registry, run_dir, quiet=quiet)
 
 
 def train(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False,

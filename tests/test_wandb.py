@@ -22,6 +22,26 @@ def test_environment_overrides_the_config_mode(monkeypatch):
     assert resolve_mode("online") == "online"
 
 
+def test_config_is_flattened_to_dotted_keys_a_dashboard_can_filter_on():
+    from dlsuite.config import parse_config
+    from dlsuite.config.converter import unstructure_config
+    from dlsuite.logging.wandb_run import flatten_config
+    from dlsuite.registry import get_registry
+
+    cfg = parse_config({"model": {"name": "unet", "n_filters": 8},
+                        "datagen": {"augmentation": ["flip"]}}, check_paths=False).config
+    flat = flatten_config(unstructure_config(cfg, get_registry()))
+    assert flat["model.name"] == "unet" and flat["model.n_filters"] == 8
+    assert flat["optimizer.learning_rate"] == 0.001
+    assert flat["train.reduce_lr.patience"] == 10  # nested twice
+    assert flat["datagen.patch_size"] == [64, 64]  # plain lists stay values
+    assert flat["postprocess.0.name"] == "argmax" and flat["metrics.1.name"] == "dice"
+    assert flat["datagen.augmentation.0.name"] == "flip"
+    assert flat["wandb.tags"] == []
+    assert not any(isinstance(v, dict) and v for v in flat.values())
+    assert flatten_config({"a": {}, "b": [{}, 3]}) == {"a": {}, "b.0": {}, "b.1": 3}
+
+
 def test_disabled_run_is_inert(monkeypatch, tmp_path):
     from dlsuite.config.schema import WandbConfig
 
@@ -96,8 +116,10 @@ def test_offline_run_logs_config_metrics_images_artifact_and_test_summary(tmp_pa
     assert state["wandb_run_id"] == run_id
     (folder,) = (result.run_dir / "wandb").glob(f"offline-run-*-{run_id}")
     records = (folder / f"run-{run_id}.wandb").read_bytes()
-    # structured config, group and tags, per-epoch metrics + learning rate, test summary
-    for needle in (b"n_filters", b"grp-x", b"tag-y", b"val_jaccard", b"learning_rate",
+    # structured config with flattened keys, group and tags, per-epoch metrics + learning
+    # rate, test summary
+    for needle in (b"model.n_filters", b"datagen.patch_size", b"train.reduce_lr.patience",
+                   b"grp-x", b"tag-y", b"val_jaccard", b"learning_rate",
                    b"test/foreground_jaccard", b"test/jaccard", b"model-wb"):
         assert needle in records, needle
     value = json.dumps(result.metrics["test"]["foreground_jaccard"]).encode()

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-__all__ = ["WandbRun", "resolve_mode", "image_with_masks"]
+__all__ = ["WandbRun", "resolve_mode", "image_with_masks", "flatten_config"]
 
 log = logging.getLogger("dlsuite.wandb")
 
@@ -28,6 +28,30 @@ def resolve_mode(config_mode: str) -> str:
     env = os.environ.get("WANDB_MODE", "").strip().lower()
     env = {"dryrun": "offline", "run": "online"}.get(env, env)
     return env if env in MODES else config_mode
+
+
+def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten a nested (unstructured) config into dotted keys a dashboard can filter on:
+    ``{"model": {"name": "unet", "n_filters": 8}}`` -> ``{"model.name": "unet",
+    "model.n_filters": 8}``. Lists of objects (metrics, post-processing chain, augmentations)
+    get their index as a key part (``postprocess.0.name``); lists of plain values stay lists;
+    an empty object or list is kept as is."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten_config(value, f"{name}."))
+        elif (isinstance(value, (list, tuple)) and value
+              and any(isinstance(v, Mapping) for v in value)):
+            for i, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    out.update(flatten_config(item, f"{name}.{i}.") if item
+                               else {f"{name}.{i}": {}})
+                else:
+                    out[f"{name}.{i}"] = item
+        else:
+            out[name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 class WandbRun:
@@ -46,7 +70,8 @@ class WandbRun:
         """Start (or, with ``resume_id``, continue) a run; never raises.
 
         ``wandb_config`` is the config's ``wandb`` section (mode, project, entity, group,
-        tags); ``config`` the unstructured resolved config logged as the run config.
+        tags); ``config`` the unstructured resolved config, logged as the run config with
+        flattened dotted keys (:func:`flatten_config`: ``model.n_filters``, ...).
         """
         mode = resolve_mode(wandb_config.mode)
         if mode == "disabled":
@@ -60,7 +85,7 @@ class WandbRun:
             kwargs: dict[str, Any] = dict(
                 project=wandb_config.project, entity=wandb_config.entity,
                 group=wandb_config.group, tags=list(wandb_config.tags) or None,
-                name=name, config=dict(config), dir=str(run_dir), mode=mode,
+                name=name, config=flatten_config(config), dir=str(run_dir), mode=mode,
                 settings=settings, reinit="finish_previous")
             if resume_id:
                 kwargs.update(id=resume_id, resume="allow")
