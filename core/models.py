@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pathlib import Path
+
 from .config.schema import Config
+from .errors import DlsuiteInputError
 from .registry import Registry
 
-__all__ = ["model_geometry", "build_model"]
+__all__ = ["model_geometry", "build_model", "load_model_file"]
 
 
 def model_geometry(config: Config, registry: Registry) -> dict[str, Any]:
@@ -45,3 +48,18 @@ def build_model(config: Config, registry: Registry, *, spatial: tuple[int, int] 
     shape = (geo["time_windows"], h, w, 1) if geo["temporal"] else (h, w, 1)
     build = registry.resolve("architectures", config.model.name).load()
     return build(config.model.params, n_classes=n_classes or geo["n_classes"], input_shape=shape)
+
+
+def load_model_file(path: Path):
+    """Load the Keras model at ``path`` without compiling it (for prediction).
+
+    Raises DlsuiteInputError naming the file when it cannot be loaded. Custom Keras objects
+    of plugins must be registered first (import the architecture's factory).
+    """
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001 - report which file could not be loaded
+        raise DlsuiteInputError(
+            f"{path}: cannot load the model: {type(exc).__name__}: {exc}") from None

@@ -35,7 +35,7 @@ from .rundir import RunDir, prepare_run_dir, read_json
 __all__ = ["RunResult", "TrainingInterrupted", "TrainingDiverged", "RunContext", "TrainOutput",
            "Predictions", "Evaluation", "train",
            "run", "package_versions", "predict_step", "postprocess_step", "export_step",
-           "evaluate_step", "report_step"]
+           "evaluate_step", "report_step", "resolve_halo", "progress", "write_tracked"]
 
 log = logging.getLogger("dlsuite")
 
@@ -217,7 +217,7 @@ def _file_log(run: RunDir) -> Iterator[None]:
         handler.close()
 
 
-def _progress(items: list, description: str, quiet: bool) -> Iterable:
+def progress(items: list, description: str, quiet: bool) -> Iterable:
     """Iterate ``items`` with a rich progress bar on stderr (none when quiet)."""
     if quiet or not items:
         yield from items
@@ -426,23 +426,15 @@ def train(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False
 # run: predict -> post-process -> export -> evaluate -> report
 
 
-def _load_model(path: Path):
-    import keras
-
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as exc:  # noqa: BLE001 - report which file could not be loaded
-        raise DlsuiteInputError(
-            f"{path}: cannot load the model: {type(exc).__name__}: {exc}") from None
-
-
 def _normalizer(ctx: RunContext):
     from .data.pipeline import make_normalizer
 
     return make_normalizer(ctx.config, ctx.registry)
 
 
-def _halo(ctx: RunContext, geo: dict) -> int:
+def resolve_halo(ctx: RunContext, geo: dict) -> int:
+    """The halo in pixels: ``inference.halo``, or for ``"auto"`` the radius of the
+    architecture's receptive field (32 when the architecture declares none)."""
     halo = ctx.config.inference.halo
     if halo != "auto":
         return int(halo)
@@ -458,6 +450,7 @@ def predict_step(ctx: RunContext, trained: TrainOutput) -> Predictions:
     Uses :func:`dlsuite.inference.predict_video` (tiled, temporal windows)."""
     from .data.layouts import list_samples, load_sample
     from .inference import predict_video
+    from .models import load_model_file
 
     cfg = ctx.config
     if cfg.data.test is None:
@@ -465,17 +458,17 @@ def predict_step(ctx: RunContext, trained: TrainOutput) -> Predictions:
         return Predictions([])
     if trained.model_path is None:
         raise DlsuiteInputError(f"{ctx.run.checkpoints}: no checkpoint to predict with")
-    model = _load_model(trained.model_path)
+    model = load_model_file(trained.model_path)
     geo = _geometry(ctx)
     normalize = _normalizer(ctx)
     inf = cfg.inference
     out = []
     samples = list_samples(cfg.data.test, cfg.data.layout)
-    for sample in _progress(samples, "predicting", ctx.quiet):
+    for sample in progress(samples, "predicting", ctx.quiet):
         loaded = load_sample(sample)
         probs = predict_video(model, normalize(loaded.image),
                               time_windows=geo["time_windows"] or 1, tile_size=inf.tile_size,
-                              halo=_halo(ctx, geo), batch_size=inf.batch_size,
+                              halo=resolve_halo(ctx, geo), batch_size=inf.batch_size,
                               size_multiple=geo["size_multiple"], temporal=geo["temporal"])
         out.append(SamplePrediction(sample.name, loaded.image, loaded.labels, loaded.annotated,
                                     probs, truth_path=sample.labels, layout=sample.layout))
@@ -496,7 +489,7 @@ def postprocess_step(ctx: RunContext, preds: Predictions) -> Predictions:
         steps.append(entry.load()(choice.params if choice.params is not None
                                   else entry.spec.params()))
     out = []
-    for s in _progress(preds.samples, "post-processing", ctx.quiet):
+    for s in progress(preds.samples, "post-processing", ctx.quiet):
         frames = []
         for probs in s.probs:
             res = np.asarray(run_postprocess(steps, probs))
@@ -533,11 +526,11 @@ def export_step(ctx: RunContext, preds: Predictions) -> Export:
         ctc_dir = root / "ctc"
         for k, s in enumerate(videos, start=1):
             sequence = s.name if s.layout == "ctc" else f"{k:02d}"
-            _write_tracked(ctx, ctc_dir / f"{sequence}_RES", s.labels)
+            write_tracked(ctx, ctc_dir / f"{sequence}_RES", s.labels)
     return Export(root / "labels", ctc_dir)
 
 
-def _write_tracked(ctx: RunContext, res_dir: Path, labels: np.ndarray) -> None:
+def write_tracked(ctx: RunContext, res_dir: Path, labels: np.ndarray) -> None:
     """Optional gap filling, then linking with the overlap tracker (or, without
     ``laptrack``, one track per frame object, with a note), then a CTC ``NN_RES`` folder."""
     from .tracking import gap_fill, track, untracked, write_ctc_result

@@ -172,7 +172,7 @@ def load_checkpoint(path: str | os.PathLike, config=None, registry=None):
     its architecture plugin is imported first, so custom layers the plugin registers are
     known in a fresh process. The last two models loaded are cached by path, size and
     modification time. DlsuiteInputError naming the file when it cannot be loaded."""
-    from .pipeline import _load_model
+    from .models import load_model_file
 
     path = Path(path).resolve()
     if config is not None:
@@ -187,7 +187,7 @@ def load_checkpoint(path: str | os.PathLike, config=None, registry=None):
     if key in _MODELS:
         _MODELS.move_to_end(key)
         return _MODELS[key]
-    model = _load_model(path)
+    model = load_model_file(path)
     _MODELS[key] = model
     while len(_MODELS) > _MAX_CACHED_MODELS:
         _MODELS.popitem(last=False)
@@ -238,7 +238,7 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
     architecture's geometry. DlsuiteInputError naming the path for a missing folder, a folder
     without ``config.json`` or a missing checkpoint."""
     from .models import model_geometry
-    from .pipeline import RunContext, _halo
+    from .pipeline import RunContext, resolve_halo
     from .registry import get_registry
 
     root = Path(run_dir).expanduser()
@@ -254,7 +254,7 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
     path = checkpoint_path(ctx.run, cfg.inference.weights)
     geo = model_geometry(cfg, registry)
     windows = time_windows or geo["time_windows"] or 1
-    tiles = TileSettings(cfg.inference.tile_size, _halo(ctx, geo), cfg.inference.batch_size,
+    tiles = TileSettings(cfg.inference.tile_size, resolve_halo(ctx, geo), cfg.inference.batch_size,
                          geo["size_multiple"], geo["temporal"], int(windows))
     model = load_checkpoint(path, cfg, registry)
     if callable(normalize):
@@ -427,7 +427,7 @@ class PredictSummary:
 
 
 def _progress(items: list, description: str, quiet: bool):
-    from .pipeline import _progress as pipeline_progress
+    from .pipeline import progress as pipeline_progress
 
     return pipeline_progress(items, description, quiet)
 
@@ -455,7 +455,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     or output path.
     """
     from .inference import write_predictions
-    from .pipeline import Predictions, SamplePrediction, _write_tracked, postprocess_step
+    from .pipeline import Predictions, SamplePrediction, postprocess_step, write_tracked
 
     if ctc and not postprocess:
         raise DlsuiteInputError("--ctc needs instance labels: drop --no-postprocess")
@@ -486,7 +486,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
             if image.ndim == 3 and ctc:
                 number = (item.name if item.ctc_sequence and item.name.isdigit()
                           else f"{len(sequences) + 1:02d}")
-                _write_tracked(ctx, out / "ctc" / f"{number}_RES", labels)
+                write_tracked(ctx, out / "ctc" / f"{number}_RES", labels)
                 sequences.append((number, item.name))
                 row["sequence"] = number
             if image.ndim == 2:
