@@ -14,6 +14,8 @@ from typing import Callable, Iterator
 
 import click
 
+from .logging.handlers import attached
+
 __all__ = ["train", "run"]
 
 
@@ -26,15 +28,8 @@ def _console_logging(quiet: bool) -> Iterator[None]:
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False,
                           markup=False, rich_tracebacks=False)
     handler.setLevel(logging.WARNING if quiet else logging.INFO)
-    logger = logging.getLogger("dlsuite")
-    old = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
+    with attached(handler):
         yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old)
 
 
 def _summary(result, quiet: bool) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from .config import LoadedConfig, config_hash
 from .errors import DlsuiteInputError
+from .logging.handlers import attached
 from .logging.wandb_run import WandbRun
 from .registry import Registry, get_registry
 from .fileio import write_json_atomic
@@ -204,17 +205,8 @@ def _file_log(run: RunDir) -> Iterator[None]:
     handler = logging.FileHandler(run.run_log, encoding="utf-8")
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("dlsuite")
-    old_level = root.level
-    if root.level == logging.NOTSET or root.level > logging.INFO:
-        root.setLevel(logging.INFO)
-    root.addHandler(handler)
-    try:
+    with attached(handler):
         yield
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
-        handler.close()
 
 
 def progress(items: list, description: str, quiet: bool) -> Iterable:
