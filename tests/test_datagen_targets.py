@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from scipy.ndimage import binary_erosion
+from scipy.ndimage import binary_erosion, distance_transform_edt
 from skimage.morphology import disk
 from skimage.segmentation import find_boundaries
 
@@ -86,6 +86,65 @@ def test_weight_map_without_cells(registry):
     _, target = build(registry, "weight_map")
     y = target(np.zeros((16, 16), np.uint8))
     np.testing.assert_allclose(y[..., 1], 1.0)
+
+
+def reference_weight_map(lab, w0=10.0, sigma=5.0, contour_weight=2.0, background_weight=1.0):
+    """Straightforward weight map of the documented definition: one full-image EDT per
+    instance, which counts for a pixel only inside its bounding box grown by ceil(4 sigma)."""
+    H, W = lab.shape
+    r = int(np.ceil(4 * sigma))
+    ids = [i for i in np.unique(lab) if i != 0]
+    dists = []
+    for i in ids:
+        d = distance_transform_edt(lab != i)
+        ys, xs = np.nonzero(lab == i)
+        inside = np.zeros(lab.shape, bool)
+        inside[max(ys.min() - r, 0):ys.max() + 1 + r, max(xs.min() - r, 0):xs.max() + 1 + r] = True
+        dists.append(np.where(inside, d, np.inf))
+    weight = np.where(lab > 0, 1.0, background_weight)
+    weight = weight + contour_weight * find_boundaries(lab, connectivity=1, mode="thick")
+    if len(dists) >= 2:
+        two = np.sort(np.stack(dists), axis=0)[:2]
+        total = two[0] + two[1]
+        near = np.isfinite(total)
+        weight[near] += w0 * np.exp(-total[near] ** 2 / (2 * sigma ** 2))
+    return weight / weight.mean()
+
+
+def random_labels(rng, shape, n, touching, high_ids):
+    """Random rectangles/discs (overlapping ones touch), or a Voronoi tiling (all touching)."""
+    H, W = shape
+    if touching:
+        pts = rng.integers(0, min(shape), (n, 2))
+        yy, xx = np.mgrid[:H, :W]
+        lab = ((yy[..., None] - pts[:, 0]) ** 2 + (xx[..., None] - pts[:, 1]) ** 2).argmin(-1) + 1
+        lab[rng.random(shape) < 0.05] = 0
+    else:
+        lab = np.zeros(shape, np.int64)
+        for i in range(1, n + 1):
+            y, x = rng.integers(0, H), rng.integers(0, W)
+            h, w = rng.integers(1, 20, 2)
+            lab[y:y + h, x:x + w] = i
+    lab = lab.astype(np.int64)
+    if high_ids:
+        lab[lab > 0] += 70000  # ids above 65535
+    return lab
+
+
+@pytest.mark.parametrize("params", [{}, {"sigma": 2.5, "background_weight": 0.5},
+                                    {"w0": 3.0, "sigma": 8.0, "contour_weight": 0.0}])
+def test_weight_map_equals_reference(registry, params):
+    _, target = build(registry, "weight_map", **params)
+    rng = np.random.default_rng(7)
+    cases = [np.zeros((20, 30), np.uint16), np.pad(np.ones((8, 8), np.uint8), 12),
+             np.ones((25, 25), np.uint32), cells(), cells(np.int64) * 1000]
+    for k in range(8):
+        cases.append(random_labels(rng, (int(rng.integers(30, 90)), int(rng.integers(30, 90))),
+                                   int(rng.integers(1, 15)), touching=k % 2 == 0,
+                                   high_ids=k % 3 == 0))
+    for lab in cases:
+        got = target(lab)[..., 1]
+        np.testing.assert_array_less(np.abs(got - reference_weight_map(lab, **params)), 1e-5)
 
 
 def test_marks_equal_per_instance_erosion(registry):
