@@ -426,12 +426,6 @@ class PredictSummary:
     notes: list
 
 
-def _progress(items: list, description: str, quiet: bool):
-    from .pipeline import progress as pipeline_progress
-
-    return pipeline_progress(items, description, quiet)
-
-
 def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
                    out_dir: str | os.PathLike | None = None, *, weights: str | None = None,
                    tile_size=FROM_CONFIG, halo: int | str | None = None,
@@ -455,6 +449,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     or output path.
     """
     from .inference import write_predictions
+    from .pipeline import progress
     from .pipeline import Predictions, SamplePrediction, postprocess_step, write_tracked
 
     if ctc and not postprocess:
@@ -471,7 +466,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     log.info("predicting %d input(s) from %s with %s into %s", len(items), input_path,
              pred.checkpoint, out)
     rows, sequences, notes = [], [], []
-    for item in _progress(items, "predicting", quiet):
+    for item in progress(items, "predicting", quiet):
         image = item.load()
         probs = pred.probabilities(image)
         row = {"name": item.name, "input": str(item.path), "shape": list(image.shape),

@@ -52,6 +52,17 @@ def _check_frames(gt_frames: Mapping, res_frames: Mapping) -> None:
         )
 
 
+def _frames(gt_frames: Mapping[int, np.ndarray], res_frames: Mapping[int, np.ndarray]):
+    """Yield ``(t, seg_frame(gt, res))`` for each annotated frame in order, after checking
+    the frames pair up; errors name the frame."""
+    _check_frames(gt_frames, res_frames)
+    for t in sorted(gt_frames):
+        try:
+            yield t, seg_frame(gt_frames[t], res_frames[t])
+        except DataError as exc:
+            raise DataError(f"frame {t}: {exc}") from exc
+
+
 def seg_details(gt_frames: Mapping[int, np.ndarray], res_frames: Mapping[int, np.ndarray]) -> dict:
     """SEG with per-object detail.
 
@@ -63,17 +74,12 @@ def seg_details(gt_frames: Mapping[int, np.ndarray], res_frames: Mapping[int, np
     "n_matched": int, "per_frame": [{"frame", "SEG", "n_objects", "n_matched"}],
     "objects": [{"frame", "gt_label", "res_label", "jaccard"}]}`` (``res_label`` 0 = unmatched).
     """
-    _check_frames(gt_frames, res_frames)
     objects: list[dict] = []
     per_frame: list[dict] = []
     total = 0.0
     count = 0
     matched_total = 0
-    for t in sorted(gt_frames):
-        try:
-            d = seg_frame(gt_frames[t], res_frames[t])
-        except DataError as exc:
-            raise DataError(f"frame {t}: {exc}") from exc
+    for t, d in _frames(gt_frames, res_frames):
         n = int(d["gt_labels"].size)
         n_matched = int(np.count_nonzero(d["res_labels"]))
         s = float(d["jaccard"].sum())
@@ -102,14 +108,9 @@ def seg_score(gt_frames: Mapping[int, np.ndarray], res_frames: Mapping[int, np.n
     image). Mean Jaccard over all reference objects, unmatched ones counting 0; ``nan`` when
     there is no reference object. Raises DataError when an annotated frame has no result or
     shapes differ."""
-    _check_frames(gt_frames, res_frames)
     total = 0.0
     count = 0
-    for t in sorted(gt_frames):
-        try:
-            d = seg_frame(gt_frames[t], res_frames[t])
-        except DataError as exc:
-            raise DataError(f"frame {t}: {exc}") from exc
+    for _, d in _frames(gt_frames, res_frames):
         total += float(d["jaccard"].sum())
         count += int(d["gt_labels"].size)
     return total / count if count else float("nan")
