@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from dlsuite_plugins.architectures import params as P
-from dlsuite_plugins.architectures.summary import summarize
+from dlsuite.keras_helpers import summarize
 
 # §2.2: n_filters, pools, alpha, encoder, 2D MobileUNet, LSTM total, LSTM trainable,
 # LSTM trainable with frozen encoder.

@@ -66,8 +66,7 @@ def test_plugin_declares_every_architecture_with_defaults():
 
 def test_plugin_modules_do_not_import_tensorflow():
     code = (
-        "import sys, dlsuite_plugins.architectures.plugin as p, dlsuite_plugins.architectures.freeze, "
-        "dlsuite_plugins.architectures.summary\n"
+        "import sys, dlsuite_plugins.architectures.plugin as p, dlsuite.keras_helpers\n"
         "specs = p.dlsuite_architectures()\n"
         "[s.receptive_field(s.params()) for s in specs]\n"
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
@@ -249,7 +248,7 @@ def test_mobilenet_lstm_predicts_last_frame_from_past_frames():
 
 
 def test_summarize_counts_and_shapes():
-    from dlsuite_plugins.architectures.summary import summarize
+    from dlsuite.keras_helpers import summarize
 
     model, _, _ = _build("mobilenet_mobileunet_lstm", train_decoder_only=True)
     info = summarize(model)
@@ -261,6 +260,16 @@ def test_summarize_counts_and_shapes():
     assert info["output_shape"] == [None, 32, 32, 2]
     tips_model, _, _ = _build("unet", tips=True)
     assert summarize(tips_model)["output_shape"] == [[None, 32, 32, 2], [None, 32, 32, 1]]
+
+
+@pytest.mark.parametrize("name", ["unet", "categorical_unet_fc", "mobilenet_mobileunet_lstm"])
+def test_infer_size_multiple_matches_the_declared_one(name):
+    """The stride walk of a built model (pooling, strided convs, a TimeDistributed encoder)
+    agrees with the spec's ``size_multiple``; transposed convs and up-sampling count 1."""
+    from dlsuite.keras_helpers import infer_size_multiple
+
+    model, params, spec = _build(name)
+    assert infer_size_multiple(model) == spec.size_multiple(params) == 4
 
 
 @pytest.mark.parametrize("name", NAMES_TEMPORAL)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dlsuite.errors import DlsuiteInputError
-from dlsuite_plugins.architectures.freeze import find_encoders, set_encoder_trainable
+from dlsuite.keras_helpers import find_encoders, set_encoder_trainable
 from dlsuite_plugins.architectures.params import MobileUNetLSTMParams, MobileUNetParams
 
 TINY = {"n_filters": 4, "pools": 2, "alpha": 0.35}
@@ -129,7 +129,7 @@ def test_train_decoder_only_then_unfreeze_two_stage_protocol():
 
 def test_set_encoder_trainable_reaches_inside_time_distributed():
     from dlsuite_plugins.architectures.mobilenet import build_mobilenet_mobileunet_lstm
-    from dlsuite_plugins.architectures.summary import summarize
+    from dlsuite.keras_helpers import summarize
 
     params = MobileUNetLSTMParams(**TINY, time_windows=2)
     model = build_mobilenet_mobileunet_lstm(params, n_classes=2, input_shape=(2, 32, 32, 1))

@@ -13,7 +13,7 @@ Encoder contract (the part other code relies on):
   grey input to MobileNetV2's expected [-1, 1] (the original fed [0, 1]: bug 10.1.16 not
   reproduced), then ``Concatenate`` triples the channel.
 * ``train_decoder_only=True`` builds the encoder with ``trainable=False`` (its BatchNorm layers
-  then run in inference mode). :func:`dlsuite_plugins.architectures.freeze.set_encoder_trainable`
+  then run in inference mode). :func:`dlsuite.keras_helpers.set_encoder_trainable`
   unfreezes it generically (also inside the ``TimeDistributed`` of the temporal model).
 * ``encoder_weights``: ``None`` random init; ``"imagenet"`` asks Keras to download the weights
   (offline this fails within a second and raises one :class:`DlsuiteInputError` telling the
@@ -48,6 +48,7 @@ import warnings
 import keras
 
 from dlsuite.errors import DlsuiteInputError
+from dlsuite.keras_helpers import ENCODER_NAME
 
 from . import layers as _layers
 from .common import require_int, require_rate, resolve_2d_input_shape, resolve_temporal_input_shape
@@ -64,7 +65,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ENCODER_NAME = "encoder"
 TAPS = (
     "block_1_expand_relu",
     "block_3_expand_relu",
