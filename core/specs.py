@@ -12,7 +12,8 @@ Factory contracts, per kind (the factory receives the structured ``params`` inst
   ``input_shape`` excludes the batch axis: ``(H, W, 1)`` for 2D, ``(T, H, W, 1)`` for temporal
   models (``None`` entries allowed where the model supports dynamic sizes). The model outputs
   logits ``(B, H, W, n_classes)``; temporal models output the prediction for the *last* frame
-  of the window, also ``(B, H, W, n_classes)``.
+  of the window, also ``(B, H, W, n_classes)``. A pretrainable encoder is a sub-model named
+  exactly ``"encoder"``, at any depth (see :class:`ArchitectureSpec`).
 * ``LossSpec.factory(params, *, n_classes) -> callable(y_true, y_pred) -> scalar``.
   ``y_true`` is ``(B, H, W, C)`` float32 as produced by the target plugin (channel 0 the
   class index; further channels such as pixel weights as the target documents).
@@ -118,7 +119,14 @@ class ArchitectureSpec(PluginSpec):
     params class has a ``time_windows`` field. ``size_multiple(params)`` gives the number the
     input height and width must be divisible by; ``receptive_field(params)`` an estimate in
     pixels used by ``inference.halo = "auto"``. ``supports_dynamic_size`` is False for models
-    (ConvLSTM) that must be built at a fixed spatial size."""
+    (ConvLSTM) that must be built at a fixed spatial size.
+
+    Encoder convention: a model with a pretrainable encoder nests it as a sub-model named
+    exactly ``"encoder"``, found at any depth (inside nested models and wrappers such as
+    ``TimeDistributed``). The core finds and (un)freezes it by that name only
+    (:func:`dlsuite.keras_helpers.set_encoder_trainable`), e.g. for ``train.load_from_frozen``;
+    a model without such a sub-model has nothing to unfreeze, and no other layer may carry
+    that name."""
 
     temporal: bool = False
     size_multiple: Callable[[Any], int] | None = None

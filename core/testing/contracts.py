@@ -201,17 +201,34 @@ class ArchitectureContract(PluginContract):
 
 
 class _KerasObjectContract(PluginContract):
-    n_classes: ClassVar[int] = 2
-    target_channels: ClassVar[int] = 1
+    """Shared test data of losses and metrics.
 
-    def _data(self):
+    ``n_classes``: the model output channels to test with (1: one foreground logit).
+    ``target_channels``: channels of ``y_true`` (channel 0 the class index, the others pixel
+    weights, all 1); ``None`` takes ``len(spec.target_channels)`` for losses, else 1.
+    ``perfect_output``: what a perfect ``y_pred`` is: ``"logits"`` (+8 for the true class,
+    -8 elsewhere) or ``"target"`` (the class index itself, for regression / heatmap losses).
+    """
+
+    n_classes: ClassVar[int] = 2
+    target_channels: ClassVar[int | None] = None
+    perfect_output: ClassVar[str] = "logits"
+
+    def _channels(self, entry) -> int:
+        if self.target_channels is not None:
+            return int(self.target_channels)
+        return len(getattr(entry.spec, "target_channels", ("class",)))
+
+    def _data(self, entry):
         rng = np.random.default_rng(0)
         n_labels = max(self.n_classes, 2)  # 1-channel models predict 0/1 with one logit
         classes = rng.integers(0, n_labels, size=(2, 16, 16, 1)).astype("float32")
-        extra = [np.ones((2, 16, 16, 1), "float32")] * (self.target_channels - 1)
+        extra = [np.ones((2, 16, 16, 1), "float32")] * (self._channels(entry) - 1)
         y_true = np.concatenate([classes, *extra], axis=-1)
         logits = rng.normal(size=(2, 16, 16, self.n_classes)).astype("float32")
-        if self.n_classes == 1:
+        if self.perfect_output == "target":
+            perfect = np.repeat(classes, self.n_classes, axis=-1)
+        elif self.n_classes == 1:
             perfect = np.where(classes == 1, 8.0, -8.0).astype("float32")
         else:
             perfect = np.where(np.arange(self.n_classes) == classes, 8.0, -8.0).astype("float32")
@@ -225,7 +242,7 @@ class LossContract(_KerasObjectContract):
 
     def test_scalar_lower_for_perfect_prediction(self, entry, built_params):
         loss = entry.load()(built_params, n_classes=self.n_classes)
-        y_true, logits, perfect = self._data()
+        y_true, logits, perfect = self._data(entry)
         bad, good = float(loss(y_true, logits)), float(loss(y_true, perfect))
         assert np.isfinite(bad) and np.isfinite(good)
         assert good < bad
@@ -234,7 +251,7 @@ class LossContract(_KerasObjectContract):
         import tensorflow as tf
 
         loss = entry.load()(built_params, n_classes=self.n_classes)
-        y_true, logits, _ = self._data()
+        y_true, logits, _ = self._data(entry)
         var = tf.Variable(logits)
         with tf.GradientTape() as tape:
             value = loss(tf.constant(y_true), var)
@@ -250,7 +267,7 @@ class MetricContract(_KerasObjectContract):
     def test_named_like_the_spec_and_perfect_is_best(self, entry, built_params):
         metric = entry.load()(built_params, n_classes=self.n_classes)
         assert metric.name == self.name
-        y_true, logits, perfect = self._data()
+        y_true, logits, perfect = self._data(entry)
         metric.update_state(y_true, perfect)
         best = float(metric.result())
         metric.reset_state()
