@@ -70,9 +70,12 @@ def perturb(lab: np.ndarray, k: int, rng) -> np.ndarray:
 
 def build_sequence(root: Path, n_frames: int, synthetic: bool = False) -> str:
     """Write root/01_GT (SEG + TRA) and root/01_RES; returns a description of the data."""
+    from dlsuite.data import ctc
+
     rng = np.random.default_rng(0)
-    gt_dir, res_dir = root / "01_GT", root / "01_RES"
-    for d in (gt_dir / "SEG", gt_dir / "TRA", res_dir):
+    gt_dir, res_dir = ctc.gt_folder(root, "01"), ctc.res_folder(root, "01")
+    seg_dir, tra_dir = ctc.seg_folder(gt_dir), ctc.tra_folder(gt_dir)
+    for d in (seg_dir, tra_dir, res_dir):
         d.mkdir(parents=True)
     real = DATA.is_dir() and not synthetic
     if real:
@@ -84,9 +87,10 @@ def build_sequence(root: Path, n_frames: int, synthetic: bool = False) -> str:
         else:
             lab = synthetic_labels(rng)
         n_objects += len(np.unique(lab)) - 1
-        tifffile.imwrite(gt_dir / "SEG" / f"man_seg{t:03d}.tif", lab)
-        tifffile.imwrite(gt_dir / "TRA" / f"man_track{t:03d}.tif", lab)
-        tifffile.imwrite(res_dir / f"mask{t:03d}.tif", perturb(lab, t, rng))
+        # frame by frame (no whole video in memory); names from dlsuite.data.ctc
+        tifffile.imwrite(seg_dir / ctc.frame_name("seg", t, n_frames), lab)
+        tifffile.imwrite(tra_dir / ctc.frame_name("tra", t, n_frames), lab)
+        tifffile.imwrite(res_dir / ctc.frame_name("res", t, n_frames), perturb(lab, t, rng))
     shape = lab.shape
     what = "usiigaci T98G manual labels" if real else "synthetic cells"
     return f"{n_frames} frames {shape[0]}x{shape[1]}, {n_objects} reference objects ({what})"
@@ -112,8 +116,9 @@ def main(argv=None) -> int:
 
     from ctc_metrics import evaluate_sequence
 
+    from dlsuite.data.ctc import list_frames
     from dlsuite.evaluation import evaluate_ctc, seg_score
-    from dlsuite.evaluation.readers import ctc_frames, read_ctc_frame
+    from dlsuite.evaluation.readers import read_ctc_frame
 
     with tempfile.TemporaryDirectory(prefix="dlsuite_bench_eval_") as tmp:
         root = Path(tmp)
@@ -127,8 +132,8 @@ def main(argv=None) -> int:
         def ours():
             return evaluate_ctc(res, gt, ["SEG"])["SEG"]
 
-        gt_mem = {t: read_ctc_frame(p) for t, p in ctc_frames(gt / "SEG", "seg").items()}
-        res_mem = {t: read_ctc_frame(p) for t, p in ctc_frames(res, "res").items()}
+        gt_mem = {t: read_ctc_frame(p) for t, p in list_frames(gt / "SEG", "seg").items()}
+        res_mem = {t: read_ctc_frame(p) for t, p in list_frames(res, "res").items()}
 
         ours()  # warm imports and caches for both sides
         theirs()

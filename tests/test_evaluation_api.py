@@ -13,7 +13,7 @@ from dlsuite.cli_eval import evaluate as evaluate_cmd
 from dlsuite.data.io import write_tiff
 from dlsuite.errors import DataError, DlsuiteInputError
 from dlsuite.evaluation import evaluate
-from dlsuite.evaluation.synthetic import tracked_squares, write_ctc_sequence
+from synthetic_ctc import tracked_squares, write_ctc_sequence
 
 ALL = ["SEG", "DET", "TRA", "jaccard", "dice", "precision", "recall", "f1",
        "temporal_stability", "temporal_stability_gt"]

@@ -10,7 +10,8 @@ import pytest
 
 from dlsuite.errors import DataError
 from dlsuite.evaluation import evaluate_ctc
-from dlsuite.evaluation.synthetic import tracked_squares, write_ctc_sequence, write_track_file
+from dlsuite.data.ctc import write_track_file
+from synthetic_ctc import tracked_squares, write_ctc_sequence
 
 
 def py_ctcmetrics(res, gt, metrics):

@@ -11,7 +11,8 @@ Three layouts are understood:
     ``inputs/<name>.tif`` + ``labels/<name>.tif`` (same stem, T frames each).
 ``ctc``
     Cell Tracking Challenge sequences ``NN/tNNN.tif`` with sparse ground truth
-    ``NN_GT/SEG/man_segNNN.tif`` (and ``NN_GT/TRA/`` for tracking, not read here).
+    ``NN_GT/SEG/man_segNNN.tif`` (and ``NN_GT/TRA/`` for tracking, not read here); names
+    follow :mod:`dlsuite.data.ctc` (matched in any case).
 
 :func:`detect_layout` decides between them (``layout: auto``), :func:`list_samples` lists the
 :class:`Sample` s in a deterministic (natural-sorted) order, :func:`load_sample` loads one as
@@ -30,6 +31,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 
+from dlsuite.data import ctc
 from dlsuite.data.io import ImageInfo, is_image_file, read_image, read_info
 from dlsuite.errors import DataError, DlsuiteInputError
 
@@ -52,9 +54,6 @@ __all__ = [
 LAYOUTS = ("frames", "videos", "ctc")
 INPUT_PREFIX = "raw_"
 LABEL_PREFIX = "instance_ids_"
-_SEQ_RE = re.compile(r"^\d{2,}$")
-_CTC_FRAME_RE = re.compile(r"^t(\d+)\.tiff?$", re.IGNORECASE)
-_CTC_SEG_RE = re.compile(r"^man_seg(\d+)\.tiff?$", re.IGNORECASE)
 _MAX_LISTED = 10  # names listed in one message before "... and N more"
 
 _EXPECTED = (
@@ -125,35 +124,21 @@ def _listing(names: Iterable[str]) -> str:
     return shown + (f", ... and {more} more" if more > 0 else "")
 
 
-def _indexed(folder: Path, pattern: re.Pattern) -> list[tuple[int, Path]]:
-    found: dict[int, Path] = {}
-    if folder.is_dir():
-        for p in folder.iterdir():
-            m = pattern.match(p.name)
-            if m and p.is_file():
-                index = int(m.group(1))
-                if index in found:
-                    raise DataError(
-                        f"{folder}: {found[index].name} and {p.name} share index {index}"
-                    )
-                found[index] = p
-    return sorted(found.items())
-
-
 def ctc_frame_files(sequence: str | os.PathLike) -> list[tuple[int, Path]]:
-    """``(time index, path)`` of the ``tNNN.tif`` files of a CTC sequence folder, by index."""
-    return _indexed(Path(sequence), _CTC_FRAME_RE)
+    """``(time index, path)`` of the ``tNNN.tif`` files of a CTC sequence folder, by index
+    (:func:`dlsuite.data.ctc.list_frames` as pairs)."""
+    return list(ctc.list_frames(sequence, "image").items())
 
 
 def ctc_seg_files(seg_folder: str | os.PathLike) -> list[tuple[int, Path]]:
     """``(time index, path)`` of the ``man_segNNN.tif`` files of a ``NN_GT/SEG`` folder."""
-    return _indexed(Path(seg_folder), _CTC_SEG_RE)
+    return list(ctc.list_frames(seg_folder, "seg").items())
 
 
 def _ctc_sequences(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    seqs = [p for p in folder.iterdir() if p.is_dir() and _SEQ_RE.match(p.name)]
+    seqs = [p for p in folder.iterdir() if p.is_dir() and ctc.folder_sequence(p.name, "images")]
     return sorted((p for p in seqs if ctc_frame_files(p)), key=lambda p: natural_key(p.name))
 
 
@@ -264,7 +249,7 @@ def _scan_ctc(root: Path, layout: str, require_labels: bool):
         return [], [f"{root}: no CTC sequence folders (NN/tNNN.tif) found"]
     samples, problems = [], []
     for seq in seqs:
-        seg = root / f"{seq.name}_GT" / "SEG"
+        seg = ctc.seg_folder(ctc.gt_folder(root, seq.name))
         has_seg = seg.is_dir() and bool(ctc_seg_files(seg))
         if require_labels and not has_seg:
             problems.append(f"{seg}: no man_segNNN.tif ground truth for sequence {seq.name}")
@@ -362,7 +347,8 @@ def _ctc_problems(sample: Sample) -> list[str]:
                 continue
             problems += _label_dtype_problem(path, info.dtype)
             if index not in known:
-                problems.append(f"{path}: no frame t{index:03d} in {sample.image}")
+                problems.append(f"{path}: no frame {ctc.frame_name('image', index)} in "
+                                f"{sample.image}")
             if frame_shape is not None and info.shape != frame_shape:
                 problems.append(
                     f"{path}: label shape {info.shape} does not match frame shape {frame_shape}"
@@ -424,22 +410,9 @@ def _load_files(sample: Sample) -> LoadedSample:
 
 
 def _load_ctc(sample: Sample) -> LoadedSample:
-    frames = ctc_frame_files(sample.image)
-    if not frames:
-        raise DataError(f"{sample.image}: no tNNN.tif frames")
-    position = {index: i for i, (index, _) in enumerate(frames)}
-    first = read_image(frames[0][1])
-    if first.ndim != 2:
-        raise DataError(f"{frames[0][1]}: CTC frame must be 2D, got shape {first.shape}")
-    image = np.empty((len(frames),) + first.shape, dtype=first.dtype)
-    for i, (_, path) in enumerate(frames):
-        frame = first if i == 0 else read_image(path)
-        if frame.shape != first.shape or frame.dtype != first.dtype:
-            raise DataError(
-                f"{path}: frame {frame.shape} {frame.dtype} differs from "
-                f"{frames[0][1].name} {first.shape} {first.dtype}"
-            )
-        image[i] = frame
+    indices, image = ctc.read_sequence(sample.image, "image")
+    position = {index: i for i, index in enumerate(indices)}
+    first = image[0]
     if sample.labels is None:
         return LoadedSample(sample.name, image, None, np.zeros(0, dtype=np.int64))
     segs = [(index, path, read_image(path)) for index, path in ctc_seg_files(sample.labels)]
@@ -447,7 +420,8 @@ def _load_ctc(sample: Sample) -> LoadedSample:
     for index, path, seg in segs:
         problems += _label_dtype_problem(path, seg.dtype)
         if index not in position:
-            problems.append(f"{path}: no frame t{index:03d} in {sample.image}")
+            problems.append(f"{path}: no frame {ctc.frame_name('image', index)} in "
+                            f"{sample.image}")
         if seg.shape != first.shape:
             problems.append(f"{path}: label shape {seg.shape} does not match frame {first.shape}")
     _raise(problems)

@@ -9,8 +9,9 @@
 - :func:`videos_to_ctc`: label videos -> ``NN_GT/{SEG,TRA}`` + ``man_track.txt`` or
   ``NN_RES/mask*.tif`` + ``res_track.txt``. A label that disappears and comes back is split
   into separate tracks (CTC forbids gaps inside a track).
-- :func:`write_ctc_sequence` / :func:`track_table` are the shared CTC writers (also used by the
-  example-data generator).
+- :func:`write_ctc_sequence` writes one sequence (also used by the example-data generator)
+  through :mod:`dlsuite.data.ctc`, which owns the CTC names, :class:`Track`,
+  :func:`track_table` and :func:`split_gapped_tracks` (re-exported here).
 
 Compared with the original suite: deterministic order (no ``glob`` order), 0-based contiguous
 numbering with the relation stored explicitly (no parsing of ``_start-end`` names, 1-frame
@@ -23,12 +24,13 @@ from __future__ import annotations
 import csv
 import io as _io
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-import attrs
 import numpy as np
 
+from dlsuite.data import ctc
+from dlsuite.data.ctc import Track, split_gapped_tracks, track_table
 from dlsuite.data.io import read_image, read_shape, write_text_atomic, write_tiff
 from dlsuite.data.layouts import (
     INPUT_PREFIX,
@@ -80,14 +82,18 @@ def _as_video(array: np.ndarray) -> np.ndarray:
 
 
 _FRAME_OUTPUTS = ("inputs/raw_*.tif", "labels/instance_ids_*.tif")
-_CTC_OUTPUTS = ("[0-9][0-9]*/t*.tif", "*_GT/SEG/man_seg*.tif", "*_GT/TRA/man_track*",
-                "*_RES/mask*.tif", "*_RES/res_track.txt")
+_CTC_OUTPUTS = ctc.output_files  # the CTC module knows the names (any case)
 
 
-def _clear_outputs(dst: Path, patterns: tuple[str, ...], overwrite: bool) -> None:
-    """Refuse (or, with ``overwrite``, delete) earlier outputs in ``dst`` so no stale numbered
-    file from a previous, larger run survives next to the new ones."""
-    old = [p for pattern in patterns for p in dst.glob(pattern) if p.is_file()]
+def _clear_outputs(dst: Path, outputs: tuple[str, ...] | Callable[[Path], list[Path]],
+                   overwrite: bool) -> None:
+    """Refuse (or, with ``overwrite``, delete) earlier outputs in ``dst`` (glob patterns, or a
+    function listing them) so no stale numbered file from a previous, larger run survives next
+    to the new ones."""
+    if callable(outputs):
+        old = outputs(dst)
+    else:
+        old = [p for pattern in outputs for p in dst.glob(pattern) if p.is_file()]
     if old and not overwrite:
         raise DataError(
             f"{dst}: already holds {len(old)} output file(s) (e.g. {old[0].relative_to(dst)}); "
@@ -277,92 +283,9 @@ def make_clips(
 # CTC
 
 
-@attrs.frozen
-class Track:
-    """One line of a CTC track file: ``label begin end parent`` (frames inclusive)."""
-
-    label: int
-    begin: int
-    end: int
-    parent: int = 0
-
-    def line(self) -> str:
-        """The ``L B E P`` text line."""
-        return f"{self.label} {self.begin} {self.end} {self.parent}"
-
-
-def _presence(labels: np.ndarray) -> dict[int, list[int]]:
-    frames: dict[int, list[int]] = {}
-    for t in range(labels.shape[0]):
-        for label in np.unique(labels[t]):
-            if label != 0:
-                frames.setdefault(int(label), []).append(t)
-    return frames
-
-
-def _runs(frames: list[int]) -> list[list[int]]:
-    runs = [[frames[0]]]
-    for t in frames[1:]:
-        if t == runs[-1][-1] + 1:
-            runs[-1].append(t)
-        else:
-            runs.append([t])
-    return runs
-
-
-def split_gapped_tracks(labels: np.ndarray) -> np.ndarray:
-    """Give every temporally disconnected run of a label its own id.
-
-    ``labels`` is ``(T, H, W)``; the first run keeps its id, later runs get new ids above the
-    current maximum (the dtype is widened if needed). Returns ``labels`` itself when no label
-    has a gap, else a relabelled copy.
-    """
-    presence = _presence(labels)
-    gapped = {k: _runs(v) for k, v in presence.items() if len(_runs(v)) > 1}
-    if not gapped:
-        return labels
-    n_new = sum(len(r) - 1 for r in gapped.values())
-    top = max(presence) + n_new
-    dtype = np.result_type(labels.dtype, np.min_scalar_type(top))
-    out = labels.astype(dtype, copy=True)
-    next_id = max(presence) + 1
-    for label in sorted(gapped):
-        for run in gapped[label][1:]:
-            for t in run:
-                out[t][labels[t] == label] = next_id
-            next_id += 1
-    return out
-
-
-def track_table(labels: np.ndarray, parents: Mapping[int, int] | None = None) -> list[Track]:
-    """CTC tracks of a ``(T, H, W)`` label video: each label's first and last frame.
-
-    ``parents`` maps a label to its mother label (default 0). Raises DataError when a label has
-    a temporal gap (call :func:`split_gapped_tracks` first) or a parent is not a label.
-    """
-    parents = dict(parents or {})
-    tracks = []
-    presence = _presence(labels)
-    for label, frames in sorted(presence.items()):
-        if frames[-1] - frames[0] + 1 != len(frames):
-            raise DataError(f"label {label} has a temporal gap (frames {frames})")
-        parent = int(parents.get(label, 0))
-        if parent and parent not in presence:
-            raise DataError(f"label {label}: parent {parent} does not appear in the labels")
-        tracks.append(Track(label, frames[0], frames[-1], parent))
-    return tracks
-
-
-def _ctc_digits(n_frames: int) -> int:
-    return 3 if n_frames <= 1000 else 4
-
-
-def _ctc_labels(labels: np.ndarray) -> np.ndarray:
-    """uint16 when the ids fit (what CTC tools expect), else the (unsigned) dtype as is."""
-    if labels.size and labels.min() < 0:
-        raise DataError("negative label ids cannot be written in CTC format")
-    top = int(labels.max()) if labels.size else 0
-    return labels.astype(np.uint16) if top <= np.iinfo(np.uint16).max else labels
+def _check_kind(kind: str) -> None:
+    if kind not in ("GT", "RES"):
+        raise DlsuiteInputError(f"unknown CTC kind {kind!r}; choose GT or RES")
 
 
 def write_ctc_sequence(
@@ -378,40 +301,31 @@ def write_ctc_sequence(
     """Write one CTC sequence under ``root``; returns the folders/files written by role.
 
     ``labels`` is ``(T, H, W)`` with temporally contiguous ids (see
-    :func:`split_gapped_tracks`). ``kind="GT"`` writes ``NN_GT/TRA/man_trackTTT.tif`` for all
-    frames, ``NN_GT/TRA/man_track.txt`` and ``NN_GT/SEG/man_segTTT.tif`` for the ``annotated``
-    frames (default all); ``kind="RES"`` writes ``NN_RES/maskTTT.tif`` + ``res_track.txt``.
+    :func:`split_gapped_tracks`); its tracks are :func:`track_table` (with ``parents``).
+    ``kind="GT"`` writes ``NN_GT`` (:func:`dlsuite.data.ctc.write_ground_truth`: TRA masks of
+    all frames, ``man_track.txt``, SEG masks of the ``annotated`` frames, default all);
+    ``kind="RES"`` writes ``NN_RES`` (:func:`dlsuite.data.ctc.write_result`).
     ``images`` (``(T, H, W)``), if given, go to ``NN/tTTT.tif``. Masks are uint16 when the ids
-    fit. ``TTT`` has 3 digits (4 beyond 1000 frames).
+    fit, else uint32 (kept rather than refused: ids never wrap).
     """
+    _check_kind(kind)
     root = Path(root)
-    labels = _ctc_labels(_as_video(np.asarray(labels)))
-    n = labels.shape[0]
-    d = _ctc_digits(n)
-    tracks_text = "".join(t.line() + "\n" for t in track_table(labels, parents))
+    labels = _as_video(np.asarray(labels))
+    tracks = ctc.track_table(labels, parents)
     out: dict[str, Path] = {}
     if images is not None:
         images = _as_video(np.asarray(images))
         if images.shape != labels.shape:
             raise DataError(f"sequence {sequence}: images {images.shape} vs labels {labels.shape}")
-        for t in range(n):
-            write_tiff(root / sequence / f"t{t:0{d}d}.tif", images[t], axes="YX")
-        out["images"] = root / sequence
+        out["images"] = ctc.write_frames(root / sequence, "image", images)
     if kind == "GT":
-        tra, seg = root / f"{sequence}_GT" / "TRA", root / f"{sequence}_GT" / "SEG"
-        for t in range(n):
-            write_tiff(tra / f"man_track{t:0{d}d}.tif", labels[t], axes="YX")
-        for t in sorted(set(range(n)) if annotated is None else {int(a) for a in annotated}):
-            write_tiff(seg / f"man_seg{t:0{d}d}.tif", labels[t], axes="YX")
-        track_file = write_text_atomic(tra / "man_track.txt", tracks_text)
-        out.update(tra=tra, seg=seg, track_file=track_file)
-    elif kind == "RES":
-        res = root / f"{sequence}_RES"
-        for t in range(n):
-            write_tiff(res / f"mask{t:0{d}d}.tif", labels[t], axes="YX")
-        out.update(res=res, track_file=write_text_atomic(res / "res_track.txt", tracks_text))
+        gt = ctc.write_ground_truth(ctc.gt_folder(root, sequence), labels, tracks,
+                                    annotated=annotated, allow_wide=True)
+        out.update(tra=ctc.tra_folder(gt), seg=ctc.seg_folder(gt),
+                   track_file=ctc.man_track_file(gt))
     else:
-        raise DlsuiteInputError(f"unknown CTC kind {kind!r}; choose GT or RES")
+        res = ctc.write_result(ctc.res_folder(root, sequence), labels, tracks, allow_wide=True)
+        out.update(res=res, track_file=ctc.res_track_file(res))
     return out
 
 
@@ -438,14 +352,12 @@ def videos_to_ctc(
     (``sequence;video``). Returns ``{sequence: video name}``. Refuses a ``dst`` that already
     holds CTC files unless ``overwrite`` (then they are deleted first).
     """
-    if kind not in ("GT", "RES"):
-        raise DlsuiteInputError(f"unknown CTC kind {kind!r}; choose GT or RES")
+    _check_kind(kind)
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise DataError(f"{src}: folder not found")
     files, inputs_dir = _label_videos(src)
     _clear_outputs(dst, _CTC_OUTPUTS, overwrite)
-    width = max(2, len(str(len(files))))
     mapping: dict[str, str] = {}
     for number, path in enumerate(files, start=1):
         labels = _as_video(read_image(path))
@@ -460,7 +372,7 @@ def videos_to_ctc(
             if tuple(_as_video_shape(read_shape(image_path))) != labels.shape:
                 raise DataError(f"{image_path}: shape differs from labels {path} {labels.shape}")
             images = _as_video(read_image(image_path))
-        sequence = f"{number:0{width}d}"
+        sequence = ctc.sequence_name(number, len(files))
         write_ctc_sequence(dst, sequence, split_gapped_tracks(labels), images=images, kind=kind)
         mapping[sequence] = path.stem
     write_text_atomic(dst / SEQUENCES_CSV, _csv_text(["sequence", "video"], mapping.items()))

@@ -28,12 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dlsuite.data import ctc
 from dlsuite.errors import DataError
 
 from .frame_metrics import foreground_jaccard, metrics_from_table, summarize_rows
 from .names import METRICS, parse_metrics
 from .overlap import overlap_table, reference_matches
-from .readers import ctc_frames, read_ctc_frame, read_track_file
+from .readers import read_ctc_frame
 from .seg import seg_from_table
 
 
@@ -51,6 +52,11 @@ def _match_frame(ref: np.ndarray, comp: np.ndarray) -> tuple[list, list, list, l
         table.ref_labels[pairs[:, 0]].tolist(),
         table.res_labels[pairs[:, 1]].tolist(),
     )
+
+
+def _track_rows(path: Path) -> np.ndarray:
+    """A track file as the ``(n, 4)`` int64 array py-ctcmetrics takes."""
+    return np.asarray(ctc.read_track_file(path), dtype=np.int64).reshape(-1, 4)
 
 
 def tracking_measures(res_dir: str | Path, gt_dir: str | Path, metrics: Iterable[str] = ("DET", "TRA")) -> tuple[dict, dict]:
@@ -76,10 +82,10 @@ def tracking_measures(res_dir: str | Path, gt_dir: str | Path, metrics: Iterable
 
     if not wanted:
         return values, unavailable
-    tra_frames = ctc_frames(gt_dir / "TRA", "tra")
+    tra_frames = ctc.list_frames(ctc.tra_folder(gt_dir), "tra")
     if not tra_frames:
-        return give_up(f"no TRA ground truth ({gt_dir / 'TRA'}/man_trackTTT.tif)")
-    res_frames = ctc_frames(res_dir, "res")
+        return give_up(f"no TRA ground truth ({ctc.tra_folder(gt_dir)}/man_trackTTT.tif)")
+    res_frames = ctc.list_frames(res_dir, "res")
     if set(res_frames) != set(tra_frames):
         only_gt = sorted(set(tra_frames) - set(res_frames))
         only_res = sorted(set(res_frames) - set(tra_frames))
@@ -105,10 +111,9 @@ def tracking_measures(res_dir: str | Path, gt_dir: str | Path, metrics: Iterable
     if sum(len(x) for x in labels_ref) == 0:
         return give_up("the TRA ground truth holds no marker")
 
-    man_track = gt_dir / "TRA" / "man_track.txt"
-    res_track = res_dir / "res_track.txt"
-    ref_tracks = read_track_file(man_track) if man_track.is_file() else None
-    comp_tracks = read_track_file(res_track) if res_track.is_file() else None
+    man_track, res_track = ctc.man_track_file(gt_dir), ctc.res_track_file(res_dir)
+    ref_tracks = _track_rows(man_track) if man_track.is_file() else None
+    comp_tracks = _track_rows(res_track) if res_track.is_file() else None
     if "TRA" in wanted and ref_tracks is None:
         give_up(f"missing {man_track}", ["TRA"])
     if "TRA" in wanted and comp_tracks is None:
@@ -224,7 +229,7 @@ def evaluate_ctc(res_dir: str | Path, gt_dir: str | Path, metrics: Iterable[str]
         raise DataError(f"{res_dir}: result folder not found")
     if not gt_dir.is_dir():
         raise DataError(f"{gt_dir}: ground-truth folder not found")
-    res_frames = ctc_frames(res_dir, "res")
+    res_frames = ctc.list_frames(res_dir, "res")
     if not res_frames:
         raise DataError(f"{res_dir}: no result masks (maskTTT.tif)")
     seq = res_dir.name.split("_")[0]
@@ -233,10 +238,10 @@ def evaluate_ctc(res_dir: str | Path, gt_dir: str | Path, metrics: Iterable[str]
     rows: list[dict] = []
 
     frame_names = [n for n in names if METRICS[n].family == "frame"]
-    seg_frames = ctc_frames(gt_dir / "SEG", "seg")
+    seg_frames = ctc.list_frames(ctc.seg_folder(gt_dir), "seg")
     need_seg_gt = "SEG" in names or frame_names or "temporal_stability_gt" in names
     if need_seg_gt and not seg_frames:
-        reason = f"no SEG ground truth ({gt_dir / 'SEG'}/man_segTTT.tif)"
+        reason = f"no SEG ground truth ({ctc.seg_folder(gt_dir)}/man_segTTT.tif)"
         for n in names:
             if n == "SEG" or n in frame_names or n == "temporal_stability_gt":
                 unavailable[n] = reason
@@ -245,7 +250,7 @@ def evaluate_ctc(res_dir: str | Path, gt_dir: str | Path, metrics: Iterable[str]
         if missing:
             raise DataError(
                 f"{res_dir}: no result mask for annotated frame(s) {missing[:20]} "
-                f"(ground truth {gt_dir / 'SEG'})"
+                f"(ground truth {ctc.seg_folder(gt_dir)})"
             )
         summary, rows = _score_annotated(seg_frames, res_frames, names, seq)
         out.update(summary)

@@ -12,22 +12,22 @@ Two kinds of input are recognised, tried in this order:
 2. Folders of label images (any format ``dlsuite.data.io`` reads, 2D or videos), paired by
    identical file names; or two single label files.
 
+CTC names (``NN_RES``, ``NN_GT``, ``SEG``, ``TRA``, ``maskTTT.tif``) are those of
+:mod:`dlsuite.data.ctc`, matched in any case.
+
 Unpaired sequences or files raise DataError naming them.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import attrs
 
+from dlsuite.data import ctc
 from dlsuite.data.io import is_image_file
 from dlsuite.errors import DataError
 
-from .readers import ctc_frames
-
-_RES_DIR = re.compile(r"^(\d+)_RES$")
 _MAX_DEPTH = 3
 
 
@@ -42,12 +42,12 @@ class Pair:
     gt: Path
 
 
+def _res_number(folder: Path) -> str | None:
+    return ctc.folder_sequence(folder.name, "RES")
+
+
 def _is_ctc_res(folder: Path) -> bool:
-    return bool(_RES_DIR.match(folder.name)) or bool(ctc_frames(folder, "res"))
-
-
-def _is_ctc_gt(folder: Path) -> bool:
-    return (folder / "SEG").is_dir() or (folder / "TRA").is_dir()
+    return bool(_res_number(folder)) or bool(ctc.list_frames(folder, "res"))
 
 
 def _res_folders(root: Path) -> list[Path]:
@@ -55,7 +55,7 @@ def _res_folders(root: Path) -> list[Path]:
 
     def walk(folder: Path, depth: int) -> None:
         for child in sorted(p for p in folder.iterdir() if p.is_dir()):
-            if _RES_DIR.match(child.name):
+            if _res_number(child):
                 found.append(child)
             elif depth < _MAX_DEPTH:
                 walk(child, depth + 1)
@@ -65,19 +65,18 @@ def _res_folders(root: Path) -> list[Path]:
 
 
 def _gt_sequences(gt: Path) -> list[Path]:
-    return sorted(p for p in gt.iterdir() if p.is_dir() and re.match(r"^\d+_GT$", p.name))
+    return sorted(p for p in gt.iterdir() if p.is_dir() and ctc.folder_sequence(p.name, "GT"))
 
 
 def _single_sequence(res: Path, gt: Path) -> list[Pair] | None:
     """Pair a sequence folder ``res`` with ``gt`` (an NN_GT folder, or a folder holding the
     matching NN_GT, or holding exactly one NN_GT when ``res`` is not named NN_RES)."""
-    m = _RES_DIR.match(res.name)
-    num = m.group(1) if m else None
+    num = _res_number(res)
     candidates = _gt_sequences(gt)
-    if _is_ctc_gt(gt):
+    if ctc.is_ground_truth(gt):
         gt_dir = gt
-    elif num and (gt / f"{num}_GT").is_dir():
-        gt_dir = gt / f"{num}_GT"
+    elif num and ctc.gt_folder(gt, num).is_dir():
+        gt_dir = ctc.gt_folder(gt, num)
     elif not num and len(candidates) == 1:
         gt_dir = candidates[0]
     elif not num and not candidates:
@@ -94,8 +93,8 @@ def _ctc_roots(res: Path, gt: Path, res_dirs: list[Path]) -> list[Pair]:
     pairs, missing = [], []
     for rd in res_dirs:
         rel = rd.parent.relative_to(res)
-        num = _RES_DIR.match(rd.name).group(1)
-        gd = gt / rel / f"{num}_GT"
+        num = _res_number(rd)
+        gd = ctc.gt_folder(gt / rel, num)
         name = str(rel / num) if str(rel) != "." else num
         if gd.is_dir():
             pairs.append(Pair("ctc", name, rd, gd))
@@ -145,7 +144,7 @@ def discover(res: str | Path, gt: str | Path) -> list[Pair]:
         else:
             res_dirs = _res_folders(res)
             if res_dirs:
-                if _is_ctc_gt(gt) and len(res_dirs) == 1:
-                    return [Pair("ctc", _RES_DIR.match(res_dirs[0].name).group(1), res_dirs[0], gt)]
+                if ctc.is_ground_truth(gt) and len(res_dirs) == 1:
+                    return [Pair("ctc", _res_number(res_dirs[0]), res_dirs[0], gt)]
                 return _ctc_roots(res, gt, res_dirs)
     return _files(res, gt)

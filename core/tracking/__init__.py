@@ -5,16 +5,21 @@
 - :func:`track` - link instances frame to frame (LAP linking by ``laptrack``: overlap and
   distance costs, gap closing, division) into CTC-consistent tracks;
 - :func:`merge_trackmate` - give TrackMate track ids to the segmentation's components;
-- :func:`write_res_track` / :func:`write_ctc_result` / :func:`untracked` - CTC ``NN_RES``
-  folders (``maskTTT.tif`` + ``res_track.txt``);
+- :func:`untracked` - one track per frame object (CTC-valid without linking);
+- :func:`write_ctc_result` / :func:`write_res_track` / :func:`check_tracks` / :class:`Track` -
+  CTC ``NN_RES`` folders (``maskTTT.tif`` + ``res_track.txt``), re-exported from the one CTC
+  module :mod:`dlsuite.data.ctc` (``write_result`` / ``write_track_file`` there);
 - :func:`track_folder` - all of it for a folder of videos (``dlsuite track``).
 """
 
-from .ctc import Track, check_tracks, untracked, write_ctc_result, write_res_track
+from dlsuite.data.ctc import Track, check_tracks
+from dlsuite.data.ctc import write_result as write_ctc_result
+from dlsuite.data.ctc import write_track_file as write_res_track
+
 from .folder import track_folder
 from .gapfill import gap_fill
 from .trackmate import merge_trackmate
-from .tracker import track
+from .tracker import track, untracked
 
 __all__ = [
     "Track",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dlsuite.data.ctc import res_folder, sequence_name, write_result
 from dlsuite.errors import DataError
 
-from .ctc import write_ctc_result
 from .gapfill import gap_fill
 from .tracker import track
 
@@ -71,9 +71,10 @@ def track_folder(
         labels = _instances(video, path, fill_gaps, sigma, min_size)
         relabelled, tracks = track(labels, max_distance=max_distance, min_overlap=min_overlap,
                                    gap_closing=gap_closing, splitting=splitting)
-        res_dir = write_ctc_result(output_dir / f"{number:02d}_RES", relabelled, tracks)
+        sequence = sequence_name(number)
+        res_dir = write_result(res_folder(output_dir, sequence), relabelled, tracks)
         summary.append({
-            "sequence": f"{number:02d}",
+            "sequence": sequence,
             "video": path.name,
             "frames": int(video.shape[0]),
             "tracks": len(tracks),

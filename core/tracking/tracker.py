@@ -15,7 +15,7 @@ division) are fixed at the cutoff, so any allowed join is preferred to a track e
 a track starting; the assignment is solved globally, so competing joins go to the cheapest
 overall.
 
-The result follows the CTC rules (:mod:`dlsuite.tracking.ctc`): each laptrack segment is cut
+The result follows the CTC rules (:mod:`dlsuite.data.ctc`): each laptrack segment is cut
 at its gaps into contiguous tracks chained by parent links, daughters point at their mother,
 and labels are renumbered 1..n in order of (begin frame, old label).
 """
@@ -26,12 +26,12 @@ import math
 
 import numpy as np
 
+from dlsuite.data.ctc import Track
 from dlsuite.errors import DataError
 
-from .ctc import Track
 from .labels import as_label_video, check_video
 
-__all__ = ["track"]
+__all__ = ["track", "untracked"]
 
 _FORBIDDEN = 1e9
 _CUTOFF = 2.0 + 1e-6  # the largest allowed cost is 2 (no overlap, distance = max_distance)
@@ -109,7 +109,7 @@ def track(
     overlap relative to the smaller object; ``gap_closing`` is the largest number of missing
     frames bridged (0: none); ``splitting`` allows divisions. Returns ``(relabelled_video,
     tracks)``: the video with one label per track (uint16, uint32 above 65535 tracks) and
-    :class:`~dlsuite.tracking.ctc.Track` tuples consistent with it under the CTC rules.
+    :class:`~dlsuite.data.ctc.Track` tuples consistent with it under the CTC rules.
     """
     video = check_video(label_video)
     if max_distance <= 0 or not 0 <= min_overlap <= 1 or gap_closing < 0:
@@ -203,3 +203,21 @@ def _piece_label(label_of_piece: dict, tid: int, t: int) -> int:
         if begin <= t <= end:
             return label
     raise AssertionError(f"frame {t} of track {tid} not in any piece")
+
+
+def untracked(label_video) -> tuple[np.ndarray, list[Track]]:
+    """Make per-frame instances CTC-valid without linking: every (frame, label) becomes its
+    own one-frame track with a unique label. Returns ``(relabelled_video, tracks)``; for SEG
+    evaluation (TRA needs :func:`track`)."""
+    video = check_video(label_video)
+    out = np.zeros(video.shape, dtype=np.uint32)
+    tracks: list[Track] = []
+    for t, frame in enumerate(video):
+        ids, inverse = np.unique(frame, return_inverse=True)
+        base = len(tracks)
+        nonzero = ids != 0
+        new = np.zeros(len(ids), np.uint32)
+        new[nonzero] = base + np.arange(1, nonzero.sum() + 1)
+        out[t] = new[inverse.reshape(frame.shape)]
+        tracks += [Track(base + k, t, t, 0) for k in range(1, int(nonzero.sum()) + 1)]
+    return as_label_video(out), tracks

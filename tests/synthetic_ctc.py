@@ -1,8 +1,10 @@
-"""Small synthetic CTC sequences for tests, examples and the evaluation benchmark.
+"""Test helper (not part of the package): small synthetic CTC sequences for the evaluation tests.
 
 :func:`tracked_squares` draws moving square cells (one of which divides) and returns the label
-video and its CTC track table; :func:`write_ctc_sequence` writes a result or ground-truth
-folder in the CTC layout. Nothing here is used by the evaluation itself.
+video and its CTC track rows; :func:`write_ctc_sequence` writes a result or ground-truth folder
+through :mod:`dlsuite.data.ctc`'s unchecked writers, so tests can also write deliberately
+inconsistent results. Moved here from ``dlsuite.evaluation.synthetic``: nothing outside the
+tests used it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import tifffile
+
+from dlsuite.data import ctc
 
 
 def tracked_squares(n_frames: int = 6, size: int = 64, divide_at: int | None = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -39,14 +42,6 @@ def tracked_squares(n_frames: int = 6, size: int = 64, divide_at: int | None = 3
     return video, np.asarray(tracks, dtype=np.int64)
 
 
-def write_track_file(path: str | Path, tracks: np.ndarray) -> Path:
-    """Write a CTC track table (``L B E P`` per line)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{a} {b} {c} {d}\n" for a, b, c, d in np.asarray(tracks, int)))
-    return path
-
-
 def write_ctc_sequence(
     folder: str | Path,
     video: np.ndarray,
@@ -55,7 +50,7 @@ def write_ctc_sequence(
     kind: str = "res",
     seg_frames: list[int] | None = None,
 ) -> Path:
-    """Write ``video`` as a CTC folder and return it.
+    """Write ``video`` as a CTC folder and return it, without checking the tracks.
 
     ``kind="res"``: ``folder/maskTTT.tif`` for every frame and ``res_track.txt`` (when
     ``tracks`` is given). ``kind="gt"``: ``folder/TRA/man_trackTTT.tif`` for every frame plus
@@ -63,22 +58,15 @@ def write_ctc_sequence(
     frames in ``seg_frames`` (all frames when None).
     """
     folder = Path(folder)
-    video = np.asarray(video)
     if kind == "res":
-        folder.mkdir(parents=True, exist_ok=True)
-        for t, frame in enumerate(video):
-            tifffile.imwrite(folder / f"mask{t:03d}.tif", frame)
+        ctc.write_frames(folder, "res", video)
         if tracks is not None:
-            write_track_file(folder / "res_track.txt", tracks)
+            ctc.write_track_file(ctc.res_track_file(folder), tracks)
     elif kind == "gt":
-        (folder / "TRA").mkdir(parents=True, exist_ok=True)
-        (folder / "SEG").mkdir(parents=True, exist_ok=True)
         if tracks is not None:
-            for t, frame in enumerate(video):
-                tifffile.imwrite(folder / "TRA" / f"man_track{t:03d}.tif", frame)
-            write_track_file(folder / "TRA" / "man_track.txt", tracks)
-        for t in range(len(video)) if seg_frames is None else seg_frames:
-            tifffile.imwrite(folder / "SEG" / f"man_seg{t:03d}.tif", video[t])
+            ctc.write_frames(ctc.tra_folder(folder), "tra", video)
+            ctc.write_track_file(ctc.man_track_file(folder), tracks)
+        ctc.write_frames(ctc.seg_folder(folder), "seg", video, seg_frames)
     else:
         raise ValueError(f"kind must be 'res' or 'gt', got {kind!r}")
     return folder
