@@ -1,9 +1,11 @@
 """dlsuite: plugin-based deep-learning segmentation of 2D microscopy images and videos.
 
 Importing this package is cheap and never imports TensorFlow; the plugin-facing surface is
-:mod:`dlsuite.specs` (re-exported here), the public Python API is :mod:`dlsuite.api`.
+:mod:`dlsuite.specs` and :mod:`dlsuite.errors` (both re-exported here), the public Python API
+is :mod:`dlsuite.api`.
 """
 
+from .errors import ConfigError, DataError, DlsuiteInputError, PluginError
 from .specs import (
     ArchitectureSpec,
     AugmentationSpec,
@@ -33,4 +35,8 @@ __all__ = [
     "TargetSpec",
     "AugmentationSpec",
     "PostprocessorSpec",
+    "DlsuiteInputError",
+    "DataError",
+    "ConfigError",
+    "PluginError",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from dlsuite.errors import DlsuiteInputError
+from dlsuite import DlsuiteInputError
 
 __all__ = [
     "require_int",

@@ -47,7 +47,7 @@ import warnings
 
 import keras
 
-from dlsuite.errors import DlsuiteInputError
+from dlsuite import DlsuiteInputError
 from dlsuite.keras_helpers import ENCODER_NAME
 
 from . import layers as _layers

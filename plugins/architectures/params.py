@@ -15,7 +15,7 @@ from typing import Literal
 
 import attrs
 
-from dlsuite.specs import param
+from dlsuite import param
 
 __all__ = [
     "UNetParams",

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from dlsuite.errors import DlsuiteInputError
+from dlsuite import DlsuiteInputError
 
 __all__ = ["Affine", "build_affine", "build_flip", "build_intensity", "build_noise", "warp"]
 

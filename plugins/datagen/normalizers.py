@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
-from dlsuite.errors import DlsuiteInputError
+from dlsuite import DlsuiteInputError
 
 __all__ = ["build_percentile", "build_mean", "build_median", "build_none",
            "correct_illumination", "scale_unit"]

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from dlsuite.errors import DlsuiteInputError
+from dlsuite import DlsuiteInputError
 
 __all__ = ["build_uniform", "build_foreground_pdf", "valid_range"]
 

@@ -39,7 +39,7 @@ from scipy import ndimage
 from skimage.morphology import disk
 from skimage.segmentation import find_boundaries
 
-from dlsuite.errors import DataError, DlsuiteInputError
+from dlsuite import DataError, DlsuiteInputError
 
 __all__ = ["build_binary", "build_contours", "build_weight_map", "build_marks",
            "boundaries", "check_labels", "separation_distances"]

@@ -1,6 +1,6 @@
 """The error raised by the built-in losses and metrics for bad shapes or parameters."""
 
-from dlsuite.errors import DlsuiteInputError
+from dlsuite import DlsuiteInputError
 
 __all__ = ["LossInputError"]
 

@@ -39,7 +39,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage as ndi
 
-from dlsuite.errors import DlsuiteInputError
+from dlsuite import DlsuiteInputError
 
 __all__ = [
     "array_kind",
