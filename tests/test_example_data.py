@@ -8,14 +8,14 @@ import time
 import numpy as np
 import pytest
 
+from dlsuite.data import ctc
 from dlsuite.data.example import synthetic_video, write_example_frames, write_example_videos
 from dlsuite.data.io import read_image
 from dlsuite.data.layouts import check_dataset, ctc_seg_files, detect_layout, list_samples
 
 
 def _tracks(path):
-    rows = [tuple(int(v) for v in line.split()) for line in path.read_text().splitlines() if line]
-    return {L: (B, E, P) for L, B, E, P in rows}
+    return {tr.label: (tr.begin, tr.end, tr.parent) for tr in ctc.read_track_file(path)}
 
 
 @pytest.fixture(scope="module")

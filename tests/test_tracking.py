@@ -10,6 +10,7 @@ import tifffile
 from click.testing import CliRunner
 
 from dlsuite.cli_track import track as track_command
+from dlsuite.data import ctc
 from dlsuite.errors import DataError
 from dlsuite.tracking import (
     Track,
@@ -287,14 +288,7 @@ def test_tracker_on_moving_and_dividing_discs_has_perfect_tra(tmp_path):
     gt, rows, instances = _discs()
     for t in range(10):  # the discs never touch: every track is one whole disc
         assert np.unique(gt[t]).tolist() == ([0, 1, 2, 5] if t < 5 else [0, 1, 3, 4, 5])
-    gt_dir = tmp_path / "01_GT"
-    (gt_dir / "TRA").mkdir(parents=True)
-    (gt_dir / "SEG").mkdir()
-    for t, frame in enumerate(gt):
-        tifffile.imwrite(gt_dir / "TRA" / f"man_track{t:03d}.tif", frame)
-        tifffile.imwrite(gt_dir / "SEG" / f"man_seg{t:03d}.tif", frame)
-    (gt_dir / "TRA" / "man_track.txt").write_text("".join(
-        " ".join(map(str, row)) + "\n" for row in rows))
+    gt_dir = ctc.write_ground_truth(tmp_path / "01_GT", gt, rows)
 
     out, tracks = track(instances, max_distance=20, gap_closing=1)
     assert sum(1 for tr in tracks if tr.parent) == 2  # the two daughters

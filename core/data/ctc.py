@@ -354,7 +354,8 @@ def check_tracks(labels, tracks: Iterable) -> list[str]:
 # writing
 
 
-def write_frames(folder: str | os.PathLike, kind: str, video, frames: Iterable[int] | None = None) -> Path:
+def write_frames(folder: str | os.PathLike, kind: str, video,
+                 frames: Iterable[int] | None = None) -> Path:
     """Write frames ``frames`` (default all) of ``video`` ``(T, H, W)`` as canonical ``kind``
     files in ``folder`` (created), in the array's dtype, atomically; returns ``folder``. No
     check of the content: see :func:`write_result` / :func:`write_ground_truth`."""
@@ -374,7 +375,8 @@ def write_track_file(path: str | os.PathLike, tracks: Iterable) -> Path:
     return write_text_atomic(path, "".join(tr.line() + "\n" for tr in rows))
 
 
-def _masks(labels, tracks: Iterable, where: Path, allow_wide: bool) -> tuple[np.ndarray, list[Track]]:
+def _masks(labels, tracks: Iterable, where: Path,
+           allow_wide: bool) -> tuple[np.ndarray, list[Track]]:
     """The checked mask video (uint16, or uint32 above 65535 with ``allow_wide``) and tracks."""
     video = _label_video(labels, str(where))
     tracks = [Track(*map(int, tr)) for tr in tracks]
@@ -388,7 +390,8 @@ def _masks(labels, tracks: Iterable, where: Path, allow_wide: bool) -> tuple[np.
     return video.astype(dtype, copy=False), tracks
 
 
-def write_result(res_dir: str | os.PathLike, labels, tracks: Iterable, *, allow_wide: bool = False) -> Path:
+def write_result(res_dir: str | os.PathLike, labels, tracks: Iterable, *,
+                 allow_wide: bool = False) -> Path:
     """Write a CTC result folder ``res_dir`` (``NN_RES``): ``maskTTT.tif`` for every frame of
     the label video ``labels`` ``(T, H, W)`` and ``res_track.txt``; returns ``res_dir``.
 
