@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dlsuite.cli_data import example_data, prepare
+from dlsuite.cli.data import example_data, prepare
 from dlsuite.data.io import read_image, write_tiff
 from dlsuite.data.layouts import check_dataset, detect_layout, list_samples, load_sample
 from dlsuite.data.prepare import (

@@ -17,7 +17,7 @@ import pytest
 from dlsuite import hookimpl
 
 EPOCHS, STEPS = 6, 4
-DRIVER = "import sys; from dlsuite.cli_run import run; run(sys.argv[1:], prog_name='dlsuite run')"
+DRIVER = "import sys; from dlsuite.cli.run import run; run(sys.argv[1:], prog_name='dlsuite run')"
 
 
 def _config(tmp_path: Path) -> Path:

@@ -132,7 +132,7 @@ def test_export_and_evaluation_of_2d_frames(example, tmp_path):
 
 
 def test_cli_refuses_an_existing_run_and_names_the_flags(example, tmp_path):
-    from dlsuite.cli_run import run, train
+    from dlsuite.cli.run import run, train
 
     videos, _, _ = example
     out = tmp_path / "run"
@@ -148,7 +148,7 @@ def test_cli_refuses_an_existing_run_and_names_the_flags(example, tmp_path):
 
 
 def test_cli_help_lists_the_options():
-    from dlsuite.cli_run import run
+    from dlsuite.cli.run import run
 
     result = CliRunner().invoke(run, ["--help"])
     assert result.exit_code == 0

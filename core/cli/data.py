@@ -1,10 +1,6 @@
 """Data commands of the CLI (no TensorFlow import): ``dlsuite example-data ...`` and
-``dlsuite prepare ...``.
-
-The lead's ``dlsuite`` group adds them with ``cli.add_command(example_data)`` and
-``cli.add_command(prepare)``. Bad input raises :class:`~dlsuite.errors.DlsuiteInputError`
-(or its subclass ``DataError``); the top-level CLI turns it into exit status 2 without a
-traceback.
+``dlsuite prepare ...``. Bad input raises DlsuiteInputError / DataError from the API: exit
+status 2 without a traceback.
 """
 
 from __future__ import annotations
@@ -13,30 +9,13 @@ from pathlib import Path
 
 import click
 
+from dlsuite import api
+
+from ._output import key_values
+
 __all__ = ["example_data", "prepare"]
 
 _DIR = click.Path(file_okay=False, path_type=Path)
-
-
-def _console():
-    from rich.console import Console
-
-    return Console()
-
-
-def _summary(title: str, rows: list[tuple[str, str]]) -> None:
-    from rich.table import Table
-
-    table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in rows:
-        table.add_row(key, value)
-    _console().print(table)
-
-
-def _count(folder: Path, pattern: str = "*.tif") -> int:
-    return sum(1 for _ in folder.glob(pattern)) if folder.is_dir() else 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -56,10 +35,9 @@ def example_data() -> None:
 @click.option("--seed", default=0, show_default=True, type=int)
 def example_videos(out_dir: Path, n_videos: int, frames: int, size: int, seed: int) -> None:
     """Write synthetic 2D+t videos to OUT_DIR/videos (videos layout) and OUT_DIR/ctc (CTC)."""
-    from dlsuite.data.example import write_example_videos
-
-    written = write_example_videos(out_dir, n_videos=n_videos, frames=frames, size=size, seed=seed)
-    _summary(
+    written = api.example_data(out_dir, "videos", n_videos=n_videos, frames=frames, size=size,
+                               seed=seed)
+    key_values(
         "example videos",
         [
             ("videos layout", f"{written['videos']}  ({len(written['inputs'])} videos, "
@@ -77,11 +55,9 @@ def example_videos(out_dir: Path, n_videos: int, frames: int, size: int, seed: i
 @click.option("--seed", default=0, show_default=True, type=int)
 def example_frames(out_dir: Path, n: int, size: int, seed: int) -> None:
     """Write synthetic 2D frames to OUT_DIR/frames (frames layout)."""
-    from dlsuite.data.example import write_example_frames
-
-    written = write_example_frames(out_dir, n=n, size=size, seed=seed)
-    desc = f"{written['frames']}  ({n} frames, {size}x{size})"
-    _summary("example frames", [("frames layout", desc)])
+    written = api.example_data(out_dir, "frames", n=n, size=size, seed=seed)
+    key_values("example frames", [("frames layout", f"{written['frames']}  ({n} frames, "
+                                                    f"{size}x{size})")])
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,15 +76,13 @@ def prepare() -> None:
 def prepare_frames(src: Path, dst: Path, overwrite: bool) -> None:
     """Split the videos of SRC (inputs/ + labels/) into 2D frames in DST, with
     videos2im_relation.csv."""
-    from dlsuite.data.prepare import RELATION_CSV, videos_to_frames
-
-    videos_to_frames(src, dst, overwrite=overwrite)
-    _summary(
+    done = api.prepare_frames(src, dst, overwrite=overwrite)
+    key_values(
         "videos -> frames",
         [
-            ("frames", f"{dst / 'inputs'}  ({_count(dst / 'inputs')} files)"),
-            ("labels", f"{dst / 'labels'}  ({_count(dst / 'labels')} files)"),
-            ("relation", str(dst / RELATION_CSV)),
+            ("frames", f"{done['inputs']}  ({done['n_inputs']} files)"),
+            ("labels", f"{done['labels']}  ({done['n_labels']} files)"),
+            ("relation", str(done["relation"])),
         ],
     )
 
@@ -120,10 +94,8 @@ def prepare_frames(src: Path, dst: Path, overwrite: bool) -> None:
               help="relation CSV (default: SRC/videos2im_relation.csv)")
 def prepare_videos(src: Path, dst: Path, csv_path: Path | None) -> None:
     """Rebuild videos in DST from the frames of SRC using the relation CSV."""
-    from dlsuite.data.prepare import RELATION_CSV, frames_to_videos
-
-    written = frames_to_videos(src, dst, csv_path or src / RELATION_CSV)
-    _summary("frames -> videos", [("videos", f"{dst}  ({len(written)} files)")])
+    written = api.prepare_videos(src, dst, csv_path)
+    key_values("frames -> videos", [("videos", f"{dst}  ({len(written)} files)")])
 
 
 @prepare.command("clips")
@@ -138,15 +110,13 @@ def prepare_videos(src: Path, dst: Path, csv_path: Path | None) -> None:
 @click.option("--overwrite", is_flag=True, help="replace earlier outputs in DST")
 def prepare_clips(src: Path, dst: Path, T: int, every: int, layout: str, overwrite: bool) -> None:
     """Write validation clips of T frames ending at the annotated frames of SRC into DST."""
-    from dlsuite.data.prepare import CLIPS_CSV, make_clips
-
-    make_clips(src, dst, T, every=every, layout=layout, overwrite=overwrite)
-    _summary(
+    done = api.prepare_clips(src, dst, T, every=every, layout=layout, overwrite=overwrite)
+    key_values(
         "validation clips",
         [
-            ("clips", f"{dst / 'inputs'}  ({_count(dst / 'inputs')} clips of {T} frames)"),
-            ("targets", str(dst / "labels")),
-            ("relation", str(dst / CLIPS_CSV)),
+            ("clips", f"{done['inputs']}  ({done['n_clips']} clips of {T} frames)"),
+            ("targets", str(done["labels"])),
+            ("relation", str(done["relation"])),
         ],
     )
 
@@ -159,9 +129,7 @@ def prepare_clips(src: Path, dst: Path, T: int, every: int, layout: str, overwri
 @click.option("--overwrite", is_flag=True, help="replace earlier outputs in DST")
 def prepare_ctc(src: Path, dst: Path, kind: str, overwrite: bool) -> None:
     """Export the label videos of SRC (SRC/labels/ or SRC itself) as CTC sequences in DST."""
-    from dlsuite.data.prepare import SEQUENCES_CSV, videos_to_ctc
-
-    mapping = videos_to_ctc(src, dst, kind=kind, overwrite=overwrite)
-    rows = [(seq, video) for seq, video in mapping.items()]
-    rows.append(("mapping", str(dst / SEQUENCES_CSV)))
-    _summary(f"CTC {kind} export -> {dst}", rows)
+    done = api.prepare_ctc(src, dst, kind=kind, overwrite=overwrite)
+    rows = [(seq, video) for seq, video in done["sequences"].items()]
+    rows.append(("mapping", str(done["mapping"])))
+    key_values(f"CTC {kind} export -> {dst}", rows)

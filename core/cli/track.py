@@ -1,8 +1,8 @@
 """``dlsuite track INPUT_DIR OUTPUT_DIR``: overlap tracking of label videos into CTC folders.
 
-The lead's ``dlsuite`` group adds it with ``cli.add_command(track)``. No TensorFlow import.
-Bad input raises :class:`~dlsuite.errors.DataError` (missing folder, no videos, unreadable or
-non-video files); the top-level CLI turns it into exit status 2 without a traceback.
+No TensorFlow import. The linking defaults are the config schema's tracking defaults (the
+values ``dlsuite run`` uses). Bad input raises DataError (missing folder, no videos,
+unreadable or non-video files): exit status 2 without a traceback.
 """
 
 from __future__ import annotations
@@ -11,20 +11,25 @@ from pathlib import Path
 
 import click
 
+from dlsuite import api
+
 __all__ = ["track"]
+
+_DEFAULTS = api.tracking_defaults()
 
 
 @click.command("track")
 @click.argument("input_dir", type=click.Path(path_type=Path))
 @click.argument("output_dir", type=click.Path(path_type=Path))
-@click.option("--max-distance", default=50.0, show_default=True, type=float,
-              help="Largest centroid displacement (pixels) of a link.")
-@click.option("--min-overlap", default=0.1, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--max-distance", default=_DEFAULTS["max_distance"], show_default=True,
+              type=float, help="Largest centroid displacement (pixels) of a link.")
+@click.option("--min-overlap", default=_DEFAULTS["min_overlap"], show_default=True,
+              type=click.FloatRange(0, 1),
               help="Smallest overlap of linked objects, as a fraction of the smaller one "
                    "(0: link by distance alone).")
-@click.option("--gap-closing", default=2, show_default=True, type=click.IntRange(0),
-              help="Largest number of missing frames bridged (0: none).")
-@click.option("--splitting/--no-splitting", default=True, show_default=True,
+@click.option("--gap-closing", default=_DEFAULTS["gap_closing"], show_default=True,
+              type=click.IntRange(0), help="Largest number of missing frames bridged (0: none).")
+@click.option("--splitting/--no-splitting", default=_DEFAULTS["splitting"], show_default=True,
               help="Detect cell divisions.")
 @click.option("--fill-gaps", is_flag=True,
               help="0/1 mask videos: temporal Gaussian gap filling before labelling.")
@@ -35,9 +40,6 @@ __all__ = ["track"]
 def track(input_dir: Path, output_dir: Path, **options) -> None:
     """Track the label (or 0/1 mask) videos of INPUT_DIR and write CTC result folders
     OUTPUT_DIR/01_RES, 02_RES, ... (maskTTT.tif + res_track.txt) and sequences.csv."""
-    from dlsuite.tracking.folder import track_folder
-
-    for row in track_folder(input_dir, output_dir, fill_gaps=options.pop("fill_gaps"),
-                            **options):
+    for row in api.track(input_dir, output_dir, **options):
         click.echo(f"{row['sequence']}_RES  {row['video']}: {row['frames']} frames, "
                    f"{row['tracks']} tracks, {row['divisions']} divisions")

@@ -8,6 +8,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from dlsuite import api
+
+__all__ = ["model_group"]
+
 
 @click.group("model")
 def model_group() -> None:
@@ -20,13 +24,7 @@ def model_group() -> None:
               "non_trainable, input_shape, output_shape.")
 def summary(config: str, as_json: bool) -> None:
     """Build the model of CONFIG; print total/trainable/non-trainable parameters and shapes."""
-    from .api import load_config, plugins
-    from .models import build_model
-    from dlsuite_plugins.architectures.summary import summarize  # documented helper
-
-    loaded = load_config(config, check_paths=False)
-    info = summarize(build_model(loaded.config, plugins()))
-    info["architecture"] = loaded.config.model.name
+    info = api.model_summary(config)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

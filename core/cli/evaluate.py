@@ -1,8 +1,7 @@
 """``dlsuite evaluate RES GT``: the evaluation command (no TensorFlow import).
 
-The lead's ``dlsuite`` group adds it with ``cli.add_command(evaluate)``. Bad input raises
-:class:`~dlsuite.errors.DlsuiteInputError` / ``DataError`` (unknown metric, missing or
-unpaired files); the top-level CLI turns them into exit status 2 without a traceback.
+Bad input raises DlsuiteInputError / DataError from the API (unknown metric, missing or
+unpaired files): exit status 2 without a traceback.
 
 Output: a rich table of the summary metrics (and one row per sequence when there are
 several), or with ``--json`` exactly ``{"metrics": {...}, "per_sequence": [...]}`` on stdout.
@@ -12,10 +11,15 @@ rows as CSV.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.table import Table
+
+from dlsuite import api
+
+from ._output import metric_description, metrics_json
 
 __all__ = ["evaluate"]
 
@@ -30,22 +34,19 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _print_table(result: dict, names: tuple[str, ...]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from dlsuite.evaluation.names import METRICS
-
+def _print_table(result: dict) -> None:
+    names = tuple(result["metrics"])
     console = Console()
     table = Table(title="evaluation", title_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     table.add_column("meaning / reason")
     for n in names:
-        value = result["metrics"].get(n)
-        note = METRICS[n].description
+        value = result["metrics"][n]
+        note = metric_description(n)
         if value is None:
-            reasons = {s["unavailable"][n] for s in result["per_sequence"] if n in s.get("unavailable", {})}
+            reasons = {s["unavailable"][n] for s in result["per_sequence"]
+                       if n in s.get("unavailable", {})}
             if reasons:
                 note = "; ".join(sorted(reasons))
         table.add_row(n, _fmt(value), note)
@@ -81,17 +82,9 @@ def evaluate(res: Path, gt: Path, metrics: str | None, as_json: bool, output: Pa
     CTC SEG/DET/TRA follow the official definitions; DET/TRA need TRA ground truth and
     res_track.txt, otherwise they are reported as n/a with the reason.
     """
-    from dlsuite.evaluation import evaluate as run, parse_metrics
-    from dlsuite.evaluation.writers import dumps_metrics, write_metrics_csv, write_metrics_json
-
-    names = parse_metrics(metrics)
-    result = run(res, gt, names)
-    public = {"metrics": result["metrics"], "per_sequence": result["per_sequence"]}
-    if output is not None:
-        write_metrics_json(output, public)
-    if per_frame is not None:
-        write_metrics_csv(per_frame, result["per_frame"])
+    result = api.evaluate(res, gt, metrics, json_file=output, per_frame_csv=per_frame)
     if as_json:
-        sys.stdout.write(dumps_metrics(public) + "\n")
+        click.echo(metrics_json({"metrics": result["metrics"],
+                                 "per_sequence": result["per_sequence"]}))
     else:
-        _print_table(result, names)
+        _print_table(result)

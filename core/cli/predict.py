@@ -1,8 +1,8 @@
 """``dlsuite predict RUN_DIR INPUT``: predict new images or videos with a trained run.
 
-Attached to the ``dlsuite`` group through ``dlsuite.cli.SUBCOMMANDS``. TensorFlow is imported
-only when the command runs. Bad input (missing run, checkpoint or input, non-empty output)
-raises DlsuiteInputError / DataError: exit status 2, one line, no traceback.
+TensorFlow is imported only when the command runs. Bad input (missing run, checkpoint or
+input, non-empty output) raises DlsuiteInputError / DataError: exit status 2, one line, no
+traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.table import Table
+
+from dlsuite import api
+
+from ._output import err
 
 __all__ = ["predict"]
 
@@ -76,16 +81,13 @@ def predict(run_dir: Path, input_path: Path, out_dir: Path | None, weights: str 
     or a dataset folder (frames, videos or CTC layout; labels are not needed). The run's
     config gives normalization, tiling, post-processing and tracking.
     """
-    from rich.console import Console
-    from rich.table import Table
-
-    from dlsuite.predict import FROM_CONFIG, predict_folder
-
-    size = FROM_CONFIG if tile_size is None else (None if tile_size == "whole" else tile_size)
-    summary = predict_folder(run_dir, input_path, out_dir, weights=weights, tile_size=size,
-                             halo=halo, batch_size=batch_size, postprocess=not no_postprocess,
-                             ctc=ctc, as_video=as_video, overwrite=overwrite, quiet=quiet)
-    err = Console(stderr=True, soft_wrap=True)
+    given = {"weights": weights, "halo": halo, "batch_size": batch_size}
+    options = {k: v for k, v in given.items() if v is not None}  # left out: the run's config
+    if tile_size is not None:
+        options["tile_size"] = None if tile_size == "whole" else tile_size
+    summary = api.predict_folder(run_dir, input_path, out_dir, postprocess=not no_postprocess,
+                                 ctc=ctc, as_video=as_video, overwrite=overwrite, quiet=quiet,
+                                 **options)
     for note in summary.notes:
         err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     if not quiet:

@@ -1,41 +1,47 @@
 """``dlsuite train CONFIG`` and ``dlsuite run CONFIG``: the training and end-to-end commands.
 
-The lead's ``dlsuite`` group adds them with ``cli.add_command(train)`` /
-``cli.add_command(run)``. Importing this module imports no TensorFlow. Bad input raises
-:class:`~dlsuite.errors.DlsuiteInputError` (exit 2 via the top-level CLI); an interrupted run
-(SIGINT/SIGTERM) exits 130/143 after saving a resumable state and saying how to resume.
+Importing this module imports no TensorFlow. Bad input raises DlsuiteInputError (exit 2 via
+the top-level CLI); an interrupted run (SIGINT/SIGTERM) exits 130/143 after saving a
+resumable state and saying how to resume.
 """
 
 from __future__ import annotations
 
-import logging
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Iterator
 
 import click
+from rich.console import Console
+from rich.table import Table
 
-from .logging.handlers import attached
+from dlsuite import api
+from dlsuite.errors import DlsuiteInputError
+
+from ._output import console_logging, print_migration
 
 __all__ = ["train", "run"]
 
 
 @contextmanager
-def _console_logging(quiet: bool) -> Iterator[None]:
-    """Show the ``dlsuite`` logger on stderr through rich (warnings only when quiet)."""
-    from rich.console import Console
-    from rich.logging import RichHandler
+def _session(quiet: bool) -> Iterator[None]:
+    """Console logging for the block; an interrupted training (its resumable state saved)
+    ends the command with exit status 130/143 and the message saying how to resume."""
+    with console_logging(quiet):
+        try:
+            yield
+        except DlsuiteInputError:
+            raise  # bad input: reported by main() without resolving the training exceptions
+        except api.TrainingInterrupted as exc:
+            click.echo(str(exc), err=True)
+            raise click.exceptions.Exit(exc.exit_code) from None
 
-    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False,
-                          markup=False, rich_tracebacks=False)
-    handler.setLevel(logging.WARNING if quiet else logging.INFO)
-    with attached(handler):
-        yield
+
+def _announce(quiet: bool):
+    """The ``on_loaded`` callback: print a legacy config's migration unless quiet."""
+    return lambda loaded: None if quiet else print_migration(loaded.migration)
 
 
 def _summary(result, quiet: bool) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     if quiet:
         return
     console = Console(stderr=True)
@@ -56,32 +62,6 @@ def _summary(result, quiet: bool) -> None:
     console.print(table)
 
 
-def _execute(config_path: str, *, resume: bool, overwrite: bool, quiet: bool,
-             step: Callable) -> None:
-    from .config import load_config
-    from .registry import get_registry
-    from .pipeline import TrainingInterrupted
-
-    registry = get_registry()
-    loaded = load_config(config_path, registry)
-    if loaded.migration and not quiet:
-        from rich.console import Console
-
-        from .config.legacy import format_migration
-
-        err = Console(stderr=True)
-        err.print("[yellow]legacy config of the original suite: migrated as follows[/yellow]")
-        err.print(format_migration(loaded.migration))
-    with _console_logging(quiet):
-        try:
-            result = step(loaded, resume=resume, overwrite=overwrite, quiet=quiet,
-                          registry=registry)
-        except TrainingInterrupted as exc:
-            click.echo(str(exc), err=True)
-            raise click.exceptions.Exit(exc.exit_code) from None
-    _summary(result, quiet)
-
-
 _RESUME = click.option("--resume", is_flag=True,
                        help="Continue the run in output_dir from its last resumable state "
                             "(epoch, optimizer state, W&B run).")
@@ -100,9 +80,10 @@ _CONFIG = click.argument("config", type=click.Path(dir_okay=False))
 def train(config: str, resume: bool, overwrite: bool, quiet: bool) -> None:
     """Train the model of CONFIG into its output_dir (checkpoints, history, TensorBoard,
     W&B). Ctrl-C saves a resumable state; continue with --resume."""
-    from . import pipeline
-
-    _execute(config, resume=resume, overwrite=overwrite, quiet=quiet, step=pipeline.train)
+    with _session(quiet):
+        result = api.train(config, resume=resume, overwrite=overwrite, quiet=quiet,
+                           on_loaded=_announce(quiet))
+    _summary(result, quiet)
 
 
 @click.command("run")
@@ -113,6 +94,7 @@ def train(config: str, resume: bool, overwrite: bool, quiet: bool) -> None:
 def run(config: str, resume: bool, overwrite: bool, quiet: bool) -> None:
     """Train, predict the test set, post-process, export (CTC), evaluate and write a report
     with pictures; everything in CONFIG's output_dir and logged to W&B."""
-    from . import pipeline
-
-    _execute(config, resume=resume, overwrite=overwrite, quiet=quiet, step=pipeline.run)
+    with _session(quiet):
+        result = api.run(config, resume=resume, overwrite=overwrite, quiet=quiet,
+                         on_loaded=_announce(quiet))
+    _summary(result, quiet)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import click
 from rich.console import Console
 
+from dlsuite import api
+
+__all__ = ["new_plugin_command"]
+
 
 @click.command("new-plugin")
 @click.argument("name")
@@ -14,8 +18,6 @@ from rich.console import Console
               show_default=True, help="Where to create the package folder.")
 def new_plugin_command(name: str, kind: str, directory: str) -> None:
     """Write a ready-to-install plugin package for NAME (entry point, params, tests)."""
-    from .scaffold import new_plugin
-
-    root = new_plugin(name, kind, directory)
+    root = api.new_plugin(name, kind, directory)
     Console().print(f"[green]created {root}[/green]\nnext: pip install -e {root} && "
                     f"dlsuite plugins && pytest {root}/tests")

@@ -1,0 +1,52 @@
+"""The public Python API of dlsuite: the one door.
+
+Every ``dlsuite`` command parses its arguments, calls exactly one function of this module and
+prints the result; the same functions serve Python users with the same behaviour. Heavy
+modules (TensorFlow, the training pipeline) are imported only by the functions that need
+them: importing ``dlsuite.api`` is cheap and TF-free.
+
+Config and plugins: :func:`load_config`, :func:`validate_config`, :func:`show_config`,
+:func:`migrate_config`, :func:`config_schema`, :func:`plugins`, :func:`describe_plugins`,
+:func:`new_plugin`, :func:`tracking_defaults`. Training: :func:`train`, :func:`run`,
+:func:`model_summary`. Data: :func:`example_data`, :func:`prepare_frames`,
+:func:`prepare_videos`, :func:`prepare_clips`, :func:`prepare_ctc`, :func:`track`. Results:
+:func:`evaluate`, :func:`predict`, :func:`predict_folder`.
+"""
+
+from __future__ import annotations
+
+from ._config import (
+    Migration,
+    ResolvedConfig,
+    config_schema,
+    describe_plugins,
+    load_config,
+    migrate_config,
+    new_plugin,
+    plugins,
+    show_config,
+    tracking_defaults,
+    validate_config,
+)
+from ._data import example_data, prepare_clips, prepare_ctc, prepare_frames, prepare_videos, track
+from ._results import evaluate, predict, predict_folder
+from ._training import model_summary, run, train
+
+__all__ = [
+    "load_config", "validate_config", "show_config", "migrate_config", "config_schema",
+    "plugins", "describe_plugins", "new_plugin", "tracking_defaults",
+    "train", "run", "model_summary",
+    "example_data", "prepare_frames", "prepare_videos", "prepare_clips", "prepare_ctc", "track",
+    "evaluate", "predict", "predict_folder",
+    "ResolvedConfig", "Migration", "TrainingInterrupted",
+]
+
+
+def __getattr__(name: str):
+    # The exception classes of training live with the pipeline; resolved on first use so that
+    # importing the API stays light.
+    if name == "TrainingInterrupted":
+        from ..pipeline import TrainingInterrupted
+
+        return TrainingInterrupted
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,165 @@
+"""Config and plugin functions of :mod:`dlsuite.api` (none of them imports TensorFlow)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..config import LoadedConfig, load_config as _load_config, parse_config
+from ..config.schema import TrackingConfig
+from ..registry import KINDS, Registry, get_registry
+
+__all__ = ["load_config", "validate_config", "show_config", "migrate_config", "config_schema",
+           "plugins", "describe_plugins", "new_plugin", "tracking_defaults", "ResolvedConfig",
+           "Migration"]
+
+
+def load_config(path: str | os.PathLike, *, check_paths: bool = True) -> LoadedConfig:
+    """Load and validate the config at ``path``.
+
+    A legacy flat config of the original suite is migrated first (``.migration`` holds the
+    rows old key -> new key). Returns a :class:`~dlsuite.config.LoadedConfig` whose
+    ``.config`` is the typed :class:`~dlsuite.config.Config` with every default filled in.
+    Raises :class:`~dlsuite.errors.ConfigError` listing every problem with its JSON path,
+    or :class:`~dlsuite.errors.DlsuiteInputError` for an unreadable file.
+    """
+    return _load_config(path, get_registry(), check_paths=check_paths)
+
+
+def validate_config(data: Any, *, check_paths: bool = True) -> LoadedConfig:
+    """Validate config data already in memory (a dict as in the JSON file)."""
+    return parse_config(data, get_registry(), check_paths=check_paths)
+
+
+def loaded(config: Any, *, check_paths: bool = True) -> LoadedConfig:
+    """``config`` (a path, a dict as in the JSON file, or a LoadedConfig) as a LoadedConfig."""
+    if isinstance(config, LoadedConfig):
+        return config
+    if isinstance(config, dict):
+        return validate_config(config, check_paths=check_paths)
+    return load_config(config, check_paths=check_paths)
+
+
+@attrs.frozen
+class ResolvedConfig:
+    """What :func:`show_config` returns."""
+
+    data: dict        # the whole config as JSON data, every default filled in
+    migration: list   # MigrationRow items when the input was a legacy config, else empty
+
+
+def show_config(config: Any, *, check_paths: bool = True) -> ResolvedConfig:
+    """The fully resolved ``config`` (a path, a dict or a LoadedConfig): ``.data`` is the JSON
+    form with every default (plugin parameters included) filled in, as ``dlsuite config show``
+    prints it; ``.migration`` the legacy-migration rows (empty for a current config). Raises
+    ConfigError / DlsuiteInputError like :func:`load_config`."""
+    from ..config.converter import unstructure_config
+
+    result = loaded(config, check_paths=check_paths)
+    return ResolvedConfig(unstructure_config(result.config, get_registry()), result.migration)
+
+
+@attrs.frozen
+class Migration:
+    """What :func:`migrate_config` returns."""
+
+    config: dict               # the new nested config (it validates)
+    rows: list                 # one MigrationRow per decision, legacy key order
+    written: Path | None       # the file written, if any
+
+
+def migrate_config(path: str | os.PathLike, output: str | os.PathLike | None = None
+                   ) -> Migration:
+    """Migrate the legacy flat config of the original suite at ``path`` to the new form.
+
+    The result is validated (without checking data paths) before anything is written; with
+    ``output`` it is written there as indented JSON (atomically). Raises DlsuiteInputError
+    naming the file when it is missing, not JSON or not a legacy config, and ConfigError when
+    the migrated config does not validate (nothing is written then).
+    """
+    from ..config.legacy import migrate_file, write_migrated
+
+    registry = get_registry()
+    new, rows = migrate_file(path, registry)
+    parse_config(new, registry, source=str(path), check_paths=False)
+    written = write_migrated(new, output) if output is not None else None
+    return Migration(new, rows, written)
+
+
+def config_schema(output: str | os.PathLike | None = None) -> dict:
+    """The JSON Schema (draft 2020-12) of the config, the installed plugins' parameters
+    included. With ``output`` it is also written there (indented JSON, atomically)."""
+    from ..config.jsonschema import config_json_schema
+    from ..fileio import write_text_atomic
+
+    schema = config_json_schema(get_registry())
+    if output is not None:
+        write_text_atomic(output, json.dumps(schema, indent=2) + "\n")
+    return schema
+
+
+def tracking_defaults() -> dict:
+    """The config schema's tracking defaults (``max_distance`` 30 px, ``min_overlap``,
+    ``gap_closing``, ``splitting``): the values ``dlsuite run`` uses, and the defaults of
+    :func:`track` and ``dlsuite track``."""
+    defaults = TrackingConfig()
+    return {name: getattr(defaults, name)
+            for name in ("max_distance", "min_overlap", "gap_closing", "splitting")}
+
+
+def plugins(refresh: bool = False) -> Registry:
+    """The plugin registry built from the installed ``dlsuite`` entry points.
+
+    ``registry.describe()`` gives a JSON-able listing; ``registry.resolve(kind, name)`` the
+    entry a config name selects.
+    """
+    return get_registry(refresh=refresh)
+
+
+def _factory_failures(registry: Registry, kind: str | None) -> list[dict]:
+    failures = []
+    for k in [kind] if kind else list(KINDS):
+        for entry in registry.entries(k):
+            try:
+                entry.load()
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                failures.append({"kind": k, "name": entry.name, "plugin": entry.plugin,
+                                 "error": str(exc)})
+    return failures
+
+
+def describe_plugins(*, kind: str | None = None, validate: bool = False) -> dict:
+    """The installed plugins as JSON data (what ``dlsuite plugins --json`` prints):
+    ``{"plugins": [...], "kinds": {kind: [entries with parameters]}, "broken": [...]}``.
+
+    ``kind`` keeps only that kind under ``"kinds"``. ``validate`` imports every factory (of
+    ``kind``, or all) and adds ``"validation_failures"``: one ``{kind, name, plugin, error}``
+    per factory that fails to import. Raises DlsuiteInputError for an unknown ``kind``.
+    """
+    from ..errors import DlsuiteInputError
+
+    if kind is not None and kind not in KINDS:
+        raise DlsuiteInputError(f"unknown plugin kind {kind!r}; choose one of {', '.join(KINDS)}")
+    registry = get_registry()
+    description = registry.describe()
+    if kind:
+        description["kinds"] = {kind: description["kinds"][kind]}
+    if validate:
+        description["validation_failures"] = _factory_failures(registry, kind)
+    return description
+
+
+def new_plugin(name: str, kind: str = "architecture", directory: str | os.PathLike = "."
+               ) -> Path:
+    """Write a ready-to-install plugin package for ``name`` (``kind`` architecture, loss or
+    postprocessor) into ``directory/dlsuite-<name>``: pyproject with the ``dlsuite`` entry
+    point, a TF-free plugin module with the parameter class and spec, a factory module and
+    contract tests. Returns the package folder. Raises DlsuiteInputError for a bad name or
+    kind, or an existing folder (nothing is overwritten)."""
+    from ..scaffold import new_plugin as _new_plugin
+
+    return _new_plugin(name, kind, directory)

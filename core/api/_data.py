@@ -1,0 +1,120 @@
+"""Data functions of :mod:`dlsuite.api`: example data, layout conversion, tracking of label
+videos. None of them imports TensorFlow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import DlsuiteInputError
+from ._config import tracking_defaults
+
+__all__ = ["example_data", "prepare_frames", "prepare_videos", "prepare_clips", "prepare_ctc",
+           "track"]
+
+# kind -> writer in dlsuite.data.example
+_EXAMPLES = {"videos": "write_example_videos", "frames": "write_example_frames"}
+
+
+def example_data(out_dir: str | os.PathLike, kind: str = "videos", **options: Any) -> dict:
+    """Write a small deterministic synthetic phase-contrast dataset under ``out_dir``.
+
+    ``kind="videos"``: ``out_dir/videos`` (videos layout) and ``out_dir/ctc`` (CTC GT with
+    tracks); options ``n_videos``, ``frames``, ``size``, ``seed``. Returns ``{"videos", "ctc",
+    "inputs", "labels", "sequences", "annotated"}``. ``kind="frames"``: ``out_dir/frames``
+    (frames layout); options ``n``, ``size``, ``seed``. Returns ``{"frames", "inputs",
+    "labels"}``. Earlier example files there are replaced. Raises DlsuiteInputError for an
+    unknown kind.
+    """
+    from ..data import example
+
+    if kind not in _EXAMPLES:
+        raise DlsuiteInputError(f"unknown example data kind {kind!r}; choose one of "
+                                f"{', '.join(_EXAMPLES)}")
+    return getattr(example, _EXAMPLES[kind])(out_dir, **options)
+
+
+def _tif_count(folder: Path) -> int:
+    return sum(1 for _ in folder.glob("*.tif")) if folder.is_dir() else 0
+
+
+def prepare_frames(src: str | os.PathLike, dst: str | os.PathLike, *,
+                   overwrite: bool = False) -> dict:
+    """Split the videos of ``src`` (videos layout: ``inputs/`` and optional ``labels/``) into
+    2D frames in ``dst`` (frames layout) with ``videos2im_relation.csv``.
+
+    Returns ``{"inputs", "labels", "relation"}`` (paths) and ``"n_inputs"``, ``"n_labels"``
+    (TIFF files in each folder). Raises DataError for unpaired or unreadable files and when
+    ``dst`` already holds frames unless ``overwrite``.
+    """
+    from ..data.prepare import RELATION_CSV, videos_to_frames
+
+    dst = Path(videos_to_frames(src, dst, overwrite=overwrite))
+    return {"inputs": dst / "inputs", "labels": dst / "labels", "relation": dst / RELATION_CSV,
+            "n_inputs": _tif_count(dst / "inputs"), "n_labels": _tif_count(dst / "labels")}
+
+
+def prepare_videos(src: str | os.PathLike, dst: str | os.PathLike,
+                   csv: str | os.PathLike | None = None) -> list[Path]:  # noqa: A002
+    """Rebuild the videos of the frames in ``src`` into ``dst`` using the relation CSV
+    ``csv`` (default ``src/videos2im_relation.csv``); returns the video files written. Raises
+    DataError naming a missing relation file or frame."""
+    from ..data.prepare import RELATION_CSV, frames_to_videos
+
+    return frames_to_videos(src, dst, csv if csv is not None else Path(src) / RELATION_CSV)
+
+
+def prepare_clips(src: str | os.PathLike, dst: str | os.PathLike, frames: int, *,
+                  every: int = 1, layout: str = "auto", overwrite: bool = False) -> dict:
+    """Write validation clips of ``frames`` frames ending at every ``every``-th annotated frame
+    of ``src`` (``layout`` auto, videos, ctc or frames) into ``dst``.
+
+    Returns ``{"inputs", "labels", "relation"}`` (paths) and ``"n_clips"``. Raises DataError
+    for unreadable data and when ``dst`` already holds clips unless ``overwrite``.
+    """
+    from ..data.prepare import CLIPS_CSV, make_clips
+
+    dst = Path(make_clips(src, dst, frames, every=every, layout=layout, overwrite=overwrite))
+    return {"inputs": dst / "inputs", "labels": dst / "labels", "relation": dst / CLIPS_CSV,
+            "n_clips": _tif_count(dst / "inputs")}
+
+
+def prepare_ctc(src: str | os.PathLike, dst: str | os.PathLike, *, kind: str = "GT",
+                overwrite: bool = False) -> dict:
+    """Export the label videos of ``src`` (``src/labels/`` or ``src`` itself) as CTC
+    sequences ``01, 02, ...`` in ``dst``: ``kind="GT"`` writes ``NN_GT/SEG``, ``TRA`` and
+    ``man_track.txt``; ``"RES"`` writes ``NN_RES/mask*.tif`` and ``res_track.txt``.
+
+    Returns ``{"sequences": {sequence: video name}, "mapping": dst/sequences.csv}``. Raises
+    DataError for unreadable data and when ``dst`` already holds CTC files unless
+    ``overwrite``.
+    """
+    from ..data.prepare import SEQUENCES_CSV, videos_to_ctc
+
+    mapping = videos_to_ctc(src, dst, kind=kind, overwrite=overwrite)
+    return {"sequences": mapping, "mapping": Path(dst) / SEQUENCES_CSV}
+
+
+def track(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
+          max_distance: float | None = None, min_overlap: float | None = None,
+          gap_closing: int | None = None, splitting: bool | None = None,
+          fill_gaps: bool = False, sigma: float = 2.0, min_size: int = 0) -> list[dict]:
+    """Track every label (or 0/1 mask) video ``(T, H, W)`` of ``input_dir`` and write CTC
+    result folders ``output_dir/01_RES, 02_RES, ...`` (``maskTTT.tif`` + ``res_track.txt``)
+    and ``output_dir/sequences.csv``.
+
+    Linking options left at None take the config schema's tracking defaults
+    (:func:`tracking_defaults`: ``max_distance`` 30 px, as ``dlsuite run`` uses). 0/1 mask
+    videos become per-frame instances first (temporal Gaussian gap filling of width
+    ``sigma`` with ``fill_gaps``; objects under ``min_size`` px dropped). Returns one
+    ``{"sequence", "video", "frames", "tracks", "divisions", "res_dir"}`` per video. Raises
+    DataError naming the file for a missing folder, an unreadable file or a 2D image.
+    """
+    from ..tracking.folder import track_folder
+
+    given = {"max_distance": max_distance, "min_overlap": min_overlap,
+             "gap_closing": gap_closing, "splitting": splitting}
+    linking = {k: tracking_defaults()[k] if v is None else v for k, v in given.items()}
+    return track_folder(input_dir, output_dir, fill_gaps=fill_gaps, sigma=sigma,
+                        min_size=min_size, **linking)

@@ -1,0 +1,83 @@
+"""Evaluation and prediction functions of :mod:`dlsuite.api`. Evaluation never imports
+TensorFlow; prediction does, when it runs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..registry import get_registry
+
+__all__ = ["evaluate", "predict", "predict_folder"]
+
+
+def evaluate(res: str | os.PathLike, gt: str | os.PathLike, metrics: Any = None, *,
+             json_file: str | os.PathLike | None = None,
+             per_frame_csv: str | os.PathLike | None = None) -> dict:
+    """Evaluate results ``res`` against ground truth ``gt``.
+
+    Both are CTC-format folders (a root holding ``NN_RES``/``NN_GT``, or the sequence folders
+    themselves) or folders of label images with the same file names. ``metrics`` is a list
+    or comma-separated string of ``SEG, DET, TRA, jaccard, dice, precision, recall, f1,
+    temporal_stability, temporal_stability_gt`` (default: all). Returns ``{"metrics": {name:
+    value}, "per_sequence": [...], "per_frame": [...]}``, metrics in the requested order; a
+    metric that cannot be computed is None with the reason in its sequence's
+    ``"unavailable"``. ``json_file`` also writes ``{"metrics", "per_sequence"}`` there as
+    strict JSON, ``per_frame_csv`` the per-frame rows as CSV (both atomically, after the
+    evaluation succeeded). Raises DlsuiteInputError for an unknown metric, DataError naming
+    the paths for missing or unpaired data.
+    """
+    from ..evaluation import evaluate as _evaluate
+    from ..evaluation.writers import write_metrics_csv, write_metrics_json
+
+    result = _evaluate(res, gt, metrics)
+    if json_file is not None:
+        write_metrics_json(json_file, {"metrics": result["metrics"],
+                                       "per_sequence": result["per_sequence"]})
+    if per_frame_csv is not None:
+        write_metrics_csv(per_frame_csv, result["per_frame"])
+    return result
+
+
+def predict(model_or_run_dir: Any, image_or_video: Any, **overrides: Any):
+    """Class probabilities of one 2D image or video, as a float32 ndarray: ``(H, W)`` ->
+    ``(H, W, C)``, ``(T, H, W)`` -> ``(T, H, W, C)`` (softmax; sigmoid for one class).
+
+    ``model_or_run_dir`` is a run directory (its config's normalization, tiling, temporal
+    windows and the ``best.keras`` checkpoint by default: the same probabilities as
+    ``dlsuite predict`` writes) or a ``keras.Model`` (no normalization unless given).
+    ``image_or_video`` is an ndarray or the path of a TIFF/PNG file. ``overrides``:
+    ``weights`` (``best``/``last``/a path), ``tile_size`` (None: whole image), ``halo``
+    (int or ``"auto"``), ``batch_size``, ``normalize`` (bool or a callable),
+    ``time_windows``, ``size_multiple``. Raises DlsuiteInputError / DataError naming the
+    path for a missing run, checkpoint or unreadable image. For whole folders and files
+    written to disk see :func:`predict_folder`.
+    """
+    from ..predict import predict as _predict
+
+    return _predict(model_or_run_dir, image_or_video, registry=get_registry(), **overrides)
+
+
+def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
+                   out_dir: str | os.PathLike | None = None, **options: Any):
+    """Predict ``input_path`` with the trained run ``run_dir`` and write, per input,
+    ``probabilities/<name>.tif`` (float32) and ``labels/<name>.tif`` (instance labels) in
+    ``out_dir`` (default ``run_dir/<inference.output_folder>/<input name>``): what
+    ``dlsuite predict`` does.
+
+    ``input_path`` is a TIFF/PNG image or video, a folder of them, a folder of CTC frames
+    ``tNNN.tif`` or a dataset folder (frames, videos or CTC layout). ``options`` left out take
+    the run's config: ``weights`` (``best``/``last``/a path), ``tile_size`` (int, or None for
+    the whole image), ``halo`` (int or ``"auto"``), ``batch_size``; and ``postprocess``
+    (default True; False writes probabilities only), ``ctc`` (also track each video into
+    ``out_dir/ctc/NN_RES``), ``as_video`` (stack a folder of 2D images into one video),
+    ``overwrite`` (replace predictions in a non-empty ``out_dir``), ``quiet`` (no progress
+    bar). Returns a summary with ``out_dir``, ``checkpoint``, ``ctc_dir``, ``rows`` (one dict
+    per input: ``name``, ``input``, ``shape``, ``probabilities``, ``labels``, ``objects``,
+    ``sequence``) and ``notes``; ``out_dir/predict.json`` holds the same. Raises DlsuiteInputError /
+    DataError naming the path for a missing run, checkpoint or input, or a non-empty output
+    folder, before anything is written.
+    """
+    from ..predict import predict_folder as _predict_folder
+
+    return _predict_folder(run_dir, input_path, out_dir, registry=get_registry(), **options)

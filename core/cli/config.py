@@ -1,0 +1,67 @@
+"""``dlsuite config validate|show|migrate|schema`` (no TensorFlow import)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from dlsuite import api
+
+from ._output import err, out, print_migration
+
+__all__ = ["config_group"]
+
+_FILE = click.Path(dir_okay=False)
+_NO_PATHS = click.option("--no-paths", is_flag=True, help="Do not check that data paths exist.")
+
+
+@click.group("config")
+def config_group() -> None:
+    """Validate, show, migrate configs, and print the config JSON Schema."""
+
+
+@config_group.command("validate")
+@click.argument("file", type=_FILE)
+@_NO_PATHS
+def config_validate(file: str, no_paths: bool) -> None:
+    """Validate FILE: every problem is listed with its JSON path (exit 2 if any)."""
+    loaded = api.load_config(file, check_paths=not no_paths)
+    print_migration(loaded.migration)
+    out.print(f"[green]{file}: valid[/green]")
+
+
+@config_group.command("show")
+@click.argument("file", type=_FILE)
+@_NO_PATHS
+def config_show(file: str, no_paths: bool) -> None:
+    """Print the fully resolved config of FILE, defaults included, as JSON."""
+    shown = api.show_config(file, check_paths=not no_paths)
+    print_migration(shown.migration)
+    click.echo(json.dumps(shown.data, indent=2))
+
+
+@config_group.command("migrate")
+@click.argument("file", type=_FILE)
+@click.option("-o", "--output", type=_FILE, help="Write the new config here.")
+def config_migrate(file: str, output: str | None) -> None:
+    """Migrate a legacy flat config FILE of the original suite to the new form."""
+    migration = api.migrate_config(file, output)
+    print_migration(migration.rows, header=False)
+    if migration.written is not None:
+        err.print(f"[green]wrote {output}[/green]")
+    else:
+        click.echo(json.dumps(migration.config, indent=2))
+
+
+@config_group.command("schema")
+@click.argument("file", required=False, type=_FILE)
+def config_schema(file: str | None) -> None:
+    """Print the JSON Schema of the config (installed plugins' parameters included).
+
+    With FILE, the schema is written there instead."""
+    schema = api.config_schema(file)
+    if file:
+        err.print(f"[green]wrote {file}[/green]")
+    else:
+        click.echo(json.dumps(schema, indent=2))

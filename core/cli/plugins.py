@@ -1,0 +1,81 @@
+"""``dlsuite plugins``: a table of plugins, or JSON, or one kind in detail (no TensorFlow)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from dlsuite import api
+
+from ._output import out
+
+__all__ = ["plugins_command"]
+
+_KINDS = ["architectures", "losses", "metrics", "normalizers", "samplers", "targets",
+          "augmentations", "postprocessors"]
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--validate", is_flag=True, help="Import every factory; exit 1 if one fails.")
+@click.option("--kind", type=click.Choice(_KINDS),
+              help="Show only this kind, with each entry's parameters.")
+def plugins_command(as_json: bool, validate: bool, kind: str | None) -> None:
+    """List installed plugins, their distributions and what each contributes."""
+    description = api.describe_plugins(kind=kind, validate=validate)
+    failures = description.get("validation_failures", [])
+    if as_json:
+        click.echo(json.dumps(description, indent=2, default=str))
+    else:
+        if kind:
+            _print_kind(out, kind, description["kinds"][kind])
+        else:
+            _print_plugins(out, description)
+        _print_problems(out, description["broken"], failures if validate else None)
+    if validate and (failures or description["broken"]):
+        raise click.exceptions.Exit(1)
+
+
+def _print_problems(out: Console, broken: list[dict], failures: list[dict] | None) -> None:
+    if broken:
+        table = Table(title="broken plugins (not loaded)", title_style="bold red")
+        for col in ("plugin", "distribution", "error"):
+            table.add_column(col)
+        for b in broken:
+            table.add_row(b["plugin"], f"{b['dist'] or '-'} {b['version'] or ''}", b["error"])
+        out.print(table)
+    if failures is None:
+        return
+    for f in failures:
+        out.print(f"[red]FAIL[/red] {f['kind']} {f['name']} ({f['plugin']}): {f['error']}")
+    if not failures:
+        out.print("[green]all factories import[/green]")
+
+
+def _print_plugins(out: Console, description: dict) -> None:
+    table = Table(title="dlsuite plugins")
+    for col in ("plugin", "distribution", "version", "contributes"):
+        table.add_column(col)
+    for p in description["plugins"]:
+        contrib = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["contributes"].items() if v)
+        table.add_row(p["plugin"], p["dist"] or "-", p["version"] or "-", contrib or "(nothing)")
+    out.print(table)
+
+
+def _print_kind(out: Console, kind: str, entries: list[dict]) -> None:
+    if not entries:
+        out.print(f"no {kind} installed")
+    for e in entries:
+        table = Table(title=f"{e['name']}  [dim]({e['plugin']}, {e['distribution']} "
+                            f"{e['version'] or ''})[/dim]", caption=e["description"] or None,
+                      title_justify="left")
+        for col in ("parameter", "type", "default", "help"):
+            table.add_column(col)
+        for p in e["parameters"]:
+            table.add_row(p["name"], p["type"], json.dumps(p["default"], default=str), p["help"])
+        if not e["parameters"]:
+            table.add_row("(none)", "", "", "")
+        out.print(table)
