@@ -31,29 +31,35 @@ CONTRACTS = {
 }
 PLUGINS = [loss_plugin, datagen_plugin, post_plugin]
 
-# (kind, name) -> contract class attributes other than plugin and name
+# (kind, name) -> contract class attributes other than plugin and name; a list binds one
+# class per variant
 DATA = {
-    ("losses", "binary_cce"): {"n_classes": 1},
+    ("losses", "binary_cce"): [{"n_classes": 1}, {"n_classes": 2}],
     ("losses", "l1l2"): {"n_classes": 1, "perfect_output": "target"},
+    ("metrics", "jaccard"): [{}, {"n_classes": 3}],
+    ("metrics", "dice"): [{}, {"n_classes": 3}],
+    ("metrics", "accuracy"): [{}, {"n_classes": 3}],
     ("postprocessors", "argmax"): {"input_kind": "probabilities"},
     ("postprocessors", "threshold"): {"input_kind": "probabilities"},
 }
 
 
-def _bind(registry: Registry, kind: str, entry) -> type:
-    """A test class running the contract of ``kind`` on one registry entry."""
+def _bind(registry: Registry, kind: str, entry) -> list[type]:
+    """Test classes running the contract of ``kind`` on one registry entry (one per variant
+    of its ``DATA`` row)."""
+    data = DATA.get((kind, entry.name), {})
+    variants = data if isinstance(data, list) else [data]
     ident = re.sub(r"\W", "_", f"{kind}__{entry.name}")
-    return type(f"TestContract_{ident}", (CONTRACTS[kind],), {
-        "plugin": registry.pm.get_plugin(entry.plugin),
-        "name": entry.name,
-        **DATA.get((kind, entry.name), {}),
-    })
+    return [type(f"TestContract_{ident}" + (f"_{i}" if len(variants) > 1 else ""),
+                 (CONTRACTS[kind],),
+                 {"plugin": registry.pm.get_plugin(entry.plugin), "name": entry.name, **extra})
+            for i, extra in enumerate(variants)]
 
 
 def _bind_all() -> dict[str, type]:
     registry = Registry.from_plugins(PLUGINS, [p.__name__ for p in PLUGINS])
-    classes = [_bind(registry, kind, entry)
-               for kind in CONTRACTS for entry in registry.entries(kind)]
+    classes = [cls for kind in CONTRACTS for entry in registry.entries(kind)
+               for cls in _bind(registry, kind, entry)]
     return {cls.__name__: cls for cls in classes}
 
 

@@ -461,13 +461,4 @@ def test_fresh_process_reloads_after_loading_registry_factories(tmp_path):
     assert got["jaccard"] == pytest.approx(want["jaccard"], abs=1e-6)
 
 
-# ---- the shared plugin contracts (dlsuite.testing.contracts) -----------------------------
-from dlsuite.testing.contracts import LossContract  # noqa: E402
-
-# l1l2 needs a 1-channel model, for which the contract's "perfect" logits are not defined.
-for _name, _info in LOSSES.items():
-    if _info.accepts(2):
-        _cls_name = "Test" + "".join(part.title() for part in _name.split("_")) + "LossContract"
-        globals()[_cls_name] = type(_cls_name, (LossContract,), {
-            "plugin": plugin, "name": _name, "n_classes": 2,
-            "target_channels": len(_info.target_channels)})
+# The dlsuite.testing contract runs on every built-in loss in tests/test_contracts_builtin.py.

@@ -217,10 +217,4 @@ def test_plugin_declares_metrics_with_modes():
         assert isinstance(built, keras.metrics.Metric) and built.name == name
 
 
-# ---- the shared plugin contract (dlsuite.testing.contracts) ------------------------------
-from dlsuite.testing.contracts import MetricContract  # noqa: E402
-
-for _name in METRICS:
-    _cls_name = f"Test{_name.title()}MetricContract"
-    globals()[_cls_name] = type(_cls_name, (MetricContract,), {
-        "plugin": plugin, "name": _name, "n_classes": 3})
+# The dlsuite.testing contract runs on every built-in metric in tests/test_contracts_builtin.py.

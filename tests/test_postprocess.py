@@ -144,40 +144,4 @@ def test_wrong_kind_is_a_clear_error():
     assert S.array_kind(np.zeros(2, np.uint16)) == "labels"
 
 
-# --------------------------------------------------------------------------------------------
-# the third-party contract, run on every built-in step
-
-from dlsuite.testing import PostprocessorContract  # noqa: E402
-from dlsuite_plugins.postprocess import plugin as _plugin  # noqa: E402
-
-
-class TestArgmaxContract(PostprocessorContract):
-    plugin, name, input_kind = _plugin, "argmax", "probabilities"
-
-
-class TestThresholdContract(PostprocessorContract):
-    plugin, name, input_kind = _plugin, "threshold", "probabilities"
-
-
-class TestClosingContract(PostprocessorContract):
-    plugin, name = _plugin, "closing"
-
-
-class TestFillHolesContract(PostprocessorContract):
-    plugin, name = _plugin, "fill_holes"
-
-
-class TestRemoveSmallObjectsContract(PostprocessorContract):
-    plugin, name = _plugin, "remove_small_objects"
-
-
-class TestRemoveBorderObjectsContract(PostprocessorContract):
-    plugin, name = _plugin, "remove_border_objects"
-
-
-class TestLabelContract(PostprocessorContract):
-    plugin, name = _plugin, "label"
-
-
-class TestWatershedSplitContract(PostprocessorContract):
-    plugin, name = _plugin, "watershed_split"
+# The dlsuite.testing contract runs on every built-in step in tests/test_contracts_builtin.py.

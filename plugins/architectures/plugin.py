@@ -13,49 +13,85 @@ from . import params as p
 
 _PKG = "dlsuite_plugins.architectures"
 
-# name -> (factory, params class, receptive field, temporal, dynamic size, description)
-_TABLE = [
-    ("unet", f"{_PKG}.unet:build_unet", p.UNetParams, g.unet_receptive_field, False, True,
-     "classic 2D U-Net: depth, kernel, dropout schedule, batch norm, nearest/transpose "
-     "upsampling, dilation"),
-    ("categorical_unet", f"{_PKG}.unet:build_categorical_unet", p.CategoricalUNetParams,
-     g.categorical_unet_receptive_field, False, True,
-     "the original's categorical U-Net: MaxPool/UpSampling, dropout after each block's first conv"),
-    ("categorical_unet_transpose", f"{_PKG}.unet:build_categorical_unet_transpose",
-     p.TransposeUNetParams, g.transpose_unet_receptive_field, False, True,
-     "U-Net with MaxPool downsampling and 2x2 transposed-convolution upsampling"),
-    ("categorical_unet_fc", f"{_PKG}.unet:build_categorical_unet_fc", p.FCUNetParams,
-     g.fc_unet_receptive_field, False, True,
-     "fully convolutional U-Net: strided-conv downsampling, transposed-conv upsampling"),
-    ("categorical_unet_fc_dil", f"{_PKG}.unet:build_categorical_unet_fc_dil", p.FCDilUNetParams,
-     g.fc_dil_unet_receptive_field, False, True,
-     "fully convolutional U-Net with dilated encoder blocks"),
-    ("mobilenet_mobileunet", f"{_PKG}.mobilenet:build_mobilenet_mobileunet", p.MobileUNetParams,
-     g.mobileunet_receptive_field, False, True,
-     "MobileNetV2 encoder (nested model 'encoder') + MobileUNet separable-conv decoder"),
-    ("mobilenet_mobileunet_lstm", f"{_PKG}.mobilenet:build_mobilenet_mobileunet_lstm",
-     p.MobileUNetLSTMParams, g.mobileunet_lstm_receptive_field, True, False,
-     "mobilenet_mobileunet per frame, then ConvLSTM2D over the window and a 1x1 head "
-     "(prediction for the last frame)"),
-    ("unet_lstm", f"{_PKG}.unet_lstm:build_unet_lstm", p.UNetLSTMParams,
-     g.unet_lstm_receptive_field, True, False,
-     "U-Net with ConvLSTM units in the contracting path; time collapsed before the head"),
+ARCHITECTURES = [
+    ArchitectureSpec(
+        name="unet",
+        factory=f"{_PKG}.unet:build_unet",
+        params=p.UNetParams,
+        description="classic 2D U-Net: depth, kernel, dropout schedule, batch norm, "
+                    "nearest/transpose upsampling, dilation",
+        size_multiple=g.pools_multiple,
+        receptive_field=g.unet_receptive_field,
+    ),
+    ArchitectureSpec(
+        name="categorical_unet",
+        factory=f"{_PKG}.unet:build_categorical_unet",
+        params=p.CategoricalUNetParams,
+        description="the original's categorical U-Net: MaxPool/UpSampling, dropout after "
+                    "each block's first conv",
+        size_multiple=g.pools_multiple,
+        receptive_field=g.categorical_unet_receptive_field,
+    ),
+    ArchitectureSpec(
+        name="categorical_unet_transpose",
+        factory=f"{_PKG}.unet:build_categorical_unet_transpose",
+        params=p.TransposeUNetParams,
+        description="U-Net with MaxPool downsampling and 2x2 transposed-convolution upsampling",
+        size_multiple=g.pools_multiple,
+        receptive_field=g.transpose_unet_receptive_field,
+    ),
+    ArchitectureSpec(
+        name="categorical_unet_fc",
+        factory=f"{_PKG}.unet:build_categorical_unet_fc",
+        params=p.FCUNetParams,
+        description="fully convolutional U-Net: strided-conv downsampling, "
+                    "transposed-conv upsampling",
+        size_multiple=g.pools_multiple,
+        receptive_field=g.fc_unet_receptive_field,
+    ),
+    ArchitectureSpec(
+        name="categorical_unet_fc_dil",
+        factory=f"{_PKG}.unet:build_categorical_unet_fc_dil",
+        params=p.FCDilUNetParams,
+        description="fully convolutional U-Net with dilated encoder blocks",
+        size_multiple=g.pools_multiple,
+        receptive_field=g.fc_dil_unet_receptive_field,
+    ),
+    ArchitectureSpec(
+        name="mobilenet_mobileunet",
+        factory=f"{_PKG}.mobilenet:build_mobilenet_mobileunet",
+        params=p.MobileUNetParams,
+        description="MobileNetV2 encoder (nested model 'encoder') + MobileUNet separable-conv "
+                    "decoder",
+        size_multiple=g.pools_multiple,
+        receptive_field=g.mobileunet_receptive_field,
+    ),
+    ArchitectureSpec(
+        name="mobilenet_mobileunet_lstm",
+        factory=f"{_PKG}.mobilenet:build_mobilenet_mobileunet_lstm",
+        params=p.MobileUNetLSTMParams,
+        description="mobilenet_mobileunet per frame, then ConvLSTM2D over the window and a 1x1 "
+                    "head (prediction for the last frame)",
+        temporal=True,
+        size_multiple=g.pools_multiple,
+        receptive_field=g.mobileunet_lstm_receptive_field,
+        supports_dynamic_size=False,
+    ),
+    ArchitectureSpec(
+        name="unet_lstm",
+        factory=f"{_PKG}.unet_lstm:build_unet_lstm",
+        params=p.UNetLSTMParams,
+        description="U-Net with ConvLSTM units in the contracting path; time collapsed before "
+                    "the head",
+        temporal=True,
+        size_multiple=g.pools_multiple,
+        receptive_field=g.unet_lstm_receptive_field,
+        supports_dynamic_size=False,
+    ),
 ]
 
 
 @hookimpl
 def dlsuite_architectures() -> list[ArchitectureSpec]:
-    """The built-in encoder-decoders (see the table above)."""
-    return [
-        ArchitectureSpec(
-            name=name,
-            factory=factory,
-            params=params,
-            description=description,
-            temporal=temporal,
-            size_multiple=g.pools_multiple,
-            receptive_field=rf,
-            supports_dynamic_size=dynamic,
-        )
-        for name, factory, params, rf, temporal, dynamic, description in _TABLE
-    ]
+    """The built-in encoder-decoders (:data:`ARCHITECTURES`)."""
+    return list(ARCHITECTURES)

@@ -5,67 +5,136 @@ Importing this module imports neither TensorFlow nor NumPy: the factories are la
 (:mod:`.normalizers`, :mod:`.samplers`, :mod:`.targets`, :mod:`.augmentations`).
 """
 
-from dlsuite import (AugmentationSpec, NormalizerSpec, SamplerSpec, TargetSpec, hookimpl)
+from dlsuite import AugmentationSpec, NormalizerSpec, SamplerSpec, TargetSpec, hookimpl
 
 from . import params as P
 
 _PKG = "dlsuite_plugins.datagen"
 
-# name -> (params class, factory function, description)
-NORMALIZERS = {
-    "percentile": (P.PercentileParams, "build_percentile",
-                   "(x - P0.1) / (P99.1 - P0.1), clipped to [0, 1]"),
-    "mean": (P.CentreParams, "build_mean", "scale to [0, 1], shift the mean to 0.5"),
-    "median": (P.CentreParams, "build_median", "scale to [0, 1], shift the median to 0.5"),
-    "none": (P.NoneNormParams, "build_none", "cast to float32, no rescaling"),
-}
-SAMPLERS = {
-    "uniform": (P.UniformSamplerParams, "build_uniform", "uniformly placed patches"),
-    "foreground_pdf": (P.ForegroundPdfParams, "build_foreground_pdf",
-                       "patch centres drawn with weight pdf on foreground, 1 on background"),
-}
-# name -> (params class, factory, n_classes, channels, description)
-TARGETS = {
-    "binary": (P.BinaryParams, "build_binary", 2, ("class",), "labels > 0"),
-    "contours": (P.ContoursParams, "build_contours", 3, ("class",),
-                 "0 background, 1 cell, 2 boundary (skimage find_boundaries)"),
-    "weight_map": (P.WeightMapParams, "build_weight_map", 2, ("class", "weight"),
-                   "labels > 0 plus U-Net separation / contour pixel weights (mean 1)"),
-    "marks": (P.MarksParams, "build_marks", 2, ("class",), "instances eroded with a disk"),
-}
-AUGMENTATIONS = {
-    "affine": (P.AffineParams, "build_affine", "random rotation, shift and zoom"),
-    "flip": (P.FlipParams, "build_flip", "random horizontal / vertical flips"),
-    "intensity": (P.IntensityParams, "build_intensity", "brightness / contrast jitter"),
-    "noise": (P.NoiseParams, "build_noise", "additive Gaussian noise"),
-}
+NORMALIZERS = [
+    NormalizerSpec(
+        name="percentile",
+        factory=f"{_PKG}.normalizers:build_percentile",
+        params=P.PercentileParams,
+        description="(x - P0.1) / (P99.1 - P0.1), clipped to [0, 1]",
+    ),
+    NormalizerSpec(
+        name="mean",
+        factory=f"{_PKG}.normalizers:build_mean",
+        params=P.CentreParams,
+        description="scale to [0, 1], shift the mean to 0.5",
+    ),
+    NormalizerSpec(
+        name="median",
+        factory=f"{_PKG}.normalizers:build_median",
+        params=P.CentreParams,
+        description="scale to [0, 1], shift the median to 0.5",
+    ),
+    NormalizerSpec(
+        name="none",
+        factory=f"{_PKG}.normalizers:build_none",
+        params=P.NoneNormParams,
+        description="cast to float32, no rescaling",
+    ),
+]
+
+SAMPLERS = [
+    SamplerSpec(
+        name="uniform",
+        factory=f"{_PKG}.samplers:build_uniform",
+        params=P.UniformSamplerParams,
+        description="uniformly placed patches",
+    ),
+    SamplerSpec(
+        name="foreground_pdf",
+        factory=f"{_PKG}.samplers:build_foreground_pdf",
+        params=P.ForegroundPdfParams,
+        description="patch centres drawn with weight pdf on foreground, 1 on background",
+    ),
+]
+
+TARGETS = [
+    TargetSpec(
+        name="binary",
+        factory=f"{_PKG}.targets:build_binary",
+        params=P.BinaryParams,
+        description="labels > 0",
+        n_classes=2,
+        channels=("class",),
+    ),
+    TargetSpec(
+        name="contours",
+        factory=f"{_PKG}.targets:build_contours",
+        params=P.ContoursParams,
+        description="0 background, 1 cell, 2 boundary (skimage find_boundaries)",
+        n_classes=3,
+        channels=("class",),
+    ),
+    TargetSpec(
+        name="weight_map",
+        factory=f"{_PKG}.targets:build_weight_map",
+        params=P.WeightMapParams,
+        description="labels > 0 plus U-Net separation / contour pixel weights (mean 1)",
+        n_classes=2,
+        channels=("class", "weight"),
+    ),
+    TargetSpec(
+        name="marks",
+        factory=f"{_PKG}.targets:build_marks",
+        params=P.MarksParams,
+        description="instances eroded with a disk",
+        n_classes=2,
+        channels=("class",),
+    ),
+]
+
+AUGMENTATIONS = [
+    AugmentationSpec(
+        name="affine",
+        factory=f"{_PKG}.augmentations:build_affine",
+        params=P.AffineParams,
+        description="random rotation, shift and zoom",
+    ),
+    AugmentationSpec(
+        name="flip",
+        factory=f"{_PKG}.augmentations:build_flip",
+        params=P.FlipParams,
+        description="random horizontal / vertical flips",
+    ),
+    AugmentationSpec(
+        name="intensity",
+        factory=f"{_PKG}.augmentations:build_intensity",
+        params=P.IntensityParams,
+        description="brightness / contrast jitter",
+    ),
+    AugmentationSpec(
+        name="noise",
+        factory=f"{_PKG}.augmentations:build_noise",
+        params=P.NoiseParams,
+        description="additive Gaussian noise",
+    ),
+]
 
 
 @hookimpl
 def dlsuite_normalizers():
-    """The built-in normalizers (table :data:`NORMALIZERS`)."""
-    return [NormalizerSpec(name=n, params=p, factory=f"{_PKG}.normalizers:{f}", description=d)
-            for n, (p, f, d) in NORMALIZERS.items()]
+    """The built-in normalizers (:data:`NORMALIZERS`)."""
+    return list(NORMALIZERS)
 
 
 @hookimpl
 def dlsuite_samplers():
-    """The built-in patch samplers (table :data:`SAMPLERS`)."""
-    return [SamplerSpec(name=n, params=p, factory=f"{_PKG}.samplers:{f}", description=d)
-            for n, (p, f, d) in SAMPLERS.items()]
+    """The built-in patch samplers (:data:`SAMPLERS`)."""
+    return list(SAMPLERS)
 
 
 @hookimpl
 def dlsuite_targets():
-    """The built-in training targets (table :data:`TARGETS`)."""
-    return [TargetSpec(name=n, params=p, factory=f"{_PKG}.targets:{f}", n_classes=k,
-                       channels=c, description=d)
-            for n, (p, f, k, c, d) in TARGETS.items()]
+    """The built-in training targets (:data:`TARGETS`)."""
+    return list(TARGETS)
 
 
 @hookimpl
 def dlsuite_augmentations():
-    """The built-in augmentations (table :data:`AUGMENTATIONS`)."""
-    return [AugmentationSpec(name=n, params=p, factory=f"{_PKG}.augmentations:{f}",
-                             description=d)
-            for n, (p, f, d) in AUGMENTATIONS.items()]
+    """The built-in augmentations (:data:`AUGMENTATIONS`)."""
+    return list(AUGMENTATIONS)

@@ -56,41 +56,85 @@ class MetricInfo:
 
 
 _LOSS_ROWS = [
-    LossInfo("sparse_cce", p.SparseCCEParams,
-             "softmax cross-entropy of the class index, from logits; optional class weights",
-             min_classes=2),
-    LossInfo("categorical_cce", p.CategoricalCCEParams,
-             "softmax cross-entropy against the one-hot class index, with label smoothing",
-             min_classes=2),
-    LossInfo("binary_cce", p.BinaryCCEParams,
-             "sigmoid cross-entropy of the foreground (1-channel logit, or fg minus bg logit)",
-             min_classes=1, max_classes=2),
-    LossInfo("weighted_bce", p.WeightedBCEParams,
-             "cross-entropy of the true class times the pixel weight map (y_true channel 1)",
-             target_channels=("class", "weight")),
-    LossInfo("weighted_bce_dice", p.WeightedBCEDiceParams,
-             "border-weighted BCE + weighted soft Dice of the foreground (lyakaap); weights "
-             "from y_true channel 1 if present, else from an 11x11 border rule"),
-    LossInfo("multiple_output", p.MultipleOutputParams,
-             "independent sigmoid BCE per output channel against the one-hot target, "
-             "weighted sum with category_weights", min_classes=2),
-    LossInfo("l1l2", p.L1L2Params,
-             "keypoint heatmap loss (DeepSTORM): MSE of Gaussian-blurred prediction to the "
-             "heatmap + L1 sparsity of the prediction", min_classes=1, max_classes=1),
-    LossInfo("dice", p.DiceLossParams,
-             "soft Dice loss of the foreground probability (batch level)"),
-    LossInfo("focal", p.FocalParams,
-             "focal loss from logits (sigmoid for 1 channel, softmax otherwise)"),
+    LossInfo(
+        name="sparse_cce",
+        params=p.SparseCCEParams,
+        description="softmax cross-entropy of the class index, from logits; optional class "
+                    "weights",
+        min_classes=2,
+    ),
+    LossInfo(
+        name="categorical_cce",
+        params=p.CategoricalCCEParams,
+        description="softmax cross-entropy against the one-hot class index, with label "
+                    "smoothing",
+        min_classes=2,
+    ),
+    LossInfo(
+        name="binary_cce",
+        params=p.BinaryCCEParams,
+        description="sigmoid cross-entropy of the foreground (1-channel logit, or fg minus bg "
+                    "logit)",
+        min_classes=1,
+        max_classes=2,
+    ),
+    LossInfo(
+        name="weighted_bce",
+        params=p.WeightedBCEParams,
+        description="cross-entropy of the true class times the pixel weight map (y_true "
+                    "channel 1)",
+        target_channels=("class", "weight"),
+    ),
+    LossInfo(
+        name="weighted_bce_dice",
+        params=p.WeightedBCEDiceParams,
+        description="border-weighted BCE + weighted soft Dice of the foreground (lyakaap); "
+                    "weights from y_true channel 1 if present, else from an 11x11 border rule",
+    ),
+    LossInfo(
+        name="multiple_output",
+        params=p.MultipleOutputParams,
+        description="independent sigmoid BCE per output channel against the one-hot target, "
+                    "weighted sum with category_weights",
+        min_classes=2,
+    ),
+    LossInfo(
+        name="l1l2",
+        params=p.L1L2Params,
+        description="keypoint heatmap loss (DeepSTORM): MSE of Gaussian-blurred prediction to "
+                    "the heatmap + L1 sparsity of the prediction",
+        min_classes=1,
+        max_classes=1,
+    ),
+    LossInfo(
+        name="dice",
+        params=p.DiceLossParams,
+        description="soft Dice loss of the foreground probability (batch level)",
+    ),
+    LossInfo(
+        name="focal",
+        params=p.FocalParams,
+        description="focal loss from logits (sigmoid for 1 channel, softmax otherwise)",
+    ),
 ]
 
 _METRIC_ROWS = [
-    MetricInfo("jaccard", "IoU of the foreground (prediction: argmax != 0, or logit > 0 for "
-                          "1 channel), micro-averaged over all pixels seen; 1.0 when both "
-                          "prediction and truth are empty"),
-    MetricInfo("dice", "Dice (F1) of the foreground, same foreground rule and accumulation as "
-                       "jaccard; 1.0 when both are empty"),
-    MetricInfo("accuracy", "fraction of pixels whose argmax class (logit > 0 for 1 channel) "
-                           "equals the true class"),
+    MetricInfo(
+        name="jaccard",
+        description="IoU of the foreground (prediction: argmax != 0, or logit > 0 for 1 "
+                    "channel), micro-averaged over all pixels seen; 1.0 when both prediction "
+                    "and truth are empty",
+    ),
+    MetricInfo(
+        name="dice",
+        description="Dice (F1) of the foreground, same foreground rule and accumulation as "
+                    "jaccard; 1.0 when both are empty",
+    ),
+    MetricInfo(
+        name="accuracy",
+        description="fraction of pixels whose argmax class (logit > 0 for 1 channel) equals "
+                    "the true class",
+    ),
 ]
 
 LOSSES: dict[str, LossInfo] = {row.name: row for row in _LOSS_ROWS}

@@ -17,9 +17,13 @@ _METRIC_MODULE = "dlsuite_plugins.losses.metrics"
 def dlsuite_losses():
     """The built-in losses (see :data:`dlsuite_plugins.losses.catalog.LOSSES`)."""
     return [
-        LossSpec(name=info.name, factory=f"{_LOSS_MODULE}:build_{info.name}",
-                 params=info.params, description=info.description,
-                 target_channels=info.target_channels)
+        LossSpec(
+            name=info.name,
+            factory=f"{_LOSS_MODULE}:build_{info.name}",
+            params=info.params,
+            description=info.description,
+            target_channels=info.target_channels,
+        )
         for info in LOSSES.values()
     ]
 
@@ -28,7 +32,12 @@ def dlsuite_losses():
 def dlsuite_metrics():
     """The built-in metrics (see :data:`dlsuite_plugins.losses.catalog.METRICS`)."""
     return [
-        MetricSpec(name=info.name, factory=f"{_METRIC_MODULE}:build_{info.name}",
-                   params=info.params, description=info.description, mode=info.mode)
+        MetricSpec(
+            name=info.name,
+            factory=f"{_METRIC_MODULE}:build_{info.name}",
+            params=info.params,
+            description=info.description,
+            mode=info.mode,
+        )
         for info in METRICS.values()
     ]

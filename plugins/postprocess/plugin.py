@@ -13,28 +13,59 @@ from . import params as p
 
 _STEPS = "dlsuite_plugins.postprocess.steps"
 
-# name -> (params class, description)
-_TABLE = {
-    "argmax": (p.ArgmaxParams,
-               "probabilities -> uint8 class map (class ids kept: 1 = cell, 2 = contour)"),
-    "threshold": (p.ThresholdParams, "probability of one class > threshold -> uint8 0/1 mask"),
-    "closing": (p.ClosingParams, "morphological closing (disk) of a mask or of each object"),
-    "fill_holes": (p.FillHolesParams, "fill holes of a mask or of each object"),
-    "remove_small_objects": (p.RemoveSmallObjectsParams,
-                             "drop objects below min_size pixels (mask or labels, ids kept)"),
-    "remove_border_objects": (p.RemoveBorderObjectsParams,
-                              "drop objects touching the image border (mask or labels)"),
-    "label": (p.LabelParams, "connected components -> int32 instance labels"),
-    "watershed_split": (p.WatershedSplitParams,
-                        "class map -> int32 instances, touching cells split at the contour class"),
-}
+POSTPROCESSORS = [
+    PostprocessorSpec(
+        name="argmax",
+        factory=f"{_STEPS}:build_argmax",
+        params=p.ArgmaxParams,
+        description="probabilities -> uint8 class map (class ids kept: 1 = cell, 2 = contour)",
+    ),
+    PostprocessorSpec(
+        name="threshold",
+        factory=f"{_STEPS}:build_threshold",
+        params=p.ThresholdParams,
+        description="probability of one class > threshold -> uint8 0/1 mask",
+    ),
+    PostprocessorSpec(
+        name="closing",
+        factory=f"{_STEPS}:build_closing",
+        params=p.ClosingParams,
+        description="morphological closing (disk) of a mask or of each object",
+    ),
+    PostprocessorSpec(
+        name="fill_holes",
+        factory=f"{_STEPS}:build_fill_holes",
+        params=p.FillHolesParams,
+        description="fill holes of a mask or of each object",
+    ),
+    PostprocessorSpec(
+        name="remove_small_objects",
+        factory=f"{_STEPS}:build_remove_small_objects",
+        params=p.RemoveSmallObjectsParams,
+        description="drop objects below min_size pixels (mask or labels, ids kept)",
+    ),
+    PostprocessorSpec(
+        name="remove_border_objects",
+        factory=f"{_STEPS}:build_remove_border_objects",
+        params=p.RemoveBorderObjectsParams,
+        description="drop objects touching the image border (mask or labels)",
+    ),
+    PostprocessorSpec(
+        name="label",
+        factory=f"{_STEPS}:build_label",
+        params=p.LabelParams,
+        description="connected components -> int32 instance labels",
+    ),
+    PostprocessorSpec(
+        name="watershed_split",
+        factory=f"{_STEPS}:build_watershed_split",
+        params=p.WatershedSplitParams,
+        description="class map -> int32 instances, touching cells split at the contour class",
+    ),
+]
 
 
 @hookimpl
 def dlsuite_postprocessors() -> list[PostprocessorSpec]:
-    """The built-in post-processing steps (see the table above)."""
-    return [
-        PostprocessorSpec(name=name, factory=f"{_STEPS}:build_{name}", params=params,
-                          description=description)
-        for name, (params, description) in _TABLE.items()
-    ]
+    """The built-in post-processing steps (:data:`POSTPROCESSORS`)."""
+    return list(POSTPROCESSORS)
