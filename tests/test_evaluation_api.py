@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from click.testing import CliRunner
 
-from dlsuite.cli_eval import evaluate as evaluate_cmd
+from dlsuite.cli.evaluate import evaluate as evaluate_cmd
 from dlsuite.data.io import write_tiff
 from dlsuite.errors import DataError, DlsuiteInputError
 from dlsuite.evaluation import evaluate
@@ -191,7 +191,7 @@ def test_importing_evaluation_and_cli_imports_no_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, dlsuite.evaluation, dlsuite.cli_eval; "
+    code = ("import sys, dlsuite.evaluation, dlsuite.cli.evaluate; "
             "bad = [m for m in ('tensorflow', 'keras', 'ctc_metrics') if m in sys.modules]; "
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

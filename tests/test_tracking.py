@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from click.testing import CliRunner
 
-from dlsuite.cli_track import track as track_command
+from dlsuite.cli.track import track as track_command
 from dlsuite.data import ctc
 from dlsuite.errors import DataError
 from dlsuite.tracking import (
