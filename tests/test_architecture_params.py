@@ -1,4 +1,5 @@
-"""Parameter parity with the original suite (reference ``original_suite.md`` §2.2-§2.4).
+"""Parameter parity with the original suite: the parameter counts of its models (its U-Nets
+once their broken ``Concatenate`` call is fixed so they build).
 
 Counts do not depend on the spatial size, so models are built small; ``encoder_weights`` is
 always None (never download).
@@ -11,7 +12,7 @@ import pytest
 from dlsuite_plugins.architectures import params as P
 from dlsuite.keras_helpers import summarize
 
-# §2.2: n_filters, pools, alpha, encoder, 2D MobileUNet, LSTM total, LSTM trainable,
+# original MobileNet configs: n_filters, pools, alpha, encoder, 2D MobileUNet, LSTM total, LSTM trainable,
 # LSTM trainable with frozen encoder.
 MOBILENET_TABLE = [
     pytest.param(16, 3, 0.35, 17_584, 38_722, 57_218, 55_026, 39_186, id="template"),
@@ -67,7 +68,7 @@ def test_mobilenet_contour_head_adds_only_the_extra_class():
     assert build_mobilenet_mobileunet(params, n_classes=3).count_params() == 38_722 + 17
 
 
-# §2.3 "Concatenate bug fixed" counts (k=3, no batch norm, 2 classes).
+# original U-Net counts with the Concatenate call fixed (k=3, no batch norm, 2 classes).
 UNET_TABLE = [
     ("categorical_unet_transpose", P.TransposeUNetParams, 3, 573_266, 2_290_850),
     ("categorical_unet_transpose", P.TransposeUNetParams, 4, 2_310_994, 9_239_714),
@@ -109,7 +110,8 @@ def test_unet_options_change_counts_as_documented():
 
 
 def test_unet_lstm_count():
-    """§2.4 says about 1.56 M at n=16, pools=3: same structure, exactly 1,561,842."""
+    """The original UNetLSTM had about 1.56 M parameters at n=16, pools=3: same structure,
+    exactly 1,561,842."""
     from dlsuite_plugins.architectures.unet_lstm import build_unet_lstm
 
     model = build_unet_lstm(P.UNetLSTMParams(n_filters=16, pools=3), n_classes=2,

@@ -1,4 +1,4 @@
-"""Augmentation plugins (SPEC D6): image/target alignment, identical transform for all
+"""Augmentation plugins: image/target alignment, identical transform for all
 frames, nearest interpolation of classes, context margin of the affine warp."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Normalizer plugins (SPEC D3): values against NumPy, per image vs per video, dtypes."""
+"""Normalizer plugins: values against NumPy, per image vs per video, dtypes."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Patch samplers (SPEC D4): patches inside the frame, foreground bias of foreground_pdf."""
+"""Patch samplers: patches inside the frame, foreground bias of foreground_pdf."""
 
 import numpy as np
 import pytest

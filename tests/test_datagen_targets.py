@@ -1,4 +1,4 @@
-"""Target plugins (SPEC D5): binary, contours, weight_map, marks; no wrap of label ids."""
+"""Target plugins: binary, contours, weight_map, marks; no wrap of label ids."""
 
 import numpy as np
 import pytest

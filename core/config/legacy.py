@@ -1,6 +1,6 @@
 """Legacy flat configs of the original suite: detection and migration to the typed schema.
 
-The original (``reference/original_suite.md`` §1) read a flat JSON (``cnn_name``,
+The original suite read a flat JSON (``cnn_name``,
 ``OUTPUTPATH``, ``model_n_filters``, ...) with no defaults, the string ``"None"`` as the
 "absent" sentinel and ``0``/``1`` as booleans. :func:`migrate` turns such a dict into the
 nested form of :mod:`dlsuite.config.schema` and returns one :class:`MigrationRow` per
@@ -163,7 +163,7 @@ class AugmentationGroup:
     params: tuple[PluginParam, ...]
 
 
-#: The original's training augmentation (§4.5, Keras ImageDataGenerator, identical for every
+#: The original's training augmentation (Keras ImageDataGenerator, identical for every
 #: generator): rotation 30 deg, shifts 0.2, zoom 0.2, horizontal flip, reflect fill.
 LEGACY_AUGMENTATION = (
     AugmentationGroup("rotation/shift/zoom", ("affine", "random_affine", "geometric"), (
@@ -658,9 +658,10 @@ def _dropout(key: str, raw: Any, rule: Rule, ctx: _Context) -> list[MigrationRow
     return _row_model(key, raw, _model("dropout", note=_dropout_note(ctx)), ctx)
 
 
-#: One entry per legacy key of ``reference/original_suite.md`` §1.2, §1.3 and §1.4.
+#: One entry per legacy key the original suite knew: keys its code read, keys present in its
+#: configs or README but ignored by its code, and undocumented pass-throughs.
 RULES: dict[str, Rule] = {
-    # §1.2 keys read by the code
+    # keys read by the original code
     "cnn_name": _custom(_cnn_name),
     "OUTPUTPATH": _custom(_outputpath),
     "TRAINPATH": _set("$.data.train", note="training folder (inputs/ + labels/)"),
@@ -726,7 +727,7 @@ RULES: dict[str, Rule] = {
         "$.inference.output_folder",
         note="predictions subfolder of output_dir (the original's train.py always used "
              "test_output)"),
-    # §1.3 keys present in configs or the README but ignored by the code
+    # keys present in the original configs or README but ignored by the original code
     "datagen_tips_factor": _obsolete("never read by the original (the tips feature was "
                                      "removed from its release); ignored, as it was"),
     "datagen_sigma": _obsolete("never read by the original (README formula wrong: the batch "
@@ -736,7 +737,7 @@ RULES: dict[str, Rule] = {
         "never read by the original (always False); ignored, as it was (dlsuite's "
         "normalizers offer the correction as an option)"),
     "newinfer_normalization": _custom(_normalization),
-    # §1.4 undocumented pass-throughs
+    # undocumented pass-throughs
     "model_output_ch": _custom(_output_ch),
     "model_batch_norm": _model("batch_norm", _to_bool,
                                "undocumented pass-through (the original honoured it only in "

@@ -1,6 +1,6 @@
 """Reading and writing images: TIFF through tifffile (2D images and 2D+t videos), PNG for 2D.
 
-Promises (SPEC D1):
+Promises:
 
 - :func:`read_image` returns ``(H, W)`` for a 2D image or ``(T, H, W)`` for a video, in the
   file's own dtype (any integer or float dtype; nothing is rescaled or cast, so label ids never

@@ -1,4 +1,4 @@
-"""The training input pipeline (SPEC D3-D8): datagen plugins -> NumPy patches -> tf.data.
+"""The training input pipeline: datagen plugins -> NumPy patches -> tf.data.
 
 :func:`build_datasets` turns ``config.data.train`` / ``config.data.val`` (any layout: frames,
 videos or CTC) into :class:`TrainingData`:
@@ -24,9 +24,10 @@ videos or CTC) into :class:`TrainingData`:
 * Frames smaller than the patch are reflect-padded (symmetric) at load; one warning lists the
   files concerned.
 * Same ``config.seed`` -> identical batches; ``seed: null`` draws fresh entropy.
-* Speed without stealing the training step's cores (DESIGN "Lessons"): patches are made in
-  NumPy by one Python generator feeding ``tf.data.Dataset.from_generator``, prefetching 2
-  batches, on a private thread pool of 1 thread with intra-op parallelism 1 and autotune off.
+* Speed without stealing the training step's cores (on 2 cores, tf.data's autotuned
+  parallelism takes a core and halves training speed): patches are made in NumPy by one
+  Python generator feeding ``tf.data.Dataset.from_generator``, prefetching 2 batches, on a
+  private thread pool of 1 thread with intra-op parallelism 1 and autotune off.
 * TensorFlow's generator dataset sets glibc's ``M_TRIM_THRESHOLD`` to 128 kB when its iterator
   starts, which also freezes the mmap threshold: every array over 128 kB is then mmap'ed and
   page-faulted afresh, and patch making runs ~5x slower (measured: 9 ms vs 43 ms per batch of

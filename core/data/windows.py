@@ -1,4 +1,4 @@
-"""Time windows for temporal models (SPEC D7): the one rule shared by training, validation
+"""Time windows for temporal models: the one rule shared by training, validation
 clips (``dlsuite prepare clips``) and inference.
 
 A window of ``T`` frames ends at frame ``t`` and covers ``t-T+1 .. t``. Positions before the
@@ -8,7 +8,8 @@ and the pattern bounces between 0 and ``t`` with period ``2t``. Examples (T=5):
 ``t=0 -> [0,0,0,0,0]``, ``t=1 -> [1,0,1,0,1]``, ``t=2 -> [2,1,0,1,2]``, ``t=3 -> [1,0,1,2,3]``,
 ``t>=4 -> [t-4..t]``. For T <= 5 this equals the original suite's ``(T-t-1-f) mod (t+1)``
 formula; for longer windows it stays a continuous back-and-forth instead of jumping.
-The original's inference padded with copies of frame 0 instead (its bug 10.1.9): not here.
+The original suite's inference padded with copies of frame 0 instead, unlike its training
+(a train/inference mismatch): not here.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ Encoder contract (the part other code relies on):
   and returns the list of taps (the deepest is the bottleneck). Only the layers on the path to
   the taps exist (pools=3 at alpha 0.35: 17,584 parameters).
 * Input scaling is inside the model: a ``Rescaling(2, -1)`` layer maps our ~[0, 1] normalised
-  grey input to MobileNetV2's expected [-1, 1] (the original fed [0, 1]: bug 10.1.16 not
-  reproduced), then ``Concatenate`` triples the channel.
+  grey input to MobileNetV2's expected [-1, 1] (the original fed [0, 1], which its
+  ImageNet weights do not expect: not reproduced), then ``Concatenate`` triples the channel.
 * ``train_decoder_only=True`` builds the encoder with ``trainable=False`` (its BatchNorm layers
   then run in inference mode). :func:`dlsuite.keras_helpers.set_encoder_trainable`
   unfreezes it generically (also inside the ``TimeDistributed`` of the temporal model).
@@ -32,7 +32,7 @@ block that it discarded (not in the graph, not counted): it is not created here.
 Temporal model: ``TimeDistributed`` of the 2D network minus its head (a nested model named
 ``"mobileunet_features"``), ``ConvLSTM2D(n, 3x3, dilation, return_sequences=False)``, then the
 1x1 head: logits ``(B, H, W, n_classes)`` for the last frame of the window. Parameter counts
-equal the original's (``original_suite.md`` §2.2 table: template n=16 pools=3 -> 57,218 total,
+equal the original suite's (its template n=16 pools=3 -> 57,218 total,
 55,026 trainable, 39,186 trainable with a frozen encoder). Differences from the original: the
 ConvLSTM gate defaults to ``sigmoid`` (``recurrent_activation`` param; TF 2.2 used a 0.2-slope
 hard sigmoid); the window length is fixed to ``time_windows`` and H, W must be static

@@ -11,8 +11,8 @@ Block: ``Conv2D(f, k, 'same')`` -> [BatchNorm] -> Activation, twice; dropout aft
 (or after its first conv for ``categorical_unet``). Decoder level p: upsample, concatenate
 ``[skip, up]``, block of ``n*2**p`` filters.
 
-Parameter counts equal the original's (reference ``original_suite.md`` §2.3, "Concatenate bug
-fixed") for the same settings (k=3, no batch norm, 2 classes): e.g. ``categorical_unet_transpose``
+Parameter counts equal the original suite's (once its U-Nets' broken ``Concatenate`` call is
+fixed so they build at all) for the same settings (k=3, no batch norm, 2 classes): e.g. ``categorical_unet_transpose``
 n=16 pools=3 573,266; ``categorical_unet_fc`` 621,762; ``categorical_unet_fc_dil`` 624,082;
 ``categorical_unet`` (pools=4) 1,962,354. Deliberate differences from the original:
 

@@ -1,5 +1,5 @@
-"""``unet_lstm``: a U-Net with ConvLSTM units in the contracting path (SPEC A5), the intended
-design of the original's dead ``models/lstm.py::UNetLSTM`` (``original_suite.md`` §2.4).
+"""``unet_lstm``: a U-Net with ConvLSTM units in the contracting path, the intended design of
+the original suite's ``models/lstm.py::UNetLSTM`` (dead code there: never reachable).
 
 Input ``(B, T, H, W, 1)`` with ``T = time_windows`` and static H, W divisible by ``2**pools``
 (Keras 3 ConvLSTM2D needs static spatial shapes). Encoder level p (filters ``f = n*2**p``):

@@ -1,4 +1,4 @@
-"""Augmentation factories (SPEC D6): ``factory(params) -> callable(image, target, rng)
+"""Augmentation factories: ``factory(params) -> callable(image, target, rng)
 -> (image, target)``.
 
 ``image`` is ``(T, h, w)`` float32 (T=1 for 2D models), ``target`` ``(h, w, C)`` float32 whose

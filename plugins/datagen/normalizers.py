@@ -1,4 +1,4 @@
-"""Normalizer factories (SPEC D3): ``factory(params) -> callable(array) -> float32 array``.
+"""Normalizer factories: ``factory(params) -> callable(array) -> float32 array``.
 
 The returned callable accepts a 2D image ``(H, W)`` or a video ``(T, H, W)`` of any integer or
 float dtype and returns float32 of the same shape. ``per="video"`` computes the statistics over

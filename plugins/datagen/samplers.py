@@ -1,4 +1,4 @@
-"""Patch sampler factories (SPEC D4): ``factory(params) -> callable(labels, patch_size, rng)
+"""Patch sampler factories: ``factory(params) -> callable(labels, patch_size, rng)
 -> (top, left)``.
 
 ``labels`` is the ``(H, W)`` integer label frame (already padded by the pipeline to at least

@@ -1,4 +1,4 @@
-"""Target factories (SPEC D5): ``factory(params) -> callable(labels) -> float32 (H, W, C)``.
+"""Target factories: ``factory(params) -> callable(labels) -> float32 (H, W, C)``.
 
 ``labels`` is an ``(H, W)`` instance-label image of any integer (or bool) dtype; values are
 never cast to a narrower type, so ids above 255 stay distinct. Channel 0 is always the class

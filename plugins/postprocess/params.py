@@ -1,8 +1,8 @@
 """Parameter classes of the built-in post-processors (TF-free, numpy-free).
 
 Each is a frozen attrs class of simple JSON types declared with :func:`dlsuite.param`.
-Defaults follow the original suite (closing radius 3, minimum object size 150 px, face
-connectivity), see ``reference`` §6.5.
+Defaults follow the original suite's post-processing (binary closing radius 3, fill holes,
+objects under 150 px and objects touching the border removed, face connectivity).
 """
 
 from __future__ import annotations
