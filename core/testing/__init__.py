@@ -18,7 +18,12 @@ that declares none must accept any size), ``T = 3`` and ``T = 5`` windows for te
 ``.keras`` round trip in safe mode, and a few Adam steps on one tiny batch lower the loss.
 To run it on every installed architecture, bind one subclass per entry of
 ``dlsuite.registry.get_registry().entries("architectures")`` (dlsuite's own
-``tests/test_architecture_contract_all.py`` does this).
+``tests/test_architecture_contract_all.py`` does this; ``tests/test_contracts_builtin.py``
+does the same for every other kind, with the contract classes listed below).
+
+The other kinds: ``LossContract``, ``MetricContract`` (class attributes ``n_classes``,
+``target_channels``, ``perfect_output``), ``NormalizerContract``, ``SamplerContract``,
+``TargetContract``, ``AugmentationContract`` and ``PostprocessorContract`` (``input_kind``).
 
 The ``isolated_registry`` fixture (installed as a pytest plugin through the ``pytest11``
 entry point) builds a registry holding only the plugins you pass.
