@@ -24,8 +24,8 @@ from dlsuite.errors import ConfigError, DlsuiteInputError
 
 from ._output import err
 
-__all__ = ["cli", "main", "SUBCOMMANDS", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_BAD_INPUT",
-           "EXIT_SIGINT", "EXIT_SIGTERM"]
+__all__ = ["cli", "main", "load_commands", "SUBCOMMANDS", "EXIT_OK", "EXIT_UNEXPECTED",
+           "EXIT_BAD_INPUT", "EXIT_SIGINT", "EXIT_SIGTERM"]
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
@@ -62,7 +62,9 @@ def cli(debug: bool) -> None:
     State.debug = debug
 
 
-def _attach_subcommands() -> None:
+def load_commands() -> click.Group:
+    """Attach the built-in commands of :data:`SUBCOMMANDS` and those plugins add (hook
+    ``dlsuite_add_commands``) to the ``dlsuite`` group; returns the group. No TensorFlow."""
     for module_name, attr in SUBCOMMANDS:
         module = importlib.import_module(module_name)
         cli.add_command(getattr(module, attr))
@@ -72,6 +74,7 @@ def _attach_subcommands() -> None:
         api.plugins().call_event("dlsuite_add_commands", cli=cli)
     except Exception as exc:  # noqa: BLE001 - a plugin must not break the CLI
         err.print(f"[yellow]warning: a plugin failed to add commands: {exc}[/yellow]")
+    return cli
 
 
 class Terminated(BaseException):
@@ -132,5 +135,5 @@ def main(argv: list[str] | None = None) -> NoReturn:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
-    _attach_subcommands()
+    load_commands()
     sys.exit(_exit_code(argv))
