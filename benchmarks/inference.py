@@ -58,7 +58,7 @@ def unet(pools: int, filters: int):
 
 def untiled(model, image, multiple):
     """Plain whole-image inference: pad bottom/right to the multiple, one pass, softmax."""
-    from dlsuite.inference import _activate
+    from dlsuite.inference.tiling import _activate
 
     h, w = image.shape
     ph, pw = -h % multiple, -w % multiple
@@ -153,7 +153,7 @@ def cached_parts(model, video, T: int, batch: int, repeats: int) -> tuple[float,
     """Wall time of the two parts of the cached path on the whole video (one tile): the
     per-frame maps of all frames, and the recurrences of all windows."""
     from dlsuite.data.windows import window_indices
-    from dlsuite.inference import _batches, _runner_for
+    from dlsuite.inference.temporal import _batches, _runner_for
 
     runner = _runner_for(model, video.shape[1:])
     frames = video[..., None]
@@ -192,7 +192,7 @@ def _conv_macs(layer) -> float:
 def frame_macs(model) -> float:
     """MACs per input pixel of the per-frame network (each layer weighted by its output
     resolution relative to the input)."""
-    from dlsuite.inference import _find_frame_model
+    from dlsuite.inference.temporal import _find_frame_model
 
     frame = _find_frame_model(model)[1]
     h = frame.input_shape[1]

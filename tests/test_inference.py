@@ -1,4 +1,4 @@
-"""Tiled 2D prediction and temporal video prediction (core/inference.py) with tiny Keras models."""
+"""Tiled 2D prediction and temporal video prediction (core/inference/) with tiny Keras models."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def test_temporal_cached_equals_per_window():
 
 def test_reloaded_temporal_model_is_still_split(tmp_path):
     """A temporal model saved to .keras and loaded back keeps the cached path."""
-    from dlsuite.inference import _cached_runner
+    from dlsuite.inference.temporal import _cached_runner
 
     T, size = 2, 16
     model = _temporal_model(T, size)
@@ -155,7 +155,7 @@ def test_reloaded_temporal_model_is_still_split(tmp_path):
 
 def test_generic_head_is_cached_too():
     """A head not starting with a plain ConvLSTM2D runs as rebuilt on cached features."""
-    from dlsuite.inference import _cached_runner, _fused_convlstm
+    from dlsuite.inference.temporal import _cached_runner, _fused_convlstm
 
     T, size = 3, 16
     frame = _frame_net(4, "frame_features")
@@ -172,7 +172,7 @@ def test_generic_head_is_cached_too():
 
 
 def test_split_contract():
-    from dlsuite.inference import _fused_convlstm
+    from dlsuite.inference.temporal import _fused_convlstm
 
     model = _temporal_model(3, 32, wrapper_name="frame_features_td")
     frame_model, head = split_temporal_model(model, (48, 40))
@@ -218,7 +218,7 @@ def test_write_predictions(tmp_path):
 
 def test_mobilenet_mobileunet_lstm_cached_equals_per_window():
     """The built-in temporal architecture follows the split contract (fused ConvLSTM path)."""
-    from dlsuite.inference import _cached_runner
+    from dlsuite.inference.temporal import _cached_runner
     from dlsuite_plugins.architectures import params
     from dlsuite_plugins.architectures.mobilenet import build_mobilenet_mobileunet_lstm
 
@@ -323,7 +323,7 @@ def test_static_model_is_rebuilt_at_the_tile_size():
     """A ConvLSTM model built at its 32x32 training patch predicts 48x40 tiles with the same
     weights: the rebuilt model equals the architecture built at 48x40; tiling a video then
     uses tiles of tile_size + halo, not of 32."""
-    from dlsuite.inference import _axes, _for_tiles, rebuild_at_size
+    from dlsuite.inference.tiling import _axes, _for_tiles, rebuild_at_size
 
     T = 2
     model = _temporal_model(T, 32)
@@ -359,3 +359,67 @@ def test_static_model_that_cannot_be_rebuilt_gets_tiles_of_its_size():
     first = np.asarray(model(padded[None, ..., None]))[0, 8:24, 8:24]
     e = np.exp(first - first.max(-1, keepdims=True))
     np.testing.assert_allclose(out[:16, :16], e / e.sum(-1, keepdims=True), atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# the post-processing chain and the checkpoint choice (TF-free parts of dlsuite.inference)
+
+
+def _two_squares() -> np.ndarray:
+    """Probabilities (2, 20, 20, 2) of a 2-frame video with two separated squares (0.9 / 0.6
+    foreground) per frame."""
+    fg = np.full((20, 20), 0.1, np.float32)
+    fg[2:7, 2:7] = 0.9
+    fg[12:18, 12:18] = 0.6
+    probs = np.stack([1 - fg, fg], axis=-1)
+    return np.stack([probs, probs])
+
+
+def test_postprocess_chain_built_once_gives_instance_labels_per_frame():
+    from dlsuite.config.schema import PostprocessorChoice
+    from dlsuite.inference import build_postprocess
+    from dlsuite.registry import get_registry
+
+    registry = get_registry()
+    chain = build_postprocess([PostprocessorChoice("threshold")], registry)
+    assert chain.choices[0].params.threshold == 0.5  # defaults filled in from the spec
+    labels = chain.labels(_two_squares())
+    # a chain ending with a mask is completed by connected components: 2 objects per frame
+    assert labels.shape == (2, 20, 20) and labels.dtype == np.int64
+    assert [len(np.unique(f[f > 0])) for f in labels] == [2, 2]
+    # an empty chain: argmax, then connected components
+    np.testing.assert_array_equal(build_postprocess([], registry).labels(_two_squares()),
+                                  labels)
+
+
+def test_postprocess_chain_parameters_can_be_changed_one_step_at_a_time():
+    from dlsuite.config.schema import PostprocessorChoice
+    from dlsuite.inference import build_postprocess
+    from dlsuite.registry import get_registry
+
+    chain = build_postprocess([PostprocessorChoice("threshold"), PostprocessorChoice("label")],
+                              get_registry())
+    strict = chain.with_params(0, threshold=0.7)
+    assert strict.choices[0].params.threshold == 0.7 and strict.steps[1] is chain.steps[1]
+    assert chain.choices[0].params.threshold == 0.5  # the original chain is unchanged
+    assert len(np.unique(chain.frame_labels(_two_squares()[0]))) == 3  # background + 2
+    assert len(np.unique(strict.frame_labels(_two_squares()[0]))) == 2  # the 0.6 square gone
+
+
+def test_choose_checkpoint_best_last_and_paths(tmp_path, monkeypatch):
+    from dlsuite.inference import choose_checkpoint
+    from dlsuite.rundir import RunDir
+
+    run = RunDir(tmp_path / "run").make()
+    with pytest.raises(DlsuiteInputError, match="best.keras: no checkpoint"):
+        choose_checkpoint(run, "best")
+    run.last.write_bytes(b"last")
+    assert choose_checkpoint(run, "best") == run.last  # no best.keras: last.keras
+    run.best.write_bytes(b"best")
+    assert choose_checkpoint(run, "best") == run.best
+    assert choose_checkpoint(run, "last") == run.last
+    (run.root / "other.keras").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    assert choose_checkpoint(run, "other.keras") == run.root / "other.keras"  # from the run
+    with pytest.raises(DlsuiteInputError, match="missing.keras: checkpoint not found"):
+        choose_checkpoint(run, "missing.keras")
