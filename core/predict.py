@@ -3,15 +3,17 @@
 A *run* (a folder written by ``dlsuite train``/``run``) supplies everything: the config
 (normalization, tiling, the post-processing chain, tracking parameters), the architecture
 geometry (temporal windows, size multiple, receptive field for ``halo: auto``) and the
-checkpoint (``best``, ``last`` or a path). The steps reuse the run pipeline:
+checkpoint (``best``, ``last`` or a path). The steps are those ``dlsuite run`` takes:
 
-* :func:`open_run` -> :class:`Predictor` (config + loaded model + normalizer + tiling);
+* :func:`open_run` -> :class:`~dlsuite.steps.Predictor` (config + model of the checkpoint
+  :func:`dlsuite.inference.choose_checkpoint` picks + normalizer + tiling), the same
+  predictor ``dlsuite run`` uses for the test set;
 * :meth:`Predictor.probabilities` -> :func:`dlsuite.inference.predict_video` (tiled,
-  temporal windows), the same call ``dlsuite run`` makes for the test set;
-* :func:`predict_folder` -> per input: probabilities, then
-  :func:`dlsuite.pipeline.postprocess_step` (instance labels),
-  :func:`dlsuite.inference.write_predictions` and, with ``ctc``, the run's tracker into CTC
-  ``NN_RES`` folders.
+  temporal windows);
+* :func:`predict_folder` -> per input :func:`predict_input` (probabilities, then instance
+  labels from the run's post-processing chain, :func:`dlsuite.inference.build_postprocess`),
+  then :func:`dlsuite.inference.write_predictions` and, with ``ctc``, the run's tracker into
+  CTC ``NN_RES`` folders.
 
 Inputs (:func:`list_inputs`): a single TIFF/PNG file (a 2D image ``(H, W)`` or a video
 ``(T, H, W)``), a folder of such files, a folder of CTC frames ``tNNN.tif`` (one video), or a
@@ -28,7 +30,6 @@ import logging
 import os
 import shutil
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,11 +38,13 @@ import numpy as np
 
 from .errors import DataError, DlsuiteInputError
 from .fileio import write_json_atomic, write_text_atomic
+from .inference import TileSettings, choose_checkpoint, load_checkpoint, model_tile_settings
 from .rundir import RunDir, load_run_config
+from .steps import Predictor, RunContext, open_predictor, probabilities, progress, write_tracked
 
 __all__ = ["FROM_CONFIG", "InputItem", "Predictor", "PredictSummary", "TileSettings",
            "checkpoint_path", "default_output_dir", "list_inputs", "load_checkpoint",
-           "model_tile_settings", "open_run", "predict", "predict_folder"]
+           "model_tile_settings", "open_run", "predict", "predict_folder", "predict_input"]
 
 log = logging.getLogger("dlsuite")
 
@@ -52,29 +55,14 @@ SUMMARY_FILE = "predict.json"
 
 
 # --------------------------------------------------------------------------------------------
-# settings
-
-
-@attrs.frozen
-class TileSettings:
-    """How a model is run over an image: :func:`dlsuite.inference.predict_video` arguments."""
-
-    tile_size: int | None
-    halo: int
-    batch_size: int
-    size_multiple: int = 1
-    temporal: bool = False
-    time_windows: int = 1
-
-    def kwargs(self) -> dict:
-        """Keyword arguments of :func:`dlsuite.inference.predict_video`."""
-        return {"tile_size": self.tile_size, "halo": self.halo, "batch_size": self.batch_size,
-                "size_multiple": self.size_multiple, "temporal": self.temporal,
-                "time_windows": self.time_windows}
+# run and checkpoint
 
 
 #: Sentinel of ``tile_size``: keep the run config's value (None means the whole image).
 FROM_CONFIG: Any = object()
+
+#: The checkpoint ``--weights`` names (the rule of ``dlsuite run`` too).
+checkpoint_path = choose_checkpoint
 
 
 def _inference_overrides(inference, *, tile_size=FROM_CONFIG, halo=None, batch_size=None,
@@ -93,140 +81,6 @@ def _inference_overrides(inference, *, tile_size=FROM_CONFIG, halo=None, batch_s
     return attrs.evolve(inference, **changes)
 
 
-def _strides(layer) -> int:
-    """Spatial down-sampling factor of one layer (1 for transposed convs and up-sampling)."""
-    name = type(layer).__name__
-    strides = getattr(layer, "strides", None)
-    if strides is None or "Transpose" in name or "UpSampling" in name:
-        return 1
-    strides = tuple(strides) if isinstance(strides, (list, tuple)) else (int(strides),)
-    return max(int(s) for s in strides[-2:]) if strides else 1
-
-
-def _infer_size_multiple(model) -> int:
-    """Product of the spatial strides of the layers of ``model`` (nested models and wrappers
-    included): a multiple H and W must have. It over-estimates for parallel strided branches,
-    which costs only padding."""
-    total, stack, seen = 1, [model], set()
-    while stack:
-        layer = stack.pop()
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        if layer is not model:
-            total *= _strides(layer)
-        stack.extend(getattr(layer, "layers", None) or [])
-        if getattr(layer, "layer", None) is not None:  # TimeDistributed, Bidirectional, ...
-            stack.append(layer.layer)
-    return total
-
-
-def model_tile_settings(model, *, tile_size: int | None = 1024, halo: int = 32,
-                        batch_size: int = 2, size_multiple: int | None = None,
-                        time_windows: int | None = None) -> TileSettings:
-    """:class:`TileSettings` for a bare ``keras.Model``: temporal when its input is
-    ``(B, T, H, W, 1)`` (``time_windows`` defaults to the model's ``T``, else 5); the size
-    multiple is inferred from the layers' strides unless given."""
-    shape = model.input_shape[0] if isinstance(model.input_shape, list) else model.input_shape
-    temporal = len(shape) == 5
-    if time_windows is None:
-        time_windows = (shape[1] or 5) if temporal else 1
-    if size_multiple is None:
-        size_multiple = _infer_size_multiple(model)
-    return TileSettings(tile_size, int(halo), int(batch_size), int(size_multiple), temporal,
-                        int(time_windows))
-
-
-# --------------------------------------------------------------------------------------------
-# run, checkpoint, model
-
-
-def checkpoint_path(run: RunDir, weights: str) -> Path:
-    """The checkpoint ``weights`` names: ``"best"`` (``last.keras`` when there is no
-    ``best.keras``), ``"last"``, or a path to a ``.keras`` file (relative paths are tried
-    from the working directory, then from the run). DlsuiteInputError naming the missing
-    file otherwise."""
-    if weights in ("best", "last"):
-        path = run.best if weights == "best" else run.last
-        if weights == "best" and not path.is_file() and run.last.is_file():
-            log.warning("%s: no best.keras, using last.keras", run.checkpoints)
-            path = run.last
-        if not path.is_file():
-            raise DlsuiteInputError(f"{path}: no checkpoint to predict with (weights "
-                                    f"{weights!r}); train the run first or pass --weights PATH")
-        return path
-    path = Path(weights).expanduser()
-    if not path.is_file() and not path.is_absolute() and (run.root / path).is_file():
-        path = run.root / path
-    if not path.is_file():
-        raise DlsuiteInputError(f"{path}: checkpoint not found (weights {weights!r})")
-    return path
-
-
-_MODELS: "OrderedDict[tuple, Any]" = OrderedDict()
-_MAX_CACHED_MODELS = 2
-
-
-def load_checkpoint(path: str | os.PathLike, config=None, registry=None):
-    """Load the Keras model at ``path`` (``compile=False``). With ``config``, the factory of
-    its architecture plugin is imported first, so custom layers the plugin registers are
-    known in a fresh process. The last two models loaded are cached by path, size and
-    modification time. DlsuiteInputError naming the file when it cannot be loaded."""
-    from .models import load_model_file
-
-    path = Path(path).resolve()
-    if config is not None:
-        from .registry import get_registry
-
-        (registry or get_registry()).resolve("architectures", config.model.name).load()
-    try:
-        stat = path.stat()
-    except OSError as exc:
-        raise DlsuiteInputError(f"{path}: cannot read the checkpoint: {exc}") from None
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key in _MODELS:
-        _MODELS.move_to_end(key)
-        return _MODELS[key]
-    model = load_model_file(path)
-    _MODELS[key] = model
-    while len(_MODELS) > _MAX_CACHED_MODELS:
-        _MODELS.popitem(last=False)
-    return model
-
-
-@attrs.frozen
-class Predictor:
-    """A trained run ready to predict: ``ctx`` (a :class:`dlsuite.pipeline.RunContext` whose
-    config carries the inference overrides), the model, its checkpoint, the run's normalizer
-    (None: no normalization) and the tiling."""
-
-    ctx: Any
-    model: Any
-    checkpoint: Path | None
-    normalize: Callable[[np.ndarray], np.ndarray] | None
-    tiles: TileSettings
-
-    def probabilities(self, image) -> np.ndarray:
-        """Class probabilities float32 of ``image``: ``(H, W)`` -> ``(H, W, C)``, ``(T, H, W)``
-        -> ``(T, H, W, C)``. Normalization, tiling and temporal windows as in
-        ``dlsuite run``'s prediction step (a 2D image is a one-frame video)."""
-        return _probabilities(self.model, image, self.tiles, self.normalize)
-
-
-def _probabilities(model, image, tiles: TileSettings, normalize) -> np.ndarray:
-    from .inference import predict_video
-
-    image = np.asarray(image)
-    if image.ndim not in (2, 3) or image.size == 0:
-        raise DataError(f"predict: expected a 2D image (H, W) or a video (T, H, W), got shape "
-                        f"{image.shape}")
-    video = image[np.newaxis] if image.ndim == 2 else image
-    if normalize is not None:
-        video = normalize(video)
-    probs = predict_video(model, np.asarray(video, dtype=np.float32), **tiles.kwargs())
-    return probs[0] if image.ndim == 2 else probs
-
-
 def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_size=FROM_CONFIG,
              halo: int | str | None = None, batch_size: int | None = None,
              normalize: bool | Callable = True, time_windows: int | None = None,
@@ -237,8 +91,6 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
     run's normalizer (``normalize=False``: none; a callable replaces it), the tiling from the
     architecture's geometry. DlsuiteInputError naming the path for a missing folder, a folder
     without ``config.json`` or a missing checkpoint."""
-    from .models import model_geometry
-    from .pipeline import RunContext, resolve_halo
     from .registry import get_registry
 
     root = Path(run_dir).expanduser()
@@ -251,21 +103,7 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
         cfg.inference, tile_size=tile_size, halo=halo, batch_size=batch_size, weights=weights))
     ctx = RunContext(attrs.evolve(loaded, config=cfg), registry, RunDir(root.resolve()),
                      quiet=quiet)
-    path = checkpoint_path(ctx.run, cfg.inference.weights)
-    geo = model_geometry(cfg, registry)
-    windows = time_windows or geo["time_windows"] or 1
-    tiles = TileSettings(cfg.inference.tile_size, resolve_halo(ctx, geo), cfg.inference.batch_size,
-                         geo["size_multiple"], geo["temporal"], int(windows))
-    model = load_checkpoint(path, cfg, registry)
-    if callable(normalize):
-        normalizer = normalize
-    elif normalize:
-        from .data.pipeline import make_normalizer
-
-        normalizer = make_normalizer(cfg, registry)
-    else:
-        normalizer = None
-    return Predictor(ctx, model, path, normalizer, tiles)
+    return open_predictor(ctx, normalize=normalize, time_windows=time_windows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -426,6 +264,27 @@ class PredictSummary:
     notes: list
 
 
+def predict_input(predictor: Predictor, item: InputItem, chain=None):
+    """Predict one input: ``(shape, probs, labels)`` with the input's pixel ``shape``, its
+    probabilities (``(H, W, C)`` or ``(T, H, W, C)``) and, with a post-processing ``chain``
+    (:func:`dlsuite.inference.build_postprocess`), its int64 instance labels (``(H, W)`` or
+    ``(T, H, W)``; None without a chain). Reads the input, writes nothing."""
+    image = item.load()
+    probs = predictor.probabilities(image)
+    labels = None
+    if chain is not None:
+        labels = chain.labels(probs[np.newaxis] if image.ndim == 2 else probs)
+        if image.ndim == 2:
+            labels = labels[0]
+    return image.shape, probs, labels
+
+
+def _count_objects(labels: np.ndarray) -> int:
+    """Objects summed over frames (a 2D label image is one frame)."""
+    frames = labels.reshape((-1,) + labels.shape[-2:])
+    return int(sum(len(np.unique(f[f > 0])) for f in frames))
+
+
 def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
                    out_dir: str | os.PathLike | None = None, *, weights: str | None = None,
                    tile_size=FROM_CONFIG, halo: int | str | None = None,
@@ -448,9 +307,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     above first). Errors: DlsuiteInputError / DataError naming the run, checkpoint, input
     or output path.
     """
-    from .inference import write_predictions
-    from .pipeline import progress
-    from .pipeline import Predictions, SamplePrediction, postprocess_step, write_tracked
+    from .inference import build_postprocess, write_predictions
 
     if ctc and not postprocess:
         raise DlsuiteInputError("--ctc needs instance labels: drop --no-postprocess")
@@ -460,6 +317,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     pred = open_run(run_dir, weights=weights, tile_size=tile_size, halo=halo,
                     batch_size=batch_size, quiet=True, registry=registry)
     ctx = pred.ctx
+    chain = build_postprocess(ctx.config.postprocess, ctx.registry) if postprocess else None
     out = Path(out_dir).expanduser() if out_dir is not None else default_output_dir(
         run_dir, input_path, ctx.config.inference.output_folder)
     _prepare_output(out, overwrite)
@@ -467,25 +325,16 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
              pred.checkpoint, out)
     rows, sequences, notes = [], [], []
     for item in progress(items, "predicting", quiet):
-        image = item.load()
-        probs = pred.probabilities(image)
-        row = {"name": item.name, "input": str(item.path), "shape": list(image.shape),
-               "objects": None, "sequence": None}
-        labels = None
-        if postprocess:
-            video_probs = probs[np.newaxis] if image.ndim == 2 else probs
-            sample = SamplePrediction(item.name, image, None, np.zeros(0, dtype=np.int64),
-                                      video_probs)
-            labels = postprocess_step(ctx, Predictions([sample])).samples[0].labels
-            row["objects"] = int(sum(len(np.unique(f[f > 0])) for f in labels))
-            if image.ndim == 3 and ctc:
-                number = (item.name if item.ctc_sequence and item.name.isdigit()
-                          else f"{len(sequences) + 1:02d}")
-                write_tracked(ctx, out / "ctc" / f"{number}_RES", labels)
-                sequences.append((number, item.name))
-                row["sequence"] = number
-            if image.ndim == 2:
-                labels = labels[0]
+        shape, probs, labels = predict_input(pred, item, chain)
+        row = {"name": item.name, "input": str(item.path), "shape": list(shape),
+               "objects": None if labels is None else _count_objects(labels),
+               "sequence": None}
+        if ctc and len(shape) == 3:
+            number = (item.name if item.ctc_sequence and item.name.isdigit()
+                      else f"{len(sequences) + 1:02d}")
+            write_tracked(ctx, out / "ctc" / f"{number}_RES", labels)
+            sequences.append((number, item.name))
+            row["sequence"] = number
         written = write_predictions(out, f"{item.name}.tif", probs=probs, labels=labels)
         row.update({k: str(v) for k, v in written.items()})
         rows.append(row)
@@ -571,4 +420,4 @@ def predict(model_or_run_dir, image_or_video, *, weights: str | None = None,
         normalizer = _default_normalizer(registry or get_registry())
     else:
         normalizer = None
-    return _probabilities(model, image_or_video, tiles, normalizer)
+    return probabilities(model, image_or_video, tiles, normalizer)

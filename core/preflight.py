@@ -82,7 +82,7 @@ def _static_model_leaves_a_core(config, registry) -> list[Problem]:
     """A model with a static input size (ConvLSTM models, built at ``datagen.patch_size``)
     predicts tiles of exactly that size; the halo on both sides must leave a core (the rule of
     :mod:`dlsuite.inference`). Checked only when a test set is to be predicted."""
-    from .inference import halo_from_receptive_field
+    from .inference import halo_pixels
     from .models import model_geometry
 
     if not config.data.test:
@@ -94,10 +94,7 @@ def _static_model_leaves_a_core(config, registry) -> list[Problem]:
     if geo["supports_dynamic_size"]:
         return []
     m = int(geo["size_multiple"] or 1)
-    halo = config.inference.halo
-    if halo == "auto":
-        rf = geo["receptive_field"]
-        halo = 32 if rf is None else int(halo_from_receptive_field(rf))
+    halo = halo_pixels(config.inference.halo, geo["receptive_field"])
     rounded = -(-int(halo) // m) * m
     size = min(int(v) for v in config.datagen.patch_size)
     if (size - 2 * rounded) // m * m >= 1:

@@ -20,17 +20,24 @@ A folder holding ``config.json`` is a run: it is reused only with ``resume`` or
 from __future__ import annotations
 
 import json
+import logging
 import os
+import platform
 import shutil
+import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from .errors import DlsuiteInputError
+from .fileio import write_json_atomic
 
-__all__ = ["RunDir", "prepare_run_dir", "read_json",
-           "load_run_config"]
+__all__ = ["RunDir", "prepare_run_dir", "read_json", "load_run_config", "package_versions",
+           "write_run_config"]
+
+log = logging.getLogger("dlsuite")
 
 
 @attrs.frozen
@@ -158,3 +165,47 @@ def load_run_config(run_dir: str | os.PathLike, registry: Any = None) -> Any:
     if not isinstance(data, dict) or "config" not in data:
         raise DlsuiteInputError(f"{run.config_json}: no \"config\" key; not written by dlsuite")
     return parse_config(data["config"], registry, source=str(run.config_json), check_paths=False)
+
+
+def package_versions() -> dict[str, str | None]:
+    """Versions of python, dlsuite, tensorflow, keras, numpy, wandb (None when absent)."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name, dists in (("dlsuite", ("dlsuite",)), ("tensorflow", ("tensorflow-cpu", "tensorflow")),
+                        ("keras", ("keras",)), ("numpy", ("numpy",)), ("wandb", ("wandb",))):
+        out[name] = None
+        for dist in dists:
+            try:
+                out[name] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return out
+
+
+def write_run_config(run: RunDir, loaded: Any, registry: Any, *, seed: int | None,
+                     resumed: bool) -> dict:
+    """Write ``config.json`` of the run: ``{"config": resolved config, "config_hash",
+    "versions", "seed", "source", "legacy_migrated", "created", "resumed"}`` (``created`` and
+    earlier ``resumed`` times are kept from a previous file); returns what was written."""
+    from .config import config_hash
+    from .config.converter import unstructure_config
+
+    config = loaded.config
+    previous = read_json(run.config_json) if run.config_json.is_file() else {}
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    data = {
+        "config": unstructure_config(config, registry),
+        "config_hash": config_hash(config, registry),
+        "versions": package_versions(),
+        "seed": seed,
+        "source": loaded.source,
+        "legacy_migrated": loaded.is_legacy,
+        "created": previous.get("created", now),
+        "resumed": previous.get("resumed", []) + ([now] if resumed else []),
+    }
+    if resumed and previous.get("config_hash") not in (None, data["config_hash"]):
+        log.warning("the config differs from the run's config.json (hash %s, now %s); "
+                    "continuing with the new one", previous.get("config_hash"),
+                    data["config_hash"])
+    write_json_atomic(run.config_json, data)
+    return data

@@ -1,43 +1,40 @@
-"""Fit-loop glue: seeds, model + optimizer from the config, callbacks, checkpoints, resume,
-signals.
+"""The whole fit: seeds, datasets, model, callbacks, checkpoints, resume, signals, metrics.
 
-What each piece promises:
+:func:`fit` is the training sequence of ``dlsuite train`` / ``dlsuite run``: seeds (shifted on
+resume so the data stream does not replay the first epochs) -> precision -> datasets ->
+model + optimizer + loss + metrics (resumable state restored) -> monitor -> W&B ->
+callbacks -> ``config.json`` -> ``model.fit`` -> divergence / interruption outcomes ->
+``metrics.json`` and the W&B summary. What each piece promises:
 
 * :func:`seed_everything` seeds Python, NumPy and TensorFlow (``keras.utils.set_random_seed``)
   and, with ``deterministic``, enables TensorFlow op determinism.
 * :func:`build_model` / :func:`compile_model` build the architecture, loss, metrics and
   optimizer the config names, through the registry.
-* :class:`Checkpoints` writes ``best.keras`` (monitored metric), ``last.keras``, periodic
-  ``epoch_NNNN.keras`` and the resumable state (``checkpoints/resume/``: model weights,
-  optimizer variables incl. ``iterations``, ``state.json``), every file atomically. It never
-  writes after the loss became NaN, so the last good checkpoint survives.
-* :class:`GracefulStop` turns the first SIGINT / SIGTERM into a flag; :class:`StopOnSignal`
-  stops training at the end of the current batch; the epoch-end checkpoint then holds the
-  resumable state. A second signal interrupts at once (KeyboardInterrupt).
-* :class:`NanGuard` stops at the first non-finite loss and remembers where.
+* :func:`fit_callbacks` assembles the callbacks in order; checkpoints, the resumable state and
+  the safe stops (signals, NaN) are :mod:`dlsuite.checkpoints`.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-import math
 import random
-import shutil
-import signal
-import threading
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import attrs
 import keras
 import numpy as np
 
+from .checkpoints import (Checkpoints, GracefulStop, Monitor, NanGuard, RestoreCallbackState,
+                          ResumeState, StopOnSignal, load_resume_state, restore_model_state)
 from .errors import DlsuiteInputError
-from .fileio import atomic_write, write_json_atomic
-from .rundir import RunDir, read_json
+from .fileio import write_json_atomic
+from .logging.wandb_run import WandbRun
+from .rundir import RunDir, write_run_config
+from .steps import RunContext, TrainingDiverged, TrainingInterrupted, TrainOutput
 
 __all__ = [
+    "fit", "fit_callbacks", "build_training_data",
     "Monitor", "seed_everything", "set_precision", "build_model",
     "compile_model",
     "make_optimizer", "resolve_monitor", "Checkpoints", "GracefulStop", "StopOnSignal",
@@ -110,7 +107,7 @@ def build_model(config, registry, *, n_classes: int) -> tuple[keras.Model, Any]:
                 f"{config.model.name!r}: {type(exc).__name__}: {exc}") from None
         log.info("loaded pretrained weights from %s", weights)
         if config.train.load_from_frozen:
-            from dlsuite_plugins.architectures.freeze import set_encoder_trainable
+            from .keras_helpers import set_encoder_trainable
 
             set_encoder_trainable(model, True)
             log.info("encoder unfrozen after loading weights of a frozen-encoder run")
@@ -145,22 +142,6 @@ def compile_model(model: keras.Model, config, registry, *, n_classes: int) -> ke
     return model
 
 
-@attrs.frozen
-class Monitor:
-    """The metric that drives checkpoints, the LR schedule and early stopping."""
-
-    name: str
-    mode: str  # "max" or "min"
-
-    def better(self, value: float, best: float | None) -> bool:
-        """True when the finite ``value`` improves on ``best`` (any finite value beats None)."""
-        if value is None or not math.isfinite(value):
-            return False
-        if best is None:
-            return True
-        return value > best if self.mode == "max" else value < best
-
-
 def resolve_monitor(config, registry, *, has_validation: bool) -> Monitor:
     """The monitored metric and its direction.
 
@@ -186,256 +167,7 @@ def resolve_monitor(config, registry, *, has_validation: bool) -> Monitor:
 
 
 # --------------------------------------------------------------------------------------------
-# signals and NaN
-
-
-class GracefulStop:
-    """Context manager: the first SIGINT/SIGTERM sets ``signum`` (training stops at a safe
-    point); a second one raises KeyboardInterrupt at once. Handlers are installed only in the
-    main thread and restored on exit."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.partial_epoch = False  # set when training stopped before an epoch's last step
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum, frame):
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-        log.warning("%s received: stopping after the current batch and saving a resumable "
-                    "checkpoint (send it again to stop at once)", signal.Signals(signum).name)
-
-    def __enter__(self) -> "GracefulStop":
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-
-class StopOnSignal(keras.callbacks.Callback):
-    """Stops training at the end of the batch during which a signal arrived; when that was
-    not the epoch's last step, marks the epoch partial (``stop.partial_epoch``): it is then
-    not counted, not recorded in the history and redone on resume."""
-
-    def __init__(self, stop: GracefulStop):
-        super().__init__()
-        self.stop = stop
-        self._steps = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._steps = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
-        if self.stop.signum is not None and not self.model.stop_training:
-            self.model.stop_training = True
-            total = (self.params or {}).get("steps")
-            self.stop.partial_epoch = bool(total) and self._steps < total
-
-
-class NanGuard(keras.callbacks.Callback):
-    """Stops training at the first non-finite loss; ``where`` = (epoch 1-based, batch)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.where: tuple[int, int] | None = None
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch + 1
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)) and self.where is None:
-            self.where = (self._epoch, int(batch) + 1)
-            self.model.stop_training = True
-
-
-# --------------------------------------------------------------------------------------------
-# resumable state
-
-
-@attrs.define
-class ResumeState:
-    """What ``checkpoints/resume/state.json`` records."""
-
-    epoch: int  # completed epochs; training continues at this 0-based initial_epoch
-    iterations: int
-    folder: str  # subfolder of checkpoints/resume holding the weights and optimizer files
-    best: float | None = None
-    best_epoch: int | None = None
-    monitor: str | None = None
-    wandb_run_id: str | None = None
-    seed: int | None = None
-    config_hash: str | None = None
-    interrupted: str | None = None  # signal name when the run was stopped by a signal
-    callbacks: dict[str, dict[str, Any]] = attrs.field(factory=dict)
-
-
-def load_resume_state(run: RunDir) -> ResumeState:
-    """Read ``checkpoints/resume/state.json``; a missing or broken one raises
-    DlsuiteInputError naming it."""
-    data = read_json(run.resume_state)
-    try:
-        return ResumeState(**data)
-    except TypeError as exc:
-        raise DlsuiteInputError(f"{run.resume_state}: not a dlsuite resume state ({exc})") from None
-
-
-def _save_optimizer(path: Path, optimizer) -> None:
-    arrays = {f"v{i:05d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(optimizer.variables)}
-    names = np.array([v.path for v in optimizer.variables])
-
-    def write(tmp: Path) -> None:
-        with tmp.open("wb") as fh:
-            np.savez(fh, __names__=names, **arrays)
-
-    atomic_write(path, write)
-
-
-def restore_model_state(run: RunDir, state: ResumeState, model: keras.Model) -> None:
-    """Load the resumable weights and optimizer variables (incl. ``iterations`` and the
-    learning rate) into a freshly built, compiled ``model``. A state that does not fit the
-    model (config changed) raises DlsuiteInputError."""
-    folder = run.resume_dir / state.folder
-    opt = model.optimizer
-    opt.build(model.trainable_variables)  # before loading, so no variable is skipped
-    try:
-        model.load_weights(folder / "model.weights.h5")
-    except Exception as exc:  # noqa: BLE001
-        raise DlsuiteInputError(
-            f"{folder}: resumable weights do not fit the model of this config "
-            f"({type(exc).__name__}: {exc}); resume with the run's own config.json") from None
-    with np.load(folder / "optimizer.npz") as data:
-        names = list(data["__names__"])
-        values = [data[f"v{i:05d}"] for i in range(len(names))]
-    if len(values) != len(opt.variables) or any(
-            tuple(v.shape) != tuple(a.shape) for v, a in zip(opt.variables, values)):
-        raise DlsuiteInputError(
-            f"{folder}: optimizer state ({len(values)} variables) does not fit optimizer "
-            f"{type(opt).__name__} ({len(opt.variables)} variables); was the optimizer changed?")
-    for var, value in zip(opt.variables, values):
-        var.assign(value)
-    log.info("resumed from epoch %d (optimizer step %d)", state.epoch,
-             int(keras.ops.convert_to_numpy(opt.iterations)))
-
-
-class Checkpoints(keras.callbacks.Callback):
-    """At each epoch end (unless the loss went NaN): ``best.keras`` when the monitored metric
-    improved, ``last.keras``, ``epoch_NNNN.keras`` every N epochs, and the resumable state.
-    Every file is written atomically; old resumable states are removed after the new one is
-    recorded."""
-
-    def __init__(self, run: RunDir, checkpoint_config, monitor: Monitor, *,
-                 nan_guard: NanGuard, stop: GracefulStop | None = None,
-                 state: ResumeState | None = None, extra_state: Callable[[], dict] | None = None,
-                 stateful_callbacks: Sequence[keras.callbacks.Callback] = ()):
-        super().__init__()
-        self.run, self.cfg, self.monitor = run, checkpoint_config, monitor
-        self.nan_guard, self.stop = nan_guard, stop
-        same = state is not None and state.monitor == monitor.name
-        self.best = state.best if same else None
-        self.best_epoch: int | None = state.best_epoch if same else None
-        self.extra_state = extra_state or (lambda: {})
-        self.stateful = list(stateful_callbacks)
-        self.epochs_done = state.epoch if state is not None else 0
-        self._warned_missing = False
-
-    def _save_model(self, path: Path) -> None:
-        atomic_write(path, lambda tmp: self.model.save(tmp))
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.nan_guard.where is not None:
-            return
-        if self.stop is not None and self.stop.partial_epoch:
-            # cut short by a signal: keep the weights and optimizer steps, redo the epoch
-            self.save_resume_state(epoch)
-            log.info("epoch %d was cut short by the signal: it will be redone on resume",
-                     epoch + 1)
-            return
-        logs = logs or {}
-        done = epoch + 1
-        saved: Path | None = None
-
-        def place(target: Path) -> None:
-            nonlocal saved
-            if saved is None:
-                self._save_model(target)
-                saved = target
-            else:
-                atomic_write(target, lambda tmp: shutil.copyfile(saved, tmp))
-
-        value = logs.get(self.monitor.name)
-        if value is None and not self._warned_missing:
-            self._warned_missing = True
-            log.warning("monitored metric %r is not in the logs (%s); best.keras is not kept",
-                        self.monitor.name, ", ".join(sorted(logs)))
-        if value is not None and self.monitor.better(float(value), self.best):
-            self.best, self.best_epoch = float(value), done
-            if self.cfg.save_best:
-                place(self.run.best)
-                log.info("epoch %d: %s improved to %.5g, saved %s", done, self.monitor.name,
-                         self.best, self.run.best.name)
-        if self.cfg.save_last:
-            place(self.run.last)
-        if self.cfg.every_n_epochs and done % self.cfg.every_n_epochs == 0:
-            place(self.run.periodic(done))
-        self.save_resume_state(done)
-
-    def save_resume_state(self, done: int) -> None:
-        """Write weights, optimizer variables and ``state.json`` for ``done`` completed epochs."""
-        folder_name = f"epoch_{done:04d}"
-        folder = self.run.resume_dir / folder_name
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(folder / "model.weights.h5", lambda tmp: self.model.save_weights(tmp))
-        _save_optimizer(folder / "optimizer.npz", self.model.optimizer)
-        iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        signum = self.stop.signum if self.stop is not None else None
-        state = ResumeState(
-            epoch=done, iterations=iterations, folder=folder_name, best=self.best,
-            best_epoch=self.best_epoch, monitor=self.monitor.name,
-            interrupted=signal.Signals(signum).name if signum is not None else None,
-            callbacks={type(cb).__name__: _callback_state(cb) for cb in self.stateful},
-            **self.extra_state())
-        write_json_atomic(self.run.resume_state, attrs.asdict(state))
-        self.epochs_done = done
-        for old in self.run.resume_dir.iterdir():
-            if old.is_dir() and old.name != folder_name:
-                shutil.rmtree(old, ignore_errors=True)
-
-
-_STATEFUL_ATTRS = ("best", "wait", "cooldown_counter")
-
-
-def _callback_state(cb) -> dict[str, Any]:
-    out = {}
-    for attr in _STATEFUL_ATTRS:
-        value = getattr(cb, attr, None)
-        if isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(float(value)):
-            out[attr] = float(value) if attr == "best" else int(value)
-    return out
-
-
-class RestoreCallbackState(keras.callbacks.Callback):
-    """On resume, after the other callbacks reset themselves in ``on_train_begin``, put back
-    the counters (best, wait, cooldown) ReduceLROnPlateau / EarlyStopping had."""
-
-    def __init__(self, callbacks: Sequence[keras.callbacks.Callback], saved: dict[str, dict]):
-        super().__init__()
-        self.callbacks, self.saved = list(callbacks), saved
-
-    def on_train_begin(self, logs=None):
-        for cb in self.callbacks:
-            for attr, value in self.saved.get(type(cb).__name__, {}).items():
-                setattr(cb, attr, value)
+# callbacks
 
 
 def standard_callbacks(config, run: RunDir, monitor: Monitor) -> list[keras.callbacks.Callback]:
@@ -461,3 +193,160 @@ def standard_callbacks(config, run: RunDir, monitor: Monitor) -> list[keras.call
             monitor=monitor.name, mode=monitor.mode, patience=e.patience,
             min_delta=e.min_delta, verbose=0))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# the fit sequence
+
+
+def build_training_data(ctx: RunContext, *, temporal: bool, time_windows: int | None,
+                        config=None):
+    """Datasets for fit from :func:`dlsuite.data.pipeline.build_datasets` (``train``,
+    ``val``, ``steps_per_epoch``, ``validation_steps``, ``n_classes``)."""
+    from .data.pipeline import build_datasets
+
+    return build_datasets(config or ctx.config, ctx.registry, temporal=temporal,
+                          time_windows=time_windows)
+
+
+def _sample_batch(dataset, n: int):
+    if dataset is None or n <= 0:
+        return None
+    try:
+        x, y = next(iter(dataset.take(1)))[:2]
+        return np.asarray(x)[:n], np.asarray(y)[:n]
+    except Exception as exc:  # noqa: BLE001 - only for W&B pictures
+        log.warning("no sample batch for W&B images: %s", exc)
+        return None
+
+
+def fit_callbacks(ctx: RunContext, data, monitor: Monitor, state: ResumeState | None,
+                  stop: GracefulStop, nan_guard: NanGuard) -> tuple[list, Any, Checkpoints]:
+    """The fit callbacks, in order: signal stop, NaN guard, TensorBoard / ReduceLROnPlateau /
+    EarlyStopping, history.csv, checkpoints (+ resumable state), epoch log line, W&B,
+    progress bars, plugins' ``dlsuite_callbacks``, and on resume the restore of the LR
+    schedule / early-stopping counters. Returns ``(callbacks, history, checkpoints)``."""
+    from .config import config_hash
+    from .logging.callbacks import EpochLog, HistoryCsv, RichProgress, WandbMetrics, read_history
+
+    cfg = ctx.config
+    initial_epoch = state.epoch if state is not None else 0
+    previous = [r for r in read_history(ctx.run.history_csv) if r["epoch"] <= initial_epoch]
+    standard = standard_callbacks(cfg, ctx.run, monitor)
+    stateful = [cb for cb in standard if not isinstance(cb, keras.callbacks.TensorBoard)]
+    partial = lambda: stop.partial_epoch  # noqa: E731 - epoch cut short by a signal
+    history_cb = HistoryCsv(ctx.run.history_csv, previous, skip_epoch=partial)
+    checkpoints = Checkpoints(
+        ctx.run, cfg.train.checkpoint, monitor, nan_guard=nan_guard, stop=stop, state=state,
+        stateful_callbacks=stateful,
+        extra_state=lambda: {"wandb_run_id": ctx.wandb.id, "seed": ctx.seed,
+                             "config_hash": config_hash(cfg, ctx.registry)})
+    samples = _sample_batch(data.val if data.val is not None else data.train, cfg.wandb.n_images)
+    callbacks = [StopOnSignal(stop), nan_guard, *standard, history_cb, checkpoints,
+                 EpochLog(cfg.train.epochs, skip_epoch=partial),
+                 WandbMetrics(ctx.wandb, samples, n_images=cfg.wandb.n_images,
+                              class_labels={i: f"class {i}" for i in range(data.n_classes)},
+                              skip_epoch=partial)]
+    if not ctx.quiet:
+        callbacks.append(RichProgress(cfg.train.epochs, data.steps_per_epoch, initial_epoch))
+    callbacks += ctx.registry.call_event("dlsuite_callbacks", config=cfg)
+    if state is not None:
+        callbacks.append(RestoreCallbackState(stateful, state.callbacks))
+    return callbacks, history_cb, checkpoints
+
+
+def fit(ctx: RunContext, *, resume: bool) -> TrainOutput:
+    """Fit the model as ``ctx``'s config says, into ``ctx.run`` (see the module docstring);
+    W&B is started here (``ctx.wandb``) and left open for the caller to finish.
+
+    Raises :class:`~dlsuite.steps.TrainingDiverged` when the loss became NaN (the last good
+    checkpoints are kept) and :class:`~dlsuite.steps.TrainingInterrupted` after a signal
+    saved a resumable state."""
+    from .config.converter import unstructure_config
+
+    cfg = ctx.config
+    state = load_resume_state(ctx.run) if resume else None
+    seed = state.seed if state is not None and state.seed is not None else cfg.seed
+    # On resume, a shifted seed so the data stream does not replay the first epochs.
+    ctx.seed = seed_everything(seed, cfg.train.deterministic)
+    run_seed = ctx.seed + (state.epoch if state is not None else 0)
+    if run_seed != ctx.seed:
+        seed_everything(run_seed)
+    log.info("dtype policy %s", set_precision(cfg.train.mixed_precision))
+
+    geo = ctx.geometry()
+    data = build_training_data(ctx, temporal=geo["temporal"], time_windows=geo["time_windows"],
+                               config=attrs.evolve(cfg, seed=run_seed))
+    model, _entry = build_model(cfg, ctx.registry, n_classes=data.n_classes)
+    compile_model(model, cfg, ctx.registry, n_classes=data.n_classes)
+    if state is not None:
+        restore_model_state(ctx.run, state, model)
+    monitor = resolve_monitor(cfg, ctx.registry, has_validation=data.val is not None)
+    log.info("monitoring %s (%s)", monitor.name, monitor.mode)
+
+    ctx.wandb = WandbRun.start(wandb_config=cfg.wandb, run_dir=ctx.run.root, name=cfg.name,
+                               config=unstructure_config(cfg, ctx.registry),
+                               resume_id=state.wandb_run_id if state is not None else None)
+
+    initial_epoch = state.epoch if state is not None else 0
+    stop, nan_guard = GracefulStop(), NanGuard()
+    callbacks, history_cb, checkpoints = fit_callbacks(ctx, data, monitor, state, stop,
+                                                       nan_guard)
+
+    # written once everything is built, so a config or data error leaves no "run" behind
+    write_run_config(ctx.run, ctx.loaded, ctx.registry, seed=ctx.seed, resumed=resume)
+    with stop:
+        if initial_epoch < cfg.train.epochs:
+            log.info("training %s: epochs %d..%d, %d steps per epoch", cfg.model.name,
+                     initial_epoch + 1, cfg.train.epochs, data.steps_per_epoch)
+            model.fit(data.train, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
+                      steps_per_epoch=data.steps_per_epoch, validation_data=data.val,
+                      validation_steps=data.validation_steps, callbacks=callbacks,
+                      verbose=0, shuffle=False)
+        else:
+            log.info("nothing to train: %d of %d epochs already done", initial_epoch,
+                     cfg.train.epochs)
+    _raise_unless_finished(ctx, nan_guard, stop, checkpoints)
+
+    history = history_cb.rows
+    metrics = {"train": _train_metrics(history, monitor, checkpoints)}
+    model_path = _checkpoint_or_none(ctx.run, cfg.inference.weights)
+    write_json_atomic(ctx.run.metrics_json, {**metrics, "notes": ctx.notes})
+    ctx.wandb.summary({f"best_{monitor.name}": checkpoints.best,
+                       "epochs": checkpoints.epochs_done})
+    if cfg.wandb.log_model and model_path is not None:
+        ctx.wandb.log_model(model_path, name=cfg.name, aliases=["latest"],
+                            metadata={"monitor": monitor.name, "best": checkpoints.best})
+    return TrainOutput(model_path, history, metrics, data.n_classes)
+
+
+def _raise_unless_finished(ctx: RunContext, nan_guard: NanGuard, stop: GracefulStop,
+                           checkpoints: Checkpoints) -> None:
+    if nan_guard.where is not None:
+        epoch, step = nan_guard.where
+        good = checkpoints.epochs_done
+        raise TrainingDiverged(
+            f"training diverged: the loss became NaN/inf at epoch {epoch}, step {step}; "
+            f"the last good checkpoints ({ctx.run.checkpoints}) are from epoch {good}. "
+            "Lower optimizer.learning_rate or set optimizer.clipnorm")
+    if stop.signum is not None:
+        raise TrainingInterrupted(stop.signum, ctx.run.root, checkpoints.epochs_done,
+                                  ctx.loaded.source)
+
+
+def _train_metrics(history: list, monitor: Monitor, checkpoints: Checkpoints) -> dict:
+    last = dict(history[-1]) if history else {}
+    last.pop("epoch", None)
+    return {"epochs": checkpoints.epochs_done, "monitor": monitor.name, "mode": monitor.mode,
+            "best": checkpoints.best, "best_epoch": checkpoints.best_epoch, "last": last}
+
+
+def _checkpoint_or_none(run: RunDir, weights: str):
+    """The checkpoint prediction will use (:func:`dlsuite.inference.choose_checkpoint`), or
+    None when training left none."""
+    from .inference import choose_checkpoint
+
+    try:
+        return choose_checkpoint(run, weights)
+    except DlsuiteInputError:
+        return None

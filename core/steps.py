@@ -1,0 +1,249 @@
+"""What the steps of a run share, below both the run pipeline and ``dlsuite predict``.
+
+* :class:`RunContext` -- config, registry, run directory, W&B run and notes of one run;
+* the typed step outputs :class:`TrainOutput`, :class:`SamplePrediction`,
+  :class:`Predictions`, and the outcomes :class:`TrainingInterrupted` /
+  :class:`TrainingDiverged` (TF-free, so the CLI can catch them without importing TF);
+* :class:`Predictor` (:func:`open_predictor`) -- a run's checkpoint, normalizer and tiling
+  ready to give probabilities, the same for the test set of ``run`` and for ``predict``;
+* :func:`progress`, :func:`resolve_halo`, :func:`tile_settings`, :func:`write_tracked`.
+
+Module layers: :mod:`dlsuite.inference`, :mod:`dlsuite.rundir`, :mod:`dlsuite.models` <
+this module < :mod:`dlsuite.training`, :mod:`dlsuite.predict` < :mod:`dlsuite.pipeline`.
+Nothing here imports TensorFlow at module level.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import signal
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import attrs
+import numpy as np
+
+from .config import LoadedConfig
+from .errors import DataError, DlsuiteInputError
+from .inference.tiling import TileSettings, halo_pixels
+from .logging.wandb_run import WandbRun
+from .registry import Registry
+from .rundir import RunDir
+
+__all__ = ["TrainingInterrupted", "TrainingDiverged", "RunContext", "TrainOutput",
+           "SamplePrediction", "Predictions", "Predictor", "open_predictor", "probabilities",
+           "progress",
+           "resolve_halo", "tile_settings", "write_tracked"]
+
+log = logging.getLogger("dlsuite")
+
+
+# --------------------------------------------------------------------------------------------
+# outcomes other than success
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on SIGINT/SIGTERM after saving a resumable state. ``exit_code`` is
+    130 (SIGINT) or 143 (SIGTERM)."""
+
+    def __init__(self, signum: int, run_dir: Path, epoch: int, config_source: str | None):
+        self.signum = signum
+        self.exit_code = 128 + int(signum)
+        self.run_dir = run_dir
+        self.epoch = epoch
+        name = signal.Signals(signum).name
+        config = config_source or "CONFIG"
+        super().__init__(
+            f"training interrupted by {name} after {epoch} epoch(s); resumable state saved in "
+            f"{run_dir / 'checkpoints' / 'resume'}. Continue with: dlsuite run {config} --resume "
+            f"(or dlsuite train {config} --resume)")
+
+
+class TrainingDiverged(DlsuiteInputError):
+    """The loss became NaN or infinite; the last good checkpoints were kept."""
+
+
+# --------------------------------------------------------------------------------------------
+# typed step inputs / outputs
+
+
+@attrs.define
+class RunContext:
+    """Shared by the steps of one run: config, registry, run directory, W&B run, options."""
+
+    loaded: LoadedConfig
+    registry: Registry
+    run: RunDir
+    quiet: bool = False
+    wandb: WandbRun = attrs.field(factory=WandbRun)
+    notes: list = attrs.field(factory=list)
+    seed: int | None = None
+
+    @property
+    def config(self):
+        return self.loaded.config
+
+    def note(self, message: str) -> None:
+        """Record (and log) something the user should know about this run."""
+        log.warning(message)
+        self.notes.append(message)
+
+    def geometry(self) -> dict:
+        """:func:`dlsuite.models.model_geometry` of the configured architecture (no TF)."""
+        from .models import model_geometry
+
+        return model_geometry(self.config, self.registry)
+
+
+@attrs.frozen
+class TrainOutput:
+    """Output of training: the checkpoint prediction uses, history rows, train metrics."""
+
+    model_path: Path | None  # the checkpoint prediction uses (inference.weights)
+    history: list
+    metrics: dict
+    n_classes: int
+
+
+@attrs.frozen
+class SamplePrediction:
+    """One test sample: its pixels and ground truth, predicted probabilities and (after
+    post-processing) instance labels."""
+
+    name: str
+    image: np.ndarray  # (T, H, W) raw
+    truth: np.ndarray | None  # (T, H, W) instance labels
+    annotated: np.ndarray  # indices of the frames that carry ground truth
+    probs: np.ndarray  # (T, H, W, C)
+    labels: np.ndarray | None = None  # (T, H, W) instances after post-processing
+    truth_path: Path | None = None
+    layout: str = "videos"  # the sample's dataset layout (frames samples are single images)
+
+
+@attrs.frozen
+class Predictions:
+    """Output of the prediction and post-processing steps of ``run``."""
+
+    samples: list  # SamplePrediction
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def progress(items: list, description: str, quiet: bool) -> Iterable:
+    """Iterate ``items`` with a rich progress bar on stderr (none when quiet)."""
+    if quiet or not items:
+        yield from items
+        return
+    from rich.console import Console
+    from rich.progress import track
+
+    yield from track(items, description=description, console=Console(stderr=True),
+                     transient=True)
+
+
+def resolve_halo(ctx: RunContext, geo: dict) -> int:
+    """The halo in pixels: ``inference.halo``, or for ``"auto"`` the radius of the
+    architecture's receptive field (32 when the architecture declares none)."""
+    return halo_pixels(ctx.config.inference.halo, geo["receptive_field"])
+
+
+def tile_settings(ctx: RunContext, geo: dict | None = None, *,
+                  time_windows: int | None = None) -> TileSettings:
+    """How the run's model is run over an image: the config's ``inference`` tiling, the
+    architecture's geometry ``geo`` (default :meth:`RunContext.geometry`) and its temporal
+    window (``time_windows`` overrides it)."""
+    geo = geo if geo is not None else ctx.geometry()
+    inf = ctx.config.inference
+    windows = time_windows or geo["time_windows"] or 1
+    return TileSettings(inf.tile_size, resolve_halo(ctx, geo), inf.batch_size,
+                        geo["size_multiple"], geo["temporal"], int(windows))
+
+
+# --------------------------------------------------------------------------------------------
+# prediction with a run's model
+
+
+@attrs.frozen
+class Predictor:
+    """A trained run ready to predict: ``ctx`` (a :class:`RunContext` whose config carries
+    the inference overrides), the model, its checkpoint, the run's normalizer (None: no
+    normalization) and the tiling."""
+
+    ctx: Any
+    model: Any
+    checkpoint: Path | None
+    normalize: Callable[[np.ndarray], np.ndarray] | None
+    tiles: TileSettings
+
+    def probabilities(self, image) -> np.ndarray:
+        """Class probabilities float32 of ``image``: ``(H, W)`` -> ``(H, W, C)``, ``(T, H, W)``
+        -> ``(T, H, W, C)``. Normalization, tiling and temporal windows as in
+        ``dlsuite run``'s prediction step (a 2D image is a one-frame video)."""
+        return probabilities(self.model, image, self.tiles, self.normalize)
+
+
+def probabilities(model, image, tiles: TileSettings, normalize) -> np.ndarray:
+    """:meth:`Predictor.probabilities` for a bare ``model`` (``normalize`` None: none)."""
+    from .inference import predict_video
+
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or image.size == 0:
+        raise DataError(f"predict: expected a 2D image (H, W) or a video (T, H, W), got shape "
+                        f"{image.shape}")
+    video = image[np.newaxis] if image.ndim == 2 else image
+    if normalize is not None:
+        video = normalize(video)
+    probs = predict_video(model, np.asarray(video, dtype=np.float32), **tiles.kwargs())
+    return probs[0] if image.ndim == 2 else probs
+
+
+def open_predictor(ctx: RunContext, checkpoint: Path | None = None, *,
+                   normalize: bool | Callable = True,
+                   time_windows: int | None = None) -> Predictor:
+    """The :class:`Predictor` of ``ctx``'s run: ``checkpoint`` (default: the one
+    ``inference.weights`` names, :func:`dlsuite.inference.choose_checkpoint`) loaded with
+    its architecture plugin imported first, the run's normalizer (``normalize=False``: none;
+    a callable replaces it) and :func:`tile_settings`. DlsuiteInputError naming a missing
+    checkpoint."""
+    from .inference import choose_checkpoint, load_checkpoint
+
+    if checkpoint is None:
+        checkpoint = choose_checkpoint(ctx.run, ctx.config.inference.weights)
+    tiles = tile_settings(ctx, time_windows=time_windows)
+    model = load_checkpoint(checkpoint, ctx.config, ctx.registry)
+    if callable(normalize):
+        normalizer = normalize
+    elif normalize:
+        from .data.pipeline import make_normalizer
+
+        normalizer = make_normalizer(ctx.config, ctx.registry)
+    else:
+        normalizer = None
+    return Predictor(ctx, model, checkpoint, normalizer, tiles)
+
+
+# --------------------------------------------------------------------------------------------
+# tracking
+
+
+def write_tracked(ctx: RunContext, res_dir: Path, labels: np.ndarray) -> None:
+    """Optional gap filling, then linking with the overlap tracker (or, without
+    ``laptrack``, one track per frame object, with a note), then a CTC ``NN_RES`` folder."""
+    from .tracking import gap_fill, track, untracked, write_ctc_result
+
+    t = ctx.config.tracking
+    if t.gap_fill.enabled:
+        labels = gap_fill(labels > 0, sigma=t.gap_fill.sigma, threshold=t.gap_fill.threshold,
+                          min_size=t.gap_fill.min_size)
+    if importlib.util.find_spec("laptrack") is None:
+        if "laptrack" not in " ".join(ctx.notes):
+            ctx.note("laptrack is not installed (pip install laptrack): CTC results "
+                     "are written without linking objects over time, so TRA is meaningless")
+        video, tracks = untracked(labels)
+    else:
+        video, tracks = track(labels, max_distance=t.max_distance, min_overlap=t.min_overlap,
+                              gap_closing=t.gap_closing, splitting=t.splitting)
+    write_ctc_result(res_dir, video, tracks)
