@@ -329,3 +329,30 @@ def test_temporal_run_with_custom_layer_in_fresh_process(data, tmp_path):
         np.testing.assert_allclose(api.predict(run, read_image(path)), written, atol=1e-5)
     assert sorted(p.name for p in (out / "ctc").iterdir()) == ["01_RES", "02_RES",
                                                                 "sequences.csv"]
+
+
+def test_predict_and_pipeline_stand_on_shared_steps_without_tensorflow():
+    """``dlsuite predict`` and ``dlsuite run`` share dlsuite.steps and dlsuite.inference
+    instead of importing each other, and none of them imports TensorFlow when imported (the
+    CLI catches TrainingInterrupted before any TF import)."""
+    import ast
+    import subprocess
+    import sys
+
+    import dlsuite
+
+    core = Path(dlsuite.__file__).parent
+    for module, other in (("pipeline", "predict"), ("predict", "pipeline")):
+        tree = ast.parse((core / f"{module}.py").read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {alias.name for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module is None
+                     for alias in node.names}
+        assert other not in imported and f"dlsuite.{other}" not in imported, module
+    code = ("import sys, dlsuite.pipeline, dlsuite.predict, dlsuite.steps, dlsuite.inference\n"
+            "from dlsuite.pipeline import TrainingInterrupted\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
