@@ -159,3 +159,11 @@ def test_migrate_writes_a_new_config_that_validates(tmp_path):
     assert data["model"]["name"] == "mobilenet_mobileunet_lstm" and data["seed"] is None
     assert data["model"]["train_decoder_only"] is False
     assert run_cli("config", "validate", str(new)).returncode == 0
+
+
+@pytest.mark.parametrize("command", ["train", "run"])
+def test_bad_config_fails_before_importing_tensorflow(tmp_path, five_mistakes, command):
+    proc = run_probe(tmp_path, command, str(five_mistakes))
+    assert proc.returncode == 2, proc.stderr
+    assert "5 config error(s)" in proc.stderr and "Traceback" not in proc.stderr
+    assert "TF-NOT-IMPORTED" in proc.stderr
