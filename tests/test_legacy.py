@@ -20,7 +20,7 @@ from dlsuite.config.legacy import (MigrationRow, format_migration, is_legacy, mi
 from dlsuite.errors import DlsuiteInputError
 from dlsuite.registry import Registry, get_registry
 
-# Every key of original_suite.md §1.2 (read by the code) and §1.3 (present but ignored),
+# Every key of the original suite's configs: those its code read and those present but ignored,
 # written out here independently of the implementation's table.
 KEYS_1_2 = [
     "cnn_name", "OUTPUTPATH", "TRAINPATH", "VALPATH", "TESTPATH", "PATH2VIDEOS",
@@ -41,7 +41,7 @@ KEYS_1_4 = ["model_output_ch", "model_batch_norm"]
 
 
 def template_config(**overrides):
-    """The original's examples/config/config_template.json as §1.2 and §2.2 describe it."""
+    """The original suite's examples/config/config_template.json, key for key."""
     data = {
         "cnn_name": "mobilenet_mobileunet_lstm_",
         "OUTPUTPATH": "/content/drive/MyDrive/results/mobilenet_lstm_template",
@@ -71,7 +71,7 @@ def template_config(**overrides):
 
 
 def numbered_config(cnn_name, n_filters, pools, dilation, batch, save_freq):
-    """examples/config/config_mobilenet_lstm_N.json (§1.2, §2.2): no seed keys (the original
+    """The original suite's examples/config/config_mobilenet_lstm_N.json: no seed keys (the original
     crashed on them) and Colab paths for the pretrained weights."""
     data = template_config(cnn_name=cnn_name, model_n_filters=n_filters, model_pools=pools,
                            model_dilation_rate=dilation, datagen_batch_size=batch,

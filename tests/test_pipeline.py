@@ -1,4 +1,4 @@
-"""Training input pipeline (SPEC D3-D8): batches from all layouts, time windows, seeds,
+"""Training input pipeline: batches from all layouts, time windows, seeds,
 deterministic validation, errors naming files, a real Keras fit on the datasets."""
 
 import warnings

@@ -1,5 +1,5 @@
 """Ctrl-C saves a resumable state; ``--resume`` continues epochs, optimizer steps and the W&B
-run (SPEC T3, T5). The CLI command runs in a subprocess and gets a real SIGINT."""
+run. The CLI command runs in a subprocess and gets a real SIGINT."""
 
 from __future__ import annotations
 

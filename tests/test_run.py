@@ -1,5 +1,5 @@
 """``dlsuite run``: train -> predict -> post-process -> export -> evaluate -> report
-(SPEC 0.1, C6, T6), and the ``train`` / ``run`` click commands."""
+and the ``train`` / ``run`` click commands."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Training: run directory rules, checkpoints, history, monitor fallback, seeds, NaN guard,
-signals, mixed precision (SPEC T1, T2, T4, T5, T7, C6)."""
+signals, mixed precision."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Weights & Biases (SPEC W1, W2): offline by default, env override, structured config,
+"""Weights & Biases: offline by default, env override, structured config,
 per-epoch metrics and learning rate, images with masks, model artifact, test summary; a W&B
 failure never stops training."""
 

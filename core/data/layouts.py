@@ -1,4 +1,4 @@
-"""Dataset layouts (SPEC D2) behind one sample model.
+"""Dataset layouts behind one sample model.
 
 Three layouts are understood:
 

@@ -1,4 +1,4 @@
-"""Data preparation (SPEC D9, ``dlsuite prepare``): convert between the layouts of
+"""Data preparation (``dlsuite prepare``): convert between the layouts of
 :mod:`dlsuite.data.layouts` and export Cell Tracking Challenge (CTC) ground truth or results.
 
 - :func:`videos_to_frames`: videos -> 2D frames ``raw_NNN`` numbered from 000 in natural-sorted

@@ -1,4 +1,4 @@
-"""dlsuite.evaluation: CTC SEG/DET/TRA and per-frame/per-video metrics (SPEC E1-E3).
+"""dlsuite.evaluation: CTC SEG/DET/TRA and per-frame/per-video metrics.
 
 Importing this package never imports TensorFlow (nor py-ctcmetrics, which is imported only
 when DET/TRA are computed). Public entry points:

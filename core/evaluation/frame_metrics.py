@@ -1,4 +1,4 @@
-"""Per-frame and per-video metrics (SPEC E2): foreground Jaccard/Dice, instance
+"""Per-frame and per-video metrics: foreground Jaccard/Dice, instance
 precision/recall/F1 at IoU 0.5, and temporal stability.
 
 Conventions (documented promises):

@@ -72,7 +72,3 @@ def parse_metrics(requested: str | Iterable[str] | None) -> tuple[str, ...]:
         raise DlsuiteInputError(f"no metric requested; known: {', '.join(METRICS)}")
     return tuple(out)
 
-
-def family_of(names: Iterable[str]) -> set[str]:
-    """The set of families needed to compute ``names`` (canonical names)."""
-    return {METRICS[n].family for n in names}

@@ -1,4 +1,4 @@
-"""Prediction of 2D images and videos of any size (SPEC I1-I3), by role.
+"""Prediction of 2D images and videos of any size, by role.
 
 * :mod:`~dlsuite.inference.tiling` -- the tile grid, the halo, tiled prediction of one image
   (:func:`predict_image`), the rebuild of static-size models (:func:`rebuild_at_size`) and

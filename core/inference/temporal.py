@@ -1,4 +1,4 @@
-"""Prediction of videos (SPEC I3): temporal windows and the per-frame feature cache.
+"""Prediction of videos: temporal windows and the per-frame feature cache.
 
 Videos (:func:`predict_video`). One prediction per frame from the ``time_windows``-frame
 window ending at it (:func:`dlsuite.data.windows.window_indices`: temporal mirroring before

@@ -1,4 +1,4 @@
-"""Tiled prediction of 2D images of any size (SPEC I1-I2), and the tiling settings.
+"""Tiled prediction of 2D images of any size, and the tiling settings.
 
 Tiling (:func:`predict_image`). The image is cut into cores of ``tile_size`` x ``tile_size``
 output pixels; each core is predicted from a network input extended by ``halo`` pixels of

@@ -1,4 +1,4 @@
-"""dlsuite.tracking: tracking preparation, an overlap tracker and CTC tracking output (SPEC P2-P3).
+"""dlsuite.tracking: tracking preparation, an overlap tracker and CTC tracking output.
 
 - :func:`gap_fill` - temporal Gaussian gap filling of a mask video into per-frame instances
   (the original's TrackMate preparation, in float);

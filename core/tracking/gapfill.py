@@ -1,6 +1,6 @@
-"""Temporal Gaussian gap filling: mask video -> per-frame instances for tracking (SPEC P2).
+"""Temporal Gaussian gap filling: mask video -> per-frame instances for tracking.
 
-As the original's TrackMate preparation (``reference`` §7.1): the 0/1 mask video is smoothed
+As the original suite prepared videos for TrackMate: the 0/1 mask video is smoothed
 by the mean of two 2D Gaussian filters of width ``sigma``, one over (time, row) and one over
 (time, column), so a cell missing for a few frames is bridged by its neighbours in time (with a
 small spatial halo). Unlike the original the smoothing is kept in float (it truncated to uint8,

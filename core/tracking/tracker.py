@@ -1,4 +1,4 @@
-"""Overlap tracker: link per-frame instances into CTC tracks (SPEC P3).
+"""Overlap tracker: link per-frame instances into CTC tracks.
 
 Linking is solved by ``laptrack`` (the maintained implementation of TrackMate's LAP linking,
 Jaqaman et al. 2008): frame-to-frame linking, gap closing over up to ``gap_closing`` missing

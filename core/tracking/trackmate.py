@@ -1,4 +1,4 @@
-"""Merge a TrackMate label image back onto the segmentation (``reference`` §7.1 step 3)."""
+"""Merge a TrackMate label image back onto the segmentation."""
 
 from __future__ import annotations
 
