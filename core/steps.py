@@ -172,7 +172,7 @@ class Predictor:
     the inference overrides), the model, its checkpoint, the run's normalizer (None: no
     normalization) and the tiling."""
 
-    ctx: Any
+    ctx: RunContext
     model: Any
     checkpoint: Path | None
     normalize: Callable[[np.ndarray], np.ndarray] | None
