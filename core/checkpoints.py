@@ -22,6 +22,7 @@ import math
 import shutil
 import signal
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -172,29 +173,75 @@ def _save_optimizer(path: Path, optimizer) -> None:
     atomic_write(path, write)
 
 
+def _saved_learning_rate(run: RunDir) -> float | None:
+    """``optimizer.learning_rate`` of the run's ``config.json`` (None when absent)."""
+    if not run.config_json.is_file():
+        return None
+    data = read_json(run.config_json)
+    try:
+        return float(data["config"]["optimizer"]["learning_rate"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _read_optimizer_file(path: Path) -> list[np.ndarray]:
+    try:
+        with np.load(path) as data:
+            names = list(data["__names__"])
+            return [data[f"v{i:05d}"] for i in range(len(names))]
+    except Exception as exc:  # noqa: BLE001 - any failure to read is a broken file
+        raise DlsuiteInputError(
+            f"{path}: cannot read the resumable optimizer state ({type(exc).__name__}: {exc}); "
+            "the file is damaged: start the run again with --overwrite") from None
+
+
 def restore_model_state(run: RunDir, state: ResumeState, model: keras.Model) -> None:
     """Load the resumable weights and optimizer variables (incl. ``iterations`` and the
-    learning rate) into a freshly built, compiled ``model``. A state that does not fit the
-    model (config changed) raises DlsuiteInputError."""
+    learning rate) into a freshly built, compiled ``model``.
+
+    When the compiled learning rate (the config's) differs from the run's ``config.json``
+    (the config changed on resume; ``config.json`` is rewritten only after this), the new
+    learning rate replaces the restored one. Errors are DlsuiteInputError naming the file: a
+    missing or unreadable weights / optimizer file, or weights / optimizer variables that do
+    not fit the model (Keras' own warnings are silenced)."""
     folder = run.resume_dir / state.folder
+    weights, optimizer_file = folder / "model.weights.h5", folder / "optimizer.npz"
+    for path in (weights, optimizer_file):
+        if not path.is_file():
+            raise DlsuiteInputError(
+                f"{path}: missing; {run.resume_state.name} names the resumable state of epoch "
+                f"{state.epoch} in {folder.name}/, but it is incomplete. Start the run again "
+                "with --overwrite")
     opt = model.optimizer
     opt.build(model.trainable_variables)  # before loading, so no variable is skipped
-    try:
-        model.load_weights(folder / "model.weights.h5")
-    except Exception as exc:  # noqa: BLE001
-        raise DlsuiteInputError(
-            f"{folder}: resumable weights do not fit the model of this config "
-            f"({type(exc).__name__}: {exc}); resume with the run's own config.json") from None
-    with np.load(folder / "optimizer.npz") as data:
-        names = list(data["__names__"])
-        values = [data[f"v{i:05d}"] for i in range(len(names))]
+    config_lr = np.float32(keras.ops.convert_to_numpy(opt.learning_rate))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model.load_weights(weights)
+        except OSError as exc:
+            raise DlsuiteInputError(
+                f"{weights}: cannot read the resumable weights ({exc}); the file is damaged: "
+                "start the run again with --overwrite") from None
+        except Exception as exc:  # noqa: BLE001
+            raise DlsuiteInputError(
+                f"{weights}: the resumable weights do not fit the model of this config "
+                f"({type(exc).__name__}: {exc}); resume with the run's own config.json") from None
+    values = _read_optimizer_file(optimizer_file)
     if len(values) != len(opt.variables) or any(
             tuple(v.shape) != tuple(a.shape) for v, a in zip(opt.variables, values)):
         raise DlsuiteInputError(
-            f"{folder}: optimizer state ({len(values)} variables) does not fit optimizer "
-            f"{type(opt).__name__} ({len(opt.variables)} variables); was the optimizer changed?")
+            f"{optimizer_file}: optimizer state ({len(values)} variables) does not fit "
+            f"optimizer {type(opt).__name__} ({len(opt.variables)} variables); was the "
+            "optimizer changed?")
     for var, value in zip(opt.variables, values):
         var.assign(value)
+    saved_lr = _saved_learning_rate(run)
+    if saved_lr is not None and np.float32(saved_lr) != config_lr:
+        restored = float(keras.ops.convert_to_numpy(opt.learning_rate))
+        opt.learning_rate = float(config_lr)
+        log.warning("optimizer.learning_rate changed %.6g -> %.6g: training continues with "
+                    "%.6g (the run was at %.6g)", saved_lr, config_lr, config_lr, restored)
     log.info("resumed from epoch %d (optimizer step %d)", state.epoch,
              int(keras.ops.convert_to_numpy(opt.iterations)))
 

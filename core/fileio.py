@@ -6,6 +6,7 @@ Every module that writes results goes through :func:`atomic_write`.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -14,7 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["atomic_write", "write_text_atomic", "write_json_atomic", "to_jsonable"]
+__all__ = ["atomic_write", "write_text_atomic", "write_json_atomic", "to_jsonable",
+           "WRITE_ERRNOS"]
 
 
 def _read_umask() -> int:
@@ -31,22 +33,42 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 
     Parent folders are created. The temporary name keeps ``path``'s suffixes (Keras checks
     ``.keras`` / ``.weights.h5``); the file gets the usual permissions (mkstemp makes 0600);
-    on any failure the temporary file is removed and the exception propagates.
+    on any failure the temporary file is removed and the exception propagates; an OSError of
+    :data:`WRITE_ERRNOS` (read-only, full, ...) then names ``path`` (same errno and type).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes) or ".tmp"
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.stem}-", suffix=suffix)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        suffix = "".join(path.suffixes) or ".tmp"
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.stem}-", suffix=suffix)
+        os.close(fd)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     tmp = Path(name)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            raise _naming(exc, path) from exc
         raise
     return path
+
+
+#: errno values that mean "this location cannot be written" (no permission, read-only, full,
+#: quota, file size limit), not a bug: callers report them as bad input naming the path.
+WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
+                          errno.EFBIG})
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` as the same OSError subclass naming the target ``path`` instead of the
+    temporary file (or no file)."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

@@ -103,7 +103,8 @@ def _start(loaded: LoadedConfig, *, resume: bool, overwrite: bool, quiet: bool,
 
     registry = registry or get_registry()
     preflight(loaded, registry)  # bad input stops here: no run directory is created
-    run_dir = prepare_run_dir(loaded.config.output_dir, resume=resume, overwrite=overwrite)
+    run_dir = prepare_run_dir(loaded.config.output_dir, resume=resume, overwrite=overwrite,
+                              loaded=loaded, registry=registry)
     return RunContext(loaded, registry, run_dir, quiet=quiet)
 
 

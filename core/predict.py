@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +38,7 @@ import numpy as np
 from .errors import DataError, DlsuiteInputError
 from .fileio import write_json_atomic, write_text_atomic
 from .inference import TileSettings, choose_checkpoint, load_checkpoint, model_tile_settings
+from .ownership import OwnedFolder
 from .rundir import RunDir, load_run_config
 from .steps import Predictor, RunContext, open_predictor, probabilities, progress, write_tracked
 
@@ -237,18 +237,58 @@ def default_output_dir(run_dir: str | os.PathLike, input_path: str | os.PathLike
     return Path(run_dir).expanduser() / output_folder / name
 
 
-def _prepare_output(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise DlsuiteInputError(f"{out}: output exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise DlsuiteInputError(f"{out}: output folder is not empty; pass --overwrite to "
-                                    "replace its predictions, or choose another -o")
-        for sub in OUTPUT_SUBFOLDERS:
-            if (out / sub).is_dir():
-                shutil.rmtree(out / sub)
-        (out / SUMMARY_FILE).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+def _check_apart(out: Path, input_path: str | os.PathLike) -> None:
+    """Refuse an output folder that is the input, inside it, or holds it: predictions would
+    mix with the inputs, and ``--overwrite`` could replace them (e.g. a dataset's
+    ``labels/``)."""
+    o = out.expanduser().resolve()
+    i = Path(input_path).expanduser().resolve()
+    if o == i or i in o.parents:
+        raise DlsuiteInputError(
+            f"{out}: the output folder is the input {input_path} or inside it; predictions "
+            "would mix with (or replace) the inputs. Choose a folder outside it (-o)")
+    if o in i.parents:
+        raise DlsuiteInputError(
+            f"{out}: the output folder holds the input {input_path}; predictions would mix "
+            "with (or replace) the inputs. Choose a folder outside it (-o)")
+
+
+def _planned(items: list[InputItem], postprocess: bool, ctc: bool) -> list[str]:
+    """The files :func:`predict_folder` is about to write, relative to its output folder
+    (CTC result folders are recorded when written: their numbers follow the inputs)."""
+    from .inference.outputs import prediction_paths
+
+    entries = [SUMMARY_FILE]
+    for item in items:
+        paths = prediction_paths(f"{item.name}.tif")
+        entries.append(paths["probabilities"])
+        if postprocess:
+            entries.append(paths["labels"])
+    if ctc:
+        entries.append("ctc/sequences.csv")
+    return entries
+
+
+def _prepare_output(out: Path, input_path: str | os.PathLike, planned: list[str],
+                    overwrite: bool) -> OwnedFolder:
+    """Claim ``out`` for predictions (:meth:`dlsuite.ownership.OwnedFolder.claim`: a
+    non-empty folder not written by ``dlsuite predict`` is refused, ``overwrite`` removes
+    only what an earlier prediction wrote) after checking that ``out`` and the input are
+    apart and that no file about to be written exists unrecorded."""
+    _check_apart(out, input_path)
+    folder = OwnedFolder(out, "predict")
+    marker = folder.read()
+    if marker is not None and overwrite:
+        recorded = {p for entry in marker.written for p in folder.matches(entry)}
+        for entry in planned:
+            target = out / entry
+            if target.exists() and not ({target, *target.parents} & recorded):
+                raise DlsuiteInputError(
+                    f"{target}: exists and was not written by dlsuite predict; it is not "
+                    "replaced: move it, or choose another -o")
+    folder.claim(overwrite=overwrite, written=planned, holds="predictions",
+                 hint="pass --overwrite to replace them, or choose another -o")
+    return folder
 
 
 @attrs.frozen
@@ -303,9 +343,13 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     ``as_video``: the 2D images directly in the folder ``input_path`` are the frames of one
     video (natural name order), e.g. a time-lapse exported as one file per frame.
 
-    A non-empty ``out_dir`` is refused unless ``overwrite`` (which removes the folders
-    above first). Errors: DlsuiteInputError / DataError naming the run, checkpoint, input
-    or output path.
+    ``out_dir`` carries the marker ``.dlsuite-predict`` listing what was written
+    (:mod:`dlsuite.ownership`). An ``out_dir`` that is, or lies inside, or holds the input
+    is refused; so is a non-empty ``out_dir`` without the marker (also with ``overwrite``) or
+    with it unless ``overwrite``, which removes only what the earlier prediction wrote (and
+    refuses when a file about to be written exists but was not written by it). Errors:
+    DlsuiteInputError / DataError naming the run, checkpoint, input or output path;
+    nothing is written before the inputs, the run and the output folder were checked.
     """
     from .inference import build_postprocess, write_predictions
 
@@ -314,13 +358,15 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     items = list_inputs(input_path, as_video=as_video)
     for item in items:  # unreadable files fail before any model is loaded or file written
         item.check()
+    if out_dir is not None:
+        _check_apart(Path(out_dir), input_path)
     pred = open_run(run_dir, weights=weights, tile_size=tile_size, halo=halo,
                     batch_size=batch_size, quiet=True, registry=registry)
     ctx = pred.ctx
     chain = build_postprocess(ctx.config.postprocess, ctx.registry) if postprocess else None
     out = Path(out_dir).expanduser() if out_dir is not None else default_output_dir(
         run_dir, input_path, ctx.config.inference.output_folder)
-    _prepare_output(out, overwrite)
+    owned = _prepare_output(out, input_path, _planned(items, postprocess, ctc), overwrite)
     log.info("predicting %d input(s) from %s with %s into %s", len(items), input_path,
              pred.checkpoint, out)
     rows, sequences, notes = [], [], []
@@ -332,6 +378,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
         if ctc and len(shape) == 3:
             number = (item.name if item.ctc_sequence and item.name.isdigit()
                       else f"{len(sequences) + 1:02d}")
+            owned.record([f"ctc/{number}_RES"])  # before writing, so --overwrite finds it
             write_tracked(ctx, out / "ctc" / f"{number}_RES", labels)
             sequences.append((number, item.name))
             row["sequence"] = number

@@ -13,8 +13,9 @@ Layout (``config.output_dir``)::
     report/              PNG pictures (training curves, test overlays)
     wandb/               offline W&B run files
 
-A folder holding ``config.json`` is a run: it is reused only with ``resume`` or
-``overwrite``. No TensorFlow is imported here.
+A run directory carries the marker ``.dlsuite-run`` (:mod:`dlsuite.ownership`); it is reused
+only with ``resume`` or ``overwrite``, and ``overwrite`` removes only what the run wrote. No
+TensorFlow is imported here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import json
 import logging
 import os
 import platform
-import shutil
 import time
 from importlib import metadata
 from pathlib import Path
@@ -32,10 +32,11 @@ from typing import Any
 import attrs
 
 from .errors import DlsuiteInputError
-from .fileio import write_json_atomic
+from .fileio import to_jsonable, write_json_atomic
 
 __all__ = ["RunDir", "prepare_run_dir", "read_json", "load_run_config", "package_versions",
-           "write_run_config"]
+           "write_run_config", "config_changes", "describe_changes", "resume_changes",
+           "RUN_ENTRIES", "FIXED_ON_RESUME", "KEPT_ON_RESUME"]
 
 log = logging.getLogger("dlsuite")
 
@@ -109,39 +110,151 @@ class RunDir:
         return self
 
 
+#: What a run writes directly in its folder (``inference.output_folder`` is added from the
+#: config); ``--overwrite`` removes these and nothing else.
+RUN_ENTRIES = ("config.json", "run.log", "history.csv", "metrics.json", "checkpoints", "logs",
+               "predictions", "report", "wandb")
+
+#: Config keys (dotted prefixes) that cannot change when a run is resumed: the saved weights
+#: and optimizer state belong to them.
+FIXED_ON_RESUME = ("model", "datagen.target", "data.layout", "optimizer.name",
+                   "train.mixed_precision")
+#: Config keys whose new value is not used on resume (the run keeps its own); listed, not
+#: refused.
+KEPT_ON_RESUME = ("seed",)
+#: Config keys not compared on resume (the folder is the same run whatever they say).
+_NOT_COMPARED = ("output_dir", "schema_version")
+
+
+def _run_entries(loaded: Any) -> tuple[str, ...]:
+    entries = list(RUN_ENTRIES)
+    if loaded is not None:
+        folder = Path(loaded.config.inference.output_folder).parts
+        if folder and folder[0] not in ("..", "/"):
+            entries.append(folder[0])
+    return tuple(dict.fromkeys(entries))
+
+
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def config_changes(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
+    """``{dotted key: (old value, new value)}`` for every key whose value differs between two
+    unstructured configs (lists compare as a whole; a missing key is None; when a plugin
+    choice's ``name`` changed, only that key is listed, not the parameters)."""
+    a = _flatten(json.loads(json.dumps(to_jsonable(old))))
+    b = _flatten(json.loads(json.dumps(to_jsonable(new))))
+    changed = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+               if a.get(k) != b.get(k) and not _under(k, _NOT_COMPARED)}
+    # another plugin chosen (``X.name``): its parameters are not changes of the old ones
+    switched = tuple(k[: -len(".name")] for k in changed if k.endswith(".name"))
+    return {k: v for k, v in changed.items()
+            if k.endswith(".name") or not _under(k, switched)}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def describe_changes(changes: dict[str, tuple[Any, Any]]) -> str:
+    """``key old -> new, ...`` (long values shortened)."""
+    return ", ".join(f"{k} {_short(a)} -> {_short(b)}" for k, (a, b) in changes.items())
+
+
+def resume_changes(run: RunDir, loaded: Any, registry: Any) -> dict[str, tuple[Any, Any]]:
+    """The config changes of ``loaded`` against the run's ``config.json`` (see
+    :func:`config_changes`). DlsuiteInputError listing them when a key of
+    :data:`FIXED_ON_RESUME` changed (before any model is built); otherwise the changes are
+    logged (keys of :data:`KEPT_ON_RESUME` as not applied) and returned."""
+    from .config.converter import unstructure_config
+
+    saved = read_json(run.config_json)
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise DlsuiteInputError(f"{run.config_json}: no \"config\" key; not written by dlsuite")
+    changes = config_changes(saved["config"], unstructure_config(loaded.config, registry))
+    fixed = {k: v for k, v in changes.items() if _under(k, FIXED_ON_RESUME)}
+    if fixed:
+        raise DlsuiteInputError(
+            f"{run.root}: cannot resume with a changed {describe_changes(fixed)}: the saved "
+            "weights and optimizer state belong to the run's values. Put them back in the "
+            "config to resume, or start a new run (another output_dir, or --overwrite)")
+    kept = {k: v for k, v in changes.items() if _under(k, KEPT_ON_RESUME)}
+    applied = {k: v for k, v in changes.items() if k not in kept}
+    if applied:
+        log.warning("resuming with a changed config: %s", describe_changes(applied))
+    if kept:
+        log.warning("not applied on resume (the run keeps its own): %s", describe_changes(kept))
+    return changes
+
+
+def _remove_stale_temporaries(run: RunDir) -> None:
+    """Temporary files of atomic writes a killed process left behind (``.tmp-*``)."""
+    for folder in (run.root, run.checkpoints, *run.resume_dir.glob("*")):
+        if folder.is_dir():
+            for tmp in folder.glob(".tmp-*"):
+                if tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+
+
 def prepare_run_dir(output_dir: str | os.PathLike, *, resume: bool = False,
-                    overwrite: bool = False) -> RunDir:
+                    overwrite: bool = False, loaded: Any = None,
+                    registry: Any = None) -> RunDir:
     """Return the (created) run directory at ``output_dir``, applying the reuse rule.
 
-    * a folder holding ``config.json`` and neither flag: DlsuiteInputError saying to pass
-      ``--resume`` or ``--overwrite``;
+    A run directory carries the marker ``.dlsuite-run`` (:mod:`dlsuite.ownership`) recording
+    the entries of :data:`RUN_ENTRIES` (plus ``inference.output_folder`` of ``loaded``).
+
+    * a new or empty folder becomes a run;
+    * a non-empty folder without the marker (e.g. ``output_dir: "."`` beside the user's own
+      files) is refused, also with ``overwrite``: nothing in it is touched;
+    * a run (the marker) without a flag: DlsuiteInputError saying to pass ``--resume`` or
+      ``--overwrite``;
+    * ``overwrite``: what the run wrote (the recorded entries) is deleted first; files the
+      user added beside them stay;
     * ``resume``: the folder must hold a resumable state (``checkpoints/resume/state.json``),
-      else DlsuiteInputError; nothing is deleted;
-    * ``overwrite``: the previous run's files are deleted first (only the folder's content).
-    ``resume`` and ``overwrite`` together are refused.
+      else DlsuiteInputError; with ``loaded`` (and ``registry``), a changed config key that
+      cannot change on resume is refused and the others are logged
+      (:func:`resume_changes`); nothing is deleted but stale temporary files.
+    ``resume`` and ``overwrite`` together are refused. A location that cannot be written
+    (read-only, full) is DlsuiteInputError naming it.
     """
+    from .ownership import OwnedFolder, output_error
+
     if resume and overwrite:
         raise DlsuiteInputError("--resume and --overwrite exclude each other: pick one")
     run = RunDir(Path(output_dir).expanduser().resolve())
     if run.root.exists() and not run.root.is_dir():
         raise DlsuiteInputError(f"{run.root}: output_dir exists and is not a folder")
+    folder = OwnedFolder(run.root, "run")
+    entries = _run_entries(loaded)
     if resume:
         if not run.resume_state.is_file():
             raise DlsuiteInputError(
                 f"{run.root}: nothing to resume (no {run.resume_state.relative_to(run.root)}); "
                 "run without --resume to start a new run")
+        if loaded is not None:
+            resume_changes(run, loaded, registry)
+        folder.record(entries)  # also adopts a run written before the marker existed
+        _remove_stale_temporaries(run)
+    else:
+        folder.claim(overwrite=overwrite, written=entries, holds="a run",
+                     hint="pass --resume to continue it or --overwrite to replace it, or "
+                          "choose another output_dir")
+    try:
         return run.make()
-    if run.is_run():
-        if not overwrite:
-            raise DlsuiteInputError(
-                f"{run.root} already holds a run (config.json); pass --resume to continue it "
-                "or --overwrite to replace it, or choose another output_dir")
-        for child in run.root.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
-    return run.make()
+    except OSError as exc:
+        raise output_error(exc.filename or run.root, exc) from None
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -185,8 +298,11 @@ def package_versions() -> dict[str, str | None]:
 def write_run_config(run: RunDir, loaded: Any, registry: Any, *, seed: int | None,
                      resumed: bool) -> dict:
     """Write ``config.json`` of the run: ``{"config": resolved config, "config_hash",
-    "versions", "seed", "source", "legacy_migrated", "created", "resumed"}`` (``created`` and
-    earlier ``resumed`` times are kept from a previous file); returns what was written."""
+    "versions", "seed", "source", "legacy_migrated", "created", "resumed",
+    "resume_changes"}``. ``created``, earlier ``resumed`` times and ``resume_changes`` are
+    kept from a previous file; a resume with a changed config appends ``{"time",
+    "after_epoch", "changes": {key: [old, new]}}`` to ``resume_changes``. Returns what was
+    written."""
     from .config import config_hash
     from .config.converter import unstructure_config
 
@@ -202,10 +318,14 @@ def write_run_config(run: RunDir, loaded: Any, registry: Any, *, seed: int | Non
         "legacy_migrated": loaded.is_legacy,
         "created": previous.get("created", now),
         "resumed": previous.get("resumed", []) + ([now] if resumed else []),
+        "resume_changes": list(previous.get("resume_changes", [])),
     }
-    if resumed and previous.get("config_hash") not in (None, data["config_hash"]):
-        log.warning("the config differs from the run's config.json (hash %s, now %s); "
-                    "continuing with the new one", previous.get("config_hash"),
-                    data["config_hash"])
+    if resumed and isinstance(previous.get("config"), dict):
+        changes = config_changes(previous["config"], data["config"])
+        if changes:
+            state = read_json(run.resume_state) if run.resume_state.is_file() else {}
+            data["resume_changes"].append({
+                "time": now, "after_epoch": state.get("epoch") if isinstance(state, dict) else None,
+                "changes": {k: [a, b] for k, (a, b) in changes.items()}})
     write_json_atomic(run.config_json, data)
     return data

@@ -169,11 +169,58 @@ def test_videos_dataset_folder_default_output_and_overwrite(run, data):
     assert [r["name"] for r in record["inputs"]] == ["cells_00", "cells_01"]
     with pytest.raises(DlsuiteInputError, match=str(out)):
         predict_folder(run, data["videos"], quiet=True)
-    stale = out / "labels" / "stale.tif"
-    stale.write_bytes(b"x")
+    mine = out / "labels" / "mine.tif"  # a file the user added: not dlsuite's to delete
+    mine.write_bytes(b"x")
     predict_folder(run, data["videos"], quiet=True, overwrite=True, postprocess=False)
-    assert not (out / "labels").exists()  # --no-postprocess: probabilities only
+    # --no-postprocess: probabilities only; the earlier labels went, the user's file stayed
+    assert [p.name for p in (out / "labels").iterdir()] == ["mine.tif"]
     assert len(list((out / "probabilities").iterdir())) == 2
+
+
+def test_output_folder_is_apart_from_the_input_and_never_a_foreign_folder(run, data, tmp_path):
+    from dlsuite.predict import predict_folder
+
+    dataset = tmp_path / "dataset"  # a dataset with its ground truth
+    shutil.copytree(data["videos"], dataset)
+    truth = {p.name: p.read_bytes() for p in (dataset / "labels").iterdir()}
+    for out, why in ((dataset, "is the input"), (dataset / "predictions", "inside it"),
+                     (tmp_path, "holds the input")):
+        for overwrite in (False, True):
+            with pytest.raises(DlsuiteInputError, match=why):
+                predict_folder(run, dataset, out, quiet=True, overwrite=overwrite)
+    assert {p.name: p.read_bytes() for p in (dataset / "labels").iterdir()} == truth
+    assert sorted(p.name for p in dataset.iterdir()) == ["inputs", "labels"]
+    # a folder of the user's own files is not replaced, not even with --overwrite
+    foreign = tmp_path / "foreign"
+    (foreign / "labels").mkdir(parents=True)
+    (foreign / "labels" / "cells_00.tif").write_bytes(b"mine")
+    with pytest.raises(DlsuiteInputError, match="not written by dlsuite.*not even with"):
+        predict_folder(run, dataset, foreign, quiet=True, overwrite=True)
+    assert [p.name for p in foreign.rglob("*")] == ["labels", "cells_00.tif"]
+
+
+def test_predict_records_what_it_writes_and_never_replaces_other_files(run, data, tmp_path):
+    from dlsuite.predict import predict_folder
+
+    out = tmp_path / "out"
+    predict_folder(run, data["ctc"], out, quiet=True, postprocess=False)
+    marker = json.loads((out / ".dlsuite-predict").read_text())
+    assert marker["written"] == ["predict.json", "probabilities/01.tif", "probabilities/02.tif"]
+    # the user put a file where the next prediction's labels go: it is not replaced
+    (out / "labels").mkdir()
+    (out / "labels" / "01.tif").write_bytes(b"mine")
+    with pytest.raises(DlsuiteInputError, match="01.tif: exists and was not written"):
+        predict_folder(run, data["ctc"], out, quiet=True, overwrite=True, ctc=True)
+    assert (out / "labels" / "01.tif").read_bytes() == b"mine"
+    assert (out / "probabilities" / "01.tif").is_file()  # refused before removing anything
+    (out / "labels" / "01.tif").unlink()
+    predict_folder(run, data["ctc"], out, quiet=True, overwrite=True, ctc=True)
+    written = json.loads((out / ".dlsuite-predict").read_text())["written"]
+    assert {"labels/01.tif", "ctc/01_RES", "ctc/02_RES", "ctc/sequences.csv"} <= set(written)
+    (out / "ctc" / "notes.txt").write_text("mine")
+    predict_folder(run, data["ctc"], out, quiet=True, overwrite=True, postprocess=False)
+    assert sorted(p.name for p in (out / "ctc").iterdir()) == ["notes.txt"]
+    assert not (out / "labels").exists()
 
 
 def test_same_probabilities_as_the_runs_own_test_prediction(run, data, tmp_path):

@@ -1,7 +1,8 @@
 """The ``dlsuite`` command line (click + rich). Every command parses its arguments, calls one
 :mod:`dlsuite.api` function and prints the result; one module per command family.
 
-Exit codes: 0 ok, 2 bad input (config errors, missing files, unknown plugins, usage errors),
+Exit codes: 0 ok, 2 bad input (config errors, missing files, unknown plugins, usage errors,
+an output location that is read-only, full or not permitted),
 1 unexpected failure, 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM. Bad input never
 prints a traceback; ``--debug`` shows one. ``--help``, ``plugins`` and ``config ...`` never
 import TensorFlow.
@@ -9,6 +10,7 @@ import TensorFlow.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import signal
@@ -45,6 +47,12 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("dlsuite.cli.track", "track"),
     ("dlsuite.cli.predict", "predict"),
 ]
+
+
+# OSError numbers that mean the location cannot be used (no permission, read-only, full,
+# quota, file size limit): bad input naming the path, exit 2, not "please report it"
+_LOCATION_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+                              errno.EDQUOT, errno.EFBIG})
 
 
 class State:
@@ -118,14 +126,27 @@ def _exit_code(argv: list[str] | None) -> int:
     except Terminated:
         err.print("terminated")
         return EXIT_SIGTERM
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, exit 1
+    except OSError as exc:
+        if exc.errno not in _LOCATION_ERRNOS:
+            return _unexpected(exc)
         if State.debug:
             traceback.print_exc()
-        else:
-            err.print(f"[red]unexpected error:[/red] {type(exc).__name__}: {exc}\n"
-                      "(run with --debug for the traceback; please report it)", highlight=False)
-        return EXIT_UNEXPECTED
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(f"[red]error:[/red] {where}{exc.strerror or exc} (check the permissions "
+                  "and free space of that location)", highlight=False)
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, exit 1
+        return _unexpected(exc)
     return code if isinstance(code, int) and not isinstance(code, bool) else EXIT_OK
+
+
+def _unexpected(exc: BaseException) -> int:
+    if State.debug:
+        traceback.print_exc()
+    else:
+        err.print(f"[red]unexpected error:[/red] {type(exc).__name__}: {exc}\n"
+                  "(run with --debug for the traceback; please report it)", highlight=False)
+    return EXIT_UNEXPECTED
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

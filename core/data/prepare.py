@@ -42,6 +42,7 @@ from dlsuite.data.layouts import (
 )
 from dlsuite.data.windows import window_indices
 from dlsuite.errors import DataError, DlsuiteInputError
+from dlsuite.ownership import OwnedFolder
 
 __all__ = [
     "CLIPS_CSV",
@@ -85,11 +86,18 @@ _FRAME_OUTPUTS = ("inputs/raw_*.tif", "labels/instance_ids_*.tif")
 _CTC_OUTPUTS = ctc.output_files  # the CTC module knows the names (any case)
 
 
+def _ctc_outputs(dst: Path) -> list[Path]:
+    found = _CTC_OUTPUTS(dst)
+    return found + ([dst / SEQUENCES_CSV] if (dst / SEQUENCES_CSV).is_file() else [])
+
+
 def _clear_outputs(dst: Path, outputs: tuple[str, ...] | Callable[[Path], list[Path]],
-                   overwrite: bool) -> None:
+                   overwrite: bool) -> OwnedFolder:
     """Refuse (or, with ``overwrite``, delete) earlier outputs in ``dst`` (glob patterns, or a
     function listing them) so no stale numbered file from a previous, larger run survives next
-    to the new ones."""
+    to the new ones. Only files an earlier ``prepare`` recorded in ``dst``'s
+    ``.dlsuite-prepare`` marker are deleted: other files with those names are refused, also
+    with ``overwrite``. Returns the folder, for recording what is written next."""
     if callable(outputs):
         old = outputs(dst)
     else:
@@ -99,8 +107,23 @@ def _clear_outputs(dst: Path, outputs: tuple[str, ...] | Callable[[Path], list[P
             f"{dst}: already holds {len(old)} output file(s) (e.g. {old[0].relative_to(dst)}); "
             "choose an empty folder or pass overwrite=True (--overwrite)"
         )
+    folder = OwnedFolder(dst, "prepare")
+    _refuse_unrecorded(folder, old)
     for p in old:
         p.unlink()
+    return folder
+
+
+def _refuse_unrecorded(folder: OwnedFolder, paths: list[Path]) -> None:
+    """DataError when one of ``paths`` exists but no earlier ``prepare`` recorded it."""
+    marker = folder.read()
+    recorded = {p for e in (marker.written if marker else ()) for p in folder.matches(e)}
+    foreign = [p for p in paths if p.exists() and not ({p, *p.parents} & recorded)]
+    if foreign:
+        raise DataError(
+            f"{foreign[0]}: exists and was not written by dlsuite prepare "
+            f"({len(foreign)} such file(s) in {folder.root}); nothing is deleted or replaced, "
+            "not even with --overwrite: move them, or choose another folder")
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,7 +144,8 @@ def videos_to_frames(
     src, dst = Path(src), Path(dst)
     labelled = (src / "labels").is_dir()
     samples = list_samples(src, layout="videos", require_labels=labelled)
-    _clear_outputs(dst, _FRAME_OUTPUTS, overwrite)
+    owned = _clear_outputs(dst, _FRAME_OUTPUTS + (RELATION_CSV,), overwrite)
+    owned.record(_FRAME_OUTPUTS + (RELATION_CSV,))
     rows, index = [], 0
     for sample in samples:
         loaded = load_sample(sample)
@@ -215,7 +239,8 @@ def frames_to_videos(
     otherwise ``src`` is a flat folder of frames (e.g. predictions) matched by the number after
     the last ``_`` and rebuilt into ``dst/<video>.tif``. Dtypes are kept, so
     ``frames_to_videos(videos_to_frames(v))`` gives ``v`` back exactly. Raises DataError naming
-    a missing frame file.
+    a missing frame file, or a video file already in ``dst`` that no earlier ``prepare``
+    wrote (it is never replaced).
     """
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
@@ -223,7 +248,7 @@ def frames_to_videos(
     relation = read_relation(csv)
     kinds = [k for k in _KINDS if (src / k).is_dir()]
     pairs = [(src / k, dst / k) for k in kinds] or [(src, dst)]
-    written = []
+    indexed = []
     for folder, out in pairs:
         files = _index_files(folder)
         for video, indices in relation.items():
@@ -233,8 +258,11 @@ def frames_to_videos(
                     f"{folder}: no frame file with index {missing[0]} for video {video} "
                     f"({len(missing)} missing)"
                 )
-            written.append(write_tiff(out / f"{video}.tif", _stack([files[i] for i in indices])))
-    return written
+            indexed.append((out / f"{video}.tif", [files[i] for i in indices]))
+    owned = OwnedFolder(dst, "prepare")
+    _refuse_unrecorded(owned, [target for target, _ in indexed])
+    owned.record([target.relative_to(dst).as_posix() for target, _ in indexed])
+    return [write_tiff(target, _stack(frames)) for target, frames in indexed]
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +291,8 @@ def make_clips(
     src, dst = Path(src), Path(dst)
     rows, index = [], 0
     samples = list_samples(src, layout=layout, require_labels=True)
-    _clear_outputs(dst, _FRAME_OUTPUTS, overwrite)
+    owned = _clear_outputs(dst, _FRAME_OUTPUTS + (CLIPS_CSV,), overwrite)
+    owned.record(_FRAME_OUTPUTS + (CLIPS_CSV,))
     for sample in samples:
         loaded = load_sample(sample)
         for t in loaded.annotated[::every]:
@@ -357,7 +386,8 @@ def videos_to_ctc(
     if not src.is_dir():
         raise DataError(f"{src}: folder not found")
     files, inputs_dir = _label_videos(src)
-    _clear_outputs(dst, _CTC_OUTPUTS, overwrite)
+    owned = _clear_outputs(dst, _ctc_outputs, overwrite)
+    owned.record([SEQUENCES_CSV])
     mapping: dict[str, str] = {}
     for number, path in enumerate(files, start=1):
         labels = _as_video(read_image(path))
@@ -373,6 +403,9 @@ def videos_to_ctc(
                 raise DataError(f"{image_path}: shape differs from labels {path} {labels.shape}")
             images = _as_video(read_image(image_path))
         sequence = ctc.sequence_name(number, len(files))
+        folder = ctc.gt_folder(dst, sequence) if kind == "GT" else ctc.res_folder(dst, sequence)
+        owned.record([folder.relative_to(dst).as_posix()]
+                     + ([sequence] if images is not None else []))
         write_ctc_sequence(dst, sequence, split_gapped_tracks(labels), images=images, kind=kind)
         mapping[sequence] = path.stem
     write_text_atomic(dst / SEQUENCES_CSV, _csv_text(["sequence", "video"], mapping.items()))

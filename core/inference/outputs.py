@@ -12,7 +12,17 @@ import numpy as np
 
 from dlsuite.errors import DataError
 
-__all__ = ["write_predictions"]
+__all__ = ["write_predictions", "prediction_paths"]
+
+
+def prediction_paths(name: str) -> dict[str, str]:
+    """Where :func:`write_predictions` puts the outputs of input ``name``, relative to its
+    ``out_dir`` (``/``-separated): ``{"probabilities": "probabilities/<stem>.tif",
+    "labels": "labels/<stem>.tif"}`` (``<stem>``: the name without a ``.tif``/``.tiff``)."""
+    stem = Path(name).name
+    if stem.lower().endswith((".tif", ".tiff")):
+        stem = stem.rsplit(".", 1)[0]
+    return {"probabilities": f"probabilities/{stem}.tif", "labels": f"labels/{stem}.tif"}
 
 
 def write_predictions(out_dir: str | os.PathLike, name: str, probs=None, labels=None) -> dict:
@@ -27,9 +37,7 @@ def write_predictions(out_dir: str | os.PathLike, name: str, probs=None, labels=
     from dlsuite.tracking.labels import as_label_video
 
     out_dir = Path(out_dir)
-    stem = Path(name).name
-    if stem.lower().endswith((".tif", ".tiff")):
-        stem = stem.rsplit(".", 1)[0]
+    paths = prediction_paths(name)
     written = {}
     if probs is not None:
         probs = np.asarray(probs, dtype=np.float32)
@@ -37,7 +45,7 @@ def write_predictions(out_dir: str | os.PathLike, name: str, probs=None, labels=
             raise DataError(f"{name}: probabilities must be (H, W, C) or (T, H, W, C)")
         axes = "CYX" if probs.ndim == 3 else "TCYX"
         written["probabilities"] = write_tiff(
-            out_dir / "probabilities" / f"{stem}.tif", np.moveaxis(probs, -1, -3), axes=axes
+            out_dir / paths["probabilities"], np.moveaxis(probs, -1, -3), axes=axes
         )
     if labels is not None:
         labels = np.asarray(labels)
@@ -46,6 +54,6 @@ def write_predictions(out_dir: str | os.PathLike, name: str, probs=None, labels=
         labels = as_label_video(labels)
         if labels.ndim not in (2, 3):
             raise DataError(f"{name}: labels must be (H, W) or (T, H, W)")
-        written["labels"] = write_tiff(out_dir / "labels" / f"{stem}.tif", labels,
+        written["labels"] = write_tiff(out_dir / paths["labels"], labels,
                                        axes="YX" if labels.ndim == 2 else "TYX")
     return written

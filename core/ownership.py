@@ -1,0 +1,205 @@
+"""What dlsuite wrote into a folder, so that replacing it never touches anything else.
+
+A folder dlsuite writes into (a run directory, a ``predict`` output folder, a ``prepare``
+destination) holds a marker file only dlsuite writes: ``.dlsuite-run``, ``.dlsuite-predict``
+or ``.dlsuite-prepare``. It records the kind, an id, when it was created and ``written``: the
+entries dlsuite wrote (or was about to write: they are recorded *before* the writing, so an
+interrupted writer leaves nothing unrecorded). An entry is a path relative to the folder
+(``/``-separated; a folder stands for everything in it) or a glob pattern of such paths.
+
+:meth:`OwnedFolder.claim` is the reuse rule of every such folder: a new or empty folder is
+claimed; a non-empty folder without the marker was not written by dlsuite and is refused,
+even with ``--overwrite`` (nothing in it is touched); a folder with the marker is refused
+unless ``overwrite``, which removes exactly the recorded entries (files the user added beside
+them stay). Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Iterable
+
+import attrs
+
+from .errors import DlsuiteInputError
+from .fileio import write_json_atomic
+
+__all__ = ["MARKERS", "Marker", "OwnedFolder", "output_error"]
+
+log = logging.getLogger("dlsuite")
+
+#: The marker file of each kind of folder dlsuite writes.
+MARKERS = {"run": ".dlsuite-run", "predict": ".dlsuite-predict", "prepare": ".dlsuite-prepare"}
+
+
+def output_error(path: str | os.PathLike, exc: OSError) -> DlsuiteInputError:
+    """The bad-input error for an output location that cannot be written (read-only, full,
+    no permission): one line naming ``path``."""
+    reason = exc.strerror or str(exc)
+    return DlsuiteInputError(f"{path}: cannot write here ({reason}); choose a writable "
+                             "location with free space")
+
+
+@attrs.frozen
+class Marker:
+    """The content of a marker file."""
+
+    kind: str
+    id: str
+    created: str
+    written: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "id": self.id, "created": self.created,
+                "written": list(self.written)}
+
+
+def _safe_entry(entry: str) -> bool:
+    """A relative path that stays inside the folder (no absolute path, no ``..``)."""
+    p = PurePosixPath(entry)
+    return bool(entry) and not p.is_absolute() and ".." not in p.parts and "\\" not in entry
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@attrs.frozen
+class OwnedFolder:
+    """A folder dlsuite writes into, of ``kind`` (a key of :data:`MARKERS`). Constructing
+    it touches nothing."""
+
+    root: Path = attrs.field(converter=lambda p: Path(p).expanduser())
+    kind: str = attrs.field(validator=attrs.validators.in_(MARKERS))
+
+    @property
+    def marker_path(self) -> Path:
+        return self.root / MARKERS[self.kind]
+
+    def read(self) -> Marker | None:
+        """The marker, or None when the folder has none. DlsuiteInputError naming the marker
+        file when it is unreadable or of another kind."""
+        path = self.marker_path
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            marker = Marker(kind=data["kind"], id=str(data["id"]), created=str(data["created"]),
+                            written=tuple(str(e) for e in data.get("written", ())))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DlsuiteInputError(f"{path}: unreadable dlsuite marker ({exc}); nothing in "
+                                    f"{self.root} is touched") from None
+        if marker.kind != self.kind:
+            raise DlsuiteInputError(f"{path}: marker of a {marker.kind!r} folder, expected "
+                                    f"{self.kind!r}")
+        return marker
+
+    def is_empty(self) -> bool:
+        """True when the folder does not exist or holds nothing (hidden files count)."""
+        return not self.root.is_dir() or next(self.root.iterdir(), None) is None
+
+    def _write(self, marker: Marker) -> Marker:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.marker_path, marker.to_json())
+        except OSError as exc:
+            raise output_error(self.root, exc) from None
+        return marker
+
+    def create(self, written: Iterable[str] = ()) -> Marker:
+        """Create the folder (and parents) and a new marker recording ``written``; an
+        existing marker is replaced. DlsuiteInputError naming the folder when it cannot be
+        written (read-only, full)."""
+        return self._write(Marker(self.kind, uuid.uuid4().hex,
+                                  time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                  tuple(dict.fromkeys(written))))
+
+    def record(self, entries: Iterable[str]) -> Marker:
+        """Add ``entries`` to the marker's ``written`` (before writing them); returns it."""
+        marker = self.read()
+        if marker is None:
+            return self.create(entries)
+        new = tuple(dict.fromkeys([*marker.written, *entries]))
+        if new == marker.written:
+            return marker
+        return self._write(attrs.evolve(marker, written=new))
+
+    def matches(self, entry: str) -> list[Path]:
+        """The existing paths an entry of ``written`` stands for (none for unsafe entries)."""
+        if not _safe_entry(entry):
+            return []
+        if glob.has_magic(entry):
+            return sorted(self.root.glob(entry))
+        path = self.root / entry
+        return [path] if path.exists() or path.is_symlink() else []
+
+    def remove_written(self) -> list[Path]:
+        """Remove what the marker records (and folders left empty by that, up to the root);
+        returns the removed paths. Nothing else is touched."""
+        marker = self.read()
+        if marker is None:
+            return []
+        removed = []
+        try:
+            for entry in marker.written:
+                for path in self.matches(entry):
+                    _remove(path)
+                    removed.append(path)
+            for path in sorted({p.parent for p in removed}, key=lambda p: -len(p.parts)):
+                while path != self.root and path.is_dir() and next(path.iterdir(), None) is None:
+                    path.rmdir()
+                    path = path.parent
+        except OSError as exc:
+            raise output_error(exc.filename or self.root, exc) from None
+        return removed
+
+    def foreign(self) -> list[Path]:
+        """Entries directly in the folder that are neither the marker nor (the top folder
+        of) an entry the marker records: what dlsuite did not write there."""
+        if not self.root.is_dir():
+            return []
+        marker = self.read()
+        tops = {self.marker_path.name}
+        tops.update(PurePosixPath(e).parts[0] for e in (marker.written if marker else ())
+                    if _safe_entry(e))
+        return sorted(p for p in self.root.iterdir()
+                      if not any(fnmatch.fnmatchcase(p.name, t) for t in tops))
+
+    def claim(self, *, overwrite: bool, written: Iterable[str] = (), holds: str,
+              hint: str) -> Marker:
+        """Apply the reuse rule (module docstring) and return the new marker recording
+        ``written``. Refusals are DlsuiteInputError naming the folder: a path that is not a
+        folder; a non-empty folder without the marker (also with ``overwrite``); a folder with
+        the marker without ``overwrite`` (``"<root> already holds <holds>; <hint>"``)."""
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise DlsuiteInputError(f"{root}: exists and is not a folder")
+        marker = self.read()
+        if marker is None:
+            if not self.is_empty():
+                raise DlsuiteInputError(
+                    f"{root} is not empty and was not written by dlsuite (no "
+                    f"{MARKERS[self.kind]} marker): nothing in it is deleted or replaced, not "
+                    "even with --overwrite; choose an empty or new folder")
+            return self.create(written)
+        if not overwrite:
+            raise DlsuiteInputError(f"{root} already holds {holds}; {hint}")
+        removed = self.remove_written()
+        kept = self.foreign()
+        log.info("--overwrite: removed %d entr%s dlsuite wrote in %s", len(removed),
+                 "y" if len(removed) == 1 else "ies", root)
+        if kept:
+            log.warning("--overwrite kept %d file(s) dlsuite did not write in %s: %s",
+                        len(kept), root, ", ".join(p.name for p in kept[:5]))
+        return self.create(written)
