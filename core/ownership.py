@@ -2,9 +2,10 @@
 
 A folder dlsuite writes into (a run directory, a ``predict`` output folder, a ``prepare``
 destination) holds a marker file only dlsuite writes: ``.dlsuite-run``, ``.dlsuite-predict``
-or ``.dlsuite-prepare``. It records the kind, an id, when it was created and ``written``: the
-entries dlsuite wrote (or was about to write: they are recorded *before* the writing, so an
-interrupted writer leaves nothing unrecorded). An entry is a path relative to the folder
+or ``.dlsuite-prepare``. It records the kind, an id and when it was created (run and predict
+folders; a prepare marker has neither, so equal conversions give equal folders) and
+``written``: the entries dlsuite wrote (or was about to write: they are recorded *before* the
+writing, so an interrupted writer leaves nothing unrecorded). An entry is a path relative to the folder
 (``/``-separated; a folder stands for everything in it) or a glob pattern of such paths.
 
 :meth:`OwnedFolder.claim` is the reuse rule of every such folder: a new or empty folder is
@@ -38,6 +39,9 @@ log = logging.getLogger("dlsuite")
 
 #: The marker file of each kind of folder dlsuite writes.
 MARKERS = {"run": ".dlsuite-run", "predict": ".dlsuite-predict", "prepare": ".dlsuite-prepare"}
+#: Kinds whose marker carries a random id and the creation time; a ``prepare`` marker has
+#: neither, so converting the same data twice gives identical folders.
+_STAMPED = frozenset({"run", "predict"})
 
 
 def output_error(path: str | os.PathLike, exc: OSError) -> DlsuiteInputError:
@@ -121,8 +125,9 @@ class OwnedFolder:
         """Create the folder (and parents) and a new marker recording ``written``; an
         existing marker is replaced. DlsuiteInputError naming the folder when it cannot be
         written (read-only, full)."""
-        return self._write(Marker(self.kind, uuid.uuid4().hex,
-                                  time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        stamped = self.kind in _STAMPED
+        return self._write(Marker(self.kind, uuid.uuid4().hex if stamped else "",
+                                  time.strftime("%Y-%m-%dT%H:%M:%S%z") if stamped else "",
                                   tuple(dict.fromkeys(written))))
 
     def record(self, entries: Iterable[str]) -> Marker:

@@ -150,3 +150,101 @@ def test_sigterm_in_process_cuts_the_epoch_and_resume_redoes_it(tmp_path):
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
     final = json.loads((run / "checkpoints/resume/state.json").read_text())
     assert final["iterations"] == STEPS + 2 + 2 * STEPS
+
+
+# --------------------------------------------------------------------------------------------
+# resume with a changed config, broken resumable files
+
+
+def _small(tmp_path: Path, **train) -> Path:
+    """The resume config with W&B disabled, 1 epoch of 2 steps (or ``train`` overrides)."""
+    config = _config(tmp_path)
+    data = json.loads(config.read_text())
+    data["wandb"] = {"mode": "disabled"}
+    data["datagen"]["steps_per_epoch"] = 2
+    data["train"] = {"epochs": 1, "tensorboard": {"enabled": False}, **train}
+    config.write_text(json.dumps(data))
+    return config
+
+
+def _edit(config: Path, **sections) -> None:
+    data = json.loads(config.read_text())
+    for section, values in sections.items():
+        data[section] = {**data.get(section, {}), **values}
+    config.write_text(json.dumps(data))
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    """A run trained for 1 epoch (its resumable state saved), copied by each test."""
+    from dlsuite import api
+
+    root = tmp_path_factory.mktemp("resumable")
+    config = _small(root)
+    api.train(config, quiet=True)
+    return root
+
+
+def _copy(trained: Path, tmp_path: Path) -> Path:
+    """A copy of the trained folder (config, data, run: ``output_dir`` is relative)."""
+    import shutil
+
+    shutil.copytree(trained, tmp_path / "copy")
+    return tmp_path / "copy" / "config.json"
+
+
+def test_changed_learning_rate_and_epochs_are_applied_and_recorded(trained_once, tmp_path):
+    from dlsuite import api
+
+    config = _copy(trained_once, tmp_path)
+    _edit(config, optimizer={"learning_rate": 0.01}, train={"epochs": 2})
+    result = api.train(config, quiet=True, resume=True)
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    rows = _rows(tmp_path / "copy" / "run" / "history.csv")
+    assert float(rows[0]["learning_rate"]) == pytest.approx(0.001, rel=1e-5)
+    assert float(rows[1]["learning_rate"]) == pytest.approx(0.01, rel=1e-5)
+    saved = json.loads((tmp_path / "copy" / "run" / "config.json").read_text())
+    [change] = saved["resume_changes"]
+    assert change["after_epoch"] == 1
+    assert change["changes"] == {"optimizer.learning_rate": [0.001, 0.01],
+                                 "train.epochs": [1, 2]}
+    assert saved["config"]["optimizer"]["learning_rate"] == 0.01
+
+
+def test_changed_model_is_refused_in_one_line_without_keras_warnings(trained_once, tmp_path):
+    from conftest import run_cli
+
+    config = _copy(trained_once, tmp_path)
+    _edit(config, model={"n_filters": 8})
+    before = (tmp_path / "copy" / "run" / "config.json").read_bytes()
+    proc = run_cli("train", str(config), "--resume", "--quiet", timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) <= 3, proc.stderr  # one message (rich may wrap it), nothing else
+    text = " ".join(proc.stderr.split())
+    assert "cannot resume with a changed model.n_filters 4 -> 8" in text
+    assert (tmp_path / "copy" / "run" / "config.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["missing weights", "truncated weights", "broken optimizer",
+                                    "broken state"])
+def test_missing_or_corrupt_resumable_file_is_named(trained_once, tmp_path, damage):
+    from dlsuite import api
+    from dlsuite.errors import DlsuiteInputError
+
+    config = _copy(trained_once, tmp_path)
+    _edit(config, train={"epochs": 2})
+    resume = tmp_path / "copy" / "run" / "checkpoints" / "resume"
+    weights = resume / "epoch_0001" / "model.weights.h5"
+    target = {"missing weights": weights, "truncated weights": weights,
+              "broken optimizer": resume / "epoch_0001" / "optimizer.npz",
+              "broken state": resume / "state.json"}[damage]
+    if damage == "missing weights":
+        target.unlink()
+    else:
+        target.write_bytes(target.read_bytes()[: 200])
+    with pytest.raises(DlsuiteInputError) as info:
+        api.train(config, quiet=True, resume=True)
+    message = str(info.value)
+    assert str(target) in message and "config" not in message.split(":", 1)[1][:60]
+    assert ("missing" if damage == "missing weights" else "cannot read") in message

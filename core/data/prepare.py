@@ -97,7 +97,8 @@ def _clear_outputs(dst: Path, outputs: tuple[str, ...] | Callable[[Path], list[P
     function listing them) so no stale numbered file from a previous, larger run survives next
     to the new ones. Only files an earlier ``prepare`` recorded in ``dst``'s
     ``.dlsuite-prepare`` marker are deleted: other files with those names are refused, also
-    with ``overwrite``. Returns the folder, for recording what is written next."""
+    with ``overwrite``. Glob patterns are then recorded (before anything is written), so the
+    files written next are the folder's own. Returns the folder."""
     if callable(outputs):
         old = outputs(dst)
     else:
@@ -111,6 +112,8 @@ def _clear_outputs(dst: Path, outputs: tuple[str, ...] | Callable[[Path], list[P
     _refuse_unrecorded(folder, old)
     for p in old:
         p.unlink()
+    if not callable(outputs):  # claimed before writing: what is written next is recorded
+        folder.record(outputs)
     return folder
 
 
@@ -144,8 +147,7 @@ def videos_to_frames(
     src, dst = Path(src), Path(dst)
     labelled = (src / "labels").is_dir()
     samples = list_samples(src, layout="videos", require_labels=labelled)
-    owned = _clear_outputs(dst, _FRAME_OUTPUTS + (RELATION_CSV,), overwrite)
-    owned.record(_FRAME_OUTPUTS + (RELATION_CSV,))
+    _clear_outputs(dst, _FRAME_OUTPUTS + (RELATION_CSV,), overwrite)
     rows, index = [], 0
     for sample in samples:
         loaded = load_sample(sample)
@@ -291,8 +293,7 @@ def make_clips(
     src, dst = Path(src), Path(dst)
     rows, index = [], 0
     samples = list_samples(src, layout=layout, require_labels=True)
-    owned = _clear_outputs(dst, _FRAME_OUTPUTS + (CLIPS_CSV,), overwrite)
-    owned.record(_FRAME_OUTPUTS + (CLIPS_CSV,))
+    _clear_outputs(dst, _FRAME_OUTPUTS + (CLIPS_CSV,), overwrite)
     for sample in samples:
         loaded = load_sample(sample)
         for t in loaded.annotated[::every]:
@@ -335,17 +336,23 @@ def write_ctc_sequence(
     all frames, ``man_track.txt``, SEG masks of the ``annotated`` frames, default all);
     ``kind="RES"`` writes ``NN_RES`` (:func:`dlsuite.data.ctc.write_result`).
     ``images`` (``(T, H, W)``), if given, go to ``NN/tTTT.tif``. Masks are uint16 when the ids
-    fit, else uint32 (kept rather than refused: ids never wrap).
+    fit, else uint32 (kept rather than refused: ids never wrap). The sequence's folders are
+    recorded in ``root``'s ``.dlsuite-prepare`` marker first.
     """
     _check_kind(kind)
     root = Path(root)
     labels = _as_video(np.asarray(labels))
     tracks = ctc.track_table(labels, parents)
-    out: dict[str, Path] = {}
     if images is not None:
         images = _as_video(np.asarray(images))
         if images.shape != labels.shape:
             raise DataError(f"sequence {sequence}: images {images.shape} vs labels {labels.shape}")
+    folder = ctc.gt_folder(root, sequence) if kind == "GT" else ctc.res_folder(root, sequence)
+    # recorded before writing: a later --overwrite may remove exactly these
+    OwnedFolder(root, "prepare").record([folder.relative_to(root).as_posix()]
+                                        + ([sequence] if images is not None else []))
+    out: dict[str, Path] = {}
+    if images is not None:
         out["images"] = ctc.write_frames(root / sequence, "image", images)
     if kind == "GT":
         gt = ctc.write_ground_truth(ctc.gt_folder(root, sequence), labels, tracks,
@@ -403,9 +410,6 @@ def videos_to_ctc(
                 raise DataError(f"{image_path}: shape differs from labels {path} {labels.shape}")
             images = _as_video(read_image(image_path))
         sequence = ctc.sequence_name(number, len(files))
-        folder = ctc.gt_folder(dst, sequence) if kind == "GT" else ctc.res_folder(dst, sequence)
-        owned.record([folder.relative_to(dst).as_posix()]
-                     + ([sequence] if images is not None else []))
         write_ctc_sequence(dst, sequence, split_gapped_tracks(labels), images=images, kind=kind)
         mapping[sequence] = path.stem
     write_text_atomic(dst / SEQUENCES_CSV, _csv_text(["sequence", "video"], mapping.items()))
