@@ -19,16 +19,21 @@ __all__ = ["model_geometry", "build_model", "load_model_file"]
 def model_geometry(config: Config, registry: Registry) -> dict[str, Any]:
     """What the pipeline needs to know about the configured architecture, without TF:
     ``temporal``, ``time_windows``, ``n_classes`` (from the target plugin), ``size_multiple``,
-    ``receptive_field`` and ``supports_dynamic_size``."""
-    arch = registry.resolve("architectures", config.model.name).spec
+    ``receptive_field`` (None when the architecture declares none: it is then measured,
+    :func:`dlsuite.steps.resolve_halo`) and ``supports_dynamic_size``. A spec callable that
+    raises is reported as its plugin's error (:func:`dlsuite.registry.call_spec`)."""
+    from .registry import call_spec
+
+    entry = registry.resolve("architectures", config.model.name)
+    arch = entry.spec
     target = registry.resolve("targets", config.datagen.target.name).spec
     params = config.model.params
     return {
         "temporal": arch.temporal,
         "time_windows": getattr(params, "time_windows", None) if arch.temporal else None,
         "n_classes": target.n_classes,
-        "size_multiple": arch.size_multiple(params) if arch.size_multiple else 1,
-        "receptive_field": arch.receptive_field(params) if arch.receptive_field else None,
+        "size_multiple": call_spec(entry, "size_multiple", params) or 1,
+        "receptive_field": call_spec(entry, "receptive_field", params),
         "supports_dynamic_size": arch.supports_dynamic_size,
     }
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import ConfigError, DlsuiteInputError
+from .registry import PluginRejected
 
 __all__ = ["preflight", "preflight_problems", "CHECKS"]
 
@@ -64,6 +65,8 @@ def _patch_fits_model(config, registry) -> list[Problem]:
 
     try:
         geo = model_geometry(config, registry)
+    except PluginRejected as exc:  # the plugin's size_multiple/receptive_field refused
+        return [("$.model", str(exc))]
     except DlsuiteInputError:
         return []  # reported by _plugins
     m = int(geo["size_multiple"] or 1)
@@ -91,8 +94,9 @@ def _static_model_leaves_a_core(config, registry) -> list[Problem]:
         geo = model_geometry(config, registry)
     except DlsuiteInputError:
         return []
-    if geo["supports_dynamic_size"]:
-        return []
+    if geo["supports_dynamic_size"] or (geo["receptive_field"] is None
+                                        and config.inference.halo == "auto"):
+        return []  # an undeclared receptive field is measured when the run predicts
     m = int(geo["size_multiple"] or 1)
     halo = halo_pixels(config.inference.halo, geo["receptive_field"])
     rounded = -(-int(halo) // m) * m

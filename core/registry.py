@@ -10,28 +10,122 @@ Environment switches:
 
 * ``DLSUITE_DISABLE_PLUGIN_AUTOLOAD=1``: load only the entry points of the ``dlsuite``
   distribution itself (the built-ins).
-* ``DLSUITE_BLOCK_PLUGINS=a,b``: skip the entry points or distributions named.
+* ``DLSUITE_BLOCK_PLUGINS=a,b``: skip the entry points or distributions named (a name that
+  matches no installed plugin is warned about).
+
+Names. A config writes a contribution's plain name, or ``plugin:name`` (``plugin`` is the
+entry-point name or the distribution). When a third-party plugin contributes a name a
+built-in (a contribution of the ``dlsuite`` distribution) already has, the plain name keeps
+meaning the built-in, so installing a package never breaks existing configs; a warning names
+the other provider, which is reached as ``plugin:name``. Two third-party plugins providing
+the same name (and no built-in) must be told apart with ``plugin:name``.
+
+Failures of plugin code. A third-party factory that raises is reported as that plugin's error
+(plugin, distribution and version, the message, where to report it): a ``ValueError`` as
+:class:`PluginRejected` (the plugin refused the parameters or data it was given; a
+DlsuiteInputError, exit 2), anything else as :class:`PluginFailure` (a bug of the plugin; exit
+1). :func:`call_spec` does the same for a spec's callables (``size_multiple``,
+``receptive_field``); :meth:`Registry.blame` finds the plugin in the traceback of an
+exception raised later by a callable a factory returned.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import logging
 import os
+import sys
 from importlib import metadata
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import attrs
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
+from .errors import DlsuiteInputError, PluginError
 from .specs import PROJECT, PluginSpec
 
-__all__ = ["Entry", "BrokenPlugin", "Registry", "get_registry", "KINDS"]
+__all__ = ["Entry", "BrokenPlugin", "Registry", "get_registry", "KINDS", "singular",
+           "PluginFailure", "PluginRejected", "call_spec", "blame_plugin"]
 
 KINDS = hookspecs.KINDS
 ENTRY_POINT_GROUP = PROJECT
 OWN_DISTRIBUTION = "dlsuite"
+
+log = logging.getLogger("dlsuite")
+
+#: The singular of each kind, for messages ("unknown loss 'x'").
+SINGULAR = {"architectures": "architecture", "losses": "loss", "metrics": "metric",
+            "normalizers": "normalizer", "samplers": "sampler", "targets": "target",
+            "augmentations": "augmentation", "postprocessors": "postprocessor"}
+
+
+def singular(kind: str) -> str:
+    """``"losses"`` -> ``"loss"``: the kind's name for one contribution (messages)."""
+    return SINGULAR.get(kind, kind[:-1] if kind.endswith("s") else kind)
+
+
+def _report_to(dist: str | None) -> str:
+    """Where to report a bug of distribution ``dist``: its issue tracker or home page from
+    the package metadata, else its authors."""
+    if dist is None:
+        return "the plugin's authors"
+    try:
+        meta = metadata.distribution(dist).metadata
+    except metadata.PackageNotFoundError:
+        return f"the authors of {dist}"
+    urls = [u.split(",", 1) for u in (meta.get_all("Project-URL") or []) if "," in u]
+    ranked = sorted(urls, key=lambda lu: not any(
+        word in lu[0].lower() for word in ("issue", "bug", "tracker")))
+    if ranked:
+        return ranked[0][1].strip()
+    for key in ("Home-page", "Author-email", "Author"):
+        if meta.get(key) and meta.get(key) != "UNKNOWN":
+            return str(meta.get(key))
+    return f"the authors of {dist}"
+
+
+class PluginFailure(Exception):
+    """An exception escaped third-party plugin code (a bug of the plugin, not of dlsuite).
+    The message names the plugin, its distribution and version, the original exception and
+    where to report it; ``plugin``, ``dist``, ``version`` and ``report_to`` hold them. The
+    CLI prints the message and exits with :attr:`exit_code` 1."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, plugin: str, dist: str | None = None,
+                 version: str | None = None, report_to: str = ""):
+        super().__init__(message)
+        self.plugin, self.dist, self.version, self.report_to = plugin, dist, version, report_to
+
+
+class PluginRejected(PluginError):
+    """A plugin's factory or spec callable raised ``ValueError`` for the parameters or data it
+    was given: bad input (exit 2); the message names the plugin and its distribution."""
+
+
+def _plugin_label(plugin: str, dist: str | None, version: str | None) -> str:
+    return f"plugin {plugin!r} ({_dist_label(dist, version)})"
+
+
+def _failure(what: str, plugin: str, dist: str | None, version: str | None,
+             exc: BaseException) -> Exception:
+    """The plugin error for ``exc`` raised by ``what`` of a plugin (see the module doc)."""
+    if isinstance(exc, ValueError):
+        return PluginRejected(f"{what} of {_plugin_label(plugin, dist, version)} rejected "
+                              f"its input: {type(exc).__name__}: {exc}")
+    return _bug(what, plugin, dist, version, exc)
+
+
+def _bug(what: str, plugin: str, dist: str | None, version: str | None,
+         exc: BaseException) -> PluginFailure:
+    report = _report_to(dist)
+    return PluginFailure(
+        f"error in {_plugin_label(plugin, dist, version)}: {what} raised "
+        f"{type(exc).__name__}: {exc}\nThis is a bug of the plugin, not of dlsuite: report "
+        f"it to {report} (run with --debug for the traceback).",
+        plugin=plugin, dist=dist, version=version, report_to=report)
 
 
 @attrs.frozen
@@ -52,16 +146,65 @@ class Entry:
     def qualified_name(self) -> str:
         return f"{self.plugin}:{self.spec.name}"
 
+    @property
+    def builtin(self) -> bool:
+        """True for a contribution of dlsuite's own distribution."""
+        return self.dist == OWN_DISTRIBUTION
+
     def load(self):
-        """Import the factory; an import failure becomes a PluginError naming the plugin."""
+        """Import the factory; an import failure becomes a PluginError naming the plugin.
+
+        The factory of a third-party plugin comes guarded: an exception it raises (other
+        than a DlsuiteInputError, which passes unchanged) becomes :class:`PluginRejected`
+        (``ValueError``) or :class:`PluginFailure` naming the plugin."""
         try:
-            return self.spec.load()
+            factory = self.spec.load()
         except Exception as exc:  # noqa: BLE001 - any import-time failure of a plugin
             raise PluginError(
-                f"{self.kind[:-1]} {self.name!r} of plugin {self.plugin!r} "
+                f"{singular(self.kind)} {self.name!r} of plugin {self.plugin!r} "
                 f"({_dist_label(self.dist, self.version)}): cannot load factory "
                 f"{self.spec.factory!r}: {type(exc).__name__}: {exc}"
             ) from exc
+        return factory if self.builtin else self._guard(factory, "the factory")
+
+    def _guard(self, function: Callable, role: str) -> Callable:
+        what = f"{role} of {singular(self.kind)} {self.name!r}"
+
+        @functools.wraps(function)
+        def guarded(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except DlsuiteInputError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported as the plugin's error
+                raise _failure(what, self.plugin, self.dist, self.version, exc) from exc
+
+        return guarded
+
+
+def call_spec(entry: Entry, attribute: str, params: Any) -> int | None:
+    """``entry.spec.<attribute>(params)`` for an integer-valued spec callable
+    (``size_multiple``, ``receptive_field``): None when the spec declares none. An exception
+    it raises, or a value that is not an integer >= 1, is reported as the plugin's error
+    (:class:`PluginRejected` for ValueError, else :class:`PluginFailure`)."""
+    function = getattr(entry.spec, attribute, None)
+    if function is None:
+        return None
+    what = f"{attribute}(params) of {singular(entry.kind)} {entry.name!r}"
+    try:
+        value = function(params)
+    except DlsuiteInputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported as the plugin's error
+        raise _failure(what, entry.plugin, entry.dist, entry.version, exc) from exc
+    if isinstance(value, bool) or not isinstance(value, int) and not (
+            hasattr(value, "__index__") and not isinstance(value, float)):
+        raise _failure(what, entry.plugin, entry.dist, entry.version,
+                       TypeError(f"returned {value!r}, not an integer"))
+    if int(value) < 1:
+        raise _failure(what, entry.plugin, entry.dist, entry.version,
+                       TypeError(f"returned {value!r}, not an integer >= 1"))
+    return int(value)
 
 
 @attrs.frozen
@@ -107,7 +250,9 @@ class Registry:
         self.tables: dict[str, dict[str, list[Entry]]] = {kind: {} for kind in KINDS}
         self.broken: list[BrokenPlugin] = []
         self.plugins: list[PluginInfo] = []
+        self.warnings: list[str] = []
         self._origin: dict[str, tuple[str | None, str | None]] = {}
+        self._packages: dict[str, set[str]] = {}  # plugin -> top-level packages of its code
 
     # ---- construction -------------------------------------------------------------
     @classmethod
@@ -117,9 +262,11 @@ class Registry:
         only_own = os.environ.get("DLSUITE_DISABLE_PLUGIN_AUTOLOAD", "") not in ("", "0")
         blocked = _env_list("DLSUITE_BLOCK_PLUGINS")
         seen: set[tuple[str, str]] = set()
+        installed: set[str] = set()
         for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
             dist = ep.dist.name if ep.dist is not None else None
             version = ep.dist.version if ep.dist is not None else None
+            installed |= {ep.name} | ({dist} if dist else set())
             if (ep.name, ep.value) in seen:  # the same distribution visible twice on sys.path
                 continue
             seen.add((ep.name, ep.value))
@@ -136,6 +283,12 @@ class Registry:
                 )
                 continue
             reg.add_plugin(obj, ep.name, dist, version)
+            reg._packages.setdefault(ep.name, set()).add(ep.value.split(".")[0].split(":")[0])
+        unknown = sorted(blocked - installed)
+        if unknown:
+            reg.warn(f"DLSUITE_BLOCK_PLUGINS names {', '.join(map(repr, unknown))}, which "
+                     f"{'is' if len(unknown) == 1 else 'are'} no installed plugin or "
+                     f"distribution (installed: {', '.join(sorted(installed)) or 'none'})")
         return reg
 
     @classmethod
@@ -164,6 +317,10 @@ class Registry:
             self.broken.append(BrokenPlugin(name, dist, version, f"unknown hook: {exc}"))
             return
         self._origin[name] = (dist, version)
+        module = getattr(obj, "__name__", None) if isinstance(obj, type(sys)) else None
+        module = module or getattr(type(obj), "__module__", None)
+        if module:
+            self._packages.setdefault(name, set()).add(module.split(".")[0])
         collected: dict[str, list[Entry]] = {}
         for kind, hook_name in KINDS.items():
             hook = getattr(self.pm.hook, hook_name)
@@ -182,6 +339,9 @@ class Registry:
                     return
                 collected.setdefault(kind, []).extend(
                     Entry(kind, spec, name, dist, version) for spec in specs)
+                self._packages.setdefault(name, set()).update(
+                    s.factory.split(".")[0].split(":")[0] for s in specs
+                    if isinstance(s.factory, str))
         for kind, entries in collected.items():
             for entry in entries:
                 self.tables[kind].setdefault(entry.name, []).append(entry)
@@ -205,12 +365,13 @@ class Registry:
     def resolve(self, kind: str, name: str) -> Entry:
         """Return the entry that ``name`` (or ``plugin:name``) selects.
 
-        Raises PluginError when the name is unknown (with the closest names and any broken
-        plugins that might have provided it) or when two plugins provide it unqualified.
+        A plain name provided by a built-in and by third-party plugins selects the built-in
+        (with a warning naming the others, once). Raises PluginError when the name is unknown
+        (with the closest names and any broken plugins that might have provided it) or when
+        two third-party plugins provide it and no built-in does.
         """
         if kind not in self.tables:
             raise PluginError(f"unknown plugin kind {kind!r}; kinds are {', '.join(KINDS)}")
-        singular = kind[:-1]
         table = self.tables[kind]
         plugin, sep, plain = name.rpartition(":")
         if sep:
@@ -221,17 +382,31 @@ class Registry:
             entries = table[name]
             if len(entries) == 1:
                 return entries[0]
-            who = " and ".join(
-                f"plugin {e.plugin!r} ({_dist_label(e.dist, e.version)})" for e in entries)
+            builtin = [e for e in entries if e.builtin]
+            if len(builtin) == 1:
+                others = ", ".join(
+                    f"{_plugin_label(e.plugin, e.dist, e.version)} as {e.qualified_name!r}"
+                    for e in entries if not e.builtin)
+                self.warn(f"{singular(kind)} {name!r} is also provided by {others}; "
+                          f"{name!r} means dlsuite's built-in (write the qualified name for "
+                          "the other)")
+                return builtin[0]
+            who = " and ".join(_plugin_label(e.plugin, e.dist, e.version) for e in entries)
             choices = ", ".join(repr(e.qualified_name) for e in entries)
-            raise PluginError(f"{singular} {name!r} is provided by {who}; "
+            raise PluginError(f"{singular(kind)} {name!r} is provided by {who}; "
                               f"write one of {choices} to choose")
         raise PluginError(self.unknown_message(kind, name))
 
+    def warn(self, message: str) -> None:
+        """Log ``message`` as a warning of the ``dlsuite`` logger, once per registry; kept
+        in :attr:`warnings`."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+            log.warning("warning: %s", message)
+
     def unknown_message(self, kind: str, name: str) -> str:
         """The message for an unknown ``name`` of ``kind``: closest names, broken plugins."""
-        singular = kind[:-1]
-        msg = f"unknown {singular} {name!r}"
+        msg = f"unknown {singular(kind)} {name!r}"
         close = difflib.get_close_matches(name, self.names(kind), n=1)
         if close:
             msg += f"; did you mean {close[0]!r}?"
@@ -241,6 +416,32 @@ class Registry:
             msg += (f" (note: plugin {broken.plugin!r} ({_dist_label(broken.dist, broken.version)})"
                     f" failed to load and may provide it: {broken.error})")
         return msg
+
+    def blame(self, exc: BaseException) -> PluginFailure | None:
+        """The :class:`PluginFailure` to report for ``exc`` when it was raised in the code of
+        a third-party plugin (the innermost frame of its traceback, or of an exception it was
+        raised from, whose module belongs to a loaded plugin's packages); None otherwise."""
+        if isinstance(exc, PluginFailure):
+            return exc
+        owners = {pkg: plugin for plugin, pkgs in self._packages.items() for pkg in pkgs
+                  if self._origin.get(plugin, (None,))[0] != OWN_DISTRIBUTION}
+        seen: set[int] = set()
+        while exc is not None and id(exc) not in seen:
+            seen.add(id(exc))
+            frames = []
+            tb = exc.__traceback__
+            while tb is not None:
+                frames.append(tb)
+                tb = tb.tb_next
+            for tb in reversed(frames):
+                module = str(tb.tb_frame.f_globals.get("__name__", ""))
+                plugin = owners.get(module.split(".")[0])
+                if plugin is not None:
+                    dist, version = self._origin.get(plugin, (None, None))
+                    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+                    return _bug(f"code at {where}", plugin, dist, version, exc)
+            exc = exc.__cause__ or exc.__context__
+        return None
 
     def call_event(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """Call an event hook (e.g. ``dlsuite_callbacks``) and flatten the returned lists."""
@@ -265,7 +466,20 @@ class Registry:
             "plugins": [attrs.asdict(p) for p in self.plugins],
             "kinds": kinds,
             "broken": [attrs.asdict(b) for b in self.broken],
+            "warnings": self.warnings + self.shadowed(),
         }
+
+    def shadowed(self) -> list[str]:
+        """One line per built-in name that a third-party plugin also provides (the plain name
+        keeps meaning the built-in)."""
+        lines = []
+        for kind in KINDS:
+            for name, entries in sorted(self.tables[kind].items()):
+                if len(entries) > 1 and sum(e.builtin for e in entries) == 1:
+                    others = ", ".join(repr(e.qualified_name) for e in entries if not e.builtin)
+                    lines.append(f"{singular(kind)} {name!r} means dlsuite's built-in; "
+                                 f"also provided as {others}")
+        return lines
 
 
 def describe_params(params_cls: type) -> list[dict[str, Any]]:
@@ -293,6 +507,14 @@ def _type_name(tp: Any) -> str:
 
 
 _REGISTRY: Registry | None = None
+
+
+def blame_plugin(exc: BaseException) -> PluginFailure | None:
+    """:meth:`Registry.blame` with the process-wide registry, if one was built (never builds
+    it: for error reporting)."""
+    if isinstance(exc, PluginFailure):
+        return exc
+    return _REGISTRY.blame(exc) if _REGISTRY is not None else None
 
 
 def get_registry(refresh: bool = False) -> Registry:

@@ -6,7 +6,8 @@
   :class:`TrainingDiverged` (TF-free, so the CLI can catch them without importing TF);
 * :class:`Predictor` (:func:`open_predictor`) -- a run's checkpoint, normalizer and tiling
   ready to give probabilities, the same for the test set of ``run`` and for ``predict``;
-* :func:`progress`, :func:`resolve_halo`, :func:`tile_settings`, :func:`write_tracked`.
+* :func:`progress`, :func:`receptive_field`, :func:`resolve_halo`, :func:`tile_settings`,
+  :func:`write_tracked`.
 
 Module layers: :mod:`dlsuite.inference`, :mod:`dlsuite.rundir`, :mod:`dlsuite.models` <
 this module < :mod:`dlsuite.training`, :mod:`dlsuite.predict` < :mod:`dlsuite.pipeline`.
@@ -33,7 +34,7 @@ from .rundir import RunDir
 
 __all__ = ["TrainingInterrupted", "TrainingDiverged", "RunContext", "TrainOutput",
            "SamplePrediction", "Predictions", "Predictor", "open_predictor", "probabilities",
-           "progress",
+           "progress", "receptive_field",
            "resolve_halo", "tile_settings", "write_tracked"]
 
 log = logging.getLogger("dlsuite")
@@ -144,22 +145,53 @@ def progress(items: list, description: str, quiet: bool) -> Iterable:
                      transient=True)
 
 
+def receptive_field(ctx: RunContext, geo: dict) -> tuple[int, str]:
+    """``(receptive field in pixels, "declared" | "measured")`` of the run's architecture:
+    the spec's ``receptive_field(params)``, or, when it declares none, the field measured on
+    a freshly built model (:func:`dlsuite.receptive_field.measured_receptive_field`, once per
+    parameter set per process), with a note saying so."""
+    if geo["receptive_field"] is not None:
+        return int(geo["receptive_field"]), "declared"
+    from .receptive_field import measured_receptive_field
+
+    name = ctx.config.model.name
+    entry = ctx.registry.resolve("architectures", name)
+    reach = measured_receptive_field(entry, ctx.config.model.params, n_classes=geo["n_classes"])
+    bound = "" if reach.complete else "at least "
+    message = (f"architecture {name!r} declares no receptive field: measured {bound}"
+               f"{reach.receptive_field} px (reach {reach.radius} px over {reach.phases} "
+               f"phases), used for inference.halo 'auto'; declaring receptive_field in its "
+               "spec skips the measurement")
+    if message not in ctx.notes:
+        ctx.note(message)
+    return reach.receptive_field, "measured"
+
+
 def resolve_halo(ctx: RunContext, geo: dict) -> int:
-    """The halo in pixels: ``inference.halo``, or for ``"auto"`` the radius of the
-    architecture's receptive field (32 when the architecture declares none)."""
-    return halo_pixels(ctx.config.inference.halo, geo["receptive_field"])
+    """The halo in pixels before rounding to the size multiple: ``inference.halo``, or for
+    ``"auto"`` the reach ``(rf - 1) / 2`` of the architecture's receptive field ``rf``
+    (declared, or measured when the architecture declares none: :func:`receptive_field`)."""
+    halo = ctx.config.inference.halo
+    if halo != "auto":
+        return halo_pixels(halo, None)
+    return halo_pixels(halo, receptive_field(ctx, geo)[0])
 
 
 def tile_settings(ctx: RunContext, geo: dict | None = None, *,
                   time_windows: int | None = None) -> TileSettings:
     """How the run's model is run over an image: the config's ``inference`` tiling, the
     architecture's geometry ``geo`` (default :meth:`RunContext.geometry`) and its temporal
-    window (``time_windows`` overrides it)."""
+    window (``time_windows`` overrides it). Its ``halo`` is the one tiling uses (rounded up
+    to the size multiple); for ``halo: auto`` it records the receptive field and whether it
+    was declared or measured."""
     geo = geo if geo is not None else ctx.geometry()
     inf = ctx.config.inference
     windows = time_windows or geo["time_windows"] or 1
+    rf = source = None
+    if inf.halo == "auto":
+        rf, source = receptive_field(ctx, geo)
     return TileSettings(inf.tile_size, resolve_halo(ctx, geo), inf.batch_size,
-                        geo["size_multiple"], geo["temporal"], int(windows))
+                        geo["size_multiple"], geo["temporal"], int(windows), rf, source)
 
 
 # --------------------------------------------------------------------------------------------

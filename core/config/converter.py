@@ -18,7 +18,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 from cattrs.gen import make_dict_structure_fn
 
 from ..errors import ConfigError, PluginError
-from ..registry import Registry
+from ..registry import Registry, singular
 from .schema import Choice, Config
 
 __all__ = ["make_converter", "structure_config", "unstructure_config", "ConfigValueError"]
@@ -167,7 +167,7 @@ def make_converter(registry: Registry) -> cattrs.Converter:
             raise ConfigValueError(
                 f"expected a plugin name or an object with 'name', got {_json_type(value)}")
         if "name" not in value:
-            raise ConfigValueError(f"missing 'name' of the {t.kind[:-1]} plugin")
+            raise ConfigValueError(f"missing 'name' of the {singular(t.kind)} plugin")
         name = value["name"]
         if not isinstance(name, str):
             raise ConfigValueError(f"'name' must be a string, got {_json_type(name)}")

@@ -25,6 +25,7 @@ import attrs
 
 from ..fileio import write_json_atomic
 from ..errors import DlsuiteInputError, PluginError
+from ..registry import singular
 from .schema import SCHEMA_VERSION, Config
 
 __all__ = ["MigrationRow", "Rule", "RULES", "LEGACY_PREFIXES", "is_legacy", "migrate",
@@ -569,7 +570,7 @@ def _choice(ctx: _Context, kind: str, name: str, wanted: tuple[PluginParam, ...]
     if fields is None:
         for p in wanted:
             out[p.aliases[0]] = p.value
-        notes.append(f"{kind[:-1]} plugin {name!r} not registered at migration time"
+        notes.append(f"{singular(kind)} plugin {name!r} not registered at migration time"
                      + ("; parameter names assumed" if wanted else ""))
         return out, notes
     for p in wanted:

@@ -36,21 +36,19 @@ import numpy as np
 
 from dlsuite.errors import DataError, DlsuiteInputError
 
-__all__ = ["halo_from_receptive_field", "halo_pixels", "tile_grid", "predict_image",
+__all__ = ["halo_from_receptive_field", "halo_pixels", "used_halo", "tile_grid", "predict_image",
            "rebuild_at_size", "TileSettings", "model_tile_settings"]
-
-#: Halo of ``inference.halo = "auto"`` for an architecture that declares no receptive field.
-DEFAULT_HALO = 32
-
 
 # --------------------------------------------------------------------------------------------
 # geometry
 
 
 def halo_from_receptive_field(receptive_field: int, fraction: float = 1.0) -> int:
-    """Halo (context pixels per side) for ``inference.halo = "auto"``: the receptive-field
-    radius ``ceil((rf - 1) / 2)``, times ``fraction`` (the effective receptive field is smaller
-    than the theoretical one), rounded up; never negative."""
+    """Halo (context pixels per side) for ``inference.halo = "auto"``: the reach
+    ``ceil((rf - 1) / 2)`` of a receptive field of ``rf = 2 r + 1`` pixels (``r`` the farthest
+    input pixel an output pixel depends on, over every pixel phase), times ``fraction``,
+    rounded up; never negative. Tiling then rounds it up to the size multiple
+    (:func:`used_halo`)."""
     if receptive_field < 1:
         raise DlsuiteInputError(f"receptive field must be >= 1 pixel, got {receptive_field}")
     return max(0, math.ceil(fraction * (receptive_field - 1) / 2))
@@ -58,6 +56,12 @@ def halo_from_receptive_field(receptive_field: int, fraction: float = 1.0) -> in
 
 def _round_up(n: int, m: int) -> int:
     return -(-n // m) * m
+
+
+def used_halo(halo: int, size_multiple: int = 1) -> int:
+    """The halo tiling actually uses for a requested ``halo``: rounded up to a multiple of
+    ``size_multiple`` (so every tile sees the pooling grid of a whole-image pass)."""
+    return _round_up(int(halo), max(1, int(size_multiple)))
 
 
 class _Axis:
@@ -295,26 +299,36 @@ def _fit_static(shape, static, halo, size_multiple) -> tuple[_Axis, _Axis]:
 
 
 def halo_pixels(halo: int | str, receptive_field: int | None) -> int:
-    """The halo in pixels for the config value ``halo``: an int as is; ``"auto"`` the radius
-    of ``receptive_field`` (:func:`halo_from_receptive_field`), or :data:`DEFAULT_HALO` when
-    the architecture declares none."""
+    """The halo in pixels for the config value ``halo``: an int as is; ``"auto"`` the reach
+    of ``receptive_field`` (:func:`halo_from_receptive_field`), which must then be known
+    (declared by the architecture or measured, :func:`dlsuite.steps.resolve_halo`)."""
     if halo != "auto":
         return int(halo)
     if receptive_field is None:
-        return DEFAULT_HALO
+        raise ValueError("inference.halo 'auto' needs the receptive field: declared by the "
+                         "architecture or measured (dlsuite.receptive_field)")
     return int(halo_from_receptive_field(receptive_field))
 
 
 @attrs.frozen
 class TileSettings:
-    """How a model is run over an image: :func:`dlsuite.inference.predict_video` arguments."""
+    """How a model is run over an image: :func:`dlsuite.inference.predict_video` arguments.
+    ``halo`` is the halo tiling uses (already rounded up to ``size_multiple``,
+    :func:`used_halo`); ``receptive_field`` and ``receptive_field_source`` (``"declared"``,
+    ``"measured"``; None when the halo was given in pixels) record where an ``auto`` halo
+    came from (``predict.json`` holds all of it)."""
 
     tile_size: int | None
-    halo: int
+    halo: int = attrs.field(converter=int)
     batch_size: int
     size_multiple: int = 1
     temporal: bool = False
     time_windows: int = 1
+    receptive_field: int | None = None
+    receptive_field_source: str | None = None
+
+    def __attrs_post_init__(self):
+        object.__setattr__(self, "halo", used_halo(self.halo, self.size_multiple))
 
     def kwargs(self) -> dict:
         """Keyword arguments of :func:`dlsuite.inference.predict_video`."""
@@ -323,12 +337,14 @@ class TileSettings:
                 "time_windows": self.time_windows}
 
 
-def model_tile_settings(model, *, tile_size: int | None = 1024, halo: int = 32,
+def model_tile_settings(model, *, tile_size: int | None = 1024, halo: int | str = 32,
                         batch_size: int = 2, size_multiple: int | None = None,
                         time_windows: int | None = None) -> TileSettings:
     """:class:`TileSettings` for a bare ``keras.Model``: temporal when its input is
     ``(B, T, H, W, 1)`` (``time_windows`` defaults to the model's ``T``, else 5); the size
-    multiple is inferred from the layers' strides unless given."""
+    multiple is inferred from the layers' strides unless given; ``halo="auto"`` measures the
+    model's receptive field (:func:`dlsuite.receptive_field.measure_model`; its input H and W
+    must be dynamic)."""
     from dlsuite.keras_helpers import infer_size_multiple
 
     shape = model.input_shape[0] if isinstance(model.input_shape, list) else model.input_shape
@@ -337,5 +353,11 @@ def model_tile_settings(model, *, tile_size: int | None = 1024, halo: int = 32,
         time_windows = (shape[1] or 5) if temporal else 1
     if size_multiple is None:
         size_multiple = infer_size_multiple(model)
+    rf = source = None
+    if halo == "auto":
+        from dlsuite.receptive_field import measure_model
+
+        rf, source = measure_model(model, size_multiple=size_multiple).receptive_field, "measured"
+        halo = halo_from_receptive_field(rf)
     return TileSettings(tile_size, int(halo), int(batch_size), int(size_multiple), temporal,
-                        int(time_windows))
+                        int(time_windows), rf, source)

@@ -14,7 +14,7 @@ import attrs
 import numpy as np
 import pytest
 
-from ..registry import Entry, Registry
+from ..registry import Entry, Registry, call_spec
 
 __all__ = ["plugin_registry", "PluginContract", "ArchitectureContract", "LossContract",
            "MetricContract", "NormalizerContract", "SamplerContract", "TargetContract",
@@ -79,7 +79,19 @@ class ArchitectureContract(PluginContract):
     * temporal models accept windows of ``T = 3`` and ``T = 5`` frames
       (``attrs.evolve(params, time_windows=T)``);
     * round-trips through a ``.keras`` file in safe mode (same outputs);
-    * a few Adam steps on one tiny fixed batch lower the sparse cross-entropy (it can learn).
+    * a few Adam steps on one tiny fixed batch lower the sparse cross-entropy (it can learn);
+    * the declared ``receptive_field(params)`` is at least the measured one
+      (:func:`dlsuite.receptive_field.measured_receptive_field`: the reach of the gradient of
+      one output pixel, over every phase modulo ``size_multiple``); a spec that declares none
+      fails with the measured number to declare, one whose callable raises fails with the
+      plugin's error;
+    * production shapes in graph mode: one model, as ``dlsuite predict`` runs it
+      (:func:`dlsuite.inference.predict_video`, i.e. ``predict_on_batch`` / ``tf.function``,
+      several input sizes in one process): a square image, an image as tall as the default
+      inference tile (``production_tile``, default ``inference.tile_size`` of the config
+      schema) plus a partial second tile, and a non-square one that needs mirroring to the
+      size multiple; temporal models on videos of 1 frame (shorter than the window) and of
+      ``time_windows + 1`` frames.
 
     Models with several outputs are checked on their first output (the segmentation logits).
     """
@@ -89,10 +101,14 @@ class ArchitectureContract(PluginContract):
     batch: ClassVar[int] = 2
     train_steps: ClassVar[int] = 6
     learning_rate: ClassVar[float] = 1e-2
+    #: largest side the receptive-field measurement grows to (an undeclared field)
+    max_measure_size: ClassVar[int] = 1024
+    #: tile edge of the production-shape check (None: the config default, 1024)
+    production_tile: ClassVar[int | None] = None
 
     # ---- helpers (also usable by subclasses) ------------------------------------------
     def _multiple(self, entry, params) -> int:
-        return int(entry.spec.size_multiple(params)) if entry.spec.size_multiple else 1
+        return call_spec(entry, "size_multiple", params) or 1
 
     def _side(self, entry, params, side: int) -> int:
         """``side`` rounded down to a multiple of the spec's size multiple (at least one)."""
@@ -198,6 +214,74 @@ class ArchitectureContract(PluginContract):
         losses = [float(model.train_on_batch(x, y)) for _ in range(self.train_steps)]
         assert np.isfinite(losses).all(), losses
         assert losses[-1] < losses[0], f"loss did not decrease: {losses}"
+
+
+    def test_receptive_field_covers_the_measured_reach(self, entry, built_params):
+        """The declared receptive field (``2 r + 1``, ``r`` the farthest influencing input
+        pixel over every phase) is not smaller than the measured one."""
+        from ..receptive_field import measured_receptive_field, radius_of
+
+        declared = call_spec(entry, "receptive_field", built_params)
+        m = self._multiple(entry, built_params)
+        if declared is None:
+            reach = measured_receptive_field(entry, built_params,
+                                             max_size=self.max_measure_size)
+            bound = "" if reach.complete else "at least "
+            pytest.fail(
+                f"{self.name}: the spec declares no receptive_field; measured {bound}"
+                f"{reach.receptive_field} px (reach {reach.radius} px over {m} phases) with "
+                f"{built_params!r}. Declare receptive_field=<function of params> giving at "
+                "least that (dlsuite would otherwise measure it at every first use)")
+        # an input wide enough to see a reach beyond the declared one from every phase
+        size = 2 * (radius_of(declared) + 2 * m)
+        reach = measured_receptive_field(entry, built_params, start_size=size, max_size=size)
+        bound = "" if reach.complete else "at least "
+        assert declared >= reach.receptive_field, (
+            f"{self.name}: declared receptive_field {declared} px is smaller than the measured "
+            f"{bound}{reach.receptive_field} px (reach {reach.radius} px; per phase modulo {m}: "
+            f"{list(reach.per_phase)}) with {built_params!r}: inference.halo 'auto' would "
+            "leave seams between tiles")
+
+    def _production_tile(self) -> int:
+        if self.production_tile is not None:
+            return int(self.production_tile)
+        from ..config.schema import InferenceConfig
+
+        return int(InferenceConfig().tile_size or 1024)
+
+    def test_predicts_production_shapes_in_graph_mode(self, entry, built_params):
+        """One model through :func:`dlsuite.inference.predict_video` (``predict_on_batch``
+        in graph mode) on several sizes in one process, as ``dlsuite predict`` runs it."""
+        from ..inference import predict_video
+        from ..receptive_field import radius_of
+
+        m = self._multiple(entry, built_params)
+        declared = call_spec(entry, "receptive_field", built_params)
+        halo = radius_of(declared) if declared else 2 * m
+        tile = self._production_tile()
+        s = self._side(entry, built_params, self.size)
+        windows = int(getattr(built_params, "time_windows", 1) or 1)
+        # (frames, height, width): square; as tall as the default tile plus a partial second
+        # tile; non-square and not a multiple of m (mirrored up to it). Temporal models also
+        # get a video longer than the window and one shorter (mirrored in time).
+        cases = [(windows + 1 if entry.spec.temporal else 1, s, s), (1, tile + m + 1, s + 3),
+                 (1, 2 * s + 1, s + (m - 1 if m > 1 else 5))]
+        hw = None if entry.spec.supports_dynamic_size else (s, s)
+        model = self._make(entry, built_params, 2, hw)
+        rng = np.random.default_rng(3)
+        for t, h, w in cases:
+            video = rng.random((t, h, w), dtype=np.float32)
+            try:
+                probs = predict_video(model, video, tile_size=tile, halo=halo, batch_size=2,
+                                      size_multiple=m, temporal=entry.spec.temporal,
+                                      time_windows=windows)
+            except Exception as exc:  # noqa: BLE001 - name the size that fails
+                pytest.fail(f"{self.name}: prediction in graph mode of a {t}x{h}x{w} input "
+                            f"(tile {tile}, halo {halo}, size multiple {m}) failed: "
+                            f"{type(exc).__name__}: {exc}")
+            assert probs.shape == (t, h, w, 2), f"input {t}x{h}x{w}"
+            assert np.isfinite(probs).all(), f"input {t}x{h}x{w}: non-finite output"
+            np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-4)
 
 
 class _KerasObjectContract(PluginContract):

@@ -37,7 +37,10 @@ def _multiple(params: ResidualUNetParams) -> int:
 
 
 def _receptive_field(params: ResidualUNetParams) -> int:
-    return 4 * 2 ** (params.pools + 1) + 4
+    """``2 r + 1`` with ``r`` the farthest input pixel an output pixel depends on, over every
+    position in the pooling grid: two 3x3 convolutions per block give ``r = 2`` at the
+    bottleneck and ``r -> 2 r + 5`` per level, i.e. ``r = 7 * 2**pools - 5``."""
+    return 2 * (7 * 2 ** params.pools - 5) + 1
 
 
 @hookimpl
