@@ -107,7 +107,7 @@ def config_migrate(file: str, output: str | None) -> None:
                                 "keys of the original suite); nothing to migrate")
     new, rows = migrate(data)
     err.print(format_migration(rows))
-    parse_config(new, get_registry(), source=file, check_paths=False)  # the result must validate
+    parse_config(data, get_registry(), source=file, check_paths=False)  # must validate
     if output:
         write_migrated(new, output)
         err.print(f"[green]wrote {output}[/green]")

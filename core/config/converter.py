@@ -1,9 +1,17 @@
 """cattrs converter for configs: strict JSON types, no unknown keys, plugin unions on ``name``.
 
 ``structure_config(data, registry)`` returns a :class:`~dlsuite.config.schema.Config` or
-raises :class:`~dlsuite.errors.ConfigError` listing *every* problem with its JSON path.
-Unknown keys get the closest valid name (``$.model.n_filtres: unknown key; did you mean
-n_filters?``). No TensorFlow is imported.
+raises :class:`~dlsuite.errors.ConfigError` listing *every* problem with its JSON path:
+unknown keys (with the closest valid name), missing keys, wrong types, NaN/Infinity, and
+every failed attrs validator of dlsuite's sections and of plugin parameters (ranges, choices,
+cross-field checks, see :mod:`dlsuite.config.checks`), all in one pass. No TensorFlow is
+imported.
+
+Error paths have one format: ``$`` is the whole config, ``.key`` an object key, ``[i]`` a
+list item, then ``: `` and the message, e.g. ``$.model.n_filtres: unknown key; did you mean
+n_filters?``, ``$.datagen.augmentation[0].zoom: must be in [0, 1), got 1.5``,
+``$.datagen.patch_size[1]: must be > 0, got 0``. For a legacy config the message ends with
+``(legacy key model_lr)``.
 """
 
 from __future__ import annotations
