@@ -71,6 +71,9 @@ def problems_of(data, registry=None) -> dict[str, str]:
      "$.postprocess[1].contour_class", "must differ from cell_class"),
     ({"datagen": {"augmentation": [{"name": "affine", "zoom": 1.5}]}},
      "$.datagen.augmentation[0].zoom", "must be in [0, 1), got 1.5"),
+    ({"loss": "weighted_bce"}, "$.loss",
+     "needs the y_true channel(s) weight, which target 'binary' ($.datagen.target) does not "
+     "give; targets that do: weight_map"),
 ])
 def test_each_bad_value_is_refused_at_its_path(data, path, words):
     problems = problems_of(data)
@@ -422,10 +425,12 @@ def valid_configs(draw):
         data["datagen"]["normalization"].update(low=low, high=draw(st.floats(low + 1, 100)))
     try:
         config = parse_config(data, REGISTRY, check_paths=False).config
-    except ConfigError as exc:  # e.g. a static model's halo: back to the defaults there
+    except ConfigError as exc:  # a cross-section rule: a value that passes instead
         for path, _ in exc.problems:
-            if path == "$.inference.halo":
+            if path == "$.inference.halo":  # no core left in a static model's tile
                 data["inference"]["halo"] = 0
+            if path == "$.loss":  # the target lacks a channel the loss needs
+                data["loss"] = "sparse_cce"
         config = parse_config(data, REGISTRY, check_paths=False).config
     return unstructure_config(config, REGISTRY), config
 

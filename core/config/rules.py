@@ -7,6 +7,8 @@ Single values and the rules inside one section are attrs validators on the schem
   for the U-Nets, 32 for MobileNetV2 encoders), i.e. ``pools`` downsamplings fit the patch;
 * a model with a static input size (ConvLSTM) predicts tiles of ``datagen.patch_size``: the
   halo on both sides must leave a core (only when a test set is to be predicted);
+* the loss gets the ``y_true`` channels it needs (``LossSpec.target_channels``, e.g. the
+  pixel weights of ``weighted_bce``) from the target (``TargetSpec.channels``);
 
 and, when the data paths are checked, the data itself:
 
@@ -105,6 +107,33 @@ def static_model_leaves_a_core(config, registry) -> list[Problem]:
              "use a larger patch_size")]
 
 
+def loss_fits_target(config, registry) -> list[Problem]:
+    """The target plugin gives every ``y_true`` channel the loss needs (otherwise the loss
+    fails on its first batch, after TensorFlow is up and the run directory exists)."""
+    try:
+        loss = registry.resolve("losses", config.loss.name).spec
+        target = registry.resolve("targets", config.datagen.target.name).spec
+    except DlsuiteInputError:
+        return []
+    missing = [c for c in loss.target_channels if c not in target.channels]
+    if not missing:
+        return []
+    fitting = [name for name in registry.names("targets") if ":" not in name and all(
+        c in _channels(registry, name) for c in loss.target_channels)]
+    hint = f"; targets that do: {', '.join(fitting)}" if fitting else ""
+    return [("$.loss",
+             f"loss {config.loss.name!r} needs the y_true channel(s) {', '.join(missing)}, "
+             f"which target {config.datagen.target.name!r} ($.datagen.target) does not "
+             f"give{hint}")]
+
+
+def _channels(registry, name: str) -> tuple[str, ...]:
+    try:
+        return tuple(registry.resolve("targets", name).spec.channels)
+    except DlsuiteInputError:
+        return ()
+
+
 def enough_training_samples(config, registry) -> list[Problem]:
     """A training step takes ``datagen.batch_size`` different training samples (images,
     videos or CTC sequences): fewer is an error rather than a silent repetition."""
@@ -130,7 +159,7 @@ def enough_training_samples(config, registry) -> list[Problem]:
 
 Rule = Callable[[Any, Any], list[Problem]]
 #: Rules that need only the config and the registry (run by every validation).
-CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core)
+CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, loss_fits_target)
 #: Rules that read the data (run when data paths are checked).
 DATA_RULES: tuple[Rule, ...] = (enough_training_samples,)
 
