@@ -264,7 +264,10 @@ class _Plugin:
     @hookimpl
     def dlsuite_architectures(self):
         return [ArchitectureSpec(name="validated_net", factory="nowhere:build",
-                                 params=_ValidatedParams, size_multiple=lambda p: 2 ** p.depth)]
+                                 params=_ValidatedParams, size_multiple=lambda p: 2 ** p.depth),
+                ArchitectureSpec(name="fragile_net", factory="nowhere:build",
+                                 params=_ValidatedParams,
+                                 size_multiple=lambda p: 2 // (p.depth - 3))]
 
 
 @pytest.fixture(scope="module")
@@ -297,6 +300,12 @@ def test_plugin_size_multiple_feeds_the_patch_rule(registry_with_validated_plugi
                             "datagen": {"patch_size": [48, 48]}}, registry_with_validated_plugin)
     assert "divisible by 32" in problems["$.datagen.patch_size"]
     assert "$.model.pools" in problems["$.datagen.patch_size"]  # it has no pools: generic hint
+
+
+def test_a_failing_plugin_geometry_is_a_config_error_not_a_crash(registry_with_validated_plugin):
+    problems = problems_of({"model": {"name": "fragile_net", "depth": 3}},
+                           registry_with_validated_plugin)
+    assert "ZeroDivisionError" in problems["$.model"], problems
 
 
 def test_checks_raise_a_dlsuite_input_error_naming_the_field_in_python():

@@ -148,8 +148,10 @@ def structure_attrs(conv: cattrs.Converter, value: Any, cl: type) -> Any:
     for field in fields:
         if field.name in structured:
             setattr(view, field.name, structured[field.name])
-        elif field.name not in failed and _default_of(field) is not attrs.NOTHING:
-            setattr(view, field.name, _default_of(field))
+        elif field.name not in failed:
+            default = _default_of(field)
+            if default is not attrs.NOTHING:
+                setattr(view, field.name, default)
     for field in fields:
         if field.validator is None or not hasattr(view, field.name):
             continue
@@ -157,7 +159,7 @@ def structure_attrs(conv: cattrs.Converter, value: Any, cl: type) -> Any:
             field.validator(view, field, getattr(view, field.name))
         except AttributeError:
             continue
-        except (ValueError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any validator failure, at the field's path
             problem = _validator_problem(exc)
             sub = exc.subpath if isinstance(exc, CheckError) else ""
             if sub:  # an item of a list: one more path step

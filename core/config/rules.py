@@ -34,26 +34,31 @@ __all__ = ["CONFIG_RULES", "DATA_RULES", "config_problems", "data_problems"]
 Problem = tuple[str, str]
 
 
-def _geometry(config, registry) -> dict | None:
+def _geometry(config, registry) -> dict | str | None:
+    """The model geometry; None when a plugin is unknown (reported where its name is); the
+    error text when the architecture's ``size_multiple``/``receptive_field`` fail."""
     from ..models import model_geometry
 
     try:
         return model_geometry(config, registry)
     except DlsuiteInputError:
-        return None  # an unknown plugin is reported where its name is
+        return None
+    except Exception as exc:  # noqa: BLE001 - a plugin's geometry callable on these params
+        return f"{type(exc).__name__}: {exc}"
 
 
 def _fewer_pools(config, registry, patch: list[int]) -> str:
-    """``; at most pools N fits`` when the architecture has ``pools`` and a smaller value
-    fits ``patch`` (tried downwards: at most the current value of steps)."""
+    """`` or $.model.pools at most N`` when the architecture has ``pools`` and a smaller
+    value fits ``patch`` (at most 64 values tried, downwards), else a generic hint."""
     params = config.model.params
     spec = registry.resolve("architectures", config.model.name).spec
     if not attrs.has(type(params)) or "pools" not in attrs.fields_dict(type(params)):
         return " or fewer pools ($.model.pools)"
-    for pools in range(int(params.pools) - 1, 0, -1):
+    pools_now = int(params.pools)
+    for pools in range(pools_now - 1, max(pools_now - 65, 0), -1):
         try:
             m = int(spec.size_multiple(attrs.evolve(params, pools=pools)) or 1)
-        except (ValueError, TypeError):
+        except Exception:  # noqa: BLE001 - a value its checks refuse, or a plugin's error
             break
         if all(v % m == 0 for v in patch):
             return f" or $.model.pools at most {pools}"
@@ -67,6 +72,9 @@ def patch_fits_model(config, registry) -> list[Problem]:
     geo = _geometry(config, registry)
     if geo is None:
         return []
+    if isinstance(geo, str):
+        return [("$.model", f"architecture {config.model.name!r}: its size_multiple or "
+                            f"receptive_field fails on these parameters ({geo})")]
     m = int(geo["size_multiple"] or 1)
     patch = [int(v) for v in config.datagen.patch_size]
     if not [v for v in patch if v % m]:
@@ -85,7 +93,7 @@ def static_model_leaves_a_core(config, registry) -> list[Problem]:
     if not config.data.test:
         return []
     geo = _geometry(config, registry)
-    if geo is None or geo["supports_dynamic_size"]:
+    if not isinstance(geo, dict) or geo["supports_dynamic_size"]:
         return []
     from ..inference import halo_from_receptive_field
 
