@@ -1,22 +1,24 @@
-"""Building the configured model: architecture plugin + the number of classes of the target.
+"""The configured model: its geometry (size multiple, receptive field, the halo that follows
+from it) and building it from the architecture plugin + the number of classes of the target.
 
 TensorFlow is imported by the architecture factory, not by this module.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pathlib import Path
 
-from .config.schema import Config
 from .errors import DlsuiteInputError
 from .registry import Registry
 
-__all__ = ["model_geometry", "build_model", "load_model_file"]
+__all__ = ["model_geometry", "halo_from_receptive_field", "halo_pixels", "used_halo", "build_model",
+           "load_model_file"]
 
 
-def model_geometry(config: Config, registry: Registry) -> dict[str, Any]:
+def model_geometry(config: Any, registry: Registry) -> dict[str, Any]:
     """What the pipeline needs to know about the configured architecture, without TF:
     ``temporal``, ``time_windows``, ``n_classes`` (from the target plugin), ``size_multiple``,
     ``receptive_field`` (None when the architecture declares none: it is then measured,
@@ -38,7 +40,37 @@ def model_geometry(config: Config, registry: Registry) -> dict[str, Any]:
     }
 
 
-def build_model(config: Config, registry: Registry, *, spatial: tuple[int, int] | None = None,
+
+def halo_from_receptive_field(receptive_field: int, fraction: float = 1.0) -> int:
+    """Halo (context pixels per side) for ``inference.halo = "auto"``: the reach
+    ``ceil((rf - 1) / 2)`` of a receptive field of ``rf = 2 r + 1`` pixels (``r`` the farthest
+    input pixel an output pixel depends on, over every pixel phase), times ``fraction``,
+    rounded up; never negative. Tiling then rounds it up to the size multiple
+    (:func:`used_halo`)."""
+    if receptive_field < 1:
+        raise DlsuiteInputError(f"receptive field must be >= 1 pixel, got {receptive_field}")
+    return max(0, math.ceil(fraction * (receptive_field - 1) / 2))
+
+
+def used_halo(halo: int, size_multiple: int = 1) -> int:
+    """The halo tiling actually uses for a requested ``halo``: rounded up to a multiple of
+    ``size_multiple`` (so every tile sees the pooling grid of a whole-image pass)."""
+    m = max(1, int(size_multiple))
+    return -(-int(halo) // m) * m
+
+
+def halo_pixels(halo: int | str, receptive_field: int | None) -> int:
+    """The halo in pixels for the config value ``halo``: an int as is; ``"auto"`` the reach
+    of ``receptive_field`` (:func:`halo_from_receptive_field`), which must then be known
+    (declared by the architecture or measured, :func:`dlsuite.steps.resolve_halo`)."""
+    if halo != "auto":
+        return int(halo)
+    if receptive_field is None:
+        raise ValueError("inference.halo 'auto' needs the receptive field: declared by the "
+                         "architecture or measured (dlsuite.receptive_field)")
+    return int(halo_from_receptive_field(receptive_field))
+
+def build_model(config: Any, registry: Registry, *, spatial: tuple[int, int] | None = None,
                 n_classes: int | None = None):
     """Build the configured Keras model (uncompiled, no weights loaded).
 

@@ -6,21 +6,21 @@ before the run directory is created, so bad input stops with one message (a
 CLI) and leaves no run directory and no ``config.json`` behind. Each check is one function in
 :data:`CHECKS` taking ``(config, registry)`` and returning ``(json_path, message)`` problems.
 
-What is checked:
+Preflight is the check of ``dlsuite config validate`` (every value, the cross-section rules
+of :mod:`dlsuite.config.rules`; already done when the config was parsed) plus what needs the
+data, repeated here for configs parsed with ``check_paths=False``. What is checked:
 
 * data: the data folders and weight files exist and hold a usable dataset (the same check as
   config validation, repeated for configs parsed with ``check_paths=False``); training data is
   required.
 * model: the architecture and the datagen plugins are installed (an unknown name is an error
   naming the key, with suggestions).
-* fit: ``datagen.patch_size`` is divisible by the model's ``size_multiple`` (``2**pools`` for
-  the U-Nets, 32 for MobileNetV2 encoders): otherwise the skip connections of the decoder
-  would not line up.
-* inference: a model with a static input size (ConvLSTM) predicts tiles of
-  ``datagen.patch_size``; ``inference.halo`` on both sides must leave a core.
-* amount of data: a training step takes ``datagen.batch_size`` *different* training samples
-  (images, videos or CTC sequences); fewer training samples than ``batch_size`` is an error
-  rather than a silent repetition of the same images within one batch.
+* fit (:data:`dlsuite.config.rules.CONFIG_RULES`): ``datagen.patch_size`` is divisible by
+  the model's ``size_multiple``; a static-size model's halo leaves a core.
+* amount of data (:data:`dlsuite.config.rules.DATA_RULES`): a training step takes
+  ``datagen.batch_size`` *different* training samples (images, videos or CTC sequences);
+  fewer training samples than ``batch_size`` is an error rather than a silent repetition of
+  the same images within one batch.
 """
 
 from __future__ import annotations
@@ -60,83 +60,21 @@ def _plugins(config, registry) -> list[Problem]:
     return problems
 
 
-def _patch_fits_model(config, registry) -> list[Problem]:
-    from .models import model_geometry
+def _config_rules(config, registry) -> list[Problem]:
+    from .config.rules import config_problems
 
-    try:
-        geo = model_geometry(config, registry)
-    except PluginRejected as exc:  # the plugin's size_multiple/receptive_field refused
-        return [("$.model", str(exc))]
-    except DlsuiteInputError:
-        return []  # reported by _plugins
-    m = int(geo["size_multiple"] or 1)
-    patch = [int(v) for v in config.datagen.patch_size]
-    bad = [v for v in patch if v % m]
-    if not bad:
-        return []
-    fit = [max(m, v - v % m) for v in patch]
-    return [("$.datagen.patch_size",
-             f"{patch} does not fit model {config.model.name!r}: height and width must be "
-             f"divisible by {m} (its size_multiple, e.g. 2**pools for U-Nets); "
-             f"use e.g. {fit} or fewer pools ($.model)")]
+    return config_problems(config, registry)
 
 
-def _static_model_leaves_a_core(config, registry) -> list[Problem]:
-    """A model with a static input size (ConvLSTM models, built at ``datagen.patch_size``)
-    predicts tiles of exactly that size; the halo on both sides must leave a core (the rule of
-    :mod:`dlsuite.inference`). Checked only when a test set is to be predicted."""
-    from .inference import halo_pixels
-    from .models import model_geometry
+def _data_rules(config, registry) -> list[Problem]:
+    from .config.rules import data_problems
 
-    if not config.data.test:
-        return []
-    try:
-        geo = model_geometry(config, registry)
-    except DlsuiteInputError:
-        return []
-    if geo["supports_dynamic_size"] or (geo["receptive_field"] is None
-                                        and config.inference.halo == "auto"):
-        return []  # an undeclared receptive field is measured when the run predicts
-    m = int(geo["size_multiple"] or 1)
-    halo = halo_pixels(config.inference.halo, geo["receptive_field"])
-    rounded = -(-int(halo) // m) * m
-    size = min(int(v) for v in config.datagen.patch_size)
-    if (size - 2 * rounded) // m * m >= 1:
-        return []
-    return [("$.inference.halo",
-             f"{config.inference.halo!r} (= {halo} px, {rounded} px at the model's size "
-             f"multiple {m}) leaves no core in the {size} px tiles model "
-             f"{config.model.name!r} predicts (its input size is fixed at "
-             f"$.datagen.patch_size): set inference.halo to at most "
-             f"{max((size - m) // 2 // m * m, 0)} or "
-             "use a larger patch_size")]
-
-
-def _enough_training_samples(config, registry) -> list[Problem]:
-    from .data.layouts import list_samples
-
-    if not config.data.train:
-        return []
-    try:
-        samples = list_samples(config.data.train, config.data.layout, require_labels=True)
-    except DlsuiteInputError:
-        return []  # reported by _data_paths
-    batch = int(config.datagen.batch_size)
-    if len(samples) >= batch:
-        return []
-    kind = samples[0].layout if samples else "samples"
-    unit = {"frames": "images", "videos": "videos", "ctc": "sequences"}.get(kind, "samples")
-    return [("$.datagen.batch_size",
-             f"{batch} training samples per batch, but {config.data.train} holds only "
-             f"{len(samples)} labelled {unit}: lower datagen.batch_size to at most "
-             f"{max(len(samples), 1)} (use datagen.patches_per_image for more patches per "
-             "step) or add training data")]
+    return data_problems(config, registry)
 
 
 #: The checks :func:`preflight` runs, in order.
 CHECKS: tuple[Callable[[Any, Any], list[Problem]], ...] = (
-    _data_paths, _plugins, _patch_fits_model, _static_model_leaves_a_core,
-    _enough_training_samples)
+    _data_paths, _plugins, _config_rules, _data_rules)
 
 
 def preflight_problems(config, registry) -> list[Problem]:

@@ -35,7 +35,7 @@ LEAF_COMMANDS = {
 # dlsuite modules a CLI module may import besides dlsuite.api and dlsuite.errors
 DISPLAY_HELPERS = {  # module -> names, for dlsuite.cli._output only
     "dlsuite.config.legacy": {"format_migration"},
-    "dlsuite.evaluation.names": {"METRICS"},
+    "dlsuite.config.metric_names": {"METRICS"},
     "dlsuite.evaluation.writers": {"dumps_metrics"},
     "dlsuite.logging.handlers": {"attached"},
 }

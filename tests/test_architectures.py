@@ -167,20 +167,29 @@ def test_convlstm_models_need_static_size_and_matching_window(name):
 
 
 @pytest.mark.parametrize(
-    "name, overrides, message",
+    "name, overrides, refused, built",
     [
-        ("unet", {"pools": 0}, "pools must be an integer in"),
-        ("categorical_unet_fc", {"dropout": 1.5}, "dropout must be a number in"),
-        ("mobilenet_mobileunet", {"pools": 6}, r"pools must be an integer in \[1, 5\]"),
-        ("mobilenet_mobileunet", {"alpha": 0.6}, "alpha must be one of"),
-        ("unet_lstm", {"n_filters": 0}, "n_filters must be an integer"),
+        ("unet", {"pools": 0}, r"pools must be in \[1, 8\], got 0", "pools must be an integer in"),
+        ("categorical_unet_fc", {"dropout": 1.5}, r"dropout must be in \[0, 1\), got 1.5",
+         "dropout must be a number in"),
+        ("mobilenet_mobileunet", {"pools": 6}, r"pools must be in \[1, 5\], got 6",
+         r"pools must be an integer in \[1, 5\]"),
+        ("mobilenet_mobileunet", {"alpha": 0.6}, "alpha must be one of .*got 0.6; closest: 0.5",
+         "alpha must be one of"),
+        ("unet_lstm", {"n_filters": 0}, "n_filters must be > 0, got 0",
+         "n_filters must be an integer"),
     ],
 )
-def test_bad_parameters_raise_a_message_naming_the_key(name, overrides, message):
+def test_bad_parameters_raise_a_message_naming_the_key(name, overrides, refused, built):
     spec = _spec(name)
+    with pytest.raises(DlsuiteInputError, match=refused):
+        spec.params(**{**TINY[name], **overrides})
+    # the builders check again (parameters made with validators off)
+    with attrs.validators.disabled():
+        params = spec.params(**{**TINY[name], **overrides})
     shape = (T, 32, 32, 1) if spec.temporal else None
-    with pytest.raises(DlsuiteInputError, match=message) as info:
-        spec.load()(spec.params(**{**TINY[name], **overrides}), n_classes=2, input_shape=shape)
+    with pytest.raises(DlsuiteInputError, match=built) as info:
+        spec.load()(params, n_classes=2, input_shape=shape)
     assert name in str(info.value)
 
 

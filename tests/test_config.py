@@ -181,7 +181,7 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path):
     from dlsuite.config import load_config
     from dlsuite.data.example import write_example_videos
 
-    write_example_videos(tmp_path / "ex", n_videos=1, frames=2, size=32, seed=1)
+    write_example_videos(tmp_path / "ex", n_videos=2, frames=2, size=32, seed=1)  # batch 2
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"data": {"train": "ex/videos"}, "output_dir": "runs/a"}))
     config = load_config(path, get_registry()).config

@@ -95,5 +95,8 @@ def test_none_and_illumination_correction(registry):
 
 
 def test_bad_params_raise(registry):
-    with pytest.raises(DlsuiteInputError, match="low < high"):
+    # refused when the parameters are made (the config reports it at $...high)
+    with pytest.raises(DlsuiteInputError, match="high must be greater than low"):
         build(registry, "percentile", low=50.0, high=10.0)
+    with pytest.raises(DlsuiteInputError, match=r"low must be in \[0, 100\], got -1"):
+        build(registry, "percentile", low=-1.0)

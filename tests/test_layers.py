@@ -15,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "architecture.md"
-PLUGIN_SURFACE = {"dlsuite", "dlsuite.specs", "dlsuite.errors", "dlsuite.keras_helpers"}
+PLUGIN_SURFACE = {"dlsuite", "dlsuite.specs", "dlsuite.errors", "dlsuite.checks",
+                  "dlsuite.keras_helpers"}
 PLUGIN_TEST_SURFACE = PLUGIN_SURFACE | {"dlsuite.testing"}
 
 

@@ -260,7 +260,10 @@ def test_original_example_configs_migrate_and_validate(name):
     assert loaded.config.datagen.patch_size == (256, 256)
     assert loaded.config.datagen.sampling.name == "foreground_pdf"
     assert loaded.config.datagen.sampling.params.pdf == 500000
-    assert loaded.config.inference.halo == 115
+    # 115 px leaves no core in 256 px static tiles at size multiple 2**pools >= 16: lowered
+    assert loaded.config.inference.halo == {3: 115, 4: 112, 5: 96}[data["model_pools"]]
+    halo_row = row_to(loaded.migration, "newinfer_padding", "$.inference.halo")
+    assert ("leaves no core" in halo_row.note) is (data["model_pools"] > 3)
     assert loaded.config.train.reduce_lr.enabled is False  # patience 2001 >= 2000 epochs
     assert loaded.config.train.epochs == 2000
     assert loaded.is_legacy and loaded.migration == migrate(data)[1]

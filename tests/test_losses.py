@@ -332,9 +332,24 @@ def test_shape_error_surfaces_from_keras_fit():
     ("l1l2", 1, {"kernel_size": 14}, "invalid kernel_size=14"),
 ])
 def test_bad_parameters_fail_at_build_time(name, n_classes, overrides, fragment):
+    with attrs.validators.disabled():  # the builder checks again what the params refuse
+        params = LOSSES[name].params(**overrides)
     with pytest.raises(LossInputError, match=f"loss '{name}'") as info:
-        L.make_loss(name, LOSSES[name].params(**overrides), n_classes=n_classes)
+        L.make_loss(name, params, n_classes=n_classes)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("name,overrides,fragment", [
+    ("categorical_cce", {"label_smoothing": 1.5}, r"label_smoothing must be in \[0, 1\), got 1.5"),
+    ("focal", {"alpha": 2.0}, r"alpha must be in \[0, 1\], got 2"),
+    ("l1l2", {"kernel_size": 14}, "kernel_size must be odd, got 14"),
+    ("sparse_cce", {"class_weights": [1.0, -2.0]}, r"class_weights\[1\] must be >= 0, got -2"),
+])
+def test_bad_parameters_are_refused_when_the_params_are_made(name, overrides, fragment):
+    with pytest.raises(DlsuiteInputError, match=fragment):
+        LOSSES[name].params(**overrides)
+    with pytest.raises(DlsuiteInputError, match=f"loss '{name}'"):  # also from a dict
+        L.make_loss(name, overrides, n_classes=1 if name == "l1l2" else 2)
 
 
 def test_unknown_loss_and_unknown_parameter():

@@ -116,19 +116,23 @@ def test_halo_without_core_for_a_static_size_model_is_refused_before_training(fr
 
 def test_api_refuses_before_creating_the_run_directory(frames, tmp_path):
     """The API (configs parsed without path checks) stops at the same checks, all problems
-    in one ConfigError."""
+    in one ConfigError; what needs no data is refused when the config is parsed."""
     from dlsuite import pipeline
 
     out = tmp_path / "run"
     cfg = _config(frames, out, datagen={"patch_size": [36, 36], "batch_size": 5},
                   model={"name": "unet", "n_filters": 4, "pools": 3})
     cfg["data"]["val"] = str(tmp_path / "missing-val")
+    with pytest.raises(ConfigError) as info:
+        parse_config(cfg, check_paths=False)
+    assert [p for p, _ in info.value.problems] == ["$.datagen.patch_size"]
+    cfg["datagen"]["patch_size"] = [32, 32]
     loaded = parse_config(cfg, check_paths=False)
     for step in (pipeline.train, pipeline.run):
         with pytest.raises(ConfigError) as info:
             step(loaded, quiet=True)
         paths = [p for p, _ in info.value.problems]
-        assert paths == ["$.data.val", "$.datagen.patch_size", "$.datagen.batch_size"], paths
+        assert paths == ["$.data.val", "$.datagen.batch_size"], paths
         assert isinstance(info.value, DlsuiteInputError)
         assert not out.exists()
 

@@ -42,7 +42,7 @@ def print_migration(rows: list, *, header: bool = True) -> None:
 
 def metric_description(name: str) -> str:
     """One line saying what metric ``name`` measures."""
-    from dlsuite.evaluation.names import METRICS
+    from dlsuite.config.metric_names import METRICS
 
     return METRICS[name].description
 

@@ -1,24 +1,34 @@
 """cattrs converter for configs: strict JSON types, no unknown keys, plugin unions on ``name``.
 
 ``structure_config(data, registry)`` returns a :class:`~dlsuite.config.schema.Config` or
-raises :class:`~dlsuite.errors.ConfigError` listing *every* problem with its JSON path.
-Unknown keys get the closest valid name (``$.model.n_filtres: unknown key; did you mean
-n_filters?``). No TensorFlow is imported.
+raises :class:`~dlsuite.errors.ConfigError` listing *every* problem with its JSON path:
+unknown keys (with the closest valid name), missing keys, wrong types, NaN/Infinity, and
+every failed attrs validator of dlsuite's sections and of plugin parameters (ranges, choices,
+cross-field checks, see :mod:`dlsuite.checks`), all in one pass. No TensorFlow is
+imported.
+
+Error paths have one format: ``$`` is the whole config, ``.key`` an object key, ``[i]`` a
+list item, then ``: `` and the message, e.g. ``$.model.n_filtres: unknown key; did you mean
+n_filters?``, ``$.datagen.augmentation[0].zoom: must be in [0, 1), got 1.5``,
+``$.datagen.patch_size[1]: must be > 0, got 0``. For a legacy config the message ends with
+``(legacy key model_lr)``.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
+import types
 import typing
 from typing import Any
 
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
-from cattrs.gen import make_dict_structure_fn
 
 from ..errors import ConfigError, PluginError
 from ..registry import Registry, singular
+from ..checks import CheckError
 from .schema import Choice, Config
 
 __all__ = ["make_converter", "structure_config", "unstructure_config", "ConfigValueError"]
@@ -42,6 +52,9 @@ def _strict_int(value: Any, _t: Any) -> int:
 def _strict_float(value: Any, _t: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigValueError(f"expected a number, got {_json_type(value)} {value!r}")
+    if not math.isfinite(value):  # Python's json reads NaN and Infinity; no setting wants them
+        text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        raise ConfigValueError(f"expected a finite number, got {text}")
     return float(value)
 
 
@@ -76,6 +89,96 @@ def _structure_literal(value: Any, t: Any) -> Any:
 def _is_union(t: Any) -> bool:
     origin = typing.get_origin(t)
     return origin is typing.Union or (origin is not None and origin.__name__ == "UnionType")
+
+
+def _with_note(exc: BaseException, field: attrs.Attribute) -> BaseException:
+    exc.__notes__ = getattr(exc, "__notes__", []) + [cattrs.errors.AttributeValidationNote(
+        f"Structuring {field.name}", field.name, field.type)]
+    return exc
+
+
+def _validator_problem(exc: Exception) -> ConfigValueError:
+    """The message of a failed attrs validator, without the field name our checks prepend
+    (the JSON path names the field) and without attrs' tuple of arguments."""
+    if isinstance(exc, CheckError):
+        return ConfigValueError(exc.problem)
+    if exc.args and isinstance(exc.args[0], str):
+        return ConfigValueError(exc.args[0])
+    return ConfigValueError(str(exc))
+
+
+def _default_of(field: attrs.Attribute) -> Any:
+    default = field.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        return attrs.NOTHING if default.takes_self else default.factory()
+    return default
+
+
+def structure_attrs(conv: cattrs.Converter, value: Any, cl: type) -> Any:
+    """Build attrs class ``cl`` from the dict ``value`` reporting *every* problem at once.
+
+    Each key is structured with ``conv``; unknown keys, missing required keys and type errors
+    are collected; then the validators of every field that structured cleanly run (a field
+    absent from ``value`` is checked at its default), so range errors are reported together
+    with the type errors of the other fields. A validator that reads another field which
+    failed to structure (AttributeError) is skipped. Raises cattrs' ClassValidationError whose
+    sub-exceptions carry AttributeValidationNotes (turned into JSON paths by
+    :func:`collect_problems`)."""
+    if not isinstance(value, dict):
+        raise ConfigValueError(f"expected an object, got {_json_type(value)} {value!r}")
+    fields = [f for f in attrs.fields(cl) if f.init]
+    names = {f.name for f in fields}
+    by_field: dict[str, Exception] = {}  # reported in field order, unknown keys last
+    structured: dict[str, Any] = {}
+    failed: set[str] = set()
+    for field in fields:
+        if field.name not in value:
+            if field.default is attrs.NOTHING:
+                by_field[field.name] = _with_note(KeyError(field.name), field)
+                failed.add(field.name)
+            continue
+        try:
+            structured[field.name] = conv.structure(value[field.name], field.type)
+        except Exception as exc:  # noqa: BLE001 - reported with the field's path
+            by_field[field.name] = _with_note(exc, field)
+            failed.add(field.name)
+    # What the validators see: the structured values, defaults for absent keys, nothing for
+    # fields that failed (a cross-field check reading one raises AttributeError: skipped).
+    view = types.SimpleNamespace()
+    for field in fields:
+        if field.name in structured:
+            setattr(view, field.name, structured[field.name])
+        elif field.name not in failed:
+            default = _default_of(field)
+            if default is not attrs.NOTHING:
+                setattr(view, field.name, default)
+    for field in fields:
+        if field.validator is None or not hasattr(view, field.name):
+            continue
+        try:
+            field.validator(view, field, getattr(view, field.name))
+        except AttributeError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - any validator failure, at the field's path
+            problem = _validator_problem(exc)
+            sub = exc.subpath if isinstance(exc, CheckError) else ""
+            if sub:  # an item of a list: one more path step
+                index = int(sub.strip("[]"))
+                problem.__notes__ = [cattrs.errors.IterableValidationNote(
+                    f"Structuring item {index}", index, Any)]
+                problem = IterableValidationError("item", [problem], list)
+            by_field[field.name] = _with_note(problem, field)
+    errors = [by_field[f.name] for f in fields if f.name in by_field]
+    extra = {k for k in value if k not in names}
+    if extra:
+        errors.append(ForbiddenExtraKeysError("", cl, extra))
+    if errors:
+        raise ClassValidationError(f"While structuring {cl.__name__}", errors, cl)
+    kwargs = {f.alias: structured[f.name] for f in fields if f.name in structured}
+    try:
+        return cl(**kwargs)
+    except (ValueError, TypeError) as exc:  # __attrs_post_init__ or a check needing `self`
+        raise _validator_problem(exc) from exc
 
 
 def make_converter(registry: Registry) -> cattrs.Converter:
@@ -141,20 +244,7 @@ def make_converter(registry: Registry) -> cattrs.Converter:
 
     def attrs_factory(cl: type) -> Any:
         attrs.resolve_types(cl)
-        fn = make_dict_structure_fn(cl, conv, _cattrs_forbid_extra_keys=True,
-                                    _cattrs_detailed_validation=True)
-
-        def hook(value: Any, t: Any) -> Any:
-            if not isinstance(value, dict):
-                raise ConfigValueError(f"expected an object, got {_json_type(value)} {value!r}")
-            try:
-                return fn(value, t)
-            except (ClassValidationError, ForbiddenExtraKeysError, ConfigValueError):
-                raise
-            except (ValueError, TypeError) as exc:  # raised by the class's own validators
-                raise ConfigValueError(str(exc)) from exc
-
-        return hook
+        return lambda value, t: structure_attrs(conv, value, cl)
 
     conv.register_structure_hook_factory(
         lambda t: attrs.has(t) and not (isinstance(t, type) and issubclass(t, Choice)),

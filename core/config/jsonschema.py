@@ -1,4 +1,9 @@
-"""JSON Schema of the config, generated from the attrs classes and the installed plugins."""
+"""JSON Schema of the config, generated from the attrs classes and the installed plugins.
+
+Value checks declared on the fields (:mod:`dlsuite.checks`) appear as ``minimum``,
+``exclusiveMinimum``, ``maximum``, ``exclusiveMaximum``, ``enum``, ``minLength``/``minItems``
+(under ``items`` for per-item checks); cross-field and cross-section rules cannot be
+expressed and are enforced by validation only."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 import attrs
 
 from ..registry import Registry
+from ..checks import json_schema_of
 from .schema import Choice, Config
 
 __all__ = ["config_json_schema"]
@@ -56,7 +62,7 @@ def _class_schema(cl: type, registry: Registry) -> dict:
     props = {}
     required = []
     for field in attrs.fields(cl):
-        schema = _type_schema(field.type, registry)
+        schema = json_schema_of(field, _type_schema(field.type, registry))
         if field.metadata.get("help"):
             schema["description"] = field.metadata["help"]
         if field.default is attrs.NOTHING:

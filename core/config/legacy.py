@@ -16,6 +16,7 @@ that field, so the result validates. No TensorFlow is imported.
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import os
 from pathlib import Path
@@ -30,7 +31,7 @@ from .schema import SCHEMA_VERSION, Config
 
 __all__ = ["MigrationRow", "Rule", "RULES", "LEGACY_PREFIXES", "is_legacy", "migrate",
            "migrate_file", "select_architecture", "format_migration", "migration_to_text",
-           "write_migrated"]
+           "write_migrated", "name_legacy_keys"]
 
 #: Key prefixes of the original's flat config (``models/builder.py`` strips ``model_``).
 LEGACY_PREFIXES = ("model_", "datagen_", "train_", "callbacks_", "newinfer_")
@@ -40,13 +41,17 @@ _SENTINEL_NONE = "None"
 @attrs.frozen
 class MigrationRow:
     """One migration decision. ``new_key`` is a JSON path (``$.model.n_filters``) or ``None``
-    when the old key is obsolete; ``note`` says why (never empty for obsolete keys)."""
+    when the old key is obsolete; ``note`` says why (never empty for obsolete keys).
+    ``error`` is set when the old value is invalid (the original would have crashed on it):
+    the value is carried over unchanged, so validating the migrated config fails at
+    ``new_key``, and :func:`name_legacy_keys` reports this message there."""
 
     old_key: str
     old_value: Any
     new_key: Optional[str]
     new_value: Any
     note: str = ""
+    error: str = ""
 
 
 # ---- lookup tables ---------------------------------------------------------------------------
@@ -601,8 +606,15 @@ def _normalization(key: str, raw: Any, rule: Rule, ctx: _Context) -> list[Migrat
                              "README-only name, never read: the code read `normalization`, "
                              "which also drove training; ignored, as it was")]
     value = _none(raw)
-    name, note = NORMALIZATION_MAP.get(str(value).upper(), (
-        "percentile", f"unknown value {value!r} (the original crashed); percentile used"))
+    if str(value).upper() not in NORMALIZATION_MAP:
+        known = list(NORMALIZATION_MAP)
+        close = difflib.get_close_matches(str(value).upper(), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ";"
+        error = (f"unknown normalization {value!r} (the original crashed on it){hint} "
+                 f"known: {', '.join(known)}")
+        return [MigrationRow(key, raw, "$.datagen.normalization", {"name": raw}, error,
+                             error=error)]
+    name, note = NORMALIZATION_MAP[str(value).upper()]
     if key == "newinfer_normalization":
         note = _join("README name of `normalization` (never read by the original, which then "
                      "lacked `normalization` and crashed); used as normalization", note)
@@ -905,8 +917,70 @@ def migrate(data: dict, registry: Any = None) -> tuple[dict, list[MigrationRow]]
     for row in rows:
         if row.new_key is not None:
             _set_path(tree, row.new_key, row.new_value)
+    rows = _fit_static_halo(tree, rows, ctx)
     order = [f.name for f in attrs.fields(Config)]
     return {k: tree[k] for k in order if k in tree}, rows
+
+
+def _fit_static_halo(tree: dict, rows: list[MigrationRow], ctx: _Context) -> list[MigrationRow]:
+    """The original predicted 960 px tiles whatever the model; dlsuite's static-size models
+    (ConvLSTM) predict tiles of ``datagen.patch_size``. A ``newinfer_padding`` leaving no core
+    in such a tile (the original examples: 115 px in 256 px tiles) becomes the largest halo
+    that does, with a note; anything invalid is left to validation."""
+    halo = tree.get("inference", {}).get("halo")
+    if not isinstance(halo, int) or isinstance(halo, bool) or halo < 0:
+        return rows
+    try:
+        spec = ctx.registry.resolve("architectures", ctx.arch).spec
+        if spec.supports_dynamic_size or spec.size_multiple is None:
+            return rows
+        params = spec.params(**{k: v for k, v in tree["model"].items() if k != "name"})
+        m = int(spec.size_multiple(params))
+        patch = tree.get("datagen", {}).get("patch_size", Config().datagen.patch_size)
+        size = min(int(v) for v in patch)
+    except Exception:  # noqa: BLE001 - unregistered model or invalid values: validation says
+        return rows
+    if m < 1 or (size - 2 * (-(-halo // m) * m)) // m * m >= 1:
+        return rows
+    fit = max((size - m) // 2 // m * m, 0)
+    tree["inference"]["halo"] = fit
+    note = (f"{ctx.arch} has a static input size: dlsuite predicts tiles of "
+            f"datagen.patch_size ({size} px; the original: 960 px), where a {halo} px halo "
+            f"leaves no core; lowered to {fit} px, the largest that does")
+    return [attrs.evolve(r, new_value=fit, note=_join(r.note, note))
+            if r.new_key == "$.inference.halo" else r for r in rows]
+
+
+def name_legacy_keys(problems: list[tuple[str, str]], rows: list[MigrationRow]
+                     ) -> list[tuple[str, str]]:
+    """Validation problems of a migrated config, each message followed by the legacy key its
+    value came from (``$.optimizer.learning_rate: must be > 0, got -1 (legacy key
+    model_lr)``): the row whose ``new_key`` is the problem's path or its closest parent (the
+    last row writing it, as in the migrated config). A row's ``error`` replaces the message at
+    its own path, and is added if validation did not report that path."""
+    by_key: dict[str, MigrationRow] = {}
+    for row in rows:
+        if row.new_key is not None:
+            by_key[row.new_key] = row
+    keys = sorted(by_key, key=len, reverse=True)
+
+    def row_for(path: str) -> Optional[MigrationRow]:
+        return next((by_key[k] for k in keys if path == k or path.startswith((k + ".", k + "["))),
+                    None)
+
+    out: list[tuple[str, str]] = []
+    for path, message in problems:
+        row = row_for(path)
+        if row is None:
+            out.append((path, message))
+            continue
+        if row.error and row.new_key == path:
+            message = row.error
+        out.append((path, f"{message} (legacy key {row.old_key})"))
+    reported = {path for path, _ in problems}
+    out += [(row.new_key, f"{row.error} (legacy key {row.old_key})") for row in rows
+            if row.error and row.new_key is not None and row.new_key not in reported]
+    return out
 
 
 # ---- presentation and output ------------------------------------------------------------------

@@ -13,6 +13,7 @@ import attrs
 from ..errors import ConfigError, DlsuiteInputError
 from ..registry import Registry, get_registry
 from .converter import structure_config, unstructure_config
+from .rules import config_problems, data_problems
 from .schema import Config
 
 __all__ = ["LoadedConfig", "load_config", "load_config_data", "parse_config", "config_hash"]
@@ -50,22 +51,34 @@ def parse_config(data: Any, registry: Registry | None = None, *, source: str | N
                  ) -> LoadedConfig:
     """Validate JSON data (migrating a legacy flat config first) into a LoadedConfig.
 
-    Relative data and output paths are resolved against ``base_dir`` (the config file's
-    folder). Raises ConfigError listing every problem with its JSON path.
+    Every value is checked (types, unknown keys, ranges and the rules of each section, then
+    the cross-section rules of :mod:`dlsuite.config.rules`; with ``check_paths`` also the
+    data folders and what needs the data). Relative data and output paths are resolved
+    against ``base_dir`` (the config file's folder). Raises ConfigError listing every problem
+    with its JSON path; for a legacy config each message also names the legacy key the value
+    came from. Imports no TensorFlow.
     """
     from .legacy import is_legacy, migrate  # local: keeps the import graph one-way
 
     registry = registry or get_registry()
     migration: list[Any] = []
     if is_legacy(data):
-        data, migration = migrate(data)
-    config = structure_config(data, registry, source)
-    if base_dir is not None:
-        config = resolve_paths(config, Path(base_dir))
-    if check_paths:
-        problems = check_data_paths(config)
+        data, migration = migrate(data, registry)
+    try:
+        config = structure_config(data, registry, source)
+        if base_dir is not None:
+            config = resolve_paths(config, Path(base_dir))
+        problems = config_problems(config, registry)
+        if check_paths:
+            problems += check_data_paths(config) + data_problems(config, registry)
         if problems:
             raise ConfigError(problems, source)
+    except ConfigError as exc:
+        if migration:
+            from .legacy import name_legacy_keys
+
+            raise ConfigError(name_legacy_keys(exc.problems, migration), source) from None
+        raise
     return LoadedConfig(config, source, migration)
 
 

@@ -12,11 +12,14 @@ Field metadata ``help`` documents each key; the README's config reference and
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, ClassVar, Literal, Optional, Union
 
 import attrs
 
 from ..specs import param
+from ..checks import (Check, CheckError, each, in_range, non_empty, non_negative, one_of,
+                     positive)
 
 SCHEMA_VERSION = 1
 
@@ -70,6 +73,39 @@ CHOICE_TYPES = (ModelChoice, LossChoice, MetricChoice, NormalizerChoice, Sampler
 Layout = Literal["auto", "frames", "videos", "ctc"]
 
 
+_FRACTION = in_range(0, 1, lo_open=True, hi_open=True)
+
+
+@attrs.frozen
+class _EvaluationMetrics(Check):
+    """Every name is a metric ``dlsuite evaluate`` knows (case-insensitive, as
+    :func:`dlsuite.config.metric_names.parse_metrics`). The default list holds every metric, so
+    the evaluation table is imported only when a name is not in it (an error, or a metric
+    added since)."""
+
+    known: tuple[str, ...] = ()
+
+    def __call__(self, instance: Any, attribute: Any, value: Any) -> None:
+        if not isinstance(value, list):
+            return
+        lower = {k.lower() for k in self.known}
+        for i, name in enumerate(value):
+            if not isinstance(name, str) or name.lower() in lower:
+                continue
+            from .metric_names import METRICS
+
+            if name.lower() in {m.lower() for m in METRICS}:
+                continue
+            close = difflib.get_close_matches(name, list(METRICS), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise CheckError(attribute.name, f"unknown metric {name!r}{hint} (known: "
+                                             f"{', '.join(METRICS)})", f"[{i}]")
+
+
+_EVALUATION_METRICS = ["SEG", "DET", "TRA", "jaccard", "dice", "precision", "recall", "f1",
+                       "temporal_stability", "temporal_stability_gt"]
+
+
 @attrs.frozen
 class DataConfig:
     train: Optional[str] = param(None, help="training data folder (layout frames, videos or ctc)")
@@ -83,18 +119,23 @@ class DataConfig:
 @attrs.frozen
 class OptimizerConfig:
     name: Literal["adam", "adamw", "sgd", "rmsprop"] = param("adam", help="Keras optimizer")
-    learning_rate: float = param(1e-3, help="initial learning rate")
-    weight_decay: Optional[float] = param(None, help="decoupled weight decay (adamw, sgd)")
-    clipnorm: Optional[float] = param(None, help="clip gradients to this global norm")
+    learning_rate: float = param(1e-3, help="initial learning rate", validator=positive())
+    weight_decay: Optional[float] = param(None, help="decoupled weight decay (adamw, sgd)",
+                                          validator=non_negative())
+    clipnorm: Optional[float] = param(None, help="clip gradients to this global norm",
+                                      validator=positive())
 
 
 @attrs.frozen
 class DatagenConfig:
-    patch_size: tuple[int, int] = param((64, 64), help="training patch size [height, width]")
-    batch_size: int = param(2, help="images (or videos) per step")
-    patches_per_image: int = param(1, help="patches cut from each image per step")
+    patch_size: tuple[int, int] = param((64, 64), help="training patch size [height, width]",
+                                        validator=each(positive()))
+    batch_size: int = param(2, help="images (or videos) per step", validator=positive())
+    patches_per_image: int = param(1, help="patches cut from each image per step",
+                                   validator=positive())
     steps_per_epoch: Optional[int] = param(
-        None, help="steps per epoch; default: number of training images // batch_size")
+        None, help="steps per epoch; default: number of training images // batch_size",
+        validator=positive())
     sampling: SamplerChoice = param(SamplerChoice("foreground_pdf"),
                                     help="patch sampler plugin")
     normalization: NormalizerChoice = param(NormalizerChoice("percentile"),
@@ -109,38 +150,46 @@ class DatagenConfig:
 class CheckpointConfig:
     save_best: bool = param(True, help="keep checkpoints/best.keras at the best monitored value")
     save_last: bool = param(True, help="keep checkpoints/last.keras after every epoch")
-    every_n_epochs: Optional[int] = param(None, help="also keep checkpoints/epoch_NNNN.keras")
+    every_n_epochs: Optional[int] = param(None, help="also keep checkpoints/epoch_NNNN.keras",
+                                         validator=positive())
 
 
 @attrs.frozen
 class ReduceLRConfig:
     enabled: bool = param(True, help="ReduceLROnPlateau on the monitored metric")
-    factor: float = param(0.5, help="multiply the learning rate by this")
-    patience: int = param(10, help="epochs without improvement before reducing")
-    min_delta: float = param(1e-4, help="smallest change counted as improvement")
-    cooldown: int = param(1, help="epochs to wait after a reduction")
-    min_lr: float = param(0.0, help="lower bound of the learning rate")
+    factor: float = param(0.5, help="multiply the learning rate by this", validator=_FRACTION)
+    patience: int = param(10, help="epochs without improvement before reducing",
+                          validator=non_negative())
+    min_delta: float = param(1e-4, help="smallest change counted as improvement",
+                             validator=non_negative())
+    cooldown: int = param(1, help="epochs to wait after a reduction", validator=non_negative())
+    min_lr: float = param(0.0, help="lower bound of the learning rate",
+                          validator=non_negative())
 
 
 @attrs.frozen
 class EarlyStoppingConfig:
     enabled: bool = param(False, help="stop when the monitored metric stops improving")
-    patience: int = param(20, help="epochs without improvement before stopping")
-    min_delta: float = param(0.0, help="smallest change counted as improvement")
+    patience: int = param(20, help="epochs without improvement before stopping",
+                          validator=non_negative())
+    min_delta: float = param(0.0, help="smallest change counted as improvement",
+                             validator=non_negative())
 
 
 @attrs.frozen
 class TensorBoardConfig:
     enabled: bool = param(True, help="write TensorBoard logs to logs/")
     update_freq: Union[Literal["epoch", "batch"], int] = param(
-        "epoch", help="'epoch', 'batch' or a number of batches")
-    histogram_freq: int = param(0, help="epochs between weight histograms (0: none)")
+        "epoch", help="'epoch', 'batch' or a number of batches", validator=positive())
+    histogram_freq: int = param(0, help="epochs between weight histograms (0: none)",
+                                validator=non_negative())
 
 
 @attrs.frozen
 class TrainConfig:
-    epochs: int = param(10, help="number of epochs")
-    monitor: str = param("val_jaccard", help="metric for checkpoints, LR schedule, early stop")
+    epochs: int = param(10, help="number of epochs", validator=positive())
+    monitor: str = param("val_jaccard", help="metric for checkpoints, LR schedule, early stop",
+                         validator=non_empty())
     monitor_mode: Literal["auto", "max", "min"] = param(
         "auto", help="whether the monitored metric should grow (max) or shrink (min)")
     pretrained_weights: Optional[str] = param(
@@ -159,33 +208,40 @@ class TrainConfig:
 class InferenceConfig:
     tile_size: Optional[int] = param(
         1024, help="output tile edge in pixels (the network sees tile + 2 halo); "
-                   "null: whole image")
+                   "null: whole image", validator=positive())
     halo: Union[int, Literal["auto"]] = param(
-        "auto", help="pixels of context around each tile; auto: from the receptive field")
-    batch_size: int = param(2, help="tiles (or frames) per prediction batch")
-    weights: str = param("best", help="'best', 'last' or a path to a .keras file")
-    output_folder: str = param("predictions", help="subfolder of output_dir for predictions")
+        "auto", help="pixels of context around each tile; auto: from the receptive field",
+        validator=non_negative())
+    batch_size: int = param(2, help="tiles (or frames) per prediction batch",
+                            validator=positive())
+    weights: str = param("best", help="'best', 'last' or a path to a .keras file",
+                         validator=non_empty())
+    output_folder: str = param("predictions", help="subfolder of output_dir for predictions",
+                               validator=non_empty())
     save_probabilities: bool = param(True, help="write float32 class probabilities")
 
 
 @attrs.frozen
 class GapFillConfig:
     enabled: bool = param(False, help="temporal Gaussian gap filling before tracking")
-    sigma: float = param(2.0, help="Gaussian sigma in frames (and pixels)")
+    sigma: float = param(2.0, help="Gaussian sigma in frames (and pixels)", validator=positive())
     threshold: float = param(
         1 / 255, help="keep pixels whose smoothed value exceeds this (0 keeps the whole "
-                      "Gaussian tail)")
-    min_size: int = param(100, help="drop objects smaller than this (pixels)")
+                      "Gaussian tail)", validator=in_range(0, 1, hi_open=True))
+    min_size: int = param(100, help="drop objects smaller than this (pixels)",
+                          validator=non_negative())
 
 
 @attrs.frozen
 class TrackingConfig:
     enabled: bool = param(True, help="link instances over time and write res_track.txt")
-    max_distance: float = param(30.0, help="largest centroid displacement linked (pixels)")
+    max_distance: float = param(30.0, help="largest centroid displacement linked (pixels)",
+                                validator=positive())
     min_overlap: float = param(
         0.1, help="smallest overlap, as a fraction of the smaller object, for a link "
-                  "(0: link by distance alone)")
-    gap_closing: int = param(2, help="frames a track may be missing and still be linked")
+                  "(0: link by distance alone)", validator=in_range(0, 1))
+    gap_closing: int = param(2, help="frames a track may be missing and still be linked",
+                             validator=non_negative())
     splitting: bool = param(True, help="allow divisions")
     gap_fill: GapFillConfig = param(GapFillConfig(), help="tracking preparation")
 
@@ -193,31 +249,34 @@ class TrackingConfig:
 @attrs.frozen
 class EvaluationConfig:
     metrics: list[str] = param(
-        ["SEG", "DET", "TRA", "jaccard", "dice", "precision", "recall", "f1",
-         "temporal_stability", "temporal_stability_gt"],
-        help="metrics computed on the test set")
+        _EVALUATION_METRICS, help="metrics computed on the test set",
+        validator=[non_empty(), _EvaluationMetrics(tuple(_EVALUATION_METRICS))])
 
 
 @attrs.frozen
 class WandbConfig:
     mode: Literal["offline", "online", "disabled"] = param(
         "offline", help="W&B mode (env WANDB_MODE overrides); offline needs no account")
-    project: str = param("dlsuite", help="W&B project")
+    project: str = param("dlsuite", help="W&B project", validator=non_empty())
     entity: Optional[str] = param(None, help="W&B entity (team or user)")
     group: Optional[str] = param(None, help="group runs in the dashboard")
     tags: list[str] = param([], help="tags of the run")
     log_model: bool = param(True, help="log the final model as an artifact")
-    n_images: int = param(4, help="sample predictions logged per epoch")
+    n_images: int = param(4, help="sample predictions logged per epoch",
+                          validator=non_negative())
 
 
 @attrs.frozen
 class Config:
     """A whole dlsuite run."""
 
-    schema_version: int = param(SCHEMA_VERSION, help="version of this config schema")
-    name: str = param("dlsuite-run", help="run name")
-    output_dir: str = param("runs/dlsuite-run", help="run directory (checkpoints, results)")
-    seed: Optional[int] = param(0, help="seed of Python, NumPy and TensorFlow; null: random")
+    schema_version: int = param(SCHEMA_VERSION, help="version of this config schema",
+                                validator=one_of(SCHEMA_VERSION))
+    name: str = param("dlsuite-run", help="run name", validator=non_empty())
+    output_dir: str = param("runs/dlsuite-run", help="run directory (checkpoints, results)",
+                            validator=non_empty())
+    seed: Optional[int] = param(0, help="seed of Python, NumPy and TensorFlow; null: random",
+                                validator=in_range(0, 2**32 - 1))
     data: DataConfig = param(DataConfig(), help="datasets")
     model: ModelChoice = param(ModelChoice("unet"), help="architecture plugin")
     loss: LossChoice = param(LossChoice("sparse_cce"), help="loss plugin")

@@ -20,7 +20,7 @@ from .frame_metrics import (
     temporal_stability,
     video_metrics,
 )
-from .names import METRICS, parse_metrics
+from ..config.metric_names import METRICS, parse_metrics
 from .runner import evaluate, evaluate_files
 from .seg import seg_details, seg_frame, seg_score
 from .writers import write_metrics_csv, write_metrics_json

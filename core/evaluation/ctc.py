@@ -32,7 +32,7 @@ from dlsuite.data import ctc
 from dlsuite.errors import DataError
 
 from .frame_metrics import foreground_jaccard, metrics_from_table, summarize_rows
-from .names import METRICS, parse_metrics
+from ..config.metric_names import METRICS, parse_metrics
 from .overlap import overlap_table, reference_matches
 from .readers import read_ctc_frame
 from .seg import seg_from_table

@@ -23,7 +23,7 @@ from dlsuite.errors import DataError
 from .ctc import evaluate_ctc
 from .frame_metrics import summarize_rows, video_metrics
 from .layout import Pair, discover
-from .names import METRICS, parse_metrics
+from ..config.metric_names import METRICS, parse_metrics
 from .readers import read_labels
 from .seg import seg_details
 
@@ -97,7 +97,7 @@ def _mean(values) -> float | None:
 
 def summarize(per_sequence: list[dict], per_frame: list[dict], names: Iterable[str]) -> dict:
     """The ``"metrics"`` summary of :func:`evaluate`, each metric aggregated as its
-    :data:`~dlsuite.evaluation.names.METRICS` row says (see the module docstring)."""
+    :data:`~dlsuite.config.metric_names.METRICS` row says (see the module docstring)."""
     frame_rows = [r for r in per_frame if "tp" in r]
     counts = summarize_rows(frame_rows) if frame_rows else {}
     rules = {
@@ -114,7 +114,7 @@ def evaluate(res: str | Path, gt: str | Path, metrics: Iterable[str] | str | Non
     ``res``/``gt``: CTC folders (a root holding ``NN_RES``/``NN_GT``, or the sequence folders
     themselves) or folders of label images paired by file name (or two label files), see
     :mod:`dlsuite.evaluation.layout`. ``metrics``: names from
-    :data:`dlsuite.evaluation.names.METRICS` (``SEG``, ``DET``, ``TRA``, ``jaccard``, ``dice``,
+    :data:`dlsuite.config.metric_names.METRICS` (``SEG``, ``DET``, ``TRA``, ``jaccard``, ``dice``,
     ``precision``, ``recall``, ``f1``, ``temporal_stability``, ``temporal_stability_gt``), a
     comma-separated string, or None for all.
 

@@ -35,6 +35,7 @@ import attrs
 import numpy as np
 
 from dlsuite.errors import DataError, DlsuiteInputError
+from dlsuite.models import halo_from_receptive_field, halo_pixels, used_halo
 
 __all__ = ["halo_from_receptive_field", "halo_pixels", "used_halo", "tile_grid", "predict_image",
            "rebuild_at_size", "TileSettings", "model_tile_settings"]
@@ -43,25 +44,12 @@ __all__ = ["halo_from_receptive_field", "halo_pixels", "used_halo", "tile_grid",
 # geometry
 
 
-def halo_from_receptive_field(receptive_field: int, fraction: float = 1.0) -> int:
-    """Halo (context pixels per side) for ``inference.halo = "auto"``: the reach
-    ``ceil((rf - 1) / 2)`` of a receptive field of ``rf = 2 r + 1`` pixels (``r`` the farthest
-    input pixel an output pixel depends on, over every pixel phase), times ``fraction``,
-    rounded up; never negative. Tiling then rounds it up to the size multiple
-    (:func:`used_halo`)."""
-    if receptive_field < 1:
-        raise DlsuiteInputError(f"receptive field must be >= 1 pixel, got {receptive_field}")
-    return max(0, math.ceil(fraction * (receptive_field - 1) / 2))
 
 
 def _round_up(n: int, m: int) -> int:
     return -(-n // m) * m
 
 
-def used_halo(halo: int, size_multiple: int = 1) -> int:
-    """The halo tiling actually uses for a requested ``halo``: rounded up to a multiple of
-    ``size_multiple`` (so every tile sees the pooling grid of a whole-image pass)."""
-    return _round_up(int(halo), max(1, int(size_multiple)))
 
 
 class _Axis:
@@ -298,16 +286,6 @@ def _fit_static(shape, static, halo, size_multiple) -> tuple[_Axis, _Axis]:
 # settings
 
 
-def halo_pixels(halo: int | str, receptive_field: int | None) -> int:
-    """The halo in pixels for the config value ``halo``: an int as is; ``"auto"`` the reach
-    of ``receptive_field`` (:func:`halo_from_receptive_field`), which must then be known
-    (declared by the architecture or measured, :func:`dlsuite.steps.resolve_halo`)."""
-    if halo != "auto":
-        return int(halo)
-    if receptive_field is None:
-        raise ValueError("inference.halo 'auto' needs the receptive field: declared by the "
-                         "architecture or measured (dlsuite.receptive_field)")
-    return int(halo_from_receptive_field(receptive_field))
 
 
 @attrs.frozen

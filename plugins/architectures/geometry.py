@@ -13,6 +13,8 @@ path crosses at most ``time_windows - 1`` recurrent kernels (one per step back i
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Any, Iterable
 
 __all__ = [
@@ -27,11 +29,14 @@ __all__ = [
     "mobileunet_lstm_receptive_field",
     "unet_lstm_receptive_field",
     "MOBILENET_MAX_POOLS",
+    "UNET_MAX_POOLS",
 ]
 
 MOBILENET_MAX_POOLS = 5
+#: Deepest U-Net the builders make (level p has n_filters * 2**p channels).
+UNET_MAX_POOLS = 8
 
-# An op is ("conv", kernel, dilation, stride) | ("up", factor) | ("pool", size).
+# An op is ("conv", kernel, dilation, stride[, repeat]) | ("up", factor) | ("pool", size).
 Op = tuple
 
 
@@ -40,33 +45,48 @@ def walk_receptive_field(ops: Iterable[Op]) -> int:
     ``2 r + 1`` where ``r`` is the largest distance, on either side, from an output pixel to
     an input pixel it depends on, over every alignment of the output pixel.
 
-    Walks the chain backwards with the interval ``[a, b]`` of feature pixels an output pixel
-    depends on, in Keras' conventions: ``("conv", k, d, s)`` with padding 'same' (TF pads
-    ``max(k_eff - s, 0)`` in all, the smaller half before, so strided convs see more on the
-    bottom/right) maps it to ``[a s - before, b s - before + k_eff - 1]``; ``("pool", s)`` to
-    ``[a s, b s + s - 1]``; ``("up", f)`` (nearest, or 2x2 stride-2 transposed) to
-    ``[a // f, b // f]``. A halo of ``r`` pixels therefore makes tiles exact.
+    Keras' conventions, walking the chain backwards with the interval ``[a, b]`` of feature
+    pixels an output pixel ``p`` depends on: ``("conv", k, d, s)`` with padding 'same' (TF
+    pads ``max(k_eff - s, 0)`` in all, the smaller half before, so strided convs see more on
+    the bottom/right) maps it to ``[a s - before, b s - before + k_eff - 1]``; ``("pool", s)``
+    to ``[a s, b s + s - 1]``; ``("up", f)`` (nearest, or 2x2 stride-2 transposed) to
+    ``[a // f, b // f]``. A conv op may carry a fifth item, a repeat count.
+
+    Computed in closed form, O(len(ops)) whatever the depth (no walk over the ``2**(2 pools)``
+    alignments): in units of the current feature map, the lower deficit ``e = x - a`` (``x``
+    the exact position of ``p`` there) becomes ``s e + before`` through a conv, ``s e``
+    through a pool, and ``(e + (a mod f)) / f`` through an up op; the upper excess ``g = b -
+    x`` becomes ``s g + k_eff - 1 - before``, ``s g + s - 1`` and ``(g - (b mod f)) / f``.
+    Every map grows with its argument, so the worst alignment takes ``a mod f = f - 1`` and
+    ``b mod f = 0`` at every up op. When the chain downsamples before it upsamples (every
+    encoder-decoder: walking back, all up ops come before any stride), each such choice is
+    realised by some ``p`` and the result is exact; otherwise it is an upper bound (a halo of
+    that size is still exact for tiling).
     """
-    ops = list(ops)
-    period = 1
-    for op in ops:
-        period *= op[3] if op[0] == "conv" else op[1]
-    radius = 0
-    for p in range(max(int(period), 1)):
-        a = b = p
-        for op in reversed(ops):
-            if op[0] == "conv":
-                _, k, d, s = op
-                k_eff = (k - 1) * d + 1
-                before = max(k_eff - s, 0) // 2
-                a, b = a * s - before, b * s - before + k_eff - 1
-            elif op[0] == "pool":
-                a, b = a * op[1], b * op[1] + op[1] - 1
-            elif op[0] == "up":
-                a, b = a // op[1], b // op[1]
-            else:  # pragma: no cover - programming error
-                raise ValueError(f"unknown receptive-field op {op!r}")
-        radius = max(radius, p - a, b - p)
+    lo = Fraction(0)  # max over alignments of x - a
+    hi = Fraction(0)  # max over alignments of b - x
+    for op in reversed(list(ops)):
+        kind = op[0]
+        if kind == "conv":
+            _, k, d, s = op[:4]
+            n = int(op[4]) if len(op) > 4 else 1
+            k_eff = (int(k) - 1) * int(d) + 1
+            before = max(k_eff - int(s), 0) // 2
+            after = k_eff - 1 - before
+            if s == 1:  # n repeats in O(1)
+                lo, hi = lo + n * before, hi + n * after
+            else:
+                for _ in range(n):
+                    lo, hi = s * lo + before, s * hi + after
+        elif kind == "pool":
+            f = int(op[1])
+            lo, hi = f * lo, f * hi + f - 1
+        elif kind == "up":
+            f = int(op[1])
+            lo, hi = (lo + f - 1) / f, hi / f
+        else:  # pragma: no cover - programming error
+            raise ValueError(f"unknown receptive-field op {op!r}")
+    radius = max(0, math.ceil(lo), math.ceil(hi))
     return int(2 * radius + 1)
 
 
@@ -155,7 +175,7 @@ def mobileunet_lstm_receptive_field(params: Any) -> int:
     """Receptive field of ``mobilenet_mobileunet_lstm``: the per-frame network followed by a
     3x3 ConvLSTM whose (input + recurrent) kernels act ``time_windows`` times."""
     d = int(params.dilation_rate)
-    ops = _mobileunet_ops(params) + [_conv(3, d)] * int(params.time_windows)
+    ops = _mobileunet_ops(params) + [("conv", 3, d, 1, int(params.time_windows))]
     return walk_receptive_field(ops)
 
 
@@ -169,7 +189,7 @@ def unet_lstm_receptive_field(params: Any) -> int:
         ops += [_conv(k), _conv(k), ("pool", 2)]  # ConvLSTM input kernel, Conv3D
     # A path crosses at most T-1 recurrent kernels in all (one per step back in time); the
     # widest case puts them all at the coarsest level.
-    ops += [_conv(k)] * t + [_conv(k)]
+    ops += [("conv", k, 1, 1, t), _conv(k)]
     for _ in range(pools):
         ops += [("up", 2), _conv(k), _conv(k)]
     return walk_receptive_field(ops)

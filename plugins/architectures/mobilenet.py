@@ -53,6 +53,7 @@ from dlsuite.keras_helpers import ENCODER_NAME
 from . import layers as _layers
 from .common import require_int, require_rate, resolve_2d_input_shape, resolve_temporal_input_shape
 from .geometry import MOBILENET_MAX_POOLS
+from .params import MOBILENET_ALPHAS
 
 __all__ = [
     "ENCODER_NAME",
@@ -72,7 +73,7 @@ TAPS = (
     "block_13_expand_relu",
     "block_16_project",
 )
-ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+ALPHAS = MOBILENET_ALPHAS  # one table, in the TF-free params module
 IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
 
 

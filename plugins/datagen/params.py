@@ -13,6 +13,8 @@ from typing import Literal, Optional
 import attrs
 
 from dlsuite import param
+from dlsuite.checks import (greater_than, in_range, non_negative, one_of,
+                                   positive)
 
 __all__ = [
     "PercentileParams",
@@ -30,6 +32,9 @@ __all__ = [
     "NoiseParams",
 ]
 
+_PERCENT = in_range(0, 100)
+_PROBABILITY = in_range(0, 1)
+
 _PER_HELP = (
     "'video': statistics over the whole (T, H, W) array (a 2D image is a 1-frame video); "
     "'image': statistics per frame"
@@ -45,11 +50,12 @@ _ILLUM_HELP = (
 class PercentileParams:
     """``percentile``: ``(x - P_low) / (P_high - P_low)``, optionally clipped to [0, 1]."""
 
-    low: float = param(0.1, help="lower percentile (0-100) mapped to 0")
-    high: float = param(99.1, help="upper percentile (0-100) mapped to 1")
+    low: float = param(0.1, help="lower percentile (0-100) mapped to 0", validator=_PERCENT)
+    high: float = param(99.1, help="upper percentile (0-100) mapped to 1, above low",
+                        validator=[_PERCENT, greater_than("low")])
     clip: bool = param(True, help="clip the result to [0, 1]")
     per: Literal["image", "video"] = param("video", help=_PER_HELP)
-    illumination_sigma: Optional[float] = param(None, help=_ILLUM_HELP)
+    illumination_sigma: Optional[float] = param(None, help=_ILLUM_HELP, validator=non_negative())
 
 
 @attrs.frozen
@@ -63,14 +69,14 @@ class CentreParams:
              "range and always use min/max; 'minmax' uses the data's min and max")
     clip: bool = param(True, help="clip the shifted result to [0, 1]")
     per: Literal["image", "video"] = param("video", help=_PER_HELP)
-    illumination_sigma: Optional[float] = param(None, help=_ILLUM_HELP)
+    illumination_sigma: Optional[float] = param(None, help=_ILLUM_HELP, validator=non_negative())
 
 
 @attrs.frozen
 class NoneNormParams:
     """``none``: values cast to float32 unchanged (optionally illumination-corrected)."""
 
-    illumination_sigma: Optional[float] = param(None, help=_ILLUM_HELP)
+    illumination_sigma: Optional[float] = param(None, help=_ILLUM_HELP, validator=non_negative())
 
 
 # ---------------------------------------------------------------------------- samplers
@@ -84,7 +90,8 @@ class ForegroundPdfParams:
     """``foreground_pdf``: patch centre drawn with weight 1 on background, ``pdf`` on
     foreground pixels (uniform when the frame has no foreground)."""
 
-    pdf: float = param(500000.0, help="weight of a foreground pixel relative to background (> 0)")
+    pdf: float = param(500000.0, help="weight of a foreground pixel relative to background (> 0)",
+                       validator=positive())
 
 
 # ---------------------------------------------------------------------------- targets
@@ -100,26 +107,32 @@ class ContoursParams:
     mode: Literal["inner", "outer", "thick"] = param(
         "inner", help="skimage.segmentation.find_boundaries mode: 'inner' marks boundary pixels "
                       "inside the cells, 'outer' outside, 'thick' both")
-    connectivity: int = param(1, help="1: 4-connected neighbours, 2: 8-connected")
+    connectivity: int = param(1, help="1: 4-connected neighbours, 2: 8-connected",
+                              validator=one_of(1, 2))
 
 
 @attrs.frozen
 class WeightMapParams:
     """``weight_map``: class = labels > 0 plus a float border weight channel (mean 1)."""
 
-    w0: float = param(10.0, help="separation weight between close cells (U-Net w0)")
-    sigma: float = param(5.0, help="decay (pixels) of the separation weight (U-Net sigma)")
+    w0: float = param(10.0, help="separation weight between close cells (U-Net w0)",
+                      validator=non_negative())
+    sigma: float = param(5.0, help="decay (pixels) of the separation weight (U-Net sigma)",
+                         validator=positive())
     contour_weight: float = param(
-        2.0, help="extra weight on cell contour pixels (find_boundaries 'thick')")
+        2.0, help="extra weight on cell contour pixels (find_boundaries 'thick')",
+        validator=non_negative())
     background_weight: float = param(
-        1.0, help="base weight of background pixels (cells have base weight 1)")
+        1.0, help="base weight of background pixels (cells have base weight 1)",
+        validator=non_negative())
 
 
 @attrs.frozen
 class MarksParams:
     """``marks``: each instance eroded with a disk (detection marks)."""
 
-    radius: int = param(5, help="radius of the disk each instance is eroded with")
+    radius: int = param(5, help="radius of the disk each instance is eroded with",
+                        validator=non_negative())
 
 
 # ---------------------------------------------------------------------------- augmentations
@@ -127,14 +140,18 @@ class MarksParams:
 class AffineParams:
     """``affine``: random rotation, shift and zoom (one interpolation for all three)."""
 
-    rotation: float = param(30.0, help="maximum rotation in degrees (uniform in [-r, r])")
-    shift: float = param(0.2, help="maximum shift as a fraction of the patch size, per axis")
-    zoom: float = param(0.2, help="zoom factor drawn uniformly in [1 - zoom, 1 + zoom]")
+    rotation: float = param(30.0, help="maximum rotation in degrees (uniform in [-r, r])",
+                            validator=non_negative())
+    shift: float = param(0.2, help="maximum shift as a fraction of the patch size, per axis",
+                         validator=in_range(0, 0.5, hi_open=True))
+    zoom: float = param(0.2, help="zoom factor drawn uniformly in [1 - zoom, 1 + zoom]",
+                        validator=in_range(0, 1, hi_open=True))
     independent_zoom: bool = param(False, help="draw the zoom independently for y and x")
     fill: Literal["reflect", "mirror", "nearest", "constant"] = param(
         "reflect", help="how pixels outside the cut context are filled (scipy.ndimage modes; "
                         "constant fills 0, like scipy grid-constant)")
-    probability: float = param(1.0, help="probability that a sample is transformed")
+    probability: float = param(1.0, help="probability that a sample is transformed",
+                               validator=_PROBABILITY)
 
 
 @attrs.frozen
@@ -149,10 +166,13 @@ class FlipParams:
 class IntensityParams:
     """``intensity``: brightness/contrast jitter of the image (all frames alike)."""
 
-    brightness: float = param(0.1, help="additive offset drawn uniformly in [-b, b]")
+    brightness: float = param(0.1, help="additive offset drawn uniformly in [-b, b]",
+                              validator=non_negative())
     contrast: float = param(0.2, help="contrast factor drawn uniformly in [1 - c, 1 + c], "
-                                      "applied around the window mean")
-    probability: float = param(1.0, help="probability that a sample is jittered")
+                                      "applied around the window mean",
+                            validator=non_negative())
+    probability: float = param(1.0, help="probability that a sample is jittered",
+                               validator=_PROBABILITY)
 
 
 @attrs.frozen
@@ -160,5 +180,6 @@ class NoiseParams:
     """``noise``: additive Gaussian noise on the image."""
 
     sigma: float = param(0.03, help="largest noise standard deviation; each sample draws one "
-                                    "uniformly in [0, sigma]")
-    probability: float = param(0.5, help="probability that a sample gets noise")
+                                    "uniformly in [0, sigma]", validator=non_negative())
+    probability: float = param(0.5, help="probability that a sample gets noise",
+                               validator=_PROBABILITY)

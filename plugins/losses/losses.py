@@ -253,7 +253,7 @@ def _params_instance(loss: str, params: Any):
     if isinstance(params, dict):
         try:
             return cls(**params)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # unknown key, or a value its checks refuse
             raise LossInputError(f"loss {loss!r}: bad parameters {params!r}: {exc}") from exc
     raise LossInputError(f"loss {loss!r}: parameters must be {cls.__name__} or a dict; "
                          f"got {type(params).__name__}")

@@ -10,6 +10,7 @@ from typing import Optional
 import attrs
 
 from dlsuite import param
+from dlsuite.checks import CheckError, each, in_range, non_negative, positive
 
 __all__ = [
     "SparseCCEParams",
@@ -30,11 +31,22 @@ _CLASS_WEIGHTS_HELP = (
 )
 
 
+_WEIGHTS = each(non_negative())
+
+
+def _odd(instance, attribute, value) -> None:
+    """attrs validator: an odd number (any attrs validator works; its ValueError is reported
+    at the field's JSON path)."""
+    if value % 2 != 1:
+        raise CheckError(attribute.name, f"must be odd, got {value}")
+
+
 @attrs.frozen
 class SparseCCEParams:
     """Parameters of ``sparse_cce`` (softmax cross-entropy on the class index)."""
 
-    class_weights: Optional[list[float]] = param(None, help=_CLASS_WEIGHTS_HELP)
+    class_weights: Optional[list[float]] = param(None, help=_CLASS_WEIGHTS_HELP,
+                                                 validator=_WEIGHTS)
 
 
 @attrs.frozen
@@ -43,8 +55,9 @@ class CategoricalCCEParams:
 
     label_smoothing: float = param(
         0.0, help="label smoothing in [0, 1): the one-hot target becomes "
-                  "onehot*(1-s) + s/n_classes")
-    class_weights: Optional[list[float]] = param(None, help=_CLASS_WEIGHTS_HELP)
+                  "onehot*(1-s) + s/n_classes", validator=in_range(0, 1, hi_open=True))
+    class_weights: Optional[list[float]] = param(None, help=_CLASS_WEIGHTS_HELP,
+                                                 validator=_WEIGHTS)
 
 
 @attrs.frozen
@@ -53,7 +66,8 @@ class BinaryCCEParams:
 
     class_weights: Optional[list[float]] = param(
         None, help="optional [w_background, w_foreground]: each pixel's loss is multiplied by "
-                   "the weight of its true class, then averaged over all pixels")
+                   "the weight of its true class, then averaged over all pixels",
+        validator=_WEIGHTS)
 
 
 @attrs.frozen
@@ -67,11 +81,13 @@ class WeightedBCEDiceParams:
 
     pool_size: int = param(
         11, help="side of the average-pooling window used to find border pixels when y_true "
-                 "carries no weight channel")
+                 "carries no weight channel", validator=positive())
     border_weight: float = param(
         2.0, help="extra weight added to border pixels (weight 1 + border_weight) before the "
-                  "weights are rescaled to mean 1; used only when y_true has no weight channel")
-    smooth: float = param(1.0, help="smoothing constant of the Dice term")
+                  "weights are rescaled to mean 1; used only when y_true has no weight channel",
+        validator=non_negative())
+    smooth: float = param(1.0, help="smoothing constant of the Dice term",
+                          validator=non_negative())
 
 
 @attrs.frozen
@@ -80,17 +96,22 @@ class MultipleOutputParams:
 
     category_weights: Optional[list[float]] = param(
         None, help="weight of each channel's BCE, e.g. [w_background, w_foreground]; "
-                   "length n_classes; null = all 1. The loss is the weighted sum")
+                   "length n_classes; null = all 1. The loss is the weighted sum",
+        validator=_WEIGHTS)
 
 
 @attrs.frozen
 class L1L2Params:
     """Parameters of ``l1l2`` (keypoint heatmap loss of DeepSTORM)."""
 
-    kernel_size: int = param(15, help="side of the Gaussian kernel (odd)")
-    sigma: float = param(4.0, help="standard deviation of the Gaussian kernel, in pixels")
-    kernel_sum: float = param(2.0, help="the normalised Gaussian is scaled to this sum")
-    l1_weight: float = param(1.0, help="weight of the L1 sparsity term mean(|prediction|)")
+    kernel_size: int = param(15, help="side of the Gaussian kernel (odd)",
+                             validator=[positive(), _odd])
+    sigma: float = param(4.0, help="standard deviation of the Gaussian kernel, in pixels",
+                         validator=positive())
+    kernel_sum: float = param(2.0, help="the normalised Gaussian is scaled to this sum",
+                              validator=positive())
+    l1_weight: float = param(1.0, help="weight of the L1 sparsity term mean(|prediction|)",
+                             validator=non_negative())
     blur_target: bool = param(
         True, help="true: y_true channel 0 holds keypoint spikes (e.g. the marks target) and "
                    "is blurred with the same kernel to give the heatmap; false: channel 0 "
@@ -101,14 +122,17 @@ class L1L2Params:
 class DiceLossParams:
     """Parameters of ``dice`` (soft Dice of the foreground probability)."""
 
-    smooth: float = param(1.0, help="smoothing constant added to numerator and denominator")
+    smooth: float = param(1.0, help="smoothing constant added to numerator and denominator",
+                          validator=non_negative())
 
 
 @attrs.frozen
 class FocalParams:
     """Parameters of ``focal`` (focal loss from logits)."""
 
-    gamma: float = param(2.0, help="focusing exponent: the loss is scaled by (1 - p_true)^gamma")
+    gamma: float = param(2.0, help="focusing exponent: the loss is scaled by (1 - p_true)^gamma",
+                         validator=non_negative())
     alpha: Optional[float] = param(
         None, help="class balance in [0, 1]: foreground pixels (class != 0) weigh alpha, "
-                   "background pixels 1 - alpha; null = no balancing")
+                   "background pixels 1 - alpha; null = no balancing",
+        validator=in_range(0, 1))

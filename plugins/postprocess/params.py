@@ -12,6 +12,7 @@ from typing import Literal
 import attrs
 
 from dlsuite import param
+from dlsuite.checks import in_range, non_negative
 
 __all__ = [
     "ArgmaxParams",
@@ -24,6 +25,19 @@ __all__ = [
     "WatershedSplitParams",
 ]
 
+_UNIT = in_range(0, 1)
+
+
+def _differs_from(other: str):
+    """attrs validator: the value differs from field ``other`` (cross-field)."""
+
+    def check(instance, attribute, value) -> None:
+        if value == getattr(instance, other):
+            raise ValueError(f"must differ from {other} ({value})")
+
+    return check
+
+
 _CONNECTIVITY_HELP = "1 = face (4-) connectivity as the original (SimpleITK default), 2 = 8-connectivity"
 
 
@@ -32,7 +46,8 @@ class ArgmaxParams:
     """``argmax``: probabilities (H, W, C) -> uint8 class map (class ids kept)."""
 
     threshold: float = param(
-        0.5, help="only for 1-channel probabilities: foreground where probability > threshold"
+        0.5, help="only for 1-channel probabilities: foreground where probability > threshold",
+        validator=_UNIT,
     )
 
 
@@ -40,9 +55,11 @@ class ArgmaxParams:
 class ThresholdParams:
     """``threshold``: probability of one class above a value -> uint8 binary mask."""
 
-    threshold: float = param(0.5, help="foreground where the class probability > threshold")
+    threshold: float = param(0.5, help="foreground where the class probability > threshold",
+                             validator=_UNIT)
     channel: int = param(
-        1, help="class channel compared with the threshold (ignored for 1-channel input)"
+        1, help="class channel compared with the threshold (ignored for 1-channel input)",
+        validator=non_negative(),
     )
 
 
@@ -50,7 +67,8 @@ class ThresholdParams:
 class ClosingParams:
     """``closing``: morphological closing of the foreground."""
 
-    radius: int = param(3, help="radius in pixels of the disk structuring element")
+    radius: int = param(3, help="radius in pixels of the disk structuring element",
+                        validator=non_negative())
 
 
 @attrs.frozen
@@ -62,7 +80,8 @@ class FillHolesParams:
 class RemoveSmallObjectsParams:
     """``remove_small_objects``: drop objects below a size."""
 
-    min_size: int = param(150, help="objects with fewer pixels than this are removed")
+    min_size: int = param(150, help="objects with fewer pixels than this are removed",
+                          validator=non_negative())
     connectivity: Literal[1, 2] = param(1, help=_CONNECTIVITY_HELP + " (masks only)")
 
 
@@ -70,7 +89,8 @@ class RemoveSmallObjectsParams:
 class RemoveBorderObjectsParams:
     """``remove_border_objects``: drop objects touching the image border."""
 
-    border: int = param(1, help="width in pixels of the border band an object must not touch")
+    border: int = param(1, help="width in pixels of the border band an object must not touch",
+                        validator=non_negative())
     connectivity: Literal[1, 2] = param(1, help=_CONNECTIVITY_HELP + " (masks only)")
 
 
@@ -85,9 +105,12 @@ class LabelParams:
 class WatershedSplitParams:
     """``watershed_split``: instances separated by the contour class of a class map."""
 
-    cell_class: int = param(1, help="class id of cell interiors in the class map")
-    contour_class: int = param(2, help="class id of cell contours in the class map")
+    cell_class: int = param(1, help="class id of cell interiors in the class map",
+                            validator=non_negative())
+    contour_class: int = param(2, help="class id of cell contours in the class map",
+                               validator=[non_negative(), _differs_from("cell_class")])
     min_marker_size: int = param(
-        0, help="interior components smaller than this do not seed an instance"
+        0, help="interior components smaller than this do not seed an instance",
+        validator=non_negative(),
     )
     connectivity: Literal[1, 2] = param(1, help=_CONNECTIVITY_HELP)

@@ -5,31 +5,39 @@ from __future__ import annotations
 import attrs
 
 from dlsuite import ArchitectureSpec, LossSpec, PostprocessorSpec, hookimpl, param
+from dlsuite.checks import in_range, non_negative, positive
 
 
 @attrs.frozen
 class ResidualUNetParams:
     """Parameters of ``residual_unet``."""
 
-    n_filters: int = param(16, help="filters of the first level (doubled per level)")
-    pools: int = param(3, help="number of down-sampling steps (depth)")
-    dropout: float = param(0.0, help="dropout after each decoder block")
+    # The checks are attrs validators: `dlsuite config validate` reports a bad value at its
+    # JSON path ($.model.pools) and `dlsuite config schema` shows the range.
+    n_filters: int = param(16, help="filters of the first level (doubled per level)",
+                           validator=positive())
+    pools: int = param(3, help="number of down-sampling steps (depth)",
+                       validator=in_range(1, 6))
+    dropout: float = param(0.0, help="dropout after each decoder block",
+                           validator=in_range(0, 1, hi_open=True))
 
 
 @attrs.frozen
 class TverskyParams:
     """Parameters of ``tversky``."""
 
-    alpha: float = param(0.5, help="weight of false positives")
-    beta: float = param(0.5, help="weight of false negatives")
-    smooth: float = param(1.0, help="added to numerator and denominator")
+    alpha: float = param(0.5, help="weight of false positives", validator=non_negative())
+    beta: float = param(0.5, help="weight of false negatives", validator=non_negative())
+    smooth: float = param(1.0, help="added to numerator and denominator",
+                          validator=non_negative())
 
 
 @attrs.frozen
 class OpeningParams:
     """Parameters of ``opening``."""
 
-    radius: int = param(2, help="radius of the disk structuring element (pixels)")
+    radius: int = param(2, help="radius of the disk structuring element (pixels)",
+                        validator=non_negative())
 
 
 def _multiple(params: ResidualUNetParams) -> int:

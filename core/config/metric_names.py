@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from dlsuite.errors import DlsuiteInputError
+from ..errors import DlsuiteInputError
 
 
 @attrs.frozen

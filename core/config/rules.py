@@ -1,0 +1,184 @@
+"""Rules across config sections that need the installed plugins or the data (no TensorFlow).
+
+Single values and the rules inside one section are attrs validators on the schema classes
+(:mod:`dlsuite.checks`); what is left needs more than one section and the registry:
+
+* ``datagen.patch_size`` is divisible by the architecture's ``size_multiple`` (``2**pools``
+  for the U-Nets, 32 for MobileNetV2 encoders), i.e. ``pools`` downsamplings fit the patch;
+* a model with a static input size (ConvLSTM) predicts tiles of ``datagen.patch_size``: the
+  halo on both sides must leave a core (only when a test set is to be predicted);
+* the loss gets the ``y_true`` channels it needs (``LossSpec.target_channels``, e.g. the
+  pixel weights of ``weighted_bce``) from the target (``TargetSpec.channels``);
+
+and, when the data paths are checked, the data itself:
+
+* a training step takes ``datagen.batch_size`` *different* training samples.
+
+Each rule takes ``(config, registry)`` and returns ``(json_path, message)`` problems; they are
+run by :func:`dlsuite.config.parse_config` (so ``dlsuite config validate`` reports them) and
+again by :func:`dlsuite.preflight.preflight`. Every rule is bounded in time whatever the
+values: plugin callables run only on parameters that passed their checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ..errors import DlsuiteInputError
+
+__all__ = ["CONFIG_RULES", "DATA_RULES", "config_problems", "data_problems"]
+
+Problem = tuple[str, str]
+
+
+def _geometry(config, registry) -> dict | str | None:
+    """The model geometry; None when a plugin is unknown (reported where its name is); the
+    error text when the architecture's ``size_multiple``/``receptive_field`` fail."""
+    from ..models import model_geometry
+    from ..registry import PluginRejected
+
+    try:
+        return model_geometry(config, registry)
+    except PluginRejected as exc:  # the plugin's size_multiple/receptive_field refused
+        return str(exc)
+    except DlsuiteInputError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - a plugin's geometry callable on these params
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _fewer_pools(config, registry, patch: list[int]) -> str:
+    """`` or $.model.pools at most N`` when the architecture has ``pools`` and a smaller
+    value fits ``patch`` (at most 64 values tried, downwards), else a generic hint."""
+    params = config.model.params
+    spec = registry.resolve("architectures", config.model.name).spec
+    if not attrs.has(type(params)) or "pools" not in attrs.fields_dict(type(params)):
+        return " or fewer pools ($.model.pools)"
+    pools_now = int(params.pools)
+    for pools in range(pools_now - 1, max(pools_now - 65, 0), -1):
+        try:
+            m = int(spec.size_multiple(attrs.evolve(params, pools=pools)) or 1)
+        except Exception:  # noqa: BLE001 - a value its checks refuse, or a plugin's error
+            break
+        if all(v % m == 0 for v in patch):
+            return f" or $.model.pools at most {pools}"
+    return " or fewer pools ($.model.pools)"
+
+
+def patch_fits_model(config, registry) -> list[Problem]:
+    """``datagen.patch_size`` divisible by the model's ``size_multiple``: otherwise the
+    decoder's skip connections would not line up (and ``2**pools`` larger than the patch
+    leaves nothing to downsample)."""
+    geo = _geometry(config, registry)
+    if geo is None:
+        return []
+    if isinstance(geo, str):
+        return [("$.model", f"architecture {config.model.name!r}: its size_multiple or "
+                            f"receptive_field fails on these parameters ({geo})")]
+    m = int(geo["size_multiple"] or 1)
+    patch = [int(v) for v in config.datagen.patch_size]
+    if not [v for v in patch if v % m]:
+        return []
+    fit = [max(m, v - v % m) for v in patch]
+    return [("$.datagen.patch_size",
+             f"{patch} does not fit model {config.model.name!r}: height and width must be "
+             f"divisible by {m} (its size_multiple, e.g. 2**pools for U-Nets); "
+             f"use e.g. {fit}{_fewer_pools(config, registry, patch)}")]
+
+
+def static_model_leaves_a_core(config, registry) -> list[Problem]:
+    """A model with a static input size (ConvLSTM models, built at ``datagen.patch_size``)
+    predicts tiles of exactly that size; the halo on both sides must leave a core (the rule
+    of :mod:`dlsuite.inference`). Checked only when a test set is to be predicted."""
+    if not config.data.test:
+        return []
+    geo = _geometry(config, registry)
+    if not isinstance(geo, dict) or geo["supports_dynamic_size"]:
+        return []
+    if geo["receptive_field"] is None and config.inference.halo == "auto":
+        return []  # an undeclared receptive field is measured when the run predicts
+    from ..models import halo_pixels
+
+    m = int(geo["size_multiple"] or 1)
+    halo = halo_pixels(config.inference.halo, geo["receptive_field"])
+    rounded = -(-int(halo) // m) * m
+    size = min(int(v) for v in config.datagen.patch_size)
+    if (size - 2 * rounded) // m * m >= 1:
+        return []
+    return [("$.inference.halo",
+             f"{config.inference.halo!r} (= {halo} px, {rounded} px at the model's size "
+             f"multiple {m}) leaves no core in the {size} px tiles model "
+             f"{config.model.name!r} predicts (its input size is fixed at "
+             f"$.datagen.patch_size): set inference.halo to at most "
+             f"{max((size - m) // 2 // m * m, 0)} or "
+             "use a larger patch_size")]
+
+
+def loss_fits_target(config, registry) -> list[Problem]:
+    """The target plugin gives every ``y_true`` channel the loss needs (otherwise the loss
+    fails on its first batch, after TensorFlow is up and the run directory exists)."""
+    try:
+        loss = registry.resolve("losses", config.loss.name).spec
+        target = registry.resolve("targets", config.datagen.target.name).spec
+    except DlsuiteInputError:
+        return []
+    missing = [c for c in loss.target_channels if c not in target.channels]
+    if not missing:
+        return []
+    fitting = [name for name in registry.names("targets") if ":" not in name and all(
+        c in _channels(registry, name) for c in loss.target_channels)]
+    hint = f"; targets that do: {', '.join(fitting)}" if fitting else ""
+    return [("$.loss",
+             f"loss {config.loss.name!r} needs the y_true channel(s) {', '.join(missing)}, "
+             f"which target {config.datagen.target.name!r} ($.datagen.target) does not "
+             f"give{hint}")]
+
+
+def _channels(registry, name: str) -> tuple[str, ...]:
+    try:
+        return tuple(registry.resolve("targets", name).spec.channels)
+    except DlsuiteInputError:
+        return ()
+
+
+def enough_training_samples(config, registry) -> list[Problem]:
+    """A training step takes ``datagen.batch_size`` different training samples (images,
+    videos or CTC sequences): fewer is an error rather than a silent repetition."""
+    from ..data.layouts import list_samples
+
+    if not config.data.train:
+        return []
+    try:
+        samples = list_samples(config.data.train, config.data.layout, require_labels=True)
+    except DlsuiteInputError:
+        return []  # the folder itself is reported by the path checks
+    batch = int(config.datagen.batch_size)
+    if len(samples) >= batch:
+        return []
+    kind = samples[0].layout if samples else "samples"
+    unit = {"frames": "images", "videos": "videos", "ctc": "sequences"}.get(kind, "samples")
+    return [("$.datagen.batch_size",
+             f"{batch} training samples per batch, but {config.data.train} holds only "
+             f"{len(samples)} labelled {unit}: lower datagen.batch_size to at most "
+             f"{max(len(samples), 1)} (use datagen.patches_per_image for more patches per "
+             "step) or add training data")]
+
+
+Rule = Callable[[Any, Any], list[Problem]]
+#: Rules that need only the config and the registry (run by every validation).
+CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, loss_fits_target)
+#: Rules that read the data (run when data paths are checked).
+DATA_RULES: tuple[Rule, ...] = (enough_training_samples,)
+
+
+def config_problems(config, registry) -> list[Problem]:
+    """Every problem :data:`CONFIG_RULES` find in a structured config."""
+    return [p for rule in CONFIG_RULES for p in rule(config, registry)]
+
+
+def data_problems(config, registry) -> list[Problem]:
+    """Every problem :data:`DATA_RULES` find (the data folders are read)."""
+    return [p for rule in DATA_RULES for p in rule(config, registry)]
