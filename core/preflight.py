@@ -21,10 +21,20 @@ What is checked:
 * amount of data: a training step takes ``datagen.batch_size`` *different* training samples
   (images, videos or CTC sequences); fewer training samples than ``batch_size`` is an error
   rather than a silent repetition of the same images within one batch.
+* numbers: no NaN or infinite number anywhere in the config; ``optimizer.learning_rate`` > 0
+  (a NaN learning rate trains NaN weights).
+* W&B: a ``WANDB_MODE`` environment variable that is not a W&B mode.
+* pixels (:func:`dlsuite.data.checks.check_pixels`, every file of train, val and test read
+  once): unreadable or truncated files, NaN/Inf pixels (refused unless
+  ``data.nonfinite_pixels`` is ``"mask"``), negative label ids are errors; constant images
+  and training label images without any object are logged as warnings, the way unusual files
+  (colour, stacks) are read as info lines, and so is the time the check took.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +44,8 @@ from .registry import PluginRejected
 __all__ = ["preflight", "preflight_problems", "CHECKS"]
 
 Problem = tuple[str, str]
+
+log = logging.getLogger("dlsuite.preflight")
 
 
 def _data_paths(config, registry) -> list[Problem]:
@@ -133,10 +145,68 @@ def _enough_training_samples(config, registry) -> list[Problem]:
              "step) or add training data")]
 
 
-#: The checks :func:`preflight` runs, in order.
+def _nonfinite_numbers(data: Any, path: str = "$") -> list[Problem]:
+    if isinstance(data, float) and not math.isfinite(data):
+        return [(path, f"{data} is not a usable number")]
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in _nonfinite_numbers(v, f"{path}.{k}")]
+    if isinstance(data, (list, tuple)):
+        return [p for i, v in enumerate(data) for p in _nonfinite_numbers(v, f"{path}[{i}]")]
+    return []
+
+
+def _finite_numbers(config, registry) -> list[Problem]:
+    """No NaN/Inf anywhere (JSON allows them); a learning rate that is a positive number."""
+    from .config.converter import unstructure_config
+
+    try:
+        problems = _nonfinite_numbers(unstructure_config(config, registry))
+    except DlsuiteInputError:
+        return []  # an unknown plugin: reported by _plugins
+    lr = config.optimizer.learning_rate
+    if math.isfinite(lr) and lr <= 0:
+        problems.append(("$.optimizer.learning_rate",
+                         f"{lr} is not a learning rate: it must be > 0 (e.g. 1e-3)"))
+    return problems
+
+
+def _wandb_mode_env(config, registry) -> list[Problem]:
+    from .logging.wandb_run import invalid_env_mode
+
+    bad = invalid_env_mode()
+    if bad is None:
+        return []
+    return [("$.wandb.mode", f"the environment variable WANDB_MODE={bad!r}, which overrides "
+             f"it, is not a W&B mode: set it to online, offline or disabled, or unset it to "
+             f"use the config's {config.wandb.mode!r}")]
+
+
+def _data_pixels(config, registry) -> list[Problem]:
+    """Every file of train, val and test read once (folders whose headers are fine)."""
+    from .data.checks import check_pixels
+    from .data.layouts import check_dataset
+
+    problems: list[Problem] = []
+    for key in ("train", "val", "test"):
+        folder = getattr(config.data, key)
+        if folder is None or check_dataset(folder, config.data.layout, require_labels=True):
+            continue  # headers already reported by _data_paths
+        found = check_pixels(folder, config.data.layout, training=key == "train",
+                             nonfinite=config.data.nonfinite_pixels)
+        problems += [(f"$.data.{key}", msg) for msg in found.errors]
+        for note in found.notes:
+            log.info("data.%s: %s", key, note)
+        for warning in found.warnings:
+            log.warning("data.%s: %s", key, warning)
+        log.info("data.%s: pixels of %d files checked in %.1f s", key, found.files,
+                 found.seconds)
+    return problems
+
+
+#: The checks :func:`preflight` runs, in order (the pixel check, the slowest, last).
 CHECKS: tuple[Callable[[Any, Any], list[Problem]], ...] = (
     _data_paths, _plugins, _patch_fits_model, _static_model_leaves_a_core,
-    _enough_training_samples)
+    _enough_training_samples, _finite_numbers, _wandb_mode_env, _data_pixels)
 
 
 def preflight_problems(config, registry) -> list[Problem]:
