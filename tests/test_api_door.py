@@ -37,7 +37,7 @@ DISPLAY_HELPERS = {  # module -> names, for dlsuite.cli._output only
     "dlsuite.config.legacy": {"format_migration"},
     "dlsuite.evaluation.names": {"METRICS"},
     "dlsuite.evaluation.writers": {"dumps_metrics"},
-    "dlsuite.logging.handlers": {"attached"},
+    "dlsuite.logging.console": {"console"},
 }
 THIRD_PARTY = {"click", "rich"}
 
