@@ -205,6 +205,7 @@ def test_resume_lists_the_changed_keys_it_applies_and_those_it_keeps(tmp_path, c
     [entry] = data["resume_changes"]
     assert entry["after_epoch"] == 1
     assert entry["changes"]["optimizer.learning_rate"] == [0.001, 0.01]
+    assert entry["not_applied"] == ["seed"]
     assert json.loads(run.config_json.read_text())["resume_changes"] == data["resume_changes"]
 
 
