@@ -240,8 +240,8 @@ def restore_model_state(run: RunDir, state: ResumeState, model: keras.Model) -> 
     if saved_lr is not None and np.float32(saved_lr) != config_lr:
         restored = float(keras.ops.convert_to_numpy(opt.learning_rate))
         opt.learning_rate = float(config_lr)
-        log.warning("optimizer.learning_rate changed %.6g -> %.6g: training continues with "
-                    "%.6g (the run was at %.6g)", saved_lr, config_lr, config_lr, restored)
+        log.info("optimizer.learning_rate changed %.6g -> %.6g: training continues with "
+                 "%.6g (the run was at %.6g)", saved_lr, config_lr, config_lr, restored)
     log.info("resumed from epoch %d (optimizer step %d)", state.epoch,
              int(keras.ops.convert_to_numpy(opt.iterations)))
 

@@ -50,9 +50,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException as exc:
+        cause = exc
+        if isinstance(exc, OSError) and exc.errno is None:  # e.g. a writer's "short write"
+            cause = _why_short(tmp) or exc
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
-            raise _naming(exc, path) from exc
+        if isinstance(cause, OSError) and cause.errno in WRITE_ERRNOS:
+            raise _naming(cause, path) from exc
         raise
     return path
 
@@ -61,6 +64,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 #: quota, file size limit), not a bug: callers report them as bad input naming the path.
 WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
                           errno.EFBIG})
+
+
+def _why_short(tmp: Path) -> OSError | None:
+    """Why a write without an errno failed (writers report a short write as a bare OSError):
+    appending to ``tmp`` shows whether the location is full or over the file size limit;
+    that OSError, or None when it is not the reason."""
+    try:
+        with open(tmp, "ab", buffering=0) as fh:
+            for _ in range(16):
+                fh.write(bytes(4096))
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        return exc if exc.errno in WRITE_ERRNOS else None
+    return None
 
 
 def _naming(exc: OSError, path: Path) -> OSError:

@@ -141,13 +141,18 @@ class OwnedFolder:
         return self._write(attrs.evolve(marker, written=new))
 
     def matches(self, entry: str) -> list[Path]:
-        """The existing paths an entry of ``written`` stands for (none for unsafe entries)."""
+        """The existing paths an entry of ``written`` stands for: never the marker, nothing
+        reached through a symbolic link to elsewhere, none for unsafe entries."""
         if not _safe_entry(entry):
             return []
         if glob.has_magic(entry):
-            return sorted(self.root.glob(entry))
-        path = self.root / entry
-        return [path] if path.exists() or path.is_symlink() else []
+            found = sorted(self.root.glob(entry))
+        else:
+            path = self.root / entry
+            found = [path] if path.exists() or path.is_symlink() else []
+        root = self.root.resolve()
+        return [p for p in found if p != self.marker_path
+                and (p.parent.resolve() == root or root in p.parent.resolve().parents)]
 
     def remove_written(self) -> list[Path]:
         """Remove what the marker records (and folders left empty by that, up to the root);

@@ -351,6 +351,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     DlsuiteInputError / DataError naming the run, checkpoint, input or output path;
     nothing is written before the inputs, the run and the output folder were checked.
     """
+    from .data.checks import check_inputs
     from .inference import build_postprocess, write_predictions
 
     if ctc and not postprocess:
@@ -363,6 +364,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     pred = open_run(run_dir, weights=weights, tile_size=tile_size, halo=halo,
                     batch_size=batch_size, quiet=True, registry=registry)
     ctx = pred.ctx
+    check_inputs(items, ctx.config.data.nonfinite_pixels)  # pixels: before anything is written
     chain = build_postprocess(ctx.config.postprocess, ctx.registry) if postprocess else None
     out = Path(out_dir).expanduser() if out_dir is not None else default_output_dir(
         run_dir, input_path, ctx.config.inference.output_folder)

@@ -15,16 +15,26 @@ data, repeated here for configs parsed with ``check_paths=False``. What is check
   required.
 * model: the architecture and the datagen plugins are installed (an unknown name is an error
   naming the key, with suggestions).
-* fit (:data:`dlsuite.config.rules.CONFIG_RULES`): ``datagen.patch_size`` is divisible by
-  the model's ``size_multiple``; a static-size model's halo leaves a core.
-* amount of data (:data:`dlsuite.config.rules.DATA_RULES`): a training step takes
-  ``datagen.batch_size`` *different* training samples (images, videos or CTC sequences);
-  fewer training samples than ``batch_size`` is an error rather than a silent repetition of
-  the same images within one batch.
+* fit (:data:`dlsuite.config.rules.CONFIG_RULES`, also run by ``config validate``):
+  ``datagen.patch_size`` is divisible by the model's ``size_multiple`` (``2**pools`` for
+  the U-Nets, 32 for MobileNetV2 encoders): otherwise the skip connections of the decoder
+  would not line up.
+* inference: a model with a static input size (ConvLSTM) predicts tiles of
+  ``datagen.patch_size``; ``inference.halo`` on both sides must leave a core.
+* amount of data: a training step takes ``datagen.batch_size`` *different* training samples
+  (images, videos or CTC sequences); fewer training samples than ``batch_size`` is an error
+  rather than a silent repetition of the same images within one batch.
+* W&B: a ``WANDB_MODE`` environment variable that is not a W&B mode.
+* pixels (:func:`dlsuite.data.checks.check_pixels`, every file of train, val and test read
+  once): unreadable or truncated files, NaN/Inf pixels (refused unless
+  ``data.nonfinite_pixels`` is ``"mask"``), negative label ids are errors; constant images
+  and training label images without any object are logged as warnings, the way unusual files
+  (colour, stacks) are read as info lines, and so is the time the check took.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +44,8 @@ from .registry import PluginRejected
 __all__ = ["preflight", "preflight_problems", "CHECKS"]
 
 Problem = tuple[str, str]
+
+log = logging.getLogger("dlsuite.preflight")
 
 
 def _data_paths(config, registry) -> list[Problem]:
@@ -72,9 +84,42 @@ def _data_rules(config, registry) -> list[Problem]:
     return data_problems(config, registry)
 
 
-#: The checks :func:`preflight` runs, in order.
+def _wandb_mode_env(config, registry) -> list[Problem]:
+    from .logging.wandb_run import invalid_env_mode
+
+    bad = invalid_env_mode()
+    if bad is None:
+        return []
+    return [("$.wandb.mode", f"the environment variable WANDB_MODE={bad!r}, which overrides "
+             f"it, is not a W&B mode: set it to online, offline or disabled, or unset it to "
+             f"use the config's {config.wandb.mode!r}")]
+
+
+def _data_pixels(config, registry) -> list[Problem]:
+    """Every file of train, val and test read once (folders whose headers are fine)."""
+    from .data.checks import check_pixels
+    from .data.layouts import check_dataset
+
+    problems: list[Problem] = []
+    for key in ("train", "val", "test"):
+        folder = getattr(config.data, key)
+        if folder is None or check_dataset(folder, config.data.layout, require_labels=True):
+            continue  # headers already reported by _data_paths
+        found = check_pixels(folder, config.data.layout, training=key == "train",
+                             nonfinite=config.data.nonfinite_pixels)
+        problems += [(f"$.data.{key}", msg) for msg in found.errors]
+        for note in found.notes:
+            log.info("data.%s: %s", key, note)
+        for warning in found.warnings:
+            log.warning("data.%s: %s", key, warning)
+        log.info("data.%s: pixels of %d files checked in %.1f s", key, found.files,
+                 found.seconds)
+    return problems
+
+
+#: The checks :func:`preflight` runs, in order (the pixel check, the slowest, last).
 CHECKS: tuple[Callable[[Any, Any], list[Problem]], ...] = (
-    _data_paths, _plugins, _config_rules, _data_rules)
+    _data_paths, _plugins, _config_rules, _data_rules, _wandb_mode_env, _data_pixels)
 
 
 def preflight_problems(config, registry) -> list[Problem]:

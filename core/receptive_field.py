@@ -17,7 +17,8 @@ per phase, because ReLUs and max-pooling pass gradients only along active paths,
 may hide some of them); the reach is the farthest non-zero gradient from its output pixel
 over the batch. A gradient is never non-zero without a real dependence, so the measurement
 never overestimates; it can underestimate only when every draw blocks the farthest paths,
-which becomes improbable with a few draws. If the gradient reaches the border of the input
+which becomes improbable with a few draws and, for a registry entry, a few freshly built
+models (a random initialisation of a tiny network can leave a whole layer inactive). If the gradient reaches the border of the input
 the size is doubled (up to ``max_size``); a reach still cut at ``max_size`` is reported as a
 lower bound (``Reach.complete`` False).
 
@@ -177,15 +178,19 @@ def _params_key(params: Any) -> str:
 _CACHE: dict[tuple, Reach] = {}
 
 
-def measured_receptive_field(entry, params: Any, *, n_classes: int = 2, **kwargs) -> Reach:
+def measured_receptive_field(entry, params: Any, *, n_classes: int = 2, builds: int = 3,
+                             **kwargs) -> Reach:
     """The :class:`Reach` of the architecture of registry ``entry`` (a
-    :class:`dlsuite.registry.Entry`) built with ``params`` and ``n_classes`` outputs (random
-    weights: a receptive field is a property of the architecture), measured once per plugin,
-    version and parameter set in this process (cached). Models that need a static size are
-    built at each measured size. The spec's ``size_multiple`` gives the phases."""
+    :class:`dlsuite.registry.Entry`) built with ``params`` and ``n_classes`` outputs, measured
+    once per plugin, version and parameter set in this process (cached). A receptive field is
+    a property of the architecture, so the models have fresh random weights; the reach is the
+    largest over ``builds`` models (in a tiny network one random initialisation may leave a
+    whole layer inactive for every input, hiding the paths through it). Models that need a
+    static size are built at each measured size. The spec's ``size_multiple`` gives the
+    phases; ``kwargs`` go to :func:`measure_reach`."""
     spec = entry.spec
     key = (entry.plugin, entry.dist, entry.version, entry.name, _params_key(params), n_classes,
-           tuple(sorted(kwargs.items())))
+           builds, tuple(sorted(kwargs.items())))
     if key in _CACHE:
         return _CACHE[key]
     from .registry import call_spec
@@ -204,7 +209,13 @@ def measured_receptive_field(entry, params: Any, *, n_classes: int = 2, **kwargs
             models[hw] = factory(params, n_classes=n_classes, input_shape=shape)
         return models[hw]
 
-    reach = measure_reach(build, size_multiple=multiple, temporal=spec.temporal,
-                          time_windows=windows, **kwargs)
+    reaches = []
+    for index in range(max(1, int(builds))):
+        reaches.append(measure_reach(build, size_multiple=multiple, temporal=spec.temporal,
+                                     time_windows=windows, **{"seed": index, **kwargs}))
+        models.clear()  # the next measurement builds a model with other random weights
+    reach = Reach(max(r.radius for r in reaches), max(r.size for r in reaches), multiple,
+                  all(r.complete for r in reaches),
+                  tuple(max(phase) for phase in zip(*(r.per_phase for r in reaches))))
     _CACHE[key] = reach
     return reach

@@ -419,12 +419,16 @@ class Registry:
 
     def blame(self, exc: BaseException) -> PluginFailure | None:
         """The :class:`PluginFailure` to report for ``exc`` when it was raised in the code of
-        a third-party plugin (the innermost frame of its traceback, or of an exception it was
-        raised from, whose module belongs to a loaded plugin's packages); None otherwise."""
+        a third-party plugin, else None. The frames of its traceback (and of the exceptions
+        it was raised from) are read from the innermost out, skipping other libraries: the
+        first one in a loaded plugin's packages decides (a third-party plugin: blamed; dlsuite
+        or its built-ins: not)."""
         if isinstance(exc, PluginFailure):
             return exc
-        owners = {pkg: plugin for plugin, pkgs in self._packages.items() for pkg in pkgs
-                  if self._origin.get(plugin, (None,))[0] != OWN_DISTRIBUTION}
+        owners: dict[str, str | None] = {"dlsuite": None}
+        for plugin, packages in self._packages.items():
+            own = self._origin.get(plugin, (None,))[0] == OWN_DISTRIBUTION
+            owners.update({pkg: None if own else plugin for pkg in packages})
         seen: set[int] = set()
         while exc is not None and id(exc) not in seen:
             seen.add(id(exc))
@@ -434,12 +438,15 @@ class Registry:
                 frames.append(tb)
                 tb = tb.tb_next
             for tb in reversed(frames):
-                module = str(tb.tb_frame.f_globals.get("__name__", ""))
-                plugin = owners.get(module.split(".")[0])
-                if plugin is not None:
-                    dist, version = self._origin.get(plugin, (None, None))
-                    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
-                    return _bug(f"code at {where}", plugin, dist, version, exc)
+                top = str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0]
+                if top not in owners:
+                    continue  # a library (numpy, keras, ...) or the standard library
+                plugin = owners[top]
+                if plugin is None:
+                    return None  # raised in dlsuite's own code
+                dist, version = self._origin.get(plugin, (None, None))
+                where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+                return _bug(f"code at {where}", plugin, dist, version, exc)
             exc = exc.__cause__ or exc.__context__
         return None
 

@@ -301,8 +301,8 @@ def write_run_config(run: RunDir, loaded: Any, registry: Any, *, seed: int | Non
     "versions", "seed", "source", "legacy_migrated", "created", "resumed",
     "resume_changes"}``. ``created``, earlier ``resumed`` times and ``resume_changes`` are
     kept from a previous file; a resume with a changed config appends ``{"time",
-    "after_epoch", "changes": {key: [old, new]}}`` to ``resume_changes``. Returns what was
-    written."""
+    "after_epoch", "changes": {key: [old, new]}, "not_applied": [keys the run keeps]}`` to
+    ``resume_changes``. Returns what was written."""
     from .config import config_hash
     from .config.converter import unstructure_config
 
@@ -326,6 +326,7 @@ def write_run_config(run: RunDir, loaded: Any, registry: Any, *, seed: int | Non
             state = read_json(run.resume_state) if run.resume_state.is_file() else {}
             data["resume_changes"].append({
                 "time": now, "after_epoch": state.get("epoch") if isinstance(state, dict) else None,
-                "changes": {k: [a, b] for k, (a, b) in changes.items()}})
+                "changes": {k: [a, b] for k, (a, b) in changes.items()},
+                "not_applied": [k for k in changes if _under(k, KEPT_ON_RESUME)]})
     write_json_atomic(run.config_json, data)
     return data

@@ -1,8 +1,15 @@
 """``dlsuite new-plugin``: write a ready-to-install plugin package skeleton.
 
 The skeleton has a ``pyproject.toml`` with the ``dlsuite`` entry point, a TF-free
-``plugin.py`` with the parameter class and spec, a factory module, and tests using the
-testing kit (:mod:`dlsuite.testing`). Templates are declared per kind in ``KINDS``.
+``plugin.py`` with one parameter class, spec and hook per kind, one factory module per kind
+(``architecture.py``, ``loss.py``, ``postprocessor.py``), and one contract test per kind
+using the testing kit (:mod:`dlsuite.testing`). A package may contribute several kinds; each
+contribution is then named ``<name>_<kind>`` (``<name>`` alone with one kind). Templates
+are declared per kind in ``KINDS``.
+
+The architecture template declares ``size_multiple`` and the exact ``receptive_field`` of
+the network it builds; its contract test (``ArchitectureContract``) measures the reach of the
+built model and fails if the declared number is smaller.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import keyword
 import re
 import textwrap
 from pathlib import Path
+from typing import Iterable
 
 import attrs
 
@@ -30,6 +38,7 @@ class KindTemplate:
     factory: str          # body of the factory module
     test_params: str      # small parameter overrides for the contract test
     spec_extra: str = ""  # further spec fields (e.g. the architecture's size_multiple)
+    helpers: str = ""     # TF-free functions of plugin.py used by spec_extra
 
 
 KINDS: dict[str, KindTemplate] = {
@@ -38,6 +47,20 @@ KINDS: dict[str, KindTemplate] = {
         params='''
             n_filters: int = param(16, help="filters of the first level")
             pools: int = param(2, help="number of down-sampling steps")
+        ''',
+        helpers='''
+            def {prefix}size_multiple(params) -> int:
+                """Input height and width must be divisible by this (one 2x2 pooling per level)."""
+                return 2 ** params.pools
+
+
+            def {prefix}receptive_field(params) -> int:
+                """``2 r + 1`` with ``r`` the farthest input pixel one output pixel depends on
+                (either side, over every position in the pooling grid): one 3x3 convolution
+                per level and per decoder step give ``r = 3 * 2**pools - 3``. inference.halo
+                "auto" uses ``r``; the contract test measures the built model and fails if
+                this is smaller. Update it when you change the network."""
+                return 2 * (3 * 2 ** params.pools - 3) + 1
         ''',
         factory='''
             """The {name} architecture."""
@@ -62,8 +85,9 @@ KINDS: dict[str, KindTemplate] = {
                                       activation="relu")(x)
                 return keras.Model(inputs, layers.Conv2D(n_classes, 1)(x), name="{name}")
         ''',
-        test_params='{"n_filters": 4, "pools": 2}',
-        spec_extra=",\n                   size_multiple=lambda params: 2 ** params.pools",
+        test_params='{{"n_filters": 4, "pools": 2}}',
+        spec_extra=("size_multiple={prefix}size_multiple,\n"
+                    "        receptive_field={prefix}receptive_field"),
     ),
     "loss": KindTemplate(
         hook="dlsuite_losses", spec="LossSpec", contract="LossContract",
@@ -100,7 +124,7 @@ KINDS: dict[str, KindTemplate] = {
                 """The loss object."""
                 return Loss(params.fg_weight)
         ''',
-        test_params="{}",
+        test_params="{{}}",
     ),
     "postprocessor": KindTemplate(
         hook="dlsuite_postprocessors", spec="PostprocessorSpec", contract="PostprocessorContract",
@@ -111,18 +135,22 @@ KINDS: dict[str, KindTemplate] = {
             """The {name} post-processor."""
 
             import numpy as np
-            from skimage.morphology import remove_small_objects
+            from scipy import ndimage
 
 
             def build(params):
-                """A step mapping a mask (H, W) to a cleaned uint8 mask."""
+                """A step mapping a mask (H, W) to a uint8 mask without its objects smaller
+                than ``min_size`` pixels."""
 
                 def step(mask):
-                    return remove_small_objects(mask > 0, params.min_size).astype(np.uint8)
+                    labels, _ = ndimage.label(np.asarray(mask) > 0)
+                    keep = np.bincount(labels.ravel()) >= params.min_size
+                    keep[0] = False
+                    return keep[labels].astype(np.uint8)
 
                 return step
         ''',
-        test_params="{}",
+        test_params="{{}}",
     ),
 }
 
@@ -134,43 +162,56 @@ build-backend = "setuptools.build_meta"
 [project]
 name = "{dist}"
 version = "0.1.0"
-description = "A dlsuite {kind} plugin"
+description = "A dlsuite plugin providing {names}"
 requires-python = ">=3.10"
 dependencies = ["dlsuite"]
 
+[project.urls]
+# where dlsuite tells users to report a failure of this plugin
+Issues = "https://example.org/{dist}/issues"
+
 [project.entry-points.dlsuite]
-{package} = "{package}.plugin"
+{name} = "{package}.plugin"
 
 [tool.setuptools.packages.find]
 where = ["src"]
 '''
 
-PLUGIN = '''
+PLUGIN_HEAD = '''
 """Entry-point module of {dist}: returns specs; imports no TensorFlow."""
 
 import attrs
 
-from dlsuite import {spec}, hookimpl, param
-
-
-@attrs.frozen
-class Params:
-    """Parameters of {name}."""
-{params}
-
-@hookimpl
-def {hook}():
-    """Contribute {name}."""
-    return [{spec}(name="{name}", factory="{package}.impl:build", params=Params,
-                   description="TODO: one line saying what {name} does"{spec_extra})]
+from dlsuite import {specs}, hookimpl, param
 '''
 
-TEST = '''
-"""Contract tests from dlsuite's testing kit."""
+PLUGIN_KIND = '''
+
+@attrs.frozen
+class {camel}Params:
+    """Parameters of {name}."""
+
+{params}
+
+
+{helpers}@hookimpl
+def {hook}():
+    """Contribute {name}."""
+    return [{spec}(
+        name="{name}", factory="{package}.{module}:build",
+        params={camel}Params,
+        description="TODO: one line saying what {name} does"{spec_extra},
+    )]
+'''
+
+TEST_HEAD = '''
+"""Contract tests from dlsuite's testing kit (the checks dlsuite runs on its own plugins)."""
 
 import {package}.plugin as plugin
-from dlsuite.testing import {contract}
+from dlsuite.testing import {contracts}
+'''
 
+TEST_KIND = '''
 
 class Test{camel}({contract}):
     plugin = plugin
@@ -183,35 +224,66 @@ def _dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
 
 
-def new_plugin(name: str, kind: str, directory: str | Path) -> Path:
-    """Write the skeleton of plugin ``name`` of ``kind`` into ``directory/dlsuite-<name>``.
+def _kinds(kind: str | Iterable[str]) -> list[str]:
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    kinds = list(dict.fromkeys(k.strip() for k in kinds for k in k.split(",") if k.strip()))
+    if not kinds:
+        raise DlsuiteInputError(f"no kind given; choose from {', '.join(KINDS)}")
+    for k in kinds:
+        if k not in KINDS:
+            raise DlsuiteInputError(f"unknown kind {k!r}; choose from {', '.join(KINDS)}")
+    return kinds
 
-    Returns the package folder. Refuses to overwrite an existing folder.
-    """
+
+def new_plugin(name: str, kind: str | Iterable[str], directory: str | Path) -> Path:
+    """Write the skeleton of plugin ``name`` contributing ``kind`` (one kind, several, or a
+    comma-separated string) into ``directory/dlsuite-<name>``; with several kinds each
+    contribution is named ``<name>_<kind>``.
+
+    Returns the package folder. Refuses a bad name or kind and an existing folder (nothing
+    is written then)."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or keyword.iskeyword(name):
         raise DlsuiteInputError(f"plugin name {name!r}: use lower case letters, digits and _")
-    if kind not in KINDS:
-        raise DlsuiteInputError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-    template = KINDS[kind]
+    kinds = _kinds(kind)
     dist = f"dlsuite-{name.replace('_', '-')}"
     package = f"dlsuite_{name}"
     root = Path(directory) / dist
     if root.exists():
         raise DlsuiteInputError(f"{root}: already exists; choose another name or folder")
-    fields = {"name": name, "dist": dist, "package": package, "kind": kind,
-              "spec": template.spec, "hook": template.hook, "contract": template.contract,
-              "camel": "".join(p.title() for p in name.split("_")),
-              "test_params": template.test_params, "spec_extra": template.spec_extra,
-              "params": textwrap.indent(_dedent(template.params), "    ")}
+    plugin_text, test_text, modules, names = "", "", {}, []
+    for k in kinds:
+        template = KINDS[k]
+        contribution = name if len(kinds) == 1 else f"{name}_{k}"
+        names.append(contribution)
+        prefix = "" if len(kinds) == 1 else f"{k}_"
+        fields = {"name": contribution, "package": package, "dist": dist, "module": k,
+                  "spec": template.spec, "hook": template.hook, "contract": template.contract,
+                  "camel": "".join(p.title() for p in contribution.split("_")),
+                  "prefix": prefix}
+        fields["test_params"] = template.test_params.format(**fields)
+        extra = template.spec_extra.format(**fields)
+        fields["spec_extra"] = f",\n        {extra}" if extra else ""
+        fields["params"] = textwrap.indent(_dedent(template.params), "    ").rstrip("\n")
+        helpers = _dedent(template.helpers.format(**fields)) if template.helpers else ""
+        fields["helpers"] = f"{helpers}\n\n" if helpers else ""
+        plugin_text += PLUGIN_KIND.format(**fields)
+        test_text += TEST_KIND.format(**fields)
+        modules[k] = _dedent(template.factory).format(**fields)
+    specs = ", ".join(KINDS[k].spec for k in kinds)
+    contracts = ", ".join(KINDS[k].contract for k in kinds)
+    head = {"name": name, "dist": dist, "package": package, "specs": specs,
+            "contracts": contracts,
+            "names": ", ".join(f"`{n}`" for n in names)}
     files = {
-        root / "pyproject.toml": _dedent(PYPROJECT).format(**fields),
-        root / "README.md": f"# {dist}\n\nA dlsuite {kind} plugin providing `{name}`.\n\n"
+        root / "pyproject.toml": _dedent(PYPROJECT).format(**head).replace("`", ""),
+        root / "README.md": f"# {dist}\n\nA dlsuite plugin providing {head['names']}.\n\n"
                             f"    pip install .\n    dlsuite plugins\n    pytest tests\n",
         root / "src" / package / "__init__.py": f'"""{dist}: a dlsuite plugin."""\n',
-        root / "src" / package / "plugin.py": _dedent(PLUGIN).format(**fields),
-        root / "src" / package / "impl.py": _dedent(template.factory).format(**fields),
-        root / "tests" / f"test_{name}.py": _dedent(TEST).format(**fields),
+        root / "src" / package / "plugin.py": _dedent(PLUGIN_HEAD).format(**head) + plugin_text,
+        root / "tests" / f"test_{name}.py": _dedent(TEST_HEAD).format(**head) + test_text,
     }
+    for k, text in modules.items():
+        files[root / "src" / package / f"{k}.py"] = text
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)

@@ -11,13 +11,20 @@ callbacks -> ``config.json`` -> ``model.fit`` -> divergence / interruption outco
 * :func:`build_model` / :func:`compile_model` build the architecture, loss, metrics and
   optimizer the config names, through the registry.
 * :func:`fit_callbacks` assembles the callbacks in order; checkpoints, the resumable state and
-  the safe stops (signals, NaN) are :mod:`dlsuite.checkpoints`.
+  the safe stops (signals) are :mod:`dlsuite.checkpoints`.
+* :class:`DivergenceGuard` stops training at a non-finite or exploding loss, and at an epoch
+  end whose weights, learning rate or validation loss are not finite (so a NaN learning rate,
+  which leaves the loss of the step that applies it finite, is caught in the same epoch); no
+  checkpoint is written for that epoch and :class:`~dlsuite.steps.TrainingDiverged` says why.
+* :class:`StuckLossWarning` warns once when the training loss stays at its first-epoch value
+  for several epochs while metrics stay at 0 (the model is not learning).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import random
 from typing import Any
 
@@ -40,6 +47,7 @@ __all__ = [
     "make_optimizer", "resolve_monitor", "Checkpoints", "GracefulStop", "StopOnSignal",
     "NanGuard", "ResumeState", "load_resume_state",
     "restore_model_state", "standard_callbacks", "RestoreCallbackState",
+    "DivergenceGuard", "StuckLossWarning",
 ]
 
 log = logging.getLogger("dlsuite.training")
@@ -196,6 +204,99 @@ def standard_callbacks(config, run: RunDir, monitor: Monitor) -> list[keras.call
 
 
 # --------------------------------------------------------------------------------------------
+# guards and notices
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+class DivergenceGuard(NanGuard):
+    """Stops training when it diverged; ``where`` = (epoch 1-based, step) and ``reason``
+    say when and why.
+
+    Checked after every step: the loss is not finite, or exceeds ``explode_factor`` times
+    the first step's loss (at least ``explode_factor * 0.1``). Checked at every epoch end,
+    before the checkpoints of that epoch are written (so none is): the weights, the learning
+    rate and the validation loss are finite."""
+
+    def __init__(self, explode_factor: float = 1e3) -> None:
+        super().__init__()
+        self.reason: str | None = None
+        self.explode_factor = explode_factor
+        self._first: float | None = None
+        self._step = 0
+
+    def _diverged(self, step: int, reason: str) -> None:
+        if self.where is None:
+            self.where, self.reason = (self._epoch, step), reason
+            self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        self._step = int(batch) + 1
+        if loss is None or self.where is not None:
+            return
+        loss = float(loss)
+        if not math.isfinite(loss):
+            self._diverged(self._step, f"the loss became {loss}")
+        elif self._first is None:
+            self._first = loss
+        elif loss > self.explode_factor * max(abs(self._first), 0.1):
+            self._diverged(self._step, f"the loss exploded to {loss:.4g} (it started at "
+                                       f"{self._first:.4g})")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.where is not None:
+            return
+        from .logging.callbacks import current_lr
+
+        lr = current_lr(self.model)
+        if lr is not None and not _finite(lr):
+            self._diverged(self._step, f"the learning rate is {lr}")
+        elif not all(np.isfinite(keras.ops.convert_to_numpy(w)).all()
+                     for w in self.model.weights):
+            self._diverged(self._step, "the weights became NaN/inf")
+        elif not _finite((logs or {}).get("val_loss", 0.0)):
+            self._diverged(self._step, f"the validation loss became {logs['val_loss']}")
+
+
+class StuckLossWarning(keras.callbacks.Callback):
+    """Warns once when, for ``epochs`` epochs in a row, the training loss stays within
+    ``rtol`` of its first-epoch value while some metrics stay exactly 0 (the model is not
+    learning: often data that is NaN, constant or without objects)."""
+
+    def __init__(self, epochs: int = 3, rtol: float = 0.01):
+        super().__init__()
+        self.epochs, self.rtol = epochs, rtol
+        self.rows: list[dict[str, float]] = []
+        self.warned: str | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {k: float(v) for k, v in (logs or {}).items()
+               if isinstance(v, (int, float, np.floating, np.integer))}
+        self.rows.append(row)
+        if self.warned or len(self.rows) < self.epochs or not _finite(self.rows[0].get("loss")):
+            return
+        first, recent = self.rows[0].get("loss"), self.rows[-self.epochs:]
+        if first is None or any(abs(r.get("loss", math.inf) - first) >
+                                self.rtol * max(abs(first), 1e-12) for r in recent):
+            return
+        zero = [k for k in recent[0] if not k.endswith("loss") and k != "learning_rate"
+                and all(r.get(k) == 0 for r in recent)]
+        if zero:
+            self.warned = (
+                f"the training loss has stayed at {first:.4g} (its epoch-1 value) for "
+                f"{self.epochs} epochs while {', '.join(zero)} stay 0: the model is not "
+                "learning. Check the data (NaN or constant images, labels without objects), "
+                "the target and optimizer.learning_rate")
+            log.warning("%s", self.warned)
+
+
+# --------------------------------------------------------------------------------------------
 # the fit sequence
 
 
@@ -243,7 +344,7 @@ def fit_callbacks(ctx: RunContext, data, monitor: Monitor, state: ResumeState | 
                              "config_hash": config_hash(cfg, ctx.registry)})
     samples = _sample_batch(data.val if data.val is not None else data.train, cfg.wandb.n_images)
     callbacks = [StopOnSignal(stop), nan_guard, *standard, history_cb, checkpoints,
-                 EpochLog(cfg.train.epochs, skip_epoch=partial),
+                 EpochLog(cfg.train.epochs, skip_epoch=partial), StuckLossWarning(),
                  WandbMetrics(ctx.wandb, samples, n_images=cfg.wandb.n_images,
                               class_labels={i: f"class {i}" for i in range(data.n_classes)},
                               skip_epoch=partial)]
@@ -289,7 +390,7 @@ def fit(ctx: RunContext, *, resume: bool) -> TrainOutput:
                                resume_id=state.wandb_run_id if state is not None else None)
 
     initial_epoch = state.epoch if state is not None else 0
-    stop, nan_guard = GracefulStop(), NanGuard()
+    stop, nan_guard = GracefulStop(), DivergenceGuard()
     callbacks, history_cb, checkpoints = fit_callbacks(ctx, data, monitor, state, stop,
                                                        nan_guard)
 
@@ -325,10 +426,13 @@ def _raise_unless_finished(ctx: RunContext, nan_guard: NanGuard, stop: GracefulS
     if nan_guard.where is not None:
         epoch, step = nan_guard.where
         good = checkpoints.epochs_done
-        raise TrainingDiverged(
-            f"training diverged: the loss became NaN/inf at epoch {epoch}, step {step}; "
-            f"the last good checkpoints ({ctx.run.checkpoints}) are from epoch {good}. "
-            "Lower optimizer.learning_rate or set optimizer.clipnorm")
+        reason = getattr(nan_guard, "reason", None) or "the loss became NaN/inf"
+        kept = (f"the last good checkpoints ({ctx.run.checkpoints}) are from epoch {good}"
+                if good else "no checkpoint was written")
+        hint = ("set optimizer.learning_rate to a positive number" if "learning rate" in reason
+                else "lower optimizer.learning_rate or set optimizer.clipnorm")
+        raise TrainingDiverged(f"training stopped at epoch {epoch}, step {step}: {reason}; "
+                               f"{kept}. Check the data and {hint}")
     if stop.signum is not None:
         raise TrainingInterrupted(stop.signum, ctx.run.root, checkpoints.epochs_done,
                                   ctx.loaded.source)

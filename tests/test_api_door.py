@@ -37,7 +37,7 @@ DISPLAY_HELPERS = {  # module -> names, for dlsuite.cli._output only
     "dlsuite.config.legacy": {"format_migration"},
     "dlsuite.config.metric_names": {"METRICS"},
     "dlsuite.evaluation.writers": {"dumps_metrics"},
-    "dlsuite.logging.handlers": {"attached"},
+    "dlsuite.logging.console": {"console"},
 }
 THIRD_PARTY = {"click", "rich"}
 
@@ -185,5 +185,6 @@ def test_describe_plugins_is_what_plugins_json_prints(kind):
     args = ["plugins", "--json", *(["--kind", kind] if kind else [])]
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr
+    api.plugins(refresh=True)  # the subprocess saw the installed plugins, not an earlier test's
     assert json.loads(proc.stdout) == json.loads(json.dumps(api.describe_plugins(kind=kind),
                                                             default=str))

@@ -144,7 +144,7 @@ LEGACY = {"cnn_name": "mobilenet_mobileunet_lstm_", "OUTPUTPATH": "out", "model_
 def test_legacy_config_validates_after_printing_the_migration(tmp_path):
     path = tmp_path / "old.json"
     path.write_text(json.dumps(LEGACY))
-    proc = run_cli("config", "validate", str(path), env={"COLUMNS": "200"})
+    proc = run_cli("config", "validate", str(path), "--verbose", env={"COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     assert "$.model.n_filters" in proc.stderr and "datagen_sigma" in proc.stderr
     assert "obsolete" in proc.stderr

@@ -1,6 +1,8 @@
 """The ``dlsuite`` console entry (``dlsuite.cli.main``) exits with the documented code on every
 path: 0 ok, 1 unexpected, 2 bad input, 130 SIGINT, 143 SIGTERM (issue 13). Real subprocesses
-receive real signals: a plugin command waiting (no training) and ``dlsuite train``."""
+receive real signals: a plugin command waiting (no training), ``dlsuite train`` and
+``dlsuite predict``. Every command (run, train, predict, evaluate, track) exits 2 on bad input
+and on an unwritable output location (naming it), 0 on success."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from conftest import run_cli
@@ -68,7 +71,9 @@ def test_signal_outside_training_exits_with_its_code(waiting_plugin, sig, code):
 def test_unexpected_error_exits_1_with_one_line(waiting_plugin):
     proc = run_cli("crash", env=waiting_plugin)
     assert proc.returncode == 1
-    assert "unexpected error: RuntimeError: boom" in proc.stderr and "Traceback" not in proc.stderr
+    # raised in the plugin's own code: reported as that plugin's error (not dlsuite's)
+    assert "error in plugin 'waiting'" in proc.stderr and "RuntimeError: boom" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_failed_plugin_validation_exits_1(fake_site):
@@ -110,3 +115,148 @@ def test_train_interrupted_by_a_signal_exits_with_its_code(tmp_path, sig, code):
     assert "--resume" in err and signal.Signals(sig).name in err
     state = json.loads((tmp_path / "run" / "checkpoints" / "resume" / "state.json").read_text())
     assert state["interrupted"] == signal.Signals(sig).name
+
+
+# --------------------------------------------------------------------------------------------
+# every data command: bad input 2, success 0, unwritable output 2 naming the path
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory) -> dict:
+    from dlsuite.data.example import write_example_videos
+
+    return write_example_videos(tmp_path_factory.mktemp("exit-data"), n_videos=2, frames=4,
+                                size=32)
+
+
+def _one_error_line(proc, *needles: str) -> None:
+    text = " ".join(proc.stderr.split())  # rich wraps long lines
+    assert "Traceback" not in proc.stderr and "please report" not in proc.stderr, proc.stderr
+    assert text.startswith("error:"), proc.stderr
+    for needle in needles:
+        assert needle in text, proc.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "train", "predict", "evaluate", "track"])
+def test_bad_input_exits_2_naming_the_path(command, example, tmp_path):
+    missing = str(tmp_path / "missing")
+    args = {"run": [f"{missing}.json"], "train": [f"{missing}.json"],
+            "predict": [missing, str(example["videos"])],
+            "evaluate": [missing, str(example["videos"] / "labels")],
+            "track": [missing, str(tmp_path / "out")]}[command]
+    proc = run_cli(command, *args, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    _one_error_line(proc, missing)
+
+
+def test_evaluate_and_track_succeed_with_0(example, tmp_path):
+    labels = example["videos"] / "labels"
+    proc = run_cli("evaluate", str(labels), str(labels), "--json", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["metrics"]["jaccard"] == 1.0
+    proc = run_cli("track", str(labels), str(tmp_path / "tracks"), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "tracks" / "01_RES" / "res_track.txt").is_file()
+
+
+def test_read_only_output_is_exit_2_naming_the_path(example, tmp_path):
+    from test_rundir import read_only_folder
+
+    config = _config(tmp_path)
+    data = json.loads(config.read_text())
+    labels = example["videos"] / "labels"
+    with read_only_folder(tmp_path / "ro") as ro:
+        data["output_dir"] = str(ro / "run")
+        config.write_text(json.dumps(data))
+        proc = run_cli("train", str(config), "--quiet", timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        _one_error_line(proc, str(ro / "run"), "cannot write here")
+        proc = run_cli("evaluate", str(labels), str(labels), "-o", str(ro / "m.json"),
+                       timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        _one_error_line(proc, str(ro / "m.json"))
+        proc = run_cli("track", str(labels), str(ro / "tracks"), timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        _one_error_line(proc, str(ro / "tracks"))
+    assert list(ro.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# train, run and predict: success 0, signals during prediction, unwritable -o
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    """``dlsuite train`` of a tiny config in a subprocess: exit 0 (the success case of
+    train); the run is shared by the predict cases."""
+    root = tmp_path_factory.mktemp("exit-train")
+    config = _config(root)
+    data = json.loads(config.read_text())
+    data.update(wandb={"mode": "disabled"}, inference={"tile_size": 16, "halo": 8})
+    data["datagen"]["steps_per_epoch"] = 2
+    data["train"] = {"epochs": 1, "tensorboard": {"enabled": False}}
+    config.write_text(json.dumps(data))
+    proc = run_cli("train", str(config), "--quiet", timeout=300)
+    return {"config": config, "run": root / "run", "proc": proc}
+
+
+@pytest.mark.slow
+def test_train_and_run_succeed_with_0(trained, tmp_path):
+    proc = trained["proc"]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (trained["run"] / "checkpoints" / "best.keras").is_file()
+    data = json.loads(trained["config"].read_text())
+    data["output_dir"] = str(tmp_path / "run")
+    data["data"]["test"] = data["data"]["val"]
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(data))
+    proc = run_cli("run", str(config), "--quiet", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+
+
+@pytest.mark.slow
+def test_predict_succeeds_with_0_and_an_unwritable_output_is_2(trained, example, tmp_path):
+    from test_rundir import read_only_folder
+
+    assert trained["proc"].returncode == 0, trained["proc"].stderr[-2000:]
+    proc = run_cli("predict", str(trained["run"]), str(example["videos"]), "-o",
+                   str(tmp_path / "out"), "--quiet", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list((tmp_path / "out" / "labels").iterdir())) == 2
+    with read_only_folder(tmp_path / "ro") as ro:
+        proc = run_cli("predict", str(trained["run"]), str(example["videos"]), "-o",
+                       str(ro / "out"), "--quiet", timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    _one_error_line(proc, str(ro / "out"), "cannot write here")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_predict_interrupted_by_a_signal_exits_with_its_code(trained, tmp_path, sig, code):
+    import tifffile
+
+    from dlsuite.data.example import write_example_frames
+
+    big = tifffile.imread(write_example_frames(tmp_path, n=1, size=64)["inputs"][0])
+    many = tmp_path / "many"
+    many.mkdir()
+    for k in range(40):  # 40 images of 128 x 128 in 16-pixel tiles: seconds of work
+        tifffile.imwrite(many / f"img_{k:02d}.tif", np.tile(big, (2, 2)))
+    out = tmp_path / "out"
+    proc = _start("predict", str(trained["run"]), str(many), "-o", str(out), "--quiet")
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "probabilities").is_dir():  # predicting: the first file is written
+            assert proc.poll() is None, f"ended before the signal: {proc.communicate()[1][-2000:]}"
+            assert time.monotonic() < deadline, "prediction did not start in time"
+            time.sleep(0.02)
+        assert proc.poll() is None, "prediction finished before the signal"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err[-2000:]
+    assert "Traceback" not in err
+    assert not list(out.rglob(".tmp-*"))  # no half-written file
+    assert not (out / "predict.json").exists()  # the summary says only complete runs

@@ -135,7 +135,7 @@ def test_video_quickstart_runs_end_to_end_with_a_temporal_model(tmp_path):
 def test_legacy_flat_config_runs_after_printing_the_migration(tmp_path):
     _copy("quickstart", tmp_path)  # the legacy config points at ../quickstart/data
     folder = _copy("legacy", tmp_path)
-    proc = run_cli("run", str(folder / "config.json"), env={"WANDB_MODE": "disabled",
+    proc = run_cli("run", str(folder / "config.json"), "--verbose", env={"WANDB_MODE": "disabled",
                                                            "COLUMNS": "200"}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     err = proc.stderr

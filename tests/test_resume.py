@@ -208,6 +208,7 @@ def test_changed_learning_rate_and_epochs_are_applied_and_recorded(trained_once,
     assert change["after_epoch"] == 1
     assert change["changes"] == {"optimizer.learning_rate": [0.001, 0.01],
                                  "train.epochs": [1, 2]}
+    assert change["not_applied"] == []
     assert saved["config"]["optimizer"]["learning_rate"] == 0.01
 
 

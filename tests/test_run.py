@@ -134,9 +134,11 @@ def test_export_and_evaluation_of_2d_frames(example, tmp_path):
 def test_cli_refuses_an_existing_run_and_names_the_flags(example, tmp_path):
     from dlsuite.cli.run import run, train
 
+    from dlsuite.rundir import prepare_run_dir
+
     videos, _, _ = example
     out = tmp_path / "run"
-    out.mkdir()
+    prepare_run_dir(out)  # a run: the folder carries dlsuite's marker
     (out / "config.json").write_text("{}")
     config = tmp_path / "config.json"
     config.write_text(json.dumps(_config(videos, videos, out)))

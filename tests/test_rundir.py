@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -205,6 +206,7 @@ def test_resume_lists_the_changed_keys_it_applies_and_those_it_keeps(tmp_path, c
     [entry] = data["resume_changes"]
     assert entry["after_epoch"] == 1
     assert entry["changes"]["optimizer.learning_rate"] == [0.001, 0.01]
+    assert entry["not_applied"] == ["seed"]
     assert json.loads(run.config_json.read_text())["resume_changes"] == data["resume_changes"]
 
 
@@ -262,3 +264,18 @@ def test_config_changes_compare_json_values_and_skip_the_output_dir():
 
     assert config_changes({"a": {"b": (1, 2)}, "c": 1.0}, {"a": {"b": [1, 2]}, "c": 1}) == {}
     assert config_changes({"a": [1]}, {"a": [1, 2], "output_dir": "x"}) == {"a": ([1], [1, 2])}
+
+
+def test_removal_never_follows_a_link_out_of_the_folder(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "a.tif").write_text("keep")
+    folder = OwnedFolder(tmp_path / "out", "predict")
+    folder.create(["labels/a.tif", "probabilities/*.tif", "*.json"])
+    (folder.root / "labels").symlink_to(elsewhere)  # labels/ now points outside the folder
+    (folder.root / "probabilities").symlink_to(elsewhere)
+    assert folder.remove_written() == []
+    assert (elsewhere / "a.tif").read_text() == "keep"
+    folder.record(["*"])  # "*" stands for the links themselves, never for the marker
+    assert sorted(p.name for p in folder.remove_written()) == ["labels", "probabilities"]
+    assert (elsewhere / "a.tif").read_text() == "keep" and folder.marker_path.is_file()

@@ -7,7 +7,8 @@ them: importing ``dlsuite.api`` is cheap and TF-free.
 
 Config and plugins: :func:`load_config`, :func:`validate_config`, :func:`show_config`,
 :func:`migrate_config`, :func:`config_schema`, :func:`plugins`, :func:`describe_plugins`,
-:func:`new_plugin`, :func:`tracking_defaults`. Training: :func:`train`, :func:`run`,
+:func:`new_plugin`, :func:`tracking_defaults`, :func:`plugin_failure`. Training:
+:func:`train`, :func:`run`,
 :func:`model_summary`. Data: :func:`example_data`, :func:`prepare_frames`,
 :func:`prepare_videos`, :func:`prepare_clips`, :func:`prepare_ctc`, :func:`track`. Results:
 :func:`evaluate`, :func:`predict`, :func:`predict_folder`.
@@ -28,13 +29,14 @@ from ._config import (
     tracking_defaults,
     validate_config,
 )
+from ._plugins import plugin_failure
 from ._data import example_data, prepare_clips, prepare_ctc, prepare_frames, prepare_videos, track
 from ._results import evaluate, predict, predict_folder
 from ._training import model_summary, run, train
 
 __all__ = [
     "load_config", "validate_config", "show_config", "migrate_config", "config_schema",
-    "plugins", "describe_plugins", "new_plugin", "tracking_defaults",
+    "plugins", "describe_plugins", "new_plugin", "tracking_defaults", "plugin_failure",
     "train", "run", "model_summary",
     "example_data", "prepare_frames", "prepare_videos", "prepare_clips", "prepare_ctc", "track",
     "evaluate", "predict", "predict_folder",

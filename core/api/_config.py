@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import attrs
 
@@ -153,13 +153,16 @@ def describe_plugins(*, kind: str | None = None, validate: bool = False) -> dict
     return description
 
 
-def new_plugin(name: str, kind: str = "architecture", directory: str | os.PathLike = "."
-               ) -> Path:
-    """Write a ready-to-install plugin package for ``name`` (``kind`` architecture, loss or
-    postprocessor) into ``directory/dlsuite-<name>``: pyproject with the ``dlsuite`` entry
-    point, a TF-free plugin module with the parameter class and spec, a factory module and
-    contract tests. Returns the package folder. Raises DlsuiteInputError for a bad name or
-    kind, or an existing folder (nothing is overwritten)."""
+def new_plugin(name: str, kind: str | Sequence[str] = "architecture",
+               directory: str | os.PathLike = ".") -> Path:
+    """Write a ready-to-install plugin package for ``name`` contributing ``kind``
+    (architecture, loss or postprocessor; a list, or a comma-separated string, for several:
+    each contribution is then named ``<name>_<kind>``) into ``directory/dlsuite-<name>``:
+    pyproject with the ``dlsuite`` entry point, a TF-free plugin module with the parameter
+    classes and specs (the architecture declares its size multiple and receptive field), one
+    factory module per kind and contract tests. Returns the package folder. Raises
+    DlsuiteInputError for a bad name or kind, or an existing folder (nothing is
+    overwritten)."""
     from ..scaffold import new_plugin as _new_plugin
 
     return _new_plugin(name, kind, directory)

@@ -3,7 +3,9 @@
 
 Exit codes: 0 ok, 2 bad input (config errors, missing files, unknown plugins, usage errors,
 an output location that is read-only, full or not permitted),
-1 unexpected failure, 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM. Bad input never
+1 unexpected failure (one raised in a third-party plugin's code is reported as that
+plugin's error: plugin, distribution, version, where to report it; a ValueError of a
+plugin factory is bad input, 2), 130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM. Bad input never
 prints a traceback; ``--debug`` shows one. ``--help``, ``plugins`` and ``config ...`` never
 import TensorFlow.
 """
@@ -141,9 +143,15 @@ def _exit_code(argv: list[str] | None) -> int:
 
 
 def _unexpected(exc: BaseException) -> int:
+    from dlsuite import api
+
+    failure = api.plugin_failure(exc)  # raised in a third-party plugin's code: its error
     if State.debug:
         traceback.print_exc()
-    else:
+    if failure is not None:
+        err.print(f"[red]error:[/red] {failure}", highlight=False)
+        return failure.exit_code
+    if not State.debug:
         err.print(f"[red]unexpected error:[/red] {type(exc).__name__}: {exc}\n"
                   "(run with --debug for the traceback; please report it)", highlight=False)
     return EXIT_UNEXPECTED

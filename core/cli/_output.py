@@ -2,12 +2,11 @@
 
 The only module of the CLI that imports dlsuite modules other than :mod:`dlsuite.api` and
 :mod:`dlsuite.errors`, and only display helpers (no TensorFlow): the migration table, the
-metric descriptions, strict JSON of metrics, the log-handler context.
+metric descriptions, strict JSON of metrics, the console context (log lines, warnings, quiet).
 """
 
 from __future__ import annotations
 
-import logging
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
@@ -40,6 +39,29 @@ def print_migration(rows: list, *, header: bool = True) -> None:
         err.print(format_migration(rows))
 
 
+def migration_summary(rows: list, source: str | None) -> str:
+    """One line saying that the legacy config ``source`` was migrated in memory, how many
+    keys moved or were dropped, and how to see the mapping or convert the file."""
+    moved = sum(1 for r in rows if r.new_key is not None)
+    name = source or "the config"
+    return (f"{name}: legacy config of the original suite, migrated in memory ({moved} keys "
+            f"mapped, {len(rows) - moved} obsolete); --verbose shows the mapping, "
+            f"`dlsuite config migrate {name} -o NEW.json` converts the file")
+
+
+def announce_migration(rows: list, source: str | None, *, verbose: bool = False,
+                       quiet: bool = False) -> None:
+    """What a command that loads a config shows about a legacy one on stderr: the table
+    with ``verbose``, nothing with ``quiet``, otherwise :func:`migration_summary`'s line
+    (nothing at all for a current config)."""
+    if not rows or (quiet and not verbose):
+        return
+    if verbose:
+        print_migration(rows)
+    else:
+        err.print(migration_summary(rows, source), markup=False, highlight=False)
+
+
 def metric_description(name: str) -> str:
     """One line saying what metric ``name`` measures."""
     from dlsuite.config.metric_names import METRICS
@@ -56,13 +78,10 @@ def metrics_json(data) -> str:
 
 @contextmanager
 def console_logging(quiet: bool) -> Iterator[None]:
-    """Show the ``dlsuite`` logger on stderr through rich (warnings only when quiet)."""
-    from rich.logging import RichHandler
+    """The ``dlsuite`` logger and Python warnings on stderr, one line each; with ``quiet``
+    warnings and errors only and no native TensorFlow log lines
+    (:func:`dlsuite.logging.console.console`)."""
+    from dlsuite.logging.console import console
 
-    from dlsuite.logging.handlers import attached
-
-    handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False,
-                          markup=False, rich_tracebacks=False)
-    handler.setLevel(logging.WARNING if quiet else logging.INFO)
-    with attached(handler):
+    with console(quiet):
         yield

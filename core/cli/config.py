@@ -8,12 +8,14 @@ import click
 
 from dlsuite import api
 
-from ._output import err, out, print_migration
+from ._output import announce_migration, err, out, print_migration
 
 __all__ = ["config_group"]
 
 _FILE = click.Path(dir_okay=False)
 _NO_PATHS = click.option("--no-paths", is_flag=True, help="Do not check that data paths exist.")
+_VERBOSE = click.option("--verbose", "-v", is_flag=True,
+                        help="Show the full mapping of a legacy config (default: one line).")
 
 
 @click.group("config")
@@ -24,20 +26,22 @@ def config_group() -> None:
 @config_group.command("validate")
 @click.argument("file", type=_FILE)
 @_NO_PATHS
-def config_validate(file: str, no_paths: bool) -> None:
+@_VERBOSE
+def config_validate(file: str, no_paths: bool, verbose: bool) -> None:
     """Validate FILE: every problem is listed with its JSON path (exit 2 if any)."""
     loaded = api.load_config(file, check_paths=not no_paths)
-    print_migration(loaded.migration)
+    announce_migration(loaded.migration, file, verbose=verbose)
     out.print(f"[green]{file}: valid[/green]")
 
 
 @config_group.command("show")
 @click.argument("file", type=_FILE)
 @_NO_PATHS
-def config_show(file: str, no_paths: bool) -> None:
+@_VERBOSE
+def config_show(file: str, no_paths: bool, verbose: bool) -> None:
     """Print the fully resolved config of FILE, defaults included, as JSON."""
     shown = api.show_config(file, check_paths=not no_paths)
-    print_migration(shown.migration)
+    announce_migration(shown.migration, file, verbose=verbose)
     click.echo(json.dumps(shown.data, indent=2))
 
 

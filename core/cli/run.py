@@ -17,7 +17,7 @@ from rich.table import Table
 from dlsuite import api
 from dlsuite.errors import DlsuiteInputError
 
-from ._output import console_logging, print_migration
+from ._output import announce_migration, console_logging
 
 __all__ = ["train", "run"]
 
@@ -36,9 +36,11 @@ def _session(quiet: bool) -> Iterator[None]:
             raise click.exceptions.Exit(exc.exit_code) from None
 
 
-def _announce(quiet: bool):
-    """The ``on_loaded`` callback: print a legacy config's migration unless quiet."""
-    return lambda loaded: None if quiet else print_migration(loaded.migration)
+def _announce(quiet: bool, verbose: bool):
+    """The ``on_loaded`` callback: a legacy config's migration as one line (the table with
+    ``verbose``, nothing when quiet)."""
+    return lambda loaded: announce_migration(loaded.migration, loaded.source, verbose=verbose,
+                                             quiet=quiet)
 
 
 def _summary(result, quiet: bool) -> None:
@@ -68,7 +70,10 @@ _RESUME = click.option("--resume", is_flag=True,
 _OVERWRITE = click.option("--overwrite", is_flag=True,
                           help="Delete the run already in output_dir and start again.")
 _QUIET = click.option("--quiet", "-q", is_flag=True,
-                      help="No progress bars or info messages (batch jobs); warnings only.")
+                      help="Warnings and errors only, one line each (batch jobs): no "
+                           "progress bars, info lines or TensorFlow log lines.")
+_VERBOSE = click.option("--verbose", "-v", is_flag=True,
+                        help="Also show the full mapping of a legacy config.")
 _CONFIG = click.argument("config", type=click.Path(dir_okay=False))
 
 
@@ -77,12 +82,13 @@ _CONFIG = click.argument("config", type=click.Path(dir_okay=False))
 @_RESUME
 @_OVERWRITE
 @_QUIET
-def train(config: str, resume: bool, overwrite: bool, quiet: bool) -> None:
+@_VERBOSE
+def train(config: str, resume: bool, overwrite: bool, quiet: bool, verbose: bool) -> None:
     """Train the model of CONFIG into its output_dir (checkpoints, history, TensorBoard,
     W&B). Ctrl-C saves a resumable state; continue with --resume."""
     with _session(quiet):
         result = api.train(config, resume=resume, overwrite=overwrite, quiet=quiet,
-                           on_loaded=_announce(quiet))
+                           on_loaded=_announce(quiet, verbose))
     _summary(result, quiet)
 
 
@@ -91,10 +97,11 @@ def train(config: str, resume: bool, overwrite: bool, quiet: bool) -> None:
 @_RESUME
 @_OVERWRITE
 @_QUIET
-def run(config: str, resume: bool, overwrite: bool, quiet: bool) -> None:
+@_VERBOSE
+def run(config: str, resume: bool, overwrite: bool, quiet: bool, verbose: bool) -> None:
     """Train, predict the test set, post-process, export (CTC), evaluate and write a report
     with pictures; everything in CONFIG's output_dir and logged to W&B."""
     with _session(quiet):
         result = api.run(config, resume=resume, overwrite=overwrite, quiet=quiet,
-                         on_loaded=_announce(quiet))
+                         on_loaded=_announce(quiet, verbose))
     _summary(result, quiet)

@@ -12,12 +12,14 @@ __all__ = ["new_plugin_command"]
 
 @click.command("new-plugin")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["architecture", "loss", "postprocessor"]),
-              default="architecture", show_default=True, help="What the plugin contributes.")
+@click.option("--kind", "kinds", type=click.Choice(["architecture", "loss", "postprocessor"]),
+              multiple=True, default=("architecture",), show_default=True,
+              help="What the plugin contributes; repeat for several kinds (each contribution "
+                   "is then named NAME_KIND).")
 @click.option("-d", "--directory", type=click.Path(file_okay=False), default=".",
               show_default=True, help="Where to create the package folder.")
-def new_plugin_command(name: str, kind: str, directory: str) -> None:
+def new_plugin_command(name: str, kinds: tuple[str, ...], directory: str) -> None:
     """Write a ready-to-install plugin package for NAME (entry point, params, tests)."""
-    root = api.new_plugin(name, kind, directory)
+    root = api.new_plugin(name, list(kinds), directory)
     Console().print(f"[green]created {root}[/green]\nnext: pip install -e {root} && "
                     f"dlsuite plugins && pytest {root}/tests")

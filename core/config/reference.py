@@ -14,6 +14,7 @@ from pathlib import Path
 
 import attrs
 
+from ..registry import singular
 from .jsonschema import _default
 from .schema import Choice, Config
 
@@ -24,7 +25,7 @@ def _type_text(tp) -> str:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if isinstance(tp, type) and issubclass(tp, Choice):
-        return f"{tp.kind[:-1]} plugin"
+        return f"{singular(tp.kind)} plugin"
     if origin is typing.Literal:
         return " \\| ".join(json.dumps(a) for a in args)
     if origin is typing.Union:

@@ -114,6 +114,9 @@ class DataConfig:
     layout: Layout = param("auto", help="dataset layout: auto, frames, videos or ctc")
     videos_csv: Optional[str] = param(
         None, help="videos2im_relation.csv relating 2D test frames to their videos")
+    nonfinite_pixels: Literal["refuse", "mask"] = param(
+        "refuse", help="NaN/Inf pixels in input images: 'refuse' them (the run and predict "
+        "stop naming the file) or 'mask' them (left out of normalization, 0 afterwards)")
 
 
 @attrs.frozen

@@ -8,7 +8,8 @@ Promises:
   equal is reduced to one channel; true colour data, or more than one non-spatial axis of size
   > 1 (e.g. T and Z together), raise :class:`~dlsuite.errors.DataError` naming the file.
 - :func:`read_info` / :func:`read_shape` give the same shape (and the dtype) from the header
-  alone, without reading pixels.
+  alone, without reading pixels; ``ImageInfo.reading`` says in words how a file whose stored
+  shape differs is read (colour channels reduced to one, alpha or singleton axes dropped).
 - :func:`write_tiff` writes ImageJ-compatible TIFF with axes metadata (``YX``, ``TYX``, ...)
   for the dtypes ImageJ knows (uint8, uint16, float32); any other dtype (int32, uint32, int64,
   float64, ...) is written as a plain tifffile TIFF whose metadata holds shape and axes, so
@@ -19,8 +20,12 @@ Promises:
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
@@ -49,14 +54,18 @@ CHANNEL_AXES = frozenset("CS")
 #: Default axes when ``write_tiff`` is not told, by number of dimensions.
 DEFAULT_AXES = {2: "YX", 3: "TYX", 4: "TYXC"}
 _DLSUITE_AXES_KEY = "dlsuite_axes"
+#: tifffile log messages that mean the file is damaged (tifffile logs them and reads on).
+_DAMAGE = re.compile(r"invalid|corrupt|truncat|incomplete|failed|error", re.IGNORECASE)
 
 
 @attrs.frozen
 class ImageInfo:
-    """Shape (as :func:`read_image` would return it) and dtype of an image file."""
+    """Shape (as :func:`read_image` would return it) and dtype of an image file; ``reading``
+    says how the stored data becomes that shape when it differs (None: read as stored)."""
 
     shape: tuple[int, ...]
     dtype: np.dtype
+    reading: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,6 +96,22 @@ def _plan(path: Path, shape: tuple[int, ...], axes: str) -> tuple[list[int], lis
             "(Y, X) or a 2D+t video (T, Y, X)"
         )
     return sorted(squeeze), collapse
+
+
+def _reading(shape, axes: str, squeeze, collapse, alpha: bool = False) -> str | None:
+    """How a file of ``shape`` / ``axes`` is read, in words (None when read as stored)."""
+    parts = [f"stored as {tuple(int(n) for n in shape)}"]
+    if alpha:
+        parts.append("its alpha channel is dropped")
+    if len(axes) != len(shape):
+        axes = "Q" * (len(shape) - 2) + "YX"
+    for i in collapse:
+        parts.append(f"its {shape[i]} colour channels are read as one grey channel (they "
+                     "must be equal)")
+    extra = [i for i in squeeze if axes[i] not in CHANNEL_AXES]
+    if extra:
+        parts.append("singleton axes " + "".join(axes[i] for i in extra) + " are dropped")
+    return "; ".join(parts) if len(parts) > 1 else None
 
 
 def _planned_shape(shape, squeeze, collapse) -> tuple[int, ...]:
@@ -125,20 +150,53 @@ def _tiff_shape_axes(tif, path: Path) -> tuple[tuple[int, ...], str]:
     return tuple(series.shape), series.axes
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            text = " ".join(record.getMessage().split())
+            self.messages.append(re.sub(r"^<[^>]*>\s*", "", text))  # tifffile's object repr
+
+
+@contextmanager
+def _tifffile_damage(path: Path) -> Iterator[None]:
+    """tifffile only *logs* what it finds damaged (and then reads a part of the file): such
+    a message becomes a DataError naming the file; its other messages a dlsuite warning."""
+    logger = logging.getLogger("tifffile")
+    records, propagate = _Records(), logger.propagate
+    logger.addHandler(records)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(records)
+        logger.propagate = propagate
+    damage = [m for m in records.messages if _DAMAGE.search(m)]
+    if damage:
+        raise DataError(f"{path}: damaged or truncated TIFF ({damage[0]})")
+    for message in records.messages:
+        logging.getLogger("dlsuite.data").warning("%s: %s", path, message)
+
+
 def _tiff_info(path: Path) -> ImageInfo:
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    with _tifffile_damage(path), tifffile.TiffFile(path) as tif:
         shape, axes = _tiff_shape_axes(tif, path)
         dtype = np.dtype(tif.series[0].dtype)
     squeeze, collapse = _plan(path, shape, axes)
-    return ImageInfo(_planned_shape(shape, squeeze, collapse), dtype)
+    return ImageInfo(_planned_shape(shape, squeeze, collapse), dtype,
+                     _reading(shape, axes, squeeze, collapse))
 
 
 def _tiff_read(path: Path) -> np.ndarray:
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    with _tifffile_damage(path), tifffile.TiffFile(path) as tif:
         shape, axes = _tiff_shape_axes(tif, path)
         array = tif.series[0].asarray()
     array = array.reshape(shape)
@@ -164,11 +222,15 @@ def _png_info(path: Path) -> ImageInfo:
     import imageio.v3 as iio
 
     props = iio.improps(path)
-    shape = tuple(int(n) for n in props.shape)
-    if len(shape) == 3 and shape[-1] in (2, 4):  # grey+alpha or RGBA: alpha is dropped
+    stored = shape = tuple(int(n) for n in props.shape)
+    alpha = len(shape) == 3 and shape[-1] in (2, 4)
+    if alpha:  # grey+alpha or RGBA: alpha is dropped
         shape = shape[:-1] + (shape[-1] - 1,)
     squeeze, collapse = _plan(path, shape, _png_axes(shape))
-    return ImageInfo(_planned_shape(shape, squeeze, collapse), np.dtype(props.dtype))
+    reading = _reading(shape, _png_axes(shape), squeeze, collapse, alpha)
+    if reading is not None:
+        reading = reading.replace(f"stored as {shape}", f"stored as {stored}", 1)
+    return ImageInfo(_planned_shape(shape, squeeze, collapse), np.dtype(props.dtype), reading)
 
 
 def _png_read(path: Path) -> np.ndarray:

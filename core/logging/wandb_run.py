@@ -5,6 +5,13 @@ operation) and the run carries on without W&B. Mode: ``WANDB_MODE`` from the env
 over the config's ``wandb.mode`` (default ``offline``: no account, no network; ``wandb sync``
 later). Files go to ``<run_dir>/wandb``. Resuming passes the previous run id, so the same W&B
 run continues (``resume="allow"``).
+
+Online without a network: before ``wandb.init`` the W&B server (``WANDB_BASE_URL``, or the
+HTTPS proxy when one is set) is probed with a TCP connection of at most
+:data:`PROBE_SECONDS`; when it does not answer, or when the online start itself fails, the run
+logs offline instead (one warning saying how to upload it later with ``wandb sync``), so
+nothing is lost and training is not held up. An invalid ``WANDB_MODE`` is one warning line
+(``dlsuite run`` refuses it before starting: :func:`invalid_env_mode`).
 """
 
 from __future__ import annotations
@@ -12,22 +19,113 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import urlsplit
 
-__all__ = ["WandbRun", "resolve_mode", "image_with_masks", "flatten_config"]
+__all__ = ["WandbRun", "resolve_mode", "invalid_env_mode", "server_unreachable",
+           "image_with_masks", "flatten_config", "PROBE_SECONDS"]
 
 log = logging.getLogger("dlsuite.wandb")
 
 MODES = ("offline", "online", "disabled")
+#: W&B's own spellings accepted in ``WANDB_MODE`` besides :data:`MODES`.
+_ENV_ALIASES = {"dryrun": "offline", "run": "online"}
+#: Longest wait for the W&B server (or proxy) to accept a TCP connection, and for an online
+#: ``wandb.init`` before logging offline instead.
+PROBE_SECONDS = 3.0
+ONLINE_INIT_SECONDS = 15
+_warned_env: set[str] = set()
+
+
+def _env_mode() -> str:
+    return os.environ.get("WANDB_MODE", "").strip().lower()
+
+
+def invalid_env_mode() -> str | None:
+    """The value of ``WANDB_MODE`` when it is set but not a W&B mode (online, offline,
+    disabled, or W&B's dryrun/run), else None."""
+    env = _env_mode()
+    if not env or env in MODES or env in _ENV_ALIASES:
+        return None
+    return os.environ["WANDB_MODE"]
 
 
 def resolve_mode(config_mode: str) -> str:
     """The effective W&B mode: ``WANDB_MODE`` (if valid) else the config's; ``dryrun`` is
-    W&B's old spelling of offline."""
-    env = os.environ.get("WANDB_MODE", "").strip().lower()
-    env = {"dryrun": "offline", "run": "online"}.get(env, env)
-    return env if env in MODES else config_mode
+    W&B's old spelling of offline. An invalid ``WANDB_MODE`` is one warning (once per
+    value) and the config's mode is used."""
+    bad = invalid_env_mode()
+    if bad is not None:
+        if bad not in _warned_env:
+            _warned_env.add(bad)
+            log.warning("WANDB_MODE=%r is not a W&B mode (online, offline, disabled): using "
+                        "the config's wandb.mode %r", bad, config_mode)
+        return config_mode
+    env = _env_mode()
+    return _ENV_ALIASES.get(env, env) if env else config_mode
+
+
+def _proxy_for(url: str) -> str | None:
+    parts = urlsplit(url)
+    no_proxy = os.environ.get("NO_PROXY", os.environ.get("no_proxy", ""))
+    if parts.hostname and any(parts.hostname.endswith(h.strip().lstrip("*")) for h in
+                              no_proxy.split(",") if h.strip()):
+        return None
+    names = (["HTTPS_PROXY", "https_proxy"] if parts.scheme == "https" else
+             ["HTTP_PROXY", "http_proxy"]) + ["ALL_PROXY", "all_proxy"]
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
+
+
+def server_unreachable(url: str, timeout: float = PROBE_SECONDS) -> str | None:
+    """Why the W&B server at ``url`` (or the proxy the environment sets for it) does not
+    accept a TCP connection within ``timeout`` seconds (name lookup included), or None when
+    it does. Sends nothing."""
+    target = _proxy_for(url) or url
+    parts = urlsplit(target if "://" in target else f"http://{target}")
+    host = parts.hostname
+    if not host:
+        return f"no host in {target!r}"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    result: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(None)
+        except OSError as exc:
+            result.append(f"{type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=probe, daemon=True)  # a DNS lookup has no timeout
+    thread.start()
+    thread.join(timeout)
+    if not result:
+        return f"no answer from {host}:{port} within {timeout:g} s"
+    return result[0]
+
+
+@contextmanager
+def _wandb_env(mode: str) -> Iterator[None]:
+    """``WANDB_MODE`` set to the mode we chose (W&B rejects an invalid one with a long
+    error) and W&B's own console messages off, for the duration of ``wandb.init``."""
+    keys = {"WANDB_MODE": mode, "WANDB_SILENT": "true"}
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _sync_hint(run_dir) -> str:
+    return f"upload it later with: wandb sync {Path(run_dir) / 'wandb'}/offline-run-*"
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -52,6 +150,32 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any
         else:
             out[name] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _base_url(wandb) -> str:
+    """``WANDB_BASE_URL``, else the default server of the installed wandb."""
+    if os.environ.get("WANDB_BASE_URL"):
+        return os.environ["WANDB_BASE_URL"]
+    try:
+        return str(wandb.Settings().base_url)
+    except Exception:  # noqa: BLE001 - settings broken by the environment
+        return "https://api.wandb.ai"
+
+
+def _init(wandb, mode: str, kwargs: dict) -> tuple[Any, str | None]:
+    """``(run, None)`` or ``(None, one-line reason)``; never raises."""
+    try:
+        settings = wandb.Settings(silent=True, console="off", x_disable_stats=True,
+                                  init_timeout=ONLINE_INIT_SECONDS if mode == "online" else 60)
+        with _wandb_env(mode):
+            return wandb.init(mode=mode, settings=settings, **kwargs), None
+    except Exception as exc:  # noqa: BLE001 - W&B must never stop training
+        return None, f"{type(exc).__name__}: {_one_line(exc)}"
 
 
 class WandbRun:
@@ -79,20 +203,32 @@ class WandbRun:
             return cls()
         try:
             import wandb
-
-            settings = wandb.Settings(silent=True, console="off", x_disable_stats=True,
-                                      init_timeout=30)
-            kwargs: dict[str, Any] = dict(
-                project=wandb_config.project, entity=wandb_config.entity,
-                group=wandb_config.group, tags=list(wandb_config.tags) or None,
-                name=name, config=flatten_config(config), dir=str(run_dir), mode=mode,
-                settings=settings, reinit="finish_previous")
-            if resume_id:
-                kwargs.update(id=resume_id, resume="allow")
-            run = wandb.init(**kwargs)
         except Exception as exc:  # noqa: BLE001 - W&B must never stop training
-            log.warning("W&B could not start (%s: %s); continuing without W&B",
-                        type(exc).__name__, exc)
+            log.warning("W&B could not be imported (%s: %s); continuing without W&B",
+                        type(exc).__name__, _one_line(exc))
+            return cls()
+        kwargs: dict[str, Any] = dict(
+            project=wandb_config.project, entity=wandb_config.entity,
+            group=wandb_config.group, tags=list(wandb_config.tags) or None,
+            name=name, config=flatten_config(config), dir=str(run_dir),
+            reinit="finish_previous")
+        if resume_id:
+            kwargs.update(id=resume_id, resume="allow")
+        if mode == "online":
+            url = _base_url(wandb)
+            why = server_unreachable(url)
+            if why is not None:
+                log.warning("W&B server %s unreachable (%s): logging offline instead; %s",
+                            url, why, _sync_hint(run_dir))
+                mode = "offline"
+        run, error = _init(wandb, mode, kwargs)
+        if run is None and mode == "online":
+            log.warning("W&B could not start online (%s): logging offline instead; %s",
+                        error, _sync_hint(run_dir))
+            mode = "offline"
+            run, error = _init(wandb, mode, kwargs)
+        if run is None:
+            log.warning("W&B could not start (%s); continuing without W&B", error)
             return cls()
         log.info("W&B run %s (%s) in %s", run.id, mode, Path(run_dir) / "wandb")
         return cls(run, wandb)

@@ -1,4 +1,9 @@
-"""Track every label (or mask) video of a folder into CTC result folders (``dlsuite track``)."""
+"""Track every label (or mask) video of a folder into CTC result folders (``dlsuite track``).
+
+Every video is checked before anything is written: its header (a video, integer labels) and
+its pixels (:func:`label_problem`: an intensity image, where every grey value would become an
+object and tracking would run for hours, is refused in a fraction of a second).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,13 @@ from dlsuite.errors import DataError
 from .gapfill import gap_fill
 from .tracker import track
 
-__all__ = ["track_folder"]
+__all__ = ["track_folder", "label_problem"]
+
+#: Largest share of neighbouring object pixels with different values in a label image
+#: (label images: well under 1 %, even with many touching objects; intensity images: most).
+MAX_BOUNDARY_SHARE = 0.5
+#: Smallest mean object size (pixels) of a label image.
+MIN_OBJECT_PIXELS = 4
 
 
 def _videos(input_dir: Path) -> list[Path]:
@@ -27,13 +38,47 @@ def _videos(input_dir: Path) -> list[Path]:
     return files
 
 
+def _boundary_share(frame: np.ndarray) -> float:
+    """Share of neighbouring pixel pairs, both non-zero, whose values differ."""
+    diff = total = 0
+    for a, b in ((frame[:, 1:], frame[:, :-1]), (frame[1:, :], frame[:-1, :])):
+        both = (a != 0) & (b != 0)
+        diff += int(np.count_nonzero((a != b) & both))
+        total += int(np.count_nonzero(both))
+    return diff / total if total else 0.0
+
+
+def label_problem(video: np.ndarray, path: str | os.PathLike) -> str | None:
+    """Why ``video`` (``(T, H, W)``) is not a label or 0/1 mask video, naming ``path``, or
+    None when it is one. Refused: non-integer values, negative ids, and intensity images
+    (checked on the first, middle and last frame: most neighbouring non-zero pixels differ,
+    or the ids are so many that objects would average under :data:`MIN_OBJECT_PIXELS`
+    pixels)."""
+    if not (np.issubdtype(video.dtype, np.integer) or video.dtype == np.bool_):
+        return (f"{path}: expected a label or 0/1 mask video (integers), got {video.dtype} "
+                "values: is it an intensity image?")
+    if video.size and video.min() < 0:
+        return f"{path}: negative labels (smallest {int(video.min())})"
+    for t in sorted({0, video.shape[0] // 2, video.shape[0] - 1}):
+        frame = video[t]
+        ids = np.unique(frame)
+        n_ids = int(np.count_nonzero(ids))
+        if n_ids <= 1:
+            continue
+        share = _boundary_share(frame)
+        pixels = int(np.count_nonzero(frame))
+        if share > MAX_BOUNDARY_SHARE or n_ids * MIN_OBJECT_PIXELS > pixels:
+            return (f"{path}: not a label video: frame {t} has {n_ids} distinct values and "
+                    f"{share:.0%} of its neighbouring object pixels differ (a label image "
+                    "keeps one id across each object); it looks like an intensity image. "
+                    "dlsuite track takes label or 0/1 mask videos, e.g. the labels/ that "
+                    "dlsuite predict writes")
+    return None
+
+
 def _instances(video: np.ndarray, path: Path, fill: bool, sigma: float, min_size: int):
     """Per-frame instances: 0/1 masks are gap-filled (``fill``) or split into 8-connected
-    components; label videos are used as they are."""
-    if not (np.issubdtype(video.dtype, np.integer) or video.dtype == np.bool_):
-        raise DataError(f"{path}: expected a label or mask video (integers), got {video.dtype}")
-    if video.size and video.min() < 0:
-        raise DataError(f"{path}: negative labels")
+    components; label videos are used as they are (checked by :func:`label_problem`)."""
     binary = video.size == 0 or int(video.max()) <= 1
     if fill:
         return gap_fill(video, sigma=sigma, min_size=min_size)
@@ -58,16 +103,26 @@ def track_folder(
     ``output_dir/01_RES``, ``02_RES``, ... plus ``output_dir/sequences.csv`` (sequence,
     video). 0/1 mask videos become per-frame instances first (temporal gap filling with
     ``fill_gaps``; objects under ``min_size`` px dropped). Returns one summary dict per video.
-    Raises DataError naming the file for a missing folder, an unreadable file or a 2D image.
+    Raises DataError naming the file, before anything is written, for a missing folder, an
+    unreadable file, a 2D image or a video that is not a label video (:func:`label_problem`).
     """
-    from dlsuite.data.io import read_image, write_text_atomic
+    from dlsuite.data.io import read_image, read_info, write_text_atomic
 
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    files = _videos(input_dir)
+    for path in files:  # headers first: the cheapest refusals
+        info = read_info(path)
+        if len(info.shape) != 3:
+            raise DataError(f"{path}: expected a video (T, H, W), got a 2D image {info.shape}")
+        if not (np.issubdtype(info.dtype, np.integer) or info.dtype == np.bool_):
+            raise DataError(label_problem(np.zeros((0, 0, 0), info.dtype), path))
+    for path in files:
+        problem = label_problem(read_image(path), path)
+        if problem is not None:
+            raise DataError(problem)
     summary = []
-    for number, path in enumerate(_videos(input_dir), start=1):
+    for number, path in enumerate(files, start=1):
         video = read_image(path)
-        if video.ndim != 3:
-            raise DataError(f"{path}: expected a video (T, H, W), got a 2D image {video.shape}")
         labels = _instances(video, path, fill_gaps, sigma, min_size)
         relabelled, tracks = track(labels, max_distance=max_distance, min_overlap=min_overlap,
                                    gap_closing=gap_closing, splitting=splitting)

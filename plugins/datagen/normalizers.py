@@ -18,11 +18,18 @@ the whole array (a 2D image is a one-frame video); ``per="image"`` computes them
 
 ``illumination_sigma`` (all normalizers): before anything else each frame becomes
 ``x - gaussian(x, sigma) + mean(x)`` (uneven-illumination correction).
+
+NaN-safe: NaN/Inf pixels are left out of every statistic (percentiles, mean, median, min/max,
+the illumination blur) and are 0 in the result, so one bad pixel cannot turn a whole image
+into NaN. (``dlsuite run`` refuses such images unless ``data.nonfinite_pixels`` is
+``"mask"``.) An image without any finite pixel becomes all 0.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import warnings
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 from scipy import ndimage
@@ -35,6 +42,14 @@ __all__ = ["build_percentile", "build_mean", "build_median", "build_none",
 _TINY = 1e-12
 
 
+@contextmanager
+def _quiet_nan() -> Iterator[None]:
+    """NumPy's "All-NaN slice" / "Mean of empty slice" warnings: such frames become 0."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
 def _check_per(name: str, per: str) -> None:
     if per not in ("image", "video"):
         raise DlsuiteInputError(f"normalizer {name!r}: per must be 'image' or 'video', got {per!r}")
@@ -45,18 +60,45 @@ def _axes(x: np.ndarray, per: str) -> tuple[int, ...] | None:
     return None if per == "video" or x.ndim < 3 else (-2, -1)
 
 
+def _finite_or_nan(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``x`` as float32 with Inf turned into NaN, and the mask of those pixels (None when
+    every pixel is finite: the fast path without NaN-aware statistics)."""
+    x = np.asarray(x, dtype=np.float32)
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return x, None
+    x = x.copy()
+    x[bad] = np.nan
+    return x, bad
+
+
+def _zero_bad(out: np.ndarray, bad: np.ndarray | None) -> np.ndarray:
+    if bad is not None:
+        out[bad] = 0.0
+        out[~np.isfinite(out)] = 0.0  # statistics of frames without any finite pixel
+    return out
+
+
 def correct_illumination(x: np.ndarray, sigma: float | None) -> np.ndarray:
     """Subtract a per-frame Gaussian blur of ``sigma`` pixels and add back the frame mean.
 
-    Returns float32; ``sigma=None`` (or 0) only casts.
+    Returns float32; ``sigma=None`` (or 0) only casts. NaN/Inf pixels stay NaN and do not
+    spread: the blur and the mean see them as the frame's mean of finite pixels.
     """
-    x = np.asarray(x, dtype=np.float32)
+    x, bad = _finite_or_nan(x)
     if not sigma:
         return x
     frames = x.reshape((-1,) + x.shape[-2:])
     out = np.empty_like(frames)
     for i, frame in enumerate(frames):
-        out[i] = frame - ndimage.gaussian_filter(frame, sigma, mode="reflect") + frame.mean()
+        nan = np.isnan(frame) if bad is not None else None
+        if nan is not None and nan.any():
+            mean = float(np.nanmean(frame)) if not nan.all() else 0.0
+            filled = np.where(nan, mean, frame)
+            out[i] = filled - ndimage.gaussian_filter(filled, sigma, mode="reflect") + mean
+            out[i][nan] = np.nan
+        else:
+            out[i] = frame - ndimage.gaussian_filter(frame, sigma, mode="reflect") + frame.mean()
     return out.reshape(x.shape)
 
 
@@ -70,8 +112,10 @@ def scale_unit(x: np.ndarray, dtype: np.dtype, scale: str, per: str) -> np.ndarr
     if scale == "dtype" and dtype.kind == "b":
         return x.astype(np.float32)
     axes = _axes(x, per)
-    lo = np.min(x, axis=axes, keepdims=True)
-    hi = np.max(x, axis=axes, keepdims=True)
+    lo_fn, hi_fn = (np.nanmin, np.nanmax) if np.isnan(x).any() else (np.min, np.max)
+    with np.errstate(invalid="ignore"), _quiet_nan():
+        lo = lo_fn(x, axis=axes, keepdims=True)
+        hi = hi_fn(x, axis=axes, keepdims=True)
     return ((x - lo) / np.maximum(hi - lo, _TINY)).astype(np.float32)
 
 
@@ -84,13 +128,16 @@ def build_percentile(params) -> Callable[[np.ndarray], np.ndarray]:
             f"high={params.high}")
 
     def normalize(array: np.ndarray) -> np.ndarray:
-        x = correct_illumination(array, params.illumination_sigma)
+        x, bad = _finite_or_nan(array)
+        x = correct_illumination(x, params.illumination_sigma)
         axes = _axes(x, params.per)
-        lo, hi = np.percentile(x, [params.low, params.high], axis=axes, keepdims=True)
+        percentile = np.percentile if bad is None else np.nanpercentile
+        with _quiet_nan():
+            lo, hi = percentile(x, [params.low, params.high], axis=axes, keepdims=True)
         out = (x - lo) / np.maximum(hi - lo, _TINY)
         if params.clip:
             np.clip(out, 0.0, 1.0, out=out)
-        return out.astype(np.float32, copy=False)
+        return _zero_bad(out.astype(np.float32, copy=False), bad)
 
     return normalize
 
@@ -101,14 +148,20 @@ def _build_centre(name: str, stat: Callable, params) -> Callable[[np.ndarray], n
         raise DlsuiteInputError(f"normalizer {name!r}: scale must be 'dtype' or 'minmax', "
                                 f"got {params.scale!r}")
 
+    nan_stat = {np.mean: np.nanmean, np.median: np.nanmedian}[stat]
+
     def normalize(array: np.ndarray) -> np.ndarray:
         array = np.asarray(array)
-        x = correct_illumination(array, params.illumination_sigma)
+        x, bad = _finite_or_nan(array)
+        x = correct_illumination(x, params.illumination_sigma)
         x = scale_unit(x, array.dtype, params.scale, params.per)
-        x = x + (0.5 - stat(x, axis=_axes(x, params.per), keepdims=True))
+        with _quiet_nan():
+            centre = (stat if bad is None else nan_stat)(x, axis=_axes(x, params.per),
+                                                          keepdims=True)
+        x = x + (0.5 - centre)
         if params.clip:
             np.clip(x, 0.0, 1.0, out=x)
-        return x.astype(np.float32, copy=False)
+        return _zero_bad(x.astype(np.float32, copy=False), bad)
 
     return normalize
 
@@ -127,6 +180,7 @@ def build_none(params) -> Callable[[np.ndarray], np.ndarray]:
     """No normalization: float32 cast (after optional illumination correction)."""
 
     def normalize(array: np.ndarray) -> np.ndarray:
-        return correct_illumination(array, params.illumination_sigma)
+        x, bad = _finite_or_nan(array)
+        return _zero_bad(correct_illumination(x, params.illumination_sigma), bad)
 
     return normalize

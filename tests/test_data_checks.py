@@ -1,0 +1,270 @@
+"""Data that would poison training is caught before it starts: unreadable or truncated files in
+train, val and test, NaN/Inf pixels (refused naming the file; masked only when the config
+opts in), negative label ids are errors; constant images and label images without objects are
+warnings; colour files and stacks say how they are read. Normalizers are NaN-safe. Real files,
+real CLI subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from dlsuite.data.checks import check_array, check_pixels
+from dlsuite.data.example import write_example_frames, write_example_videos
+from dlsuite.data.io import read_image, write_tiff
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _frames(tmp_path: Path, n: int = 3) -> dict:
+    return write_example_frames(tmp_path, n=n, size=32)
+
+
+def _truncate(path: Path, keep: float = 0.8) -> None:
+    size = path.stat().st_size
+    with path.open("r+b") as fh:
+        fh.truncate(int(size * keep))
+
+
+def test_nan_pixel_is_refused_naming_the_file_and_the_pixel(tmp_path):
+    ex = _frames(tmp_path)
+    image = read_image(ex["inputs"][1]).astype(np.float32)
+    image[3, 7] = np.nan
+    write_tiff(ex["inputs"][1], image)
+    found = check_pixels(ex["frames"], training=True)
+    assert len(found.errors) == 1, found.errors
+    assert str(ex["inputs"][1]) in found.errors[0] and "y=3, x=7" in found.errors[0]
+    assert "nonfinite_pixels" in found.errors[0]
+    # masking is an opt-in: a warning instead of an error
+    masked = check_pixels(ex["frames"], training=True, nonfinite="mask")
+    assert not masked.errors and any("masked" in w for w in masked.warnings), masked.warnings
+
+
+def test_inf_in_a_video_names_the_frame(tmp_path):
+    videos = write_example_videos(tmp_path, n_videos=1, frames=3, size=32)["videos"]
+    path = videos / "inputs" / "cells_00.tif"
+    video = read_image(path).astype(np.float32)
+    video[2, 1, 4] = np.inf
+    write_tiff(path, video)
+    (error,) = check_pixels(videos).errors
+    assert str(path) in error and "frame 2, y=1, x=4" in error
+
+
+def test_truncated_file_whose_header_reads_is_an_error(tmp_path):
+    from dlsuite.data.layouts import check_dataset
+
+    ex = _frames(tmp_path)
+    import tifffile  # a plain TIFF: header first, pixels after it
+
+    big = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    tifffile.imwrite(ex["inputs"][0], big)
+    write_tiff(ex["labels"][0], (big > 2000).astype(np.uint16))
+    _truncate(ex["inputs"][0])
+    assert check_dataset(ex["frames"]) == []  # the header alone looks fine
+    (error,) = check_pixels(ex["frames"]).errors
+    assert error.startswith(f"{ex['inputs'][0]}: unreadable image"), error
+
+
+def test_imagej_tiff_cut_short_is_reported_as_damaged_not_misread(tmp_path):
+    from dlsuite.data.io import read_info
+
+    path = tmp_path / "video.tif"
+    write_tiff(path, np.zeros((4, 32, 32), np.uint16))
+    _truncate(path, 0.6)
+    from dlsuite.errors import DataError
+
+    with pytest.raises(DataError, match="damaged or truncated TIFF"):
+        read_info(path)
+
+
+def test_negative_label_ids_are_an_error(tmp_path):
+    ex = _frames(tmp_path)
+    labels = read_image(ex["labels"][2]).astype(np.int16)
+    labels[0, 0] = -1
+    write_tiff(ex["labels"][2], labels)
+    (error,) = check_pixels(ex["frames"]).errors
+    assert str(ex["labels"][2]) in error and "negative label ids (smallest -1)" in error
+
+
+def test_constant_image_and_empty_labels_are_warnings(tmp_path):
+    ex = _frames(tmp_path, n=4)
+    write_tiff(ex["inputs"][0], np.full((32, 32), 7, np.uint16))
+    write_tiff(ex["labels"][1], np.zeros((32, 32), np.uint16))
+    found = check_pixels(ex["frames"], training=True)
+    assert not found.errors
+    text = "\n".join(found.warnings)
+    assert f"{ex['inputs'][0]}: constant image (every pixel 7)" in text
+    assert f"{ex['labels'][1]}: label image(s) without any object (1 of 4)" in text
+    # not a training set: empty labels are not worth a warning
+    assert not any("without any object" in w for w in check_pixels(ex["frames"]).warnings)
+
+
+def test_all_background_training_labels_warn_that_the_sampler_has_nothing_to_aim_at(tmp_path):
+    ex = _frames(tmp_path)
+    for path in ex["labels"]:
+        write_tiff(path, np.zeros((32, 32), np.uint16))
+    (warning,) = check_pixels(ex["frames"], training=True).warnings
+    assert "none of the 3 label images holds an object" in warning
+    assert "nothing to aim at" in warning
+
+
+def test_colour_and_stacked_inputs_say_how_they_are_read(tmp_path):
+    import imageio.v3 as iio
+
+    ex = _frames(tmp_path)
+    grey = (read_image(ex["inputs"][0]) // 256).astype(np.uint8)
+    ex["inputs"][0].unlink()
+    iio.imwrite(ex["inputs"][0].with_suffix(".png"), np.stack([grey] * 3, axis=-1))
+    clip = np.stack([read_image(ex["inputs"][1])] * 3)
+    write_tiff(ex["inputs"][1], clip)  # a 3-frame clip whose label is its last frame's
+    found = check_pixels(ex["frames"])
+    assert not found.errors, found.errors
+    notes = "\n".join(found.notes)
+    assert "raw_000.png: stored as (32, 32, 3); its 3 colour channels are read as one grey" \
+        in notes
+    assert "raw_001.tif: a 3-frame stack in the frames layout: read as a clip" in notes
+
+
+def test_true_colour_input_is_refused_naming_the_file(tmp_path):
+    import imageio.v3 as iio
+
+    ex = _frames(tmp_path)
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[..., 0] = 200
+    ex["inputs"][0].unlink()
+    iio.imwrite(ex["inputs"][0].with_suffix(".png"), rgb)
+    (error,) = check_pixels(ex["frames"]).errors
+    assert "raw_000.png: colour/multi-channel images are not supported" in error
+
+
+def test_check_array_of_a_prediction_input():
+    video = np.ones((3, 8, 8), np.float32)
+    video[1] = 5.0  # frames 0 and 2 vary below, frame 1 is constant
+    video[0, 0, 0] = video[2, 0, 0] = 2.0
+    found = check_array(video, "in.tif")
+    assert found.errors == [] and found.warnings == [
+        "in.tif: constant frame(s) 1 (1 of 3): they carry no signal"]
+    video[0, 1, 1] = np.nan
+    assert "in.tif: 1 NaN/Inf pixel(s) (first at frame 0, y=1, x=1)" in \
+        check_array(video, "in.tif").errors[0]
+
+
+@pytest.mark.parametrize("name", ["percentile", "mean", "median", "none"])
+def test_normalizers_are_nan_safe(name):
+    from dlsuite.data.pipeline import make_normalizer
+    from dlsuite.config import parse_config
+    from dlsuite.registry import get_registry
+
+    params = {"illumination_sigma": 2.0}
+    cfg = parse_config({"datagen": {"normalization": {"name": name, **params}}},
+                       check_paths=False).config
+    normalize = make_normalizer(cfg, get_registry())
+    rng = np.random.default_rng(0)
+    image = rng.normal(1000, 50, (2, 24, 24)).astype(np.float32)
+    clean = normalize(image.copy())
+    image[0, 5, 5], image[1, 0, 0] = np.nan, -np.inf
+    out = normalize(image)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert out[0, 5, 5] == 0 and out[1, 0, 0] == 0
+    # the other pixels come out (almost) as without the bad ones: statistics ignore them
+    far = np.ones(out.shape, bool)
+    far[0, 2:9, 2:9] = far[1, :4, :4] = False  # near the bad pixels the blur sees the fill
+    assert np.allclose(out[far], clean[far], rtol=1e-3, atol=0.02)
+    assert (normalize(np.full((6, 6), np.nan, np.float32)) == 0).all()
+
+
+# --------------------------------------------------------------------------------------------
+# at preflight: dlsuite run refuses before anything is written or TensorFlow is imported
+
+
+def _run_config(tmp_path: Path, **data) -> Path:
+    videos = write_example_videos(tmp_path / "data", n_videos=2, frames=3, size=32)["videos"]
+    cfg = {"name": "checks", "output_dir": str(tmp_path / "run"),
+           "data": {"train": str(videos), "val": str(videos), **data},
+           "model": {"name": "unet", "n_filters": 4, "pools": 2},
+           "datagen": {"patch_size": [32, 32], "batch_size": 2},
+           "train": {"epochs": 1}, "wandb": {"mode": "disabled"}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def _corrupt_copy(tmp_path: Path, how: str) -> Path:
+    src = write_example_videos(tmp_path / "other", n_videos=2, frames=3, size=32)["videos"]  # >= batch_size
+    path = src / "inputs" / "cells_00.tif"
+    if how == "nan":
+        video = read_image(path).astype(np.float32)
+        video[1, 2, 3] = np.nan
+        write_tiff(path, video)
+    else:
+        import tifffile
+
+        tifffile.imwrite(path, np.zeros((3, 32, 32), np.uint16), photometric="minisblack")
+        _truncate(path)
+    return src
+
+
+@pytest.mark.parametrize("key,how,needle", [
+    ("train", "nan", "NaN/Inf pixel(s) (first at frame 1, y=2, x=3)"),
+    ("test", "truncated", "damaged or truncated TIFF (invalid page offset"),
+])
+def test_run_refuses_poisoned_data_before_training(tmp_path, key, how, needle):
+    bad = _corrupt_copy(tmp_path, how)
+    config = _run_config(tmp_path)
+    data = json.loads(config.read_text())
+    data["data"][key] = str(bad)
+    config.write_text(json.dumps(data))
+    start = time.monotonic()
+    proc = run_cli("run", str(config), "--quiet", timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    text = " ".join(proc.stderr.split())
+    assert f"$.data.{key}: {bad / 'inputs' / 'cells_00.tif'}: " in text and needle in text
+    assert not (tmp_path / "run").exists()
+    assert time.monotonic() - start < 60
+
+
+def test_nan_learning_rate_and_invalid_wandb_mode_are_refused_before_training(tmp_path):
+    from dlsuite import api
+    from dlsuite.errors import ConfigError
+
+    data = json.loads(_run_config(tmp_path).read_text())
+    data["optimizer"] = {"learning_rate": float("nan")}
+    with pytest.raises(ConfigError) as info:
+        api.train(data)
+    assert info.value.problems == [("$.optimizer.learning_rate", "expected a finite number, got NaN")]
+    data["optimizer"] = {"learning_rate": 0.0}
+    with pytest.raises(ConfigError, match=r"\$.optimizer.learning_rate: must be > 0, got 0"):
+        api.train(data)
+    assert not (tmp_path / "run").exists()
+
+
+def test_invalid_wandb_mode_is_one_clear_line(tmp_path):
+    config = _run_config(tmp_path)
+    proc = run_cli("train", str(config), env={"WANDB_MODE": "onlin"}, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert ("$.wandb.mode: the environment variable WANDB_MODE='onlin', which overrides it, "
+            "is not a W&B mode") in " ".join(proc.stderr.split())
+    assert "pydantic" not in proc.stderr and "validation error" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not (SHARED / "usiigaci_t98g_phc").is_dir(),
+                    reason="real data ../shared/data/usiigaci_t98g_phc is absent")
+def test_pixel_check_of_the_real_training_set_is_fast_and_clean(tmp_path):
+    """The 40 annotated 1022x1024 phase-contrast images and their labels (80 files)."""
+    root = tmp_path / "real"
+    (root / "inputs").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for n in range(1, 41):
+        folder = SHARED / "usiigaci_t98g_phc" / "annotated" / f"set{n}"
+        os.symlink(folder / "raw.tif", root / "inputs" / f"raw_{n:03d}.tif")
+        os.symlink(folder / "instances_ids.png", root / "labels" / f"instance_ids_{n:03d}.png")
+    found = check_pixels(root, training=True)
+    assert found.errors == [] and found.warnings == [] and found.files == 80
+    assert found.seconds < 30, found.seconds

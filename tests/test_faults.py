@@ -1,0 +1,147 @@
+"""Faults a real run meets (issue 13): the process killed (SIGKILL) in the middle of writing a
+checkpoint, and a full disk while predicting. Real subprocesses, real tiny Keras models; the
+fault is injected at the operating-system level (SIGKILL, RLIMIT_FSIZE) or by making Keras'
+own save write half a file and then killing the process."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_resume import _rows, _small
+
+# Patches Keras' Model.save / Model.save_weights so that their ``nth`` call writes half a file
+# and kills the process with SIGKILL (no handler, no cleanup can run), then runs the console
+# entry point with the remaining arguments.
+KILL_DRIVER = """
+import os, signal, sys
+import keras
+from dlsuite.cli import main
+
+method, nth = sys.argv[1], int(sys.argv[2])
+original = getattr(keras.Model, method)
+calls = []
+
+def dying(self, filepath, *args, **kwargs):
+    calls.append(filepath)
+    if len(calls) == nth:
+        with open(filepath, "wb") as fh:
+            fh.write(b"half a file")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, filepath, *args, **kwargs)
+
+setattr(keras.Model, method, dying)
+main(sys.argv[3:])
+"""
+
+
+def _env() -> dict:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("WANDB_MODE", None)
+    return env
+
+
+def _loadable(path: Path) -> None:
+    import keras
+
+    keras.models.load_model(path, compile=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["save", "save_weights"])
+def test_kill_9_during_a_checkpoint_write_keeps_the_previous_one_and_resume_works(
+        tmp_path, method):
+    # save: epoch 2's first .keras checkpoint; save_weights: epoch 2's resumable weights
+    config = _small(tmp_path, epochs=3)
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", KILL_DRIVER, method, "2", "train",
+                           str(config), "--quiet"], capture_output=True, text=True,
+                          env=_env(), timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    state = json.loads((run / "checkpoints" / "resume" / "state.json").read_text())
+    assert state["epoch"] == 1  # the state of the last finished epoch
+    assert list(run.rglob(".tmp-*")), "the kill did not happen during an atomic write"
+    for name in ("best.keras", "last.keras"):  # epoch 1's checkpoints are intact
+        _loadable(run / "checkpoints" / name)
+    proc = subprocess.run([sys.executable, "-m", "dlsuite.cli", "train", str(config), "--quiet",
+                           "--resume"], capture_output=True, text=True, env=_env(),
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == [1, 2, 3]
+    final = json.loads((run / "checkpoints" / "resume" / "state.json").read_text())
+    assert final["epoch"] == 3
+    assert not list(run.rglob(".tmp-*"))  # the half-written temporaries are gone
+    _loadable(run / "checkpoints" / "last.keras")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    from dlsuite import api
+
+    root = tmp_path_factory.mktemp("faults-run")
+    config = _small(root)
+    data = json.loads(config.read_text())
+    data["inference"] = {"tile_size": None}
+    config.write_text(json.dumps(data))
+    return Path(api.train(config, quiet=True).run_dir)
+
+
+def _limit_file_size(limit: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.slow
+def test_full_disk_during_prediction_exits_2_without_half_written_files(trained_run, tmp_path):
+    from dlsuite.data.example import write_example_frames
+
+    images = write_example_frames(tmp_path / "data", n=2, size=64, seed=1)["frames"] / "inputs"
+    out = tmp_path / "out"
+    # 16 KiB per file: the marker fits, a 64x64x2 float32 probability map (32 KiB) does not
+    proc = subprocess.run([sys.executable, "-m", "dlsuite.cli", "predict", str(trained_run),
+                           str(images), "-o", str(out), "--quiet"], capture_output=True,
+                          text=True, env=_env(), timeout=300,
+                          preexec_fn=_limit_file_size(16 * 1024))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "please report" not in proc.stderr
+    assert str(out / "probabilities" / "raw_000.tif") in " ".join(proc.stderr.split())
+    assert "File too large" in proc.stderr
+    left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert left == [".dlsuite-predict"]  # no half-written output, no temporary file
+    # the same command with room to write succeeds and replaces nothing of anyone else's
+    proc = subprocess.run([sys.executable, "-m", "dlsuite.cli", "predict", str(trained_run),
+                           str(images), "-o", str(out), "--quiet", "--overwrite"],
+                          capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in (out / "probabilities").iterdir()) == ["raw_000.tif",
+                                                                          "raw_001.tif"]
+
+
+WRITE_DRIVER = """
+import resource, sys
+from dlsuite.fileio import write_text_atomic
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+try:
+    write_text_atomic(sys.argv[1], "x" * 100_000)
+except OSError as exc:
+    print(exc.errno, exc.filename)
+"""
+
+
+def test_an_atomic_write_over_the_size_limit_names_the_target_and_leaves_nothing(tmp_path):
+    import errno
+
+    target = tmp_path / "big.json"
+    proc = subprocess.run([sys.executable, "-c", WRITE_DRIVER, str(target)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == [str(errno.EFBIG), str(target)], proc.stderr
+    assert list(tmp_path.iterdir()) == []

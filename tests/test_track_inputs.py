@@ -1,0 +1,83 @@
+"""`dlsuite track` refuses an input that is not a label video (an intensity image would make
+every grey value an object and run for minutes) in under a second, naming the file, before
+anything is written; real label videos, dense small objects and 0/1 masks are accepted."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from conftest import run_cli
+from dlsuite.data.io import read_image, write_tiff
+from dlsuite.tracking.folder import label_problem
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "usiigaci_t98g_phc"
+
+
+def _labels(frames: int = 3, size: int = 64) -> np.ndarray:
+    video = np.zeros((frames, size, size), np.uint16)
+    for t in range(frames):
+        video[t, 5 + t:20 + t, 5:20] = 1
+        video[t, 30:50, 30 + t:45 + t] = 2
+    return video
+
+
+def _intensity(frames: int = 3, size: int = 64, smooth: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    video = rng.normal(2000, 300, (frames, size, size))
+    if smooth:
+        video = ndimage.gaussian_filter(video, (0, smooth, smooth))
+    return np.clip(video, 0, 65535).astype(np.uint16)
+
+
+def test_label_videos_and_masks_are_accepted():
+    assert label_problem(_labels(), "a.tif") is None
+    assert label_problem((_labels() > 0).astype(np.uint8), "m.tif") is None
+    dense = np.arange(1, 21 * 21 + 1, dtype=np.int32).reshape(21, 21)
+    dense = np.kron(dense, np.ones((3, 3), np.int32))[None]  # 441 touching 3x3 objects
+    assert label_problem(dense, "dense.tif") is None
+    assert label_problem(np.zeros((2, 8, 8), np.uint16), "empty.tif") is None
+
+
+@pytest.mark.parametrize("video", [_intensity(), _intensity(smooth=2.0),
+                                   (_intensity(smooth=1.0) // 64).astype(np.uint8)])
+def test_intensity_videos_are_refused(video):
+    problem = label_problem(video, "in.tif")
+    assert problem is not None and problem.startswith("in.tif: not a label video: frame 0 has")
+    assert "it looks like an intensity image" in problem
+
+
+def test_float_and_negative_videos_are_refused():
+    assert "got float32 values" in label_problem(np.zeros((2, 4, 4), np.float32), "f.tif")
+    assert "negative labels (smallest -3)" in label_problem(
+        np.full((2, 4, 4), -3, np.int16), "n.tif")
+
+
+def test_track_refuses_before_writing_anything(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_tiff(src / "a_labels.tif", _labels())
+    write_tiff(src / "b_phase.tif", _intensity())  # the second video: a first one is fine
+    start = time.monotonic()
+    proc = run_cli("track", str(src), str(out), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    text = " ".join(proc.stderr.split())
+    assert text.startswith(f"error: {src / 'b_phase.tif'}: not a label video"), proc.stderr
+    assert not out.exists()  # not even 01_RES of the good first video
+    assert time.monotonic() - start < 60
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="real data ../shared/data/usiigaci_t98g_phc absent")
+def test_real_phase_contrast_is_refused_in_under_a_second_and_real_labels_pass():
+    frames = sorted((REAL / "video_T98G_sample").glob("*.tif"))[:10]
+    phase = np.stack([read_image(f) for f in frames])  # 10 x 1022 x 1024 uint16
+    start = time.perf_counter()
+    problem = label_problem(phase, "phase.tif")
+    assert time.perf_counter() - start < 1.0
+    assert problem is not None and "intensity image" in problem
+    tracked = sorted((REAL / "video_T98G_sample_tracked").glob("*_ids.png"))[:10]
+    labels = np.stack([read_image(f) for f in tracked])
+    assert label_problem(labels, "ids.tif") is None
