@@ -96,24 +96,31 @@ def _wandb_mode_env(config, registry) -> list[Problem]:
 
 
 def _data_pixels(config, registry) -> list[Problem]:
-    """Every file of train, val and test read once (folders whose headers are fine)."""
+    """Every file of train, val and test read once (a folder named by several keys once;
+    folders whose headers are fine)."""
+    from pathlib import Path
+
     from .data.checks import check_pixels
     from .data.layouts import check_dataset
 
-    problems: list[Problem] = []
+    keys_of: dict[Path, list[str]] = {}
     for key in ("train", "val", "test"):
         folder = getattr(config.data, key)
-        if folder is None or check_dataset(folder, config.data.layout, require_labels=True):
+        if folder is not None:
+            keys_of.setdefault(Path(folder).resolve(), []).append(key)
+    problems: list[Problem] = []
+    for folder, keys in keys_of.items():
+        if check_dataset(folder, config.data.layout, require_labels=True):
             continue  # headers already reported by _data_paths
-        found = check_pixels(folder, config.data.layout, training=key == "train",
+        found = check_pixels(folder, config.data.layout, training="train" in keys,
                              nonfinite=config.data.nonfinite_pixels)
-        problems += [(f"$.data.{key}", msg) for msg in found.errors]
+        problems += [(f"$.data.{keys[0]}", msg) for msg in found.errors]
+        label = ", ".join(f"data.{key}" for key in keys)
         for note in found.notes:
-            log.info("data.%s: %s", key, note)
+            log.info("%s: %s", label, note)
         for warning in found.warnings:
-            log.warning("data.%s: %s", key, warning)
-        log.info("data.%s: pixels of %d files checked in %.1f s", key, found.files,
-                 found.seconds)
+            log.warning("%s: %s", label, warning)
+        log.info("%s: pixels of %d files checked in %.1f s", label, found.files, found.seconds)
     return problems
 
 

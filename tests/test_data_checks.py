@@ -268,3 +268,51 @@ def test_pixel_check_of_the_real_training_set_is_fast_and_clean(tmp_path):
     found = check_pixels(root, training=True)
     assert found.errors == [] and found.warnings == [] and found.files == 80
     assert found.seconds < 30, found.seconds
+
+
+# --------------------------------------------------------------------------------------------
+# predict's inputs; the masking opt-in end to end
+
+
+def _nan_inputs(tmp_path: Path) -> Path:
+    folder = tmp_path / "new"
+    video = read_image(write_example_videos(tmp_path / "src", n_videos=1, frames=3, size=32)[
+        "inputs"][0]).astype(np.float32)
+    write_tiff(folder / "fine.tif", video)
+    video[2, 4, 5] = np.nan
+    write_tiff(folder / "holes.tif", video)
+    return folder
+
+
+def test_predict_inputs_with_nan_are_refused_unless_masked(tmp_path):
+    from dlsuite.data.checks import check_inputs
+    from dlsuite.errors import DataError
+    from dlsuite.predict import list_inputs
+
+    items = list_inputs(_nan_inputs(tmp_path))
+    with pytest.raises(DataError) as info:
+        check_inputs(items)
+    assert str(info.value).startswith(f"{tmp_path / 'new' / 'holes.tif'}: 1 NaN/Inf pixel(s) "
+                                      "(first at frame 2, y=4, x=5)")
+    assert check_inputs(items, "mask").errors == []
+
+
+@pytest.mark.slow
+def test_masked_nan_pixels_train_finite_and_predict(tmp_path):
+    from dlsuite import api
+
+    config = _run_config(tmp_path)
+    data = json.loads(config.read_text())
+    bad = _corrupt_copy(tmp_path, "nan")
+    data["data"].update(train=str(bad), nonfinite_pixels="mask")
+    data["datagen"].update(steps_per_epoch=2, batch_size=1)  # one training video
+    data["train"]["tensorboard"] = {"enabled": False}
+    result = api.train(data, quiet=True)
+    assert all(np.isfinite(row["loss"]) for row in result.history), result.history
+    proc = run_cli("predict", str(result.run_dir), str(_nan_inputs(tmp_path)), "-o",
+                   str(tmp_path / "out"), "--quiet", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    import tifffile
+
+    probs = tifffile.imread(tmp_path / "out" / "probabilities" / "holes.tif")  # (T, C, Y, X)
+    assert np.isfinite(probs).all()

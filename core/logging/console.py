@@ -7,11 +7,13 @@ warnings and errors.
   (``warning: ...`` / ``error: ...``; info lines plain and only when not quiet);
 * Python warnings (NumPy, Keras, ...) become one ``warning: Category: text`` line each, once
   per distinct text, without the source file and line Python prints;
-* with ``quiet``, TensorFlow's native (C++) log lines -- ``All log messages before
-  absl::InitializeLog()``, ``I0000 ... cpu_feature_guard.cc`` and the like, which TensorFlow
-  writes to file descriptor 2 past Python -- are dropped by :func:`native_stderr_filtered`,
-  ``TF_CPP_MIN_LOG_LEVEL`` is 3 for a TensorFlow imported later, and TensorFlow's and absl's
-  Python loggers show errors only.
+* TensorFlow's native (C++) log lines -- ``All log messages before absl::InitializeLog()``,
+  ``I0000 ... cpu_feature_guard.cc``, GPU plugin registration errors and the like, which
+  TensorFlow writes to file descriptor 2 past Python -- are dropped by
+  :func:`native_stderr_filtered`, always with ``quiet``, otherwise unless
+  ``TF_CPP_MIN_LOG_LEVEL`` is set to 0 or 1 (a request to see them);
+* with ``quiet`` also ``TF_CPP_MIN_LOG_LEVEL`` is 3 for a TensorFlow imported later, and
+  TensorFlow's and absl's Python loggers show errors only.
 """
 
 from __future__ import annotations
@@ -112,8 +114,9 @@ def _forward(read_fd: int, write_fd: int) -> None:
 def native_stderr_filtered() -> Iterator[None]:
     """For the block, file descriptor 2 (where native libraries write) goes through a filter
     that drops native log lines (:func:`is_native_log_line`) and passes everything else on;
-    Python's ``sys.stderr`` writes to the real stderr directly. A process started in the
-    block keeps writing through the filter until it ends."""
+    Python's ``sys.stderr``, when it wrote to descriptor 2, writes to the real stderr directly
+    (a captured ``sys.stderr`` is left alone). A process started in the block keeps writing
+    through the filter until it ends."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -126,10 +129,15 @@ def native_stderr_filtered() -> Iterator[None]:
     thread = threading.Thread(target=_forward, args=(read_fd, saved), daemon=True,
                               name="dlsuite-stderr-filter")
     thread.start()
+    try:
+        python_on_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, ValueError, OSError):  # captured (CliRunner, pytest capsys)
+        python_on_fd2 = False
     os.dup2(write_fd, 2)
     os.close(write_fd)
     old_stderr = sys.stderr
-    sys.stderr = real
+    if python_on_fd2:
+        sys.stderr = real
     try:
         yield
     finally:
@@ -140,6 +148,8 @@ def native_stderr_filtered() -> Iterator[None]:
             real.close()
         os.dup2(saved, 2)  # closes our pipe end: the thread ends unless a child holds one
         thread.join(timeout=1.0)
+        if not thread.is_alive():
+            os.close(saved)  # else a child still writes through the filter to it
 
 
 @contextmanager
@@ -187,18 +197,26 @@ def _library_loggers_at(level: int) -> Iterator[None]:
             logging.getLogger(n).setLevel(lv)
 
 
+def _tf_logs_requested() -> bool:
+    """``TF_CPP_MIN_LOG_LEVEL`` set below 2 (the ``dlsuite`` command's default): the user
+    asked to see TensorFlow's info or warning lines."""
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2").strip() in ("0", "1")
+
+
 @contextmanager
 def console(quiet: bool = False) -> Iterator[None]:
     """Everything of the module docstring for the block: the ``dlsuite`` logger on stderr as
     one line per record (warnings and errors only when ``quiet``), Python warnings as log
-    lines, and with ``quiet`` no native TensorFlow log lines."""
+    lines, no native TensorFlow log lines (unless asked for with ``TF_CPP_MIN_LOG_LEVEL``
+    0 or 1 and not ``quiet``)."""
     handler = LineHandler()
     handler.setLevel(logging.WARNING if quiet else logging.INFO)
     with ExitStack() as stack:
         if quiet:
             stack.enter_context(_env("TF_CPP_MIN_LOG_LEVEL", "3"))  # read by a TF import
-            stack.enter_context(native_stderr_filtered())
             stack.enter_context(_library_loggers_at(logging.ERROR))
+        if quiet or not _tf_logs_requested():
+            stack.enter_context(native_stderr_filtered())
         stack.enter_context(attached(handler))
         stack.enter_context(warnings_as_log_lines())
         yield
