@@ -576,6 +576,7 @@ def evaluate_step(ctx: RunContext, preds: Predictions, export: Export) -> Evalua
             ctx.note(f"evaluation skipped: {exc}")
         else:
             metrics.update(result["metrics"])
+            metrics["matching"] = result.get("matching")  # per-IoU-threshold instance scores
             per_sequence = result["per_sequence"]
     log.info("test metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()
                                            if isinstance(v, float)))

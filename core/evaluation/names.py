@@ -76,3 +76,13 @@ def parse_metrics(requested: str | Iterable[str] | None) -> tuple[str, ...]:
 def family_of(names: Iterable[str]) -> set[str]:
     """The set of families needed to compute ``names`` (canonical names)."""
     return {METRICS[n].family for n in names}
+
+
+#: Requesting any of these also computes the per-threshold instance ``matching`` list.
+MATCHING_TRIGGERS = ("precision", "recall", "f1")
+
+
+def instance_matching(names: Iterable[str]) -> bool:
+    """True when ``names`` (canonical) ask for an instance metric, so the per-threshold
+    ``matching`` list (:mod:`dlsuite.evaluation.matching`) is computed as well."""
+    return any(n in MATCHING_TRIGGERS for n in names)
