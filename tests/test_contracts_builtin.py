@@ -46,6 +46,11 @@ class TestContoursContract(TargetContract):
     name = "contours"
 
 
+class TestDistanceTargetContract(TargetContract):
+    plugin = datagen_plugin
+    name = "distance"
+
+
 class TestFlipContract(AugmentationContract):
     plugin = datagen_plugin
     name = "flip"

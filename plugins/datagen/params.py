@@ -24,6 +24,7 @@ __all__ = [
     "ContoursParams",
     "WeightMapParams",
     "MarksParams",
+    "DistanceParams",
     "AffineParams",
     "FlipParams",
     "IntensityParams",
@@ -113,6 +114,12 @@ class WeightMapParams:
         2.0, help="extra weight on cell contour pixels (find_boundaries 'thick')")
     background_weight: float = param(
         1.0, help="base weight of background pixels (cells have base weight 1)")
+
+
+@attrs.frozen
+class DistanceParams:
+    """``distance``: class = labels > 0 plus each instance's distance to its border,
+    normalised to a maximum of 1 per instance."""
 
 
 @attrs.frozen

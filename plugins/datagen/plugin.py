@@ -31,6 +31,8 @@ TARGETS = {
                  "0 background, 1 cell, 2 boundary (skimage find_boundaries)"),
     "weight_map": (P.WeightMapParams, "build_weight_map", 2, ("class", "weight"),
                    "labels > 0 plus U-Net separation / contour pixel weights (mean 1)"),
+    "distance": (P.DistanceParams, "build_distance", 2, ("class", "distance"),
+                 "labels > 0 plus each instance's distance to its border, max 1 per instance"),
     "marks": (P.MarksParams, "build_marks", 2, ("class",), "instances eroded with a disk"),
 }
 AUGMENTATIONS = {
