@@ -7,6 +7,7 @@ Importing this package is cheap and never imports TensorFlow; the plugin-facing 
 from .specs import (
     ArchitectureSpec,
     AugmentationSpec,
+    HeadSpec,
     LossSpec,
     MetricSpec,
     NoParams,
@@ -14,6 +15,7 @@ from .specs import (
     PostprocessorSpec,
     SamplerSpec,
     TargetSpec,
+    Tunable,
     hookimpl,
     param,
 )
@@ -33,4 +35,6 @@ __all__ = [
     "TargetSpec",
     "AugmentationSpec",
     "PostprocessorSpec",
+    "HeadSpec",
+    "Tunable",
 ]

@@ -18,15 +18,20 @@ __all__ = ["model_geometry", "build_model", "load_model_file"]
 
 def model_geometry(config: Config, registry: Registry) -> dict[str, Any]:
     """What the pipeline needs to know about the configured architecture, without TF:
-    ``temporal``, ``time_windows``, ``n_classes`` (from the target plugin), ``size_multiple``,
+    ``temporal``, ``time_windows``, ``n_classes`` (the model's output channels: the sum of the
+    target plugin's head channels, :mod:`dlsuite.heads`), ``heads``, ``size_multiple``,
     ``receptive_field`` and ``supports_dynamic_size``."""
+    from .heads import heads_of, output_channels
+
     arch = registry.resolve("architectures", config.model.name).spec
     target = registry.resolve("targets", config.datagen.target.name).spec
     params = config.model.params
+    heads = heads_of(target)
     return {
         "temporal": arch.temporal,
         "time_windows": getattr(params, "time_windows", None) if arch.temporal else None,
-        "n_classes": target.n_classes,
+        "n_classes": output_channels(heads),
+        "heads": heads,
         "size_multiple": arch.size_multiple(params) if arch.size_multiple else 1,
         "receptive_field": arch.receptive_field(params) if arch.receptive_field else None,
         "supports_dynamic_size": arch.supports_dynamic_size,

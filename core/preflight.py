@@ -18,6 +18,7 @@ What is checked:
   would not line up.
 * inference: a model with a static input size (ConvLSTM) predicts tiles of
   ``datagen.patch_size``; ``inference.halo`` on both sides must leave a core.
+* heads: a target with several output heads is trained by a multi-head loss.
 * amount of data: a training step takes ``datagen.batch_size`` *different* training samples
   (images, videos or CTC sequences); fewer training samples than ``batch_size`` is an error
   rather than a silent repetition of the same images within one batch.
@@ -133,9 +134,15 @@ def _enough_training_samples(config, registry) -> list[Problem]:
 
 
 #: The checks :func:`preflight` runs, in order.
+def _heads_trained(config, registry) -> list[Problem]:
+    from .heads import heads_problems
+
+    return heads_problems(config, registry)
+
+
 CHECKS: tuple[Callable[[Any, Any], list[Problem]], ...] = (
     _data_paths, _plugins, _patch_fits_model, _static_model_leaves_a_core,
-    _enough_training_samples)
+    _enough_training_samples, _heads_trained)
 
 
 def preflight_problems(config, registry) -> list[Problem]:

@@ -77,3 +77,30 @@ class TestWeightedBCEContract(LossContract):
     plugin = loss_plugin
     name = "weighted_bce"
     target_channels = 2
+
+
+class TestClassDistanceLossContract(LossContract):
+    plugin = loss_plugin
+    name = "class_distance"
+
+
+class TestDistanceWatershedContract(PostprocessorContract):
+    plugin = post_plugin
+    name = "distance_watershed"
+    input_kind = "distance"
+
+
+class TestThresholdContract(PostprocessorContract):
+    plugin = post_plugin
+    name = "threshold"
+    input_kind = "probabilities"
+
+
+class TestRemoveSmallObjectsContract(PostprocessorContract):
+    plugin = post_plugin
+    name = "remove_small_objects"
+
+
+class TestWatershedSplitContract(PostprocessorContract):
+    plugin = post_plugin
+    name = "watershed_split"

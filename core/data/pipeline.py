@@ -116,7 +116,7 @@ class DatagenPlugins:
     normalizer: Callable
     sampler: Callable
     target: Callable
-    n_classes: int
+    n_classes: int  # model output channels: the sum of the target's head channels
     channels: tuple[str, ...]
     augmentations: tuple[Callable, ...]
 
@@ -129,7 +129,9 @@ def load_plugins(config, registry) -> DatagenPlugins:
     _, sampler = _instantiate(registry, d.sampling)
     target_entry, target = _instantiate(registry, d.target)
     augs = tuple(_instantiate(registry, a)[1] for a in d.augmentation)
-    return DatagenPlugins(normalizer, sampler, target, int(target_entry.spec.n_classes),
+    from ..heads import heads_of, output_channels  # model output channels: all heads
+
+    return DatagenPlugins(normalizer, sampler, target, output_channels(heads_of(target_entry.spec)),
                           tuple(target_entry.spec.channels), augs)
 
 

@@ -5,7 +5,8 @@ Importing this module imports neither TensorFlow nor NumPy: the factories are la
 (:mod:`.normalizers`, :mod:`.samplers`, :mod:`.targets`, :mod:`.augmentations`).
 """
 
-from dlsuite import (AugmentationSpec, NormalizerSpec, SamplerSpec, TargetSpec, hookimpl)
+from dlsuite import (AugmentationSpec, HeadSpec, NormalizerSpec, SamplerSpec, TargetSpec,
+                     hookimpl)
 
 from . import params as P
 
@@ -35,6 +36,11 @@ TARGETS = {
                  "labels > 0 plus each instance's distance to its border, max 1 per instance"),
     "marks": (P.MarksParams, "build_marks", 2, ("class",), "instances eroded with a disk"),
 }
+# target name -> its output heads (targets not listed have one softmax class head)
+TARGET_HEADS = {
+    "distance": (HeadSpec("class", 2, "softmax", "class"),
+                 HeadSpec("distance", 1, "sigmoid", "regression")),
+}
 AUGMENTATIONS = {
     "affine": (P.AffineParams, "build_affine", "random rotation, shift and zoom"),
     "flip": (P.FlipParams, "build_flip", "random horizontal / vertical flips"),
@@ -59,9 +65,9 @@ def dlsuite_samplers():
 
 @hookimpl
 def dlsuite_targets():
-    """The built-in training targets (table :data:`TARGETS`)."""
+    """The built-in training targets (table :data:`TARGETS`, heads :data:`TARGET_HEADS`)."""
     return [TargetSpec(name=n, params=p, factory=f"{_PKG}.targets:{f}", n_classes=k,
-                       channels=c, description=d)
+                       channels=c, description=d, heads=TARGET_HEADS.get(n, ()))
             for n, (p, f, k, c, d) in TARGETS.items()]
 
 

@@ -5,7 +5,7 @@ Each class is a frozen attrs class whose fields are declared with :func:`dlsuite
 importing the factories.
 """
 
-from typing import Optional
+from typing import Literal, Optional
 
 import attrs
 
@@ -21,6 +21,7 @@ __all__ = [
     "L1L2Params",
     "DiceLossParams",
     "FocalParams",
+    "ClassDistanceParams",
 ]
 
 _CLASS_WEIGHTS_HELP = (
@@ -112,3 +113,19 @@ class FocalParams:
     alpha: Optional[float] = param(
         None, help="class balance in [0, 1]: foreground pixels (class != 0) weigh alpha, "
                    "background pixels 1 - alpha; null = no balancing")
+
+
+@attrs.frozen
+class ClassDistanceParams:
+    """Parameters of ``class_distance`` (class head CE + regression heads inside the
+    foreground)."""
+
+    class_loss: Literal["cce", "cce_dice"] = param(
+        "cce", help="class head: softmax cross-entropy ('cce') or cross-entropy plus the soft "
+                    "Dice loss of the foreground ('cce_dice')")
+    regression: Literal["mse", "l1"] = param(
+        "mse", help="regression heads (e.g. distance): mean squared or absolute error of the "
+                    "activated output")
+    regression_weight: float = param(1.0, help="weight of the regression terms")
+    foreground_only: bool = param(
+        True, help="average the regression error over foreground pixels only (class != 0)")

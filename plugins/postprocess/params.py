@@ -22,6 +22,7 @@ __all__ = [
     "RemoveBorderObjectsParams",
     "LabelParams",
     "WatershedSplitParams",
+    "DistanceWatershedParams",
 ]
 
 _CONNECTIVITY_HELP = "1 = face (4-) connectivity as the original (SimpleITK default), 2 = 8-connectivity"
@@ -90,4 +91,21 @@ class WatershedSplitParams:
     min_marker_size: int = param(
         0, help="interior components smaller than this do not seed an instance"
     )
+    connectivity: Literal[1, 2] = param(1, help=_CONNECTIVITY_HELP)
+
+
+@attrs.frozen
+class DistanceWatershedParams:
+    """``distance_watershed``: instances from a class head and a distance head."""
+
+    threshold: float = param(0.5, help="foreground where its probability > threshold")
+    seed_threshold: float = param(
+        0.5, help="seeds: foreground regions where the predicted distance (0..1 per cell) "
+                  "exceeds this; lower finds more (weaker) cells, higher splits touching "
+                  "cells more readily")
+    min_size: int = param(0, help="instances with fewer pixels than this are removed")
+    foreground_channel: int = param(
+        1, help="channel of the foreground probability (1 for the distance target)")
+    distance_channel: int = param(
+        -1, help="channel of the predicted distance (-1: last, as the distance target)")
     connectivity: Literal[1, 2] = param(1, help=_CONNECTIVITY_HELP)

@@ -7,7 +7,7 @@ TF-free and numpy-free: factories are lazy strings into :mod:`dlsuite_plugins.po
 
 from __future__ import annotations
 
-from dlsuite import PostprocessorSpec, hookimpl
+from dlsuite import PostprocessorSpec, Tunable, hookimpl
 
 from . import params as p
 
@@ -27,6 +27,19 @@ _TABLE = {
     "label": (p.LabelParams, "connected components -> int32 instance labels"),
     "watershed_split": (p.WatershedSplitParams,
                         "class map -> int32 instances, touching cells split at the contour class"),
+    "distance_watershed": (p.DistanceWatershedParams,
+                           "probabilities + distance -> int32 instances (seeds where distance "
+                           "> seed_threshold, watershed on -distance)"),
+}
+
+_PROBABILITY = Tunable("threshold", 0.3, 0.7, 5)
+_MIN_SIZE = Tunable("min_size", values=(0, 25, 50, 100, 150, 250))
+# name -> the parameters a validation search may tune (dlsuite.tuning)
+TUNABLE = {
+    "threshold": (_PROBABILITY,),
+    "remove_small_objects": (_MIN_SIZE,),
+    "watershed_split": (Tunable("min_marker_size", values=(0, 5, 10, 20, 40)),),
+    "distance_watershed": (_PROBABILITY, Tunable("seed_threshold", 0.2, 0.8, 7), _MIN_SIZE),
 }
 
 
@@ -35,6 +48,6 @@ def dlsuite_postprocessors() -> list[PostprocessorSpec]:
     """The built-in post-processing steps (see the table above)."""
     return [
         PostprocessorSpec(name=name, factory=f"{_STEPS}:build_{name}", params=params,
-                          description=description)
+                          description=description, tunable=TUNABLE.get(name, ()))
         for name, (params, description) in _TABLE.items()
     ]
