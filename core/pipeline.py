@@ -461,7 +461,8 @@ def predict_step(ctx: RunContext, trained: TrainOutput) -> Predictions:
         probs = predict_video(model, normalize(loaded.image),
                               time_windows=geo["time_windows"] or 1, tile_size=inf.tile_size,
                               halo=resolve_halo(ctx, geo), batch_size=inf.batch_size,
-                              size_multiple=geo["size_multiple"], temporal=geo["temporal"])
+                              size_multiple=geo["size_multiple"], temporal=geo["temporal"],
+                              heads=geo["heads"])
         out.append(SamplePrediction(sample.name, loaded.image, loaded.labels, loaded.annotated,
                                     probs, truth_path=sample.labels, layout=sample.layout))
     log.info("predicted %d test sample(s) with %s", len(out), trained.model_path.name)

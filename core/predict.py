@@ -65,12 +65,13 @@ class TileSettings:
     size_multiple: int = 1
     temporal: bool = False
     time_windows: int = 1
+    heads: tuple | None = None  # the target's output heads (None: softmax over all channels)
 
     def kwargs(self) -> dict:
         """Keyword arguments of :func:`dlsuite.inference.predict_video`."""
         return {"tile_size": self.tile_size, "halo": self.halo, "batch_size": self.batch_size,
                 "size_multiple": self.size_multiple, "temporal": self.temporal,
-                "time_windows": self.time_windows}
+                "time_windows": self.time_windows, "heads": self.heads}
 
 
 #: Sentinel of ``tile_size``: keep the run config's value (None means the whole image).
@@ -255,7 +256,7 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
     geo = model_geometry(cfg, registry)
     windows = time_windows or geo["time_windows"] or 1
     tiles = TileSettings(cfg.inference.tile_size, resolve_halo(ctx, geo), cfg.inference.batch_size,
-                         geo["size_multiple"], geo["temporal"], int(windows))
+                         geo["size_multiple"], geo["temporal"], int(windows), geo["heads"])
     model = load_checkpoint(path, cfg, registry)
     if callable(normalize):
         normalizer = normalize
