@@ -241,6 +241,7 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
     from .models import model_geometry
     from .pipeline import RunContext, resolve_halo
     from .registry import get_registry
+    from .tuning import tuned_chain
 
     root = Path(run_dir).expanduser()
     if not root.is_dir():
@@ -250,8 +251,12 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
     cfg = loaded.config
     cfg = attrs.evolve(cfg, inference=_inference_overrides(
         cfg.inference, tile_size=tile_size, halo=halo, batch_size=batch_size, weights=weights))
+    chain, why = tuned_chain(cfg.postprocess, root, registry)  # the run's postprocess.json
+    cfg = attrs.evolve(cfg, postprocess=chain)
     ctx = RunContext(attrs.evolve(loaded, config=cfg), registry, RunDir(root.resolve()),
                      quiet=quiet)
+    if why:
+        ctx.note(why)
     path = checkpoint_path(ctx.run, cfg.inference.weights)
     geo = model_geometry(cfg, registry)
     windows = time_windows or geo["time_windows"] or 1
