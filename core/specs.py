@@ -26,7 +26,10 @@ Factory contracts, per kind (the factory receives the structured ``params`` inst
 * ``NormalizerSpec.factory(params) -> callable(array) -> float32 array`` (same shape; an
   array ``(T, H, W)`` is a video).
 * ``SamplerSpec.factory(params) -> callable(labels, patch_size, rng) -> (top, left)``.
-* ``TargetSpec.factory(params) -> callable(labels) -> float32 (H, W, C)``.
+* ``TargetSpec.factory(params) -> callable(labels) -> float32 (H, W, C)``. A callable with
+  the attribute ``takes_crop = True`` is also called as ``target(labels, crop=(h, w))`` by the
+  training pipeline and then returns only the central ``(h, w)`` it keeps (the rest of
+  ``labels`` is context), saving the work outside it.
 * ``AugmentationSpec.factory(params) -> callable(image, target, rng) -> (image, target)``.
 * ``PostprocessorSpec.factory(params) -> callable(array) -> array`` (the chain starts with
   the activated outputs ``(H, W, C)``: the class probabilities, then the other heads' channels

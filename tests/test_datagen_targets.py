@@ -225,3 +225,27 @@ def test_instance_and_separation_distances_equal_scipy():
     assert (d1[20, 12], d2[20, 12]) == (0.0, 18.0)  # in 256, 18 px from cell 2 (x 30..49)
     assert d1[20, 20] == 0.0 and d2[20, 20] == 10.0
     assert np.isinf(d2[75, 75])  # only cell 9 counts there
+
+
+@pytest.mark.parametrize("name", ["weight_map", "distance"])
+def test_crop_mode_equals_the_centre_of_the_full_target(registry, name):
+    """The training pipeline asks these targets for the kept centre only (takes_crop)."""
+    _, target = build(registry, name)
+    assert target.takes_crop
+    rng = np.random.default_rng(5)
+    cases = [cells(), np.pad(cells(), ((3, 0), (0, 5)))]
+    cases += [random_labels(rng, (70, 64), 20, touching=k % 2 == 0, high_ids=k == 1)
+              for k in range(4)]
+    for lab in cases:
+        full = target(lab)
+        h, w = lab.shape[0] - 21, lab.shape[1] - 30
+        y0, x0 = (lab.shape[0] - h) // 2, (lab.shape[1] - w) // 2
+        centre = full[y0:y0 + h, x0:x0 + w]
+        got = target(lab, crop=(h, w))
+        assert got.shape == (h, w, 2)
+        np.testing.assert_array_equal(got[..., 0], centre[..., 0])
+        if name == "distance":
+            np.testing.assert_array_equal(got[..., 1], centre[..., 1])
+        else:  # the weight map is mean 1 over what it returns
+            np.testing.assert_allclose(got[..., 1], centre[..., 1] / centre[..., 1].mean(),
+                                       rtol=1e-5)

@@ -349,7 +349,10 @@ class PatchMaker:
             image = cut(prepared.image, top, left, h, w, frames=frames)
             labels = cut(prepared.labels[t], top - c, left - c, *self.out)
         try:
-            target = self.plugins.target(labels)
+            if getattr(self.plugins.target, "takes_crop", False):  # only the kept centre
+                target = self.plugins.target(labels, crop=self.patch)
+            else:
+                target = self.plugins.target(labels)
         except DataError as exc:
             raise DataError(f"{prepared.name} frame {t}: {exc}") from exc
         target = _centre_crop(target, self.patch, 0)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["distance_to_zero", "separation_distances", "instance_distances"]
+__all__ = ["distance_to_zero", "separation_distances", "instance_distances", "centre_region"]
 
 
 def _cv2():
@@ -63,17 +63,23 @@ def _grown_boxes(labels: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarr
     return ids, boxes, grown
 
 
-def _pair_rects(boxes: np.ndarray, grown: np.ndarray) -> np.ndarray:
+def _pair_rects(boxes: np.ndarray, grown: np.ndarray, region=None) -> np.ndarray:
     """Per instance, the part of its grown box where d2 can be finite: the bounding
-    rectangle of (its grown box intersected with the other instances' grown boxes) and its own
-    bounding box (so its distance transform there stays exact); an empty rectangle
-    (``y0 == y1``) when its grown box meets no other."""
+    rectangle of (its grown box intersected with the other instances' grown boxes, and with
+    ``region`` ``(y0, y1, x0, x1)`` when given) and its own bounding box (so its distance
+    transform there stays exact); an empty rectangle (``y0 == y1``) when its grown box meets
+    no other there."""
     if len(boxes) == 0:
         return boxes
     y0 = np.maximum(grown[:, None, 0], grown[None, :, 0])
     y1 = np.minimum(grown[:, None, 1], grown[None, :, 1])
     x0 = np.maximum(grown[:, None, 2], grown[None, :, 2])
     x1 = np.minimum(grown[:, None, 3], grown[None, :, 3])
+    if region is not None:
+        np.maximum(y0, region[0], out=y0)
+        np.minimum(y1, region[1], out=y1)
+        np.maximum(x0, region[2], out=x0)
+        np.minimum(x1, region[3], out=x1)
     meets = (y0 < y1) & (x0 < x1)
     np.fill_diagonal(meets, False)
     big = np.iinfo(np.int64).max
@@ -88,28 +94,44 @@ def _pair_rects(boxes: np.ndarray, grown: np.ndarray) -> np.ndarray:
     return rects
 
 
-def separation(labels: np.ndarray, reach: float,
-               pairs_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """``(d1, d2)`` of :func:`separation_distances` for labels with small non-negative ids.
+def separation(labels: np.ndarray, reach: float, pairs_only: bool = False,
+               region: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(d1, d2)`` of :func:`separation_distances` for labels with small non-negative ids,
+    on the whole image or only on ``region`` ``(y0, y1, x0, x1)`` (the rest of the image is
+    context: its instances count, its pixels are not returned).
 
     One distance transform per instance on its grown bounding box; with ``pairs_only`` only
-    on the part of it where ``d2`` can be finite (:func:`_pair_rects`), which leaves ``d2``
-    unchanged and ``d1`` exact wherever ``d2`` is finite.
+    on the part of it where ``d2`` can be finite in the region (:func:`_pair_rects`), which
+    leaves ``d2`` unchanged and ``d1`` exact wherever ``d2`` is finite.
     """
     H, W = labels.shape
-    d1 = np.full((H, W), np.inf, dtype=np.float32)
-    d2 = np.full((H, W), np.inf, dtype=np.float32)
+    ry0, ry1, rx0, rx1 = region if region is not None else (0, H, 0, W)
+    d1 = np.full((ry1 - ry0, rx1 - rx0), np.inf, dtype=np.float32)
+    d2 = np.full((ry1 - ry0, rx1 - rx0), np.inf, dtype=np.float32)
     ids, boxes, grown = _grown_boxes(labels, reach)
-    rects = _pair_rects(boxes, grown) if pairs_only else grown
-    scratch = np.empty((H, W), dtype=np.float32)
+    rects = _pair_rects(boxes, grown, region) if pairs_only else grown
+    scratch = np.empty(d1.shape, dtype=np.float32)
     for index, (y0, y1, x0, x1) in zip(ids.tolist(), rects.tolist()):
-        if y0 >= y1:
+        oy0, oy1, ox0, ox1 = max(y0, ry0), min(y1, ry1), max(x0, rx0), min(x1, rx1)
+        if oy0 >= oy1 or ox0 >= ox1:  # nothing of it in the region
             continue
         d = distance_to_zero(labels[y0:y1, x0:x1] != index)
-        a, b = d1[y0:y1, x0:x1], d2[y0:y1, x0:x1]
-        np.minimum(b, np.maximum(a, d, out=scratch[: y1 - y0, : x1 - x0]), out=b)
+        d = d[oy0 - y0:oy1 - y0, ox0 - x0:ox1 - x0]
+        a = d1[oy0 - ry0:oy1 - ry0, ox0 - rx0:ox1 - rx0]
+        b = d2[oy0 - ry0:oy1 - ry0, ox0 - rx0:ox1 - rx0]
+        np.minimum(b, np.maximum(a, d, out=scratch[: oy1 - oy0, : ox1 - ox0]), out=b)
         np.minimum(a, d, out=a)
     return _exact(d1), _exact(d2)
+
+
+def centre_region(shape: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)`` of the central ``size`` of an image of ``shape`` (the training
+    pipeline's centre crop: start ``(n - size) // 2``)."""
+    (H, W), (h, w) = shape, size
+    if h > H or w > W:
+        raise ValueError(f"crop {size} larger than the label image {shape}")
+    y0, x0 = (H - h) // 2, (W - w) // 2
+    return y0, y0 + h, x0, x0 + w
 
 
 def separation_distances(labels: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
@@ -137,13 +159,15 @@ def compact_ids(labels: np.ndarray) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------- inside
-def instance_distances(labels: np.ndarray, normalize: bool = False) -> np.ndarray:
+def instance_distances(labels: np.ndarray, normalize: bool = False,
+                       region: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """float32 ``(H, W)``: for every instance pixel its Euclidean distance to the nearest
     pixel of another label (background or another instance), 0 on background; pixels outside
     the image do not count as another label (an instance cut by the image edge continues),
     except for an instance that fills the whole image, whose distances are to the image edge
     (as StarDist's ``edt_prob``). With ``normalize`` each instance is divided by its own
-    maximum, so every instance peaks at exactly 1.
+    maximum, so every instance peaks at exactly 1. With ``region`` ``(y0, y1, x0, x1)`` only
+    that part is returned (instances not meeting it are skipped; the rest is context).
 
     Equal to ``scipy.ndimage.distance_transform_edt(labels == i)`` on the instance pixels of
     each ``i``, rounded to float32 (one transform per instance on its bounding box grown by
@@ -151,19 +175,24 @@ def instance_distances(labels: np.ndarray, normalize: bool = False) -> np.ndarra
     inside it)."""
     labels = compact_ids(labels)
     H, W = labels.shape
-    out = np.zeros((H, W), dtype=np.float32)
+    ry0, ry1, rx0, rx1 = region if region is not None else (0, H, 0, W)
+    out = np.zeros((ry1 - ry0, rx1 - rx0), dtype=np.float32)
     for index, box in enumerate(ndimage.find_objects(labels)):
-        if box is None:
+        if box is None or box[0].stop <= ry0 or box[0].start >= ry1 \
+                or box[1].stop <= rx0 or box[1].start >= rx1:
             continue
-        b = (slice(max(box[0].start - 1, 0), min(box[0].stop + 1, H)),
-             slice(max(box[1].start - 1, 0), min(box[1].stop + 1, W)))
-        mask = labels[b] == index + 1
+        y0, y1 = max(box[0].start - 1, 0), min(box[0].stop + 1, H)
+        x0, x1 = max(box[1].start - 1, 0), min(box[1].stop + 1, W)
+        mask = labels[y0:y1, x0:x1] == index + 1
         if mask.all():  # no other label in the whole image: measure to the image edge
             d = distance_to_zero(np.pad(mask, 1))[1:-1, 1:-1]
         else:
             d = distance_to_zero(mask)
-        values = _exact(d[mask])
+        d = _exact(d)
         if normalize:
-            values = values / values.max()
-        out[b][mask] = values
+            d /= d[mask].max()
+        oy0, oy1, ox0, ox1 = max(y0, ry0), min(y1, ry1), max(x0, rx0), min(x1, rx1)
+        inner = (slice(oy0 - y0, oy1 - y0), slice(ox0 - x0, ox1 - x0))
+        target = out[oy0 - ry0:oy1 - ry0, ox0 - rx0:ox1 - rx0]
+        np.copyto(target, d[inner], where=mask[inner])
     return out

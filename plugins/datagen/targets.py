@@ -1,5 +1,10 @@
 """Target factories (SPEC D5): ``factory(params) -> callable(labels) -> float32 (H, W, C)``.
 
+The ``weight_map`` and ``distance`` callables have ``takes_crop = True``: called as
+``target(labels, crop=(h, w))`` they return only the central ``(h, w)`` (the part the training
+pipeline keeps, with the rest of ``labels`` as context), equal to the centre of the full target
+except that the weight map is renormalised to mean 1 over the crop.
+
 ``labels`` is an ``(H, W)`` instance-label image of any integer (or bool) dtype; values are
 never cast to a narrower type, so ids above 255 stay distinct. Channel 0 is always the class
 index (``"class"``); ``weight_map`` adds a ``"weight"`` channel. Non-integer labels raise
@@ -48,7 +53,8 @@ from skimage.segmentation import find_boundaries
 
 from dlsuite.errors import DataError, DlsuiteInputError
 
-from .distances import compact_ids, instance_distances, separation, separation_distances  # noqa: F401
+from .distances import (centre_region, compact_ids, instance_distances, separation,  # noqa: F401
+                        separation_distances)
 
 __all__ = ["build_binary", "build_contours", "build_weight_map", "build_distance", "build_marks",
            "boundaries", "check_labels", "separation_distances"]
@@ -125,15 +131,17 @@ def build_weight_map(params) -> Target:
         raise DlsuiteInputError(f"target 'weight_map': sigma must be > 0, got {params.sigma}")
     reach = 4.0 * params.sigma
 
-    def target(labels: np.ndarray) -> np.ndarray:
+    def target(labels: np.ndarray, crop: tuple[int, int] | None = None) -> np.ndarray:
         labels = check_labels(labels)
-        cells = labels > 0
+        region = centre_region(labels.shape, crop) if crop is not None else None
+        y0, y1, x0, x1 = region or (0, labels.shape[0], 0, labels.shape[1])
+        cells = labels[y0:y1, x0:x1] > 0
         weight = np.where(cells, np.float32(1.0), np.float32(params.background_weight))
         if params.contour_weight:
-            weight += params.contour_weight * boundaries(labels, 1, "thick")
-        if params.w0 and cells.any():
+            weight += params.contour_weight * _thick_boundaries(labels, (y0, y1, x0, x1))
+        if params.w0 and (labels > 0).any():
             # d2 = inf where fewer than two instances count: the term is exp(-inf) = 0 there
-            term, d2 = separation(compact_ids(labels), reach, pairs_only=True)
+            term, d2 = separation(compact_ids(labels), reach, pairs_only=True, region=region)
             term += d2  # in place: w0 * exp(-(d1 + d2)**2 / (2 sigma**2))
             np.square(term, out=term)
             np.negative(term, out=term)
@@ -142,22 +150,34 @@ def build_weight_map(params) -> Target:
             term *= params.w0
             weight += term
         weight /= max(float(weight.mean()), 1e-12)
-        out = np.empty((*labels.shape, 2), dtype=np.float32)
+        out = np.empty((*cells.shape, 2), dtype=np.float32)
         out[..., 0] = cells
         out[..., 1] = weight
         return out
 
+    target.takes_crop = True
     return target
+
+
+def _thick_boundaries(labels: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    """``boundaries(labels, 1, "thick")`` on ``region`` (computed with a 1-pixel margin)."""
+    y0, y1, x0, x1 = region
+    H, W = labels.shape
+    a, b, c, d = max(y0 - 1, 0), min(y1 + 1, H), max(x0 - 1, 0), min(x1 + 1, W)
+    return boundaries(labels[a:b, c:d], 1, "thick")[y0 - a:y1 - a, x0 - c:x1 - c]
 
 
 def build_distance(params) -> Target:
     """Class channel plus the per-instance normalised distance channel (module docstring)."""
 
-    def target(labels: np.ndarray) -> np.ndarray:
+    def target(labels: np.ndarray, crop: tuple[int, int] | None = None) -> np.ndarray:
         labels = check_labels(labels)
-        distance = instance_distances(labels, normalize=True)
-        return np.stack([(labels > 0).astype(np.float32), distance], axis=-1)
+        region = centre_region(labels.shape, crop) if crop is not None else None
+        distance = instance_distances(labels, normalize=True, region=region)
+        y0, y1, x0, x1 = region or (0, labels.shape[0], 0, labels.shape[1])
+        return np.stack([(labels[y0:y1, x0:x1] > 0).astype(np.float32), distance], axis=-1)
 
+    target.takes_crop = True
     return target
 
 
