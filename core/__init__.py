@@ -9,6 +9,7 @@ from .errors import ConfigError, DataError, DlsuiteInputError, PluginError
 from .specs import (
     ArchitectureSpec,
     AugmentationSpec,
+    HeadSpec,
     LossSpec,
     MetricSpec,
     NoParams,
@@ -16,6 +17,7 @@ from .specs import (
     PostprocessorSpec,
     SamplerSpec,
     TargetSpec,
+    Tunable,
     hookimpl,
     param,
 )
@@ -39,4 +41,6 @@ __all__ = [
     "DataError",
     "ConfigError",
     "PluginError",
+    "HeadSpec",
+    "Tunable",
 ]

@@ -20,20 +20,24 @@ __all__ = ["model_geometry", "halo_from_receptive_field", "halo_pixels", "used_h
 
 def model_geometry(config: Any, registry: Registry) -> dict[str, Any]:
     """What the pipeline needs to know about the configured architecture, without TF:
-    ``temporal``, ``time_windows``, ``n_classes`` (from the target plugin), ``size_multiple``,
+    ``temporal``, ``time_windows``, ``n_classes`` (the model's output channels: the sum of the
+    target plugin's head channels, :mod:`dlsuite.heads`), ``heads``, ``size_multiple``,
     ``receptive_field`` (None when the architecture declares none: it is then measured,
     :func:`dlsuite.steps.resolve_halo`) and ``supports_dynamic_size``. A spec callable that
     raises is reported as its plugin's error (:func:`dlsuite.registry.call_spec`)."""
+    from .heads import heads_of, output_channels
     from .registry import call_spec
 
     entry = registry.resolve("architectures", config.model.name)
     arch = entry.spec
     target = registry.resolve("targets", config.datagen.target.name).spec
     params = config.model.params
+    heads = heads_of(target)
     return {
         "temporal": arch.temporal,
         "time_windows": getattr(params, "time_windows", None) if arch.temporal else None,
-        "n_classes": target.n_classes,
+        "n_classes": output_channels(heads),
+        "heads": heads,
         "size_multiple": call_spec(entry, "size_multiple", params) or 1,
         "receptive_field": call_spec(entry, "receptive_field", params),
         "supports_dynamic_size": arch.supports_dynamic_size,

@@ -225,6 +225,7 @@ def evaluate_step(ctx: RunContext, preds: Predictions, export: Export) -> Evalua
             ctx.note(f"evaluation skipped: {exc}")
         else:
             metrics.update(result["metrics"])
+            metrics["matching"] = result.get("matching")  # per-IoU-threshold instance scores
             per_sequence = result["per_sequence"]
     log.info("test metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()
                                            if isinstance(v, float)))
@@ -257,14 +258,18 @@ def report_step(ctx: RunContext, trained: TrainOutput, preds: Predictions,
 
 def run(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False,
         quiet: bool = False, registry: Registry | None = None) -> RunResult:
-    """Train (as :func:`train`), then predict the test set, post-process, export, evaluate
-    and report. Same errors as :func:`train`. ``metrics`` holds ``train``, ``test`` and
-    ``notes`` (steps skipped because a module is not installed)."""
+    """Train (as :func:`train`), then tune the post-processing on the validation set
+    (:func:`dlsuite.tune_step.tune_step`), predict the test set, post-process, export,
+    evaluate and report. Same errors as :func:`train`. ``metrics`` holds ``train``, ``test``
+    and ``notes`` (steps skipped because a module is not installed)."""
+    from .tune_step import tune_step
+
     ctx = _start(loaded, resume=resume, overwrite=overwrite, quiet=quiet, registry=registry)
     from .training import fit  # TensorFlow: only once the input was checked
 
     with _file_log(ctx.run), _wandb_finished(ctx):
         trained = fit(ctx, resume=resume)
+        tune_step(ctx, trained)  # postprocess.json; the test set uses the tuned chain
         preds = postprocess_step(ctx, predict_step(ctx, trained))
         exported = export_step(ctx, preds)
         evaluation = evaluate_step(ctx, preds, exported)

@@ -92,6 +92,7 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
     architecture's geometry. DlsuiteInputError naming the path for a missing folder, a folder
     without ``config.json`` or a missing checkpoint."""
     from .registry import get_registry
+    from .tuning import tuned_chain
 
     root = Path(run_dir).expanduser()
     if not root.is_dir():
@@ -101,6 +102,8 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
     cfg = loaded.config
     cfg = attrs.evolve(cfg, inference=_inference_overrides(
         cfg.inference, tile_size=tile_size, halo=halo, batch_size=batch_size, weights=weights))
+    chain, why = tuned_chain(cfg.postprocess, root, registry)  # the run's postprocess.json
+    cfg = attrs.evolve(cfg, postprocess=chain)
     ctx = RunContext(attrs.evolve(loaded, config=cfg), registry, RunDir(root.resolve()),
                      quiet=quiet)
     return open_predictor(ctx, normalize=normalize, time_windows=time_windows)

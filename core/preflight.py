@@ -21,6 +21,7 @@ data, repeated here for configs parsed with ``check_paths=False``. What is check
   would not line up.
 * inference: a model with a static input size (ConvLSTM) predicts tiles of
   ``datagen.patch_size``; ``inference.halo`` on both sides must leave a core.
+* heads: a target with several output heads is trained by a multi-head loss.
 * amount of data: a training step takes ``datagen.batch_size`` *different* training samples
   (images, videos or CTC sequences); fewer training samples than ``batch_size`` is an error
   rather than a silent repetition of the same images within one batch.
@@ -124,9 +125,16 @@ def _data_pixels(config, registry) -> list[Problem]:
     return problems
 
 
+def _heads_trained(config, registry) -> list[Problem]:
+    from .heads import heads_problems
+
+    return heads_problems(config, registry)
+
+
 #: The checks :func:`preflight` runs, in order (the pixel check, the slowest, last).
 CHECKS: tuple[Callable[[Any, Any], list[Problem]], ...] = (
-    _data_paths, _plugins, _config_rules, _data_rules, _wandb_mode_env, _data_pixels)
+    _data_paths, _plugins, _config_rules, _data_rules, _heads_trained, _wandb_mode_env,
+    _data_pixels)
 
 
 def preflight_problems(config, registry) -> list[Problem]:

@@ -8,7 +8,8 @@ plugins and validating configs never imports the factory's module (nor TensorFlo
 
 Factory contracts, per kind (the factory receives the structured ``params`` instance first):
 
-* ``ArchitectureSpec.factory(params, *, n_classes, input_shape=None) -> keras.Model``.
+* ``ArchitectureSpec.factory(params, *, n_classes, input_shape=None) -> keras.Model``
+  (``n_classes``: the number of output channels, the sum of the target's head channels).
   ``input_shape`` excludes the batch axis: ``(H, W, 1)`` for 2D, ``(T, H, W, 1)`` for temporal
   models (``None`` entries allowed where the model supports dynamic sizes). The model outputs
   logits ``(B, H, W, n_classes)``; temporal models output the prediction for the *last* frame
@@ -16,15 +17,24 @@ Factory contracts, per kind (the factory receives the structured ``params`` inst
   exactly ``"encoder"``, at any depth (see :class:`ArchitectureSpec`).
 * ``LossSpec.factory(params, *, n_classes) -> callable(y_true, y_pred) -> scalar``.
   ``y_true`` is ``(B, H, W, C)`` float32 as produced by the target plugin (channel 0 the
-  class index; further channels such as pixel weights as the target documents).
+  class index; further channels such as pixel weights as the target documents). For a target
+  with several heads a plain loss sees only the class head's logits (``n_classes`` = its
+  channels); a loss whose spec sets ``multi_head`` is called as
+  ``factory(params, *, n_classes, heads, target_channels)`` with every head (``n_classes``
+  = all channels; ``target_channels`` the target's channel names, to find each regression
+  head's ``y_true`` channel).
 * ``MetricSpec.factory(params, *, n_classes) -> keras.metrics.Metric`` with the same ``y_true``.
 * ``NormalizerSpec.factory(params) -> callable(array) -> float32 array`` (same shape; an
   array ``(T, H, W)`` is a video).
 * ``SamplerSpec.factory(params) -> callable(labels, patch_size, rng) -> (top, left)``.
-* ``TargetSpec.factory(params) -> callable(labels) -> float32 (H, W, C)``.
+* ``TargetSpec.factory(params) -> callable(labels) -> float32 (H, W, C)``. A callable with
+  the attribute ``takes_crop = True`` is also called as ``target(labels, crop=(h, w))`` by the
+  training pipeline and then returns only the central ``(h, w)`` it keeps (the rest of
+  ``labels`` is context), saving the work outside it.
 * ``AugmentationSpec.factory(params) -> callable(image, target, rng) -> (image, target)``.
 * ``PostprocessorSpec.factory(params) -> callable(array) -> array`` (the chain starts with
-  class probabilities ``(H, W, C)``).
+  the activated outputs ``(H, W, C)``: the class probabilities, then the other heads' channels
+  in the target's head order, e.g. ``[P(background), P(cell), distance]``).
 """
 
 from __future__ import annotations
@@ -49,6 +59,8 @@ __all__ = [
     "TargetSpec",
     "AugmentationSpec",
     "PostprocessorSpec",
+    "HeadSpec",
+    "Tunable",
     "NoParams",
     "load_object",
 ]
@@ -137,9 +149,12 @@ class ArchitectureSpec(PluginSpec):
 @attrs.frozen
 class LossSpec(PluginSpec):
     """A training loss. ``target_channels`` lists the ``y_true`` channels it needs
-    (e.g. ``("class", "weight")`` for weighted losses)."""
+    (e.g. ``("class", "weight")`` for weighted losses). ``multi_head``: the loss trains every
+    head of a multi-head target and its factory takes ``heads`` keywords; otherwise it sees
+    only the class head. ``heads``/``target_channels`` keywords: see the module docstring."""
 
     target_channels: tuple[str, ...] = ("class",)
+    multi_head: bool = False
 
 
 @attrs.frozen
@@ -159,13 +174,40 @@ class SamplerSpec(PluginSpec):
     """Chooses where a training patch is cut."""
 
 
+_ACTIVATIONS = ("softmax", "sigmoid", "linear")
+_ROLES = ("class", "regression")
+
+
+@attrs.frozen
+class HeadSpec:
+    """One output head of the network, declared by a target plugin.
+
+    ``name`` names the head (``"class"``, ``"distance"``); ``channels`` its output channels;
+    ``activation`` what inference applies to its logits (``"softmax"``, ``"sigmoid"``,
+    ``"linear"``; a 1-channel ``softmax`` head gets a sigmoid); ``role`` how it is trained:
+    ``"class"`` against the class index (``y_true`` channel 0; exactly one head has this
+    role and its channels equal the target's ``n_classes``), ``"regression"`` against the
+    target channel of the same name as the head.
+    """
+
+    name: str
+    channels: int
+    activation: str = attrs.field(default="softmax",
+                                  validator=attrs.validators.in_(_ACTIVATIONS))
+    role: str = attrs.field(default="class", validator=attrs.validators.in_(_ROLES))
+
+
 @attrs.frozen
 class TargetSpec(PluginSpec):
     """Turns an instance-label image into the training target. ``n_classes`` is the number of
-    classes the network must output; ``channels`` names the target's channels."""
+    classes of the class head; ``channels`` names the target's channels; ``heads`` the
+    network's output heads in channel order (empty: one softmax head of ``n_classes``
+    channels, see :func:`dlsuite.heads.heads_of`). A target adds a head without touching any
+    architecture: the model is built with the sum of the head channels."""
 
     n_classes: int = 2
     channels: tuple[str, ...] = ("class",)
+    heads: tuple[HeadSpec, ...] = ()
 
 
 @attrs.frozen
@@ -174,5 +216,35 @@ class AugmentationSpec(PluginSpec):
 
 
 @attrs.frozen
+class Tunable:
+    """A parameter of a post-processor that ``dlsuite run`` may tune on the validation set.
+
+    ``name`` is a field of the step's params class. Candidates: ``values`` when given, else
+    ``steps`` evenly spaced values from ``low`` to ``high`` (both included; rounded and
+    de-duplicated when ``integer``).
+    """
+
+    name: str
+    low: float = 0.0
+    high: float = 1.0
+    steps: int = 5
+    integer: bool = False
+    values: tuple = ()
+
+    def candidates(self) -> tuple:
+        """The values the search tries, in increasing order."""
+        if self.values:
+            return tuple(self.values)
+        n = max(int(self.steps), 1)
+        raw = [self.low + (self.high - self.low) * i / max(n - 1, 1) for i in range(n)]
+        if self.integer:
+            return tuple(sorted({int(round(v)) for v in raw}))
+        return tuple(round(v, 10) for v in raw)
+
+
+@attrs.frozen
 class PostprocessorSpec(PluginSpec):
-    """One step of the post-processing chain (probabilities -> mask -> instances)."""
+    """One step of the post-processing chain (probabilities -> mask -> instances).
+    ``tunable`` lists the parameters a validation search may tune (:class:`Tunable`)."""
+
+    tunable: tuple[Tunable, ...] = ()

@@ -191,7 +191,8 @@ def tile_settings(ctx: RunContext, geo: dict | None = None, *,
     if inf.halo == "auto":
         rf, source = receptive_field(ctx, geo)
     return TileSettings(inf.tile_size, resolve_halo(ctx, geo), inf.batch_size,
-                        geo["size_multiple"], geo["temporal"], int(windows), rf, source)
+                        geo["size_multiple"], geo["temporal"], int(windows), rf, source,
+                        geo.get("heads"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -89,12 +89,6 @@ def set_precision(mixed: bool) -> str:
 # model, loss, metrics, optimizer
 
 
-def _plugin(registry, kind: str, choice) -> tuple[Any, Any]:
-    entry = registry.resolve(kind, choice.name)
-    params = choice.params if choice.params is not None else entry.spec.params()
-    return entry, params
-
-
 def build_model(config, registry, *, n_classes: int) -> tuple[keras.Model, Any]:
     """Build the architecture the config names; returns ``(model, architecture entry)``.
 
@@ -139,13 +133,11 @@ def make_optimizer(opt_config) -> keras.optimizers.Optimizer:
 
 
 def compile_model(model: keras.Model, config, registry, *, n_classes: int) -> keras.Model:
-    """Compile ``model`` with the config's optimizer, loss plugin and metric plugins."""
-    loss_entry, loss_params = _plugin(registry, "losses", config.loss)
-    loss = loss_entry.load()(loss_params, n_classes=n_classes)
-    metrics = []
-    for choice in config.metrics:
-        entry, params = _plugin(registry, "metrics", choice)
-        metrics.append(entry.load()(params, n_classes=n_classes))
+    """Compile ``model`` with the config's optimizer, loss plugin and metric plugins (for the
+    target's heads, :func:`dlsuite.head_losses.build_loss_and_metrics`)."""
+    from .head_losses import build_loss_and_metrics
+
+    loss, metrics = build_loss_and_metrics(config, registry, n_classes=n_classes)
     model.compile(optimizer=make_optimizer(config.optimizer), loss=loss, metrics=metrics)
     return model
 

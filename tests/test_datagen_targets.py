@@ -1,4 +1,4 @@
-"""Target plugins: binary, contours, weight_map, marks; no wrap of label ids."""
+"""Target plugins: binary, contours, weight_map, distance, marks; no wrap of label ids."""
 
 import numpy as np
 import pytest
@@ -159,7 +159,92 @@ def test_marks_equal_per_instance_erosion(registry):
 
 
 def test_float_labels_rejected(registry):
-    for name in ("binary", "contours", "weight_map", "marks"):
+    for name in ("binary", "contours", "weight_map", "distance", "marks"):
         _, target = build(registry, name)
         with pytest.raises(DataError, match="float"):
             target(cells().astype(np.float32))
+
+
+def reference_instance_distances(lab):
+    """StarDist's edt_prob rule, plainly: per instance a full-image SciPy EDT of its mask,
+    divided by its maximum (an instance filling the image is measured to the image edge)."""
+    out = np.zeros(lab.shape, np.float64)
+    for i in np.setdiff1d(np.unique(lab), [0]):
+        mask = lab == i
+        d = (distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1] if mask.all()
+             else distance_transform_edt(mask))
+        out[mask] = d[mask] / d[mask].max()
+    return out
+
+
+def test_distance_target_equals_reference(registry):
+    entry, target = build(registry, "distance")
+    assert entry.spec.channels == ("class", "distance") and entry.spec.n_classes == 2
+    rng = np.random.default_rng(11)
+    cases = [cells(), cells(np.int64) * 1000, np.ones((25, 31), np.uint32),
+             np.zeros((12, 14), np.uint16), np.pad(np.full((9, 9), 3, np.uint8), ((0, 5), (4, 0)))]
+    for k in range(10):
+        cases.append(random_labels(rng, (int(rng.integers(20, 120)), int(rng.integers(20, 120))),
+                                   int(rng.integers(1, 25)), touching=k % 2 == 0,
+                                   high_ids=k % 3 == 0))
+    for lab in cases:
+        y = target(lab)
+        assert y.shape == (*lab.shape, 2) and y.dtype == np.float32
+        np.testing.assert_array_equal(y[..., 0], (lab > 0).astype(np.float32))
+        np.testing.assert_allclose(y[..., 1], reference_instance_distances(lab), atol=1e-6)
+        for i in np.setdiff1d(np.unique(lab), [0]):  # every instance peaks at exactly 1
+            assert y[..., 1][lab == i].max() == 1.0
+
+
+def test_distance_target_separates_touching_cells(registry):
+    _, target = build(registry, "distance")
+    lab = cells()
+    d = target(lab)[..., 1]
+    # the column where 256 (x 10..29) touches 2 (x 30..49) is a minimum of the distance
+    assert d[20, 29] == d[20, 30] < d[20, 25] < d[20, 20]
+    assert d[20, 29] == pytest.approx(1 / 10)  # 1 px from the other cell, max 10 at the centre
+    # an instance cut by the image edge continues beyond it: distances grow towards the edge
+    edge = np.zeros((20, 20), np.uint8)
+    edge[:, :6] = 1
+    assert np.all(np.diff(target(edge)[10, :6, 1]) < 0)
+
+
+def test_instance_and_separation_distances_equal_scipy():
+    from dlsuite_plugins.datagen.distances import instance_distances, separation_distances
+
+    lab = cells()
+    got = instance_distances(lab)
+    want = np.zeros(lab.shape, np.float32)
+    for i in np.setdiff1d(np.unique(lab), [0]):
+        want[lab == i] = distance_transform_edt(lab == i)[lab == i].astype(np.float32)
+    np.testing.assert_array_equal(got, want)  # float64 distances rounded once
+    d1, d2 = separation_distances(lab, 20.0)
+    # (20, 5): 5 px left of 256 and outside cell 2's box grown by 20 (x >= 10): d2 = inf
+    assert d1[20, 5] == 5.0 and np.isinf(d2[20, 5])
+    assert (d1[20, 12], d2[20, 12]) == (0.0, 18.0)  # in 256, 18 px from cell 2 (x 30..49)
+    assert d1[20, 20] == 0.0 and d2[20, 20] == 10.0
+    assert np.isinf(d2[75, 75])  # only cell 9 counts there
+
+
+@pytest.mark.parametrize("name", ["weight_map", "distance"])
+def test_crop_mode_equals_the_centre_of_the_full_target(registry, name):
+    """The training pipeline asks these targets for the kept centre only (takes_crop)."""
+    _, target = build(registry, name)
+    assert target.takes_crop
+    rng = np.random.default_rng(5)
+    cases = [cells(), np.pad(cells(), ((3, 0), (0, 5)))]
+    cases += [random_labels(rng, (70, 64), 20, touching=k % 2 == 0, high_ids=k == 1)
+              for k in range(4)]
+    for lab in cases:
+        full = target(lab)
+        h, w = lab.shape[0] - 21, lab.shape[1] - 30
+        y0, x0 = (lab.shape[0] - h) // 2, (lab.shape[1] - w) // 2
+        centre = full[y0:y0 + h, x0:x0 + w]
+        got = target(lab, crop=(h, w))
+        assert got.shape == (h, w, 2)
+        np.testing.assert_array_equal(got[..., 0], centre[..., 0])
+        if name == "distance":
+            np.testing.assert_array_equal(got[..., 1], centre[..., 1])
+        else:  # the weight map is mean 1 over what it returns
+            np.testing.assert_allclose(got[..., 1], centre[..., 1] / centre[..., 1].mean(),
+                                       rtol=1e-5)

@@ -35,7 +35,7 @@ def ctc_root(tmp_path):
 def test_ctc_roots_every_sequence_including_01(ctc_root):
     res, gt = ctc_root
     out = evaluate(res, gt)
-    assert set(out) == {"metrics", "per_sequence", "per_frame"}
+    assert set(out) == {"metrics", "per_sequence", "per_frame", "matching"}
     assert list(out["metrics"]) == ALL
     assert [s["sequence"] for s in out["per_sequence"]] == ["01", "02"]
     s1, s2 = out["per_sequence"]
@@ -143,7 +143,7 @@ def test_cli_json_keys(ctc_root, tmp_path):
     r = CliRunner().invoke(evaluate_cmd, [str(res), str(gt), "--metrics", "SEG,DET,TRA,f1", "--json", "-o", str(out_file)])
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
-    assert list(data) == ["metrics", "per_sequence"]
+    assert list(data) == ["metrics", "per_sequence", "matching"]
     assert list(data["metrics"]) == ["SEG", "DET", "TRA", "f1"]
     assert data["metrics"]["SEG"] == pytest.approx((1 + 5 / 6) / 2)
     assert json.loads(out_file.read_text()) == data

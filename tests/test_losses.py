@@ -18,7 +18,7 @@ from scipy import ndimage
 from dlsuite.errors import DlsuiteInputError
 from dlsuite.registry import Registry
 from dlsuite_plugins.losses import plugin
-from dlsuite_plugins.losses.catalog import LOSSES
+from dlsuite_plugins.losses.catalog import HEAD_LOSSES, LOSSES
 from dlsuite_plugins.losses.errors import LossInputError
 
 keras = pytest.importorskip("keras")
@@ -400,7 +400,7 @@ def test_plugin_declares_every_loss_with_params_and_channels():
     reg = Registry.from_plugins([plugin])
     assert not reg.broken
     names = {e.name for e in reg.entries("losses")}
-    assert names == set(LOSSES)
+    assert names == set(LOSSES) | set(HEAD_LOSSES)
     for entry in reg.entries("losses"):
         spec = entry.spec
         assert attrs.has(spec.params) and spec.params.__attrs_attrs__ is not None
@@ -410,7 +410,15 @@ def test_plugin_declares_every_loss_with_params_and_channels():
         assert spec.description
         factory = entry.load()
         n = 1 if spec.name == "l1l2" else 2
-        built = factory(spec.params(), n_classes=n)
+        if spec.multi_head:
+            from dlsuite import HeadSpec
+
+            heads = (HeadSpec("class", 2), HeadSpec("distance", 1, "sigmoid", "regression"))
+            built = factory(spec.params(), n_classes=3, heads=heads,
+                            target_channels=("class", "distance"))
+        else:
+            assert spec.name in LOSSES
+            built = factory(spec.params(), n_classes=n)
         assert isinstance(built, keras.losses.Loss)
     assert reg.resolve("losses", "weighted_bce").spec.target_channels == ("class", "weight")
 
@@ -434,7 +442,7 @@ def test_plugin_module_does_not_import_tensorflow():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert int(out.stdout.strip()) == len(LOSSES) + 3
+    assert int(out.stdout.strip()) == len(LOSSES) + len(HEAD_LOSSES) + 3
 
 
 @pytest.mark.slow  # ~12 s: a second Python process importing TensorFlow

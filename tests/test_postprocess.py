@@ -28,7 +28,7 @@ def test_plugin_lists_every_step_with_lazy_factory():
     specs = dlsuite_postprocessors()
     names = {s.name for s in specs}
     assert names == {"argmax", "threshold", "closing", "fill_holes", "remove_small_objects",
-                     "remove_border_objects", "label", "watershed_split"}
+                     "remove_border_objects", "label", "watershed_split", "distance_watershed"}
     assert all(isinstance(s.factory, str) for s in specs)
     assert P.RemoveSmallObjectsParams().min_size == 150 and P.ClosingParams().radius == 3
 

@@ -20,9 +20,12 @@ def evaluate(res: str | os.PathLike, gt: str | os.PathLike, metrics: Any = None,
     themselves) or folders of label images with the same file names. ``metrics`` is a list
     or comma-separated string of ``SEG, DET, TRA, jaccard, dice, precision, recall, f1,
     temporal_stability, temporal_stability_gt`` (default: all). Returns ``{"metrics": {name:
-    value}, "per_sequence": [...], "per_frame": [...]}``, metrics in the requested order; a
-    metric that cannot be computed is None with the reason in its sequence's
-    ``"unavailable"``. ``json_file`` also writes ``{"metrics", "per_sequence"}`` there as
+    value}, "per_sequence": [...], "per_frame": [...], "matching": [...]}``, metrics in the
+    requested order (``matching``: one entry per IoU threshold 0.5..0.9 with ``iou``, ``tp``,
+    ``fp``, ``fn``, ``precision``, ``recall``, ``f1``, ``ap``, ``pq`` over all frames, one-to-one
+    Hungarian matching; None unless an instance metric is requested); a metric that cannot be
+    computed is None with the reason in its sequence's ``"unavailable"``. ``json_file`` also
+    writes ``{"metrics", "per_sequence", "matching"}`` there as
     strict JSON, ``per_frame_csv`` the per-frame rows as CSV (both atomically, after the
     evaluation succeeded). Raises DlsuiteInputError for an unknown metric, DataError naming
     the paths for missing or unpaired data.
@@ -33,7 +36,8 @@ def evaluate(res: str | os.PathLike, gt: str | os.PathLike, metrics: Any = None,
     result = _evaluate(res, gt, metrics)
     if json_file is not None:
         write_metrics_json(json_file, {"metrics": result["metrics"],
-                                       "per_sequence": result["per_sequence"]})
+                                       "per_sequence": result["per_sequence"],
+                                       "matching": result.get("matching")})
     if per_frame_csv is not None:
         write_metrics_csv(per_frame_csv, result["per_frame"])
     return result

@@ -4,7 +4,9 @@ Bad input raises DlsuiteInputError / DataError from the API (unknown metric, mis
 unpaired files): exit status 2 without a traceback.
 
 Output: a rich table of the summary metrics (and one row per sequence when there are
-several), or with ``--json`` exactly ``{"metrics": {...}, "per_sequence": [...]}`` on stdout.
+several), or with ``--json`` exactly ``{"metrics": {...}, "per_sequence": [...], "matching":
+[...]}`` on stdout (``matching``: instance precision/recall/F1/AP/PQ per IoU threshold 0.5..0.9,
+null unless precision, recall or f1 is evaluated).
 ``-o FILE`` also writes that JSON object to FILE; ``--per-frame FILE`` writes the per-frame
 rows as CSV.
 """
@@ -59,6 +61,15 @@ def _print_table(result: dict) -> None:
         for s in result["per_sequence"]:
             seq.add_row(str(s["sequence"]), *(_fmt(s.get(n)) for n in names))
         console.print(seq)
+    if result.get("matching"):
+        match = Table(title="instance matching (one-to-one, IoU >= threshold)",
+                      title_justify="left")
+        keys = ("iou", "tp", "fp", "fn", "precision", "recall", "f1", "ap", "pq")
+        for k in keys:
+            match.add_column(k, justify="right")
+        for e in result["matching"]:
+            match.add_row(*(f"{e[k]:.2f}" if k == "iou" else _fmt(e[k]) for k in keys))
+        console.print(match)
 
 
 @click.command("evaluate")
@@ -85,6 +96,7 @@ def evaluate(res: Path, gt: Path, metrics: str | None, as_json: bool, output: Pa
     result = api.evaluate(res, gt, metrics, json_file=output, per_frame_csv=per_frame)
     if as_json:
         click.echo(metrics_json({"metrics": result["metrics"],
-                                 "per_sequence": result["per_sequence"]}))
+                                 "per_sequence": result["per_sequence"],
+                                 "matching": result.get("matching")}))
     else:
         _print_table(result)

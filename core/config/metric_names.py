@@ -72,3 +72,12 @@ def parse_metrics(requested: str | Iterable[str] | None) -> tuple[str, ...]:
         raise DlsuiteInputError(f"no metric requested; known: {', '.join(METRICS)}")
     return tuple(out)
 
+
+#: Requesting any of these also computes the per-threshold instance ``matching`` list.
+MATCHING_TRIGGERS = ("precision", "recall", "f1")
+
+
+def instance_matching(names: Iterable[str]) -> bool:
+    """True when ``names`` (canonical) ask for an instance metric, so the per-threshold
+    ``matching`` list (:mod:`dlsuite.evaluation.matching`) is computed as well."""
+    return any(n in MATCHING_TRIGGERS for n in names)

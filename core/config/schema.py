@@ -254,6 +254,15 @@ class EvaluationConfig:
     metrics: list[str] = param(
         _EVALUATION_METRICS, help="metrics computed on the test set",
         validator=[non_empty(), _EvaluationMetrics(tuple(_EVALUATION_METRICS))])
+    tune_postprocess: bool = param(
+        True, help="after training, search the post-processors' tunable parameters on the "
+                   "validation set (written to postprocess.json and used for the test set and "
+                   "dlsuite predict); needs data.val")
+    tune_metric: Literal["SEG", "f1"] = param(
+        "SEG", help="what the search maximises: CTC SEG, or instance F1 at IoU 0.5")
+    tune_seconds: float = param(
+        120.0, help="time budget of the search in seconds (the best values found so far are "
+                    "kept when it runs out)")
 
 
 @attrs.frozen

@@ -117,7 +117,7 @@ class DatagenPlugins:
     normalizer: Callable
     sampler: Callable
     target: Callable
-    n_classes: int
+    n_classes: int  # model output channels: the sum of the target's head channels
     channels: tuple[str, ...]
     augmentations: tuple[Callable, ...]
 
@@ -130,7 +130,9 @@ def load_plugins(config, registry) -> DatagenPlugins:
     _, sampler = _instantiate(registry, d.sampling)
     target_entry, target = _instantiate(registry, d.target)
     augs = tuple(_instantiate(registry, a)[1] for a in d.augmentation)
-    return DatagenPlugins(normalizer, sampler, target, int(target_entry.spec.n_classes),
+    from ..heads import heads_of, output_channels  # model output channels: all heads
+
+    return DatagenPlugins(normalizer, sampler, target, output_channels(heads_of(target_entry.spec)),
                           tuple(target_entry.spec.channels), augs)
 
 
@@ -348,7 +350,10 @@ class PatchMaker:
             image = cut(prepared.image, top, left, h, w, frames=frames)
             labels = cut(prepared.labels[t], top - c, left - c, *self.out)
         try:
-            target = self.plugins.target(labels)
+            if getattr(self.plugins.target, "takes_crop", False):  # only the kept centre
+                target = self.plugins.target(labels, crop=self.patch)
+            else:
+                target = self.plugins.target(labels)
         except DataError as exc:
             raise DataError(f"{prepared.name} frame {t}: {exc}") from exc
         target = _centre_crop(target, self.patch, 0)

@@ -32,7 +32,8 @@ from dlsuite.data import ctc
 from dlsuite.errors import DataError
 
 from .frame_metrics import foreground_jaccard, metrics_from_table, summarize_rows
-from ..config.metric_names import METRICS, parse_metrics
+from ..config.metric_names import METRICS, instance_matching, parse_metrics
+from .matching import MatchingAccumulator
 from .overlap import overlap_table, reference_matches
 from .readers import read_ctc_frame
 from .seg import seg_from_table
@@ -185,6 +186,7 @@ def _score_annotated(seg_frames: dict[int, Path], res_frames: dict[int, Path], n
     frame_names = [n for n in names if METRICS[n].family == "frame"]
     rows: list[dict] = []
     total, count = 0.0, 0
+    matching = MatchingAccumulator() if instance_matching(names) else None
     for t in sorted(seg_frames):
         try:
             table = overlap_table(read_ctc_frame(seg_frames[t]), read_ctc_frame(res_frames[t]))
@@ -202,6 +204,8 @@ def _score_annotated(seg_frames: dict[int, Path], res_frames: dict[int, Path], n
         if frame_names:
             fm = metrics_from_table(table)
             row.update({k: fm[k] for k in ("tp", "fp", "fn", *frame_names)})
+        if matching is not None:
+            matching.add_table(table)
         rows.append(row)
     out: dict = {"n_annotated_frames": len(seg_frames)}
     if "SEG" in names:
@@ -210,6 +214,8 @@ def _score_annotated(seg_frames: dict[int, Path], res_frames: dict[int, Path], n
     if frame_names:
         summary = summarize_rows(rows)
         out.update({k: summary[k] for k in (*frame_names, "tp", "fp", "fn")})
+    if matching is not None:
+        out["matching"] = matching.result()
     return out, rows
 
 
@@ -219,7 +225,8 @@ def evaluate_ctc(res_dir: str | Path, gt_dir: str | Path, metrics: Iterable[str]
     Returns a flat dict: ``{"sequence": folder name prefix, <metric>: float or None for each
     requested metric, "unavailable": {metric: reason}, "n_gt_objects": int (SEG reference
     objects), "n_annotated_frames": int, "per_frame": [rows]}`` plus the AOGM details when TRA
-    is computed. ``per_frame`` rows hold ``sequence``, ``frame``, ``SEG`` and the requested
+    is computed, and ``"matching"`` (per-IoU-threshold instance scores on the annotated SEG
+    frames, :mod:`dlsuite.evaluation.matching`) when precision, recall or f1 is requested. ``per_frame`` rows hold ``sequence``, ``frame``, ``SEG`` and the requested
     per-frame metrics for each annotated SEG frame. Raises DataError when ``res_dir`` has no
     ``maskTTT.tif`` or an annotated frame has no result.
     """

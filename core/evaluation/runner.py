@@ -7,6 +7,11 @@ Aggregation (the ``"metrics"`` of the result):
 - jaccard, dice: mean over all evaluated frames of all sequences;
 - precision, recall, f1: from the TP/FP/FN summed over all frames (micro average).
 
+With precision, recall or f1 requested, the result also holds ``"matching"``: the one-to-one
+instance scores per IoU threshold 0.5..0.9 (:mod:`dlsuite.evaluation.matching`: keys ``iou,
+tp, fp, fn, precision, recall, f1, ap, pq``) over all frames of all sequences; each
+per-sequence row holds its own ``"matching"``.
+
 A metric that no sequence could provide is ``None``; the reason is in each per-sequence row's
 ``"unavailable"``.
 """
@@ -23,7 +28,8 @@ from dlsuite.errors import DataError
 from .ctc import evaluate_ctc
 from .frame_metrics import summarize_rows, video_metrics
 from .layout import Pair, discover
-from ..config.metric_names import METRICS, parse_metrics
+from ..config.metric_names import METRICS, instance_matching, parse_metrics
+from .matching import matching_dataset, merge_matching
 from .readers import read_labels
 from .seg import seg_details
 
@@ -69,6 +75,8 @@ def evaluate_files(res_path: str | Path, gt_path: str | Path, metrics: Iterable[
                 out[n] = summary[n]
                 if summary[n] is None:
                     unavailable[n] = "a single frame has no temporal stability"
+        if instance_matching(names):
+            out["matching"] = matching_dataset(gt_frames, res_frames)
     except DataError as exc:
         raise DataError(f"{res_path} vs {gt_path}: {exc}") from exc
     for n in names:
@@ -119,8 +127,10 @@ def evaluate(res: str | Path, gt: str | Path, metrics: Iterable[str] | str | Non
     comma-separated string, or None for all.
 
     Returns ``{"metrics": {name: float or None}, "per_sequence": [dict per sequence/file with
-    the metrics, counts and "unavailable" reasons], "per_frame": [dict per evaluated frame]}``
-    with metric keys spelled exactly as above. Raises DlsuiteInputError for unknown metrics and
+    the metrics, counts and "unavailable" reasons], "per_frame": [dict per evaluated frame],
+    "matching": [one dict per IoU threshold] or None}`` with metric keys spelled exactly as
+    above; ``matching`` (see the module docstring) is None unless precision, recall or f1 is
+    requested. Raises DlsuiteInputError for unknown metrics and
     DataError (naming the paths) for missing, unpaired or inconsistent data.
     """
     names = parse_metrics(metrics)
@@ -135,4 +145,6 @@ def evaluate(res: str | Path, gt: str | Path, metrics: Iterable[str] | str | Non
         "metrics": summarize(per_sequence, per_frame, names),
         "per_sequence": per_sequence,
         "per_frame": per_frame,
+        "matching": (merge_matching(s.get("matching") for s in per_sequence)
+                     if instance_matching(names) else None),
     }

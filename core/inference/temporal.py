@@ -119,6 +119,7 @@ def predict_video(
     size_multiple: int = 1,
     temporal: bool = True,
     reuse_features: bool = True,
+    heads=None,
 ) -> np.ndarray:
     """Probabilities ``(T, H, W, C)`` float32 for every frame of ``video`` ``(T, H, W)``.
 
@@ -135,7 +136,7 @@ def predict_video(
         raise DataError(f"predict_video: video must be (T, H, W), got shape {video.shape}")
     video = video.astype(np.float32, copy=False)
     kwargs = dict(tile_size=tile_size, halo=halo, batch_size=batch_size,
-                  size_multiple=size_multiple)
+                  size_multiple=size_multiple, heads=heads)
     if not temporal:
         return np.stack([predict_image(model, frame, **kwargs) for frame in video])
     _check("time_windows", time_windows, 1)
@@ -153,26 +154,27 @@ def predict_video(
     for i, j in _tiles(ay, ax):
         tile = _gather(video, ay, ax, i, j)  # (T, h, w)
         if runner is None:
-            pred = _tile_windows(model, tile, time_windows, batch_size)
+            pred = _tile_windows(model, tile, time_windows, batch_size, heads)
         else:
-            pred = _tile_cached(runner, tile, time_windows, batch_size)
+            pred = _tile_cached(runner, tile, time_windows, batch_size, heads)
         if out is None:
             out = np.empty(video.shape + (pred.shape[-1],), dtype=np.float32)
         _place(out, pred, ay, ax, i, j)
     return out
 
 
-def _tile_windows(model, tile: np.ndarray, T: int, batch_size: int) -> np.ndarray:
+def _tile_windows(model, tile: np.ndarray, T: int, batch_size: int, heads=None) -> np.ndarray:
     """Probabilities ``(T_video, h, w, C)`` of one tile, every window run through ``model``."""
     frames = tile[..., None]
     preds = []
     for ts in _batches(range(len(tile)), batch_size):
         x = np.stack([frames[_indices(t, T)] for t in ts])
-        preds.append(_activate(_run(model, x)))
+        preds.append(_activate(_run(model, x), heads))
     return np.concatenate(preds)
 
 
-def _tile_cached(runner: "_Cached", tile: np.ndarray, T: int, batch_size: int) -> np.ndarray:
+def _tile_cached(runner: "_Cached", tile: np.ndarray, T: int, batch_size: int,
+                 heads=None) -> np.ndarray:
     """As :func:`_tile_windows`, computing each frame's cached maps once: the maps of the
     frames of a batch join a rolling cache that keeps the ``T - 1`` frames before them.
     Window ``t`` of the batch reads the maps of frames ``window_indices(t, T)``."""
@@ -182,7 +184,7 @@ def _tile_cached(runner: "_Cached", tile: np.ndarray, T: int, batch_size: int) -
         maps = runner.frames(np.ascontiguousarray(tile[list(ts), ..., None]))
         cache.update(zip(ts, runner.unstack(maps)))
         steps = [[cache[_indices(t, T)[k]] for t in ts] for k in range(T)]
-        preds.append(_activate(runner.windows(steps)))
+        preds.append(_activate(runner.windows(steps), heads))
         keep_from = ts[-1] + 1 - (T - 1)
         for k in [k for k in cache if k < keep_from]:
             del cache[k]

@@ -129,23 +129,12 @@ def _place(out: np.ndarray, pred: np.ndarray, ay: _Axis, ax: _Axis, i: int, j: i
 # running a model
 
 
-def _activate(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis (sigmoid for one channel), float32. Loops over the (few)
-    channels: numpy reductions over a short last axis are several times slower."""
-    logits = np.asarray(logits, dtype=np.float32)
-    channels = logits.shape[-1]
-    if channels == 1:
-        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
-    top = logits[..., 0].copy()
-    for c in range(1, channels):
-        np.maximum(top, logits[..., c], out=top)
-    out = logits - top[..., None]
-    np.exp(out, out=out)
-    total = out[..., 0].copy()
-    for c in range(1, channels):
-        total += out[..., c]
-    out /= total[..., None]
-    return out
+def _activate(logits: np.ndarray, heads=None) -> np.ndarray:
+    """Per-head activation of the logits (:func:`dlsuite.heads.activate`; ``heads=None``:
+    softmax over all channels, sigmoid for one channel), float32."""
+    from dlsuite.heads import activate
+
+    return activate(logits, heads)
 
 
 def _run(model, batch: np.ndarray) -> np.ndarray:
@@ -184,8 +173,10 @@ def predict_image(
     halo: int = 32,
     batch_size: int = 4,
     size_multiple: int = 1,
+    heads=None,
 ) -> np.ndarray:
-    """Probabilities ``(H, W, C)`` float32 of a 2D ``model`` on ``image`` ``(H, W)``.
+    """Probabilities ``(H, W, C)`` float32 of a 2D ``model`` on ``image`` ``(H, W)``
+    (``heads``: the target's output heads, each activated as it declares; None: softmax).
 
     ``tile_size`` is the core (output) size of a tile, ``None`` for one tile covering the
     image; ``halo`` the mirrored context per side; ``size_multiple`` what the model needs H and
@@ -202,7 +193,7 @@ def predict_image(
     out = None
     for batch in _batches(_tiles(ay, ax), batch_size):
         x = np.stack([_gather(image, ay, ax, i, j) for i, j in batch])[..., None]
-        pred = _activate(_run(model, x))
+        pred = _activate(_run(model, x), heads)
         if out is None:
             out = np.empty(image.shape + (pred.shape[-1],), dtype=np.float32)
         for k, (i, j) in enumerate(batch):
@@ -304,6 +295,7 @@ class TileSettings:
     time_windows: int = 1
     receptive_field: int | None = None
     receptive_field_source: str | None = None
+    heads: tuple | None = None  # the target's output heads (None: softmax over all channels)
 
     def __attrs_post_init__(self):
         object.__setattr__(self, "halo", used_halo(self.halo, self.size_multiple))
@@ -312,7 +304,7 @@ class TileSettings:
         """Keyword arguments of :func:`dlsuite.inference.predict_video`."""
         return {"tile_size": self.tile_size, "halo": self.halo, "batch_size": self.batch_size,
                 "size_multiple": self.size_multiple, "temporal": self.temporal,
-                "time_windows": self.time_windows}
+                "time_windows": self.time_windows, "heads": self.heads}
 
 
 def model_tile_settings(model, *, tile_size: int | None = 1024, halo: int | str = 32,

@@ -320,13 +320,47 @@ class _KerasObjectContract(PluginContract):
 
 
 class LossContract(_KerasObjectContract):
-    """A finite scalar, lower for a perfect prediction than for a random one, with gradients."""
+    """A finite scalar, lower for a perfect prediction than for a random one, with gradients.
+
+    A ``multi_head`` loss is built with ``heads`` (default: a ``class`` head of ``n_classes``
+    channels and a sigmoid ``distance`` regression head) and the matching target channels;
+    its data gets a regression target of 1 (perfect logit +8) for every regression head."""
 
     kind = "losses"
+    heads: ClassVar[tuple] = ()
+
+    def _heads(self):
+        from ..specs import HeadSpec
+
+        return self.heads or (HeadSpec("class", self.n_classes, "softmax", "class"),
+                              HeadSpec("distance", 1, "sigmoid", "regression"))
+
+    def _make(self, entry, built_params):
+        if not getattr(entry.spec, "multi_head", False):
+            return entry.load()(built_params, n_classes=self.n_classes)
+        heads = self._heads()
+        channels = ("class",) + tuple(h.name for h in heads if h.role == "regression")
+        return entry.load()(built_params, n_classes=sum(h.channels for h in heads),
+                            heads=heads, target_channels=channels)
+
+    def _loss_data(self, entry):
+        y_true, logits, perfect = self._data(entry)
+        if not getattr(entry.spec, "multi_head", False):
+            return y_true, logits, perfect
+        rng = np.random.default_rng(1)
+        extra = [h for h in self._heads() if h.role == "regression"]
+        y_true = np.concatenate([y_true[..., :1]] + [np.ones_like(y_true[..., :1])] * len(extra),
+                                axis=-1)
+        n = sum(h.channels for h in extra)
+        logits = np.concatenate(
+            [logits, rng.normal(size=logits.shape[:-1] + (n,)).astype("float32")], axis=-1)
+        perfect = np.concatenate([perfect, np.full(perfect.shape[:-1] + (n,), 8.0, "float32")],
+                                 axis=-1)
+        return y_true, logits, perfect
 
     def test_scalar_lower_for_perfect_prediction(self, entry, built_params):
-        loss = entry.load()(built_params, n_classes=self.n_classes)
-        y_true, logits, perfect = self._data(entry)
+        loss = self._make(entry, built_params)
+        y_true, logits, perfect = self._loss_data(entry)
         bad, good = float(loss(y_true, logits)), float(loss(y_true, perfect))
         assert np.isfinite(bad) and np.isfinite(good)
         assert good < bad
@@ -334,8 +368,8 @@ class LossContract(_KerasObjectContract):
     def test_has_gradients(self, entry, built_params):
         import tensorflow as tf
 
-        loss = entry.load()(built_params, n_classes=self.n_classes)
-        y_true, logits, _ = self._data(entry)
+        loss = self._make(entry, built_params)
+        y_true, logits, _ = self._loss_data(entry)
         var = tf.Variable(logits)
         with tf.GradientTape() as tape:
             value = loss(tf.constant(y_true), var)
@@ -390,9 +424,23 @@ class SamplerContract(PluginContract):
 
 
 class TargetContract(PluginContract):
-    """``(H, W, C)`` float32 with C = len(spec.channels); classes below spec.n_classes."""
+    """``(H, W, C)`` float32 with C = len(spec.channels); classes below spec.n_classes; the
+    declared heads are consistent (:func:`dlsuite.heads.heads_of`) and each regression head's
+    channel holds finite values."""
 
     kind = "targets"
+
+    def test_heads_are_consistent(self, entry, built_params):
+        from ..heads import heads_of
+
+        heads = heads_of(entry.spec)
+        make = entry.load()(built_params)
+        labels = np.zeros((24, 24), np.int32)
+        labels[3:12, 3:12], labels[12:20, 6:18] = 1, 2
+        target = make(labels)
+        for h in heads:
+            if h.role == "regression":
+                assert np.isfinite(target[..., entry.spec.channels.index(h.name)]).all()
 
     def test_shape_and_classes(self, entry, built_params):
         make = entry.load()(built_params)
@@ -423,21 +471,42 @@ class AugmentationContract(PluginContract):
 
 
 class PostprocessorContract(PluginContract):
-    """Accepts the chain's input and returns a 2D array of the image size.
+    """Accepts the chain's input and returns a 2D array of the image size; every tunable
+    parameter (``spec.tunable``) is a field of the params class and each of its candidate
+    values builds a step that works.
 
-    ``input_kind`` is ``"probabilities"`` (``(H, W, C)`` float) or ``"mask"`` (``(H, W)``)."""
+    ``input_kind`` is ``"probabilities"`` (``(H, W, 2)`` float), ``"distance"`` (``(H, W, 3)``:
+    the two class probabilities then a distance channel, as the ``distance`` target's model
+    gives) or ``"mask"`` (``(H, W)``)."""
 
     kind = "postprocessors"
     input_kind: ClassVar[str] = "mask"
 
-    def test_returns_image_sized_array(self, entry, built_params):
-        step = entry.load()(built_params)
+    def _input(self):
+        from scipy import ndimage
+
         mask = np.zeros((40, 40), np.uint8)
         mask[5:20, 5:20] = 1
         mask[25:35, 22:38] = 1
-        if self.input_kind == "probabilities":
-            probs = np.stack([1.0 - mask, mask], axis=-1).astype(np.float32)
-            out = step(probs)
-        else:
-            out = step(mask)
+        if self.input_kind == "mask":
+            return mask
+        probs = [1.0 - mask, mask]
+        if self.input_kind == "distance":
+            d = ndimage.distance_transform_edt(mask)
+            probs.append(d / d.max())
+        return np.stack(probs, axis=-1).astype(np.float32)
+
+    def test_returns_image_sized_array(self, entry, built_params):
+        step = entry.load()(built_params)
+        out = step(self._input())
         assert out.shape == (40, 40)
+
+    def test_tunable_parameters_exist_and_work(self, entry, built_params):
+        fields = {f.name for f in attrs.fields(entry.spec.params)}
+        for tunable in getattr(entry.spec, "tunable", ()):
+            assert tunable.name in fields, f"tunable {tunable.name!r} is not a parameter"
+            values = tunable.candidates()
+            assert values, f"tunable {tunable.name!r} has no candidate values"
+            for value in values:
+                step = entry.load()(attrs.evolve(built_params, **{tunable.name: value}))
+                assert step(self._input()).shape == (40, 40)

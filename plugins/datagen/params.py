@@ -26,6 +26,7 @@ __all__ = [
     "ContoursParams",
     "WeightMapParams",
     "MarksParams",
+    "DistanceParams",
     "AffineParams",
     "FlipParams",
     "IntensityParams",
@@ -125,6 +126,12 @@ class WeightMapParams:
     background_weight: float = param(
         1.0, help="base weight of background pixels (cells have base weight 1)",
         validator=non_negative())
+
+
+@attrs.frozen
+class DistanceParams:
+    """``distance``: class = labels > 0 plus each instance's distance to its border,
+    normalised to a maximum of 1 per instance."""
 
 
 @attrs.frozen

@@ -5,7 +5,8 @@ Importing this module imports neither TensorFlow nor NumPy: the factories are la
 (:mod:`.normalizers`, :mod:`.samplers`, :mod:`.targets`, :mod:`.augmentations`).
 """
 
-from dlsuite import AugmentationSpec, NormalizerSpec, SamplerSpec, TargetSpec, hookimpl
+from dlsuite import (AugmentationSpec, HeadSpec, NormalizerSpec, SamplerSpec, TargetSpec,
+                     hookimpl)
 
 from . import params as P
 
@@ -77,6 +78,16 @@ TARGETS = [
         description="labels > 0 plus U-Net separation / contour pixel weights (mean 1)",
         n_classes=2,
         channels=("class", "weight"),
+    ),
+    TargetSpec(
+        name="distance",
+        factory=f"{_PKG}.targets:build_distance",
+        params=P.DistanceParams,
+        description="labels > 0 plus each instance's distance to its border, max 1 per instance",
+        n_classes=2,
+        channels=("class", "distance"),
+        heads=(HeadSpec("class", 2, "softmax", "class"),
+               HeadSpec("distance", 1, "sigmoid", "regression")),
     ),
     TargetSpec(
         name="marks",

@@ -1,5 +1,10 @@
 """Target factories: ``factory(params) -> callable(labels) -> float32 (H, W, C)``.
 
+The ``weight_map`` and ``distance`` callables have ``takes_crop = True``: called as
+``target(labels, crop=(h, w))`` they return only the central ``(h, w)`` (the part the training
+pipeline keeps, with the rest of ``labels`` as context), equal to the centre of the full target
+except that the weight map is renormalised to mean 1 over the crop.
+
 ``labels`` is an ``(H, W)`` instance-label image of any integer (or bool) dtype; values are
 never cast to a narrower type, so ids above 255 stay distinct. Channel 0 is always the class
 index (``"class"``); ``weight_map`` adds a ``"weight"`` channel. Non-integer labels raise
@@ -19,11 +24,18 @@ index (``"class"``); ``weight_map`` adds a ``"weight"`` channel. Non-integer lab
   near another cell are weighted too). This is the U-Net separation weight (Ronneberger et al.
   2015, w0=10, sigma=5) plus the contour emphasis of the original suite's weight maps. An
   instance only counts for pixels inside its bounding box grown by ``ceil(4 sigma)``
-  (:func:`separation_distances`); where fewer than two count the separation term is 0. (This
+  (:func:`~.distances.separation_distances`, OpenCV distance transforms); where fewer than two
+  count the separation term is 0. (This
   truncation drops terms up to ``exp(-8) w0`` ~ 3.4e-4 w0, not a negligible amount.) Only
   instances whose grown box meets another's get a distance transform, and only on the part
   where a second instance can count. The map is then divided by its mean, so it has mean 1 (the
   pipeline renormalises again after cropping the patch).
+* ``distance``: class = ``labels > 0``; channel ``"distance"`` = each instance pixel's
+  Euclidean distance to the nearest pixel of another label (background or a touching
+  instance), divided by the instance's own maximum (so each instance peaks at 1; StarDist's
+  ``edt_prob``), 0 on background (:func:`~.distances.instance_distances`). Pixels outside the
+  label image do not count as another label, so an instance cut by the patch's context border
+  is measured as if it continued.
 * ``marks``: the instances eroded with ``disk(radius)`` (a pixel is kept when every pixel of
   the disk around it belongs to the same instance; the image border counts as background),
   computed with two grey-level filters, not a per-instance loop. Equal to eroding each
@@ -41,7 +53,10 @@ from skimage.segmentation import find_boundaries
 
 from dlsuite import DataError, DlsuiteInputError
 
-__all__ = ["build_binary", "build_contours", "build_weight_map", "build_marks",
+from .distances import (centre_region, compact_ids, instance_distances, separation,  # noqa: F401
+                        separation_distances)
+
+__all__ = ["build_binary", "build_contours", "build_weight_map", "build_distance", "build_marks",
            "boundaries", "check_labels", "separation_distances"]
 
 Target = Callable[[np.ndarray], np.ndarray]
@@ -110,141 +125,60 @@ def build_contours(params) -> Target:
     return target
 
 
-def separation_distances(labels: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
-    """Distances ``(d1, d2)`` of every pixel to the nearest and second-nearest instance
-    (0 inside an instance), exact up to ``reach`` pixels and ``inf`` beyond.
-
-    Precisely: an instance counts for a pixel when the pixel lies in the instance's bounding
-    box grown by ``ceil(reach)`` pixels (clipped to the image); ``d1 <= d2`` are the two
-    smallest exact Euclidean distances among the instances that count (``inf`` when fewer
-    than one / two count). Returned as float32 (the float64 distance rounded once).
-    """
-    sq1, sq2 = _separation_squares(labels, reach, pairs_only=False)
-    return _root(sq1), _root(sq2)
-
-
-_FAR = np.iinfo(np.int32).max  # "no instance counts" in the integer squared distances
-
-
-def _grown_boxes(labels: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(ids, boxes, grown)`` of the present instances: ``boxes`` / ``grown`` are
-    ``(n, 4)`` int arrays ``y0, y1, x0, x1`` of the bounding boxes and of the boxes grown by
-    ``ceil(reach)`` (clipped to the image)."""
-    H, W = labels.shape
-    r = int(np.ceil(reach))
-    found = [(i + 1, b) for i, b in enumerate(ndimage.find_objects(labels)) if b is not None]
-    ids = np.array([i for i, _ in found], dtype=np.int64)
-    boxes = np.array([(b[0].start, b[0].stop, b[1].start, b[1].stop) for _, b in found],
-                     dtype=np.int64).reshape(-1, 4)
-    grown = boxes + np.array([-r, r, -r, r])
-    np.clip(grown[:, :2], 0, H, out=grown[:, :2])
-    np.clip(grown[:, 2:], 0, W, out=grown[:, 2:])
-    return ids, boxes, grown
-
-
-def _pair_rects(boxes: np.ndarray, grown: np.ndarray) -> np.ndarray:
-    """Per instance, the part of its grown box where d2 can be finite: the bounding
-    rectangle of (its grown box intersected with the other instances' grown boxes) and its own
-    bounding box (so its feature transform there stays exact); an empty rectangle
-    (``y0 == y1``) when its grown box meets no other."""
-    if len(boxes) == 0:
-        return boxes
-    y0 = np.maximum(grown[:, None, 0], grown[None, :, 0])
-    y1 = np.minimum(grown[:, None, 1], grown[None, :, 1])
-    x0 = np.maximum(grown[:, None, 2], grown[None, :, 2])
-    x1 = np.minimum(grown[:, None, 3], grown[None, :, 3])
-    meets = (y0 < y1) & (x0 < x1)
-    np.fill_diagonal(meets, False)
-    big = np.iinfo(np.int64).max
-    rects = np.stack([np.where(meets, y0, big).min(1), np.where(meets, y1, -big).max(1),
-                      np.where(meets, x0, big).min(1), np.where(meets, x1, -big).max(1)], 1)
-    rects[:, 0] = np.minimum(rects[:, 0], boxes[:, 0])
-    rects[:, 1] = np.maximum(rects[:, 1], boxes[:, 1])
-    rects[:, 2] = np.minimum(rects[:, 2], boxes[:, 2])
-    rects[:, 3] = np.maximum(rects[:, 3], boxes[:, 3])
-    alone = ~meets.any(1)
-    rects[alone] = 0
-    return rects
-
-
-def _separation_squares(labels: np.ndarray, reach: float,
-                        pairs_only: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Integer squared ``(d1, d2)`` of :func:`separation_distances` (``_FAR`` for ``inf``).
-
-    One feature transform per instance on its grown bounding box; with ``pairs_only`` only
-    on the part of it where ``d2`` can be finite (:func:`_pair_rects`), which leaves ``d2``
-    unchanged and ``d1`` exact wherever ``d2`` is finite.
-    """
-    H, W = labels.shape
-    sq1 = np.full((H, W), _FAR, dtype=np.int32)
-    sq2 = np.full((H, W), _FAR, dtype=np.int32)
-    ids, boxes, grown = _grown_boxes(labels, reach)
-    rects = _pair_rects(boxes, grown) if pairs_only else grown
-    for index, (y0, y1, x0, x1) in zip(ids.tolist(), rects.tolist()):
-        if y0 >= y1:
-            continue
-        sq = _squared_edt(labels[y0:y1, x0:x1] != index)
-        a, b = sq1[y0:y1, x0:x1], sq2[y0:y1, x0:x1]
-        np.minimum(b, np.maximum(a, sq), out=b)
-        np.minimum(a, sq, out=a)
-    return sq1, sq2
-
-
-def _squared_edt(background: np.ndarray) -> np.ndarray:
-    """Exact squared Euclidean distance (int32) of each pixel to the nearest False pixel of
-    ``background`` (which must contain one), via scipy's feature transform."""
-    ft = ndimage.distance_transform_edt(background, return_distances=False,
-                                        return_indices=True)
-    h, w = background.shape
-    ft = ft.astype(np.int32, copy=False)
-    ft[0] -= np.arange(h, dtype=np.int32)[:, None]
-    ft[1] -= np.arange(w, dtype=np.int32)[None, :]
-    np.multiply(ft, ft, out=ft)
-    return np.add(ft[0], ft[1])
-
-
-def _root(sq: np.ndarray) -> np.ndarray:
-    """float32 square roots of the integer squares ``sq`` (rounded once from float64),
-    ``inf`` where ``sq == _FAR``."""
-    out = np.full(sq.shape, np.inf, dtype=np.float32)
-    known = sq != _FAR
-    out[known] = np.sqrt(sq[known].astype(np.float64))
-    return out
-
-
 def build_weight_map(params) -> Target:
     """Class channel plus a mean-1 border weight channel (see module docstring)."""
     if params.sigma <= 0:
         raise DlsuiteInputError(f"target 'weight_map': sigma must be > 0, got {params.sigma}")
     reach = 4.0 * params.sigma
 
-    def target(labels: np.ndarray) -> np.ndarray:
+    def target(labels: np.ndarray, crop: tuple[int, int] | None = None) -> np.ndarray:
         labels = check_labels(labels)
-        cells = labels > 0
-        weight = np.where(cells, 1.0, params.background_weight).astype(np.float32)
+        region = centre_region(labels.shape, crop) if crop is not None else None
+        y0, y1, x0, x1 = region or (0, labels.shape[0], 0, labels.shape[1])
+        cells = labels[y0:y1, x0:x1] > 0
+        weight = np.where(cells, np.float32(1.0), np.float32(params.background_weight))
         if params.contour_weight:
-            weight += params.contour_weight * boundaries(labels, 1, "thick")
-        if params.w0 and cells.any():
-            sq1, sq2 = _separation_squares(_compact_ids(labels), reach, pairs_only=True)
-            near = sq2 != _FAR
-            total = (np.sqrt(sq1[near].astype(np.float64)).astype(np.float32)
-                     + np.sqrt(sq2[near].astype(np.float64)).astype(np.float32))
-            weight[near] += params.w0 * np.exp(-(total ** 2) / (2 * params.sigma ** 2))
+            weight += params.contour_weight * _thick_boundaries(labels, (y0, y1, x0, x1))
+        if params.w0 and (labels > 0).any():
+            # d2 = inf where fewer than two instances count: the term is exp(-inf) = 0 there
+            term, d2 = separation(compact_ids(labels), reach, pairs_only=True, region=region)
+            term += d2  # in place: w0 * exp(-(d1 + d2)**2 / (2 sigma**2))
+            np.square(term, out=term)
+            np.negative(term, out=term)
+            np.divide(term, 2 * params.sigma ** 2, out=term)
+            np.exp(term, out=term)
+            term *= params.w0
+            weight += term
         weight /= max(float(weight.mean()), 1e-12)
-        return np.stack([cells.astype(np.float32), weight], axis=-1)
+        out = np.empty((*cells.shape, 2), dtype=np.float32)
+        out[..., 0] = cells
+        out[..., 1] = weight
+        return out
 
+    target.takes_crop = True
     return target
 
 
-def _compact_ids(labels: np.ndarray) -> np.ndarray:
-    """Non-negative ids with a small maximum (``find_objects`` makes a list of ``max`` slots):
-    unchanged when already small, else relabelled to 1..n."""
-    if int(labels.min()) >= 0 and int(labels.max()) <= 4 * labels.size:
-        return labels.astype(np.intp, copy=False)
-    ids, inverse = np.unique(labels, return_inverse=True)
-    if ids[0] != 0:
-        inverse = inverse + 1
-    return inverse.reshape(labels.shape).astype(np.int32)
+def _thick_boundaries(labels: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    """``boundaries(labels, 1, "thick")`` on ``region`` (computed with a 1-pixel margin)."""
+    y0, y1, x0, x1 = region
+    H, W = labels.shape
+    a, b, c, d = max(y0 - 1, 0), min(y1 + 1, H), max(x0 - 1, 0), min(x1 + 1, W)
+    return boundaries(labels[a:b, c:d], 1, "thick")[y0 - a:y1 - a, x0 - c:x1 - c]
+
+
+def build_distance(params) -> Target:
+    """Class channel plus the per-instance normalised distance channel (module docstring)."""
+
+    def target(labels: np.ndarray, crop: tuple[int, int] | None = None) -> np.ndarray:
+        labels = check_labels(labels)
+        region = centre_region(labels.shape, crop) if crop is not None else None
+        distance = instance_distances(labels, normalize=True, region=region)
+        y0, y1, x0, x1 = region or (0, labels.shape[0], 0, labels.shape[1])
+        return np.stack([(labels[y0:y1, x0:x1] > 0).astype(np.float32), distance], axis=-1)
+
+    target.takes_crop = True
+    return target
 
 
 def build_marks(params) -> Target:

@@ -16,7 +16,7 @@ from dlsuite import NoParams
 
 from . import params as p
 
-__all__ = ["LossInfo", "MetricInfo", "LOSSES", "METRICS"]
+__all__ = ["LossInfo", "MetricInfo", "LOSSES", "HEAD_LOSSES", "METRICS"]
 
 
 @attrs.frozen
@@ -138,4 +138,12 @@ _METRIC_ROWS = [
 ]
 
 LOSSES: dict[str, LossInfo] = {row.name: row for row in _LOSS_ROWS}
+
+#: Losses of multi-head targets (``LossSpec.multi_head``; factories in ``heads_loss``).
+HEAD_LOSSES: dict[str, LossInfo] = {row.name: row for row in [
+    LossInfo("class_distance", p.ClassDistanceParams,
+             "multi-head: CE (+ Dice) of the class head plus MSE/L1 of each regression head "
+             "(e.g. the distance target's) inside the foreground",
+             target_channels=("class", "distance")),
+]}
 METRICS: dict[str, MetricInfo] = {row.name: row for row in _METRIC_ROWS}

@@ -5,7 +5,7 @@ Each class is a frozen attrs class whose fields are declared with :func:`dlsuite
 importing the factories.
 """
 
-from typing import Optional
+from typing import Literal, Optional
 
 import attrs
 
@@ -22,6 +22,7 @@ __all__ = [
     "L1L2Params",
     "DiceLossParams",
     "FocalParams",
+    "ClassDistanceParams",
 ]
 
 _CLASS_WEIGHTS_HELP = (
@@ -136,3 +137,20 @@ class FocalParams:
         None, help="class balance in [0, 1]: foreground pixels (class != 0) weigh alpha, "
                    "background pixels 1 - alpha; null = no balancing",
         validator=in_range(0, 1))
+
+
+@attrs.frozen
+class ClassDistanceParams:
+    """Parameters of ``class_distance`` (class head CE + regression heads inside the
+    foreground)."""
+
+    class_loss: Literal["cce", "cce_dice"] = param(
+        "cce", help="class head: softmax cross-entropy ('cce') or cross-entropy plus the soft "
+                    "Dice loss of the foreground ('cce_dice')")
+    regression: Literal["mse", "l1"] = param(
+        "mse", help="regression heads (e.g. distance): mean squared or absolute error of the "
+                    "activated output")
+    regression_weight: float = param(1.0, help="weight of the regression terms",
+                                     validator=non_negative())
+    foreground_only: bool = param(
+        True, help="average the regression error over foreground pixels only (class != 0)")

@@ -7,15 +7,17 @@ Importing this module never imports TensorFlow: the factories are lazy
 
 from dlsuite import LossSpec, MetricSpec, hookimpl
 
-from .catalog import LOSSES, METRICS
+from .catalog import HEAD_LOSSES, LOSSES, METRICS
 
 _LOSS_MODULE = "dlsuite_plugins.losses.losses"
+_HEADS_MODULE = "dlsuite_plugins.losses.heads_loss"
 _METRIC_MODULE = "dlsuite_plugins.losses.metrics"
 
 
 @hookimpl
 def dlsuite_losses():
-    """The built-in losses (see :data:`dlsuite_plugins.losses.catalog.LOSSES`)."""
+    """The built-in losses (see :data:`dlsuite_plugins.losses.catalog.LOSSES` and
+    ``HEAD_LOSSES``, the multi-head ones)."""
     return [
         LossSpec(
             name=info.name,
@@ -25,6 +27,11 @@ def dlsuite_losses():
             target_channels=info.target_channels,
         )
         for info in LOSSES.values()
+    ] + [
+        LossSpec(name=info.name, factory=f"{_HEADS_MODULE}:build_{info.name}",
+                 params=info.params, description=info.description,
+                 target_channels=info.target_channels, multi_head=True)
+        for info in HEAD_LOSSES.values()
     ]
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "RemoveBorderObjectsParams",
     "LabelParams",
     "WatershedSplitParams",
+    "DistanceWatershedParams",
 ]
 
 _UNIT = in_range(0, 1)
@@ -113,4 +114,23 @@ class WatershedSplitParams:
         0, help="interior components smaller than this do not seed an instance",
         validator=non_negative(),
     )
+    connectivity: Literal[1, 2] = param(1, help=_CONNECTIVITY_HELP)
+
+
+@attrs.frozen
+class DistanceWatershedParams:
+    """``distance_watershed``: instances from a class head and a distance head."""
+
+    threshold: float = param(0.5, help="foreground where its probability > threshold",
+                             validator=_UNIT)
+    seed_threshold: float = param(
+        0.5, help="seeds: foreground regions where the predicted distance (0..1 per cell) "
+                  "exceeds this; lower finds more (weaker) cells, higher splits touching "
+                  "cells more readily", validator=_UNIT)
+    min_size: int = param(0, help="instances with fewer pixels than this are removed",
+                          validator=non_negative())
+    foreground_channel: int = param(
+        1, help="channel of the foreground probability (1 for the distance target)")
+    distance_channel: int = param(
+        -1, help="channel of the predicted distance (-1: last, as the distance target)")
     connectivity: Literal[1, 2] = param(1, help=_CONNECTIVITY_HELP)

@@ -7,11 +7,15 @@ TF-free and numpy-free: factories are lazy strings into :mod:`dlsuite_plugins.po
 
 from __future__ import annotations
 
-from dlsuite import PostprocessorSpec, hookimpl
+from dlsuite import PostprocessorSpec, Tunable, hookimpl
 
 from . import params as p
 
 _STEPS = "dlsuite_plugins.postprocess.steps"
+
+# the parameters a validation search may tune (dlsuite.tuning)
+_PROBABILITY = Tunable("threshold", 0.3, 0.7, 5)
+_MIN_SIZE = Tunable("min_size", values=(0, 25, 50, 100, 150, 250))
 
 POSTPROCESSORS = [
     PostprocessorSpec(
@@ -25,6 +29,7 @@ POSTPROCESSORS = [
         factory=f"{_STEPS}:build_threshold",
         params=p.ThresholdParams,
         description="probability of one class > threshold -> uint8 0/1 mask",
+        tunable=(_PROBABILITY,),
     ),
     PostprocessorSpec(
         name="closing",
@@ -43,6 +48,7 @@ POSTPROCESSORS = [
         factory=f"{_STEPS}:build_remove_small_objects",
         params=p.RemoveSmallObjectsParams,
         description="drop objects below min_size pixels (mask or labels, ids kept)",
+        tunable=(_MIN_SIZE,),
     ),
     PostprocessorSpec(
         name="remove_border_objects",
@@ -61,6 +67,15 @@ POSTPROCESSORS = [
         factory=f"{_STEPS}:build_watershed_split",
         params=p.WatershedSplitParams,
         description="class map -> int32 instances, touching cells split at the contour class",
+        tunable=(Tunable("min_marker_size", values=(0, 5, 10, 20, 40)),),
+    ),
+    PostprocessorSpec(
+        name="distance_watershed",
+        factory=f"{_STEPS}:build_distance_watershed",
+        params=p.DistanceWatershedParams,
+        description="probabilities + distance -> int32 instances (seeds where distance "
+                    "> seed_threshold, watershed on -distance)",
+        tunable=(_PROBABILITY, Tunable("seed_threshold", 0.2, 0.8, 7), _MIN_SIZE),
     ),
 ]
 

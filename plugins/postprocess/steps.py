@@ -27,6 +27,9 @@ label                    mask or labels       int32 labels (connected components
                                               foreground); labels pass through as int32+
 watershed_split          class map            int32 labels: seeds = components of the cell
                                               class, grown over cell + contour pixels
+distance_watershed       probabilities with   int32 labels: seeds where the predicted
+                         a distance channel   distance > seed_threshold, watershed on
+                                              -distance inside P(foreground) > threshold
 =======================  ===================  ==============================================
 
 A step given the wrong kind raises :class:`~dlsuite.errors.DlsuiteInputError` naming it.
@@ -51,6 +54,7 @@ __all__ = [
     "build_remove_border_objects",
     "build_label",
     "build_watershed_split",
+    "build_distance_watershed",
 ]
 
 Step = Callable[[np.ndarray], np.ndarray]
@@ -323,3 +327,48 @@ def build_watershed_split(params) -> Step:
         return relabel_sequential(out.astype(np.int32))[0].astype(np.int32)
 
     return watershed_split
+
+
+def build_distance_watershed(params) -> Step:
+    """Probabilities + predicted distance ``(H, W, C)`` -> int32 instances.
+
+    Foreground: ``P[..., foreground_channel] > threshold``. Seeds: the connected regions of
+    foreground pixels whose predicted distance ``P[..., distance_channel]`` exceeds
+    ``seed_threshold`` (each holds a maximum of the distance; a cell whose peak stays below
+    the threshold gets no seed of its own and is flooded by its neighbour's). The seeds grow
+    by watershed on ``-distance`` over the foreground; foreground components without a seed
+    become instances of their own; instances below ``min_size`` pixels are removed; ids are
+    1..n.
+    """
+    from skimage.segmentation import relabel_sequential, watershed
+
+    def distance_watershed(probs: np.ndarray) -> np.ndarray:
+        _expect("distance_watershed", probs, ("probabilities",))
+        p = _probs3(probs)
+        channels = p.shape[-1]
+        for key in ("foreground_channel", "distance_channel"):
+            c = getattr(params, key)
+            if not -channels <= c < channels:
+                raise DlsuiteInputError(
+                    f"postprocessor 'distance_watershed': {key} {c} out of range for "
+                    f"{channels}-channel input (expected class probabilities then distance)")
+        structure = _structure(params.connectivity)
+        foreground = p[..., params.foreground_channel] > params.threshold
+        distance = p[..., params.distance_channel]
+        markers, n = ndi.label(foreground & (distance > params.seed_threshold),
+                               structure=structure)
+        if n:
+            out = watershed(-distance, markers, mask=foreground,
+                            connectivity=params.connectivity)
+        else:
+            out = np.zeros(foreground.shape, dtype=np.int32)
+        rest, n_rest = ndi.label(foreground & (out == 0), structure=structure)
+        if n_rest:
+            out = np.where(rest > 0, rest + int(out.max()), out)
+        if params.min_size > 1 and out.any():
+            sizes = np.bincount(out.ravel())
+            small = np.flatnonzero(sizes < params.min_size)
+            out[np.isin(out, small[small != 0])] = 0
+        return relabel_sequential(out.astype(np.int32))[0].astype(np.int32)
+
+    return distance_watershed

@@ -1,0 +1,235 @@
+"""Target-declared output heads: declaration checks, per-head activation, model building,
+the multi-head loss, metrics on the class head, inference and the distance_watershed step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from dlsuite import HeadSpec, TargetSpec
+from dlsuite.config import parse_config
+from dlsuite.errors import ConfigError, DlsuiteInputError
+from dlsuite.heads import activate, class_head, head_slices, heads_of, output_channels, softmax
+from dlsuite.registry import Registry
+
+DIST_HEADS = (HeadSpec("class", 2, "softmax", "class"),
+              HeadSpec("distance", 1, "sigmoid", "regression"))
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return Registry.from_entry_points()
+
+
+def _target(**kw):
+    return TargetSpec(name="t", factory="x:y", **kw)
+
+
+def test_default_head_is_one_softmax_class_head():
+    assert heads_of(_target(n_classes=3)) == (HeadSpec("class", 3, "softmax", "class"),)
+
+
+def test_inconsistent_heads_are_rejected_naming_the_target():
+    bad = [
+        _target(n_classes=2, heads=(HeadSpec("a", 2), HeadSpec("b", 2))),  # two class heads
+        _target(n_classes=3, heads=DIST_HEADS, channels=("class", "distance")),  # 2 != 3
+        _target(n_classes=2, heads=DIST_HEADS, channels=("class",)),  # no 'distance' channel
+    ]
+    for spec in bad:
+        with pytest.raises(DlsuiteInputError, match="target 't'"):
+            heads_of(spec)
+    with pytest.raises(ValueError):
+        HeadSpec("x", 1, activation="relu")
+
+
+def test_builtin_distance_target_declares_two_heads(registry):
+    heads = heads_of(registry.resolve("targets", "distance").spec)
+    assert heads == DIST_HEADS and output_channels(heads) == 3
+    assert head_slices(heads) == {"class": slice(0, 2), "distance": slice(2, 3)}
+    assert class_head(heads) == (DIST_HEADS[0], slice(0, 2))
+
+
+def test_activate_per_head():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(5, 6, 3)).astype(np.float32) * 4
+    out = activate(logits, DIST_HEADS)
+    assert out.dtype == np.float32 and out.shape == (5, 6, 3)
+    e = np.exp(logits[..., :2] - logits[..., :2].max(-1, keepdims=True))
+    np.testing.assert_allclose(out[..., :2], e / e.sum(-1, keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(out[..., 2], 1 / (1 + np.exp(-logits[..., 2])), rtol=1e-6)
+    # no heads / one softmax head: softmax over every channel, as before heads existed
+    np.testing.assert_array_equal(activate(logits), softmax(logits))
+    np.testing.assert_array_equal(activate(logits, (HeadSpec("class", 3),)), softmax(logits))
+    linear = (HeadSpec("class", 2), HeadSpec("distance", 1, "linear", "regression"))
+    np.testing.assert_array_equal(activate(logits, linear)[..., 2], logits[..., 2])
+    with pytest.raises(DlsuiteInputError, match="outputs 2 channels"):
+        activate(logits[..., :2], DIST_HEADS)
+
+
+# ---------------------------------------------------------------------------- the loss
+def _loss(**params):
+    from dlsuite_plugins.losses.heads_loss import build_class_distance
+    from dlsuite_plugins.losses.params import ClassDistanceParams
+
+    return build_class_distance(ClassDistanceParams(**params), n_classes=3, heads=DIST_HEADS,
+                                target_channels=("class", "distance"))
+
+
+def _reference(y_true, logits, regression="mse", weight=1.0, foreground_only=True):
+    cls = y_true[..., 0].astype(int)
+    z = logits[..., :2] - logits[..., :2].max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    ce = -np.take_along_axis(logp, cls[..., None], -1).mean()
+    pred = 1 / (1 + np.exp(-logits[..., 2]))
+    diff = pred - y_true[..., 1]
+    err = diff ** 2 if regression == "mse" else np.abs(diff)
+    fg = cls != 0
+    term = err[fg].mean() if foreground_only else err.mean()
+    return ce + weight * term
+
+
+@pytest.mark.parametrize("params", [{}, {"regression": "l1", "regression_weight": 3.0},
+                                    {"foreground_only": False}])
+def test_class_distance_loss_equals_reference(params):
+    rng = np.random.default_rng(1)
+    y_true = np.stack([rng.integers(0, 2, (2, 8, 8)), rng.random((2, 8, 8))], -1).astype("float32")
+    logits = rng.normal(size=(2, 8, 8, 3)).astype("float32")
+    expected = _reference(y_true, logits, params.get("regression", "mse"),
+                          params.get("regression_weight", 1.0),
+                          params.get("foreground_only", True))
+    assert float(_loss(**params)(y_true, logits)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_class_distance_loss_checks_shapes_and_round_trips():
+    import keras
+
+    loss = _loss(class_loss="cce_dice")
+    with pytest.raises(DlsuiteInputError, match="3 output channels"):
+        loss(np.zeros((1, 4, 4, 2), "float32"), np.zeros((1, 4, 4, 2), "float32"))
+    again = keras.losses.deserialize(keras.losses.serialize(loss))
+    y = np.zeros((1, 4, 4, 2), "float32")
+    y[:, 1:3, 1:3] = 1
+    z = np.random.default_rng(0).normal(size=(1, 4, 4, 3)).astype("float32")
+    assert float(again(y, z)) == pytest.approx(float(loss(y, z)))
+
+
+# ---------------------------------------------------------------------------- config level
+def _write_discs(folder, n=3, size=48):
+    import tifffile
+
+    (folder / "inputs").mkdir(parents=True)
+    (folder / "labels").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        lab = np.zeros((size, size), np.uint16)
+        for k in range(1, 5):
+            cy, cx = rng.uniform(8, size - 8, 2)
+            lab[(yy - cy) ** 2 + (xx - cx) ** 2 < 36] = k
+        img = (lab > 0) * 1000 + rng.integers(0, 200, lab.shape)
+        tifffile.imwrite(folder / "inputs" / f"raw_{i:03d}.tif", img.astype(np.uint16))
+        tifffile.imwrite(folder / "labels" / f"instance_ids_{i:03d}.tif", lab)
+
+
+def _config(data, out, loss="class_distance"):
+    return {"name": "heads", "output_dir": str(out), "seed": 1,
+            "data": {"train": str(data), "val": str(data), "layout": "frames"},
+            "model": {"name": "unet", "n_filters": 4, "pools": 2},
+            "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 2,
+                        "target": {"name": "distance"}},
+            "loss": {"name": loss}, "train": {"epochs": 1},
+            "wandb": {"mode": "disabled"}}
+
+
+def test_a_plain_loss_with_a_multi_head_target_is_a_preflight_error(tmp_path, registry):
+    from dlsuite.preflight import preflight
+
+    _write_discs(tmp_path / "d")
+    loaded = parse_config(_config(tmp_path / "d", tmp_path / "o", loss="sparse_cce"), registry)
+    with pytest.raises(ConfigError, match=r"\$\.loss.*class_distance"):
+        preflight(loaded, registry)
+
+
+@pytest.mark.slow
+def test_distance_model_trains_and_predicts_its_heads(tmp_path, registry):
+    """Model built with 3 output channels from the target's heads, compiled with the
+    multi-head loss and a class-head metric; a few steps lower the loss; inference applies
+    softmax to the class head and a sigmoid to the distance head."""
+    import keras
+
+    from dlsuite.data.pipeline import build_datasets
+    from dlsuite.inference import predict_image
+    from dlsuite.models import model_geometry
+    from dlsuite.training import build_model, compile_model
+
+    _write_discs(tmp_path / "d")
+    cfg = parse_config(_config(tmp_path / "d", tmp_path / "o"), registry).config
+    geo = model_geometry(cfg, registry)
+    assert geo["n_classes"] == 3 and geo["heads"] == DIST_HEADS
+    data = build_datasets(cfg, registry, temporal=False)
+    assert data.n_classes == 3
+    keras.utils.set_random_seed(0)
+    model, _ = build_model(cfg, registry, n_classes=data.n_classes)
+    assert model.output_shape[-1] == 3
+    compile_model(model, cfg, registry, n_classes=data.n_classes)
+    x, y = next(iter(data.train))
+    assert y.shape[-1] == 2  # class, distance
+    first = float(model.evaluate(x, y, verbose=0, return_dict=True)["loss"])
+    for _ in range(15):
+        logs = model.train_on_batch(x, y, return_dict=True)
+    assert "jaccard" in logs and np.isfinite(logs["jaccard"])
+    assert float(model.evaluate(x, y, verbose=0, return_dict=True)["loss"]) < first
+    probs = predict_image(model, np.asarray(x)[0, ..., 0], tile_size=None, halo=8,
+                          size_multiple=4, heads=geo["heads"])
+    assert probs.shape == (32, 32, 3)
+    np.testing.assert_allclose(probs[..., :2].sum(-1), 1.0, rtol=1e-5)
+    assert (probs[..., 2] > 0).all() and (probs[..., 2] < 1).all()
+
+
+# ---------------------------------------------------------------------------- watershed
+def _touching_discs():
+    lab = np.zeros((40, 60), np.int32)
+    yy, xx = np.mgrid[:40, :60]
+    lab[(yy - 20) ** 2 + (xx - 20) ** 2 < 144] = 1
+    lab[((yy - 20) ** 2 + (xx - 40) ** 2 < 144) & (lab == 0)] = 2
+    return lab
+
+
+def _probs_from(lab, peak2=1.0):
+    """Perfect class probabilities and the normalised distance of each disc (disc 2 scaled
+    to peak at ``peak2``)."""
+    d = np.zeros(lab.shape, np.float32)
+    for k in (1, 2):
+        e = ndimage.distance_transform_edt(lab == k)
+        d[lab == k] = (e / e.max() * (peak2 if k == 2 else 1.0))[lab == k]
+    fg = (lab > 0).astype(np.float32)
+    return np.stack([1 - fg, fg, d], -1)
+
+
+def _watershed(registry, **params):
+    entry = registry.resolve("postprocessors", "distance_watershed")
+    return entry.load()(entry.spec.params(**params))
+
+
+def test_distance_watershed_splits_touching_cells(registry):
+    lab = _touching_discs()
+    out = _watershed(registry)(_probs_from(lab))
+    assert out.dtype == np.int32 and set(np.unique(out)) == {0, 1, 2}
+    for k in (1, 2):  # each disc is one instance (up to the id)
+        ids, counts = np.unique(out[lab == k], return_counts=True)
+        assert counts.max() / counts.sum() > 0.95
+    assert np.array_equal(out > 0, lab > 0)
+
+
+def test_distance_watershed_seed_threshold_and_min_size(registry):
+    lab = _touching_discs()
+    probs = _probs_from(lab, peak2=0.4)  # a weakly predicted second cell
+    assert np.unique(_watershed(registry, seed_threshold=0.5)(probs)).size == 2  # merged
+    assert np.unique(_watershed(registry, seed_threshold=0.3)(probs)).size == 3  # split
+    small = _probs_from(lab)
+    small[2:5, 55:58] = [0, 1, 1]  # a 9-pixel speck
+    assert np.unique(_watershed(registry, min_size=20)(small)).size == 3
+    assert np.unique(_watershed(registry, min_size=0)(small)).size == 4
+    with pytest.raises(DlsuiteInputError, match="distance_channel"):
+        _watershed(registry, distance_channel=5)(probs)
