@@ -47,6 +47,13 @@ def _readme_jaccard() -> float:
     return float(match.group(1))
 
 
+def _readme_figure(name: str) -> float:
+    text = (EXAMPLES / "quickstart" / "README.md").read_text(encoding="utf-8")
+    match = re.search(name + r"[^0-9]{0,20}(0\.\d+)", text)
+    assert match, f"examples/quickstart/README.md states no {name} figure"
+    return float(match.group(1))
+
+
 def test_quickstart_data_is_real_small_and_licensed():
     """The bundled data: frames layout, uint16 labels matching the images, a few MB,
     with the source's attribution and MIT licence."""
@@ -101,6 +108,11 @@ def test_quickstart_runs_and_reaches_the_readme_jaccard(tmp_path):
     run_dir = folder / "runs" / "quickstart"
     test = _metrics(run_dir)["test"]
     assert test["foreground_jaccard"] >= _readme_jaccard() - JACCARD_MARGIN, test
+    # touching cells separated: the instance scores the README states, within the margin
+    assert test["SEG"] >= _readme_figure("SEG") - JACCARD_MARGIN, test
+    assert test["f1"] >= _readme_figure(r"F1 \(IoU 0\.5\)") - JACCARD_MARGIN, test
+    assert (run_dir / "postprocess.json").is_file()
+    assert [m["iou"] for m in test["matching"]][0] == 0.5
     # tiled prediction of the real-size (511x512) test images, 2D labels named as the GT
     labels = sorted(p.name for p in (run_dir / "predictions" / "labels").iterdir())
     assert labels == ["instance_ids_001.tif", "instance_ids_002.tif"]
