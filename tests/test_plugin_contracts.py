@@ -217,6 +217,29 @@ def test_measurement_grows_the_input_until_the_reach_fits():
     assert not capped.complete and capped.radius < 96
 
 
+def test_bare_model_prediction_measures_its_halo(h9):
+    """``api.predict(keras_model, ...)`` defaults to ``halo="auto"``: the model's measured
+    reach (51 px for pools 3, 56 px at the size multiple 8), so tiles equal the whole image;
+    a model with a static input size is measured through rebuilds at other sizes."""
+    import h9_nets
+    import h9_nets_impl
+
+    from dlsuite import api
+    from dlsuite.inference import model_tile_settings
+
+    params = h9_nets.Params(n_filters=4, pools=3)
+    model = h9_nets_impl.unet(params, n_classes=2)
+    tiles = model_tile_settings(model, halo="auto")
+    assert (tiles.receptive_field, tiles.receptive_field_source, tiles.halo) == (
+        103, "measured", 56)
+    image = np.random.default_rng(0).random((72, 80), dtype=np.float32)
+    np.testing.assert_allclose(api.predict(model, image, tile_size=16),
+                               api.predict(model, image, tile_size=None), atol=1e-5)
+    static = h9_nets_impl.unet(h9_nets.Params(n_filters=4, pools=2), n_classes=2,
+                               input_shape=(32, 32, 1))
+    assert model_tile_settings(static, halo="auto").receptive_field == 47
+
+
 # --------------------------------------------------------------------------------------------
 # contract kit: a subprocess pytest on a test module subclassing the contracts
 
