@@ -430,7 +430,8 @@ def predict(model_or_run_dir, image_or_video, *, weights: str | None = None,
     geometry, checkpoint ``weights`` = ``best`` by default; the result equals the
     probabilities ``dlsuite predict`` writes) or a ``keras.Model`` (no normalization unless
     ``normalize`` is True, the default percentile normalizer, or a callable; tiling from
-    ``tile_size`` (default 1024), ``halo`` (default 32), ``batch_size`` (2),
+    ``tile_size`` (default 1024), ``halo`` (default ``"auto"``: the reach of the model's
+    receptive field, measured once per model object), ``batch_size`` (2),
     ``size_multiple`` (default inferred from the layers' strides) and ``time_windows``
     (temporal models; default the model's window)); ``weights`` (a ``.keras`` /
     ``.weights.h5`` path) is loaded into the given model first (changing it in place).
@@ -461,7 +462,7 @@ def predict(model_or_run_dir, image_or_video, *, weights: str | None = None,
         model.load_weights(str(path))
     tiles = model_tile_settings(
         model, tile_size=1024 if tile_size is FROM_CONFIG else tile_size,
-        halo=32 if halo in (None, "auto") else int(halo),
+        halo="auto" if halo in (None, "auto") else int(halo),
         batch_size=2 if batch_size is None else int(batch_size),
         size_multiple=size_multiple, time_windows=time_windows)
     if callable(normalize):

@@ -32,6 +32,7 @@ TensorFlow is imported only inside the functions that measure.
 from __future__ import annotations
 
 import json
+import weakref
 from typing import Any, Callable
 
 import attrs
@@ -147,25 +148,77 @@ def measure_reach(build: Callable[[int], Any], *, size_multiple: int = 1,
     size = _round_up(max(start_size or 0, 64, 4 * m), m)
     limit = max(_round_up(max_size, m), size)
     while True:
-        radii, touched = _reach_at(build(size), size, m, temporal, int(time_windows),
-                                   int(draws), seed, int(chunk))
+        model = build(size)
+        if size < limit:  # a cheap probe (two phases, one draw) while the input is too small
+            _, touched = _reach_once(model, size, m, sorted({0, m // 2}), temporal,
+                                     int(time_windows), 1, seed, int(chunk))
+            if touched:
+                size = min(2 * size, limit)
+                continue
+        radii, touched = _reach_at(model, size, m, temporal, int(time_windows), int(draws),
+                                   seed, int(chunk))
         if not touched or size >= limit:
             return Reach(max(radii), size, m, not touched, tuple(radii))
         size = min(2 * size, limit)
 
 
-def measure_model(model, *, size_multiple: int | None = None, **kwargs) -> Reach:
-    """:func:`measure_reach` of a built Keras ``model`` whose input height and width are
-    dynamic (``None``); ``size_multiple`` defaults to the one inferred from its strides
-    (:func:`dlsuite.keras_helpers.infer_size_multiple`); temporal when its input is 5D."""
+_MODEL_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def measure_model(model, *, size_multiple: int | None = None, builds: int = 3,
+                  **kwargs) -> Reach:
+    """:func:`measure_reach` of a built Keras ``model``; ``size_multiple`` defaults to the one
+    inferred from its strides (:func:`dlsuite.keras_helpers.infer_size_multiple`); temporal
+    when its input is 5D. A model with a static input size is rebuilt at each measured size
+    (:func:`dlsuite.inference.rebuild_at_size`). The reach is the largest over the model and
+    ``builds - 1`` clones with fresh random weights (``keras.models.clone_model``; skipped
+    for models that cannot be cloned). Cached per model object and arguments."""
     from .keras_helpers import infer_size_multiple
 
     shape = model.input_shape[0] if isinstance(model.input_shape, list) else model.input_shape
     temporal = len(shape) == 5
     if size_multiple is None:
         size_multiple = infer_size_multiple(model)
-    return measure_reach(lambda size: model, size_multiple=size_multiple, temporal=temporal,
-                         time_windows=(shape[1] or 1) if temporal else 1, **kwargs)
+    key = (int(size_multiple), int(builds), tuple(sorted(kwargs.items())))
+    per_model = _MODEL_CACHE.setdefault(model, {})
+    if key in per_model:
+        return per_model[key]
+    static = any(s is not None for s in shape[-3:-1])
+    reaches = []
+    for index in range(max(1, int(builds))):
+        net = model if index == 0 else _clone(model)
+        if net is None:
+            break
+
+        def build(size: int, net=net):
+            if not static:
+                return net
+            from .inference.tiling import rebuild_at_size
+
+            return rebuild_at_size(net, (size, size))
+
+        reaches.append(measure_reach(
+            build, size_multiple=size_multiple, temporal=temporal,
+            time_windows=(shape[1] or 1) if temporal else 1, **{"seed": index, **kwargs}))
+    per_model[key] = reach = _largest(reaches, int(size_multiple))
+    return reach
+
+
+def _clone(model):
+    """``model`` with fresh random weights, or None when it cannot be cloned."""
+    import keras
+
+    try:
+        return keras.models.clone_model(model)
+    except Exception:  # noqa: BLE001 - subclassed or unusual models: measure the model only
+        return None
+
+
+def _largest(reaches: list[Reach], multiple: int) -> Reach:
+    """The union of several measurements of one architecture."""
+    return Reach(max(r.radius for r in reaches), max(r.size for r in reaches), multiple,
+                 all(r.complete for r in reaches),
+                 tuple(max(phase) for phase in zip(*(r.per_phase for r in reaches))))
 
 
 def _params_key(params: Any) -> str:
@@ -214,8 +267,5 @@ def measured_receptive_field(entry, params: Any, *, n_classes: int = 2, builds: 
         reaches.append(measure_reach(build, size_multiple=multiple, temporal=spec.temporal,
                                      time_windows=windows, **{"seed": index, **kwargs}))
         models.clear()  # the next measurement builds a model with other random weights
-    reach = Reach(max(r.radius for r in reaches), max(r.size for r in reaches), multiple,
-                  all(r.complete for r in reaches),
-                  tuple(max(phase) for phase in zip(*(r.per_phase for r in reaches))))
-    _CACHE[key] = reach
+    _CACHE[key] = reach = _largest(reaches, multiple)
     return reach

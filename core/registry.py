@@ -34,6 +34,7 @@ from __future__ import annotations
 import difflib
 import functools
 import logging
+import operator
 import os
 import sys
 from importlib import metadata
@@ -44,6 +45,8 @@ import pluggy
 
 from . import hookspecs
 from .errors import DlsuiteInputError, PluginError
+from .plugin_failures import (PluginFailure, PluginRejected, bug, dist_label, failure,
+                              plugin_label)
 from .specs import PROJECT, PluginSpec
 
 __all__ = ["Entry", "BrokenPlugin", "Registry", "get_registry", "KINDS", "singular",
@@ -64,68 +67,6 @@ SINGULAR = {"architectures": "architecture", "losses": "loss", "metrics": "metri
 def singular(kind: str) -> str:
     """``"losses"`` -> ``"loss"``: the kind's name for one contribution (messages)."""
     return SINGULAR.get(kind, kind[:-1] if kind.endswith("s") else kind)
-
-
-def _report_to(dist: str | None) -> str:
-    """Where to report a bug of distribution ``dist``: its issue tracker or home page from
-    the package metadata, else its authors."""
-    if dist is None:
-        return "the plugin's authors"
-    try:
-        meta = metadata.distribution(dist).metadata
-    except metadata.PackageNotFoundError:
-        return f"the authors of {dist}"
-    urls = [u.split(",", 1) for u in (meta.get_all("Project-URL") or []) if "," in u]
-    ranked = sorted(urls, key=lambda lu: not any(
-        word in lu[0].lower() for word in ("issue", "bug", "tracker")))
-    if ranked:
-        return ranked[0][1].strip()
-    for key in ("Home-page", "Author-email", "Author"):
-        if meta.get(key) and meta.get(key) != "UNKNOWN":
-            return str(meta.get(key))
-    return f"the authors of {dist}"
-
-
-class PluginFailure(Exception):
-    """An exception escaped third-party plugin code (a bug of the plugin, not of dlsuite).
-    The message names the plugin, its distribution and version, the original exception and
-    where to report it; ``plugin``, ``dist``, ``version`` and ``report_to`` hold them. The
-    CLI prints the message and exits with :attr:`exit_code` 1."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, *, plugin: str, dist: str | None = None,
-                 version: str | None = None, report_to: str = ""):
-        super().__init__(message)
-        self.plugin, self.dist, self.version, self.report_to = plugin, dist, version, report_to
-
-
-class PluginRejected(PluginError):
-    """A plugin's factory or spec callable raised ``ValueError`` for the parameters or data it
-    was given: bad input (exit 2); the message names the plugin and its distribution."""
-
-
-def _plugin_label(plugin: str, dist: str | None, version: str | None) -> str:
-    return f"plugin {plugin!r} ({_dist_label(dist, version)})"
-
-
-def _failure(what: str, plugin: str, dist: str | None, version: str | None,
-             exc: BaseException) -> Exception:
-    """The plugin error for ``exc`` raised by ``what`` of a plugin (see the module doc)."""
-    if isinstance(exc, ValueError):
-        return PluginRejected(f"{what} of {_plugin_label(plugin, dist, version)} rejected "
-                              f"its input: {type(exc).__name__}: {exc}")
-    return _bug(what, plugin, dist, version, exc)
-
-
-def _bug(what: str, plugin: str, dist: str | None, version: str | None,
-         exc: BaseException) -> PluginFailure:
-    report = _report_to(dist)
-    return PluginFailure(
-        f"error in {_plugin_label(plugin, dist, version)}: {what} raised "
-        f"{type(exc).__name__}: {exc}\nThis is a bug of the plugin, not of dlsuite: report "
-        f"it to {report} (run with --debug for the traceback).",
-        plugin=plugin, dist=dist, version=version, report_to=report)
 
 
 @attrs.frozen
@@ -162,7 +103,7 @@ class Entry:
         except Exception as exc:  # noqa: BLE001 - any import-time failure of a plugin
             raise PluginError(
                 f"{singular(self.kind)} {self.name!r} of plugin {self.plugin!r} "
-                f"({_dist_label(self.dist, self.version)}): cannot load factory "
+                f"({dist_label(self.dist, self.version)}): cannot load factory "
                 f"{self.spec.factory!r}: {type(exc).__name__}: {exc}"
             ) from exc
         return factory if self.builtin else self._guard(factory, "the factory")
@@ -177,7 +118,7 @@ class Entry:
             except DlsuiteInputError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reported as the plugin's error
-                raise _failure(what, self.plugin, self.dist, self.version, exc) from exc
+                raise failure(what, self.plugin, self.dist, self.version, exc) from exc
 
         return guarded
 
@@ -196,15 +137,15 @@ def call_spec(entry: Entry, attribute: str, params: Any) -> int | None:
     except DlsuiteInputError:
         raise
     except Exception as exc:  # noqa: BLE001 - reported as the plugin's error
-        raise _failure(what, entry.plugin, entry.dist, entry.version, exc) from exc
-    if isinstance(value, bool) or not isinstance(value, int) and not (
-            hasattr(value, "__index__") and not isinstance(value, float)):
-        raise _failure(what, entry.plugin, entry.dist, entry.version,
-                       TypeError(f"returned {value!r}, not an integer"))
-    if int(value) < 1:
-        raise _failure(what, entry.plugin, entry.dist, entry.version,
-                       TypeError(f"returned {value!r}, not an integer >= 1"))
-    return int(value)
+        raise failure(what, entry.plugin, entry.dist, entry.version, exc) from exc
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        number = None
+    if number is None or number < 1:
+        raise failure(what, entry.plugin, entry.dist, entry.version,
+                      TypeError(f"returned {value!r}, not an integer >= 1"))
+    return int(number)
 
 
 @attrs.frozen
@@ -225,12 +166,6 @@ class PluginInfo:
     dist: str | None
     version: str | None
     contributes: dict[str, list[str]]
-
-
-def _dist_label(dist: str | None, version: str | None) -> str:
-    if dist is None:
-        return "not from a distribution"
-    return f"distribution {dist} {version or ''}".rstrip()
 
 
 def _env_list(name: str) -> set[str]:
@@ -385,13 +320,13 @@ class Registry:
             builtin = [e for e in entries if e.builtin]
             if len(builtin) == 1:
                 others = ", ".join(
-                    f"{_plugin_label(e.plugin, e.dist, e.version)} as {e.qualified_name!r}"
+                    f"{plugin_label(e.plugin, e.dist, e.version)} as {e.qualified_name!r}"
                     for e in entries if not e.builtin)
                 self.warn(f"{singular(kind)} {name!r} is also provided by {others}; "
                           f"{name!r} means dlsuite's built-in (write the qualified name for "
                           "the other)")
                 return builtin[0]
-            who = " and ".join(_plugin_label(e.plugin, e.dist, e.version) for e in entries)
+            who = " and ".join(plugin_label(e.plugin, e.dist, e.version) for e in entries)
             choices = ", ".join(repr(e.qualified_name) for e in entries)
             raise PluginError(f"{singular(kind)} {name!r} is provided by {who}; "
                               f"write one of {choices} to choose")
@@ -413,7 +348,7 @@ class Registry:
         elif self.tables[kind]:
             msg += f"; available: {', '.join(sorted(self.tables[kind]))}"
         for broken in self.broken:
-            msg += (f" (note: plugin {broken.plugin!r} ({_dist_label(broken.dist, broken.version)})"
+            msg += (f" (note: plugin {broken.plugin!r} ({dist_label(broken.dist, broken.version)})"
                     f" failed to load and may provide it: {broken.error})")
         return msg
 
@@ -446,7 +381,7 @@ class Registry:
                     return None  # raised in dlsuite's own code
                 dist, version = self._origin.get(plugin, (None, None))
                 where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
-                return _bug(f"code at {where}", plugin, dist, version, exc)
+                return bug(f"code at {where}", plugin, dist, version, exc)
             exc = exc.__cause__ or exc.__context__
         return None
 
@@ -508,9 +443,13 @@ def describe_params(params_cls: type) -> list[dict[str, Any]]:
 
 
 def _type_name(tp: Any) -> str:
+    # the same text whether or not attrs.resolve_types has turned the annotation string into
+    # a typing object (``Literal[1, 2]``, not ``Literal``)
     if isinstance(tp, str):
         return tp
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
 
 
 _REGISTRY: Registry | None = None

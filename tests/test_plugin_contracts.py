@@ -68,6 +68,10 @@ def broken_rf(params):
     return {"depth": 3}["pools"]
 
 
+def rejecting_rf(params):
+    raise ValueError(f"pools={params.pools} is deeper than this network supports")
+
+
 def spec(name, factory="unet", **extra):
     return ArchitectureSpec(name=name, factory=f"h9_nets_impl:{factory}", params=Params,
                             description=name, size_multiple=multiple, **extra)
@@ -80,6 +84,7 @@ def dlsuite_architectures():
         spec("h9_textbook", receptive_field=textbook_rf),
         spec("h9_undeclared"),
         spec("h9_raising", receptive_field=broken_rf),
+        spec("h9_rejecting", receptive_field=rejecting_rf),
         spec("h9_bilinear", factory="bilinear", receptive_field=lambda p: 4 * reach_rf(p)),
         spec("h9_picky", factory="picky", receptive_field=reach_rf),
         spec("h9_buggy", factory="buggy", receptive_field=reach_rf),
@@ -215,6 +220,29 @@ def test_measurement_grows_the_input_until_the_reach_fits():
     assert reach.complete and reach.radius == 96 and reach.size >= 256
     capped = measure_model(model, draws=1, max_size=128)
     assert not capped.complete and capped.radius < 96
+
+
+def test_bare_model_prediction_measures_its_halo(h9):
+    """``api.predict(keras_model, ...)`` defaults to ``halo="auto"``: the model's measured
+    reach (51 px for pools 3, 56 px at the size multiple 8), so tiles equal the whole image;
+    a model with a static input size is measured through rebuilds at other sizes."""
+    import h9_nets
+    import h9_nets_impl
+
+    from dlsuite import api
+    from dlsuite.inference import model_tile_settings
+
+    params = h9_nets.Params(n_filters=4, pools=3)
+    model = h9_nets_impl.unet(params, n_classes=2)
+    tiles = model_tile_settings(model, halo="auto")
+    assert (tiles.receptive_field, tiles.receptive_field_source, tiles.halo) == (
+        103, "measured", 56)
+    image = np.random.default_rng(0).random((72, 80), dtype=np.float32)
+    np.testing.assert_allclose(api.predict(model, image, tile_size=16),
+                               api.predict(model, image, tile_size=None), atol=1e-5)
+    static = h9_nets_impl.unet(h9_nets.Params(n_filters=4, pools=2), n_classes=2,
+                               input_shape=(32, 32, 1))
+    assert model_tile_settings(static, halo="auto").receptive_field == 47
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,6 +394,20 @@ def test_raising_or_bad_spec_callable_is_the_plugins_error(h9):
                      entry.spec.params()) is None
 
 
+def test_config_validation_reports_a_failing_receptive_field_at_the_model_key(h9):
+    from dlsuite.config import parse_config
+    from dlsuite.errors import ConfigError
+    from dlsuite.registry import Registry
+
+    reg = Registry.from_entry_points()
+    for name, needle in [("h9_rejecting", "rejected its input: ValueError: pools=2 is deeper"),
+                         ("h9_raising", "raised KeyError")]:
+        with pytest.raises(ConfigError) as info:
+            parse_config({"model": name}, reg, check_paths=False)
+        problems = dict(info.value.problems)
+        assert needle in problems["$.model"] and "plugin 'h9'" in problems["$.model"]
+
+
 def test_an_exception_raised_later_in_plugin_code_is_blamed_on_the_plugin(h9):
     from dlsuite.registry import Registry
 
@@ -424,9 +466,10 @@ def test_raising_receptive_field_stops_a_run_before_it_starts(tmp_path):
         "data": {"train": "data/videos", "val": "data/videos"},
         "datagen": {"patch_size": [32, 32], "batch_size": 2}, "wandb": {"mode": "disabled"}}))
     proc = run_cli("train", str(config), "--quiet", env=env_with(site), cwd=tmp_path)
-    assert proc.returncode == 1, proc.stderr
-    assert "error in plugin 'h9'" in proc.stderr and "receptive_field(params)" in proc.stderr
-    assert "KeyError" in proc.stderr and "unexpected error" not in proc.stderr
+    assert proc.returncode == 2, proc.stderr  # a config error: found when the config is read
+    assert "$.model" in proc.stderr and "error in plugin 'h9'" in proc.stderr
+    assert "receptive_field(params)" in proc.stderr and "KeyError" in proc.stderr
+    assert "unexpected error" not in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
 
 
