@@ -71,7 +71,7 @@ def halo_pixels(halo: int | str, receptive_field: int | None) -> int:
         return int(halo)
     if receptive_field is None:
         raise ValueError("inference.halo 'auto' needs the receptive field: declared by the "
-                         "architecture or measured (dlsuite.receptive_field)")
+                         "architecture or measured (dlsuite.inference.receptive_field)")
     return int(halo_from_receptive_field(receptive_field))
 
 def build_model(config: Any, registry: Registry, *, spatial: tuple[int, int] | None = None,

@@ -148,11 +148,11 @@ def progress(items: list, description: str, quiet: bool) -> Iterable:
 def receptive_field(ctx: RunContext, geo: dict) -> tuple[int, str]:
     """``(receptive field in pixels, "declared" | "measured")`` of the run's architecture:
     the spec's ``receptive_field(params)``, or, when it declares none, the field measured on
-    a freshly built model (:func:`dlsuite.receptive_field.measured_receptive_field`, once per
+    a freshly built model (:func:`dlsuite.inference.receptive_field.measured_receptive_field`, once per
     parameter set per process), with a note saying so."""
     if geo["receptive_field"] is not None:
         return int(geo["receptive_field"]), "declared"
-    from .receptive_field import measured_receptive_field
+    from .inference.receptive_field import measured_receptive_field
 
     name = ctx.config.model.name
     entry = ctx.registry.resolve("architectures", name)

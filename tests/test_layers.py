@@ -92,7 +92,10 @@ def core_violations(sources: dict[str, tuple[str, bool]], layers: dict[str, int]
             other = _target_unit(target, units)
             if other == unit:
                 continue
-            if layers[other] >= layers[unit]:
+            if other not in layers:
+                problems.append(f"{module}:{line} imports {target}: unit {other!r} is not in the "
+                                "layer table")
+            elif layers[other] >= layers[unit]:
                 problems.append(f"{module}:{line} imports {target} (layer {layers[other]} is not "
                                 f"below {unit}'s layer {layers[unit]})")
     return problems

@@ -193,7 +193,7 @@ def test_reach_depends_on_the_phase_and_beats_the_textbook_formula(h9):
     import h9_nets
     import h9_nets_impl
 
-    from dlsuite.receptive_field import measure_model
+    from dlsuite.inference.receptive_field import measure_model
 
     params = h9_nets.Params(n_filters=4, pools=2)
     reach = measure_model(h9_nets_impl.unet(params, n_classes=2))
@@ -209,7 +209,7 @@ def test_measurement_grows_the_input_until_the_reach_fits():
     import keras
     from keras import layers
 
-    from dlsuite.receptive_field import measure_model
+    from dlsuite.inference.receptive_field import measure_model
 
     inputs = keras.Input((None, None, 1))
     x = inputs

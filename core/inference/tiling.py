@@ -313,7 +313,7 @@ def model_tile_settings(model, *, tile_size: int | None = 1024, halo: int | str 
     """:class:`TileSettings` for a bare ``keras.Model``: temporal when its input is
     ``(B, T, H, W, 1)`` (``time_windows`` defaults to the model's ``T``, else 5); the size
     multiple is inferred from the layers' strides unless given; ``halo="auto"`` measures the
-    model's receptive field (:func:`dlsuite.receptive_field.measure_model`; its input H and W
+    model's receptive field (:func:`dlsuite.inference.receptive_field.measure_model`; its input H and W
     must be dynamic)."""
     from dlsuite.keras_helpers import infer_size_multiple
 
@@ -325,7 +325,7 @@ def model_tile_settings(model, *, tile_size: int | None = 1024, halo: int | str 
         size_multiple = infer_size_multiple(model)
     rf = source = None
     if halo == "auto":
-        from dlsuite.receptive_field import measure_model
+        from .receptive_field import measure_model
 
         rf, source = measure_model(model, size_multiple=size_multiple).receptive_field, "measured"
         halo = halo_from_receptive_field(rf)

@@ -17,7 +17,7 @@ class counts and two input sizes (any multiple of ``size_multiple`` must work; a
 that declares none must accept any size), ``T = 3`` and ``T = 5`` windows for temporal models,
 ``.keras`` round trip in safe mode, a few Adam steps on one tiny batch lower the loss, the
 declared ``receptive_field`` is at least the measured one
-(:mod:`dlsuite.receptive_field`: the reach of one output pixel over every phase modulo the
+(:mod:`dlsuite.inference.receptive_field`: the reach of one output pixel over every phase modulo the
 size multiple; missing or raising fails too), and the model predicts in graph mode at
 production shapes (``dlsuite.inference.predict_video`` on several sizes in one process: the
 default 1024 px tile, a non-square size, one needing mirroring to the size multiple;

@@ -81,7 +81,7 @@ class ArchitectureContract(PluginContract):
     * round-trips through a ``.keras`` file in safe mode (same outputs);
     * a few Adam steps on one tiny fixed batch lower the sparse cross-entropy (it can learn);
     * the declared ``receptive_field(params)`` is at least the measured one
-      (:func:`dlsuite.receptive_field.measured_receptive_field`: the reach of the gradient of
+      (:func:`dlsuite.inference.receptive_field.measured_receptive_field`: the reach of the gradient of
       one output pixel, over every phase modulo ``size_multiple``); a spec that declares none
       fails with the measured number to declare, one whose callable raises fails with the
       plugin's error;
@@ -219,7 +219,7 @@ class ArchitectureContract(PluginContract):
     def test_receptive_field_covers_the_measured_reach(self, entry, built_params):
         """The declared receptive field (``2 r + 1``, ``r`` the farthest influencing input
         pixel over every phase) is not smaller than the measured one."""
-        from ..receptive_field import measured_receptive_field, radius_of
+        from ..inference.receptive_field import measured_receptive_field, radius_of
 
         declared = call_spec(entry, "receptive_field", built_params)
         m = self._multiple(entry, built_params)
@@ -253,7 +253,7 @@ class ArchitectureContract(PluginContract):
         """One model through :func:`dlsuite.inference.predict_video` (``predict_on_batch``
         in graph mode) on several sizes in one process, as ``dlsuite predict`` runs it."""
         from ..inference import predict_video
-        from ..receptive_field import radius_of
+        from ..inference.receptive_field import radius_of
 
         m = self._multiple(entry, built_params)
         declared = call_spec(entry, "receptive_field", built_params)

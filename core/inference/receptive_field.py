@@ -173,7 +173,7 @@ def measure_model(model, *, size_multiple: int | None = None, builds: int = 3,
     (:func:`dlsuite.inference.rebuild_at_size`). The reach is the largest over the model and
     ``builds - 1`` clones with fresh random weights (``keras.models.clone_model``; skipped
     for models that cannot be cloned). Cached per model object and arguments."""
-    from .keras_helpers import infer_size_multiple
+    from ..keras_helpers import infer_size_multiple
 
     shape = model.input_shape[0] if isinstance(model.input_shape, list) else model.input_shape
     temporal = len(shape) == 5
@@ -193,7 +193,7 @@ def measure_model(model, *, size_multiple: int | None = None, builds: int = 3,
         def build(size: int, net=net):
             if not static:
                 return net
-            from .inference.tiling import rebuild_at_size
+            from .tiling import rebuild_at_size
 
             return rebuild_at_size(net, (size, size))
 
@@ -246,7 +246,7 @@ def measured_receptive_field(entry, params: Any, *, n_classes: int = 2, builds: 
            builds, tuple(sorted(kwargs.items())))
     if key in _CACHE:
         return _CACHE[key]
-    from .registry import call_spec
+    from ..registry import call_spec
 
     multiple = int(call_spec(entry, "size_multiple", params) or 1)
     windows = int(getattr(params, "time_windows", 1) or 1) if spec.temporal else 1
