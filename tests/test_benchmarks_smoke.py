@@ -141,7 +141,7 @@ def test_instances_benchmark_tiny_budget_prints_the_table(tmp_path):
                     reason=f"real data {USIIGACI} not present")
 def test_video_benchmark_tiny_budget_reports_seg_det_tra(tmp_path):
     """Both models on cropped frames 1-4, predicting 5-7: exit 0, SEG/DET/TRA and temporal
-    stability for each."""
+    stability for each, next to the silver labels' own stability."""
     import json
 
     out = subprocess.run(
@@ -153,7 +153,9 @@ def test_video_benchmark_tiny_budget_reports_seg_det_tra(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())["results"]
     assert set(results) == {"2d", "temporal"}
     for r in results.values():
-        for key in ("SEG", "DET", "TRA", "temporal_stability"):
-            assert r[key] is not None and 0.0 <= r[key] <= 1.0, (key, r)
-        assert 0.0 < r["temporal_stability_gt"] <= 1.0
+        for key in ("SEG", "temporal_stability", "F1@0.5"):
+            assert 0.0 <= r[key] <= 1.0, (key, r)
+        for key in ("DET", "TRA"):  # n/a (None) when a barely trained model finds no cell
+            assert key in r and (r[key] is None or 0.0 <= r[key] <= 1.0), (key, r)
+        assert 0.0 < r["temporal_stability_gt"] <= 1.0 and r["n_gt"] > 0
     assert "temporal stability of the silver labels" in out.stdout
