@@ -208,16 +208,25 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     data = prepare(args.data or work / "data", args.source, args.max_images, args.crop)
     print(f"data: {data}\nwork: {work}", flush=True)
+    out = args.json or work / "results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
+
+    def save() -> None:  # after every contender, so a long run loses nothing finished
+        out.write_text(json.dumps({"minutes": args.minutes, "seed": args.seed,
+                                   "split": {"train": "set1-set32", "val": "set33-set40"}
+                                   if not (args.max_images or args.crop) else
+                                   f"smoke: max {args.max_images} images, crop {args.crop}",
+                                   "versions": versions, "results": results}, indent=1) + "\n")
+
+    versions = _versions()
     for name in args.contenders:
         print(f"{name}: training for {args.minutes:g} min ...", flush=True)
         start = time.monotonic()
         try:
-            if name == "stardist":
-                if not stardist_available():
-                    results[name] = {"skipped": "StarDist not installed "
-                                                "(pip install -e '.[bench]')"}
-                    continue
+            if name == "stardist" and not stardist_available():
+                results[name] = {"skipped": "StarDist not installed (pip install -e '.[bench]')"}
+            elif name == "stardist":
                 results[name] = run_stardist(data, work / name, args.minutes, args.curve,
                                              args.seed, args.steps_per_epoch)
             else:
@@ -233,19 +242,13 @@ def main(argv=None) -> int:
                                               args.curve)
         except (RuntimeError, OSError, KeyError, ValueError) as exc:
             results[name] = {"error": str(exc)}
+        save()
         print(f"{name}: done in {(time.monotonic() - start) / 60:.1f} min", flush=True)
     n_val = len(list((data / "val" / "inputs").glob("*.tif")))
     text = table(results, args.minutes, f"{n_val} images" + (f" cropped to {args.crop} px"
                                                              if args.crop else ""))
     print()
     print(text)
-    out = args.json or work / "results.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"minutes": args.minutes, "seed": args.seed,
-                               "split": {"train": "set1-set32", "val": "set33-set40"}
-                               if not (args.max_images or args.crop) else
-                               f"smoke: max {args.max_images} images, crop {args.crop}",
-                               "versions": _versions(), "results": results}, indent=1) + "\n")
     print(f"\nwrote {out}")
     return 1 if any("error" in r for r in results.values()) else 0
 
