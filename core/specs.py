@@ -129,8 +129,11 @@ class PluginSpec:
 class ArchitectureSpec(PluginSpec):
     """An encoder-decoder. ``temporal`` models take ``(B, T, H, W, 1)`` windows and their
     params class has a ``time_windows`` field. ``size_multiple(params)`` gives the number the
-    input height and width must be divisible by; ``receptive_field(params)`` an estimate in
-    pixels used by ``inference.halo = "auto"``. ``supports_dynamic_size`` is False for models
+    input height and width must be divisible by; ``receptive_field(params)`` is ``2 r + 1``
+    pixels, ``r`` the farthest input pixel that can change an output pixel along either axis,
+    over every position modulo ``size_multiple`` (the contract measures it and fails when the
+    declared value is smaller); ``inference.halo = "auto"`` uses ``r`` rounded up to the size
+    multiple, and an architecture that declares none is measured. ``supports_dynamic_size`` is False for models
     (ConvLSTM) that must be built at a fixed spatial size.
 
     Encoder convention: a model with a pretrainable encoder nests it as a sub-model named
