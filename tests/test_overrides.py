@@ -50,6 +50,8 @@ def test_apply_overrides_walks_paths_with_defaults_shorthands_and_plugin_switche
     assert out["model"] == {"name": "residual_unet", "n_filters": 4}
     out = apply_overrides(data, {"model.name": "residual_unet"}, defaults)
     assert out["model"] == {"name": "residual_unet"}
+    # the run's own name is not a plugin's: nothing else goes
+    assert apply_overrides({**data, "name": "a"}, {"name": "b"}, defaults) == {**data, "name": "b"}
     # a section the file does not hold starts from the defaults
     assert apply_overrides({}, {"model.n_filters": 4}, defaults)["model"] == \
         {"name": "unet", "n_filters": 4}

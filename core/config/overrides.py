@@ -107,7 +107,7 @@ def _set(root: dict, steps: list, value: Any, defaults: Any, label: str) -> None
             last = i == len(steps) - 1
             if last:
                 old = node.get(step)
-                if step == "name" and "name" in node and old != value:
+                if i > 0 and step == "name" and "name" in node and old != value:
                     node.clear()  # another plugin: the old one's parameters do not apply
                 node[step] = copy.deepcopy(value)
                 return
