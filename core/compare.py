@@ -192,13 +192,16 @@ def _lower_is_better(metric: str, runs: list[RunSummary]) -> bool:
     return "loss" in metric.lower()
 
 
-def compare_runs(paths: Iterable[str | os.PathLike], metric: str | None = None) -> Comparison:
+def compare_runs(paths: Iterable[str | os.PathLike], metric: str | None = None,
+                 goal: str | None = None) -> Comparison:
     """Compare the runs of ``paths`` (run directories, or folders of runs such as a sweep's
     output): the differing config keys and every run's metrics, sorted by ``metric`` (a
     name of the table such as ``test/SEG``, or short: ``SEG``, ``val_loss``; default: the
     validation monitor at its best), best first, runs without it last. Two runs of the same
-    folder name are named by their parent too. DlsuiteInputError for a path that holds no
-    run or an unknown ``metric``."""
+    folder name are named by their parent too. ``goal`` (``minimize`` / ``maximize``, as a
+    sweep's metric) fixes the direction, otherwise the monitor's mode or, for other metrics,
+    lower is better only for losses. DlsuiteInputError for a path that holds no run or an
+    unknown ``metric``."""
     dirs = find_runs(paths)
     names = [d.name for d in dirs]
     if len(set(names)) < len(names):
@@ -207,7 +210,8 @@ def compare_runs(paths: Iterable[str | os.PathLike], metric: str | None = None) 
     metric_names = list(dict.fromkeys(m for r in runs for m in r.metrics))
     sort_by = _resolve_metric(metric, metric_names, runs)
     if sort_by is not None:
-        sign = 1.0 if _lower_is_better(sort_by, runs) else -1.0
+        lower = goal == "minimize" if goal else _lower_is_better(sort_by, runs)
+        sign = 1.0 if lower else -1.0
         runs.sort(key=lambda r: (r.metrics.get(sort_by) is None,
                                  sign * (r.metrics.get(sort_by) or 0.0)))
     return Comparison(runs, _differing(runs), metric_names, sort_by)

@@ -28,6 +28,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -86,6 +87,7 @@ class SweepResult:
     name: str
     trials: list   # {"name", "overrides", "status", "exit_code", "run_dir"} per trial
     metric: dict | None
+    best: dict | None = None  # {"trial", "metric", "value"}: the best finished trial
 
 
 def _bad(path: Path, where: str, message: str) -> DlsuiteInputError:
@@ -387,11 +389,15 @@ def run_sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = Non
                 save()
                 if on_trial:
                     on_trial(dict(entry))
-                env = {**os.environ}
-                stdio = subprocess.DEVNULL if quiet or parallel > 1 else None
-                running.append((entry, subprocess.Popen(
-                    cmd, env=env, stdout=stdio, stderr=subprocess.PIPE if stdio else None,
-                    text=True, start_new_session=True)))
+                # quiet or side by side: the trial's own lines are kept, not shown (a file,
+                # not a pipe, so a talkative trial never blocks on a full pipe)
+                hidden = quiet or parallel > 1
+                errors = tempfile.TemporaryFile("w+", encoding="utf-8") if hidden else None
+                proc = subprocess.Popen(cmd, env={**os.environ},
+                                        stdout=subprocess.DEVNULL if hidden else None,
+                                        stderr=errors, text=True, start_new_session=True)
+                proc.errors = errors  # type: ignore[attr-defined]
+                running.append((entry, proc))
             if stop and queue:
                 queue.clear()
             time.sleep(0.2)
@@ -400,7 +406,11 @@ def run_sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = Non
                 if proc.poll() is None:
                     continue
                 running.remove(item)
-                err = proc.stderr.read() if proc.stderr else ""
+                err = ""
+                if proc.errors is not None:  # type: ignore[attr-defined]
+                    proc.errors.seek(0)  # type: ignore[attr-defined]
+                    err = proc.errors.read()  # type: ignore[attr-defined]
+                    proc.errors.close()  # type: ignore[attr-defined]
                 entry.update(exit_code=proc.returncode,
                              status=_STATUS.get(proc.returncode, "failed"))
                 if proc.returncode not in (0, 130, 143) and err:
@@ -417,10 +427,31 @@ def run_sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = Non
             entry.update(status="interrupted", exit_code=proc.returncode)
         if running:
             save()
-    result = SweepResult(out, sweep.name, entries, sweep.metric)
+    result = SweepResult(out, sweep.name, entries, sweep.metric, _best(out, entries, sweep))
     if stop:
         raise SweepInterrupted(stop[0], result, sweep.path)
     return result
+
+
+def _best(out: Path, entries: list, sweep: Sweep) -> dict | None:
+    """The best finished trial by the sweep's metric (None without a metric or finished
+    trial, or when no trial has the metric)."""
+    from .compare import compare_runs
+
+    done = [out / e["name"] for e in entries if e["status"] == "finished"]
+    if not sweep.metric or not done:
+        return None
+    try:
+        comparison = compare_runs(done, sweep.metric["name"], goal=sweep.metric["goal"])
+    except DlsuiteInputError as exc:
+        log.warning("sweep metric: %s", exc)
+        return None
+    top = comparison.runs[0]
+    value = top.metrics.get(comparison.sort_by)
+    if value is None:
+        return None
+    return {"trial": top.name, "metric": comparison.sort_by, "value": value,
+            "overrides": next(e["overrides"] for e in entries if e["name"] == top.name)}
 
 
 class SweepInterrupted(Exception):

@@ -232,6 +232,7 @@ def test_sweep_interrupted_then_resumed(grid_sweep):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     final = json.loads((out / "sweep.json").read_text())
     assert [t["status"] for t in final["trials"]] == ["finished"] * 4
+    assert "best: trial-" in resumed.stderr and "val_jaccard/best=" in resumed.stderr
     # the finished trial was skipped, the interrupted one continued from its saved state
     assert (out / "trial-000" / "metrics.json").stat().st_mtime_ns == grid_sweep["first_done"]
     second = json.loads((out / "trial-001" / "config.json").read_text())
@@ -297,3 +298,27 @@ def test_dlsuite_test_evaluates_a_finished_run(grid_sweep):
     # a folder that is no run is refused
     bad = run_cli("test", str(grid_sweep["folder"]))
     assert bad.returncode == 2 and "not a dlsuite run directory" in bad.stderr
+
+
+@pytest.mark.slow
+def test_random_sweep_in_parallel(tmp_path):
+    _base(tmp_path, epochs=1, test=False)
+    sweep_file = _write(tmp_path, "random.yaml", """
+method: random
+run_cap: 2
+base: base.json
+parameters:
+  optimizer.learning_rate: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-2}
+""")
+    proc = run_cli("sweep", str(sweep_file), "-o", str(tmp_path / "out"), "--parallel", "2",
+                   "--quiet", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    assert [t["status"] for t in state["trials"]] == ["finished", "finished"]
+    rates = []
+    for t in state["trials"]:
+        written = json.loads((tmp_path / "out" / t["name"] / "config.json").read_text())
+        rates.append(written["config"]["optimizer"]["learning_rate"])
+        assert rates[-1] == t["overrides"]["optimizer.learning_rate"]
+        assert written["config"]["wandb"]["group"] == "random"  # the file's stem
+    assert all(1e-4 <= r <= 1e-2 for r in rates) and rates[0] != rates[1]

@@ -126,6 +126,10 @@ def sweep(sweep_file: str, output: str | None, parallel: int, resume: bool, quie
             f"sweep {result.name}: {len(result.trials) - len(failed)} of {len(result.trials)} "
             f"trial(s) finished in {result.output}; compare them with: dlsuite compare "
             f"{result.output}")
+    if result.best and not quiet:
+        sets = " ".join(f"{k}={_fmt(v)}" for k, v in result.best["overrides"].items())
+        Console(stderr=True).print(f"best: {result.best['trial']} {result.best['metric']}="
+                                   f"{_fmt(result.best['value'])} ({sets})")
     for t in failed:
         click.echo(f"{t['name']}: {t['status']} (exit {t['exit_code']}) "
                    f"{t.get('error', '')}".rstrip(), err=True)
