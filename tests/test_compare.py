@@ -178,8 +178,8 @@ def test_compare_cli_json_and_plot(tmp_path):
     data = json.loads(proc.stdout)
     assert [r["name"] for r in data["runs"]] == ["a", "b"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    again = run_cli("compare", str(tmp_path / "a"), "--plot", str(plot))
-    assert again.returncode == 2 and "exists" in again.stderr  # never overwritten
+    with pytest.raises(DlsuiteInputError, match="exists; dlsuite does not overwrite it"):
+        api.compare([tmp_path / "a"], plot=plot)  # never overwritten (exit 2 in the CLI)
     table = run_cli("compare", str(tmp_path / "a"), str(tmp_path / "b"),
                     env={"COLUMNS": "200"})
     assert table.returncode == 0 and "model.n_filters" in table.stdout
