@@ -321,7 +321,8 @@ def run_sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = Non
               registry: Registry | None = None) -> SweepResult:
     """Run the sweep of the file at ``path`` (see the module docstring) into ``output``
     (default ``runs/<sweep name>``). Returns the trials with their status (``finished``,
-    ``failed``, ``interrupted``, ``skipped``, ``pending``). ``on_trial`` is called with each
+    ``failed``, ``bad input``, ``interrupted``, ``pending``; ``skipped: True`` on trials a
+    resume found finished) and the best trial by the sweep's metric. ``on_trial`` is called with each
     trial's entry when it starts and ends. DlsuiteInputError (before any trial) for a bad
     sweep file or parameter, an output folder holding another sweep (or anything not
     written by dlsuite) without ``resume``, or ``resume`` of a changed sweep."""
