@@ -38,10 +38,11 @@ __all__ = ["MARKERS", "Marker", "OwnedFolder", "output_error"]
 log = logging.getLogger("dlsuite")
 
 #: The marker file of each kind of folder dlsuite writes.
-MARKERS = {"run": ".dlsuite-run", "predict": ".dlsuite-predict", "prepare": ".dlsuite-prepare"}
+MARKERS = {"run": ".dlsuite-run", "predict": ".dlsuite-predict", "prepare": ".dlsuite-prepare",
+           "sweep": ".dlsuite-sweep"}
 #: Kinds whose marker carries a random id and the creation time; a ``prepare`` marker has
 #: neither, so converting the same data twice gives identical folders.
-_STAMPED = frozenset({"run", "predict"})
+_STAMPED = frozenset({"run", "predict", "sweep"})
 
 
 def output_error(path: str | os.PathLike, exc: OSError) -> DlsuiteInputError:

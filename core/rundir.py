@@ -298,7 +298,7 @@ def package_versions() -> dict[str, str | None]:
 def write_run_config(run: RunDir, loaded: Any, registry: Any, *, seed: int | None,
                      resumed: bool) -> dict:
     """Write ``config.json`` of the run: ``{"config": resolved config, "config_hash",
-    "versions", "seed", "source", "legacy_migrated", "created", "resumed",
+    "versions", "seed", "source", "legacy_migrated", "overrides" (``--set``), "created", "resumed",
     "resume_changes"}``. ``created``, earlier ``resumed`` times and ``resume_changes`` are
     kept from a previous file; a resume with a changed config appends ``{"time",
     "after_epoch", "changes": {key: [old, new]}, "not_applied": [keys the run keeps]}`` to
@@ -316,6 +316,7 @@ def write_run_config(run: RunDir, loaded: Any, registry: Any, *, seed: int | Non
         "seed": seed,
         "source": loaded.source,
         "legacy_migrated": loaded.is_legacy,
+        "overrides": dict(getattr(loaded, "overrides", {}) or {}),
         "created": previous.get("created", now),
         "resumed": previous.get("resumed", []) + ([now] if resumed else []),
         "resume_changes": list(previous.get("resume_changes", [])),

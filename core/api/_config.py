@@ -18,30 +18,50 @@ __all__ = ["load_config", "validate_config", "show_config", "migrate_config", "c
            "Migration"]
 
 
-def load_config(path: str | os.PathLike, *, check_paths: bool = True) -> LoadedConfig:
-    """Load and validate the config at ``path``.
+def load_config(path: str | os.PathLike, *, check_paths: bool = True,
+                overrides: Any = None) -> LoadedConfig:
+    """Load and validate the config at ``path``, with ``overrides`` applied.
 
     A legacy flat config of the original suite is migrated first (``.migration`` holds the
     rows old key -> new key). Returns a :class:`~dlsuite.config.LoadedConfig` whose
     ``.config`` is the typed :class:`~dlsuite.config.Config` with every default filled in.
     Raises :class:`~dlsuite.errors.ConfigError` listing every problem with its JSON path,
     or :class:`~dlsuite.errors.DlsuiteInputError` for an unreadable file.
+
+    ``overrides`` (what ``--set`` gives): ``{"model.n_filters": 32, "loss": "dice",
+    "datagen.augmentation[0].rotation": 10}`` -- dotted JSON paths to values -- or a list of
+    ``"KEY=VALUE"`` strings (VALUE parsed as JSON, else a string). They are applied after a
+    legacy config is migrated, validated like the file, and every problem they cause names
+    the override (``override model.n_filtres=32: unknown key; ...``); the result's
+    ``.overrides`` holds them (a run records them in its ``config.json``).
     """
-    return _load_config(path, get_registry(), check_paths=check_paths)
+    return _load_config(path, get_registry(), check_paths=check_paths, overrides=overrides)
 
 
-def validate_config(data: Any, *, check_paths: bool = True) -> LoadedConfig:
-    """Validate config data already in memory (a dict as in the JSON file)."""
-    return parse_config(data, get_registry(), check_paths=check_paths)
+def validate_config(data: Any, *, check_paths: bool = True, overrides: Any = None
+                    ) -> LoadedConfig:
+    """Validate config data already in memory (a dict as in the JSON file), with
+    ``overrides`` applied as in :func:`load_config`."""
+    return parse_config(data, get_registry(), check_paths=check_paths, overrides=overrides)
 
 
-def loaded(config: Any, *, check_paths: bool = True) -> LoadedConfig:
-    """``config`` (a path, a dict as in the JSON file, or a LoadedConfig) as a LoadedConfig."""
+def loaded(config: Any, *, check_paths: bool = True, overrides: Any = None) -> LoadedConfig:
+    """``config`` (a path, a dict as in the JSON file, or a LoadedConfig) as a LoadedConfig,
+    with ``overrides`` applied (see :func:`load_config`)."""
     if isinstance(config, LoadedConfig):
-        return config
+        if not overrides:
+            return config
+        from ..config.converter import unstructure_config
+
+        base = Path(config.source).resolve().parent if config.source else None
+        data = unstructure_config(config.config, get_registry())
+        result = parse_config(data, get_registry(), source=config.source,
+                              check_paths=check_paths, base_dir=base, overrides=overrides)
+        return attrs.evolve(result, migration=config.migration,
+                            overrides={**config.overrides, **result.overrides})
     if isinstance(config, dict):
-        return validate_config(config, check_paths=check_paths)
-    return load_config(config, check_paths=check_paths)
+        return validate_config(config, check_paths=check_paths, overrides=overrides)
+    return load_config(config, check_paths=check_paths, overrides=overrides)
 
 
 @attrs.frozen
@@ -52,14 +72,16 @@ class ResolvedConfig:
     migration: list   # MigrationRow items when the input was a legacy config, else empty
 
 
-def show_config(config: Any, *, check_paths: bool = True) -> ResolvedConfig:
-    """The fully resolved ``config`` (a path, a dict or a LoadedConfig): ``.data`` is the JSON
+def show_config(config: Any, *, check_paths: bool = True, overrides: Any = None
+                ) -> ResolvedConfig:
+    """The fully resolved ``config`` (a path, a dict or a LoadedConfig; ``overrides`` applied
+    as in :func:`load_config`): ``.data`` is the JSON
     form with every default (plugin parameters included) filled in, as ``dlsuite config show``
     prints it; ``.migration`` the legacy-migration rows (empty for a current config). Raises
     ConfigError / DlsuiteInputError like :func:`load_config`."""
     from ..config.converter import unstructure_config
 
-    result = loaded(config, check_paths=check_paths)
+    result = loaded(config, check_paths=check_paths, overrides=overrides)
     return ResolvedConfig(unstructure_config(result.config, get_registry()), result.migration)
 
 

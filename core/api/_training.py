@@ -14,15 +14,15 @@ __all__ = ["train", "run", "model_summary"]
 OnLoaded = Callable[[LoadedConfig], None]
 
 
-def _start(config: Any, on_loaded: OnLoaded | None) -> LoadedConfig:
-    result = loaded(config)
+def _start(config: Any, on_loaded: OnLoaded | None, overrides: Any = None) -> LoadedConfig:
+    result = loaded(config, overrides=overrides)
     if on_loaded is not None:
         on_loaded(result)
     return result
 
 
 def train(config: Any, *, resume: bool = False, overwrite: bool = False, quiet: bool = False,
-          on_loaded: OnLoaded | None = None):
+          on_loaded: OnLoaded | None = None, overrides: Any = None):
     """Train the model of ``config`` (a path, a dict, or a LoadedConfig).
 
     Writes the run directory ``config.output_dir`` (config.json, checkpoints/, logs/,
@@ -31,24 +31,26 @@ def train(config: Any, *, resume: bool = False, overwrite: bool = False, quiet: 
     the last resumable checkpoint, same W&B run) or ``overwrite``. Ctrl-C/SIGTERM raise
     :class:`~dlsuite.api.TrainingInterrupted` (``exit_code`` 130/143) after a resumable
     checkpoint is written. ``on_loaded`` is called with the validated config before any file
-    is written (the CLI prints a legacy-config migration there). A config error raises
-    ConfigError before anything is written.
+    is written (the CLI prints a legacy-config migration there). ``overrides``
+    (``{"model.n_filters": 32}`` or ``["model.n_filters=32"]``, as ``--set``; see
+    :func:`load_config`) change the config before validation and are recorded in the run's
+    ``config.json``. A config error raises ConfigError before anything is written.
     """
     from .. import pipeline
 
-    return pipeline.train(_start(config, on_loaded), resume=resume, overwrite=overwrite,
+    return pipeline.train(_start(config, on_loaded, overrides), resume=resume, overwrite=overwrite,
                           quiet=quiet, registry=get_registry())
 
 
 def run(config: Any, *, resume: bool = False, overwrite: bool = False, quiet: bool = False,
-        on_loaded: OnLoaded | None = None):
+        on_loaded: OnLoaded | None = None, overrides: Any = None):
     """Train, then predict the test set, post-process, track, export CTC results, evaluate
     and write the report. Same arguments, errors and result as :func:`train`;
     ``result.metrics`` also holds ``test`` (the evaluation metrics), ``per_sequence`` and
     ``notes``."""
     from .. import pipeline
 
-    return pipeline.run(_start(config, on_loaded), resume=resume, overwrite=overwrite,
+    return pipeline.run(_start(config, on_loaded, overrides), resume=resume, overwrite=overwrite,
                         quiet=quiet, registry=get_registry())
 
 

@@ -16,6 +16,9 @@ _FILE = click.Path(dir_okay=False)
 _NO_PATHS = click.option("--no-paths", is_flag=True, help="Do not check that data paths exist.")
 _VERBOSE = click.option("--verbose", "-v", is_flag=True,
                         help="Show the full mapping of a legacy config (default: one line).")
+_SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                    help="Override a config value (repeatable): a dotted JSON path and a JSON "
+                         "value, else a string, e.g. --set model.n_filters=32.")
 
 
 @click.group("config")
@@ -27,9 +30,11 @@ def config_group() -> None:
 @click.argument("file", type=_FILE)
 @_NO_PATHS
 @_VERBOSE
-def config_validate(file: str, no_paths: bool, verbose: bool) -> None:
-    """Validate FILE: every problem is listed with its JSON path (exit 2 if any)."""
-    loaded = api.load_config(file, check_paths=not no_paths)
+@_SET
+def config_validate(file: str, no_paths: bool, verbose: bool, overrides: tuple[str, ...]) -> None:
+    """Validate FILE (with --set overrides): every problem is listed with its JSON path, or
+    the override that caused it (exit 2 if any)."""
+    loaded = api.load_config(file, check_paths=not no_paths, overrides=list(overrides))
     announce_migration(loaded.migration, file, verbose=verbose)
     out.print(f"[green]{file}: valid[/green]")
 
@@ -38,9 +43,11 @@ def config_validate(file: str, no_paths: bool, verbose: bool) -> None:
 @click.argument("file", type=_FILE)
 @_NO_PATHS
 @_VERBOSE
-def config_show(file: str, no_paths: bool, verbose: bool) -> None:
-    """Print the fully resolved config of FILE, defaults included, as JSON."""
-    shown = api.show_config(file, check_paths=not no_paths)
+@_SET
+def config_show(file: str, no_paths: bool, verbose: bool, overrides: tuple[str, ...]) -> None:
+    """Print the fully resolved config of FILE (with --set overrides), defaults included, as
+    JSON."""
+    shown = api.show_config(file, check_paths=not no_paths, overrides=list(overrides))
     announce_migration(shown.migration, file, verbose=verbose)
     click.echo(json.dumps(shown.data, indent=2))
 

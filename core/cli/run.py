@@ -75,6 +75,9 @@ _QUIET = click.option("--quiet", "-q", is_flag=True,
 _VERBOSE = click.option("--verbose", "-v", is_flag=True,
                         help="Also show the full mapping of a legacy config.")
 _CONFIG = click.argument("config", type=click.Path(dir_okay=False))
+_SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                    help="Override a config value (repeatable): a dotted JSON path and a JSON "
+                         "value, else a string, e.g. --set model.n_filters=32 --set loss=dice.")
 
 
 @click.command("train")
@@ -83,12 +86,14 @@ _CONFIG = click.argument("config", type=click.Path(dir_okay=False))
 @_OVERWRITE
 @_QUIET
 @_VERBOSE
-def train(config: str, resume: bool, overwrite: bool, quiet: bool, verbose: bool) -> None:
+@_SET
+def train(config: str, resume: bool, overwrite: bool, quiet: bool, verbose: bool,
+          overrides: tuple[str, ...]) -> None:
     """Train the model of CONFIG into its output_dir (checkpoints, history, TensorBoard,
     W&B). Ctrl-C saves a resumable state; continue with --resume."""
     with _session(quiet):
         result = api.train(config, resume=resume, overwrite=overwrite, quiet=quiet,
-                           on_loaded=_announce(quiet, verbose))
+                           on_loaded=_announce(quiet, verbose), overrides=list(overrides))
     _summary(result, quiet)
 
 
@@ -98,10 +103,12 @@ def train(config: str, resume: bool, overwrite: bool, quiet: bool, verbose: bool
 @_OVERWRITE
 @_QUIET
 @_VERBOSE
-def run(config: str, resume: bool, overwrite: bool, quiet: bool, verbose: bool) -> None:
+@_SET
+def run(config: str, resume: bool, overwrite: bool, quiet: bool, verbose: bool,
+        overrides: tuple[str, ...]) -> None:
     """Train, predict the test set, post-process, export (CTC), evaluate and write a report
     with pictures; everything in CONFIG's output_dir and logged to W&B."""
     with _session(quiet):
         result = api.run(config, resume=resume, overwrite=overwrite, quiet=quiet,
-                         on_loaded=_announce(quiet, verbose))
+                         on_loaded=_announce(quiet, verbose), overrides=list(overrides))
     _summary(result, quiet)

@@ -26,6 +26,7 @@ class LoadedConfig:
     config: Config
     source: str | None
     migration: list[Any] = attrs.field(factory=list)  # MigrationRow items, empty if not legacy
+    overrides: dict = attrs.field(factory=dict)  # {dotted path: value} applied (--set)
 
     @property
     def is_legacy(self) -> bool:
@@ -47,8 +48,8 @@ def load_config_data(path: str | os.PathLike) -> Any:
 
 
 def parse_config(data: Any, registry: Registry | None = None, *, source: str | None = None,
-                 check_paths: bool = True, base_dir: str | os.PathLike | None = None
-                 ) -> LoadedConfig:
+                 check_paths: bool = True, base_dir: str | os.PathLike | None = None,
+                 overrides: Any = None) -> LoadedConfig:
     """Validate JSON data (migrating a legacy flat config first) into a LoadedConfig.
 
     Every value is checked (types, unknown keys, ranges and the rules of each section, then
@@ -56,14 +57,20 @@ def parse_config(data: Any, registry: Registry | None = None, *, source: str | N
     data folders and what needs the data). Relative data and output paths are resolved
     against ``base_dir`` (the config file's folder). Raises ConfigError listing every problem
     with its JSON path; for a legacy config each message also names the legacy key the value
-    came from. Imports no TensorFlow.
+    came from. ``overrides`` (``{dotted path: value}`` or ``KEY=VALUE`` strings,
+    :mod:`dlsuite.config.overrides`) are applied after the migration, before validation;
+    problems they cause are named after them. Imports no TensorFlow.
     """
     from .legacy import is_legacy, migrate  # local: keeps the import graph one-way
+    from .overrides import apply_overrides, name_overrides, normalize_overrides
 
     registry = registry or get_registry()
+    overrides = normalize_overrides(overrides)
     migration: list[Any] = []
     if is_legacy(data):
         data, migration = migrate(data, registry)
+    if overrides:
+        data = apply_overrides(data, overrides, default_config_data(registry))
     try:
         config = structure_config(data, registry, source)
         if base_dir is not None:
@@ -74,20 +81,29 @@ def parse_config(data: Any, registry: Registry | None = None, *, source: str | N
         if problems:
             raise ConfigError(problems, source)
     except ConfigError as exc:
+        if overrides:
+            exc = name_overrides(exc, overrides)
         if migration:
             from .legacy import name_legacy_keys
 
             raise ConfigError(name_legacy_keys(exc.problems, migration), source) from None
-        raise
-    return LoadedConfig(config, source, migration)
+        raise exc from None
+    return LoadedConfig(config, source, migration, overrides)
+
+
+def default_config_data(registry: Registry | None = None) -> dict:
+    """The default config (every default filled in) as JSON data."""
+    registry = registry or get_registry()
+    return unstructure_config(structure_config({}, registry, None), registry)
 
 
 def load_config(path: str | os.PathLike, registry: Registry | None = None, *,
-                check_paths: bool = True) -> LoadedConfig:
-    """Load, migrate if legacy, validate and path-check the config file at ``path``."""
+                check_paths: bool = True, overrides: Any = None) -> LoadedConfig:
+    """Load, migrate if legacy, apply ``overrides``, validate and path-check the config file
+    at ``path``."""
     data = load_config_data(path)
     return parse_config(data, registry, source=str(path), check_paths=check_paths,
-                        base_dir=Path(path).resolve().parent)
+                        base_dir=Path(path).resolve().parent, overrides=overrides)
 
 
 def _resolve(base: Path, value: str | None) -> str | None:

@@ -1,0 +1,110 @@
+"""``dlsuite test CONFIG|RUN_DIR``: a finished run's checkpoint applied to the test set.
+
+What the original suite's ``test.py`` did, with the steps of ``dlsuite run`` and no training:
+:func:`dlsuite.pipeline.predict_step` -> ``postprocess_step`` -> ``export_step`` ->
+``evaluate_step``. The results go into ``test/<weights>/`` of the run directory (label TIFFs,
+CTC ``NN_RES`` folders, ``metrics.json``); the entry ``test`` is recorded in the run's marker
+first (:mod:`dlsuite.ownership`), so a later ``--overwrite`` removes it and nothing else is
+touched. No TensorFlow is imported before the input is checked.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .config import LoadedConfig
+from .errors import DlsuiteInputError
+from .fileio import write_json_atomic
+from .registry import Registry, get_registry
+from .rundir import RunDir, load_run_config
+
+__all__ = ["TestResult", "test_run", "TEST_FOLDER"]
+
+#: Where the results of ``dlsuite test`` go in the run directory.
+TEST_FOLDER = "test"
+
+
+@attrs.frozen
+class TestResult:
+    """What :func:`test_run` returns: the run, the results folder, the checkpoint used and
+    ``metrics`` (``{"weights", "checkpoint", "test", "per_sequence", "notes"}``, as written
+    to ``<results>/metrics.json``)."""
+
+    __test__ = False  # not a pytest test class
+
+    run_dir: Path
+    results: Path
+    checkpoint: Path
+    metrics: dict
+
+
+def _open(target: Any, registry: Registry, config_loader) -> tuple[LoadedConfig, RunDir]:
+    """(config, run directory) of a run folder, or of a config file whose output_dir holds
+    the run."""
+    if isinstance(target, LoadedConfig):
+        return target, RunDir(Path(target.config.output_dir).expanduser().resolve())
+    path = Path(target).expanduser()
+    if path.is_dir():
+        return load_run_config(path, registry), RunDir(path.resolve())
+    loaded = config_loader(path)
+    return loaded, RunDir(Path(loaded.config.output_dir).expanduser().resolve())
+
+
+def test_run(target: Any, *, weights: str = "best", quiet: bool = False,
+             registry: Registry | None = None, config_loader=None) -> TestResult:
+    """Predict, post-process, export and evaluate the test set of ``target`` (a run
+    directory, whose ``config.json`` gives the config, or a config whose ``output_dir`` holds
+    the trained run) with its ``weights`` checkpoint (``best`` / ``last``). DlsuiteInputError
+    naming the folder when it holds no run or no such checkpoint, or when the config has no
+    existing ``data.test``."""
+    from .inference import choose_checkpoint
+    from .ownership import OwnedFolder
+    from .steps import RunContext, TrainOutput
+
+    registry = registry or get_registry()
+    if weights not in ("best", "last"):
+        raise DlsuiteInputError(f"--weights {weights}: choose best or last")
+    loaded, run = _open(target, registry, config_loader or (lambda p: _load(p, registry)))
+    if not run.is_run():
+        raise DlsuiteInputError(f"{run.root}: not a dlsuite run directory (no config.json); "
+                                "train it first (dlsuite train/run)")
+    test = loaded.config.data.test
+    if test is None:
+        raise DlsuiteInputError(f"{loaded.source or run.root}: data.test is not set: nothing "
+                                "to test")
+    if not Path(test).is_dir():
+        raise DlsuiteInputError(f"{test}: test data folder not found (data.test)")
+    checkpoint = choose_checkpoint(run, weights)
+    folder = f"{TEST_FOLDER}/{weights}"
+    config = attrs.evolve(loaded.config, inference=attrs.evolve(
+        loaded.config.inference, weights=weights, output_folder=folder))
+    OwnedFolder(run.root, "run").record([TEST_FOLDER])  # before anything is written
+    ctx = RunContext(attrs.evolve(loaded, config=config), registry, run, quiet=quiet)
+
+    from . import pipeline  # TensorFlow: only once the input was checked
+
+    trained = TrainOutput(checkpoint, [], {}, 0)
+    preds = pipeline.postprocess_step(ctx, pipeline.predict_step(ctx, trained))
+    exported = pipeline.export_step(ctx, preds)
+    evaluation = pipeline.evaluate_step(ctx, preds, exported)
+    metrics = {"weights": weights, "checkpoint": str(checkpoint), "data": str(test),
+               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "test": evaluation.metrics,
+               "per_sequence": evaluation.per_sequence, "notes": ctx.notes}
+    results = run.root / folder
+    results.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(results / "metrics.json", metrics)
+    return TestResult(run.root, results, checkpoint, metrics)
+
+
+test_run.__test__ = False  # type: ignore[attr-defined]  # not a pytest test function
+
+
+def _load(path: str | os.PathLike, registry: Registry) -> LoadedConfig:
+    from .config import load_config
+
+    return load_config(path, registry)

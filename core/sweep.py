@@ -1,0 +1,465 @@
+"""``dlsuite sweep SWEEP.yaml``: a hyper-parameter sweep of ordinary runs, no server needed.
+
+The sweep file uses the W&B sweep configuration format -- ``method`` (``grid`` | ``random``),
+``metric`` (``{name, goal: minimize | maximize}``), ``parameters`` (each with ``value``,
+``values`` (+ ``probabilities``), or ``distribution`` with ``min``/``max``; nested
+``parameters`` blocks join their names with dots), ``run_cap``, ``name`` -- plus ``base``: the
+config every trial starts from (relative to the sweep file). A parameter name is a dotted
+config path, as in ``--set`` (``model.n_filters``, ``datagen.augmentation[0].rotation``).
+
+Every trial is an ordinary ``dlsuite run`` of ``base`` with the trial's parameters as
+overrides, in its own run directory ``OUTPUT/trial-NNN`` and in the W&B group named after
+the sweep, its overrides as tags. All trials are planned and validated before the first
+starts (a bad parameter stops the sweep naming it, exit 2, before anything is written); the
+plan and each trial's status live in ``OUTPUT/sweep.json``, so ``resume`` skips finished
+trials and resumes an interrupted one from its saved state. Trials run as ``dlsuite run``
+subprocesses, one after another or ``parallel`` at a time; SIGINT/SIGTERM are passed on to
+them (they save a resumable state) and no new trial starts. No TensorFlow in this process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+
+from .config import LoadedConfig, load_config
+from .config.overrides import path_steps
+from .errors import DlsuiteInputError
+from .fileio import write_json_atomic
+from .ownership import OwnedFolder
+from .registry import Registry, get_registry
+from .rundir import RunDir
+
+__all__ = ["Sweep", "Trial", "SweepResult", "load_sweep", "plan_trials", "run_sweep",
+           "SWEEP_FILE"]
+
+log = logging.getLogger("dlsuite")
+
+#: The plan and trial statuses of a sweep, in its output folder.
+SWEEP_FILE = "sweep.json"
+_KEYS = {"method", "metric", "parameters", "run_cap", "name", "base", "description",
+         "program", "command", "early_terminate", "project", "entity"}
+_DISTRIBUTIONS = ("constant", "categorical", "int_uniform", "uniform", "log_uniform_values",
+                  "q_uniform", "q_log_uniform_values", "normal")
+_TAG_LENGTH = 64  # W&B refuses longer tags
+
+
+@attrs.frozen
+class Sweep:
+    """A parsed sweep file."""
+
+    path: Path
+    name: str
+    method: str
+    metric: dict | None        # {"name", "goal"}
+    parameters: dict           # {dotted path: W&B parameter spec}
+    run_cap: int | None
+    base: Path
+    data: dict                 # the file's content, as read
+
+
+@attrs.frozen
+class Trial:
+    """One planned trial: its folder name and parameter overrides."""
+
+    name: str
+    overrides: dict
+
+
+@attrs.frozen
+class SweepResult:
+    """What :func:`run_sweep` returns."""
+
+    output: Path
+    name: str
+    trials: list   # {"name", "overrides", "status", "exit_code", "run_dir"} per trial
+    metric: dict | None
+    best: dict | None = None  # {"trial", "metric", "value"}: the best finished trial
+
+
+def _bad(path: Path, where: str, message: str) -> DlsuiteInputError:
+    return DlsuiteInputError(f"{path}: {where}: {message}")
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise DlsuiteInputError(f"{path}: sweep file not found")
+    import yaml  # JSON is YAML too
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DlsuiteInputError(f"{path}: not a YAML/JSON sweep file: "
+                                f"{str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise DlsuiteInputError(f"{path}: a sweep file holds an object (method, parameters, "
+                                "base, ...)")
+    return data
+
+
+def _is_spec(value: Any) -> bool:
+    return isinstance(value, dict) and bool(
+        {"value", "values", "distribution", "min", "max"} & set(value))
+
+
+def _flatten_parameters(path: Path, parameters: Any, prefix: str = "") -> dict:
+    if not isinstance(parameters, dict) or not parameters:
+        raise _bad(path, f"parameters{'.' + prefix if prefix else ''}",
+                   "expected a non-empty object of parameters")
+    out: dict[str, dict] = {}
+    for key, spec in parameters.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(spec, dict) and "parameters" in spec and not _is_spec(spec):
+            out.update(_flatten_parameters(path, spec["parameters"], name))  # nested block
+        elif _is_spec(spec):
+            out[name] = spec
+        else:
+            raise _bad(path, f"parameters.{name}", "expected value, values or distribution "
+                       "with min/max (or a nested parameters block)")
+        try:
+            path_steps(name)
+        except DlsuiteInputError:
+            raise _bad(path, f"parameters.{name}", "not a config path (dotted keys with "
+                       "optional [index], as in --set)") from None
+    return out
+
+
+def _check_spec(path: Path, name: str, spec: dict, method: str) -> None:
+    where = f"parameters.{name}"
+    if "values" in spec:
+        if not isinstance(spec["values"], list) or not spec["values"]:
+            raise _bad(path, where, "values must be a non-empty list")
+        probs = spec.get("probabilities")
+        if probs is not None and (not isinstance(probs, list) or len(probs) != len(
+                spec["values"]) or abs(sum(probs) - 1) > 1e-6):
+            raise _bad(path, where, "probabilities must be a list as long as values, "
+                       "summing to 1")
+        return
+    if "value" in spec:
+        return
+    dist = spec.get("distribution") or ("int_uniform" if isinstance(spec.get("min"), int) and
+                                        isinstance(spec.get("max"), int) else "uniform")
+    if dist not in _DISTRIBUTIONS:
+        raise _bad(path, where, f"unknown distribution {dist!r}; choose one of "
+                   f"{', '.join(_DISTRIBUTIONS)}")
+    if method == "grid":
+        raise _bad(path, where, "a grid sweep needs value or values (a distribution is "
+                   "sampled: use method random)")
+    if dist == "normal":
+        if not all(isinstance(spec.get(k, 0), (int, float)) for k in ("mu", "sigma")):
+            raise _bad(path, where, "mu and sigma must be numbers")
+        return
+    lo, hi = spec.get("min"), spec.get("max")
+    if not isinstance(lo, (int, float)) or not isinstance(hi, (int, float)) or lo > hi:
+        raise _bad(path, where, f"{dist} needs numbers min <= max")
+    if dist.startswith(("log", "q_log")) and lo <= 0:
+        raise _bad(path, where, f"{dist} needs min > 0")
+
+
+def load_sweep(path: str | os.PathLike) -> Sweep:
+    """Read and check the sweep file at ``path`` (YAML or JSON). DlsuiteInputError naming
+    the file and key for anything unknown or out of place (an unknown top-level key or
+    method, a grid over a distribution, a random sweep without ``run_cap``, no ``base``)."""
+    path = Path(path).expanduser()
+    data = _read(path)
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise _bad(path, unknown[0], f"unknown key; a sweep file has {', '.join(sorted(_KEYS))}")
+    method = data.get("method", "grid")
+    if method not in ("grid", "random"):
+        raise _bad(path, "method", f"{method!r} is not supported here; choose grid or random "
+                   "(bayes needs the W&B sweep controller)")
+    metric = data.get("metric")
+    if metric is not None:
+        if not isinstance(metric, dict) or not isinstance(metric.get("name"), str) or \
+                metric.get("goal", "minimize") not in ("minimize", "maximize"):
+            raise _bad(path, "metric", "expected {name: ..., goal: minimize | maximize}")
+        metric = {"name": metric["name"], "goal": metric.get("goal", "minimize")}
+    run_cap = data.get("run_cap")
+    if run_cap is not None and (not isinstance(run_cap, int) or isinstance(run_cap, bool)
+                                or run_cap < 1):
+        raise _bad(path, "run_cap", f"must be a positive integer, got {run_cap!r}")
+    if method == "random" and run_cap is None:
+        raise _bad(path, "run_cap", "a random sweep needs run_cap (how many trials)")
+    base = data.get("base")
+    if not isinstance(base, str) or not base:
+        raise _bad(path, "base", "missing: the config file every trial starts from "
+                   "(relative to the sweep file)")
+    parameters = _flatten_parameters(path, data.get("parameters"))
+    for name, spec in parameters.items():
+        _check_spec(path, name, spec, method)
+    name = data.get("name") or path.stem
+    if not isinstance(name, str) or not name.strip() or "/" in name:
+        raise _bad(path, "name", f"expected a name without '/', got {name!r}")
+    return Sweep(path, name, method, metric, parameters, run_cap,
+                 (path.parent / base).resolve(), data)
+
+
+def _sample(spec: dict, rng: random.Random) -> Any:
+    if "values" in spec:
+        return rng.choices(spec["values"], weights=spec.get("probabilities"))[0]
+    if "value" in spec:
+        return spec["value"]
+    lo, hi = spec.get("min"), spec.get("max")
+    dist = spec.get("distribution") or ("int_uniform" if isinstance(lo, int) and
+                                        isinstance(hi, int) else "uniform")
+    q = spec.get("q", 1)
+    if dist == "int_uniform":
+        return rng.randint(int(lo), int(hi))
+    if dist == "uniform":
+        return rng.uniform(lo, hi)
+    if dist == "q_uniform":
+        return round(rng.uniform(lo, hi) / q) * q
+    if dist == "log_uniform_values":
+        return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    if dist == "q_log_uniform_values":
+        return round(math.exp(rng.uniform(math.log(lo), math.log(hi))) / q) * q
+    if dist == "normal":
+        return rng.gauss(spec.get("mu", 0.0), spec.get("sigma", 1.0))
+    return spec.get("value")  # constant
+
+
+def plan_trials(sweep: Sweep, seed: int = 0) -> list[Trial]:
+    """The trials of ``sweep``: every combination of the ``values`` in parameter order
+    (grid), or ``run_cap`` samples (random, from ``seed``); ``run_cap`` caps a grid too."""
+    names = list(sweep.parameters)
+    if sweep.method == "grid":
+        choices = [spec["values"] if "values" in spec else [spec["value"]]
+                   for spec in sweep.parameters.values()]
+        combos = [dict(zip(names, combo)) for combo in itertools.product(*choices)]
+    else:
+        rng = random.Random(seed)
+        combos = [{n: _sample(sweep.parameters[n], rng) for n in names}
+                  for _ in range(sweep.run_cap or 0)]
+    if sweep.run_cap is not None:
+        combos = combos[: sweep.run_cap]
+    return [Trial(f"trial-{k:03d}", combo) for k, combo in enumerate(combos)]
+
+
+def _tags(overrides: dict) -> list[str]:
+    tags = []
+    for key, value in overrides.items():
+        tag = f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+        tags.append(tag[:_TAG_LENGTH])
+    return tags
+
+
+def trial_overrides(sweep: Sweep, trial: Trial, output: Path, base: LoadedConfig) -> dict:
+    """The overrides of one trial run: its parameters, its own run directory, its name, the
+    sweep's W&B group and the parameters as tags (after the base config's own tags)."""
+    return {**trial.overrides, "output_dir": str(output / trial.name),
+            "name": f"{sweep.name}-{trial.name}", "wandb.group": sweep.name,
+            "wandb.tags": list(base.config.wandb.tags) + _tags(trial.overrides)}
+
+
+def _validate(sweep: Sweep, trials: list[Trial], output: Path, registry: Registry
+              ) -> LoadedConfig:
+    """Every trial's config validated (data paths too) before anything is written; the
+    error names the trial and the parameter."""
+    from .errors import ConfigError
+
+    base = load_config(sweep.base, registry)
+    for trial in trials:
+        try:
+            load_config(sweep.base, registry, check_paths=False,
+                        overrides=trial_overrides(sweep, trial, output, base))
+        except ConfigError as exc:
+            raise DlsuiteInputError(f"{sweep.path}: {trial.name} "
+                                    f"({', '.join(_tags(trial.overrides))}): {exc}") from None
+    return base
+
+
+def _load_state(output: Path, sweep: Sweep, trials: list[Trial]) -> dict:
+    path = output / SWEEP_FILE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DlsuiteInputError(f"{path}: cannot read the sweep state ({exc}); nothing to "
+                                "resume") from None
+    if state.get("sweep") != json.loads(json.dumps(sweep.data, default=str)):
+        raise DlsuiteInputError(f"{output}: the sweep file changed since this sweep started; "
+                                "resume it with the same file, or choose another --output")
+    return state
+
+
+def _command(sweep: Sweep, overrides: dict, flags: list[str]) -> list[str]:
+    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    return [sys.executable, "-m", "dlsuite.cli", "run", str(sweep.base), "--quiet", *flags,
+            *itertools.chain.from_iterable(("--set", s) for s in sets)]
+
+
+def _flags(run_dir: Path) -> list[str]:
+    """How a trial's run directory is (re)started: fresh, ``--resume`` from its saved
+    state, or ``--overwrite`` of what an earlier start left without a state."""
+    run = RunDir(run_dir)
+    if run.resume_state.is_file():
+        return ["--resume"]
+    if OwnedFolder(run_dir, "run").read() is not None:
+        return ["--overwrite"]
+    return []
+
+
+_STATUS = {0: "finished", 130: "interrupted", 143: "interrupted", 2: "bad input"}
+
+
+def run_sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = None,
+              parallel: int = 1, resume: bool = False, quiet: bool = False,
+              on_trial: Callable[[dict], None] | None = None,
+              registry: Registry | None = None) -> SweepResult:
+    """Run the sweep of the file at ``path`` (see the module docstring) into ``output``
+    (default ``runs/<sweep name>``). Returns the trials with their status (``finished``,
+    ``failed``, ``bad input``, ``interrupted``, ``pending``; ``skipped: True`` on trials a
+    resume found finished) and the best trial by the sweep's metric. ``on_trial`` is called with each
+    trial's entry when it starts and ends. DlsuiteInputError (before any trial) for a bad
+    sweep file or parameter, an output folder holding another sweep (or anything not
+    written by dlsuite) without ``resume``, or ``resume`` of a changed sweep."""
+    if parallel < 1:
+        raise DlsuiteInputError(f"--parallel {parallel}: must be at least 1")
+    registry = registry or get_registry()
+    sweep = load_sweep(path)
+    out = Path(output if output is not None else Path("runs") / sweep.name).expanduser().resolve()
+    base_seed = load_config(sweep.base, registry, check_paths=False).config.seed
+    trials = plan_trials(sweep, seed=base_seed or 0)
+    if not trials:
+        raise _bad(sweep.path, "parameters", "the sweep has no trial")
+    base = _validate(sweep, trials, out, registry)
+    folder = OwnedFolder(out, "sweep")
+    if resume:
+        if folder.read() is None:
+            raise DlsuiteInputError(f"{out}: no sweep to resume here; run without --resume")
+        state = _load_state(out, sweep, trials)
+        trials = [Trial(t["name"], t["overrides"]) for t in state["trials"]]
+    else:
+        folder.claim(overwrite=False, written=[SWEEP_FILE, "trial-*"], holds="a sweep",
+                     hint="pass --resume to continue it, or choose another --output")
+        state = {"sweep": json.loads(json.dumps(sweep.data, default=str)), "name": sweep.name,
+                 "base": str(sweep.base), "method": sweep.method, "metric": sweep.metric,
+                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                 "trials": [{"name": t.name, "overrides": t.overrides, "status": "pending",
+                             "exit_code": None, "run_dir": str(out / t.name)}
+                            for t in trials]}
+        write_json_atomic(out / SWEEP_FILE, state)
+    entries = state["trials"]
+    todo = [e for e in entries if e["status"] != "finished"]
+    for e in entries:
+        if e["status"] == "finished":
+            e["skipped"] = True
+    running: list[tuple[dict, subprocess.Popen]] = []
+    stop: list[int] = []
+
+    def forward(signum, frame):  # the trials save a resumable state; no new trial starts
+        if not stop:
+            log.warning("%s: stopping the sweep after the running trial(s) saved their state",
+                        signal.Signals(signum).name)
+        stop.append(signum)
+        for _, proc in running:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    def save() -> None:
+        write_json_atomic(out / SWEEP_FILE, state)
+
+    handlers = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handlers[signum] = signal.signal(signum, forward)
+    except ValueError:  # not the main thread: no signal handling
+        handlers = {}
+    try:
+        queue = list(todo)
+        while queue or running:
+            while queue and len(running) < parallel and not stop:
+                entry = queue.pop(0)
+                trial = Trial(entry["name"], entry["overrides"])
+                cmd = _command(sweep, trial_overrides(sweep, trial, out, base),
+                               _flags(out / trial.name))
+                entry.update(status="running", exit_code=None)
+                save()
+                if on_trial:
+                    on_trial(dict(entry))
+                # quiet or side by side: the trial's own lines are kept, not shown (a file,
+                # not a pipe, so a talkative trial never blocks on a full pipe)
+                hidden = quiet or parallel > 1
+                errors = tempfile.TemporaryFile("w+", encoding="utf-8") if hidden else None
+                proc = subprocess.Popen(cmd, env={**os.environ},
+                                        stdout=subprocess.DEVNULL if hidden else None,
+                                        stderr=errors, text=True, start_new_session=True)
+                proc.errors = errors  # type: ignore[attr-defined]
+                running.append((entry, proc))
+            if stop and queue:
+                queue.clear()
+            time.sleep(0.2)
+            for item in list(running):
+                entry, proc = item
+                if proc.poll() is None:
+                    continue
+                running.remove(item)
+                err = ""
+                if proc.errors is not None:  # type: ignore[attr-defined]
+                    proc.errors.seek(0)  # type: ignore[attr-defined]
+                    err = proc.errors.read()  # type: ignore[attr-defined]
+                    proc.errors.close()  # type: ignore[attr-defined]
+                entry.update(exit_code=proc.returncode,
+                             status=_STATUS.get(proc.returncode, "failed"))
+                if proc.returncode not in (0, 130, 143) and err:
+                    entry["error"] = err.strip().splitlines()[-1][:500]
+                save()
+                if on_trial:
+                    on_trial(dict(entry))
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        for entry, proc in running:  # an unexpected error here: stop the trials cleanly
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
+            entry.update(status="interrupted", exit_code=proc.returncode)
+        if running:
+            save()
+    result = SweepResult(out, sweep.name, entries, sweep.metric, _best(out, entries, sweep))
+    if stop:
+        raise SweepInterrupted(stop[0], result, sweep.path)
+    return result
+
+
+def _best(out: Path, entries: list, sweep: Sweep) -> dict | None:
+    """The best finished trial by the sweep's metric (None without a metric or finished
+    trial, or when no trial has the metric)."""
+    from .compare import compare_runs
+
+    done = [out / e["name"] for e in entries if e["status"] == "finished"]
+    if not sweep.metric or not done:
+        return None
+    try:
+        comparison = compare_runs(done, sweep.metric["name"], goal=sweep.metric["goal"])
+    except DlsuiteInputError as exc:
+        log.warning("sweep metric: %s", exc)
+        return None
+    top = comparison.runs[0]
+    value = top.metrics.get(comparison.sort_by)
+    if value is None:
+        return None
+    return {"trial": top.name, "metric": comparison.sort_by, "value": value,
+            "overrides": next(e["overrides"] for e in entries if e["name"] == top.name)}
+
+
+class SweepInterrupted(Exception):
+    """The sweep stopped on SIGINT/SIGTERM; ``exit_code`` 130/143, ``result`` the trials."""
+
+    def __init__(self, signum: int, result: SweepResult, path: Path):
+        self.exit_code = 128 + int(signum)
+        self.result = result
+        super().__init__(f"sweep interrupted by {signal.Signals(signum).name}; continue with: "
+                         f"dlsuite sweep {path} -o {result.output} --resume")

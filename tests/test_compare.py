@@ -1,0 +1,324 @@
+"""Comparing runs (issue 15): ``dlsuite sweep`` (W&B sweep format, trials as ordinary runs
+in one W&B group, interrupted and resumed), ``dlsuite compare`` (table, ``--json``,
+``--plot``) and ``dlsuite test`` (a finished run evaluated without training).
+
+The slow tests share one real sweep: a 2x2 grid of tiny runs, interrupted by SIGINT during
+its second trial and resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dlsuite import api
+from dlsuite.errors import DlsuiteInputError
+from dlsuite.sweep import load_sweep, plan_trials
+from conftest import run_cli
+
+SWEEP_NAME = "h12grid"
+GRID = f"""
+name: {SWEEP_NAME}
+method: grid
+metric: {{name: val_jaccard, goal: maximize}}
+base: base.json
+parameters:
+  model:
+    parameters:
+      n_filters: {{values: [2, 3]}}
+  loss: {{values: [sparse_cce, dice]}}
+"""
+
+
+def _base(folder: Path, *, epochs: int = 3, test: bool = True) -> Path:
+    from dlsuite.data.example import write_example_videos
+
+    data = write_example_videos(folder / "data", n_videos=1, frames=2, size=32)["videos"]
+    cfg = {"name": "base", "output_dir": "unused", "seed": 3,
+           "data": {"train": str(data), "val": str(data), **({"test": str(data)} if test else {})},
+           "model": {"name": "unet", "n_filters": 2, "pools": 1},
+           "datagen": {"patch_size": [32, 32], "batch_size": 1, "steps_per_epoch": 2},
+           "train": {"epochs": epochs, "tensorboard": {"enabled": False}},
+           "wandb": {"mode": "offline", "project": "h12-sweep-test", "log_model": False,
+                     "n_images": 0}}
+    path = folder / "base.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# sweep files and plans (no TensorFlow)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("base: b.json\nmethod: bayes\nparameters: {seed: {values: [1]}}", "method: 'bayes'"),
+    ("base: b.json\nparameters: {seed: {min: 1, max: 3}}",
+     "parameters.seed: a grid sweep needs value or values"),
+    ("base: b.json\nmethod: random\nparameters: {seed: {values: [1]}}",
+     "run_cap: a random sweep needs run_cap"),
+    ("base: b.json\nparamters: {}", "paramters: unknown key"),
+    ("parameters: {seed: {values: [1]}}", "base: missing"),
+    ("base: b.json\nparameters: {'a..b': {values: [1]}}", "parameters.a..b: not a config path"),
+    ("base: b.json\nparameters: {seed: 3}", "parameters.seed: expected value, values"),
+    ("base: b.json\nmethod: random\nrun_cap: 2\nparameters:\n"
+     "  optimizer.learning_rate: {distribution: log_uniform_values, min: 0, max: 1}",
+     "needs min > 0"),
+])
+def test_bad_sweep_files_are_named(tmp_path, text, message):
+    path = _write(tmp_path, "sweep.yaml", text)
+    with pytest.raises(DlsuiteInputError) as exc:
+        load_sweep(path)
+    assert str(exc.value).startswith(f"{path}: ") and message in str(exc.value)
+
+
+def test_grid_and_random_plans(tmp_path):
+    sweep = load_sweep(_write(tmp_path, "s.yaml", GRID))
+    assert sweep.name == SWEEP_NAME and sweep.base == (tmp_path / "base.json").resolve()
+    assert list(sweep.parameters) == ["model.n_filters", "loss"]  # nested block flattened
+    assert [t.overrides for t in plan_trials(sweep)] == [
+        {"model.n_filters": 2, "loss": "sparse_cce"}, {"model.n_filters": 2, "loss": "dice"},
+        {"model.n_filters": 3, "loss": "sparse_cce"}, {"model.n_filters": 3, "loss": "dice"}]
+    assert [t.name for t in plan_trials(sweep)] == [f"trial-{k:03d}" for k in range(4)]
+    random_sweep = load_sweep(_write(tmp_path, "r.json", json.dumps({
+        "method": "random", "run_cap": 5, "base": "base.json", "parameters": {
+            "optimizer.learning_rate": {"distribution": "log_uniform_values",
+                                        "min": 1e-4, "max": 1e-2},
+            "model.n_filters": {"min": 2, "max": 8}, "seed": {"value": 7},
+            "loss": {"values": ["dice", "sparse_cce"], "probabilities": [1.0, 0.0]}}})))
+    trials = plan_trials(random_sweep, seed=1)
+    assert len(trials) == 5 and trials == plan_trials(random_sweep, seed=1)  # reproducible
+    for t in trials:
+        assert 1e-4 <= t.overrides["optimizer.learning_rate"] <= 1e-2
+        assert isinstance(t.overrides["model.n_filters"], int)
+        assert 2 <= t.overrides["model.n_filters"] <= 8
+        assert t.overrides["seed"] == 7 and t.overrides["loss"] == "dice"
+    capped = load_sweep(_write(tmp_path, "c.yaml", GRID + "run_cap: 3\n"))
+    assert len(plan_trials(capped)) == 3
+
+
+def test_a_bad_parameter_stops_the_sweep_before_anything_is_written(tmp_path):
+    _base(tmp_path)
+    path = _write(tmp_path, "s.yaml", GRID.replace("n_filters:", "n_filtres:"))
+    proc = run_cli("sweep", str(path), "-o", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr
+    assert "trial-000" in proc.stderr
+    assert "override model.n_filtres=2: unknown key; did you mean n_filters?" in proc.stderr
+    assert not (tmp_path / "out").exists()
+    # an output folder the user filled is refused, untouched
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    proc = run_cli("sweep", _write(tmp_path, "g.yaml", GRID).as_posix(), "-o",
+                   str(tmp_path / "mine"))
+    assert proc.returncode == 2 and "was not written by dlsuite" in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
+# --------------------------------------------------------------------------------------------
+# compare on run folders (their files written as a run writes them)
+
+
+def _fake_run(folder: Path, n_filters: int, best: float, seg: float | None) -> Path:
+    folder.mkdir(parents=True)
+    config = {"name": folder.name, "output_dir": str(folder), "seed": 1,
+              "model": {"name": "unet", "n_filters": n_filters, "pools": 2},
+              "loss": {"name": "dice", "smooth": 1.0}, "wandb": {"group": "g", "tags": []}}
+    (folder / "config.json").write_text(json.dumps(
+        {"config": config, "overrides": {"model.n_filters": n_filters}}))
+    (folder / "history.csv").write_text(f"epoch,loss,val_jaccard\n1,0.9,{best / 2}\n"
+                                        f"2,0.8,{best}\n3,0.7,{best * 0.9}\n")
+    metrics = {"train": {"epochs": 3, "monitor": "val_jaccard", "mode": "max", "best": best,
+                         "best_epoch": 2}}
+    if seg is not None:
+        metrics["test"] = {"SEG": seg, "DET": None, "f1": seg / 2}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def test_compare_lists_differing_keys_and_sorts_by_the_metric(tmp_path):
+    _fake_run(tmp_path / "s" / "a", 4, 0.5, 0.2)
+    _fake_run(tmp_path / "s" / "b", 8, 0.7, 0.1)
+    _fake_run(tmp_path / "s" / "c", 8, 0.6, None)
+    (tmp_path / "s" / "not-a-run").mkdir()
+    data = api.compare([tmp_path / "s"]).to_json()
+    assert set(data) >= {"runs", "differing_keys", "metrics"}
+    assert data["differing_keys"] == ["model.n_filters"]  # names and output_dir not listed
+    assert [r["name"] for r in data["runs"]] == ["b", "c", "a"]  # val_jaccard max: best first
+    assert data["metrics"]["b"]["val_jaccard/best"] == 0.7
+    assert data["metrics"]["b"]["val_jaccard/final"] == pytest.approx(0.63)
+    assert data["runs"][0]["config"] == {"model.n_filters": 8}
+    assert data["runs"][0]["overrides"] == {"model.n_filters": 8}
+    by_seg = api.compare([tmp_path / "s" / n for n in "abc"], metric="seg").to_json()
+    assert by_seg["sort_by"] == "test/SEG"
+    assert [r["name"] for r in by_seg["runs"]] == ["a", "b", "c"]  # no SEG: last
+    with pytest.raises(DlsuiteInputError, match="--metric TRA: no run has it"):
+        api.compare([tmp_path / "s"], metric="TRA")
+    with pytest.raises(DlsuiteInputError, match="not-a-run: neither a run directory"):
+        api.compare([tmp_path / "s" / "not-a-run"])
+
+
+def test_compare_cli_json_and_plot(tmp_path):
+    _fake_run(tmp_path / "a", 4, 0.5, 0.2)
+    _fake_run(tmp_path / "b", 8, 0.7, 0.1)
+    plot = tmp_path / "cmp.png"
+    proc = run_cli("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json",
+                   "--plot", str(plot), "--metric", "SEG")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert [r["name"] for r in data["runs"]] == ["a", "b"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(DlsuiteInputError, match="exists; dlsuite does not overwrite it"):
+        api.compare([tmp_path / "a"], plot=plot)  # never overwritten (exit 2 in the CLI)
+    table = run_cli("compare", str(tmp_path / "a"), str(tmp_path / "b"),
+                    env={"COLUMNS": "200"})
+    assert table.returncode == 0 and "model.n_filters" in table.stdout
+    assert "test/SEG" in table.stdout and "val_jaccard/best" in table.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# one real sweep: 2x2 grid, interrupted in its second trial, resumed
+
+
+def _history_rows(path: Path) -> int:
+    return max(0, len(path.read_text().splitlines()) - 1) if path.is_file() else 0
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sweep")
+    _base(folder)
+    sweep_file = _write(folder, "grid.yaml", GRID)
+    out = folder / "out"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("WANDB_MODE", None)
+    cmd = [sys.executable, "-m", "dlsuite.cli", "sweep", str(sweep_file), "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    deadline = time.monotonic() + 600
+    while _history_rows(out / "trial-001" / "history.csv") < 1:
+        assert proc.poll() is None, f"sweep ended early: {proc.communicate()[1][-3000:]}"
+        assert time.monotonic() < deadline, "trial-001 did not start training in time"
+        time.sleep(0.05)
+    first_done = (out / "trial-000" / "metrics.json").stat().st_mtime_ns
+    proc.send_signal(signal.SIGINT)
+    _, interrupted_err = proc.communicate(timeout=300)
+    state = json.loads((out / "sweep.json").read_text())
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env,
+                             timeout=1200)
+    return {"folder": folder, "out": out, "interrupted_rc": proc.returncode,
+            "interrupted_err": interrupted_err, "state_after_signal": state,
+            "resumed": resumed, "first_done": first_done}
+
+
+@pytest.mark.slow
+def test_sweep_interrupted_then_resumed(grid_sweep):
+    out = grid_sweep["out"]
+    assert grid_sweep["interrupted_rc"] == 130, grid_sweep["interrupted_err"][-3000:]
+    assert "--resume" in grid_sweep["interrupted_err"]
+    statuses = [t["status"] for t in grid_sweep["state_after_signal"]["trials"]]
+    assert statuses == ["finished", "interrupted", "pending", "pending"]
+    resumed = grid_sweep["resumed"]
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = json.loads((out / "sweep.json").read_text())
+    assert [t["status"] for t in final["trials"]] == ["finished"] * 4
+    assert "best: trial-" in resumed.stderr and "val_jaccard/best=" in resumed.stderr
+    # the finished trial was skipped, the interrupted one continued from its saved state
+    assert (out / "trial-000" / "metrics.json").stat().st_mtime_ns == grid_sweep["first_done"]
+    second = json.loads((out / "trial-001" / "config.json").read_text())
+    assert len(second["resumed"]) == 1
+    assert _history_rows(out / "trial-001" / "history.csv") == 3  # epochs 1..3, none twice
+
+
+@pytest.mark.slow
+def test_sweep_trials_are_runs_in_one_wandb_group(grid_sweep):
+    out = grid_sweep["out"]
+    trials = sorted(p.name for p in out.iterdir() if (p / "config.json").is_file())
+    assert trials == ["trial-000", "trial-001", "trial-002", "trial-003"]
+    seen = set()
+    for name in trials:
+        written = json.loads((out / name / "config.json").read_text())
+        cfg = written["config"]
+        assert cfg["wandb"]["group"] == SWEEP_NAME
+        assert cfg["output_dir"] == str(out / name)
+        params = {k: v for k, v in written["overrides"].items()
+                  if k in ("model.n_filters", "loss")}
+        assert cfg["wandb"]["tags"] == [f"{k}={v}" for k, v in params.items()]
+        seen.add((cfg["model"]["n_filters"], cfg["loss"]["name"]))
+        # the offline W&B run files carry the group too
+        runs = list((out / name / "wandb").glob("offline-run-*/run-*.wandb"))
+        assert runs and all(SWEEP_NAME.encode() in r.read_bytes() for r in runs)
+    assert seen == {(2, "sparse_cce"), (2, "dice"), (3, "sparse_cce"), (3, "dice")}
+
+
+@pytest.mark.slow
+def test_compare_the_sweep(grid_sweep, tmp_path):
+    plot = tmp_path / "sweep.png"
+    proc = run_cli("compare", str(grid_sweep["out"]), "--json", "--plot", str(plot))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert sorted(r["name"] for r in data["runs"]) == [f"trial-{k:03d}" for k in range(4)]
+    assert data["differing_keys"] == ["loss.name", "model.n_filters"]
+    for name, metrics in data["metrics"].items():
+        assert metrics["val_jaccard/best"] is not None, name
+        assert metrics["test/SEG"] is not None, name
+    best = [data["metrics"][r["name"]]["val_jaccard/best"] for r in data["runs"]]
+    assert best == sorted(best, reverse=True)
+    assert plot.stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_dlsuite_test_evaluates_a_finished_run(grid_sweep):
+    run = grid_sweep["out"] / "trial-002"
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    proc = run_cli("test", str(run), "--weights", "last", "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads(proc.stdout)
+    assert metrics["weights"] == "last" and metrics["checkpoint"].endswith("last.keras")
+    assert set(metrics["test"]) >= {"SEG", "f1", "foreground_jaccard"}
+    written = json.loads((run / "test" / "last" / "metrics.json").read_text())
+    assert written["test"] == metrics["test"]
+    assert list((run / "test" / "last" / "labels").glob("*.tif"))
+    # nothing that was there changed; the new folder is recorded as the run's
+    assert {p: p.stat().st_mtime_ns for p in before if p.name != ".dlsuite-run"} == \
+        {p: t for p, t in before.items() if p.name != ".dlsuite-run"}, "a file was rewritten"
+    assert "test" in json.loads((run / ".dlsuite-run").read_text())["written"]
+    # no training happened: the history is as the sweep left it
+    assert _history_rows(run / "history.csv") == 3
+    # a folder that is no run is refused
+    bad = run_cli("test", str(grid_sweep["folder"]))
+    assert bad.returncode == 2 and "not a dlsuite run directory" in bad.stderr
+
+
+@pytest.mark.slow
+def test_random_sweep_in_parallel(tmp_path):
+    _base(tmp_path, epochs=1, test=False)
+    sweep_file = _write(tmp_path, "random.yaml", """
+method: random
+run_cap: 2
+base: base.json
+parameters:
+  optimizer.learning_rate: {distribution: log_uniform_values, min: 1.0e-4, max: 1.0e-2}
+""")
+    proc = run_cli("sweep", str(sweep_file), "-o", str(tmp_path / "out"), "--parallel", "2",
+                   "--quiet", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    assert [t["status"] for t in state["trials"]] == ["finished", "finished"]
+    rates = []
+    for t in state["trials"]:
+        written = json.loads((tmp_path / "out" / t["name"] / "config.json").read_text())
+        rates.append(written["config"]["optimizer"]["learning_rate"])
+        assert rates[-1] == t["overrides"]["optimizer.learning_rate"]
+        assert written["config"]["wandb"]["group"] == "random"  # the file's stem
+    assert all(1e-4 <= r <= 1e-2 for r in rates) and rates[0] != rates[1]
