@@ -403,3 +403,14 @@ def test_predict_and_pipeline_stand_on_shared_steps_without_tensorflow():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_cli_predict_quiet_prints_only_warnings_and_errors(run, data, tmp_path):
+    out = tmp_path / "quiet"
+    proc = run_cli("predict", str(run), str(data["frames"] / "inputs"), "-o", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert all(line.startswith(("warning:", "error:")) for line in lines), proc.stderr
+    assert sorted(p.name for p in (out / "labels").iterdir()) == ["raw_000.tif", "raw_001.tif"]

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from dlsuite import api
 
-from ._output import err
+from ._output import console_logging, err
 
 __all__ = ["predict"]
 
@@ -70,7 +70,8 @@ def _halo(value: str | None):
               help="INPUT is a folder of 2D images: stack them (natural name order) into one "
                    "video, e.g. a time-lapse saved one file per frame.")
 @click.option("--overwrite", is_flag=True, help="Replace the predictions in a non-empty OUT.")
-@click.option("--quiet", is_flag=True, help="No progress bar, no summary table.")
+@click.option("--quiet", is_flag=True,
+              help="Warnings and errors only: no progress bar, notes, summary table or totals.")
 def predict(run_dir: Path, input_path: Path, out_dir: Path | None, weights: str | None,
             tile_size, halo, batch_size: int | None, no_postprocess: bool, ctc: bool,
             as_video: bool, overwrite: bool, quiet: bool) -> None:
@@ -85,16 +86,18 @@ def predict(run_dir: Path, input_path: Path, out_dir: Path | None, weights: str 
     options = {k: v for k, v in given.items() if v is not None}  # left out: the run's config
     if tile_size is not None:
         options["tile_size"] = None if tile_size == "whole" else tile_size
-    summary = api.predict_folder(run_dir, input_path, out_dir, postprocess=not no_postprocess,
-                                 ctc=ctc, as_video=as_video, overwrite=overwrite, quiet=quiet,
-                                 **options)
+    with console_logging(quiet):  # --quiet: warnings and errors only, one line each
+        summary = api.predict_folder(run_dir, input_path, out_dir,
+                                     postprocess=not no_postprocess, ctc=ctc, as_video=as_video,
+                                     overwrite=overwrite, quiet=quiet, **options)
+    if quiet:
+        return
     for note in summary.notes:
         err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
-    if not quiet:
-        table = Table("input", "shape", "objects", "CTC", title=f"{summary.checkpoint}")
-        for row in summary.rows:
-            table.add_row(row["name"], "x".join(map(str, row["shape"])),
-                          "-" if row["objects"] is None else str(row["objects"]),
-                          f"{row['sequence']}_RES" if row["sequence"] else "-")
-        err.print(table)
+    table = Table("input", "shape", "objects", "CTC", title=f"{summary.checkpoint}")
+    for row in summary.rows:
+        table.add_row(row["name"], "x".join(map(str, row["shape"])),
+                      "-" if row["objects"] is None else str(row["objects"]),
+                      f"{row['sequence']}_RES" if row["sequence"] else "-")
+    err.print(table)
     click.echo(f"wrote {len(summary.rows)} prediction(s) to {summary.out_dir}")
