@@ -23,9 +23,13 @@ from dlsuite.errors import DlsuiteInputError
 
 TINY_RUN = {"model": {"name": "unet", "n_filters": 4, "pools": 2},
             "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 2},
-            "train": {"epochs": 1}, "wandb": {"mode": "disabled"}, "seed": 0}
+            "train": {"epochs": 1}, "wandb": {"mode": "disabled"}, "seed": 0,
+            "export": {"authors": [{"name": "A. Researcher", "affiliation": "Cell Lab"}],
+                       "license": "MIT"}}
 REAL_IMAGE = SHARED_DATA / "usiigaci_t98g_phc" / "annotated" / "set1" / "raw.tif"
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime"))
+HAS_BIOIMAGEIO = all(importlib.util.find_spec(m) for m in ("bioimageio",)) and all(
+    importlib.util.find_spec(m) for m in ("bioimageio.spec", "bioimageio.core"))
 
 # a subprocess in which dlsuite and its plugins cannot be imported: loads every .keras file
 # given and saves its outputs on the matching input (.npy) beside it
@@ -73,12 +77,13 @@ def _outputs(model, x) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A unet run trained for one epoch of two steps on generated videos."""
+    """A unet run trained for one epoch of two steps on generated 64 x 64 videos (larger than
+    the bioimage.io package's minimum input, twice the halo)."""
     from dlsuite import api
     from dlsuite.data.example import write_example_videos
 
     root = tmp_path_factory.mktemp("export-run")
-    data = write_example_videos(root / "data", n_videos=2, frames=4, size=32, seed=0)["videos"]
+    data = write_example_videos(root / "data", n_videos=2, frames=4, size=64, seed=0)["videos"]
     cfg = {**TINY_RUN, "name": "tiny", "output_dir": str(root / "run"),
            "data": {"train": str(data), "val": str(data)}}
     return Path(api.train(cfg, quiet=True).run_dir)
@@ -166,10 +171,51 @@ def test_onnx_export_equals_keras_on_a_real_image(run, tmp_path):
     assert "wrote" in proc.stdout
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     x = _real_input(run)
-    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    got = session.run(None, {"input": x})[0]
     expected = _outputs(_run_model(run), x)[0]
     assert got.shape == expected.shape == (1, 128, 192, 2)
     assert np.max(np.abs(got - expected)) <= 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_BIOIMAGEIO, reason="bioimageio.spec/bioimageio.core not installed "
+                                               "(pip install 'dlsuite[export]')")
+def test_bioimageio_package_passes_bioimageio_core_model_test(run, tmp_path):
+    import zipfile
+
+    import yaml
+    from bioimageio.core import test_model
+
+    from dlsuite import api
+
+    out = tmp_path / "tiny.bioimageio.zip"
+    result = api.export(run, "bioimageio", out)
+    assert result.path == out
+    with zipfile.ZipFile(out) as zf:
+        names = set(zf.namelist())
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+    assert {"rdf.yaml", "model.keras", "tf_saved_model.zip", "test_input.npy",
+            "test_output.npy", "cover.png", "README.md"} <= names
+    assert rdf["format_version"].startswith("0.5")
+    (inp,), (outp,) = rdf["inputs"], rdf["outputs"]
+    assert [a["type"] for a in inp["axes"]] == ["batch", "space", "space", "channel"]
+    assert inp["axes"][1]["size"] == {"min": 52, "step": 4}  # > 2 x halo 24, step 4
+    scale = next(p for p in inp["preprocessing"] if p["id"] == "scale_range")["kwargs"]
+    assert (scale["min_percentile"], scale["max_percentile"]) == (0.1, 99.1)  # the run's
+    assert any(p["id"] == "clip" for p in inp["preprocessing"])
+    assert [p["id"] for p in outp["postprocessing"]][0] == "softmax"  # then ensure_dtype
+    assert outp["axes"][1]["halo"] == 24
+    assert set(rdf["weights"]) == {"keras_v3", "tensorflow_saved_model_bundle"}
+    # who made it: the config's export section; citations: its default
+    assert rdf["authors"] == [{"name": "A. Researcher", "affiliation": "Cell Lab"}]
+    assert rdf["license"] == "MIT" and "U-Net" in rdf["cite"][0]["text"]
+    summary = test_model(out)
+    failed = [(d.name, [e.msg for e in d.errors]) for d in summary.details
+              if d.status == "failed"]
+    assert summary.status == "passed", failed
+    names = " ".join(d.name for d in summary.details)
+    assert "keras_v3" in names and "tensorflow_saved_model_bundle" in names
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,7 +246,7 @@ def test_bad_run_format_and_checkpoint(tmp_path):
 
 
 def test_cli_format_choices_are_the_export_formats():
-    from dlsuite.cli.export import FORMAT_NAMES
+    from dlsuite.cli.export import FORMAT_NAMES  # the CLI module must not import the core
     from dlsuite.export import FORMATS
 
     assert tuple(FORMATS) == FORMAT_NAMES

@@ -14,17 +14,18 @@ __all__ = ["export"]
 
 # the choices of --format (kept here, TF- and core-free; tests check them against
 # dlsuite.export.FORMATS)
-FORMAT_NAMES = ("keras", "savedmodel", "onnx")
+FORMAT_NAMES = ("keras", "savedmodel", "onnx", "bioimageio")
 
 
 @click.command("export")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), required=True,
               help="keras: plain-Keras .keras file; savedmodel: TensorFlow SavedModel "
-                   "(signature 'serve'); onnx: ONNX file (needs dlsuite[export]).")
+                   "(signature 'serve'); onnx: ONNX file; bioimageio: bioimage.io "
+                   "model package, 2D models (onnx and bioimageio need dlsuite[export]).")
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path),
               help="Where to write (must not exist) "
-                   "[default: RUN_DIR/export/<run name>.keras|_savedmodel|.onnx].")
+                   "[default: RUN_DIR/export/<run name>.keras|_savedmodel|.onnx|.bioimageio.zip].")
 @click.option("--weights", help="Checkpoint: best, last or a path to a .keras file "
                                 "[default: the run's inference.weights].")
 def export(run_dir: Path, fmt: str, out: Path | None, weights: str | None) -> None:

@@ -26,51 +26,105 @@ import attrs
 
 from dlsuite.errors import DlsuiteInputError
 
-__all__ = ["FORMATS", "ExportFormat", "ExportResult", "export_run", "input_signature"]
+__all__ = ["FORMATS", "ExportFormat", "ExportJob", "ExportResult", "export_run",
+           "write_savedmodel"]
 
 
 @attrs.frozen
 class ExportFormat:
-    """One export format: the default name's suffix, the writer ``(model, path)`` and the
+    """One export format: the default name's suffix, the writer ``(model, path, job=None)``
+    (``job`` an :class:`ExportJob`, needed by ``bioimageio`` only) and the
     Python modules it needs (checked before any work, with the extra that installs them)."""
 
     suffix: str
-    write: Callable[[Any, Path], None]
+    write: Callable[..., None]
     needs: tuple[str, ...] = ()
     plain_keras: bool = False
     help: str = ""
 
 
-def input_signature(model) -> list:
-    """The ``keras.InputSpec`` list of ``model``: batch and (for 2D models built without a
-    fixed size) height and width left open, float32."""
-    import keras
+@attrs.frozen
+class ExportJob:
+    """The run behind an export: its config, root, checkpoint, geometry and registry."""
 
-    return [keras.InputSpec(shape=tuple(t.shape), dtype="float32") for t in model.inputs]
+    config: Any
+    root: Path
+    checkpoint: Path
+    geometry: dict
+    registry: Any
 
 
-def _write_keras(model, path: Path) -> None:
+def _write_keras(model, path: Path, job: ExportJob | None = None) -> None:
     model.save(path)
 
 
-def _write_savedmodel(model, path: Path) -> None:
-    model.export(str(path), format="tf_saved_model", input_signature=input_signature(model),
-                 verbose=False)
+def write_savedmodel(model, path: Path, job: ExportJob | None = None) -> None:
+    """A SavedModel of ``model`` whose ``serve`` endpoint (also the signature) maps the image
+    batch to a dict ``{output name: logits}``, a dict also when called as a function (what
+    ``keras.layers.TFSMLayer`` users and bioimage.io's TensorFlow runner expect)."""
+    import keras
+    import tensorflow as tf
+
+    names = list(model.output_names)
+    specs = [tf.TensorSpec(tuple(t.shape), tf.float32, name=f"input_{i}")
+             for i, t in enumerate(model.inputs)]
+
+    def serve(*inputs):
+        out = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
+        return dict(zip(names, out if isinstance(out, (list, tuple)) else [out]))
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name="serve", fn=serve, input_signature=specs)
+    archive.write_out(str(path), verbose=False)
 
 
-def _write_onnx(model, path: Path) -> None:
-    model.export(str(path), format="onnx", input_signature=input_signature(model),
-                 verbose=False)
+def _write_onnx(model, path: Path, job: ExportJob | None = None) -> None:
+    import tensorflow as tf
+
+    # named specs: the ONNX inputs are "input" (or "input_0", ...) rather than "args_0"
+    names = ["input"] if len(model.inputs) == 1 else [f"input_{i}" for i in
+                                                      range(len(model.inputs))]
+    specs = [tf.TensorSpec(tuple(t.shape), tf.float32, name=n)
+             for n, t in zip(names, model.inputs)]
+    model.export(str(path), format="onnx", input_signature=specs, verbose=False)
+
+
+def _write_bioimageio(model, path: Path, job: ExportJob) -> None:
+    from dlsuite.data.pipeline import make_normalizer
+    from dlsuite.models import halo_pixels, used_halo
+
+    from .bioimageio import BioimageioInfo, write_bioimageio
+
+    geo, config = job.geometry, job.config
+    if geo["temporal"]:
+        raise DlsuiteInputError(f"bioimageio export: architecture {config.model.name!r} is "
+                                "temporal; only 2D models are packaged")
+    rf = geo["receptive_field"]
+    if config.inference.halo == "auto" and rf is None:
+        from dlsuite.receptive_field import measured_receptive_field
+
+        entry = job.registry.resolve("architectures", config.model.name)
+        rf = measured_receptive_field(entry, config.model.params,
+                                      n_classes=geo["n_classes"]).receptive_field
+    halo = used_halo(halo_pixels(config.inference.halo, rf), geo["size_multiple"])
+    write_bioimageio(model, config, run_root=job.root, checkpoint=job.checkpoint, halo=halo,
+                     size_multiple=geo["size_multiple"],
+                     normalize=make_normalizer(config, job.registry), out=path,
+                     info=BioimageioInfo.from_config(config))
 
 
 #: The formats of ``dlsuite export --format``.
 FORMATS: dict[str, ExportFormat] = {
     "keras": ExportFormat(".keras", _write_keras, plain_keras=True,
                           help="a .keras file of plain Keras layers"),
-    "savedmodel": ExportFormat("_savedmodel", _write_savedmodel,
+    "savedmodel": ExportFormat("_savedmodel", write_savedmodel,
                                help="a TensorFlow SavedModel folder, signature 'serve'"),
     "onnx": ExportFormat(".onnx", _write_onnx, needs=("tf2onnx", "onnx"),
                          help="an ONNX file (Keras' exporter through tf2onnx)"),
+    "bioimageio": ExportFormat(".bioimageio.zip", _write_bioimageio,
+                               needs=("bioimageio.spec",), plain_keras=True,
+                               help="a bioimage.io model package (spec 0.5), 2D models"),
 }
 
 
@@ -104,8 +158,15 @@ def _check_out(out: Path) -> None:
         raise DlsuiteInputError(f"{out.parent}: exists and is not a folder")
 
 
+def _find(module: str):
+    try:
+        return importlib.util.find_spec(module)
+    except ModuleNotFoundError:  # the parent package of a dotted name is missing
+        return None
+
+
 def _check_needs(name: str, fmt: ExportFormat) -> None:
-    missing = [m for m in fmt.needs if importlib.util.find_spec(m) is None]
+    missing = [m for m in fmt.needs if _find(m) is None]
     if missing:
         raise DlsuiteInputError(f"export format {name!r} needs {', '.join(missing)}: "
                                 "pip install 'dlsuite[export]'")
@@ -119,13 +180,13 @@ def _normalization(config) -> dict:
             if attrs.has(type(choice.params)) else {}}
 
 
-def _write_atomic(write: Callable[[Any, Path], None], model, out: Path) -> None:
+def _write_atomic(write: Callable[..., None], model, out: Path, job: ExportJob) -> None:
     """``write`` into a temporary name beside ``out``, then rename it to ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         target = tmp / out.name
-        write(model, target)
+        write(model, target, job)
         os.replace(target, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -173,7 +234,8 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
             notes.append(f"rebuilt as plain Keras layers: {', '.join(replaced)}")
     if default and OwnedFolder(run.root, "run").read() is not None:
         OwnedFolder(run.root, "run").record(["export"])  # before writing it
-    _write_atomic(spec.write, model, out)
+    job = ExportJob(config, run.root, checkpoint, geo, registry)
+    _write_atomic(spec.write, model, out, job)
     return ExportResult(
         path=out, format=fmt, checkpoint=checkpoint, architecture=config.model.name,
         input_shape=tuple(model.inputs[0].shape),
