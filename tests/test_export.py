@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -59,8 +60,9 @@ PLAIN_LOADER = textwrap.dedent("""
 def load_plain(*paths: Path) -> list[list[np.ndarray]]:
     """Outputs of each ``.keras`` file (on ``<path>.in.npy``) computed in a subprocess
     without dlsuite."""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
     proc = subprocess.run([sys.executable, "-c", PLAIN_LOADER, *map(str, paths)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "blocked: dlsuite" in proc.stdout
     result = []
@@ -181,7 +183,7 @@ def test_onnx_export_equals_keras_on_a_real_image(run, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_BIOIMAGEIO, reason="bioimageio.spec/bioimageio.core not installed "
                                                "(pip install 'dlsuite[export]')")
-def test_bioimageio_package_passes_bioimageio_core_model_test(run, tmp_path):
+def test_bioimageio_package_passes_bioimageio_core_model_test(run, tmp_path, monkeypatch):
     import zipfile
 
     import yaml
@@ -210,6 +212,10 @@ def test_bioimageio_package_passes_bioimageio_core_model_test(run, tmp_path):
     # who made it: the config's export section; citations: its default
     assert rdf["authors"] == [{"name": "A. Researcher", "affiliation": "Cell Lab"}]
     assert rdf["license"] == "MIT" and "U-Net" in rdf["cite"][0]["text"]
+    monkeypatch.chdir(tmp_path)  # bioimageio.core unzips the SavedModel into the cwd
+    # bioimageio.core sets os.environ["KERAS_BACKEND"] (default "torch") when it runs Keras
+    # weights: keep TensorFlow, and let monkeypatch restore the environment afterwards
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     summary = test_model(out)
     failed = [(d.name, [e.msg for e in d.errors]) for d in summary.details
               if d.status == "failed"]

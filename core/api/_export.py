@@ -14,7 +14,11 @@ def export(run_dir: str | os.PathLike, format: str = "keras",  # noqa: A002 - th
     """Export the model of the trained run ``run_dir`` as ``format``: ``keras`` (a ``.keras``
     file of plain Keras layers that ``keras.models.load_model`` opens without dlsuite),
     ``savedmodel`` (a TensorFlow SavedModel, signature ``serve``, any height and width that
-    are multiples of the size multiple) or ``onnx`` (needs ``pip install 'dlsuite[export]'``).
+    are multiples of the size multiple), ``onnx`` or ``bioimageio`` (a bioimage.io model
+    package, spec 0.5, of a 2D model: both weights, the run's normalizer as preprocessing,
+    softmax, halo, test tensors from a validation image; authors/licence/citations from the
+    config's ``export`` section); ``onnx`` and ``bioimageio`` need
+    ``pip install 'dlsuite[export]'``.
     ``out`` defaults to ``RUN_DIR/export/<run name><suffix>`` and must not exist;
     ``weights`` is ``best``/``last``/a checkpoint path (default: the run's
     ``inference.weights``). The model takes images normalized as the run normalized them and
