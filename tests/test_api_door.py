@@ -30,7 +30,7 @@ LEAF_COMMANDS = {
     "config validate", "config show", "config migrate", "config schema", "plugins",
     "model summary", "new-plugin", "example-data videos", "example-data frames",
     "prepare frames", "prepare videos", "prepare clips", "prepare ctc", "evaluate", "train",
-    "run", "track", "predict", "test", "compare", "sweep",
+    "run", "track", "predict", "test", "compare", "sweep", "export",
 }
 # dlsuite modules a CLI module may import besides dlsuite.api and dlsuite.errors
 DISPLAY_HELPERS = {  # module -> names, for dlsuite.cli._output only
@@ -109,7 +109,7 @@ def test_cli_modules_import_only_the_api_click_rich_and_display_helpers():
     modules = cli_modules()
     assert {p.stem for p in modules} >= {"__init__", "config", "plugins", "model", "scaffold",
                                          "data", "evaluate", "run", "track", "predict",
-                                         "compare"}
+                                         "compare", "export"}
     problems = [p for path in modules for p in import_problems(path)]
     assert problems == []
 
@@ -124,14 +124,14 @@ def test_the_import_check_catches_a_core_import(tmp_path):
 
 def test_every_leaf_command_calls_exactly_one_api_function():
     leaves = builtin_leaves()
-    assert set(leaves) == LEAF_COMMANDS  # 21 commands, names unchanged
+    assert set(leaves) == LEAF_COMMANDS  # 22 commands, names unchanged
     through_api = {path: api_calls(cmd.callback) for path, cmd in leaves.items()}
     not_one = {path: calls for path, calls in through_api.items() if len(calls) != 1}
     assert not_one == {}
     for path, (name,) in through_api.items():
         assert name in api.__all__ and callable(getattr(api, name)), path
         assert inspect.getdoc(getattr(api, name)), f"api.{name} has no docstring"
-    assert len(through_api) == len(LEAF_COMMANDS) == 21
+    assert len(through_api) == len(LEAF_COMMANDS) == 22
 
 
 def test_every_public_api_function_says_what_it_promises():

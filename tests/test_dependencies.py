@@ -13,7 +13,9 @@ from conftest import REPO
 
 OWN = {"dlsuite", "dlsuite_plugins", "__future__"}
 # import name -> distribution names that provide it (alternatives, e.g. the GPU build)
-ALTERNATIVES = {"tensorflow": {"tensorflow", "tensorflow-cpu"}}
+ALTERNATIVES = {"tensorflow": {"tensorflow", "tensorflow-cpu"},
+                # a namespace package: the export extra's bioimageio.spec (and .core)
+                "bioimageio": {"bioimageio.spec", "bioimageio.core"}}
 
 
 def _normalize(dist: str) -> str:

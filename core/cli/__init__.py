@@ -51,6 +51,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("dlsuite.cli.compare", "test"),
     ("dlsuite.cli.compare", "compare"),
     ("dlsuite.cli.compare", "sweep"),
+    ("dlsuite.cli.export", "export"),
 ]
 
 

@@ -27,8 +27,9 @@ def _default(value: Any) -> Any:
         value = value.factory()
     if isinstance(value, Choice):
         return {"name": value.name}
-    if isinstance(value, list):
-        return [_default(v) for v in value]
+    if isinstance(value, list):  # items that are plain objects (not plugin choices) as dicts
+        return [attrs.asdict(v) if attrs.has(type(v)) and not isinstance(v, Choice)
+                else _default(v) for v in value]
     if isinstance(value, tuple):
         return list(value)
     if attrs.has(type(value)):

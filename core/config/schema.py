@@ -236,6 +236,39 @@ class GapFillConfig:
 
 
 @attrs.frozen
+class ExportAuthor:
+    name: str = param("dlsuite user", help="author's name", validator=non_empty())
+    affiliation: Optional[str] = param(None, help="institution")
+    email: Optional[str] = param(None, help="e-mail address")
+    orcid: Optional[str] = param(None, help="ORCID iD, e.g. 0000-0002-1825-0097")
+    github_user: Optional[str] = param(None, help="GitHub user name")
+
+
+@attrs.frozen
+class ExportCitation:
+    text: str = param(help="free-text reference", validator=non_empty())
+    doi: Optional[str] = param(None, help="DOI (without https://doi.org/)")
+    url: Optional[str] = param(None, help="URL, when there is no DOI")
+
+
+@attrs.frozen
+class ExportConfig:
+    authors: list[ExportAuthor] = param([ExportAuthor()],
+                                        help="authors of the exported model (bioimageio)")
+    license: str = param("CC-BY-4.0", help="SPDX licence id of the exported model (bioimageio)",
+                         validator=non_empty())
+    cite: list[ExportCitation] = param(
+        [ExportCitation("Ronneberger, Fischer and Brox: U-Net: Convolutional Networks for "
+                        "Biomedical Image Segmentation (MICCAI 2015)",
+                        doi="10.1007/978-3-319-24574-4_28")],
+        help="citations of the exported model (bioimageio)")
+    tags: list[str] = param(["segmentation", "2d", "dlsuite"],
+                            help="keywords of the exported model (bioimageio)")
+    description: Optional[str] = param(None, help="one-line description of the exported "
+                                                  "model; null: architecture and classes")
+
+
+@attrs.frozen
 class TrackingConfig:
     enabled: bool = param(True, help="link instances over time and write res_track.txt")
     max_distance: float = param(30.0, help="largest centroid displacement linked (pixels)",
@@ -306,3 +339,4 @@ class Config:
     tracking: TrackingConfig = param(TrackingConfig(), help="tracking and CTC export")
     evaluation: EvaluationConfig = param(EvaluationConfig(), help="evaluation")
     wandb: WandbConfig = param(WandbConfig(), help="Weights & Biases logging")
+    export: ExportConfig = param(ExportConfig(), help="who made the model, for `dlsuite export`")

@@ -1,0 +1,244 @@
+"""``dlsuite export``: a trained run's model in a form other tools open without dlsuite.
+
+Formats (:data:`FORMATS`): ``keras`` (a ``.keras`` file of plain Keras layers,
+:mod:`dlsuite.export.plain_keras`), ``savedmodel`` (a TensorFlow SavedModel whose ``serve``
+signature takes any height and width that are multiples of the size multiple), ``onnx``
+(through Keras' own ``model.export(format="onnx")``; needs the ``export`` extra). Every
+format carries the model as trained: input normalized as the run normalized it, output
+logits (softmax over the last axis gives the probabilities ``dlsuite predict`` writes).
+
+The output path must not exist: export never replaces a file. The default,
+``RUN_DIR/export/<run name>.<suffix>``, is recorded in the run's marker (so ``--overwrite``
+of the run removes it). Everything is written beside the target, then renamed into place.
+TensorFlow is imported only when a model is exported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+
+from dlsuite.errors import DlsuiteInputError
+
+__all__ = ["FORMATS", "ExportFormat", "ExportJob", "ExportResult", "export_run",
+           "write_savedmodel"]
+
+
+@attrs.frozen
+class ExportFormat:
+    """One export format: the default name's suffix, the writer ``(model, path, job=None)``
+    (``job`` an :class:`ExportJob`, needed by ``bioimageio`` only) and the
+    Python modules it needs (checked before any work, with the extra that installs them)."""
+
+    suffix: str
+    write: Callable[..., None]
+    needs: tuple[str, ...] = ()
+    plain_keras: bool = False
+    help: str = ""
+
+
+@attrs.frozen
+class ExportJob:
+    """The run behind an export: its config, root, checkpoint, geometry and registry."""
+
+    config: Any
+    root: Path
+    checkpoint: Path
+    geometry: dict
+    registry: Any
+
+
+def _write_keras(model, path: Path, job: ExportJob | None = None) -> None:
+    model.save(path)
+
+
+def write_savedmodel(model, path: Path, job: ExportJob | None = None) -> None:
+    """A SavedModel of ``model`` whose ``serve`` endpoint (also the signature) maps the image
+    batch to a dict ``{output name: logits}``, a dict also when called as a function (what
+    ``keras.layers.TFSMLayer`` users and bioimage.io's TensorFlow runner expect)."""
+    import keras
+    import tensorflow as tf
+
+    names = list(model.output_names)
+    specs = [tf.TensorSpec(tuple(t.shape), tf.float32, name=f"input_{i}")
+             for i, t in enumerate(model.inputs)]
+
+    def serve(*inputs):
+        out = model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
+        return dict(zip(names, out if isinstance(out, (list, tuple)) else [out]))
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name="serve", fn=serve, input_signature=specs)
+    archive.write_out(str(path), verbose=False)
+
+
+def _write_onnx(model, path: Path, job: ExportJob | None = None) -> None:
+    import tensorflow as tf
+
+    # named specs: the ONNX inputs are "input" (or "input_0", ...) rather than "args_0"
+    names = ["input"] if len(model.inputs) == 1 else [f"input_{i}" for i in
+                                                      range(len(model.inputs))]
+    specs = [tf.TensorSpec(tuple(t.shape), tf.float32, name=n)
+             for n, t in zip(names, model.inputs)]
+    model.export(str(path), format="onnx", input_signature=specs, verbose=False)
+
+
+def _write_bioimageio(model, path: Path, job: ExportJob) -> None:
+    from dlsuite.data.pipeline import make_normalizer
+    from dlsuite.models import halo_pixels, used_halo
+
+    from .bioimageio import BioimageioInfo, write_bioimageio
+
+    geo, config = job.geometry, job.config
+    if geo["temporal"]:
+        raise DlsuiteInputError(f"bioimageio export: architecture {config.model.name!r} is "
+                                "temporal; only 2D models are packaged")
+    rf = geo["receptive_field"]
+    if config.inference.halo == "auto" and rf is None:
+        from dlsuite.receptive_field import measured_receptive_field
+
+        entry = job.registry.resolve("architectures", config.model.name)
+        rf = measured_receptive_field(entry, config.model.params,
+                                      n_classes=geo["n_classes"]).receptive_field
+    halo = used_halo(halo_pixels(config.inference.halo, rf), geo["size_multiple"])
+    write_bioimageio(model, config, run_root=job.root, checkpoint=job.checkpoint, halo=halo,
+                     size_multiple=geo["size_multiple"],
+                     normalize=make_normalizer(config, job.registry), out=path,
+                     info=BioimageioInfo.from_config(config))
+
+
+#: The formats of ``dlsuite export --format``.
+FORMATS: dict[str, ExportFormat] = {
+    "keras": ExportFormat(".keras", _write_keras, plain_keras=True,
+                          help="a .keras file of plain Keras layers"),
+    "savedmodel": ExportFormat("_savedmodel", write_savedmodel,
+                               help="a TensorFlow SavedModel folder, signature 'serve'"),
+    "onnx": ExportFormat(".onnx", _write_onnx, needs=("tf2onnx", "onnx"),
+                         help="an ONNX file (Keras' exporter through tf2onnx)"),
+    "bioimageio": ExportFormat(".bioimageio.zip", _write_bioimageio,
+                               needs=("bioimageio.spec",), plain_keras=True,
+                               help="a bioimage.io model package (spec 0.5), 2D models"),
+}
+
+
+@attrs.frozen
+class ExportResult:
+    """What :func:`export_run` wrote: ``path``, ``format``, the ``checkpoint`` it came from,
+    the ``architecture``, ``input_shape`` (None: any size; height and width must then be
+    multiples of ``size_multiple``), ``outputs`` (name -> shape), ``normalization`` (the
+    run's normalizer and its parameters, to apply before the model) and ``notes``."""
+
+    path: Path
+    format: str
+    checkpoint: Path
+    architecture: str
+    input_shape: tuple
+    outputs: dict
+    size_multiple: int
+    normalization: dict
+    notes: tuple = ()
+
+
+def _default_out(root: Path, name: str, fmt: ExportFormat) -> Path:
+    return root / "export" / f"{name}{fmt.suffix}"
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() or out.is_symlink():
+        raise DlsuiteInputError(f"{out}: already exists; export never replaces a file, "
+                                "choose another path with -o or remove it first")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise DlsuiteInputError(f"{out.parent}: exists and is not a folder")
+
+
+def _find(module: str):
+    try:
+        return importlib.util.find_spec(module)
+    except ModuleNotFoundError:  # the parent package of a dotted name is missing
+        return None
+
+
+def _check_needs(name: str, fmt: ExportFormat) -> None:
+    missing = [m for m in fmt.needs if _find(m) is None]
+    if missing:
+        raise DlsuiteInputError(f"export format {name!r} needs {', '.join(missing)}: "
+                                "pip install 'dlsuite[export]'")
+
+
+def _normalization(config) -> dict:
+    from dlsuite.fileio import to_jsonable
+
+    choice = config.datagen.normalization
+    return {"name": choice.name, "params": to_jsonable(attrs.asdict(choice.params))
+            if attrs.has(type(choice.params)) else {}}
+
+
+def _write_atomic(write: Callable[..., None], model, out: Path, job: ExportJob) -> None:
+    """``write`` into a temporary name beside ``out``, then rename it to ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        target = tmp / out.name
+        write(model, target, job)
+        os.replace(target, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | None = None, *,
+               weights: str | None = None, registry=None) -> ExportResult:
+    """Export the model of the trained run ``run_dir`` in format ``fmt`` (a key of
+    :data:`FORMATS`) to ``out`` (default ``RUN_DIR/export/<run name><suffix>``), from the
+    checkpoint ``weights`` names (``best``/``last``/a path; default the run's
+    ``inference.weights``). DlsuiteInputError before anything is written for an unknown
+    format, a missing run or checkpoint, an existing ``out``, a missing optional package, or
+    a model that cannot be plain Keras (custom layers without a converter)."""
+    from dlsuite.inference.checkpoint import choose_checkpoint, load_checkpoint
+    from dlsuite.models import model_geometry
+    from dlsuite.ownership import OwnedFolder
+    from dlsuite.registry import get_registry
+    from dlsuite.rundir import RunDir, load_run_config
+
+    if fmt not in FORMATS:
+        raise DlsuiteInputError(f"unknown export format {fmt!r}; choose one of "
+                                f"{', '.join(FORMATS)}")
+    spec = FORMATS[fmt]
+    root = Path(run_dir).expanduser()
+    if not root.is_dir():
+        raise DlsuiteInputError(f"{root}: run directory not found")
+    registry = registry or get_registry()
+    config = load_run_config(root, registry).config
+    run = RunDir(root.resolve())
+    checkpoint = choose_checkpoint(run, weights or config.inference.weights)
+    default = out is None
+    out = _default_out(run.root, config.name, spec) if default else Path(out).expanduser()
+    _check_out(out)
+    _check_needs(fmt, spec)
+    geo = model_geometry(config, registry)
+
+    model = load_checkpoint(checkpoint, config, registry)
+    notes = []
+    if spec.plain_keras:
+        from .plain_keras import custom_layers, to_plain_keras
+
+        replaced = custom_layers(model)
+        model = to_plain_keras(model)
+        if replaced:
+            notes.append(f"rebuilt as plain Keras layers: {', '.join(replaced)}")
+    if default and OwnedFolder(run.root, "run").read() is not None:
+        OwnedFolder(run.root, "run").record(["export"])  # before writing it
+    job = ExportJob(config, run.root, checkpoint, geo, registry)
+    _write_atomic(spec.write, model, out, job)
+    return ExportResult(
+        path=out, format=fmt, checkpoint=checkpoint, architecture=config.model.name,
+        input_shape=tuple(model.inputs[0].shape),
+        outputs={name: tuple(t.shape) for name, t in zip(model.output_names, model.outputs)},
+        size_multiple=int(geo["size_multiple"]), normalization=_normalization(config),
+        notes=tuple(notes))

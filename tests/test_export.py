@@ -1,0 +1,354 @@
+"""``dlsuite export`` / ``dlsuite.api.export`` (issue 16): a trained run's model leaves dlsuite.
+
+A tiny U-Net trained for one epoch is exported; the ``.keras`` file is loaded in a subprocess
+where importing ``dlsuite`` or ``dlsuite_plugins`` raises ImportError; the SavedModel's
+``serve`` signature runs at two sizes; the ONNX file runs in ONNX Runtime on a real image.
+Every built-in architecture (tiny) goes through plain Keras + SavedModel (+ ONNX).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA, run_cli
+from dlsuite.errors import DlsuiteInputError
+
+TINY_RUN = {"model": {"name": "unet", "n_filters": 4, "pools": 2},
+            "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 2},
+            "train": {"epochs": 1}, "wandb": {"mode": "disabled"}, "seed": 0,
+            "export": {"authors": [{"name": "A. Researcher", "affiliation": "Cell Lab"}],
+                       "license": "MIT"}}
+REAL_IMAGE = SHARED_DATA / "usiigaci_t98g_phc" / "annotated" / "set1" / "raw.tif"
+HAS_ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime"))
+HAS_BIOIMAGEIO = all(importlib.util.find_spec(m) for m in ("bioimageio",)) and all(
+    importlib.util.find_spec(m) for m in ("bioimageio.spec", "bioimageio.core"))
+
+# a subprocess in which dlsuite and its plugins cannot be imported: loads every .keras file
+# given and saves its outputs on the matching input (.npy) beside it
+PLAIN_LOADER = textwrap.dedent("""
+    import sys, importlib.abc
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("dlsuite", "dlsuite_plugins"):
+                raise ImportError(f"blocked: {name}")
+            return None
+
+    sys.meta_path.insert(0, Block())
+    import numpy as np, keras
+    for path in sys.argv[1:]:
+        model = keras.models.load_model(path, compile=False)
+        out = model.predict(np.load(path + ".in.npy"), verbose=0)
+        outs = out if isinstance(out, list) else [out]
+        np.savez(path + ".out.npz", *outs)
+    try:
+        import dlsuite
+    except ImportError as exc:
+        print("dlsuite", exc)
+""")
+
+
+def load_plain(*paths: Path) -> list[list[np.ndarray]]:
+    """Outputs of each ``.keras`` file (on ``<path>.in.npy``) computed in a subprocess
+    without dlsuite."""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    proc = subprocess.run([sys.executable, "-c", PLAIN_LOADER, *map(str, paths)],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "blocked: dlsuite" in proc.stdout
+    result = []
+    for path in paths:
+        with np.load(str(path) + ".out.npz") as npz:
+            result.append([npz[k] for k in sorted(npz.files, key=lambda k: int(k.split("_")[1]))])
+    return result
+
+
+def _outputs(model, x) -> list[np.ndarray]:
+    out = model.predict(x, verbose=0)
+    return [np.asarray(o) for o in (out if isinstance(out, list) else [out])]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A unet run trained for one epoch of two steps on generated 64 x 64 videos (larger than
+    the bioimage.io package's minimum input, twice the halo)."""
+    from dlsuite import api
+    from dlsuite.data.example import write_example_videos
+
+    root = tmp_path_factory.mktemp("export-run")
+    data = write_example_videos(root / "data", n_videos=2, frames=4, size=64, seed=0)["videos"]
+    cfg = {**TINY_RUN, "name": "tiny", "output_dir": str(root / "run"),
+           "data": {"train": str(data), "val": str(data)}}
+    return Path(api.train(cfg, quiet=True).run_dir)
+
+
+def _run_model(run_dir: Path):
+    from dlsuite.inference.checkpoint import choose_checkpoint, load_checkpoint
+    from dlsuite.rundir import RunDir, load_run_config
+
+    cfg = load_run_config(run_dir).config
+    return load_checkpoint(choose_checkpoint(RunDir(run_dir), "best"), cfg)
+
+
+def _image(seed: int, h: int, w: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(1, h, w, 1)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# the run's export
+
+
+@pytest.mark.slow
+def test_keras_export_loads_without_dlsuite_and_gives_the_same_logits(run, tmp_path):
+    from dlsuite import api
+
+    result = api.export(run, "keras")
+    assert result.path == run.resolve() / "export" / "tiny.keras" and result.path.is_file()
+    assert result.size_multiple == 4 and result.input_shape == (None, None, None, 1)
+    assert result.normalization["name"] == "percentile"
+    marker = json.loads((run / ".dlsuite-run").read_text())
+    assert "export" in marker["written"]  # --overwrite of the run removes it
+    x = _image(1, 48, 64)
+    np.save(str(result.path) + ".in.npy", x)
+    (plain,) = load_plain(result.path)
+    expected = _outputs(_run_model(run), x)
+    assert plain[0].shape == (1, 48, 64, 2)
+    assert np.max(np.abs(plain[0] - expected[0])) <= 1e-5
+
+
+@pytest.mark.slow
+def test_savedmodel_serves_any_multiple_of_the_size_multiple(run, tmp_path):
+    import tensorflow as tf
+
+    from dlsuite import api
+
+    out = tmp_path / "sm"
+    result = api.export(run, "savedmodel", out, weights="last")
+    assert result.checkpoint.name == "last.keras"
+    loaded = tf.saved_model.load(str(out))
+    serve = loaded.signatures["serve"]
+    model = _run_model(run)
+    for h, w in ((32, 32), (48, 80)):
+        x = _image(h, h, w)
+        got = list(serve(tf.constant(x)).values())[0].numpy()
+        assert got.shape == (1, h, w, 2)
+        assert np.max(np.abs(got - _outputs(model, x)[0])) <= 1e-5
+
+
+def _real_input(run_dir: Path) -> np.ndarray:
+    """The real usiigaci image, cropped to a multiple of 4 (128 x 192 px), normalized by the
+    run's normalizer: ``(1, H, W, 1)``."""
+    import tifffile
+
+    from dlsuite.data.pipeline import make_normalizer
+    from dlsuite.registry import get_registry
+    from dlsuite.rundir import load_run_config
+
+    image = tifffile.imread(REAL_IMAGE)
+    image = image if image.ndim == 2 else image[0]
+    crop = image[:128, :192]
+    cfg = load_run_config(run_dir).config
+    norm = make_normalizer(cfg, get_registry())(crop[np.newaxis])[0]
+    return norm[np.newaxis, ..., np.newaxis].astype(np.float32)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_ONNX, reason="tf2onnx/onnx/onnxruntime not installed "
+                                         "(pip install 'dlsuite[export]')")
+@pytest.mark.skipif(not REAL_IMAGE.is_file(), reason=f"real image {REAL_IMAGE} is absent")
+def test_onnx_export_equals_keras_on_a_real_image(run, tmp_path):
+    import onnxruntime as ort
+
+    proc = run_cli("export", str(run), "--format", "onnx", "-o", str(tmp_path / "m.onnx"))
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote" in proc.stdout
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = _real_input(run)
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    got = session.run(None, {"input": x})[0]
+    expected = _outputs(_run_model(run), x)[0]
+    assert got.shape == expected.shape == (1, 128, 192, 2)
+    assert np.max(np.abs(got - expected)) <= 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_BIOIMAGEIO, reason="bioimageio.spec/bioimageio.core not installed "
+                                               "(pip install 'dlsuite[export]')")
+def test_bioimageio_package_passes_bioimageio_core_model_test(run, tmp_path, monkeypatch):
+    import zipfile
+
+    import yaml
+    from bioimageio.core import test_model
+
+    from dlsuite import api
+
+    out = tmp_path / "tiny.bioimageio.zip"
+    result = api.export(run, "bioimageio", out)
+    assert result.path == out
+    with zipfile.ZipFile(out) as zf:
+        names = set(zf.namelist())
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+    assert {"rdf.yaml", "model.keras", "tf_saved_model.zip", "test_input.npy",
+            "test_output.npy", "cover.png", "README.md"} <= names
+    assert rdf["format_version"].startswith("0.5")
+    (inp,), (outp,) = rdf["inputs"], rdf["outputs"]
+    assert [a["type"] for a in inp["axes"]] == ["batch", "space", "space", "channel"]
+    assert inp["axes"][1]["size"] == {"min": 52, "step": 4}  # > 2 x halo 24, step 4
+    scale = next(p for p in inp["preprocessing"] if p["id"] == "scale_range")["kwargs"]
+    assert (scale["min_percentile"], scale["max_percentile"]) == (0.1, 99.1)  # the run's
+    assert any(p["id"] == "clip" for p in inp["preprocessing"])
+    assert [p["id"] for p in outp["postprocessing"]][0] == "softmax"  # then ensure_dtype
+    assert outp["axes"][1]["halo"] == 24
+    assert set(rdf["weights"]) == {"keras_v3", "tensorflow_saved_model_bundle"}
+    # who made it: the config's export section; citations: its default
+    assert rdf["authors"] == [{"name": "A. Researcher", "affiliation": "Cell Lab"}]
+    assert rdf["license"] == "MIT" and "U-Net" in rdf["cite"][0]["text"]
+    monkeypatch.chdir(tmp_path)  # bioimageio.core unzips the SavedModel into the cwd
+    # bioimageio.core sets os.environ["KERAS_BACKEND"] (default "torch") when it runs Keras
+    # weights: keep TensorFlow, and let monkeypatch restore the environment afterwards
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    summary = test_model(out)
+    failed = [(d.name, [e.msg for e in d.errors]) for d in summary.details
+              if d.status == "failed"]
+    assert summary.status == "passed", failed
+    names = " ".join(d.name for d in summary.details)
+    assert "keras_v3" in names and "tensorflow_saved_model_bundle" in names
+
+
+# --------------------------------------------------------------------------------------------
+# bad input: exit 2, nothing written or replaced
+
+
+@pytest.mark.slow
+def test_existing_output_is_refused_and_left_alone(run, tmp_path):
+    mine = tmp_path / "mine.keras"
+    mine.write_text("not dlsuite's")
+    proc = run_cli("export", str(run), "--format", "keras", "-o", str(mine))
+    assert proc.returncode == 2
+    assert "already exists" in proc.stderr and str(mine) in proc.stderr
+    assert mine.read_text() == "not dlsuite's"
+
+
+def test_bad_run_format_and_checkpoint(tmp_path):
+    from dlsuite import api
+
+    with pytest.raises(DlsuiteInputError, match="run directory not found"):
+        api.export(tmp_path / "nope", "keras")
+    with pytest.raises(DlsuiteInputError, match="unknown export format 'tflite'"):
+        api.export(tmp_path, "tflite")
+    proc = run_cli("export", str(tmp_path / "nope"), "--format", "keras")
+    assert proc.returncode == 2 and "run directory not found" in proc.stderr
+    proc = run_cli("export", str(tmp_path), "--format", "pt")
+    assert proc.returncode == 2 and "'pt' is not one of" in proc.stderr
+
+
+def test_cli_format_choices_are_the_export_formats():
+    from dlsuite.cli.export import FORMAT_NAMES  # the CLI module must not import the core
+    from dlsuite.export import FORMATS
+
+    assert tuple(FORMATS) == FORMAT_NAMES
+
+
+# --------------------------------------------------------------------------------------------
+# every built-in architecture (tiny)
+
+ARCH_TINY = {
+    "unet": {"n_filters": 4, "pools": 2},
+    "categorical_unet": {"n_filters": 4, "pools": 2},
+    "categorical_unet_transpose": {"n_filters": 4, "pools": 2},
+    "categorical_unet_fc": {"n_filters": 4, "pools": 2},
+    "categorical_unet_fc_dil": {"n_filters": 4, "pools": 2},
+    "mobilenet_mobileunet": {"n_filters": 4, "pools": 2, "alpha": 0.35},
+    "mobilenet_mobileunet_lstm": {"n_filters": 4, "pools": 2, "alpha": 0.35, "time_windows": 3},
+    "unet_lstm mean": {"n_filters": 4, "pools": 2, "time_windows": 3, "time_reduction": "mean"},
+    "unet_lstm last": {"n_filters": 4, "pools": 2, "time_windows": 3, "time_reduction": "last"},
+}
+
+
+def _tiny_model(name: str):
+    """The architecture ``name`` (a key of ARCH_TINY) built tiny: 2D models with open
+    height and width, temporal ones at 32 x 32 with T = 3; and an input for it."""
+    from dlsuite.registry import get_registry
+
+    entry = get_registry().resolve("architectures", name.split()[0])
+    params = entry.spec.params(**ARCH_TINY[name])
+    shape = (3, 32, 32, 1) if entry.spec.temporal else (None, None, 1)
+    model = entry.load()(params, n_classes=3, input_shape=shape)
+    lead = (2, 3) if entry.spec.temporal else (2,)
+    x = np.random.default_rng(0).normal(size=(*lead, 32, 32, 1)).astype(np.float32)
+    return model, x
+
+
+def test_architecture_table_covers_the_builtins():
+    from dlsuite.registry import get_registry
+
+    builtin = {e.name for e in get_registry().entries("architectures")
+               if e.builtin}
+    assert builtin <= {name.split()[0] for name in ARCH_TINY}
+
+
+@pytest.mark.slow
+def test_every_builtin_architecture_exports_to_plain_keras_and_savedmodel(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from dlsuite.export import FORMATS
+    from dlsuite.export.plain_keras import custom_layers, to_plain_keras
+
+    expected, files, customs = {}, [], {}
+    for name in ARCH_TINY:
+        model, x = _tiny_model(name)
+        customs[name] = custom_layers(model)
+        plain = to_plain_keras(model)
+        assert custom_layers(plain) == []
+        stem = name.replace(" ", "_")
+        path = tmp_path / f"{stem}.keras"
+        FORMATS["keras"].write(plain, path)
+        np.save(str(path) + ".in.npy", x)
+        files.append(path)
+        expected[name] = _outputs(model, x)
+        sm = tmp_path / f"{stem}_sm"
+        FORMATS["savedmodel"].write(model, sm)
+        got = list(tf.saved_model.load(str(sm)).signatures["serve"](tf.constant(x)).values())
+        assert np.max(np.abs(got[0].numpy() - expected[name][0])) <= 1e-5, name
+        keras.backend.clear_session()
+    # the custom layer of unet_lstm is really there and really replaced
+    assert any("TemporalReduce" in c for c in customs["unet_lstm mean"])
+    assert any("TemporalReduce" in c for c in customs["unet_lstm last"])
+    assert customs["unet"] == []
+    for name, plain in zip(ARCH_TINY, load_plain(*files)):
+        for got, want in zip(plain, expected[name]):
+            assert got.shape == want.shape, name
+            assert np.max(np.abs(got - want)) <= 1e-5, name
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_ONNX, reason="tf2onnx/onnx/onnxruntime not installed "
+                                         "(pip install 'dlsuite[export]')")
+def test_every_builtin_architecture_exports_to_onnx(tmp_path):
+    import keras
+    import onnxruntime as ort
+
+    from dlsuite.export import FORMATS
+
+    failures = {}
+    for name in ARCH_TINY:
+        model, x = _tiny_model(name)
+        path = tmp_path / f"{name.replace(' ', '_')}.onnx"
+        FORMATS["onnx"].write(model, path)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: x})
+        diff = float(np.max(np.abs(got[0] - _outputs(model, x)[0])))
+        if diff > 1e-4:
+            failures[name] = diff
+        keras.backend.clear_session()
+    assert failures == {}
