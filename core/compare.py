@@ -23,6 +23,7 @@ from typing import Any, Iterable
 import attrs
 
 from .errors import DlsuiteInputError
+from .rundir import flatten_keys
 from .rundir import RunDir, read_json
 
 __all__ = ["RunSummary", "Comparison", "find_runs", "read_run", "compare_runs",
@@ -77,15 +78,6 @@ class Comparison:
                         for r in self.runs},
             "sort_by": self.sort_by,
         }
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: value}
 
 
 def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -153,7 +145,7 @@ def read_run(path: str | os.PathLike, name: str | None = None) -> RunSummary:
         final = history[-1].get(monitor) if history else (train.get("last") or {}).get(monitor)
         values[f"{monitor}/final"] = _number(final)
     values.update(_test_metrics(run, metrics))
-    return RunSummary(name or run.root.name, run.root, _flatten(data["config"]),
+    return RunSummary(name or run.root.name, run.root, flatten_keys(data["config"]),
                       dict(data.get("overrides") or {}), values, history, monitor, mode)
 
 

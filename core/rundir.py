@@ -34,7 +34,7 @@ import attrs
 from .errors import DlsuiteInputError
 from .fileio import to_jsonable, write_json_atomic
 
-__all__ = ["RunDir", "prepare_run_dir", "read_json", "load_run_config", "package_versions",
+__all__ = ["RunDir", "prepare_run_dir", "flatten_keys", "read_json", "load_run_config", "package_versions",
            "write_run_config", "config_changes", "describe_changes", "resume_changes",
            "RUN_ENTRIES", "FIXED_ON_RESUME", "KEPT_ON_RESUME"]
 
@@ -139,11 +139,13 @@ def _under(key: str, prefixes: tuple[str, ...]) -> bool:
     return any(key == p or key.startswith(p + ".") for p in prefixes)
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten_keys(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": leaf}`` for nested dicts (a non-empty dict's keys joined with dots; lists
+    and empty dicts are leaves)."""
     if isinstance(value, dict) and value:
         out: dict[str, Any] = {}
         for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+            out.update(flatten_keys(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     return {prefix: value}
 
@@ -152,8 +154,8 @@ def config_changes(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
     """``{dotted key: (old value, new value)}`` for every key whose value differs between two
     unstructured configs (lists compare as a whole; a missing key is None; when a plugin
     choice's ``name`` changed, only that key is listed, not the parameters)."""
-    a = _flatten(json.loads(json.dumps(to_jsonable(old))))
-    b = _flatten(json.loads(json.dumps(to_jsonable(new))))
+    a = flatten_keys(json.loads(json.dumps(to_jsonable(old))))
+    b = flatten_keys(json.loads(json.dumps(to_jsonable(new))))
     changed = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
                if a.get(k) != b.get(k) and not _under(k, _NOT_COMPARED)}
     # another plugin chosen (``X.name``): its parameters are not changes of the old ones
