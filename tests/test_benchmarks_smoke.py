@@ -106,6 +106,7 @@ def test_instance_scorer_agrees_with_stardist_matching():
 
 
 @pytest.mark.slow
+@pytest.mark.benchmark
 @needs_usiigaci
 def test_instances_benchmark_tiny_budget_prints_the_table(tmp_path):
     """The side-by-side benchmark on 4 + 4 cropped images with a tiny budget: exit 0, one row
@@ -137,6 +138,7 @@ def test_instances_benchmark_tiny_budget_prints_the_table(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.benchmark
 @pytest.mark.skipif(not (USIIGACI / "video_T98G_sample_tracked").is_dir(),
                     reason=f"real data {USIIGACI} not present")
 def test_video_benchmark_tiny_budget_reports_seg_det_tra(tmp_path):
