@@ -12,6 +12,7 @@ from .specs import (
     HeadSpec,
     LossSpec,
     MetricSpec,
+    Needs,
     NoParams,
     NormalizerSpec,
     PostprocessorSpec,
@@ -43,4 +44,5 @@ __all__ = [
     "PluginError",
     "HeadSpec",
     "Tunable",
+    "Needs",
 ]

@@ -1,7 +1,8 @@
 """``dlsuite compare RUN_DIR... | SWEEP_DIR``: finished runs side by side, without a server.
 
-Each run is read from its own files: ``config.json`` (the resolved config and the ``--set``
-overrides), ``metrics.json`` (training: monitor, best, epochs; test metrics of ``dlsuite
+Each run is read from its own files: ``config.json`` (the resolved config, the ``--set``
+overrides and the plugin provenance, compared as keys ``provenance.<choice>.version`` etc., so
+a plugin of another distribution or version shows among the differing keys), ``metrics.json`` (training: monitor, best, epochs; test metrics of ``dlsuite
 run``), ``test/<weights>/metrics.json`` (``dlsuite test``) and ``history.csv`` (the curves).
 :func:`compare_runs` returns the config keys whose values differ between the runs, and per
 run the metrics: ``<monitor>/best`` and ``<monitor>/final`` (the validation monitor at its best
@@ -40,7 +41,7 @@ class RunSummary:
 
     name: str
     path: Path
-    config: dict      # flattened resolved config {dotted key: value}
+    config: dict      # flattened resolved config {dotted key: value} + provenance.* keys
     overrides: dict   # the --set overrides recorded in config.json
     metrics: dict     # {metric name: number or None}
     history: list     # history.csv rows (numbers)
@@ -145,7 +146,10 @@ def read_run(path: str | os.PathLike, name: str | None = None) -> RunSummary:
         final = history[-1].get(monitor) if history else (train.get("last") or {}).get(monitor)
         values[f"{monitor}/final"] = _number(final)
     values.update(_test_metrics(run, metrics))
-    return RunSummary(name or run.root.name, run.root, flatten_keys(data["config"]),
+    config = flatten_keys(data["config"])
+    if isinstance(data.get("provenance"), dict):  # which plugin version made the run
+        config.update(flatten_keys({"provenance": data["provenance"]}))
+    return RunSummary(name or run.root.name, run.root, config,
                       dict(data.get("overrides") or {}), values, history, monitor, mode)
 
 

@@ -234,11 +234,12 @@ def evaluate_step(ctx: RunContext, preds: Predictions, export: Export) -> Evalua
 
 def report_step(ctx: RunContext, trained: TrainOutput, preds: Predictions,
                 evaluation: Evaluation) -> dict:
-    """metrics.json (train + test + notes), report pictures, W&B test summary and images."""
+    """metrics.json (train + test + plugin provenance + notes), report pictures, W&B test summary and images."""
     from .report import write_report
 
     metrics = {**trained.metrics, "test": evaluation.metrics,
-               "per_sequence": evaluation.per_sequence, "notes": ctx.notes}
+               "per_sequence": evaluation.per_sequence, "provenance": ctx.provenance(),
+               "notes": ctx.notes}
     write_json_atomic(ctx.run.metrics_json, metrics)
     pictures = write_report(ctx.run.report, trained.history, preds.samples,
                             monitor=trained.metrics["train"]["monitor"])

@@ -84,13 +84,21 @@ def _inference_overrides(inference, *, tile_size=FROM_CONFIG, halo=None, batch_s
 def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_size=FROM_CONFIG,
              halo: int | str | None = None, batch_size: int | None = None,
              normalize: bool | Callable = True, time_windows: int | None = None,
-             quiet: bool = True, registry=None) -> Predictor:
+             quiet: bool = True, chain: Any = None, overrides: Any = None,
+             registry=None) -> Predictor:
     """Open the run in ``run_dir`` for prediction: its config with the given inference
     overrides (``tile_size`` None: whole image; ``halo`` int or ``"auto"``; ``weights``
     ``best``/``last``/path), the checkpoint loaded (architecture plugin imported first), the
     run's normalizer (``normalize=False``: none; a callable replaces it), the tiling from the
-    architecture's geometry. DlsuiteInputError naming the path for a missing folder, a folder
-    without ``config.json`` or a missing checkpoint."""
+    architecture's geometry. ``chain`` replaces the run's post-processing chain (a list in
+    the config's ``postprocess`` format or the path of a JSON file holding one) and
+    ``overrides`` (``--set``: ``{path: value}`` or ``KEY=VALUE`` strings under
+    ``postprocess``, ``inference`` or ``tracking``) change the run's config; both are
+    validated like a config (a chain that cannot work on the model's outputs is a
+    ConfigError naming the step) before the model is loaded, and the run's tuned
+    ``postprocess.json`` is not applied to a replaced or changed chain. DlsuiteInputError naming the path for a missing folder, a folder without
+    ``config.json`` or a missing checkpoint."""
+    from .inference.chain_choice import load_predict_config
     from .registry import get_registry
     from .tuning import tuned_chain
 
@@ -98,12 +106,17 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
     if not root.is_dir():
         raise DlsuiteInputError(f"{root}: run directory not found")
     registry = registry or get_registry()
-    loaded = load_run_config(root, registry)
+    if chain is None and not overrides:
+        loaded, chain_changed = load_run_config(root, registry), False
+    else:
+        chosen = load_predict_config(root, registry, chain=chain, overrides=overrides)
+        loaded, chain_changed = chosen.loaded, chosen.chain_changed
     cfg = loaded.config
     cfg = attrs.evolve(cfg, inference=_inference_overrides(
         cfg.inference, tile_size=tile_size, halo=halo, batch_size=batch_size, weights=weights))
-    chain, why = tuned_chain(cfg.postprocess, root, registry)  # the run's postprocess.json
-    cfg = attrs.evolve(cfg, postprocess=chain)
+    if not chain_changed:
+        steps, _ = tuned_chain(cfg.postprocess, root, registry)  # the run's postprocess.json
+        cfg = attrs.evolve(cfg, postprocess=steps)
     ctx = RunContext(attrs.evolve(loaded, config=cfg), registry, RunDir(root.resolve()),
                      quiet=quiet)
     return open_predictor(ctx, normalize=normalize, time_windows=time_windows)
@@ -331,9 +344,9 @@ def _count_objects(labels: np.ndarray) -> int:
 def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
                    out_dir: str | os.PathLike | None = None, *, weights: str | None = None,
                    tile_size=FROM_CONFIG, halo: int | str | None = None,
-                   batch_size: int | None = None, postprocess: bool = True, ctc: bool = False,
+                   batch_size: int | None = None, postprocess: Any = True, ctc: bool = False,
                    as_video: bool = False, overwrite: bool = False, quiet: bool = False,
-                   registry=None) -> PredictSummary:
+                   overrides: Any = None, registry=None) -> PredictSummary:
     """Predict every input of ``input_path`` (see :func:`list_inputs`) with the run in
     ``run_dir`` and write, under ``out_dir`` (default :func:`default_output_dir`):
     ``probabilities/<name>.tif`` (float32, class axis first: ``CYX`` / ``TCYX``),
@@ -346,6 +359,14 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     ``as_video``: the 2D images directly in the folder ``input_path`` are the frames of one
     video (natural name order), e.g. a time-lapse exported as one file per frame.
 
+    ``postprocess``: True (the run's chain, with its tuned ``postprocess.json``), False (no
+    labels), or another chain to try without retraining: a list in the config's
+    ``postprocess`` format or the path of a JSON file holding one (``--postprocess
+    CHAIN.json``). ``overrides``: ``--set`` overrides (``{path: value}`` or ``KEY=VALUE``
+    strings) of the run's ``postprocess``, ``inference`` or ``tracking`` keys. Either is
+    validated like a config before anything is written: a chain that cannot work on the
+    run's model outputs is a ConfigError naming the step and the kind it got.
+
     ``out_dir`` carries the marker ``.dlsuite-predict`` listing what was written
     (:mod:`dlsuite.ownership`). An ``out_dir`` that is, or lies inside, or holds the input
     is refused; so is a non-empty ``out_dir`` without the marker (also with ``overwrite``) or
@@ -356,7 +377,10 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     """
     from .data.checks import check_inputs
     from .inference import build_postprocess, write_predictions
+    from .inference.chain_choice import chain_record
 
+    given_chain = None if isinstance(postprocess, bool) else postprocess
+    postprocess = postprocess is not False
     if ctc and not postprocess:
         raise DlsuiteInputError("--ctc needs instance labels: drop --no-postprocess")
     items = list_inputs(input_path, as_video=as_video)
@@ -365,7 +389,8 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     if out_dir is not None:
         _check_apart(Path(out_dir), input_path)
     pred = open_run(run_dir, weights=weights, tile_size=tile_size, halo=halo,
-                    batch_size=batch_size, quiet=True, registry=registry)
+                    batch_size=batch_size, quiet=True, chain=given_chain,
+                    overrides=overrides, registry=registry)
     ctx = pred.ctx
     check_inputs(items, ctx.config.data.nonfinite_pixels)  # pixels: before anything is written
     chain = build_postprocess(ctx.config.postprocess, ctx.registry) if postprocess else None
@@ -404,7 +429,8 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
         "run_dir": str(ctx.run.root), "checkpoint": str(pred.checkpoint),
         "input": str(Path(input_path).expanduser().resolve()), "tiles": attrs.asdict(pred.tiles),
         "postprocess": postprocess, "ctc": ctc, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "inputs": rows, "notes": notes})
+        "chain": chain_record(ctx, given_chain) if postprocess else None,
+        "overrides": dict(ctx.loaded.overrides or {}), "inputs": rows, "notes": notes})
     return PredictSummary(out, rows, pred.checkpoint, ctc_dir, notes)
 
 

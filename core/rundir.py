@@ -2,10 +2,10 @@
 
 Layout (``config.output_dir``)::
 
-    config.json          resolved config + config_hash + package versions
+    config.json          resolved config + config_hash + package versions + plugin provenance
     run.log              log of the run
     history.csv          one row per epoch (all Keras logs + learning_rate)
-    metrics.json         final training and test metrics
+    metrics.json         final training and test metrics + plugin provenance
     checkpoints/         best.keras, last.keras, epoch_NNNN.keras
     checkpoints/resume/  model.weights.h5 + optimizer.npz + state.json (resumable state)
     logs/                TensorBoard
@@ -300,13 +300,15 @@ def package_versions() -> dict[str, str | None]:
 def write_run_config(run: RunDir, loaded: Any, registry: Any, *, seed: int | None,
                      resumed: bool) -> dict:
     """Write ``config.json`` of the run: ``{"config": resolved config, "config_hash",
-    "versions", "seed", "source", "legacy_migrated", "overrides" (``--set``), "created", "resumed",
+    "versions", "provenance" (plugin, distribution and version of every chosen plugin,
+    :func:`dlsuite.provenance.provenance`), "seed", "source", "legacy_migrated", "overrides" (``--set``), "created", "resumed",
     "resume_changes"}``. ``created``, earlier ``resumed`` times and ``resume_changes`` are
     kept from a previous file; a resume with a changed config appends ``{"time",
     "after_epoch", "changes": {key: [old, new]}, "not_applied": [keys the run keeps]}`` to
     ``resume_changes``. Returns what was written."""
     from .config import config_hash
     from .config.converter import unstructure_config
+    from .provenance import provenance
 
     config = loaded.config
     previous = read_json(run.config_json) if run.config_json.is_file() else {}
@@ -315,6 +317,7 @@ def write_run_config(run: RunDir, loaded: Any, registry: Any, *, seed: int | Non
         "config": unstructure_config(config, registry),
         "config_hash": config_hash(config, registry),
         "versions": package_versions(),
+        "provenance": provenance(config, registry),
         "seed": seed,
         "source": loaded.source,
         "legacy_migrated": loaded.is_legacy,

@@ -34,7 +34,9 @@ Factory contracts, per kind (the factory receives the structured ``params`` inst
 * ``AugmentationSpec.factory(params) -> callable(image, target, rng) -> (image, target)``.
 * ``PostprocessorSpec.factory(params) -> callable(array) -> array`` (the chain starts with
   the activated outputs ``(H, W, C)``: the class probabilities, then the other heads' channels
-  in the target's head order, e.g. ``[P(background), P(cell), distance]``).
+  in the target's head order, e.g. ``[P(background), P(cell), distance]``). The spec's
+  ``accepts``/``gives``/``needs`` declare the kinds of arrays (:data:`CHAIN_KINDS`) the step
+  takes and returns, checked against the model's outputs when a config is validated.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ __all__ = [
     "TargetSpec",
     "AugmentationSpec",
     "PostprocessorSpec",
+    "CHAIN_KINDS",
+    "Needs",
     "HeadSpec",
     "Tunable",
     "NoParams",
@@ -245,9 +249,68 @@ class Tunable:
         return tuple(round(v, 10) for v in raw)
 
 
+#: The kinds of arrays a post-processing chain passes from step to step:
+#: ``probabilities`` (float ``(H, W, C)``, the activated model outputs), ``class_map`` (uint8
+#: ``(H, W)`` class ids, e.g. 1 = cell, 2 = contour), ``mask`` (0/1 or bool ``(H, W)``) and
+#: ``labels`` (int32/int64 ``(H, W)`` instance ids). A class map serves where a mask is
+#: accepted (every non-zero class is foreground) and a mask where a class map is (the class
+#: map of classes 0 and 1).
+CHAIN_KINDS = ("probabilities", "class_map", "mask", "labels")
+
+
+@attrs.frozen
+class Needs:
+    """What a post-processing step needs of its input beyond its kind, checked against the
+    model's outputs (the target's heads) when a config is validated.
+
+    ``classes``: class ids that must exist: values of a class map (e.g. the contour class of
+    ``watershed_split``) or class channels of probabilities (a one-channel sigmoid output
+    counts as classes 0 and 1); ``channels``: channel indices of the probabilities (negative
+    from the end) that must exist; ``regression``: the model must have a regression head
+    (e.g. the predicted distance of the ``distance`` target)."""
+
+    classes: tuple[int, ...] = ()
+    channels: tuple[int, ...] = ()
+    regression: bool = False
+
+
+def _kinds(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    kinds = (value,) if isinstance(value, str) else tuple(value)
+    bad = [k for k in kinds if k not in CHAIN_KINDS]
+    if bad:
+        raise ValueError(f"unknown chain kind(s) {bad}; kinds are {', '.join(CHAIN_KINDS)}")
+    return kinds
+
+
+def _gives(instance, attribute, value) -> None:
+    if value is not None and value != "same" and value not in CHAIN_KINDS:
+        raise ValueError(f"gives={value!r}: expected one of {', '.join(CHAIN_KINDS)} or 'same'")
+
+
 @attrs.frozen
 class PostprocessorSpec(PluginSpec):
     """One step of the post-processing chain (probabilities -> mask -> instances).
-    ``tunable`` lists the parameters a validation search may tune (:class:`Tunable`)."""
+    ``tunable`` lists the parameters a validation search may tune (:class:`Tunable`).
+
+    Typed chains: ``accepts`` the kinds of input the step takes (:data:`CHAIN_KINDS`; a
+    string or a tuple), ``gives`` the kind it returns (a kind, or ``"same"``: the kind it was
+    given), ``needs`` a :class:`Needs` (or a callable ``needs(params) -> Needs``) of what
+    its input must hold. ``dlsuite config validate`` follows the chain from the model's
+    outputs and refuses a step given a kind it does not accept or an input without what it
+    needs. ``None`` (the default) declares nothing: any input is accepted and the kind after
+    the step is unknown, so the steps after it are checked only from the next step that
+    declares ``gives``."""
 
     tunable: tuple[Tunable, ...] = ()
+    accepts: tuple[str, ...] | None = attrs.field(default=None, converter=_kinds)
+    gives: str | None = attrs.field(default=None, validator=_gives)
+    needs: Needs | Callable[[Any], Needs] | None = None
+
+    def needs_for(self, params: Any) -> Needs:
+        """The :class:`Needs` of this step with ``params`` (an empty Needs when none are
+        declared)."""
+        if self.needs is None:
+            return Needs()
+        return self.needs(params) if callable(self.needs) else self.needs

@@ -90,6 +90,13 @@ class RunContext:
         log.warning(message)
         self.notes.append(message)
 
+    def provenance(self) -> dict:
+        """Plugin, distribution and version of every plugin the config chose
+        (:func:`dlsuite.provenance.provenance`)."""
+        from .provenance import provenance
+
+        return provenance(self.config, self.registry)
+
     def geometry(self) -> dict:
         """:func:`dlsuite.models.model_geometry` of the configured architecture (no TF)."""
         from .models import model_geometry

@@ -37,6 +37,7 @@ from .checkpoints import (Checkpoints, GracefulStop, Monitor, NanGuard, RestoreC
 from .errors import DlsuiteInputError
 from .fileio import write_json_atomic
 from .logging.wandb_run import WandbRun
+from .provenance import describe_provenance
 from .rundir import RunDir, write_run_config
 from .steps import RunContext, TrainingDiverged, TrainingInterrupted, TrainOutput
 
@@ -377,8 +378,11 @@ def fit(ctx: RunContext, *, resume: bool) -> TrainOutput:
     monitor = resolve_monitor(cfg, ctx.registry, has_validation=data.val is not None)
     log.info("monitoring %s (%s)", monitor.name, monitor.mode)
 
+    prov = ctx.provenance()
+    log.info("plugins: %s", describe_provenance(prov))
     ctx.wandb = WandbRun.start(wandb_config=cfg.wandb, run_dir=ctx.run.root, name=cfg.name,
-                               config=unstructure_config(cfg, ctx.registry),
+                               config={**unstructure_config(cfg, ctx.registry),
+                                       "provenance": prov},
                                resume_id=state.wandb_run_id if state is not None else None)
 
     initial_epoch = state.epoch if state is not None else 0
@@ -404,7 +408,7 @@ def fit(ctx: RunContext, *, resume: bool) -> TrainOutput:
     history = history_cb.rows
     metrics = {"train": _train_metrics(history, monitor, checkpoints)}
     model_path = _checkpoint_or_none(ctx.run, cfg.inference.weights)
-    write_json_atomic(ctx.run.metrics_json, {**metrics, "notes": ctx.notes})
+    write_json_atomic(ctx.run.metrics_json, {**metrics, "provenance": prov, "notes": ctx.notes})
     ctx.wandb.summary({f"best_{monitor.name}": checkpoints.best,
                        "epochs": checkpoints.epochs_done})
     if cfg.wandb.log_model and model_path is not None:

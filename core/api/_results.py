@@ -76,9 +76,16 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     (default True; False writes probabilities only), ``ctc`` (also track each video into
     ``out_dir/ctc/NN_RES``), ``as_video`` (stack a folder of 2D images into one video),
     ``overwrite`` (replace predictions in a non-empty ``out_dir``), ``quiet`` (no progress
-    bar). Returns a summary with ``out_dir``, ``checkpoint``, ``ctc_dir``, ``rows`` (one dict
-    per input: ``name``, ``input``, ``shape``, ``probabilities``, ``labels``, ``objects``,
-    ``sequence``) and ``notes``; ``out_dir/predict.json`` holds the same. Raises DlsuiteInputError /
+    bar). ``postprocess`` may also be another chain to try on the trained run without
+    retraining: a list in the config's ``postprocess`` format or the path of a JSON file
+    holding one (``--postprocess CHAIN.json``); ``overrides`` (``--set``: ``{path: value}``
+    or ``KEY=VALUE`` strings) change the run's ``postprocess``, ``inference`` or
+    ``tracking`` keys. A chain that cannot work on the run's model outputs is a ConfigError
+    naming the step and the kind it got, raised before anything is written. Returns a
+    summary with ``out_dir``, ``checkpoint``, ``ctc_dir``, ``rows`` (one dict per input:
+    ``name``, ``input``, ``shape``, ``probabilities``, ``labels``, ``objects``,
+    ``sequence``) and ``notes``; ``out_dir/predict.json`` holds the same (and the chain
+    used, under ``chain``). Raises DlsuiteInputError /
     DataError naming the path for a missing run, checkpoint or input, or a non-empty output
     folder, before anything is written.
     """

@@ -63,6 +63,14 @@ def _halo(value: str | None):
               help="Tiles (or frames) per batch [default: the run's inference.batch_size].")
 @click.option("--no-postprocess", is_flag=True,
               help="Write probabilities only (no post-processing, no labels).")
+@click.option("--postprocess", "chain", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="CHAIN.json",
+              help="Another post-processing chain to try (no retraining): a JSON file holding "
+                   "a list of steps in the config's \"postprocess\" format; checked against "
+                   "the run's model outputs before anything is written.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a key of the run's postprocess, inference or tracking config "
+                   "(repeatable), e.g. --set postprocess[0].threshold=0.6.")
 @click.option("--ctc", is_flag=True,
               help="Also track each video and write CTC folders OUT/ctc/NN_RES "
                    "(masks + res_track.txt) with the run's tracking settings.")
@@ -73,22 +81,27 @@ def _halo(value: str | None):
 @click.option("--quiet", is_flag=True,
               help="Warnings and errors only: no progress bar, notes, summary table or totals.")
 def predict(run_dir: Path, input_path: Path, out_dir: Path | None, weights: str | None,
-            tile_size, halo, batch_size: int | None, no_postprocess: bool, ctc: bool,
-            as_video: bool, overwrite: bool, quiet: bool) -> None:
+            tile_size, halo, batch_size: int | None, no_postprocess: bool, chain: Path | None,
+            overrides: tuple[str, ...], ctc: bool, as_video: bool, overwrite: bool,
+            quiet: bool) -> None:
     """Predict INPUT with the trained run RUN_DIR and write per input
     probabilities/<name>.tif (float32) and labels/<name>.tif (instance labels).
 
     INPUT is a TIFF/PNG image or video, a folder of them, a folder of CTC frames tNNN.tif,
     or a dataset folder (frames, videos or CTC layout; labels are not needed). The run's
-    config gives normalization, tiling, post-processing and tracking.
+    config gives normalization, tiling, post-processing and tracking; --postprocess and
+    --set try another chain or other values without retraining.
     """
+    if chain is not None and no_postprocess:
+        raise click.UsageError("--postprocess and --no-postprocess exclude each other")
     given = {"weights": weights, "halo": halo, "batch_size": batch_size}
     options = {k: v for k, v in given.items() if v is not None}  # left out: the run's config
     if tile_size is not None:
         options["tile_size"] = None if tile_size == "whole" else tile_size
     with console_logging(quiet):  # --quiet: warnings and errors only, one line each
         summary = api.predict_folder(run_dir, input_path, out_dir,
-                                     postprocess=not no_postprocess, ctc=ctc, as_video=as_video,
+                                     postprocess=False if no_postprocess else (chain or True),
+                                     overrides=list(overrides), ctc=ctc, as_video=as_video,
                                      overwrite=overwrite, quiet=quiet, **options)
     if quiet:
         return

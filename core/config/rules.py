@@ -9,6 +9,8 @@ Single values and the rules inside one section are attrs validators on the schem
   halo on both sides must leave a core (only when a test set is to be predicted);
 * the loss gets the ``y_true`` channels it needs (``LossSpec.target_channels``, e.g. the
   pixel weights of ``weighted_bce``) from the target (``TargetSpec.channels``);
+* the ``postprocess`` chain can work on the outputs of the target's heads (each step's
+  ``accepts``/``gives``/``needs``, :mod:`dlsuite.chains`);
 
 and, when the data paths are checked, the data itself:
 
@@ -137,6 +139,14 @@ def loss_fits_target(config, registry) -> list[Problem]:
              f"give{hint}")]
 
 
+def postprocess_chain_works(config, registry) -> list[Problem]:
+    """The ``postprocess`` chain can work on the model's outputs: each step gets a kind it
+    accepts with the classes it needs (:func:`dlsuite.chains.chain_problems`)."""
+    from ..chains import chain_problems
+
+    return chain_problems(config, registry)
+
+
 def _channels(registry, name: str) -> tuple[str, ...]:
     try:
         return tuple(registry.resolve("targets", name).spec.channels)
@@ -169,7 +179,8 @@ def enough_training_samples(config, registry) -> list[Problem]:
 
 Rule = Callable[[Any, Any], list[Problem]]
 #: Rules that need only the config and the registry (run by every validation).
-CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, loss_fits_target)
+CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, loss_fits_target,
+                                  postprocess_chain_works)
 #: Rules that read the data (run when data paths are checked).
 DATA_RULES: tuple[Rule, ...] = (enough_training_samples,)
 

@@ -7,7 +7,7 @@ TF-free and numpy-free: factories are lazy strings into :mod:`dlsuite_plugins.po
 
 from __future__ import annotations
 
-from dlsuite import PostprocessorSpec, Tunable, hookimpl
+from dlsuite import Needs, PostprocessorSpec, Tunable, hookimpl
 
 from . import params as p
 
@@ -17,12 +17,31 @@ _STEPS = "dlsuite_plugins.postprocess.steps"
 _PROBABILITY = Tunable("threshold", 0.3, 0.7, 5)
 _MIN_SIZE = Tunable("min_size", values=(0, 25, 50, 100, 150, 250))
 
+# what each step accepts and gives (dlsuite.chains checks a config's chain with them)
+_MORPHOLOGY = {"accepts": ("mask", "labels"), "gives": "same"}
+
+
+def _threshold_needs(params: p.ThresholdParams) -> Needs:
+    return Needs(classes=(params.channel,))
+
+
+def _watershed_needs(params: p.WatershedSplitParams) -> Needs:
+    return Needs(classes=(params.cell_class, params.contour_class))
+
+
+def _distance_needs(params: p.DistanceWatershedParams) -> Needs:
+    return Needs(classes=(params.foreground_channel,), channels=(params.distance_channel,),
+                 regression=True)
+
+
 POSTPROCESSORS = [
     PostprocessorSpec(
         name="argmax",
         factory=f"{_STEPS}:build_argmax",
         params=p.ArgmaxParams,
         description="probabilities -> uint8 class map (class ids kept: 1 = cell, 2 = contour)",
+        accepts="probabilities",
+        gives="class_map",
     ),
     PostprocessorSpec(
         name="threshold",
@@ -30,18 +49,23 @@ POSTPROCESSORS = [
         params=p.ThresholdParams,
         description="probability of one class > threshold -> uint8 0/1 mask",
         tunable=(_PROBABILITY,),
+        accepts="probabilities",
+        gives="mask",
+        needs=_threshold_needs,
     ),
     PostprocessorSpec(
         name="closing",
         factory=f"{_STEPS}:build_closing",
         params=p.ClosingParams,
         description="morphological closing (disk) of a mask or of each object",
+        **_MORPHOLOGY,
     ),
     PostprocessorSpec(
         name="fill_holes",
         factory=f"{_STEPS}:build_fill_holes",
         params=p.FillHolesParams,
         description="fill holes of a mask or of each object",
+        **_MORPHOLOGY,
     ),
     PostprocessorSpec(
         name="remove_small_objects",
@@ -49,18 +73,22 @@ POSTPROCESSORS = [
         params=p.RemoveSmallObjectsParams,
         description="drop objects below min_size pixels (mask or labels, ids kept)",
         tunable=(_MIN_SIZE,),
+        **_MORPHOLOGY,
     ),
     PostprocessorSpec(
         name="remove_border_objects",
         factory=f"{_STEPS}:build_remove_border_objects",
         params=p.RemoveBorderObjectsParams,
         description="drop objects touching the image border (mask or labels)",
+        **_MORPHOLOGY,
     ),
     PostprocessorSpec(
         name="label",
         factory=f"{_STEPS}:build_label",
         params=p.LabelParams,
         description="connected components -> int32 instance labels",
+        accepts=("mask", "labels"),
+        gives="labels",
     ),
     PostprocessorSpec(
         name="watershed_split",
@@ -68,6 +96,9 @@ POSTPROCESSORS = [
         params=p.WatershedSplitParams,
         description="class map -> int32 instances, touching cells split at the contour class",
         tunable=(Tunable("min_marker_size", values=(0, 5, 10, 20, 40)),),
+        accepts="class_map",
+        gives="labels",
+        needs=_watershed_needs,
     ),
     PostprocessorSpec(
         name="distance_watershed",
@@ -76,6 +107,9 @@ POSTPROCESSORS = [
         description="probabilities + distance -> int32 instances (seeds where distance "
                     "> seed_threshold, watershed on -distance)",
         tunable=(_PROBABILITY, Tunable("seed_threshold", 0.2, 0.8, 7), _MIN_SIZE),
+        accepts="probabilities",
+        gives="labels",
+        needs=_distance_needs,
     ),
 ]
 
