@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pytest
 
 from conftest import run_cli
@@ -148,3 +149,22 @@ def test_config_validate_refuses_an_incompatible_chain_with_exit_2(tmp_path):
     proc = run_cli("config", "validate", str(good), "--set", "datagen.target=binary")
     assert proc.returncode == 2
     assert "needs class 2, got a class map of classes 0, 1" in proc.stderr
+
+
+def _liar(params):
+    """A step declared to give labels that returns its uint8 mask unchanged."""
+    return lambda mask: mask
+
+
+def test_the_contract_catches_a_step_giving_another_kind_than_it_declares():
+    from dlsuite import NoParams
+    from dlsuite.registry import Entry
+    from dlsuite.testing import PostprocessorContract
+
+    liar = PostprocessorSpec(name="liar", factory=_liar, accepts="mask", gives="labels")
+    with pytest.raises(AssertionError, match="declared to give labels for mask, returned uint8"):
+        PostprocessorContract().test_declared_kinds_hold(
+            Entry("postprocessors", liar, "third"), NoParams())
+    honest = attrs.evolve(liar, gives="same")
+    PostprocessorContract().test_declared_kinds_hold(
+        Entry("postprocessors", honest, "third"), NoParams())
