@@ -151,6 +151,9 @@ KINDS: dict[str, KindTemplate] = {
                 return step
         ''',
         test_params="{{}}",
+        # typed chains: what it takes and returns, checked at `dlsuite config validate`
+        spec_extra=('accepts=("mask",),  # a class map serves as a mask too\n'
+                    '        gives="mask"'),
     ),
 }
 
