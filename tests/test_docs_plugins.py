@@ -62,3 +62,13 @@ def test_following_the_guide_works(tmp_path):
     assert "shallow_net" in text["dlsuite plugins --kind architectures"]
     assert "2 passed" in text["pytest dlsuite-shallow/tests"] or "passed" in text["pytest dlsuite-shallow/tests"]
     assert '"architecture": "shallow_net"' in text["dlsuite model summary config.json --json"]
+    # typed chains: the guide's chain is valid; the failure it quotes is what the CLI says
+    assert "chain.json: valid" in text["dlsuite config validate chain.json"]
+    bad = subprocess.run([sys.executable, "-m", "dlsuite.cli", "config", "validate",
+                          "chain.json", "--set", "datagen.target=binary"], cwd=work,
+                         env={**env, "COLUMNS": "300"}, capture_output=True, text=True,
+                         timeout=600)
+    assert bad.returncode == 2, bad.stderr
+    flat = " ".join(DOC.read_text().split())
+    quoted = re.search(r"`(\$\.postprocess\[1\]: postprocessor 'interiors'[^`]*)`", flat)[1]
+    assert quoted in " ".join(bad.stderr.split())
