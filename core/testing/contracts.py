@@ -473,7 +473,8 @@ class AugmentationContract(PluginContract):
 class PostprocessorContract(PluginContract):
     """Accepts the chain's input and returns a 2D array of the image size; every tunable
     parameter (``spec.tunable``) is a field of the params class and each of its candidate
-    values builds a step that works.
+    values builds a step that works; a step declaring ``accepts``/``gives`` works on a
+    sample of each accepted kind and returns the kind it declares.
 
     ``input_kind`` is ``"probabilities"`` (``(H, W, 2)`` float), ``"distance"`` (``(H, W, 3)``:
     the two class probabilities then a distance channel, as the ``distance`` target's model
