@@ -401,7 +401,7 @@ class Registry:
                 {"name": e.name, "plugin": e.plugin, "distribution": e.dist,
                  "version": e.version, "description": e.spec.description,
                  "factory": e.spec.factory if isinstance(e.spec.factory, str) else repr(e.spec.factory),
-                 "parameters": describe_params(e.spec.params)}
+                 "parameters": describe_params(e.spec.params), **_chain_kinds(e.spec)}
                 for e in self.entries(kind)
             ]
         return {
@@ -422,6 +422,15 @@ class Registry:
                     lines.append(f"{singular(kind)} {name!r} means dlsuite's built-in; "
                                  f"also provided as {others}")
         return lines
+
+
+def _chain_kinds(spec: PluginSpec) -> dict[str, Any]:
+    """A post-processor's typed-chain declarations (``accepts``, ``gives``; None when
+    undeclared), for :meth:`Registry.describe`; nothing for other kinds."""
+    if not hasattr(spec, "gives"):
+        return {}
+    accepts = getattr(spec, "accepts", None)
+    return {"accepts": None if accepts is None else list(accepts), "gives": spec.gives}
 
 
 def describe_params(params_cls: type) -> list[dict[str, Any]]:

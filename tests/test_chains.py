@@ -168,3 +168,14 @@ def test_the_contract_catches_a_step_giving_another_kind_than_it_declares():
     honest = attrs.evolve(liar, gives="same")
     PostprocessorContract().test_declared_kinds_hold(
         Entry("postprocessors", honest, "third"), NoParams())
+
+
+def test_plugins_lists_what_each_step_takes_and_gives():
+    from dlsuite import api
+
+    described = api.describe_plugins(kind="postprocessors")["kinds"]["postprocessors"]
+    by_name = {e["name"]: e for e in described}
+    assert by_name["watershed_split"]["accepts"] == ["class_map"]
+    assert by_name["watershed_split"]["gives"] == "labels"
+    assert by_name["closing"]["gives"] == "same"
+    assert by_name["opening"]["accepts"] is None and by_name["opening"]["gives"] is None

@@ -69,8 +69,12 @@ def _print_kind(out: Console, kind: str, entries: list[dict]) -> None:
     if not entries:
         out.print(f"no {kind} installed")
     for e in entries:
+        caption = e["description"] or ""
+        if "gives" in e:  # a post-processor: what it takes and gives (typed chains)
+            takes = " or ".join(e["accepts"]) if e["accepts"] else "any (undeclared)"
+            caption += f" (takes {takes}; gives {e['gives'] or 'undeclared'})"
         table = Table(title=f"{e['name']}  [dim]({e['plugin']}, {e['distribution']} "
-                            f"{e['version'] or ''})[/dim]", caption=e["description"] or None,
+                            f"{e['version'] or ''})[/dim]", caption=caption or None,
                       title_justify="left")
         for col in ("parameter", "type", "default", "help"):
             table.add_column(col)
