@@ -145,6 +145,12 @@ def test_config_validate_refuses_an_incompatible_chain_with_exit_2(tmp_path):
                                 "postprocess": ["argmax", "watershed_split"]}))
     proc = run_cli("config", "validate", str(good))
     assert proc.returncode == 0, proc.stderr
+    # a third-party step declaring nothing is accepted, with a note
+    third = tmp_path / "third.json"
+    third.write_text(json.dumps({"postprocess": ["threshold", "opening", "label"]}))
+    proc = run_cli("config", "validate", str(third))
+    assert proc.returncode == 0, proc.stderr
+    assert "note: postprocessor 'opening' declares no accepts/gives" in proc.stderr
     # the same chain on a two-class target cannot work: the --set override is named
     proc = run_cli("config", "validate", str(good), "--set", "datagen.target=binary")
     assert proc.returncode == 2

@@ -8,7 +8,7 @@ import click
 
 from dlsuite import api
 
-from ._output import announce_migration, err, out, print_migration
+from ._output import announce_migration, console_logging, err, out, print_migration
 
 __all__ = ["config_group"]
 
@@ -34,7 +34,8 @@ def config_group() -> None:
 def config_validate(file: str, no_paths: bool, verbose: bool, overrides: tuple[str, ...]) -> None:
     """Validate FILE (with --set overrides): every problem is listed with its JSON path, or
     the override that caused it (exit 2 if any)."""
-    loaded = api.load_config(file, check_paths=not no_paths, overrides=list(overrides))
+    with console_logging(False):  # notes of the checks (e.g. undeclared post-processors)
+        loaded = api.load_config(file, check_paths=not no_paths, overrides=list(overrides))
     announce_migration(loaded.migration, file, verbose=verbose)
     out.print(f"[green]{file}: valid[/green]")
 
