@@ -118,11 +118,12 @@ def _needs_problem(name: str, flow: Flow, needs, target: str) -> str | None:
             return (f"postprocessor {name!r} needs class{'es' if len(missing) > 1 else ''} "
                     f"{', '.join(map(str, missing))}, got {flow.describe()} from "
                     f"{flow.source}{where}")
-    if needs.channels and flow.kind == "probabilities" and flow.channels:
+    if needs.channels and flow.kind == "probabilities" and flow.channels > 1:
         bad = [c for c in needs.channels if not -flow.channels <= c < flow.channels]
         if bad:
-            return (f"postprocessor {name!r} needs channel(s) {', '.join(map(str, bad))}, "
-                    f"got {flow.describe()} from {flow.source}{where}")
+            return (f"postprocessor {name!r} needs channel{'s' if len(bad) > 1 else ''} "
+                    f"{', '.join(map(str, bad))}, got {flow.describe()} from "
+                    f"{flow.source}{where}")
     return None
 
 

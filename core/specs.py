@@ -265,9 +265,10 @@ class Needs:
 
     ``classes``: class ids that must exist: values of a class map (e.g. the contour class of
     ``watershed_split``) or class channels of probabilities (a one-channel sigmoid output
-    counts as classes 0 and 1); ``channels``: channel indices of the probabilities (negative
-    from the end) that must exist; ``regression``: the model must have a regression head
-    (e.g. the predicted distance of the ``distance`` target)."""
+    counts as classes 0 and 1); ``channels``: channel indices of multi-channel probabilities
+    (negative from the end) that must exist (a one-channel output is exempt: a step reads
+    its only channel); ``regression``: the model must have a regression head (e.g. the
+    predicted distance of the ``distance`` target)."""
 
     classes: tuple[int, ...] = ()
     channels: tuple[int, ...] = ()

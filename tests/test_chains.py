@@ -64,8 +64,10 @@ def test_probabilities_into_a_mask_step_and_missing_heads_or_classes_are_refused
     assert "accepts mask or labels, got probabilities of classes 0, 1 (2 channels) " \
            "from the model (add 'argmax' or 'threshold' before it)" in problem[1]
     (problem,) = problems([{"name": "threshold", "channel": 2}])
-    assert "'threshold' needs class 2, got probabilities of classes 0, 1" in problem[1]
+    assert "'threshold' needs channel 2, got probabilities of classes 0, 1 (2 channels)" \
+        in problem[1]
     assert problems([{"name": "threshold", "channel": 2}], "contours") == []
+    assert problems([{"name": "threshold", "channel": 2}], "distance") == []  # the distance
     (problem,) = problems(["distance_watershed"], "binary")
     assert "needs a regression head" in problem[1] and "target 'binary'" in problem[1]
 

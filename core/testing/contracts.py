@@ -561,7 +561,7 @@ def _kind_sample(kind: str, needs) -> np.ndarray:
         for i, c in enumerate(c for c in needs.classes if c > 2):
             out[0, i] = c
         return out
-    n_classes = max([2, *(c + 1 for c in needs.classes if c >= 0)])
+    n_classes = max([2, *(c + 1 for c in (*needs.classes, *needs.channels) if c >= 0)])
     probs = [1.0 - mask, mask] + [np.zeros_like(mask)] * (n_classes - 2)
     if needs.regression:
         d = ndimage.distance_transform_edt(mask)

@@ -22,7 +22,7 @@ _MORPHOLOGY = {"accepts": ("mask", "labels"), "gives": "same"}
 
 
 def _threshold_needs(params: p.ThresholdParams) -> Needs:
-    return Needs(classes=(params.channel,))
+    return Needs(channels=(params.channel,))  # any channel: a class or e.g. the distance
 
 
 def _watershed_needs(params: p.WatershedSplitParams) -> Needs:

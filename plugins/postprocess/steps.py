@@ -35,7 +35,7 @@ distance_watershed       probabilities with   int32 labels: seeds where the pred
 A step given the wrong kind raises :class:`~dlsuite.errors.DlsuiteInputError` naming it.
 Each spec (:mod:`dlsuite_plugins.postprocess.plugin`) declares the same table as
 ``accepts``/``gives`` (kinds ``probabilities``, ``class_map``, ``mask``, ``labels``; "same
-kind" is ``gives="same"``) and what it ``needs`` (``threshold``: its channel as a class;
+kind" is ``gives="same"``) and what it ``needs`` (``threshold``: its channel;
 ``watershed_split``: ``cell_class`` and ``contour_class`` in the class map;
 ``distance_watershed``: its foreground class, its distance channel and a regression head),
 so ``dlsuite config validate`` refuses a chain that cannot work (:mod:`dlsuite.chains`).
