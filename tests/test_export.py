@@ -78,17 +78,28 @@ def _outputs(model, x) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A unet run trained for one epoch of two steps on generated 64 x 64 videos (larger than
-    the bioimage.io package's minimum input, twice the halo)."""
+def run_result(tmp_path_factory):
+    """``dlsuite run`` of a unet trained for one epoch of two steps on generated 64 x 64
+    videos (larger than the bioimage.io package's minimum input, twice the halo), its
+    post-processing tuned for a few seconds, W&B offline, exporting a bioimage.io package
+    at its end (``export.formats``) when the export extra is installed."""
     from dlsuite import api
     from dlsuite.data.example import write_example_videos
 
     root = tmp_path_factory.mktemp("export-run")
     data = write_example_videos(root / "data", n_videos=2, frames=4, size=64, seed=0)["videos"]
     cfg = {**TINY_RUN, "name": "tiny", "output_dir": str(root / "run"),
-           "data": {"train": str(data), "val": str(data)}}
-    return Path(api.train(cfg, quiet=True).run_dir)
+           "data": {"train": str(data), "val": str(data)},
+           "evaluation": {"tune_seconds": 3},
+           "export": {**TINY_RUN["export"],
+                      "formats": ["bioimageio"] if HAS_BIOIMAGEIO else []},
+           "wandb": {"mode": "offline", "project": "dlsuite-tests"}}
+    return api.run(cfg, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def run(run_result):
+    return Path(run_result.run_dir)
 
 
 def _run_model(run_dir: Path):
@@ -389,6 +400,7 @@ def test_predict_with_exported_models_gives_the_labels_of_the_run(run, tmp_path)
 
     from dlsuite import api
 
+    assert (run / "postprocess.json").is_file()  # tuned values: the exports must carry them
     images = _predict_input(run, tmp_path / "in")
     api.predict_folder(run, images, tmp_path / "from_run", quiet=True)
     probs, labels = _read_prediction(tmp_path / "from_run")
@@ -495,3 +507,59 @@ def test_a_package_dlsuite_cannot_predict_with_is_refused(tmp_path):
     (tmp_path / "folder" / "rdf.yaml").write_text(yaml.safe_dump(rdf))
     with pytest.raises(DlsuiteInputError, match="no keras_v3 .* pytorch_state_dict"):
         open_export(tmp_path / "folder")
+
+
+# --------------------------------------------------------------------------------------------
+# dlsuite run exports at its end (export.formats)
+
+
+def test_unknown_export_format_is_refused_by_config_validate(tmp_path):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"export": {"formats": ["keras", "tflite"]}}))
+    proc = run_cli("config", "validate", str(config))
+    assert proc.returncode == 2
+    assert "$.export.formats[1]" in proc.stderr and "'tflite'" in proc.stderr
+
+
+def test_bioimageio_export_of_a_temporal_model_stops_the_run_before_it_starts(tmp_path):
+    from dlsuite.data.example import write_example_videos
+
+    data = write_example_videos(tmp_path / "data", n_videos=2, frames=4, size=32,
+                                seed=0)["videos"]
+    out = tmp_path / "run"
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({
+        "output_dir": str(out), "data": {"train": str(data)},
+        "model": {"name": "unet_lstm", "n_filters": 4, "pools": 2, "time_windows": 3},
+        "datagen": {"patch_size": [32, 32]}, "export": {"formats": ["keras", "bioimageio"]},
+        "wandb": {"mode": "disabled"}}))
+    proc = run_cli("run", str(config))
+    assert proc.returncode == 2, proc.stderr
+    assert "$.export.formats[1]" in proc.stderr and "temporal" in proc.stderr
+    assert not out.exists()
+
+
+def _md5_b64(path: Path) -> bytes:
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.md5(path.read_bytes()).digest())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_BIOIMAGEIO, reason="bioimageio.spec not installed "
+                                               "(pip install 'dlsuite[export]')")
+def test_run_exports_at_its_end_and_the_wandb_artifact_carries_the_package(run_result):
+    run_dir = run_result.run_dir
+    package = run_dir / "export" / "tiny.bioimageio.zip"
+    assert package.is_file()
+    assert not [n for n in run_result.metrics["notes"] if "export" in n]
+    assert "export" in json.loads((run_dir / ".dlsuite-run").read_text())["written"]
+    # the offline W&B run's model artifact lists the checkpoint and the package, with the
+    # digests of the files written
+    (folder,) = (run_dir / "wandb").glob(f"offline-run-*-{run_result.wandb_run_id}")
+    records = (folder / f"run-{run_result.wandb_run_id}.wandb").read_bytes()
+    assert b"model-tiny" in records
+    for path in (package, run_dir / "checkpoints" / "best.keras"):
+        assert path.name.encode() in records, path.name
+        assert _md5_b64(path) in records, path.name

@@ -27,8 +27,8 @@ import attrs
 
 from dlsuite.errors import DlsuiteInputError
 
-__all__ = ["FORMATS", "ExportFormat", "ExportJob", "ExportResult", "export_run",
-           "write_savedmodel"]
+__all__ = ["FORMATS", "ExportFormat", "ExportJob", "ExportResult", "default_export_path",
+           "export_run", "missing_modules", "write_savedmodel"]
 
 
 @attrs.frozen
@@ -152,6 +152,12 @@ def _default_out(root: Path, name: str, fmt: ExportFormat) -> Path:
     return root / "export" / f"{name}{fmt.suffix}"
 
 
+def default_export_path(run_root: str | os.PathLike, name: str, fmt: str) -> Path:
+    """Where ``dlsuite export`` writes format ``fmt`` of the run ``name`` by default:
+    ``RUN_ROOT/export/<name><suffix>``."""
+    return _default_out(Path(run_root), name, FORMATS[fmt])
+
+
 def _check_out(out: Path) -> None:
     if out.exists() or out.is_symlink():
         raise DlsuiteInputError(f"{out}: already exists; export never replaces a file, "
@@ -167,8 +173,13 @@ def _find(module: str):
         return None
 
 
+def missing_modules(fmt: ExportFormat) -> list[str]:
+    """The Python modules format ``fmt`` needs that are not installed."""
+    return [m for m in fmt.needs if _find(m) is None]
+
+
 def _check_needs(name: str, fmt: ExportFormat) -> None:
-    missing = [m for m in fmt.needs if _find(m) is None]
+    missing = missing_modules(fmt)
     if missing:
         raise DlsuiteInputError(f"export format {name!r} needs {', '.join(missing)}: "
                                 "pip install 'dlsuite[export]'")
