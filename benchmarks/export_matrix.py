@@ -21,6 +21,7 @@ Usage: ``KERAS_BACKEND=tensorflow python benchmarks/export_matrix.py [--json OUT
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -132,7 +133,8 @@ def _check_bioimageio(path: Path, work: Path) -> str:
     cwd = os.getcwd()
     os.chdir(work)  # bioimageio.core unpacks the SavedModel into the working directory
     try:
-        summary = test_model(path)
+        with contextlib.redirect_stdout(sys.stderr):  # Keras' progress bars: not the table
+            summary = test_model(path)
     finally:
         os.chdir(cwd)
         os.environ["KERAS_BACKEND"] = "tensorflow"
