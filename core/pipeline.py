@@ -263,8 +263,10 @@ def run(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False,
     """Train (as :func:`train`), then tune the post-processing on the validation set
     (:func:`dlsuite.tune_step.tune_step`), predict the test set, post-process, export,
     evaluate, export the model in ``export.formats`` (:mod:`dlsuite.export_step`, with the
-    W&B model artifact) and report. Same errors as :func:`train`. ``metrics`` holds ``train``, ``test``
-    and ``notes`` (steps skipped because a module is not installed)."""
+    W&B model artifact) and report. Same errors as :func:`train`, and ConfigError before
+    anything is written for an ``export.formats`` entry the run could not write. ``metrics``
+    holds ``train``, ``test`` and ``notes`` (steps skipped because a module is not
+    installed)."""
     from .errors import ConfigError
     from .export_step import export_models_step, export_problems
     from .tune_step import tune_step
