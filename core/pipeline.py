@@ -5,7 +5,9 @@ datasets, model, callbacks, checkpoints, W&B, signals) -> metrics.json.
 
 ``run(loaded)``: :func:`train`'s steps, then :func:`predict_step` (test set, tiled/temporal)
 -> :func:`postprocess_step` -> :func:`export_step` (label TIFFs, CTC ``NN_RES`` with tracks)
--> :func:`evaluate_step` -> :func:`report_step` (metrics.json, pictures, W&B summary).
+-> :func:`evaluate_step` -> the model exported in ``export.formats``
+(:func:`dlsuite.export_step.export_models_step`) -> :func:`report_step` (metrics.json,
+pictures, W&B summary).
 Things the user should know (e.g. CTC export without ``laptrack``, an evaluation that could
 not run) are listed in ``RunResult.metrics["notes"]``.
 
@@ -261,19 +263,31 @@ def run(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False,
         quiet: bool = False, registry: Registry | None = None) -> RunResult:
     """Train (as :func:`train`), then tune the post-processing on the validation set
     (:func:`dlsuite.tune_step.tune_step`), predict the test set, post-process, export,
-    evaluate and report. Same errors as :func:`train`. ``metrics`` holds ``train``, ``test``
-    and ``notes`` (steps skipped because a module is not installed)."""
+    evaluate, export the model in ``export.formats`` (:mod:`dlsuite.export_step`, with the
+    W&B model artifact) and report. Same errors as :func:`train`, and ConfigError before
+    anything is written for an ``export.formats`` entry the run could not write. ``metrics``
+    holds ``train``, ``test`` and ``notes`` (steps skipped because a module is not
+    installed)."""
+    from .errors import ConfigError
+    from .export_step import export_models_step, export_problems
     from .tune_step import tune_step
 
+    registry = registry or get_registry()
+    problems = export_problems(loaded.config, registry)  # export.formats: before any work
+    if problems:
+        raise ConfigError(problems, loaded.source)
     ctx = _start(loaded, resume=resume, overwrite=overwrite, quiet=quiet, registry=registry)
     from .training import fit  # TensorFlow: only once the input was checked
 
+    formats = ctx.config.export.formats
     with _file_log(ctx.run), _wandb_finished(ctx):
-        trained = fit(ctx, resume=resume)
+        trained = fit(ctx, resume=resume, log_model=not formats)
         tune_step(ctx, trained)  # postprocess.json; the test set uses the tuned chain
         preds = postprocess_step(ctx, predict_step(ctx, trained))
         exported = export_step(ctx, preds)
         evaluation = evaluate_step(ctx, preds, exported)
+        if formats:  # the tuned chain is in postprocess.json: the exports carry it
+            export_models_step(ctx, trained)
         report = report_step(ctx, trained, preds, evaluation)
         run_id = ctx.wandb.id
     return RunResult(ctx.run.root, report["metrics"], trained.history, run_id)

@@ -85,6 +85,7 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
              halo: int | str | None = None, batch_size: int | None = None,
              normalize: bool | Callable = True, time_windows: int | None = None,
              quiet: bool = True, chain: Any = None, overrides: Any = None,
+             config: str | os.PathLike | None = None,
              registry=None) -> Predictor:
     """Open the run in ``run_dir`` for prediction: its config with the given inference
     overrides (``tile_size`` None: whole image; ``halo`` int or ``"auto"``; ``weights``
@@ -96,13 +97,33 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
     ``postprocess``, ``inference`` or ``tracking``) change the run's config; both are
     validated like a config (a chain that cannot work on the model's outputs is a
     ConfigError naming the step) before the model is loaded, and the run's tuned
-    ``postprocess.json`` is not applied to a replaced or changed chain. DlsuiteInputError naming the path for a missing folder, a folder without
-    ``config.json`` or a missing checkpoint."""
+    ``postprocess.json`` is not applied to a replaced or changed chain. ``run_dir`` may
+    instead be an exported model (bioimage.io package, SavedModel folder, ``.keras`` file):
+    :func:`dlsuite.exported.open_exported`, settings from ``config`` (a config file), the
+    export or defaults (``chain``/``overrides`` then refused: give ``config``).
+    DlsuiteInputError naming the path for a missing folder, a folder without
+    ``config.json``, a missing checkpoint or a model dlsuite cannot predict with."""
     from .inference.chain_choice import load_predict_config
+    from .export.reopen import exported_kind
+    from .exported import open_exported
     from .registry import get_registry
     from .tuning import tuned_chain
 
     root = Path(run_dir).expanduser()
+    if exported_kind(root) is not None or root.is_file():
+        if weights is not None:
+            raise DlsuiteInputError(f"{root}: --weights chooses a checkpoint of a run "
+                                    "directory; an exported model has its own weights")
+        if chain is not None or overrides:
+            raise DlsuiteInputError(f"{root}: --postprocess and --set change a run "
+                                    "directory's config; with an exported model give --config")
+        return open_exported(root, config=config, normalize=normalize,
+                             time_windows=time_windows, quiet=quiet, registry=registry,
+                             inference_overrides=lambda inf: _inference_overrides(
+                                 inf, tile_size=tile_size, halo=halo, batch_size=batch_size))
+    if config is not None:
+        raise DlsuiteInputError(f"{config}: --config applies to an exported model; a run "
+                                f"directory ({root}) has its own config")
     if not root.is_dir():
         raise DlsuiteInputError(f"{root}: run directory not found")
     registry = registry or get_registry()
@@ -247,10 +268,17 @@ def _stem(path: Path) -> str:
 
 def default_output_dir(run_dir: str | os.PathLike, input_path: str | os.PathLike,
                        output_folder: str) -> Path:
-    """``RUN_DIR/<output_folder>/<input name>`` (a file's name without its suffix)."""
+    """``RUN_DIR/<output_folder>/<input name>`` (a file's name without its suffix); for an
+    exported model (a package, SavedModel or ``.keras`` file) the folder holding it stands
+    for RUN_DIR, so nothing is written into the export."""
+    from .export.reopen import exported_kind
+
     src = Path(input_path).expanduser().resolve()
     name = _stem(src) if src.is_file() else src.name
-    return Path(run_dir).expanduser() / output_folder / name
+    base = Path(run_dir).expanduser()
+    if exported_kind(base) is not None:
+        base = base.resolve().parent
+    return base / output_folder / name
 
 
 def _check_apart(out: Path, input_path: str | os.PathLike) -> None:
@@ -346,7 +374,8 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
                    tile_size=FROM_CONFIG, halo: int | str | None = None,
                    batch_size: int | None = None, postprocess: Any = True, ctc: bool = False,
                    as_video: bool = False, overwrite: bool = False, quiet: bool = False,
-                   overrides: Any = None, registry=None) -> PredictSummary:
+                   overrides: Any = None, config: str | os.PathLike | None = None,
+                   registry=None) -> PredictSummary:
     """Predict every input of ``input_path`` (see :func:`list_inputs`) with the run in
     ``run_dir`` and write, under ``out_dir`` (default :func:`default_output_dir`):
     ``probabilities/<name>.tif`` (float32, class axis first: ``CYX`` / ``TCYX``),
@@ -366,6 +395,12 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     strings) of the run's ``postprocess``, ``inference`` or ``tracking`` keys. Either is
     validated like a config before anything is written: a chain that cannot work on the
     run's model outputs is a ConfigError naming the step and the kind it got.
+
+    ``run_dir`` may be an exported model instead (bioimage.io package zip or folder,
+    SavedModel folder, ``.keras`` file; :func:`open_run`): normalization, halo and
+    post-processing then come from the package, from ``config`` (a dlsuite config file, e.g.
+    the run's ``config.json``) or from dlsuite's defaults; the default ``out_dir`` lies
+    beside the model.
 
     ``out_dir`` carries the marker ``.dlsuite-predict`` listing what was written
     (:mod:`dlsuite.ownership`). An ``out_dir`` that is, or lies inside, or holds the input
@@ -390,7 +425,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
         _check_apart(Path(out_dir), input_path)
     pred = open_run(run_dir, weights=weights, tile_size=tile_size, halo=halo,
                     batch_size=batch_size, quiet=True, chain=given_chain,
-                    overrides=overrides, registry=registry)
+                    overrides=overrides, config=config, registry=registry)
     ctx = pred.ctx
     check_inputs(items, ctx.config.data.nonfinite_pixels)  # pixels: before anything is written
     chain = build_postprocess(ctx.config.postprocess, ctx.registry) if postprocess else None
@@ -448,13 +483,16 @@ def _default_normalizer(registry):
 def predict(model_or_run_dir, image_or_video, *, weights: str | None = None,
             tile_size=FROM_CONFIG, halo: int | str | None = None, batch_size: int | None = None,
             normalize: bool | Callable | None = None, time_windows: int | None = None,
-            size_multiple: int | None = None, registry=None) -> np.ndarray:
+            size_multiple: int | None = None, config: str | os.PathLike | None = None,
+            registry=None) -> np.ndarray:
     """Class probabilities float32 of ``image_or_video`` (an ndarray or an image path):
     ``(H, W)`` -> ``(H, W, C)``, ``(T, H, W)`` -> ``(T, H, W, C)``.
 
     ``model_or_run_dir`` is a run directory (its config's normalization, tiling and
     geometry, checkpoint ``weights`` = ``best`` by default; the result equals the
-    probabilities ``dlsuite predict`` writes) or a ``keras.Model`` (no normalization unless
+    probabilities ``dlsuite predict`` writes), the path of an exported model (bioimage.io
+    package, SavedModel, ``.keras``; settings from the export, ``config`` or defaults, as
+    :func:`open_run`) or a ``keras.Model`` (no normalization unless
     ``normalize`` is True, the default percentile normalizer, or a callable; tiling from
     ``tile_size`` (default 1024), ``halo`` (default ``"auto"``: the reach of the model's
     receptive field, measured once per model object), ``batch_size`` (2),
@@ -471,7 +509,7 @@ def predict(model_or_run_dir, image_or_video, *, weights: str | None = None,
         pred = open_run(model_or_run_dir, weights=weights, tile_size=tile_size, halo=halo,
                         batch_size=batch_size,
                         normalize=True if normalize is None else normalize,
-                        time_windows=time_windows, registry=registry)
+                        time_windows=time_windows, config=config, registry=registry)
         if size_multiple is not None:
             pred = attrs.evolve(pred, tiles=attrs.evolve(pred.tiles,
                                                          size_multiple=int(size_multiple)))

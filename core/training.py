@@ -349,9 +349,11 @@ def fit_callbacks(ctx: RunContext, data, monitor: Monitor, state: ResumeState | 
     return callbacks, history_cb, checkpoints
 
 
-def fit(ctx: RunContext, *, resume: bool) -> TrainOutput:
+def fit(ctx: RunContext, *, resume: bool, log_model: bool = True) -> TrainOutput:
     """Fit the model as ``ctx``'s config says, into ``ctx.run`` (see the module docstring);
-    W&B is started here (``ctx.wandb``) and left open for the caller to finish.
+    W&B is started here (``ctx.wandb``) and left open for the caller to finish. The model
+    artifact is logged here (``wandb.log_model``) unless ``log_model`` is False (the caller
+    logs it with the exported models).
 
     Raises :class:`~dlsuite.steps.TrainingDiverged` when the loss became NaN (the last good
     checkpoints are kept) and :class:`~dlsuite.steps.TrainingInterrupted` after a signal
@@ -411,7 +413,7 @@ def fit(ctx: RunContext, *, resume: bool) -> TrainOutput:
     write_json_atomic(ctx.run.metrics_json, {**metrics, "provenance": prov, "notes": ctx.notes})
     ctx.wandb.summary({f"best_{monitor.name}": checkpoints.best,
                        "epochs": checkpoints.epochs_done})
-    if cfg.wandb.log_model and model_path is not None:
+    if log_model and cfg.wandb.log_model and model_path is not None:
         ctx.wandb.log_model(model_path, name=cfg.name, aliases=["latest"],
                             metadata={"monitor": monitor.name, "best": checkpoints.best})
     return TrainOutput(model_path, history, metrics, data.n_classes)

@@ -220,12 +220,15 @@ def read_postprocess_json(run_dir: str | os.PathLike) -> dict | None:
     return data
 
 
-def tuned_chain(chain, run_dir: str | os.PathLike, registry) -> tuple[list, str | None]:
+def tuned_chain(chain, run_dir: str | os.PathLike, registry, *,
+                data: dict | None = None) -> tuple[list, str | None]:
     """The config's post-processing ``chain`` (list of Choice objects) with the parameters
-    recorded in ``<run_dir>/postprocess.json``, and a note: None when they were applied or
-    the run has no such file (the chain is returned unchanged then too), else why they were
-    not (the file's steps differ from the chain's, e.g. after editing the config)."""
-    data = read_postprocess_json(run_dir)
+    recorded in ``<run_dir>/postprocess.json`` (or given as its content ``data``, e.g. from
+    an exported model), and a note: None when they were applied or there are none (the
+    chain is returned unchanged then too), else why they were not (the recorded steps differ
+    from the chain's, e.g. after editing the config)."""
+    if data is None:
+        data = read_postprocess_json(run_dir)
     if data is None:
         return list(chain), None
     names = [c.name for c in chain]

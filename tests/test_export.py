@@ -78,17 +78,30 @@ def _outputs(model, x) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A unet run trained for one epoch of two steps on generated 64 x 64 videos (larger than
-    the bioimage.io package's minimum input, twice the halo)."""
+def run_result(tmp_path_factory):
+    """``dlsuite run`` of a unet trained for one epoch of two steps on generated 64 x 64
+    videos (larger than the bioimage.io package's minimum input, twice the halo), its
+    post-processing tuned for a few seconds, W&B offline, exporting a bioimage.io package
+    at its end (``export.formats``) when the export extra is installed."""
     from dlsuite import api
     from dlsuite.data.example import write_example_videos
 
     root = tmp_path_factory.mktemp("export-run")
     data = write_example_videos(root / "data", n_videos=2, frames=4, size=64, seed=0)["videos"]
     cfg = {**TINY_RUN, "name": "tiny", "output_dir": str(root / "run"),
-           "data": {"train": str(data), "val": str(data)}}
-    return Path(api.train(cfg, quiet=True).run_dir)
+           "data": {"train": str(data), "val": str(data)},
+           "evaluation": {"tune_seconds": 3},
+           # objects even from a barely trained model, so equal labels mean something
+           "postprocess": [{"name": "threshold", "threshold": 0.4}, {"name": "label"}],
+           "export": {**TINY_RUN["export"],
+                      "formats": ["bioimageio"] if HAS_BIOIMAGEIO else []},
+           "wandb": {"mode": "offline", "project": "dlsuite-tests"}}
+    return api.run(cfg, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def run(run_result):
+    return Path(run_result.run_dir)
 
 
 def _run_model(run_dir: Path):
@@ -352,3 +365,203 @@ def test_every_builtin_architecture_exports_to_onnx(tmp_path):
             failures[name] = diff
         keras.backend.clear_session()
     assert failures == {}
+
+
+# --------------------------------------------------------------------------------------------
+# round trip: dlsuite predict with the exported model in place of RUN_DIR
+
+
+def _predict_input(run_dir: Path, folder: Path) -> Path:
+    """A folder with one input: a crop of the real image (else a generated video frame)."""
+    import tifffile
+
+    if REAL_IMAGE.is_file():
+        image = tifffile.imread(REAL_IMAGE)
+        image = (image if image.ndim == 2 else image[0])[:96, :120]
+    else:
+        cfg = json.loads((run_dir / "config.json").read_text())
+        video = sorted(Path(cfg["data"]["train"]).rglob("*.tif"))[0]
+        image = tifffile.imread(video)[0][:60, :60]
+    folder.mkdir()
+    tifffile.imwrite(folder / "cells.tif", image)
+    return folder
+
+
+def _read_prediction(out: Path) -> tuple[np.ndarray, np.ndarray]:
+    import tifffile
+
+    return (tifffile.imread(out / "probabilities" / "cells.tif"),
+            tifffile.imread(out / "labels" / "cells.tif"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_BIOIMAGEIO, reason="bioimageio.spec not installed "
+                                               "(pip install 'dlsuite[export]')")
+def test_predict_with_exported_models_gives_the_labels_of_the_run(run, tmp_path):
+    import zipfile
+
+    from dlsuite import api
+
+    assert (run / "postprocess.json").is_file()  # tuned values: the exports must carry them
+    images = _predict_input(run, tmp_path / "in")
+    api.predict_folder(run, images, tmp_path / "from_run", quiet=True)
+    probs, labels = _read_prediction(tmp_path / "from_run")
+    assert probs.std() > 0 and labels.max() > 0  # a real prediction, with objects
+    package = api.export(run, "bioimageio", tmp_path / "m.bioimageio.zip").path
+    saved = api.export(run, "savedmodel", tmp_path / "m_savedmodel").path
+    plain = api.export(run, "keras", tmp_path / "m.keras").path
+    unzipped = tmp_path / "package"
+    with zipfile.ZipFile(package) as zf:
+        zf.extractall(unzipped)
+
+    # the CLI with the zip; the API with the unzipped folder, the SavedModel and the .keras
+    # file with the run's config.json as --config
+    proc = run_cli("predict", str(package), str(images), "-o", str(tmp_path / "zip"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    for name, model, options in (("zip", None, {}), ("folder", unzipped, {}),
+                                 ("savedmodel", saved, {}),
+                                 ("keras", plain, {"config": run / "config.json"})):
+        if model is not None:
+            summary = api.predict_folder(model, images, tmp_path / name, quiet=True, **options)
+            assert summary.checkpoint == Path(model)
+        got_probs, got_labels = _read_prediction(tmp_path / name)
+        assert np.max(np.abs(got_probs - probs)) <= 1e-5, name
+        assert np.array_equal(got_labels, labels), name
+    # api.predict on an array: the package's probabilities are the run's
+    image = np.asarray(__import__("tifffile").imread(images / "cells.tif"))
+    assert np.max(np.abs(api.predict(package, image) - api.predict(run, image))) <= 1e-5
+    # by default the predictions go beside the model, never into the package
+    summary = api.predict_folder(package, images, quiet=True)
+    assert summary.out_dir == tmp_path / "predictions" / "in"
+
+
+@pytest.mark.slow
+def test_plain_keras_file_without_config_predicts_with_defaults_and_says_so(run, tmp_path):
+    from dlsuite import api
+
+    images = _predict_input(run, tmp_path / "in")
+    plain = api.export(run, "keras", tmp_path / "m.keras").path
+    summary = api.predict_folder(plain, images, tmp_path / "out", quiet=True, halo=8)
+    assert any("no normalization recorded" in n for n in summary.notes)
+    probs, labels = _read_prediction(tmp_path / "out")
+    assert probs.shape[1:] == labels.shape
+    proc = run_cli("predict", str(plain), str(images), "-o", str(tmp_path / "o2"),
+                   "--weights", "last")
+    assert proc.returncode == 2 and "--weights" in proc.stderr
+    assert not (tmp_path / "o2").exists()
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("broken.bioimageio.zip", b"not a zip", "not a readable zip file"),
+    ("other.zip", None, "no rdf.yaml in this zip"),
+    ("model.keras", b"garbage", "cannot load"),
+    ("weights.h5", b"garbage", "not a run directory, nor"),
+])
+def test_a_bad_exported_model_exits_2_naming_it_before_writing(tmp_path, name, content,
+                                                               message):
+    import zipfile
+
+    import tifffile
+
+    bad = tmp_path / name
+    if content is None:
+        with zipfile.ZipFile(bad, "w") as zf:
+            zf.writestr("readme.txt", "hello")
+    else:
+        bad.write_bytes(content)
+    tifffile.imwrite(tmp_path / "x.tif", np.zeros((16, 16), np.uint8))
+    out = tmp_path / "out"
+    proc = run_cli("predict", str(bad), str(tmp_path / "x.tif"), "-o", str(out))
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(bad) in lines[0] and message in lines[0], proc.stderr
+    assert not out.exists() and not (tmp_path / "predictions").exists()
+
+
+def test_a_package_dlsuite_cannot_predict_with_is_refused(tmp_path):
+    import zipfile
+
+    import yaml
+
+    from dlsuite.export.reopen import open_export
+
+    rdf = {"type": "model", "format_version": "0.5.4",
+           "inputs": [{"id": "raw", "axes": [{"type": "batch"}, {"type": "channel"},
+                                              {"type": "space", "id": "y"},
+                                              {"type": "space", "id": "x"}]}],
+           "outputs": [{"id": "p", "axes": []}], "weights": {}}
+    package = tmp_path / "torch.zip"
+    with zipfile.ZipFile(package, "w") as zf:
+        zf.writestr("rdf.yaml", yaml.safe_dump(rdf))
+    with pytest.raises(DlsuiteInputError, match="input axes .* batch, y, x, channel"):
+        open_export(package)
+    rdf["inputs"][0]["axes"] = [{"type": "batch"}, {"type": "space", "id": "y"},
+                                {"type": "space", "id": "x"}, {"type": "channel"}]
+    rdf["outputs"][0]["axes"] = rdf["inputs"][0]["axes"]
+    rdf["outputs"][0]["postprocessing"] = [{"id": "softmax"}]
+    rdf["inputs"][0]["preprocessing"] = [{"id": "zero_mean_unit_variance"}]
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "rdf.yaml").write_text(yaml.safe_dump(rdf))
+    with pytest.raises(DlsuiteInputError, match="preprocessing .*zero_mean_unit_variance"):
+        open_export(tmp_path / "folder")
+    rdf["inputs"][0]["preprocessing"] = []
+    rdf["weights"] = {"pytorch_state_dict": {"source": "w.pt"}}
+    (tmp_path / "folder" / "rdf.yaml").write_text(yaml.safe_dump(rdf))
+    with pytest.raises(DlsuiteInputError, match="no keras_v3 .* pytorch_state_dict"):
+        open_export(tmp_path / "folder")
+
+
+# --------------------------------------------------------------------------------------------
+# dlsuite run exports at its end (export.formats)
+
+
+def test_unknown_export_format_is_refused_by_config_validate(tmp_path):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"export": {"formats": ["keras", "tflite"]}}))
+    proc = run_cli("config", "validate", str(config))
+    assert proc.returncode == 2
+    assert "$.export.formats[1]" in proc.stderr and "'tflite'" in proc.stderr
+
+
+def test_bioimageio_export_of_a_temporal_model_stops_the_run_before_it_starts(tmp_path):
+    from dlsuite.data.example import write_example_videos
+
+    data = write_example_videos(tmp_path / "data", n_videos=2, frames=4, size=32,
+                                seed=0)["videos"]
+    out = tmp_path / "run"
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({
+        "output_dir": str(out), "data": {"train": str(data)},
+        "model": {"name": "unet_lstm", "n_filters": 4, "pools": 2, "time_windows": 3},
+        "datagen": {"patch_size": [32, 32]}, "export": {"formats": ["keras", "bioimageio"]},
+        "wandb": {"mode": "disabled"}}))
+    proc = run_cli("run", str(config))
+    assert proc.returncode == 2, proc.stderr
+    assert "$.export.formats[1]" in proc.stderr and "temporal" in proc.stderr
+    assert not out.exists()
+
+
+def _md5_b64(path: Path) -> bytes:
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.md5(path.read_bytes()).digest())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_BIOIMAGEIO, reason="bioimageio.spec not installed "
+                                               "(pip install 'dlsuite[export]')")
+def test_run_exports_at_its_end_and_the_wandb_artifact_carries_the_package(run_result):
+    run_dir = run_result.run_dir
+    package = run_dir / "export" / "tiny.bioimageio.zip"
+    assert package.is_file()
+    assert not [n for n in run_result.metrics["notes"] if "export" in n]
+    assert "export" in json.loads((run_dir / ".dlsuite-run").read_text())["written"]
+    # the offline W&B run's model artifact lists the checkpoint and the package, with the
+    # digests of the files written
+    (folder,) = (run_dir / "wandb").glob(f"offline-run-*-{run_result.wandb_run_id}")
+    records = (folder / f"run-{run_result.wandb_run_id}.wandb").read_bytes()
+    assert b"model-tiny" in records
+    for path in (package, run_dir / "checkpoints" / "best.keras"):
+        assert path.name.encode() in records, path.name
+        assert _md5_b64(path) in records, path.name

@@ -49,12 +49,15 @@ def predict(model_or_run_dir: Any, image_or_video: Any, **overrides: Any):
 
     ``model_or_run_dir`` is a run directory (its config's normalization, tiling, temporal
     windows and the ``best.keras`` checkpoint by default: the same probabilities as
-    ``dlsuite predict`` writes) or a ``keras.Model`` (no normalization unless given).
+    ``dlsuite predict`` writes), an exported model (a bioimage.io package zip or folder, a
+    SavedModel folder or a ``.keras`` file: settings from the override ``config``, a
+    config file, else from the export, else defaults) or a ``keras.Model`` (no
+    normalization unless given).
     ``image_or_video`` is an ndarray or the path of a TIFF/PNG file. ``overrides``:
     ``weights`` (``best``/``last``/a path), ``tile_size`` (None: whole image), ``halo``
     (int or ``"auto"``), ``batch_size``, ``normalize`` (bool or a callable),
-    ``time_windows``, ``size_multiple``. Raises DlsuiteInputError / DataError naming the
-    path for a missing run, checkpoint or unreadable image. For whole folders and files
+    ``time_windows``, ``size_multiple``, ``config``. Raises DlsuiteInputError / DataError
+    naming the path for a missing run, checkpoint, bad exported model or unreadable image. For whole folders and files
     written to disk see :func:`predict_folder`.
     """
     from ..predict import predict as _predict
@@ -67,7 +70,12 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     """Predict ``input_path`` with the trained run ``run_dir`` and write, per input,
     ``probabilities/<name>.tif`` (float32) and ``labels/<name>.tif`` (instance labels) in
     ``out_dir`` (default ``run_dir/<inference.output_folder>/<input name>``): what
-    ``dlsuite predict`` does.
+    ``dlsuite predict`` does. ``run_dir`` may be an exported model instead (a bioimage.io
+    package zip or folder, a SavedModel folder, a ``.keras`` file; the default ``out_dir``
+    is then beside it): normalization, halo and post-processing come from the option
+    ``config`` (a dlsuite config file, e.g. the run's ``config.json``), else from what
+    ``dlsuite export`` stored in the package or SavedModel, else from dlsuite's defaults with
+    a package's own preprocessing and halo; the labels then equal those of the run.
 
     ``input_path`` is a TIFF/PNG image or video, a folder of them, a folder of CTC frames
     ``tNNN.tif`` or a dataset folder (frames, videos or CTC layout). ``options`` left out take
@@ -76,7 +84,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     (default True; False writes probabilities only), ``ctc`` (also track each video into
     ``out_dir/ctc/NN_RES``), ``as_video`` (stack a folder of 2D images into one video),
     ``overwrite`` (replace predictions in a non-empty ``out_dir``), ``quiet`` (no progress
-    bar). ``postprocess`` may also be another chain to try on the trained run without
+    bar), ``config`` (see above). ``postprocess`` may also be another chain to try on the trained run without
     retraining: a list in the config's ``postprocess`` format or the path of a JSON file
     holding one (``--postprocess CHAIN.json``); ``overrides`` (``--set``: ``{path: value}``
     or ``KEY=VALUE`` strings) change the run's ``postprocess``, ``inference`` or

@@ -80,10 +80,13 @@ def _halo(value: str | None):
 @click.option("--overwrite", is_flag=True, help="Replace the predictions in a non-empty OUT.")
 @click.option("--quiet", is_flag=True,
               help="Warnings and errors only: no progress bar, notes, summary table or totals.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="With an exported model: a dlsuite config (e.g. the run's config.json) "
+                   "giving normalization, tiling, halo and post-processing.")
 def predict(run_dir: Path, input_path: Path, out_dir: Path | None, weights: str | None,
             tile_size, halo, batch_size: int | None, no_postprocess: bool, chain: Path | None,
             overrides: tuple[str, ...], ctc: bool, as_video: bool, overwrite: bool,
-            quiet: bool) -> None:
+            quiet: bool, config_file: Path | None) -> None:
     """Predict INPUT with the trained run RUN_DIR and write per input
     probabilities/<name>.tif (float32) and labels/<name>.tif (instance labels).
 
@@ -91,10 +94,16 @@ def predict(run_dir: Path, input_path: Path, out_dir: Path | None, weights: str 
     or a dataset folder (frames, videos or CTC layout; labels are not needed). The run's
     config gives normalization, tiling, post-processing and tracking; --postprocess and
     --set try another chain or other values without retraining.
+
+    RUN_DIR may instead be an exported model: a bioimage.io package (.zip or folder), a
+    SavedModel folder or a .keras file. Its settings then come from --config, else from
+    what dlsuite export stored in it (package, SavedModel), else from dlsuite's defaults
+    (a package's own preprocessing and halo); outputs go beside it by default.
     """
     if chain is not None and no_postprocess:
         raise click.UsageError("--postprocess and --no-postprocess exclude each other")
-    given = {"weights": weights, "halo": halo, "batch_size": batch_size}
+    given = {"weights": weights, "halo": halo, "batch_size": batch_size,
+             "config": config_file}
     options = {k: v for k, v in given.items() if v is not None}  # left out: the run's config
     if tile_size is not None:
         options["tile_size"] = None if tile_size == "whole" else tile_size

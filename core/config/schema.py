@@ -266,6 +266,9 @@ class ExportConfig:
                             help="keywords of the exported model (bioimageio)")
     description: Optional[str] = param(None, help="one-line description of the exported "
                                                   "model; null: architecture and classes")
+    formats: list[Literal["keras", "savedmodel", "onnx", "bioimageio"]] = param(
+        [], help="formats `dlsuite run` exports the trained model in at its end (as `dlsuite "
+                 "export`, into RUN_DIR/export; onnx and bioimageio need dlsuite[export])")
 
 
 @attrs.frozen
@@ -339,4 +342,4 @@ class Config:
     tracking: TrackingConfig = param(TrackingConfig(), help="tracking and CTC export")
     evaluation: EvaluationConfig = param(EvaluationConfig(), help="evaluation")
     wandb: WandbConfig = param(WandbConfig(), help="Weights & Biases logging")
-    export: ExportConfig = param(ExportConfig(), help="who made the model, for `dlsuite export`")
+    export: ExportConfig = param(ExportConfig(), help="who made the model, for `dlsuite export`; formats `dlsuite run` exports")

@@ -16,6 +16,7 @@ TensorFlow is imported only when a model is exported.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -26,8 +27,8 @@ import attrs
 
 from dlsuite.errors import DlsuiteInputError
 
-__all__ = ["FORMATS", "ExportFormat", "ExportJob", "ExportResult", "export_run",
-           "write_savedmodel"]
+__all__ = ["FORMATS", "ExportFormat", "ExportJob", "ExportResult", "default_export_path",
+           "export_run", "missing_modules", "write_savedmodel"]
 
 
 @attrs.frozen
@@ -77,6 +78,13 @@ def write_savedmodel(model, path: Path, job: ExportJob | None = None) -> None:
     archive.track(model)
     archive.add_endpoint(name="serve", fn=serve, input_signature=specs)
     archive.write_out(str(path), verbose=False)
+    if job is not None:  # what dlsuite predict needs to predict as the run did
+        from .embedded import SAVEDMODEL_METADATA, export_halo, run_metadata
+
+        target = Path(path) / SAVEDMODEL_METADATA
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(run_metadata(job, export_halo(job)), indent=1),
+                          encoding="utf-8")
 
 
 def _write_onnx(model, path: Path, job: ExportJob | None = None) -> None:
@@ -92,26 +100,20 @@ def _write_onnx(model, path: Path, job: ExportJob | None = None) -> None:
 
 def _write_bioimageio(model, path: Path, job: ExportJob) -> None:
     from dlsuite.data.pipeline import make_normalizer
-    from dlsuite.models import halo_pixels, used_halo
 
     from .bioimageio import BioimageioInfo, write_bioimageio
+    from .embedded import export_halo, run_metadata
 
     geo, config = job.geometry, job.config
     if geo["temporal"]:
         raise DlsuiteInputError(f"bioimageio export: architecture {config.model.name!r} is "
                                 "temporal; only 2D models are packaged")
-    rf = geo["receptive_field"]
-    if config.inference.halo == "auto" and rf is None:
-        from dlsuite.receptive_field import measured_receptive_field
-
-        entry = job.registry.resolve("architectures", config.model.name)
-        rf = measured_receptive_field(entry, config.model.params,
-                                      n_classes=geo["n_classes"]).receptive_field
-    halo = used_halo(halo_pixels(config.inference.halo, rf), geo["size_multiple"])
+    halo = export_halo(job)
     write_bioimageio(model, config, run_root=job.root, checkpoint=job.checkpoint, halo=halo,
                      size_multiple=geo["size_multiple"],
                      normalize=make_normalizer(config, job.registry), out=path,
-                     info=BioimageioInfo.from_config(config))
+                     info=BioimageioInfo.from_config(config),
+                     metadata=run_metadata(job, halo))
 
 
 #: The formats of ``dlsuite export --format``.
@@ -150,6 +152,12 @@ def _default_out(root: Path, name: str, fmt: ExportFormat) -> Path:
     return root / "export" / f"{name}{fmt.suffix}"
 
 
+def default_export_path(run_root: str | os.PathLike, name: str, fmt: str) -> Path:
+    """Where ``dlsuite export`` writes format ``fmt`` of the run ``name`` by default:
+    ``RUN_ROOT/export/<name><suffix>``."""
+    return _default_out(Path(run_root), name, FORMATS[fmt])
+
+
 def _check_out(out: Path) -> None:
     if out.exists() or out.is_symlink():
         raise DlsuiteInputError(f"{out}: already exists; export never replaces a file, "
@@ -165,8 +173,13 @@ def _find(module: str):
         return None
 
 
+def missing_modules(fmt: ExportFormat) -> list[str]:
+    """The Python modules format ``fmt`` needs that are not installed."""
+    return [m for m in fmt.needs if _find(m) is None]
+
+
 def _check_needs(name: str, fmt: ExportFormat) -> None:
-    missing = [m for m in fmt.needs if _find(m) is None]
+    missing = missing_modules(fmt)
     if missing:
         raise DlsuiteInputError(f"export format {name!r} needs {', '.join(missing)}: "
                                 "pip install 'dlsuite[export]'")

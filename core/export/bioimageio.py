@@ -140,9 +140,11 @@ def _documentation(config, run_root: Path, checkpoint: Path, source: str) -> str
 
 def write_bioimageio(model, config, *, run_root: Path, checkpoint: Path, halo: int,
                      size_multiple: int, normalize, out: Path,
-                     info: BioimageioInfo = BioimageioInfo()) -> None:
+                     info: BioimageioInfo = BioimageioInfo(), metadata: dict | None = None
+                     ) -> None:
     """Write the bioimage.io package of the (plain Keras, 2D, one output) ``model`` of the run
-    to the zip ``out`` (validated by ``bioimageio.spec`` while built). DlsuiteInputError for a
+    to the zip ``out`` (validated by ``bioimageio.spec`` while built), with ``metadata``
+    (:func:`dlsuite.export.embedded.run_metadata`) as ``config.dlsuite``. DlsuiteInputError for a
     normalizer bioimage.io cannot express or a model that is not 2D with one output."""
     import keras
     import tensorflow as tf
@@ -223,7 +225,8 @@ def write_bioimageio(model, config, *, run_root: Path, checkpoint: Path, halo: i
             license=info.license, tags=list(info.tags),
             covers=[v0_5.FileDescr(source=work / "cover.png")],
             documentation=v0_5.FileDescr(source=work / "README.md"),
-            inputs=[inp], outputs=[output], weights=weights)
+            inputs=[inp], outputs=[output], weights=weights,
+            config=v0_5.Config(**({"dlsuite": metadata} if metadata else {})))
         tmp_zip = work / out.name
         save_bioimageio_package(descr, output_path=tmp_zip)
         os.replace(tmp_zip, out)

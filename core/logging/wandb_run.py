@@ -275,12 +275,19 @@ class WandbRun:
         self._guard("summary", lambda: self._run.summary.update(dict(data)))
 
     def log_model(self, path: str | os.PathLike, *, name: str,
-                  metadata: Mapping[str, Any] | None = None, aliases: Sequence[str] = ()) -> None:
-        """Log the file at ``path`` as a ``model`` artifact."""
+                  metadata: Mapping[str, Any] | None = None, aliases: Sequence[str] = (),
+                  extra: Sequence[str | os.PathLike] = ()) -> None:
+        """Log the file at ``path`` as a ``model`` artifact, with the files and folders
+        ``extra`` (e.g. exported models; a folder is added under its own name)."""
         def go():
             safe = re.sub(r"[^A-Za-z0-9_.-]", "-", name)
             art = self._wandb.Artifact(f"model-{safe}", type="model", metadata=dict(metadata or {}))
             art.add_file(str(path))
+            for item in map(Path, extra):
+                if item.is_dir():
+                    art.add_dir(str(item), name=item.name)
+                else:
+                    art.add_file(str(item))
             self._run.log_artifact(art, aliases=list(aliases) or None)
         self._guard("log_model", go)
 

@@ -1,0 +1,60 @@
+"""What an exported model carries about its run, so ``dlsuite predict`` gives the same labels
+from the export as from the run: the run's config (normalizer, inference tiling, the
+post-processing chain with the values tuned into ``postprocess.json``, tracking), the size
+multiple and the halo in pixels.
+
+It is a JSON object (:func:`run_metadata`): the ``config.dlsuite`` field of a bioimage.io
+package's ``rdf.yaml``, and ``assets.extra/dlsuite.json`` in a SavedModel folder (the
+folder TensorFlow Serving reserves for extra files). Other tools ignore it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["METADATA_VERSION", "SAVEDMODEL_METADATA", "export_halo", "run_metadata"]
+
+#: Version of the layout of :func:`run_metadata`.
+METADATA_VERSION = 1
+#: Where a SavedModel folder written by ``dlsuite export`` holds :func:`run_metadata`.
+SAVEDMODEL_METADATA = Path("assets.extra") / "dlsuite.json"
+
+
+def export_halo(job) -> int:
+    """The halo in pixels the run predicts with (``inference.halo``; ``auto``: the reach of
+    the architecture's receptive field, declared or measured), rounded up to the size
+    multiple: the halo of the package and of ``dlsuite predict`` on the run."""
+    from dlsuite.models import halo_pixels, used_halo
+
+    geo, config = job.geometry, job.config
+    rf = geo["receptive_field"]
+    if config.inference.halo == "auto" and rf is None:
+        from dlsuite.inference.receptive_field import measured_receptive_field
+
+        entry = job.registry.resolve("architectures", config.model.name)
+        rf = measured_receptive_field(entry, config.model.params,
+                                      n_classes=geo["n_classes"]).receptive_field
+    return int(used_halo(halo_pixels(config.inference.halo, rf), geo["size_multiple"]))
+
+
+def run_metadata(job, halo: int) -> dict[str, Any]:
+    """``{"version", "dlsuite_version", "config", "postprocess_json", "size_multiple",
+    "halo", "temporal", "n_classes"}`` of the run behind ``job`` (an
+    :class:`dlsuite.export.ExportJob`): ``config`` as plain JSON (data paths kept, only as
+    a record), ``postprocess_json`` the run's tuned post-processing values (None: untuned)."""
+    from dlsuite import __version__
+    from dlsuite.config.converter import unstructure_config
+    from dlsuite.fileio import to_jsonable
+
+    tuned = job.root / "postprocess.json"
+    try:
+        postprocess = json.loads(tuned.read_text(encoding="utf-8")) if tuned.is_file() else None
+    except ValueError:
+        postprocess = None  # predict from the run refuses it too; the package keeps the config's
+    return {"version": METADATA_VERSION, "dlsuite_version": __version__,
+            "config": to_jsonable(unstructure_config(job.config, job.registry)),
+            "postprocess_json": postprocess, "size_multiple": int(job.geometry["size_multiple"]),
+            "halo": int(halo), "temporal": bool(job.geometry["temporal"]),
+            "n_classes": int(job.geometry["n_classes"])}
