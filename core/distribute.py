@@ -125,7 +125,8 @@ def _mirrored(section) -> Distribution:
 
 def cluster_source(environ=None) -> str:
     """Where ``multi_worker`` finds its cluster: ``"tf_config"`` (``TF_CONFIG`` set) or
-    ``"slurm"`` (a SLURM job step of several tasks); DlsuiteInputError otherwise or when
+    ``"slurm"`` (a SLURM job step of several tasks started by ``srun``); DlsuiteInputError
+    otherwise or when
     ``TF_CONFIG`` is not a cluster spec naming this task."""
     env = os.environ if environ is None else environ
     raw = env.get("TF_CONFIG", "").strip()
@@ -145,8 +146,8 @@ def cluster_source(environ=None) -> str:
                 'expected {"cluster": {"worker": ["host:port", ...]}, "task": {"type": '
                 '"worker", "index": N}}') from None
         return "tf_config"
-    if int(env.get("SLURM_NTASKS", env.get("SLURM_NPROCS", "0")) or 0) > 1 \
-            and "SLURM_PROCID" in env:
+    # SLURM_STEP_NUM_TASKS is set by srun only: the batch script itself is no cluster
+    if int(env.get("SLURM_STEP_NUM_TASKS", "0") or 0) > 1 and "SLURM_PROCID" in env:
         return "slurm"
     raise DlsuiteInputError(
         "$.train.distribute.strategy: 'multi_worker' needs a cluster: set TF_CONFIG on each "

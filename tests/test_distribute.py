@@ -114,11 +114,13 @@ def test_cluster_source_reads_tf_config_or_slurm_and_refuses_anything_else():
 
     good = {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}
     assert cluster_source({"TF_CONFIG": json.dumps(good)}) == "tf_config"
-    assert cluster_source({"SLURM_NTASKS": "4", "SLURM_PROCID": "2"}) == "slurm"
+    assert cluster_source({"SLURM_STEP_NUM_TASKS": "4", "SLURM_PROCID": "2"}) == "slurm"
     with pytest.raises(DlsuiteInputError, match="needs a cluster: set TF_CONFIG.*srun"):
         cluster_source({})
-    with pytest.raises(DlsuiteInputError, match="needs a cluster"):
-        cluster_source({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"})  # one task: no cluster
+    with pytest.raises(DlsuiteInputError, match="needs a cluster"):  # one task: no cluster
+        cluster_source({"SLURM_STEP_NUM_TASKS": "1", "SLURM_PROCID": "0"})
+    with pytest.raises(DlsuiteInputError, match="needs a cluster"):  # the batch script itself
+        cluster_source({"SLURM_NTASKS": "4", "SLURM_PROCID": "0", "SLURM_JOB_ID": "7"})
     with pytest.raises(DlsuiteInputError, match="TF_CONFIG: not a usable cluster spec"):
         cluster_source({"TF_CONFIG": "{not json"})
     bad = {**good, "task": {"type": "worker", "index": 2}}
