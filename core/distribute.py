@@ -155,8 +155,16 @@ def cluster_source(environ=None) -> str:
         "host use 'mirrored'")
 
 
+#: The multi-worker Distribution of this process per cluster source: TensorFlow can set up its
+#: collective runtime only once, so a second run in the process (a resume) reuses it.
+_STARTED: dict[tuple[str, str], Distribution] = {}
+
+
 def _multi_worker() -> Distribution:
     source = cluster_source()
+    key = (source, os.environ.get("TF_CONFIG", ""))
+    if key in _STARTED:
+        return _STARTED[key]
     patch_keras_for_multi_worker()
     import tensorflow as tf
 
@@ -174,8 +182,10 @@ def _multi_worker() -> Distribution:
     chiefs, workers = len(cluster.get("chief", [])), len(cluster.get("worker", []))
     kind, index = resolver.task_type, int(resolver.task_id)
     position = index + (chiefs if kind == "worker" else 0)
-    return Distribution("multi_worker", strategy, int(strategy.num_replicas_in_sync),
-                        chiefs + workers, position, position == 0)
+    dist = _STARTED[key] = Distribution("multi_worker", strategy,
+                                        int(strategy.num_replicas_in_sync), chiefs + workers,
+                                        position, position == 0)
+    return dist
 
 
 def patch_keras_for_multi_worker() -> None:

@@ -99,9 +99,8 @@ def _wandb_finished(ctx: RunContext) -> Iterator[None]:
 
 def _start(loaded: LoadedConfig, *, resume: bool, overwrite: bool, quiet: bool,
            registry: Registry | None) -> RunContext:
-    from .preflight import preflight
-
     from .distribute import start_distribution
+    from .preflight import preflight
 
     registry = registry or get_registry()
     preflight(loaded, registry)  # bad input stops here: no run directory is created

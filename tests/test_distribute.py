@@ -183,10 +183,12 @@ def test_split_rows_cuts_each_batch_into_consecutive_replica_pieces():
 # ---- real distributed training ------------------------------------------------------------
 
 
-def _train(*args: str, env: dict | None = None, timeout: float = 900) -> subprocess.Popen:
+def _train(*args: str, env: dict | None = None, cli: bool = False) -> subprocess.Popen:
+    """``_distributed_worker.py ARGS`` (or, with ``cli``, ``dlsuite ARGS``) in a process."""
     full = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     full.pop("WANDB_MODE", None)
-    return subprocess.Popen([sys.executable, str(WORKER), *args], stdout=subprocess.PIPE,
+    program = ["-m", "dlsuite.cli"] if cli else [str(WORKER)]
+    return subprocess.Popen([sys.executable, *program, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=full)
 
 
@@ -241,25 +243,40 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-@pytest.mark.slow
-def test_two_workers_on_localhost_train_in_step_and_only_the_chief_writes(tmp_path, videos):
-    out, scratch = tmp_path / "run", tmp_path / "scratch"
-    scratch.mkdir()
-    config = write(tmp_path / "c.json", tiny(videos, out, epochs=2, strategy="multi_worker"))
+def _workers(args: list[str], tmp_path: Path, scratch: Path, cli: bool) -> list[str]:
+    """Two worker processes of one TF_CONFIG cluster on 127.0.0.1 (free ports): ``dlsuite
+    ARGS`` (``cli``) or the worker script on ARGS saving its weights; both must finish with
+    exit code 0; returns their stdout."""
     addresses = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     procs = []
     for index in range(2):
         tf_config = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
-        saved = tmp_path / f"w{index}.weights.h5"
-        procs.append(_train(str(config), "--save-weights", str(saved),
+        save = [] if cli else ["--save-weights", str(tmp_path / f"w{index}.weights.h5")]
+        procs.append(_train(*args, *save, cli=cli,
                             env={"TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(scratch)}))
     results = _finish(procs, timeout=900)
-    for code, stdout, stderr in results:
+    for code, _stdout, stderr in results:
         assert code == 0, stderr[-3000:]
-        assert f"finished: {out}" in stdout
+    return [stdout for _code, stdout, _stderr in results]
+
+
+@pytest.mark.slow
+def test_two_workers_on_localhost_train_in_step_and_only_the_chief_writes(tmp_path, videos):
+    """Two `dlsuite train` processes (as docs/scale.md shows) train epoch 1, then two new
+    ones resume for epoch 2 and save their final weights."""
+    out, scratch = tmp_path / "run", tmp_path / "scratch"
+    scratch.mkdir()
+    first = write(tmp_path / "c1.json", tiny(videos, out, strategy="multi_worker"))
+    config = write(tmp_path / "c2.json", tiny(videos, out, epochs=2, strategy="multi_worker"))
+    _workers(["train", str(first)], tmp_path, scratch, cli=True)
     assert list(scratch.iterdir()) == []  # the other worker's scratch run was removed
+    assert [r["epoch"] for r in history(out)] == [1]
+    for stdout in _workers([f"resume:{config}"], tmp_path, scratch, cli=False):
+        assert f"finished: {out}" in stdout
+    assert list(scratch.iterdir()) == []
     log = (out / "run.log").read_text()
     assert "distribution: multi_worker, 2 replicas, 2 workers, this is worker 0 (chief)" in log
+    assert "resumed from epoch 1" in log
     assert [r["epoch"] for r in history(out)] == [1, 2]
     assert (out / "checkpoints" / "last.keras").is_file()
     chief = h5_arrays(tmp_path / "w0.weights.h5")
