@@ -287,3 +287,38 @@ def test_two_workers_on_localhost_train_in_step_and_only_the_chief_writes(tmp_pa
         np.testing.assert_array_equal(chief[key], other[key], err_msg=key)
         if key in written:
             np.testing.assert_array_equal(chief[key], written[key], err_msg=key)
+
+
+@pytest.mark.slow
+def test_two_workers_refuse_a_batch_their_replicas_do_not_divide_before_writing(tmp_path):
+    """The replicas of multi_worker are known only once the cluster is up: both workers
+    exit 2 naming datagen.batch_size, and neither writes anything."""
+    from dlsuite.data.example import write_example_videos
+
+    data = write_example_videos(tmp_path / "d", n_videos=3, frames=2, size=32, seed=0)["videos"]
+    out, scratch = tmp_path / "run", tmp_path / "scratch"
+    scratch.mkdir()
+    config = write(tmp_path / "c.json", tiny(data, out, batch=3, strategy="multi_worker"))
+    addresses = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = [_train("train", str(config), cli=True, env={
+        "TMPDIR": str(scratch), "TF_CONFIG": json.dumps(
+            {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": i}})})
+        for i in range(2)]
+    for code, _stdout, stderr in _finish(procs, timeout=600):
+        assert code == 2, stderr[-3000:]
+        assert ("$.datagen.batch_size: 3 (the global batch) is not divisible by the 2 replicas "
+                "of train.distribute.strategy 'multi_worker'") in stderr
+        assert "Traceback" not in stderr
+    assert not out.exists() and list(scratch.iterdir()) == []
+
+
+def test_multi_worker_is_refused_when_keras_lacks_what_the_workaround_patches(monkeypatch):
+    """A Keras whose TF trainer no longer has the patched internals: a clear refusal naming
+    the Keras issue, not a failure (or a hang) in the middle of fit."""
+    import keras.src.backend.tensorflow.trainer as kt
+
+    from dlsuite.distribute import patch_keras_for_multi_worker
+
+    monkeypatch.delattr(kt, "_collective_all_reduce_multi_worker")
+    with pytest.raises(DlsuiteInputError, match=r"keras-team/keras#20585.*use 'mirrored'"):
+        patch_keras_for_multi_worker()
