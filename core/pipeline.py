@@ -101,13 +101,33 @@ def _wandb_finished(ctx: RunContext) -> Iterator[None]:
 
 def _start(loaded: LoadedConfig, *, resume: bool, overwrite: bool, quiet: bool,
            registry: Registry | None) -> RunContext:
+    from .distribute import start_distribution
     from .preflight import preflight
 
     registry = registry or get_registry()
     preflight(loaded, registry)  # bad input stops here: no run directory is created
-    run_dir = prepare_run_dir(loaded.config.output_dir, resume=resume, overwrite=overwrite,
-                              loaded=loaded, registry=registry)
-    return RunContext(loaded, registry, run_dir, quiet=quiet)
+    dist = start_distribution(loaded.config)  # so do a bad cluster and an unsplittable batch
+    if not dist.is_chief:  # the chief writes the run; the others a scratch folder
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix=f"dlsuite-worker{dist.worker_index}-")
+        run_dir = prepare_run_dir(scratch, loaded=loaded, registry=registry)
+    else:
+        run_dir = prepare_run_dir(loaded.config.output_dir, resume=resume, overwrite=overwrite,
+                                  loaded=loaded, registry=registry)
+    return RunContext(loaded, registry, run_dir, quiet=quiet, distribution=dist)
+
+
+@contextmanager
+def _scratch_removed(ctx: RunContext) -> Iterator[None]:
+    """On a worker other than the chief, remove its scratch run folder on the way out."""
+    try:
+        yield
+    finally:
+        if ctx.distribution is not None and not ctx.distribution.is_chief:
+            import shutil
+
+            shutil.rmtree(ctx.run.root, ignore_errors=True)
 
 
 def train(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False,
@@ -122,10 +142,17 @@ def train(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False
     ctx = _start(loaded, resume=resume, overwrite=overwrite, quiet=quiet, registry=registry)
     from .training import fit  # TensorFlow: only once the input was checked
 
-    with _file_log(ctx.run), _wandb_finished(ctx):
+    with _scratch_removed(ctx), _file_log(ctx.run), _wandb_finished(ctx):
         out = fit(ctx, resume=resume)
         run_id = ctx.wandb.id
-    return RunResult(ctx.run.root, {**out.metrics, "notes": ctx.notes}, out.history, run_id)
+    return RunResult(_result_dir(ctx), {**out.metrics, "notes": ctx.notes}, out.history, run_id)
+
+
+def _result_dir(ctx: RunContext) -> Path:
+    """The run directory (the chief's ``output_dir`` also on the other workers)."""
+    if ctx.distribution is not None and not ctx.distribution.is_chief:
+        return Path(ctx.config.output_dir).expanduser().resolve()
+    return ctx.run.root
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,8 +307,11 @@ def run(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False,
     from .training import fit  # TensorFlow: only once the input was checked
 
     formats = ctx.config.export.formats
-    with _file_log(ctx.run), _wandb_finished(ctx):
+    with _scratch_removed(ctx), _file_log(ctx.run), _wandb_finished(ctx):
         trained = fit(ctx, resume=resume, log_model=not formats)
+        if not ctx.distribution.is_chief:  # prediction and the report: the chief's alone
+            return RunResult(_result_dir(ctx), {"train": trained.metrics["train"],
+                                                "notes": ctx.notes}, trained.history, None)
         tune_step(ctx, trained)  # postprocess.json; the test set uses the tuned chain
         preds = postprocess_step(ctx, predict_step(ctx, trained))
         exported = export_step(ctx, preds)

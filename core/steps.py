@@ -80,6 +80,7 @@ class RunContext:
     wandb: WandbRun = attrs.field(factory=WandbRun)
     notes: list = attrs.field(factory=list)
     seed: int | None = None
+    distribution: Any = None  # dlsuite.distribute.Distribution; None: from the config
 
     @property
     def config(self):

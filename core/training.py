@@ -26,6 +26,7 @@ import importlib.util
 import logging
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -139,6 +140,10 @@ def compile_model(model: keras.Model, config, registry, *, n_classes: int) -> ke
     from .head_losses import build_loss_and_metrics
 
     loss, metrics = build_loss_and_metrics(config, registry, n_classes=n_classes)
+    if config.train.distribute.strategy != "none":
+        from .replica_loss import ReplicaMeanLoss
+
+        loss = ReplicaMeanLoss(loss)  # a scalar loss is not divided by the replicas by Keras
     model.compile(optimizer=make_optimizer(config.optimizer), loss=loss, metrics=metrics)
     return model
 
@@ -361,7 +366,14 @@ def fit(ctx: RunContext, *, resume: bool, log_model: bool = True) -> TrainOutput
     from .config.converter import unstructure_config
 
     cfg = ctx.config
-    state = load_resume_state(ctx.run) if resume else None
+    dist = ctx.distribution
+    if dist is None:
+        from .distribute import start_distribution
+
+        dist = ctx.distribution = start_distribution(cfg)
+    # a worker other than the chief writes a scratch folder; it resumes from the chief's run
+    source = ctx.run if dist.is_chief else RunDir(Path(cfg.output_dir).expanduser().resolve())
+    state = load_resume_state(source) if resume else None
     seed = state.seed if state is not None and state.seed is not None else cfg.seed
     # On resume, a shifted seed so the data stream does not replay the first epochs.
     ctx.seed = seed_everything(seed, cfg.train.deterministic)
@@ -373,19 +385,23 @@ def fit(ctx: RunContext, *, resume: bool, log_model: bool = True) -> TrainOutput
     geo = ctx.geometry()
     data = build_training_data(ctx, temporal=geo["temporal"], time_windows=geo["time_windows"],
                                config=attrs.evolve(cfg, seed=run_seed))
-    model, _entry = build_model(cfg, ctx.registry, n_classes=data.n_classes)
-    compile_model(model, cfg, ctx.registry, n_classes=data.n_classes)
-    if state is not None:
-        restore_model_state(ctx.run, state, model)
+    log.info("%s", dist.describe())
+    with dist.scope():  # model, optimizer, metrics and restored state: on every replica
+        model, _entry = build_model(cfg, ctx.registry, n_classes=data.n_classes)
+        compile_model(model, cfg, ctx.registry, n_classes=data.n_classes)
+        if state is not None:
+            restore_model_state(source, state, model)
+    fit_train, fit_val = _fit_datasets(data, dist, cfg)
     monitor = resolve_monitor(cfg, ctx.registry, has_validation=data.val is not None)
     log.info("monitoring %s (%s)", monitor.name, monitor.mode)
 
     prov = ctx.provenance()
     log.info("plugins: %s", describe_provenance(prov))
-    ctx.wandb = WandbRun.start(wandb_config=cfg.wandb, run_dir=ctx.run.root, name=cfg.name,
-                               config={**unstructure_config(cfg, ctx.registry),
-                                       "provenance": prov},
-                               resume_id=state.wandb_run_id if state is not None else None)
+    if dist.is_chief:
+        ctx.wandb = WandbRun.start(wandb_config=cfg.wandb, run_dir=ctx.run.root, name=cfg.name,
+                                   config={**unstructure_config(cfg, ctx.registry),
+                                           "provenance": prov},
+                                   resume_id=state.wandb_run_id if state is not None else None)
 
     initial_epoch = state.epoch if state is not None else 0
     stop, nan_guard = GracefulStop(), DivergenceGuard()
@@ -398,8 +414,8 @@ def fit(ctx: RunContext, *, resume: bool, log_model: bool = True) -> TrainOutput
         if initial_epoch < cfg.train.epochs:
             log.info("training %s: epochs %d..%d, %d steps per epoch", cfg.model.name,
                      initial_epoch + 1, cfg.train.epochs, data.steps_per_epoch)
-            model.fit(data.train, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
-                      steps_per_epoch=data.steps_per_epoch, validation_data=data.val,
+            model.fit(fit_train, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
+                      steps_per_epoch=data.steps_per_epoch, validation_data=fit_val,
                       validation_steps=data.validation_steps, callbacks=callbacks,
                       verbose=0, shuffle=False)
         else:
@@ -417,6 +433,20 @@ def fit(ctx: RunContext, *, resume: bool, log_model: bool = True) -> TrainOutput
         ctx.wandb.log_model(model_path, name=cfg.name, aliases=["latest"],
                             metadata={"monitor": monitor.name, "best": checkpoints.best})
     return TrainOutput(model_path, history, metrics, data.n_classes)
+
+
+def _fit_datasets(data, dist, cfg) -> tuple[Any, Any]:
+    """The datasets ``model.fit`` reads: as built, or split over the strategy's replicas
+    (:mod:`dlsuite.data.distributed`)."""
+    if dist.strategy is None:
+        return data.train, data.val
+    from .data.distributed import distribute_datasets
+
+    d = cfg.datagen
+    log.info("global batch %d images, %d per replica", d.batch_size,
+             d.batch_size // dist.replicas)
+    return distribute_datasets(data, dist.strategy, batch_size=d.batch_size,
+                               patches_per_image=d.patches_per_image)
 
 
 def _raise_unless_finished(ctx: RunContext, nan_guard: NanGuard, stop: GracefulStop,

@@ -24,6 +24,7 @@ values: plugin callables run only on parameters that passed their checks.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -177,10 +178,57 @@ def enough_training_samples(config, registry) -> list[Problem]:
              "step) or add training data")]
 
 
+def distribution_fits_batch(config, registry) -> list[Problem]:
+    """``train.distribute``: named ``devices`` only with ``mirrored``, each a device name
+    (``GPU:0``, ``/gpu:1``, ``/device:CPU:0``) named once, and ``datagen.batch_size`` (the
+    global batch) divisible by their number. The replicas of ``mirrored`` on every GPU and of
+    ``multi_worker`` are known only when TensorFlow starts: ``dlsuite train`` checks them
+    then, before anything is written (:mod:`dlsuite.distribute`)."""
+    return device_problems(config.train.distribute, int(config.datagen.batch_size))
+
+
+_DEVICE = re.compile(r"^/?(?:device:)?(GPU|CPU):(\d+)$", re.IGNORECASE)
+
+
+def device_name(name: str) -> str | None:
+    """``GPU:0`` / ``/gpu:0`` / ``/device:GPU:0`` as TensorFlow's ``/device:GPU:0``; None
+    when ``name`` is not a device name."""
+    match = _DEVICE.match(str(name).strip())
+    return f"/device:{match[1].upper()}:{int(match[2])}" if match else None
+
+
+def device_problems(distribute, batch_size: int) -> list[Problem]:
+    """The problems of a ``train.distribute`` section on its own (see
+    :func:`distribution_fits_batch`)."""
+    devices = list(distribute.devices or [])
+    if not devices:
+        return []
+    where = "$.train.distribute.devices"
+    if distribute.strategy != "mirrored":
+        return [(where, f"names devices, which only strategy 'mirrored' uses (strategy is "
+                        f"{distribute.strategy!r}; multi_worker uses every GPU of each host)")]
+    names = []
+    for i, name in enumerate(devices):
+        full = device_name(name)
+        if full is None:
+            return [(f"{where}[{i}]", f"{name!r} is not a device name: use e.g. 'GPU:0', "
+                                      "'GPU:1' (or 'CPU:0')")]
+        if full in names:
+            return [(f"{where}[{i}]", f"{name!r} is named twice")]
+        names.append(full)
+    if batch_size % len(names):
+        ok = -(-batch_size // len(names)) * len(names)
+        return [("$.datagen.batch_size",
+                 f"{batch_size} (the global batch) is not divisible by the {len(names)} "
+                 f"replicas of $.train.distribute.devices: each device takes batch_size / "
+                 f"{len(names)} images per step; use e.g. {ok}")]
+    return []
+
+
 Rule = Callable[[Any, Any], list[Problem]]
 #: Rules that need only the config and the registry (run by every validation).
 CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, loss_fits_target,
-                                  postprocess_chain_works)
+                                  postprocess_chain_works, distribution_fits_batch)
 #: Rules that read the data (run when data paths are checked).
 DATA_RULES: tuple[Rule, ...] = (enough_training_samples,)
 

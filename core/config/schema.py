@@ -189,6 +189,17 @@ class TensorBoardConfig:
 
 
 @attrs.frozen
+class DistributeConfig:
+    strategy: Literal["none", "mirrored", "multi_worker"] = param(
+        "none", help="'none': one device; 'mirrored': tf.distribute.MirroredStrategy over the "
+        "devices of this host; 'multi_worker': MultiWorkerMirroredStrategy over the hosts of "
+        "TF_CONFIG or of a SLURM job step (datagen.batch_size is the global batch)")
+    devices: list[str] = param(
+        [], help="mirrored only: the devices to use, e.g. ['GPU:0', 'GPU:1']; "
+        "empty: every GPU of the host (the CPU when there is none)")
+
+
+@attrs.frozen
 class TrainConfig:
     epochs: int = param(10, help="number of epochs", validator=positive())
     monitor: str = param("val_jaccard", help="metric for checkpoints, LR schedule, early stop",
@@ -205,6 +216,8 @@ class TrainConfig:
     tensorboard: TensorBoardConfig = param(TensorBoardConfig(), help="TensorBoard logging")
     mixed_precision: bool = param(False, help="bfloat16 on CPU, float16 on GPU")
     deterministic: bool = param(False, help="enable TensorFlow op determinism")
+    distribute: DistributeConfig = param(DistributeConfig(),
+                                         help="training on several devices or hosts")
 
 
 @attrs.frozen

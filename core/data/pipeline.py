@@ -90,6 +90,7 @@ class TrainingData:
     validation_steps: int | None
     n_classes: int
     target_channels: tuple[str, ...]
+    parts: Any = None  # what dlsuite.data.distributed needs to rebuild the streams per replica
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,13 +388,20 @@ def _seed_sequence(seed: int | None) -> np.random.SeedSequence:
 
 
 def train_batches(source: PatchSource, maker: PatchMaker, batch_size: int,
-                  patches_per_image: int, seed: int | None, temporal: bool
-                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                  patches_per_image: int, seed: int | None, temporal: bool,
+                  shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Infinite generator of training batches ``(x, y)`` (see module docstring). The same
-    ``seed`` gives the same sequence of batches."""
+    ``seed`` gives the same sequence of batches. ``shard = (k, n)``: only every n-th usable
+    sample from the k-th (a worker's share; disjoint for k = 0..n-1), with a stream of
+    random numbers of its own."""
     tune_malloc()
-    rng = np.random.default_rng(_seed_sequence(seed))
-    usable = [i for i in range(len(source)) if source.annotated[i].size]
+    index, count = shard
+    entropy = seed if count == 1 or seed is None else [int(seed), int(index)]
+    rng = np.random.default_rng(_seed_sequence(entropy))
+    usable = [i for i in range(len(source)) if source.annotated[i].size][index::count]
+    if not usable:
+        raise DataError(f"{source.folder}: no annotated sample left for worker {index} of "
+                        f"{count}: use fewer workers or more training samples")
     order: list[int] = []
     B = batch_size * patches_per_image
     while True:
@@ -433,14 +441,18 @@ def _val_items(source: PatchSource, patch: tuple[int, int]) -> list[tuple[int, i
     return items
 
 
-def val_batches(source: PatchSource, maker: PatchMaker, batch: int, temporal: bool
-                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Finite, deterministic validation batches: grid tiles of every annotated frame."""
+def val_batches(source: PatchSource, maker: PatchMaker, batch: int, temporal: bool,
+                full: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Finite, deterministic validation batches: grid tiles of every annotated frame.
+    ``full``: the last batch is completed with the first tiles again (every batch has
+    ``batch`` rows, as replicas of a distributed run need)."""
     tune_malloc()
     items = _val_items(source, maker.patch)
     for start in range(0, len(items), batch):
         xs, ys = [], []
         chunk = items[start:start + batch]
+        if full:
+            chunk = [items[(start + k) % len(items)] for k in range(batch)]
         for i, t, top, left in chunk:
             x, y = maker.make(source.get(i), t, top, left, None)
             xs.append(x)
@@ -524,4 +536,7 @@ def build_datasets(config, registry, *, temporal: bool,
         val_steps = math.ceil(n_val / B)
         val = _dataset(lambda: val_batches(val_src, maker, B, temporal),
                        (None,) + x_tail, (None,) + y_tail)
-    return TrainingData(train, val, int(steps), val_steps, plugins.n_classes, plugins.channels)
+    parts = {"train": train_src, "val": val_src if config.data.val else None, "maker": maker,
+             "seed": seed, "temporal": temporal, "x_tail": x_tail, "y_tail": y_tail}
+    return TrainingData(train, val, int(steps), val_steps, plugins.n_classes, plugins.channels,
+                        parts)
