@@ -5,7 +5,8 @@ What the original suite's ``test.py`` did, with the steps of ``dlsuite run`` and
 ``evaluate_step``. The results go into ``test/<weights>/`` of the run directory (label TIFFs,
 CTC ``NN_RES`` folders, ``metrics.json``); the entry ``test`` is recorded in the run's marker
 first (:mod:`dlsuite.ownership`), so a later ``--overwrite`` removes it and nothing else is
-touched. A W&B run of job type ``evaluate`` records the test (:func:`_record`). No
+touched. A W&B run of job type ``evaluate`` records the test (:func:`_record`; its files in
+``test/<weights>/wandb``). No
 TensorFlow is imported before the input is checked.
 """
 
@@ -99,13 +100,14 @@ def test_run(target: Any, *, weights: str = "best", quiet: bool = False,
     results = run.root / folder
     results.mkdir(parents=True, exist_ok=True)
     write_json_atomic(results / "metrics.json", metrics)
-    _record(ctx, preds.samples, evaluation.metrics, weights,
+    _record(ctx, results, preds.samples, evaluation.metrics, weights,
             logged=loaded.config.inference.weights)
     return TestResult(run.root, results, checkpoint, metrics)
 
 
-def _record(ctx, samples, metrics: dict, weights: str, logged: str) -> None:
-    """The W&B ``evaluate`` run of this test, in the training run's group: the test summary
+def _record(ctx, results: Path, samples, metrics: dict, weights: str, logged: str) -> None:
+    """The W&B ``evaluate`` run of this test (files in ``results/wandb``, beside the test's
+    results), in the training run's group: the test summary
     and image table (:mod:`dlsuite.wandb_results`) and, when the tested checkpoint is the one
     training logged (``logged``: its ``inference.weights``), that model artifact as its
     input. Never raises."""
@@ -114,7 +116,7 @@ def _record(ctx, samples, metrics: dict, weights: str, logged: str) -> None:
     from .wandb_results import log_test_results
 
     cfg = ctx.config
-    wandb = WandbRun.start(wandb_config=cfg.wandb, run_dir=ctx.run.root,
+    wandb = WandbRun.start(wandb_config=cfg.wandb, run_dir=results,
                            name=f"{cfg.name}-test-{weights}",
                            config=unstructure_config(cfg, ctx.registry),
                            job_type=JOB_EVALUATE, overrides=ctx.loaded.overrides)

@@ -42,7 +42,7 @@ from .registry import Registry, get_registry
 from .sweep import (SWEEP_FILE, Sweep, SweepResult, Trial, _command, _validate, load_sweep,
                     plan_trials, trial_overrides)
 
-__all__ = ["run_wandb_sweep", "wandb_offline_reason", "wandb_sweep_config", "summary_metric",
+__all__ = ["run_wandb_sweep", "run_agent_trial", "wandb_offline_reason", "wandb_sweep_config", "summary_metric",
            "NEEDS_ONLINE"]
 
 log = logging.getLogger("dlsuite")
@@ -124,6 +124,32 @@ def _parameters() -> dict:
             if k != "wandb_version"}
 
 
+def run_agent_trial(sweep: Sweep, base, out: Path, state: dict, *, quiet: bool = False
+                    ) -> dict:
+    """Run the trial ``wandb.agent`` started: the parameters W&B's controller chose
+    (:func:`_parameters`) as overrides of an ordinary ``dlsuite run`` subprocess in
+    ``out/trial-<W&B run id>`` (online W&B; the environment's ``WANDB_RUN_ID`` and
+    ``WANDB_SWEEP_ID`` make its W&B run the sweep's). Appends the trial's entry to
+    ``state["trials"]``, writes ``out/sweep.json`` before and after, returns the entry;
+    RuntimeError (W&B marks the run failed) when the trial fails."""
+    run_id = os.environ.get("WANDB_RUN_ID") or f"{len(state['trials']):03d}"
+    trial = Trial(f"trial-{run_id}", _parameters())
+    overrides = {**trial_overrides(sweep, trial, out, base), "wandb.mode": "online"}
+    entry = {"name": trial.name, "overrides": trial.overrides, "status": "running",
+             "exit_code": None, "run_dir": str(out / trial.name), "wandb_run_id": run_id}
+    state["trials"].append(entry)
+    write_json_atomic(out / SWEEP_FILE, state)
+    proc = subprocess.run(_command(sweep, overrides, []),
+                          env={**os.environ, "WANDB_MODE": "online"},
+                          stdout=subprocess.DEVNULL if quiet else None)
+    entry.update(exit_code=proc.returncode,
+                 status="finished" if proc.returncode == 0 else "failed")
+    write_json_atomic(out / SWEEP_FILE, state)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{trial.name} exited with {proc.returncode}")
+    return entry
+
+
 def run_wandb_sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = None,
                     quiet: bool = False, registry: Registry | None = None) -> SweepResult:
     """Run the sweep file at ``path`` with W&B's sweep controller (module docstring) into
@@ -155,22 +181,7 @@ def run_wandb_sweep(path: str | os.PathLike, *, output: str | os.PathLike | None
     log.info("W&B sweep %s registered in project %s", sweep_id, project)
 
     def one_trial() -> None:  # called by wandb.agent once per trial
-        run_id = os.environ.get("WANDB_RUN_ID") or f"{len(state['trials']):03d}"
-        trial = Trial(f"trial-{run_id}", _parameters())
-        overrides = {**trial_overrides(sweep, trial, out, base), "wandb.mode": "online"}
-        entry = {"name": trial.name, "overrides": trial.overrides, "status": "running",
-                 "exit_code": None, "run_dir": str(out / trial.name), "wandb_run_id": run_id}
-        state["trials"].append(entry)
-        write_json_atomic(out / SWEEP_FILE, state)
-        # the environment carries WANDB_RUN_ID/WANDB_SWEEP_ID: the trial is the sweep's run
-        proc = subprocess.run(_command(sweep, overrides, []),
-                              env={**os.environ, "WANDB_MODE": "online"},
-                              stdout=subprocess.DEVNULL if quiet else None)
-        entry.update(exit_code=proc.returncode,
-                     status="finished" if proc.returncode == 0 else "failed")
-        write_json_atomic(out / SWEEP_FILE, state)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{trial.name} exited with {proc.returncode}")
+        run_agent_trial(sweep, base, out, state, quiet=quiet)
 
     wandb.agent(sweep_id, function=one_trial, project=project, entity=entity,
                 count=_trial_count(sweep, trials))

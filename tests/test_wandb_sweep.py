@@ -105,3 +105,55 @@ def test_the_sweep_registered_with_wandb_uses_the_runs_config_and_summary_names(
                                                    "min": 1.0e-4, "max": 1.0e-2}}}
     assert [summary_metric(m) for m in ("SEG", "val_loss", "val_jaccard/best", "f1")] == [
         "test/SEG", "val_loss/best", "val_jaccard/best", "test/f1"]
+
+
+@pytest.mark.slow
+def test_a_trial_started_by_the_wandb_agent_is_an_ordinary_run_in_the_agents_wandb_run(
+        tmp_path, monkeypatch):
+    """What ``wandb.agent`` does before calling our function (run id, sweep id and the
+    controller's parameters written with W&B's own writer, in the environment), then one
+    trial: a real tiny ``dlsuite run`` with the parameters as overrides whose W&B run is the
+    agent's run id (here logged offline: the W&B server is a closed local port)."""
+    from wandb.sdk.lib import config_util
+
+    from dlsuite.config import load_config
+    from dlsuite.data.example import write_example_videos
+    from dlsuite.wandb_sweep import run_agent_trial
+    from wandb_records import offline_runs
+
+    videos = write_example_videos(tmp_path / "data", n_videos=1, frames=2, size=32)["videos"]
+    (tmp_path / "base.json").write_text(json.dumps({
+        "name": "base", "output_dir": "unused", "seed": 1,
+        "data": {"train": str(videos), "val": str(videos), "test": str(videos)},
+        "model": {"name": "unet", "n_filters": 2, "pools": 1},
+        "datagen": {"patch_size": [32, 32], "batch_size": 1, "steps_per_epoch": 1},
+        "train": {"epochs": 1, "tensorboard": {"enabled": False}},
+        "evaluation": {"tune_postprocess": False},
+        "wandb": {"mode": "online", "project": "sweep-test", "log_model": False,
+                  "n_images": 0}}))
+    (tmp_path / "sweep.yaml").write_text(BAYES)
+    sweep = load_sweep(tmp_path / "sweep.yaml", methods=("grid", "random", "bayes"))
+    base = load_config(sweep.base)
+    params = tmp_path / "agent" / "config-abc123xy.yaml"
+    config_util.save_config_file_from_dict(str(params), {
+        "model.n_filters": {"value": 3}, "optimizer.learning_rate": {"value": 0.002}})
+    for key, value in {**_env(tmp_path, WANDB_API_KEY=FAKE_KEY), "WANDB_RUN_ID": "abc123xy",
+                       "WANDB_SWEEP_ID": "sweep42", "WANDB_SWEEP_PARAM_PATH": str(params),
+                       "TF_CPP_MIN_LOG_LEVEL": "2"}.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "out"
+    state = {"trials": []}
+    entry = run_agent_trial(sweep, base, out, state, quiet=True)
+    assert entry["status"] == "finished" and entry["name"] == "trial-abc123xy"
+    assert entry["overrides"] == {"model.n_filters": 3, "optimizer.learning_rate": 0.002}
+    assert json.loads((out / "sweep.json").read_text())["trials"] == [entry]
+    run = out / "trial-abc123xy"
+    written = json.loads((run / "config.json").read_text())
+    assert written["config"]["model"]["n_filters"] == 3
+    assert written["config"]["wandb"]["job_type"] == "sweep-trial"
+    (wb,) = offline_runs(run).values()
+    assert wb["run"]["id"] == "abc123xy"  # the agent's run: W&B's sweep shows it
+    assert wb["run"]["job_type"] == "sweep-trial" and wb["run"]["group"] == "bo"
+    assert wb["config"]["model.n_filters"] == 3
+    assert "model.n_filters=3" in wb["run"]["tags"]
+    assert "test/SEG" in wb["summary"]  # the sweep metric, under its summary name
