@@ -16,20 +16,24 @@ Summary keys (``run.summary``; the same names ``dlsuite compare`` uses where it 
   Jaccard and the object counts, so runs can be compared image by image (W&B joins tables of
   runs on ``sample`` and ``frame``).
 
+``dlsuite predict`` records a W&B run of job type ``predict`` (:func:`record_prediction`):
+summary ``predict/inputs`` and ``predict/objects``, the table ``predict/images``.
+
 Everything goes through :class:`dlsuite.logging.WandbRun`, so nothing here raises into a run.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .logging.wandb_run import WandbRun
 
 __all__ = ["best_summary", "test_summary", "image_rows", "log_test_results", "frame_seg",
-           "TABLE_KEY", "TABLE_COLUMNS", "TABLE_ROWS", "CLASS_LABELS"]
+           "record_prediction", "TABLE_KEY", "TABLE_COLUMNS", "TABLE_ROWS", "CLASS_LABELS",
+           "PREDICT_TABLE_KEY", "PREDICT_COLUMNS"]
 
 log = logging.getLogger("dlsuite")
 
@@ -130,3 +134,53 @@ def log_test_results(run: WandbRun, samples: Sequence[Any], metrics: Mapping[str
         if img is not None:
             images.append(img)
     run.log_images("test/samples", images)
+
+
+#: The table of ``dlsuite predict``'s W&B run: the first ``wandb.n_images`` inputs.
+PREDICT_TABLE_KEY = "predict/images"
+PREDICT_COLUMNS = ("input", "image", "objects")
+
+
+def record_prediction(ctx: Any, out: Any, rows: Sequence[dict],
+                      shown: Sequence[tuple], *, linked_alias: str | None,
+                      before_writing: Callable[[], Any] = lambda: None) -> str | None:
+    """The W&B run (job type ``predict``, files in ``out/wandb``) of a ``dlsuite predict``
+    into ``out`` with the run of ``ctx`` (a :class:`dlsuite.steps.RunContext`): the run's
+    config and group, summary ``predict/inputs`` and ``predict/objects``, the table
+    ``predict/images`` of ``shown`` (``(name, 2D image, 2D labels or None)``) with the
+    predicted foreground as a mask and, with ``linked_alias``, the run's model artifact of
+    that alias as input. Nothing when the run's W&B mode is disabled; else
+    ``before_writing()`` is called first (to record ``out/wandb`` as written). Returns the
+    W&B run id (None when there is none). Never raises."""
+    from .config.converter import unstructure_config
+    from .logging.wandb_run import JOB_PREDICT, resolve_mode
+
+    cfg = ctx.config
+    if resolve_mode(cfg.wandb.mode) == "disabled":
+        return None
+    try:
+        config = unstructure_config(cfg, ctx.registry)
+    except Exception as exc:  # noqa: BLE001 - W&B must never stop a prediction
+        log.warning("W&B predict run skipped: %s: %s", type(exc).__name__, exc)
+        return None
+    before_writing()
+    run = WandbRun.start(wandb_config=cfg.wandb, run_dir=out, name=f"{cfg.name}-predict",
+                         config=config, job_type=JOB_PREDICT,
+                         overrides=getattr(ctx.loaded, "overrides", None))
+    run_id = run.id
+    try:
+        if linked_alias and cfg.wandb.log_model:
+            run.use_model(cfg.name, alias=linked_alias)
+        objects = [r.get("objects") for r in rows if r.get("objects") is not None]
+        run.summary({"predict/inputs": len(rows),
+                     "predict/objects": int(sum(objects)) if objects else None})
+        table = []
+        for name, image, labels in shown:
+            img = run.image(image, prediction=None if labels is None else labels > 0,
+                            class_labels=CLASS_LABELS, caption=str(name))
+            if img is not None:
+                table.append([str(name), img, None if labels is None else _objects(labels)])
+        run.log_table(PREDICT_TABLE_KEY, PREDICT_COLUMNS, table)
+    finally:
+        run.finish()
+    return run_id
