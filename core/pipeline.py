@@ -263,8 +263,10 @@ def evaluate_step(ctx: RunContext, preds: Predictions, export: Export) -> Evalua
 
 def report_step(ctx: RunContext, trained: TrainOutput, preds: Predictions,
                 evaluation: Evaluation) -> dict:
-    """metrics.json (train + test + plugin provenance + notes), report pictures, W&B test summary and images."""
+    """metrics.json (train + test + plugin provenance + notes), report pictures, W&B test
+    summary and the table of test images (:func:`dlsuite.wandb_results.log_test_results`)."""
     from .report import write_report
+    from .wandb_results import log_test_results
 
     metrics = {**trained.metrics, "test": evaluation.metrics,
                "per_sequence": evaluation.per_sequence, "provenance": ctx.provenance(),
@@ -272,17 +274,7 @@ def report_step(ctx: RunContext, trained: TrainOutput, preds: Predictions,
     write_json_atomic(ctx.run.metrics_json, metrics)
     pictures = write_report(ctx.run.report, trained.history, preds.samples,
                             monitor=trained.metrics["train"]["monitor"])
-    ctx.wandb.summary({f"test/{k}": v for k, v in evaluation.metrics.items()
-                       if isinstance(v, (int, float))})
-    images = []
-    for s in preds.samples[: ctx.config.wandb.n_images]:
-        t = int(s.annotated[0]) if len(s.annotated) else 0
-        img = ctx.wandb.image(s.image[t], truth=None if s.truth is None else (s.truth[t] > 0),
-                              prediction=s.labels[t] > 0, caption=f"{s.name} frame {t}",
-                              class_labels={0: "background", 1: "cell"})
-        if img is not None:
-            images.append(img)
-    ctx.wandb.log_images("test/samples", images)
+    log_test_results(ctx.wandb, preds.samples, evaluation.metrics, ctx.config.wandb.n_images)
     return {"metrics": metrics, "pictures": pictures}
 
 

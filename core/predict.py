@@ -363,6 +363,10 @@ def predict_input(predictor: Predictor, item: InputItem, chain=None):
     return image.shape, probs, labels
 
 
+def _first_frame(array: np.ndarray | None) -> np.ndarray | None:
+    return array if array is None or array.ndim == 2 else array[0]
+
+
 def _count_objects(labels: np.ndarray) -> int:
     """Objects summed over frames (a 2D label image is one frame)."""
     frames = labels.reshape((-1,) + labels.shape[-2:])
@@ -382,7 +386,9 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     ``labels/<name>.tif`` (instance labels from the run's post-processing chain; skipped
     with ``postprocess=False``) and, with ``ctc``, for each video ``ctc/NN_RES`` (masks +
     ``res_track.txt`` from the run's tracking settings) and ``ctc/sequences.csv``; and
-    ``predict.json`` (run, checkpoint, tiling, one row per input, notes). Probabilities are
+    ``predict.json`` (run, checkpoint, tiling, one row per input, notes) and, unless the
+    run's W&B mode is disabled, a W&B run of job type ``predict`` in ``wandb/``
+    (:func:`dlsuite.wandb_results.record_prediction`). Probabilities are
     always written (the run's ``inference.save_probabilities`` is not consulted).
 
     ``as_video``: the 2D images directly in the folder ``input_path`` are the frames of one
@@ -434,9 +440,11 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     owned = _prepare_output(out, input_path, _planned(items, postprocess, ctc), overwrite)
     log.info("predicting %d input(s) from %s with %s into %s", len(items), input_path,
              pred.checkpoint, out)
-    rows, sequences, notes = [], [], []
+    rows, sequences, notes, shown = [], [], [], []
     for item in progress(items, "predicting", quiet):
         shape, probs, labels = predict_input(pred, item, chain)
+        if len(shown) < ctx.config.wandb.n_images:  # for the W&B table: the first frame
+            shown.append((item.name, _first_frame(item.load()), _first_frame(labels)))
         row = {"name": item.name, "input": str(item.path), "shape": list(shape),
                "objects": None if labels is None else _count_objects(labels),
                "sequence": None}
@@ -460,6 +468,13 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
             notes.append("--ctc: no video among the inputs; CTC results are written for "
                          "videos only")
     notes += ctx.notes
+    from .wandb_results import record_prediction
+
+    # the run's logged model is its own inference.weights checkpoint: linked when used
+    logged = ctx.config.inference.weights
+    record_prediction(ctx, out, rows, shown, linked_alias=logged if weights is None and
+                      logged in ("best", "last") else None,
+                      before_writing=lambda: owned.record(["wandb"]))
     write_json_atomic(out / SUMMARY_FILE, {
         "run_dir": str(ctx.run.root), "checkpoint": str(pred.checkpoint),
         "input": str(Path(input_path).expanduser().resolve()), "tiles": attrs.asdict(pred.tiles),

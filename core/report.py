@@ -1,9 +1,9 @@
-"""Report pictures of a run (PNG, drawn with Pillow; no matplotlib needed).
+"""Report pictures of a run (PNG).
 
-* ``curves.png``: one panel per quantity (loss, each metric, learning rate) with the training
-  curve (blue) and the validation curve (orange) over epochs, min/max values written on the
-  axis.
-* ``test_NN_<sample>.png``: for a few test frames, three panels side by side: the image, the
+* ``curves.png`` (matplotlib): one panel per quantity (loss, each metric, learning rate) with
+  the training curve (blue) and the validation curve (orange) over epochs, axis labels,
+  ticks and a legend.
+* ``test_NN_<sample>.png`` (Pillow): for a few test frames, three panels side by side: the image, the
   image with the ground truth (green), the image with the prediction (magenta); instance
   outlines drawn in white.
 Every file is written atomically. No TensorFlow is imported.
@@ -22,7 +22,7 @@ from .fileio import atomic_write
 
 __all__ = ["write_report", "plot_curves", "overlay_panels", "to_uint8"]
 
-BLUE, ORANGE, GREY, BLACK = (31, 119, 180), (255, 127, 14), (200, 200, 200), (0, 0, 0)
+BLUE, ORANGE, BLACK = (31, 119, 180), (255, 127, 14), (0, 0, 0)
 
 
 def _save_png(path: Path, image) -> Path:
@@ -47,71 +47,56 @@ def _series(history: Sequence[dict], key: str) -> list[tuple[int, float]]:
     return out
 
 
-def _panel(title: str, curves: list[tuple[str, tuple, list]], size=(420, 260)):
-    from PIL import Image, ImageDraw
-
-    w, h = size
-    left, right, top, bottom = 58, 12, 24, 30
-    img = Image.new("RGB", size, "white")
-    d = ImageDraw.Draw(img)
-    d.text((left, 5), title, fill=BLACK)
-    points = [p for _, _, pts in curves for p in pts]
-    if not points:
-        d.text((left, h // 2), "no data", fill=BLACK)
-        return img
-    xs = [p[0] for p in points]
-    ys = [p[1] for p in points]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    if x1 == x0:
-        x1 = x0 + 1
-    if y1 == y0:
-        y0, y1 = y0 - 0.5 * (abs(y0) or 1), y1 + 0.5 * (abs(y1) or 1)
-    pw, ph = w - left - right, h - top - bottom
-
-    def xy(x, y):
-        return left + (x - x0) / (x1 - x0) * pw, top + (1 - (y - y0) / (y1 - y0)) * ph
-
-    d.rectangle([left, top, left + pw, top + ph], outline=GREY)
-    d.text((4, top - 4), f"{y1:.3g}", fill=BLACK)
-    d.text((4, top + ph - 8), f"{y0:.3g}", fill=BLACK)
-    d.text((left, top + ph + 6), f"epoch {x0}", fill=BLACK)
-    d.text((left + pw - 60, top + ph + 6), f"epoch {x1}", fill=BLACK)
-    for k, (label, color, pts) in enumerate(curves):
-        coords = [xy(x, y) for x, y in pts]
-        if len(coords) > 1:
-            d.line(coords, fill=color, width=2)
-        for cx, cy in coords:
-            d.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=color)
-        d.text((left + pw - 150 + 75 * k, 5), label, fill=color)
-    return img
-
-
 def plot_curves(history: Sequence[dict], path: str | Path,
                 monitor: str | None = None) -> Path | None:
-    """Draw the training curves of ``history`` (rows of history.csv) to ``path``; None when
-    the history is empty."""
-    from PIL import Image
-
+    """Draw the training curves of ``history`` (rows of history.csv) to ``path`` with
+    matplotlib: one panel per quantity (loss first, each metric, the learning rate last),
+    training and validation curves over epochs, axis labels, ticks and a legend; the
+    monitored quantity's title says so. None when the history is empty."""
     if not history:
         return None
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
     keys = [k for k in history[-1] if k != "epoch" and not k.startswith("val_")]
     keys = sorted(keys, key=lambda k: (k != "loss", k == "learning_rate", k))
-    panels = []
-    for key in keys:
+    cols = 2 if len(keys) > 1 else 1
+    rows = max(1, (len(keys) + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.4 * rows), squeeze=False,
+                             dpi=100)
+    for ax in axes.flat[len(keys):]:
+        ax.set_axis_off()
+    for ax, key in zip(axes.flat, keys):
         curves = [("train" if key != "learning_rate" else "per epoch", BLUE,
                    _series(history, key))]
         if key != "learning_rate":
             curves.append(("validation", ORANGE, _series(history, f"val_{key}")))
-        title = key + ("  (monitored)" if monitor in (key, f"val_{key}") else "")
-        panels.append(_panel(title, [c for c in curves if c[2]]))
-    cols = 2
-    rows = (len(panels) + cols - 1) // cols
-    pw, ph = panels[0].size
-    sheet = Image.new("RGB", (pw * cols, ph * rows), "white")
-    for i, panel in enumerate(panels):
-        sheet.paste(panel, ((i % cols) * pw, (i // cols) * ph))
-    return _save_png(Path(path), sheet)
+        drawn = False
+        for label, color, pts in curves:
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3,
+                        color=tuple(c / 255 for c in color), label=label)
+                drawn = True
+        ax.set_title(key + ("  (monitored)" if monitor in (key, f"val_{key}") else ""))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize="small")
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    try:
+        fig.canvas.draw()
+        rgba = np.asarray(fig.canvas.buffer_rgba())
+    finally:
+        plt.close(fig)
+    from PIL import Image
+
+    return _save_png(Path(path), Image.fromarray(rgba[..., :3].copy()))  # RGB, as before
 
 
 def _outline(labels: np.ndarray) -> np.ndarray:

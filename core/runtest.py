@@ -5,7 +5,9 @@ What the original suite's ``test.py`` did, with the steps of ``dlsuite run`` and
 ``evaluate_step``. The results go into ``test/<weights>/`` of the run directory (label TIFFs,
 CTC ``NN_RES`` folders, ``metrics.json``); the entry ``test`` is recorded in the run's marker
 first (:mod:`dlsuite.ownership`), so a later ``--overwrite`` removes it and nothing else is
-touched. No TensorFlow is imported before the input is checked.
+touched. A W&B run of job type ``evaluate`` records the test (:func:`_record`; its files in
+``test/<weights>/wandb``). No
+TensorFlow is imported before the input is checked.
 """
 
 from __future__ import annotations
@@ -98,7 +100,32 @@ def test_run(target: Any, *, weights: str = "best", quiet: bool = False,
     results = run.root / folder
     results.mkdir(parents=True, exist_ok=True)
     write_json_atomic(results / "metrics.json", metrics)
+    _record(ctx, results, preds.samples, evaluation.metrics, weights,
+            logged=loaded.config.inference.weights)
     return TestResult(run.root, results, checkpoint, metrics)
+
+
+def _record(ctx, results: Path, samples, metrics: dict, weights: str, logged: str) -> None:
+    """The W&B ``evaluate`` run of this test (files in ``results/wandb``, beside the test's
+    results), in the training run's group: the test summary
+    and image table (:mod:`dlsuite.wandb_results`) and, when the tested checkpoint is the one
+    training logged (``logged``: its ``inference.weights``), that model artifact as its
+    input. Never raises."""
+    from .config.converter import unstructure_config
+    from .logging.wandb_run import JOB_EVALUATE, WandbRun
+    from .wandb_results import log_test_results
+
+    cfg = ctx.config
+    wandb = WandbRun.start(wandb_config=cfg.wandb, run_dir=results,
+                           name=f"{cfg.name}-test-{weights}",
+                           config=unstructure_config(cfg, ctx.registry),
+                           job_type=JOB_EVALUATE, overrides=ctx.loaded.overrides)
+    try:
+        if weights == logged and cfg.wandb.log_model:
+            wandb.use_model(cfg.name, alias=weights)
+        log_test_results(wandb, samples, metrics, cfg.wandb.n_images)
+    finally:
+        wandb.finish()
 
 
 test_run.__test__ = False  # type: ignore[attr-defined]  # not a pytest test function

@@ -39,6 +39,7 @@ from .config import LoadedConfig, load_config
 from .config.overrides import path_steps
 from .errors import DlsuiteInputError
 from .fileio import write_json_atomic
+from .logging.wandb_run import JOB_SWEEP_TRIAL
 from .ownership import OwnedFolder
 from .registry import Registry, get_registry
 from .rundir import RunDir
@@ -169,19 +170,25 @@ def _check_spec(path: Path, name: str, spec: dict, method: str) -> None:
         raise _bad(path, where, f"{dist} needs min > 0")
 
 
-def load_sweep(path: str | os.PathLike) -> Sweep:
+def load_sweep(path: str | os.PathLike, methods: tuple = ("grid", "random")) -> Sweep:
     """Read and check the sweep file at ``path`` (YAML or JSON). DlsuiteInputError naming
-    the file and key for anything unknown or out of place (an unknown top-level key or
-    method, a grid over a distribution, a random sweep without ``run_cap``, no ``base``)."""
+    the file and key for anything unknown or out of place (an unknown top-level key, a
+    method not in ``methods`` (``bayes`` only with the W&B controller), a grid over a
+    distribution, a random or bayes sweep without ``run_cap``, bayes without ``metric``, no
+    ``base``)."""
     path = Path(path).expanduser()
     data = _read(path)
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise _bad(path, unknown[0], f"unknown key; a sweep file has {', '.join(sorted(_KEYS))}")
     method = data.get("method", "grid")
-    if method not in ("grid", "random"):
-        raise _bad(path, "method", f"{method!r} is not supported here; choose grid or random "
-                   "(bayes needs the W&B sweep controller)")
+    if method not in methods:
+        raise _bad(path, "method", f"{method!r} is not supported here; choose "
+                   f"{' or '.join(methods)}" + ("" if "bayes" in methods else
+                                               " (bayes needs the W&B sweep controller: "
+                                               "dlsuite sweep --wandb)"))
+    if method == "bayes" and not isinstance(data.get("metric"), dict):
+        raise _bad(path, "metric", "a bayes sweep needs a metric {name, goal}")
     metric = data.get("metric")
     if metric is not None:
         if not isinstance(metric, dict) or not isinstance(metric.get("name"), str) or \
@@ -192,8 +199,8 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
     if run_cap is not None and (not isinstance(run_cap, int) or isinstance(run_cap, bool)
                                 or run_cap < 1):
         raise _bad(path, "run_cap", f"must be a positive integer, got {run_cap!r}")
-    if method == "random" and run_cap is None:
-        raise _bad(path, "run_cap", "a random sweep needs run_cap (how many trials)")
+    if method in ("random", "bayes") and run_cap is None:
+        raise _bad(path, "run_cap", f"a {method} sweep needs run_cap (how many trials)")
     base = data.get("base")
     if not isinstance(base, str) or not base:
         raise _bad(path, "base", "missing: the config file every trial starts from "
@@ -259,10 +266,12 @@ def _tags(overrides: dict) -> list[str]:
 
 def trial_overrides(sweep: Sweep, trial: Trial, output: Path, base: LoadedConfig) -> dict:
     """The overrides of one trial run: its parameters, its own run directory, its name, the
-    sweep's W&B group and the parameters as tags (after the base config's own tags)."""
+    sweep's W&B group, the parameters as tags (after the base config's own tags) and the
+    W&B job type ``sweep-trial``."""
     return {**trial.overrides, "output_dir": str(output / trial.name),
             "name": f"{sweep.name}-{trial.name}", "wandb.group": sweep.name,
-            "wandb.tags": list(base.config.wandb.tags) + _tags(trial.overrides)}
+            "wandb.tags": list(base.config.wandb.tags) + _tags(trial.overrides),
+            "wandb.job_type": JOB_SWEEP_TRIAL}
 
 
 def _validate(sweep: Sweep, trials: list[Trial], output: Path, registry: Registry

@@ -37,8 +37,9 @@ from .checkpoints import (Checkpoints, GracefulStop, Monitor, NanGuard, RestoreC
                           ResumeState, StopOnSignal, load_resume_state, restore_model_state)
 from .errors import DlsuiteInputError
 from .fileio import write_json_atomic
-from .logging.wandb_run import WandbRun
+from .logging.wandb_run import JOB_TRAIN, WandbRun
 from .provenance import describe_provenance
+from .wandb_results import best_summary
 from .rundir import RunDir, write_run_config
 from .steps import RunContext, TrainingDiverged, TrainingInterrupted, TrainOutput
 
@@ -401,7 +402,10 @@ def fit(ctx: RunContext, *, resume: bool, log_model: bool = True) -> TrainOutput
         ctx.wandb = WandbRun.start(wandb_config=cfg.wandb, run_dir=ctx.run.root, name=cfg.name,
                                    config={**unstructure_config(cfg, ctx.registry),
                                            "provenance": prov},
-                                   resume_id=state.wandb_run_id if state is not None else None)
+                                   resume_id=state.wandb_run_id if state is not None else None,
+                                   job_type=cfg.wandb.job_type or JOB_TRAIN,
+                                   overrides=ctx.loaded.overrides)
+        ctx.wandb.track_best(monitor.name, monitor.mode)
 
     initial_epoch = state.epoch if state is not None else 0
     stop, nan_guard = GracefulStop(), DivergenceGuard()
@@ -427,11 +431,16 @@ def fit(ctx: RunContext, *, resume: bool, log_model: bool = True) -> TrainOutput
     metrics = {"train": _train_metrics(history, monitor, checkpoints)}
     model_path = _checkpoint_or_none(ctx.run, cfg.inference.weights)
     write_json_atomic(ctx.run.metrics_json, {**metrics, "provenance": prov, "notes": ctx.notes})
-    ctx.wandb.summary({f"best_{monitor.name}": checkpoints.best,
-                       "epochs": checkpoints.epochs_done})
+    ctx.wandb.summary(best_summary(monitor.name, monitor.mode, checkpoints.best,
+                                   checkpoints.best_epoch, checkpoints.epochs_done))
     if log_model and cfg.wandb.log_model and model_path is not None:
-        ctx.wandb.log_model(model_path, name=cfg.name, aliases=["latest"],
-                            metadata={"monitor": monitor.name, "best": checkpoints.best})
+        ctx.wandb.log_model(model_path, name=cfg.name,
+                            aliases=["latest"] + ([cfg.inference.weights] if
+                                                  cfg.inference.weights in ("best", "last")
+                                                  else []),
+                            metadata={"monitor": monitor.name, "best": checkpoints.best,
+                                      "best_epoch": checkpoints.best_epoch,
+                                      "weights": cfg.inference.weights})
     return TrainOutput(model_path, history, metrics, data.n_classes)
 
 

@@ -295,6 +295,14 @@ def test_dlsuite_test_evaluates_a_finished_run(grid_sweep):
     assert "test" in json.loads((run / ".dlsuite-run").read_text())["written"]
     # no training happened: the history is as the sweep left it
     assert _history_rows(run / "history.csv") == 3
+    # a W&B `evaluate` run in the trial's group holds the test summary and image table
+    from wandb_records import offline_runs
+
+    (wb,) = offline_runs(run / "test" / "last").values()
+    assert wb["run"]["job_type"] == "evaluate" and wb["run"]["group"] == SWEEP_NAME
+    assert wb["run"]["name"] == f"{SWEEP_NAME}-trial-002-test-last"
+    assert wb["summary"]["test/SEG"] == metrics["test"]["SEG"]
+    assert wb["summary"]["test/images"]["nrows"] >= 1
     # a folder that is no run is refused
     bad = run_cli("test", str(grid_sweep["folder"]))
     assert bad.returncode == 2 and "not a dlsuite run directory" in bad.stderr

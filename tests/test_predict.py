@@ -414,3 +414,25 @@ def test_cli_predict_quiet_prints_only_warnings_and_errors(run, data, tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert all(line.startswith(("warning:", "error:")) for line in lines), proc.stderr
     assert sorted(p.name for p in (out / "labels").iterdir()) == ["raw_000.tif", "raw_001.tif"]
+
+
+def test_predict_records_a_wandb_predict_run_in_its_output_folder(run, data, tmp_path,
+                                                                  monkeypatch):
+    """With W&B on (here offline through WANDB_MODE; the module's run has it disabled), a
+    prediction is a W&B run of job type ``predict`` in OUT/wandb, recorded as written: the
+    run's group and config, the inputs and objects in the summary, a table of the first
+    inputs with their predicted masks, the run's model artifact named as its input."""
+    from dlsuite.predict import predict_folder
+    from wandb_records import offline_runs
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    out = tmp_path / "out"
+    summary = predict_folder(run, data["frames"], out, quiet=True)
+    (wb,) = offline_runs(out).values()
+    assert wb["run"]["job_type"] == "predict" and wb["run"]["name"] == f"{run.name}-predict"
+    assert wb["config"]["model.n_filters"] == 4
+    assert wb["config"]["model_artifact"] == f"model-{run.name}:best"
+    assert wb["summary"]["predict/inputs"] == len(summary.rows) == 2
+    assert wb["summary"]["predict/objects"] == sum(r["objects"] for r in summary.rows)
+    assert wb["summary"]["predict/images"]["nrows"] == 2
+    assert "wandb" in json.loads((out / ".dlsuite-predict").read_text())["written"]

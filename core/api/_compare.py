@@ -70,7 +70,7 @@ def compare(paths: Sequence[str | os.PathLike], *, metric: str | None = None,
 
 def sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = None,
           parallel: int = 1, resume: bool = False, quiet: bool = False,
-          on_trial: Callable[[dict], None] | None = None):
+          on_trial: Callable[[dict], None] | None = None, wandb: bool = False):
     """Run the sweep described by the file at ``path`` (YAML or JSON, the W&B sweep format:
     ``method`` grid | random, ``metric`` {name, goal}, ``parameters`` with value / values /
     distribution + min/max (dotted config paths as in ``--set``; nested ``parameters``
@@ -81,8 +81,22 @@ def sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = None,
     ``resume`` skips finished trials and resumes an interrupted one. Returns a
     ``SweepResult(output, name, trials, metric)``; raises ``SweepInterrupted``
     (``exit_code`` 130/143) after SIGINT/SIGTERM once the running trials saved their state,
-    DlsuiteInputError for a bad sweep file or parameter before any trial starts."""
+    DlsuiteInputError for a bad sweep file or parameter before any trial starts.
+
+    ``wandb``: W&B's sweep controller chooses the trials (``method`` bayes too) and W&B's
+    sweep dashboard shows them (:mod:`dlsuite.wandb_sweep`); needs W&B online with an API
+    key (else DlsuiteInputError at once, nothing written); not with ``parallel`` > 1 or
+    ``resume``."""
     from ..sweep import run_sweep
+
+    if wandb:
+        from ..wandb_sweep import run_wandb_sweep
+
+        if parallel != 1 or resume:
+            raise DlsuiteInputError("--wandb: --parallel and --resume are for local sweeps "
+                                    "(W&B's controller keeps the sweep's state; start more "
+                                    "agents for parallel trials)")
+        return run_wandb_sweep(path, output=output, quiet=quiet, registry=get_registry())
 
     return run_sweep(path, output=output, parallel=parallel, resume=resume, quiet=quiet,
                      on_trial=on_trial, registry=get_registry())

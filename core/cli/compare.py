@@ -107,14 +107,18 @@ def _trial_line(entry: dict) -> None:
               help="Continue the sweep in OUTPUT: skip finished trials, resume the "
                    "interrupted one.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-trial lines.")
-def sweep(sweep_file: str, output: str | None, parallel: int, resume: bool, quiet: bool
-          ) -> None:
+@click.option("--wandb", "use_wandb", is_flag=True,
+              help="Register the sweep with W&B and let W&B's sweep controller choose the "
+                   "trials (method bayes too); needs W&B online and an API key.")
+def sweep(sweep_file: str, output: str | None, parallel: int, resume: bool, quiet: bool,
+          use_wandb: bool) -> None:
     """Run the sweep of SWEEP_FILE (YAML/JSON in the W&B sweep format, plus `base:` the
     config): every trial an ordinary run with overrides in its own run directory, in one
     W&B group. Compare the trials with: dlsuite compare OUTPUT."""
     try:
         result = api.sweep(sweep_file, output=output, parallel=parallel, resume=resume,
-                           quiet=quiet, on_trial=None if quiet else _trial_line)
+                           quiet=quiet, on_trial=None if quiet else _trial_line,
+                           wandb=use_wandb)
     except DlsuiteInputError:
         raise  # bad input: reported by main()
     except api.SweepInterrupted as exc:  # its exit code, and how to resume

@@ -322,6 +322,9 @@ class WandbConfig:
     entity: Optional[str] = param(None, help="W&B entity (team or user)")
     group: Optional[str] = param(None, help="group runs in the dashboard")
     tags: list[str] = param([], help="tags of the run")
+    job_type: Optional[str] = param(
+        None, help="W&B job type; null: the command's own (train for train/run, evaluate "
+                   "for test); sweep trials set sweep-trial")
     log_model: bool = param(True, help="log the final model as an artifact")
     n_images: int = param(4, help="sample predictions logged per epoch",
                           validator=non_negative())

@@ -27,7 +27,9 @@ from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
 __all__ = ["WandbRun", "resolve_mode", "invalid_env_mode", "server_unreachable",
-           "image_with_masks", "flatten_config", "PROBE_SECONDS"]
+           "image_with_masks", "flatten_config", "override_tags", "visible_overrides",
+           "model_artifact_name", "PROBE_SECONDS", "JOB_TRAIN", "JOB_EVALUATE", "JOB_PREDICT",
+           "JOB_SWEEP_TRIAL"]
 
 log = logging.getLogger("dlsuite.wandb")
 
@@ -39,6 +41,15 @@ _ENV_ALIASES = {"dryrun": "offline", "run": "online"}
 PROBE_SECONDS = 3.0
 ONLINE_INIT_SECONDS = 15
 _warned_env: set[str] = set()
+#: W&B ``job_type`` of each kind of dlsuite run (W&B: "the function of a run"; the dashboard
+#: groups and filters runs by it): ``dlsuite train``/``run``, ``dlsuite test``,
+#: ``dlsuite predict``, a trial of ``dlsuite sweep`` (set through ``wandb.job_type``).
+JOB_TRAIN, JOB_EVALUATE, JOB_PREDICT, JOB_SWEEP_TRIAL = "train", "evaluate", "predict", \
+    "sweep-trial"
+#: Overrides that only place a run (its folder, name, W&B group and tags): not shown as the
+#: run's overrides, not tags.
+_PLACEMENT = ("output_dir", "name", "wandb.")
+_TAG_LENGTH = 64  # W&B refuses longer tags
 
 
 def _env_mode() -> str:
@@ -152,6 +163,28 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any
     return out
 
 
+def visible_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``--set`` overrides that change what a run does (its folder, name, W&B group and
+    tags left out), in their order."""
+    return {k: v for k, v in (overrides or {}).items()
+            if not (k in _PLACEMENT or k.startswith(_PLACEMENT[-1]))}
+
+
+def override_tags(overrides: Mapping[str, Any] | None) -> list[str]:
+    """One W&B tag ``KEY=VALUE`` per :func:`visible_overrides` entry (strings as they are,
+    other values as JSON), cut to W&B's 64 characters."""
+    import json
+
+    return [f"{k}={v if isinstance(v, str) else json.dumps(v)}"[:_TAG_LENGTH]
+            for k, v in visible_overrides(overrides).items()]
+
+
+def model_artifact_name(run_name: str) -> str:
+    """The name of the ``model`` artifact a run named ``run_name`` logs: ``model-<name>``
+    (characters W&B refuses replaced by ``-``)."""
+    return "model-" + re.sub(r"[^A-Za-z0-9_.-]", "-", run_name)
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= 300 else text[:297] + "..."
@@ -190,12 +223,18 @@ class WandbRun:
     # ---- construction -----------------------------------------------------------------
     @classmethod
     def start(cls, *, wandb_config: Any, run_dir: str | os.PathLike, name: str,
-              config: Mapping[str, Any], resume_id: str | None = None) -> "WandbRun":
+              config: Mapping[str, Any], resume_id: str | None = None,
+              job_type: str = JOB_TRAIN, overrides: Mapping[str, Any] | None = None
+              ) -> "WandbRun":
         """Start (or, with ``resume_id``, continue) a run; never raises.
 
         ``wandb_config`` is the config's ``wandb`` section (mode, project, entity, group,
         tags); ``config`` the unstructured resolved config, logged as the run config with
-        flattened dotted keys (:func:`flatten_config`: ``model.n_filters``, ...).
+        flattened dotted keys (:func:`flatten_config`: ``model.n_filters``, ...) plus
+        ``overrides``: the run's ``--set`` overrides as one string ``"k=v, k=v"`` (a config
+        value the dashboard can group runs by; ``""`` without overrides). ``job_type`` is
+        W&B's job type (:data:`JOB_TRAIN`, ...); the tags are the config's followed by one
+        ``KEY=VALUE`` tag per override (:func:`override_tags`).
         """
         mode = resolve_mode(wandb_config.mode)
         if mode == "disabled":
@@ -207,11 +246,12 @@ class WandbRun:
             log.warning("W&B could not be imported (%s: %s); continuing without W&B",
                         type(exc).__name__, _one_line(exc))
             return cls()
+        tags = list(dict.fromkeys([*wandb_config.tags, *override_tags(overrides)]))
+        flat = {**flatten_config(config), "overrides": ", ".join(override_tags(overrides))}
         kwargs: dict[str, Any] = dict(
             project=wandb_config.project, entity=wandb_config.entity,
-            group=wandb_config.group, tags=list(wandb_config.tags) or None,
-            name=name, config=flatten_config(config), dir=str(run_dir),
-            reinit="finish_previous")
+            group=wandb_config.group, job_type=job_type, tags=tags or None,
+            name=name, config=flat, dir=str(run_dir), reinit="finish_previous")
         if resume_id:
             kwargs.update(id=resume_id, resume="allow")
         if mode == "online":
@@ -259,6 +299,24 @@ class WandbRun:
         """Log a dict of values (numbers, ``wandb.Image`` lists) at ``step``."""
         self._guard("log", lambda: self._run.log(dict(data), step=step))
 
+    def offline(self) -> bool:
+        """True when the run logs to local files only (offline), False online or inactive."""
+        return bool(self._guard("offline", lambda: self._run.offline, False))
+
+    def track_best(self, metric: str, mode: str) -> None:
+        """Have W&B keep the ``min`` or ``max`` (``mode``) of the logged ``metric`` in the
+        summary (W&B's ``define_metric(summary=...)``: ``val_loss.min`` in the dashboard)."""
+        if mode in ("min", "max"):
+            self._guard("define_metric", lambda: self._run.define_metric(metric, summary=mode))
+
+    def log_table(self, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+                  ) -> None:
+        """Log a ``wandb.Table`` of ``rows`` (cells: numbers, strings, ``wandb.Image``...)
+        under ``key``; nothing when there is no row."""
+        if rows:
+            self._guard("log_table", lambda: self._run.log(
+                {key: self._wandb.Table(columns=list(columns), data=[list(r) for r in rows])}))
+
     def log_images(self, key: str, images: Sequence[Any], step: int | None = None) -> None:
         """Log already-built ``wandb.Image`` objects under ``key``."""
         if images:
@@ -277,11 +335,13 @@ class WandbRun:
     def log_model(self, path: str | os.PathLike, *, name: str,
                   metadata: Mapping[str, Any] | None = None, aliases: Sequence[str] = (),
                   extra: Sequence[str | os.PathLike] = ()) -> None:
-        """Log the file at ``path`` as a ``model`` artifact, with the files and folders
-        ``extra`` (e.g. exported models; a folder is added under its own name)."""
+        """Log the file at ``path`` as a ``model`` artifact named
+        :func:`model_artifact_name` of ``name``, an output of this run (``log_artifact``),
+        with the files and folders ``extra`` (e.g. exported models; a folder is added under
+        its own name)."""
         def go():
-            safe = re.sub(r"[^A-Za-z0-9_.-]", "-", name)
-            art = self._wandb.Artifact(f"model-{safe}", type="model", metadata=dict(metadata or {}))
+            art = self._wandb.Artifact(model_artifact_name(name), type="model",
+                                       metadata=dict(metadata or {}))
             art.add_file(str(path))
             for item in map(Path, extra):
                 if item.is_dir():
@@ -290,6 +350,19 @@ class WandbRun:
                     art.add_file(str(item))
             self._run.log_artifact(art, aliases=list(aliases) or None)
         self._guard("log_model", go)
+
+    def use_model(self, name: str, alias: str = "latest") -> bool:
+        """Mark the model artifact of the run named ``name`` as an input of this run
+        (``use_artifact("model-<name>:<alias>")``), so W&B links the evaluation to the
+        training run. W&B cannot do this offline: the artifact's name is then only
+        recorded in the config (``model_artifact``). True when W&B linked it."""
+        ref = f"{model_artifact_name(name)}:{alias}"
+        self._guard("config", lambda: self._run.config.update({"model_artifact": ref},
+                                                                allow_val_change=True))
+        if not self.active or self.offline():
+            return False
+        return self._guard("use_artifact", lambda: self._run.use_artifact(ref) is not None,
+                           False)
 
     def finish(self, exit_code: int = 0) -> None:
         """Finish the run (idempotent)."""
