@@ -205,6 +205,10 @@ class TrainConfig:
     tensorboard: TensorBoardConfig = param(TensorBoardConfig(), help="TensorBoard logging")
     mixed_precision: bool = param(False, help="bfloat16 on CPU, float16 on GPU")
     deterministic: bool = param(False, help="enable TensorFlow op determinism")
+    precise_bn_batches: int = param(
+        8, help="re-estimate BatchNorm moving statistics over this many training batches "
+                "before each validation and checkpoint (0: off; models without BatchNorm skip it)",
+        validator=non_negative())
 
 
 @attrs.frozen
