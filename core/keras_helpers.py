@@ -4,6 +4,8 @@
   ``"encoder"`` (:data:`ENCODER_NAME`), found at any depth (nested models, ``TimeDistributed``
   and other wrappers). The two-stage ``train_decoder_only`` -> ``load_from_frozen`` protocol
   (un)freezes it through :func:`set_encoder_trainable`, whatever architecture built the model.
+* :func:`batchnorm_layers`: every BatchNormalization inside a model at any depth (their
+  momentum and moving statistics decide what validation and prediction see).
 * :func:`summarize`: parameter counts and input/output shapes as plain data
   (``dlsuite model summary``).
 * :func:`infer_size_multiple`: the multiple a built model needs its H and W to have, from the
@@ -20,6 +22,7 @@ from typing import Any, Iterator
 
 __all__ = [
     "ENCODER_NAME",
+    "batchnorm_layers",
     "find_encoders",
     "set_encoder_trainable",
     "summarize",
@@ -61,6 +64,13 @@ def set_encoder_trainable(model: Any, trainable: bool) -> int:
     for encoder in encoders:
         encoder.trainable = bool(trainable)
     return len(encoders)
+
+
+def batchnorm_layers(model: Any) -> list:
+    """Every ``keras.layers.BatchNormalization`` (or subclass) inside ``model`` at any depth
+    (nested models, ``TimeDistributed`` and other wrappers), depth-first, each once."""
+    return [layer for layer in _walk(model, {id(model)})
+            if any(cls.__name__ == "BatchNormalization" for cls in type(layer).__mro__)]
 
 
 def _size(weights) -> int:

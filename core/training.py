@@ -322,10 +322,12 @@ def _sample_batch(dataset, n: int):
 
 def fit_callbacks(ctx: RunContext, data, monitor: Monitor, state: ResumeState | None,
                   stop: GracefulStop, nan_guard: NanGuard) -> tuple[list, Any, Checkpoints]:
-    """The fit callbacks, in order: signal stop, NaN guard, TensorBoard / ReduceLROnPlateau /
-    EarlyStopping, history.csv, checkpoints (+ resumable state), epoch log line, W&B,
-    progress bars, plugins' ``dlsuite_callbacks``, and on resume the restore of the LR
-    schedule / early-stopping counters. Returns ``(callbacks, history, checkpoints)``."""
+    """The fit callbacks, in order: signal stop, NaN guard, BatchNorm (precise statistics
+    before validation and checkpoints, the watch: :mod:`dlsuite.batchnorm`), TensorBoard /
+    ReduceLROnPlateau / EarlyStopping, history.csv, checkpoints (+ resumable state), epoch log
+    line, W&B, progress bars, plugins' ``dlsuite_callbacks``, and on resume the restore of
+    the LR schedule / early-stopping counters. Returns ``(callbacks, history, checkpoints)``."""
+    from .batchnorm import batchnorm_callbacks
     from .config import config_hash
     from .logging.callbacks import EpochLog, HistoryCsv, RichProgress, WandbMetrics, read_history
 
@@ -342,7 +344,8 @@ def fit_callbacks(ctx: RunContext, data, monitor: Monitor, state: ResumeState | 
         extra_state=lambda: {"wandb_run_id": ctx.wandb.id, "seed": ctx.seed,
                              "config_hash": config_hash(cfg, ctx.registry)})
     samples = _sample_batch(data.val if data.val is not None else data.train, cfg.wandb.n_images)
-    callbacks = [StopOnSignal(stop), nan_guard, *standard, history_cb, checkpoints,
+    callbacks = [StopOnSignal(stop), nan_guard, *batchnorm_callbacks(cfg, ctx.registry, data),
+                 *standard, history_cb, checkpoints,
                  EpochLog(cfg.train.epochs, skip_epoch=partial), StuckLossWarning(),
                  WandbMetrics(ctx.wandb, samples, n_images=cfg.wandb.n_images,
                               class_labels={i: f"class {i}" for i in range(data.n_classes)},

@@ -218,6 +218,10 @@ class TrainConfig:
     deterministic: bool = param(False, help="enable TensorFlow op determinism")
     distribute: DistributeConfig = param(DistributeConfig(),
                                          help="training on several devices or hosts")
+    precise_bn_batches: int = param(
+        8, help="re-estimate BatchNorm moving statistics over this many training batches "
+                "before each validation and checkpoint (0: off; models without BatchNorm skip it)",
+        validator=non_negative())
 
 
 @attrs.frozen

@@ -12,6 +12,7 @@ from dlsuite import DlsuiteInputError
 
 __all__ = [
     "require_int",
+    "require_momentum",
     "require_rate",
     "resolve_2d_input_shape",
     "resolve_temporal_input_shape",
@@ -35,6 +36,16 @@ def require_rate(arch: str, key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise DlsuiteInputError(
             f"architecture {arch!r}: {key} must be a number in [0, 1), got {value!r}"
+        )
+    return float(value)
+
+
+def require_momentum(arch: str, key: str, value: Any) -> float:
+    """Return ``value`` as float if it is a BatchNorm momentum in the open interval ``(0, 1)``;
+    otherwise raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+        raise DlsuiteInputError(
+            f"architecture {arch!r}: {key} must be a number in (0, 1), got {value!r}"
         )
     return float(value)
 

@@ -15,6 +15,10 @@ Encoder contract (the part other code relies on):
 * ``train_decoder_only=True`` builds the encoder with ``trainable=False`` (its BatchNorm layers
   then run in inference mode). :func:`dlsuite.keras_helpers.set_encoder_trainable`
   unfreezes it generically (also inside the ``TimeDistributed`` of the temporal model).
+* BatchNorm momentum: the decoder's BatchNorm layers use ``bn_momentum``; the encoder's
+  (Keras builds them with 0.999, far too slow for a model trained from scratch: its moving
+  statistics would lag training by hundreds of steps) get ``encoder_bn_momentum`` when set,
+  else ``bn_momentum`` when randomly initialised, and keep 0.999 when pretrained.
 * ``encoder_weights``: ``None`` random init; ``"imagenet"`` asks Keras to download the weights
   (offline this fails within a second and raises one :class:`DlsuiteInputError` telling the
   user to download the file and point ``encoder_weights`` at it); a path loads a local file:
@@ -51,7 +55,14 @@ from dlsuite import DlsuiteInputError
 from dlsuite.keras_helpers import ENCODER_NAME
 
 from . import layers as _layers
-from .common import require_int, require_rate, resolve_2d_input_shape, resolve_temporal_input_shape
+from .batchnorm import encoder_bn_momentum, set_bn_momentum
+from .common import (
+    require_int,
+    require_momentum,
+    require_rate,
+    resolve_2d_input_shape,
+    resolve_temporal_input_shape,
+)
 from .geometry import MOBILENET_MAX_POOLS
 from .params import MOBILENET_ALPHAS
 
@@ -158,6 +169,9 @@ def _validate(arch: str, params) -> None:
     require_int(arch, "pools", params.pools, 1, MOBILENET_MAX_POOLS)
     require_int(arch, "dilation_rate", params.dilation_rate, 1)
     require_rate(arch, "dropout", params.dropout)
+    require_momentum(arch, "bn_momentum", params.bn_momentum)
+    if params.encoder_bn_momentum is not None:
+        require_momentum(arch, "encoder_bn_momentum", params.encoder_bn_momentum)
     if float(params.alpha) not in ALPHAS:
         raise DlsuiteInputError(
             f"architecture {arch!r}: alpha must be one of {ALPHAS}, got {params.alpha!r}"
@@ -170,7 +184,7 @@ def _separable_block(x, filters, params, *, dropout: float, name: str):
         depthwise_initializer=params.kernel_initializer,
         pointwise_initializer=params.kernel_initializer, name=f"{name}_sepconv",
     )(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=params.bn_momentum, name=f"{name}_bn")(x)
     x = keras.layers.Activation(params.activation, name=f"{name}_act")(x)
     if dropout > 0:
         x = keras.layers.Dropout(dropout, name=f"{name}_drop")(x)
@@ -181,6 +195,9 @@ def _features(arch: str, params, inputs):
     """Full-resolution ``n_filters``-channel decoder features of a grey ``inputs`` tensor."""
     pools, n = int(params.pools), int(params.n_filters)
     encoder = build_encoder(arch, float(params.alpha), pools, params.encoder_weights)
+    momentum = encoder_bn_momentum(params)
+    if momentum is not None:  # else a pretrained encoder keeps Keras' 0.999
+        set_bn_momentum(encoder, momentum)
     if params.train_decoder_only:
         encoder.trainable = False
     x = keras.layers.Rescaling(2.0, offset=-1.0, name="scale_to_symmetric")(inputs)

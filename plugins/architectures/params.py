@@ -19,6 +19,7 @@ import attrs
 from dlsuite import param
 from dlsuite.checks import in_range, one_of, positive
 
+from .batchnorm import DEFAULT_BN_MOMENTUM
 from .geometry import MOBILENET_MAX_POOLS, UNET_MAX_POOLS
 
 __all__ = [
@@ -39,6 +40,15 @@ MOBILENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 _N_FILTERS = positive()
 _UNET_POOLS = in_range(1, UNET_MAX_POOLS)
 _RATE = in_range(0, 1, hi_open=True)
+_MOMENTUM = in_range(0, 1, lo_open=True, hi_open=True)
+_BN_HELP = (
+    "momentum of the BatchNorm moving statistics, in (0, 1); validation and prediction use "
+    "them, and at Keras' 0.99/0.999 they lag training by hundreds of steps"
+)
+
+
+def _bn_momentum():
+    return param(DEFAULT_BN_MOMENTUM, help=_BN_HELP, validator=_MOMENTUM)
 
 _TIPS_HELP = (
     "add a second 1-channel 'tips' keypoint heatmap head; the model then has two outputs "
@@ -64,6 +74,7 @@ class UNetParams:
         "(bottleneck dropout*pools), capped at 0.5",
     )
     batch_norm: bool = param(False, help="batch normalization after every convolution")
+    bn_momentum: float = _bn_momentum()
     activation: str = param("relu", help="Keras activation of the convolutions")
     upsampling: Literal["nearest", "transpose"] = param(
         "nearest", help="decoder upsampling: nearest-neighbour UpSampling2D or 2x2 Conv2DTranspose"
@@ -88,6 +99,7 @@ class CategoricalUNetParams:
     dropout: float = param(0.0, help="base dropout rate d of the schedule (0 disables dropout)",
                            validator=_RATE)
     batch_norm: bool = param(False, help="batch normalization after every convolution")
+    bn_momentum: float = _bn_momentum()
     activation: str = param("relu", help="Keras activation of the convolutions")
     kernel_initializer: str = param("he_normal", help="Keras initializer of the convolution kernels")
     tips: bool = param(False, help=_TIPS_HELP)
@@ -106,6 +118,7 @@ class TransposeUNetParams:
     dropout: float = param(0.0, help="base dropout rate d; level p uses d*(p+1), capped at 0.5",
                            validator=_RATE)
     batch_norm: bool = param(False, help="batch normalization after every convolution")
+    bn_momentum: float = _bn_momentum()
     activation: str = param("relu", help="Keras activation of the convolutions")
     kernel_initializer: str = param("he_uniform", help="Keras initializer of the convolution kernels")
     tips: bool = param(False, help=_TIPS_HELP)
@@ -143,6 +156,13 @@ class MobileUNetParams:
     )
     train_decoder_only: bool = param(
         False, help="freeze the encoder (its BatchNorm layers then run in inference mode)"
+    )
+    bn_momentum: float = _bn_momentum()
+    encoder_bn_momentum: float | None = param(
+        None,
+        help="momentum of the encoder's BatchNorm; null: bn_momentum for a randomly "
+        "initialised encoder, Keras' 0.999 for a pretrained one (its statistics are kept)",
+        validator=_MOMENTUM,
     )
     dilation_rate: int = param(1, help="dilation rate of the decoder separable convolutions",
                                validator=positive())

@@ -7,7 +7,7 @@ All five are one parametric builder driven by a small declarative *recipe* per n
 ``(B, H, W, n_classes)`` from a 1x1 conv named ``"slog"`` (or two outputs ``"segmentation"``
 and ``"tips"`` when ``tips=True``).
 
-Block: ``Conv2D(f, k, 'same')`` -> [BatchNorm] -> Activation, twice; dropout after the block
+Block: ``Conv2D(f, k, 'same')`` -> [BatchNorm(momentum=bn_momentum)] -> Activation, twice; dropout after the block
 (or after its first conv for ``categorical_unet``). Decoder level p: upsample, concatenate
 ``[skip, up]``, block of ``n*2**p`` filters.
 
@@ -36,7 +36,7 @@ import attrs
 import keras
 
 from . import layers as _layers
-from .common import require_int, require_rate, resolve_2d_input_shape
+from .common import require_int, require_momentum, require_rate, resolve_2d_input_shape
 
 __all__ = [
     "build_unet",
@@ -139,7 +139,7 @@ def _conv_bn_act(x, filters, params, *, dilation=1, strides=1, name):
         kernel_initializer=params.kernel_initializer, name=f"{name}_conv",
     )(x)
     if params.batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=params.bn_momentum, name=f"{name}_bn")(x)
     return keras.layers.Activation(params.activation, name=f"{name}_act")(x)
 
 
@@ -163,6 +163,7 @@ def _validate(arch: str, params) -> None:
     require_int(arch, "pools", params.pools, 1, 8)
     require_int(arch, "kernel_size", params.kernel_size, 1)
     require_rate(arch, "dropout", params.dropout)
+    require_momentum(arch, "bn_momentum", params.bn_momentum)
     if hasattr(params, "dilation_rate"):
         require_int(arch, "dilation_rate", params.dilation_rate, 1)
 
