@@ -16,7 +16,7 @@ BatchNorm momentum x precise-BN setting, and the training ``jaccard`` of the las
 Every run uses the same seed, data stream and initial weights draw. Runs are independent and
 small but take minutes on a shared 2-core CPU (a 100-step MobileUNet run about 1-2 min).
 
-Run: python benchmarks/batchnorm.py [--arch mobilenet_mobileunet unet] [--momenta keras 0.99
+Run: python benchmarks/batchnorm.py [--arch mobilenet_mobileunet unet] [--momenta keras 0.8
 0.9] [--precise 0 8] [--steps 25] [--epochs 4] [--val 2] [--quick]
 ``--quick``: one tiny run (mobilenet, 2 x 5 steps, 1 validation image) that prints the table.
 """
@@ -117,7 +117,7 @@ def main(argv=None) -> None:
     """Measure every requested setting and print one table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--momenta", nargs="+", default=["keras", "0.99", "0.9"])
+    parser.add_argument("--momenta", nargs="+", default=["keras", "0.9", "0.8"])
     parser.add_argument("--precise", nargs="+", type=int, default=[0, 8],
                         help="precise-BN batch counts (0: off)")
     parser.add_argument("--steps", type=int, default=25, help="steps between validations")

@@ -3,11 +3,14 @@
 Trains ``mobilenet_mobileunet`` (random encoder) and ``unet`` with ``batch_norm`` from scratch
 on 38 of the 40 annotated Usiigaci T98G phase-contrast images (``../shared/data``) with the
 real datagen (patch 256, batch 4, uniform sampling, flips), the default ``bn_momentum`` and
-the training pipeline's BatchNorm callbacks (precise BN by default), validating every 25 steps on the 512x512 top-left corners of the other two images (8 tiles;
-sets 11 and 31, a dense and a sparse one: the cell density falls over the set numbers);
-``val_jaccard`` must exceed 0.5 within 100 steps and the BatchNorm watch must stay silent. Before ``bn_momentum`` existed the
+the training pipeline's BatchNorm callbacks (precise BN by default), validating every 25 steps
+on the 512x512 top-left corners of the other two images (8 tiles; sets 11 and 31, a dense and
+a sparse one: the cell density falls over the set numbers); ``val_jaccard`` must exceed 0.5
+within 100 steps and the BatchNorm watch must stay silent. Before ``bn_momentum`` existed the
 MobileNetV2 encoder kept Keras' momentum 0.999 and ``val_jaccard`` stayed exactly 0
-(``benchmarks/batchnorm.py``). Small models keep each run around a minute on 2 cores.
+(``benchmarks/batchnorm.py``). Measured: both models pass at the first validation (25 steps:
+MobileUNet 0.58, U-Net 0.50; training stops there); 11 minutes for both on a 2-core machine
+loaded ~5x, about 2 minutes unloaded.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ def test_from_scratch_model_validates_within_100_steps(arch, folders):
                         validation_data=data.val, validation_steps=data.validation_steps,
                         callbacks=[*callbacks, stop], verbose=0).history
     values = [round(v, 3) for v in history["val_jaccard"]]
+    print(f"{arch}: val_jaccard every {STEPS} steps: {values}")  # shown with -rP / -s
     assert max(values) > TARGET, f"{arch}: val_jaccard every {STEPS} steps: {values}"
     assert values[0] > 0.2, values  # the first validation already finds the cells
     assert watch.warned is None
