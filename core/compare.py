@@ -148,7 +148,9 @@ def read_run(path: str | os.PathLike, name: str | None = None) -> RunSummary:
     values.update(_test_metrics(run, metrics))
     config = flatten_keys(data["config"])
     if isinstance(data.get("provenance"), dict):  # which plugin version made the run
-        config.update(flatten_keys({"provenance": data["provenance"]}))
+        # the choice's name is the config's own key (loss.name, ...): not repeated here
+        config.update({k: v for k, v in flatten_keys({"provenance": data["provenance"]}).items()
+                       if not k.endswith(".name")})
     return RunSummary(name or run.root.name, run.root, config,
                       dict(data.get("overrides") or {}), values, history, monitor, mode)
 
