@@ -150,6 +150,23 @@ def test_labels_cut_by_block_borders_merge_into_one_id():
         assert np.array_equal(merged == ids[0], truth == value)
 
 
+def test_large_tiff_read_lazily_window_by_window(tmp_path):
+    """A TIFF opens as a Source without reading pixels; windows and the dask array give the
+    stored pixels; the pixel size comes from the resolution tags."""
+    from dlsuite.scale.omezarr import open_source
+
+    video = (np.arange(3 * 50 * 60) % 4099).astype(np.uint16).reshape(3, 50, 60)
+    tifffile.imwrite(tmp_path / "v.tif", video, photometric="minisblack",
+                     resolution=(1 / 0.4, 1 / 0.2), tile=(16, 16))
+    source = open_source(tmp_path / "v.tif")
+    assert source.shape == (3, 50, 60) and source.pixel_size == (pytest.approx(0.2),
+                                                                 pytest.approx(0.4))
+    assert np.array_equal(source.read(2, 10, 40, 5, 33), video[2, 10:40, 5:33])
+    assert np.array_equal(source.dask().compute(), video)
+    with pytest.raises(Exception, match="not an OME-Zarr image"):
+        open_source(tmp_path)
+
+
 # --------------------------------------------------------------------------------------------
 # batch prediction on the cluster
 

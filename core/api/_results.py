@@ -68,6 +68,13 @@ def predict(model_or_run_dir: Any, image_or_video: Any, **overrides: Any):
                                     "load its checkpoint), not a keras.Model")
         from ..scale.image import predict_array
 
+        unknown = set(overrides) - {"scheduler", "block_size", "weights", "tile_size", "halo",
+                                    "batch_size"}
+        if unknown:
+            from ..errors import DlsuiteInputError
+
+            raise DlsuiteInputError(f"predict: {', '.join(sorted(unknown))} cannot be combined "
+                                    "with scheduler (the run's config gives them)")
         return predict_array(model_or_run_dir, image_or_video, registry=get_registry(),
                              **overrides)
     overrides.pop("scheduler", None)

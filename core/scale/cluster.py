@@ -10,6 +10,7 @@ level.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import threading
@@ -63,6 +64,7 @@ def connect(scheduler: str, *, timeout: float = 60) -> Iterator:
 
     if kind == "local":
         cluster = LocalCluster(n_workers=int(value), threads_per_worker=1, processes=True,
+                               silence_logs=logging.ERROR,  # no INFO chatter on the console
                                host="127.0.0.1", scheduler_port=0, dashboard_address=None,
                                worker_dashboard_address=None,
                                # no dashboard; its HTTP routes on a free local port, not 8787
