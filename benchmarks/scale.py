@@ -96,15 +96,19 @@ def throughput(run: Path, inputs: Path, work: Path) -> dict:
         if not (warm / p.name).exists():
             (warm / p.name).symlink_to(p.resolve())
 
-    def timed(out: str, **kw) -> float:
+    def timed(out: str, client=None, **kw) -> tuple[float, float]:
+        """(wall seconds, CPU seconds of this process or of the workers)."""
         shutil.rmtree(work / out, ignore_errors=True)
+        cpu0 = _cpu() if client is None else sum(client.run(_cpu).values())
         start = time.perf_counter()
         api.predict_folder(run, inputs, work / out, quiet=True, **kw)
-        return time.perf_counter() - start
+        wall = time.perf_counter() - start
+        cpu1 = _cpu() if client is None else sum(client.run(_cpu).values())
+        return wall, cpu1 - cpu0
 
     shutil.rmtree(work / "warm-out", ignore_errors=True)
     api.predict_folder(run, warm, work / "warm-out", quiet=True)  # model loaded, TF warm
-    single = timed("single")
+    single, single_cpu = timed("single")
     started = time.perf_counter()
     with connect("local:2") as client:
         client.wait_for_workers(2)
@@ -113,14 +117,29 @@ def throughput(run: Path, inputs: Path, work: Path) -> dict:
         shutil.rmtree(work / "warm-out2", ignore_errors=True)
         api.predict_folder(run, warm, work / "warm-out2", quiet=True, scheduler=address)
         client.run(lambda: None)
-        dist = timed("dist", scheduler=address)
+        dist, dist_cpu = timed("dist", client, scheduler=address)
     identical = all(
         np.array_equal(*(_read(work / d / "labels" / p.name) for d in ("single", "dist")))
         for p in sorted(inputs.iterdir()))
     return {"frames": n, "single_s": round(single, 2), "single_img_s": round(n / single, 3),
             "dask2_s": round(dist, 2), "dask2_img_s": round(n / dist, 3),
             "speedup": round(single / dist, 2), "goal": ">= 1.6",
+            # CPU seconds per image and cores kept busy (CPU / wall): on a machine whose
+            # cores are taken by others, both modes get the same share and the speedup shows
+            # the load, not the parallelism
+            "single_cpu_s_per_img": round(single_cpu / n, 2),
+            "dask2_cpu_s_per_img": round(dist_cpu / n, 2),
+            "single_cores_used": round(single_cpu / single, 2),
+            "dask2_cores_used": round(dist_cpu / dist, 2),
             "cluster_start_s": round(cluster_start, 1), "labels_identical": identical}
+
+
+def _cpu() -> float:
+    """User + system CPU seconds of this process (all its threads)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _read(path: Path):

@@ -28,6 +28,7 @@ TINY = {"model": {"name": "unet", "n_filters": 4, "pools": 2},
         "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 2},
         "train": {"epochs": 1}, "inference": {"tile_size": 32, "halo": "auto"},
         "wandb": {"mode": "disabled"}, "seed": 0}
+N_KILL = 20  # inputs of the killed-worker test
 TIMEOUT = 240  # seconds any distributed step may take on a loaded 2-core machine
 
 
@@ -203,9 +204,9 @@ def test_killed_worker_is_replaced_and_every_output_written_once(
     and no temporary file is left."""
     inputs = tmp_path / "many"
     inputs.mkdir()
-    for k in range(12):  # more inputs than workers, so the kill hits a running job
+    for k in range(N_KILL):  # many more inputs than workers: the kill hits a running job
         src = sorted(data["inputs"].iterdir())[k % 6]
-        tifffile.imwrite(inputs / f"img_{k:02d}.tif", np.tile(tifffile.imread(src), (3, 3)))
+        tifffile.imwrite(inputs / f"img_{k:02d}.tif", np.tile(tifffile.imread(src), (5, 5)))
     address = cluster.scheduler.address
     out = tmp_path / "out"
     job = threading.Thread(target=lambda: job.__dict__.setdefault("result", api.predict_folder(
@@ -224,11 +225,11 @@ def test_killed_worker_is_replaced_and_every_output_written_once(
     assert victim is not None, "no output appeared in time"
     job.join(TIMEOUT)
     assert not job.is_alive(), "the job did not finish after the worker was killed"
-    assert killed_at < 12, "the job had already finished when the worker was killed"
+    assert killed_at < N_KILL, "the job had already finished when the worker was killed"
     summary = job.__dict__["result"]
     cluster.wait_for_workers(2, timeout=TIMEOUT)  # the nanny replaced the killed worker
     assert victim not in cluster.run(os.getpid).values()
-    names = [f"img_{k:02d}" for k in range(12)]
+    names = [f"img_{k:02d}" for k in range(N_KILL)]
     assert [r["name"] for r in summary.rows] == names
     assert sorted(p.name for p in (out / "probabilities").iterdir()) == [f"{n}.tif" for n in names]
     assert sorted(p.name for p in (out / "labels").iterdir()) == [f"{n}.tif" for n in names]
@@ -414,3 +415,26 @@ def test_docs_scale_bash_blocks_run_as_written(run, data, tmp_path):
     assert len(list(out.glob("labels/*.tif"))) == 6  # the --scheduler local:2 block
     assert (out / "tiffs" / "big.tif").is_file()
     assert (out / "pred" / "big.ome.zarr" / "labels" / "instances").is_dir()
+
+
+USIIGACI = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "usiigaci_t98g_phc"
+
+
+@pytest.mark.benchmark
+@pytest.mark.skipif(not (USIIGACI / "annotated").is_dir(), reason=f"real data {USIIGACI} absent")
+def test_scale_benchmark_tiny_budget_reports_every_figure(tmp_path):
+    """``benchmarks/scale.py`` on 4 real frames and a 2048² OME-Zarr image (minutes)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "scale.py"
+    proc = subprocess.run([sys.executable, str(script), "--frames", "4", "--sizes", "2048",
+                           "--work", str(tmp_path / "work"), "--json", str(tmp_path / "f.json")],
+                          capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads((tmp_path / "f.json").read_text())
+    assert figures["a_throughput"]["labels_identical"] is True
+    assert figures["a_throughput"]["dask2_img_s"] > 0
+    memory = figures["b_memory"]["2048"]
+    assert memory["client_peak_gb"] > 0 and len(memory["worker_peak_gb"]) == 2
+    assert "load average" in figures["uptime_start"]
