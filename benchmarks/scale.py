@@ -175,7 +175,7 @@ _RSS_CHILD = r"""
 import json, resource, sys, time
 from dlsuite.scale.cluster import connect
 from dlsuite import api
-run, image, out = sys.argv[1:4]
+run, image, out, labels = sys.argv[1:5]
 def peak():
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -184,7 +184,8 @@ if __name__ == "__main__":
         client.wait_for_workers(2)
         start = time.perf_counter()
         summary = api.predict_folder(run, image, out, quiet=True, block_size=1024,
-                                     scheduler=client.scheduler.address)
+                                     scheduler=client.scheduler.address,
+                                     postprocess=labels == "True")
         seconds = time.perf_counter() - start
         workers = sorted(client.run(peak).values())
     print(json.dumps({"client_peak_bytes": peak(), "worker_peak_bytes": workers,
@@ -193,26 +194,85 @@ if __name__ == "__main__":
 """
 
 
-def memory(run: Path, inputs: Path, work: Path, sizes) -> dict:
-    """(b): peak RSS of the client and each worker, per image size, in fresh processes."""
+def _peak_rss(p) -> int:
+    """Peak RSS in bytes of a psutil process so far: Linux's VmHWM, else the current RSS."""
+    try:
+        with open(f"/proc/{p.pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return p.memory_info().rss
+
+
+def _tree_rss(proc) -> dict:
+    """Peak RSS so far in bytes of ``proc`` and every descendant, by pid (psutil, a
+    distributed dependency)."""
+    import psutil
+
+    out = {}
+    try:
+        root = psutil.Process(proc.pid)
+        for p in [root, *root.children(recursive=True)]:
+            try:
+                if "resource_tracker" not in " ".join(p.cmdline()):
+                    out[p.pid] = (_peak_rss(p), " ".join(p.cmdline()[:3]))
+            except psutil.Error:
+                pass
+    except psutil.Error:
+        pass
+    return out
+
+
+def memory(run: Path, inputs: Path, work: Path, sizes, budget: float, labels: bool) -> dict:
+    """(b): peak RSS of the client and each worker, per image size, in fresh processes: the
+    processes report ``ru_maxrss`` at the end; their peak RSS (VmHWM) is also read every
+    0.5 s, so a run stopped at ``budget`` seconds still gives its peaks so far (partial)."""
     script = work / "rss_child.py"
     script.write_text(_RSS_CHILD)
     out = {}
+    gb = 1024 ** 3
     for size in sizes:
         image = make_big(work / f"big{size}.ome.zarr", size, inputs)
         dest = work / f"big{size}-out"
         shutil.rmtree(dest, ignore_errors=True)
-        proc = subprocess.run([sys.executable, str(script), str(run), str(image), str(dest)],
-                              capture_output=True, text=True, timeout=3600)
-        if proc.returncode:
-            out[size] = {"error": proc.stderr.strip().splitlines()[-1:]}
-            continue
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
-        gb = 1024 ** 3
-        out[size] = {"client_peak_gb": round(res["client_peak_bytes"] / gb, 2),
-                     "worker_peak_gb": [round(b / gb, 2) for b in res["worker_peak_bytes"]],
-                     "seconds": res["seconds"], "blocks": res["blocks"],
-                     "objects": res["objects"], "goal": "< 3 GB each"}
+        cmd = [sys.executable, str(script), str(run), str(image), str(dest), str(labels)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        peaks: dict = {}
+        start = time.monotonic()
+        while proc.poll() is None and time.monotonic() - start < budget:
+            for pid, (rss, cmdline) in _tree_rss(proc).items():
+                old = peaks.get(pid, (0, ""))[0]
+                peaks[pid] = (max(old, rss), cmdline)
+            time.sleep(0.5)
+        partial = proc.poll() is None
+        if partial:
+            import psutil
+
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
+            proc.kill()
+        stdout, stderr = proc.communicate()
+        workers = [rss for pid, (rss, cmd) in peaks.items() if pid != proc.pid
+                   and "-c" in cmd.split()]  # multiprocessing spawn children
+        chunks = dest / image.name / "0" / "c"
+        done = sum(1 for c in chunks.rglob("*") if c.is_file()) if chunks.exists() else 0
+        entry = {"sampled_client_peak_gb": round(peaks.get(proc.pid, (0, ""))[0] / gb, 2),
+                 "sampled_worker_peak_gb": [round(b / gb, 2) for b in sorted(workers)],
+                 "seconds": round(time.monotonic() - start, 1), "labels": labels,
+                 "goal": "< 3 GB each"}
+        if partial:
+            entry["partial"] = (f"stopped at the {budget:.0f} s budget with {done} of "
+                                f"{-(-size // 1024) ** 2} probability blocks written")
+        elif proc.returncode:
+            entry["error"] = stderr.strip().splitlines()[-1:]
+        else:
+            res = json.loads(stdout.strip().splitlines()[-1])
+            entry.update({"client_peak_gb": round(res["client_peak_bytes"] / gb, 2),
+                          "worker_peak_gb": [round(b / gb, 2) for b in res["worker_peak_bytes"]],
+                          "blocks": res["blocks"], "objects": res["objects"]})
+        out[size] = entry
         shutil.rmtree(dest, ignore_errors=True)
     return out
 
@@ -234,6 +294,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[8192, 16384])
     parser.add_argument("--work", type=Path, default=None, help="work folder (kept)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["a", "b", "c"])
+    parser.add_argument("--budget", type=float, default=3600,
+                        help="seconds per (b) image before it is stopped (peaks so far kept)")
+    parser.add_argument("--no-labels", action="store_true",
+                        help="(b): probabilities only (no post-processing, no label merge)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="dlsuite-scale-"))
@@ -247,7 +311,8 @@ def main() -> None:
         figures["a_throughput"] = throughput(run, inputs, work)
         print(json.dumps({"a_throughput": figures["a_throughput"]}), flush=True)
     if "b" not in args.skip:
-        figures["b_memory"] = memory(run, inputs, work, args.sizes)
+        figures["b_memory"] = memory(run, inputs, work, args.sizes, args.budget,
+                                     not args.no_labels)
         print(json.dumps({"b_memory": figures["b_memory"]}), flush=True)
     if "c" not in args.skip:
         figures["c_mirrored"] = mirrored()
