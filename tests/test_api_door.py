@@ -29,7 +29,8 @@ from conftest import run_cli
 LEAF_COMMANDS = {
     "config validate", "config show", "config migrate", "config schema", "plugins",
     "model summary", "new-plugin", "example-data videos", "example-data frames",
-    "prepare frames", "prepare videos", "prepare clips", "prepare ctc", "evaluate", "train",
+    "prepare frames", "prepare videos", "prepare clips", "prepare ctc", "prepare ome-zarr",
+    "prepare tiff", "evaluate", "train",
     "run", "track", "predict", "test", "compare", "sweep", "export",
 }
 # dlsuite modules a CLI module may import besides dlsuite.api and dlsuite.errors
@@ -131,7 +132,7 @@ def test_every_leaf_command_calls_exactly_one_api_function():
     for path, (name,) in through_api.items():
         assert name in api.__all__ and callable(getattr(api, name)), path
         assert inspect.getdoc(getattr(api, name)), f"api.{name} has no docstring"
-    assert len(through_api) == len(LEAF_COMMANDS) == 22
+    assert len(through_api) == len(LEAF_COMMANDS) == 24
 
 
 def test_every_public_api_function_says_what_it_promises():

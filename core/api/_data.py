@@ -118,3 +118,29 @@ def track(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
     linking = {k: tracking_defaults()[k] if v is None else v for k, v in given.items()}
     return track_folder(input_dir, output_dir, fill_gaps=fill_gaps, sigma=sigma,
                         min_size=min_size, **linking)
+
+
+def prepare_omezarr(src: str | os.PathLike, dst: str | os.PathLike, *,
+                    overwrite: bool = False) -> list[Path]:
+    """Convert every 2D or 2D+t TIFF directly in ``src`` to an OME-Zarr image
+    ``dst/<name>.ome.zarr`` (axes ``yx`` / ``tyx``, pixel size from the TIFF's resolution);
+    copied block by block, so TIFFs larger than memory convert too. Returns the images
+    written. DataError naming a bad file before anything is written; ``dst`` holding an
+    earlier conversion needs ``overwrite``. Needs ``dlsuite[scale]``."""
+    from ..scale.cluster import require_scale
+    from ..scale.convert import tiffs_to_omezarr
+
+    require_scale("prepare ome-zarr")
+    return tiffs_to_omezarr(src, dst, overwrite=overwrite)
+
+
+def prepare_tiff(src: str | os.PathLike, dst: str | os.PathLike, *,
+                 overwrite: bool = False) -> list[Path]:
+    """Convert the OME-Zarr image ``src`` (or every one directly in the folder ``src``) back
+    to TIFF ``dst/<name>.tif`` (pixel size as resolution). Returns the files written. Needs
+    ``dlsuite[scale]``."""
+    from ..scale.cluster import require_scale
+    from ..scale.convert import omezarr_to_tiffs
+
+    require_scale("prepare tiff")
+    return omezarr_to_tiffs(src, dst, overwrite=overwrite)

@@ -66,7 +66,8 @@ def example_frames(out_dir: Path, n: int, size: int, seed: int) -> None:
 
 @click.group("prepare")
 def prepare() -> None:
-    """Convert datasets between layouts (frames, videos, CTC) and make validation clips."""
+    """Convert datasets between layouts (frames, videos, CTC, OME-Zarr) and make validation
+    clips."""
 
 
 @prepare.command("frames")
@@ -133,3 +134,25 @@ def prepare_ctc(src: Path, dst: Path, kind: str, overwrite: bool) -> None:
     rows = [(seq, video) for seq, video in done["sequences"].items()]
     rows.append(("mapping", str(done["mapping"])))
     key_values(f"CTC {kind} export -> {dst}", rows)
+
+
+@prepare.command("ome-zarr")
+@click.argument("src", type=_DIR)
+@click.argument("dst", type=_DIR)
+@click.option("--overwrite", is_flag=True, help="replace earlier outputs in DST")
+def prepare_omezarr(src: Path, dst: Path, overwrite: bool) -> None:
+    """Convert the 2D / 2D+t TIFFs of SRC to OME-Zarr images DST/<name>.ome.zarr (pixel size
+    from the TIFF resolution). Needs dlsuite[scale]."""
+    written = api.prepare_omezarr(src, dst, overwrite=overwrite)
+    key_values("TIFF -> OME-Zarr", [("images", f"{dst}  ({len(written)} images)")])
+
+
+@prepare.command("tiff")
+@click.argument("src", type=_DIR)
+@click.argument("dst", type=_DIR)
+@click.option("--overwrite", is_flag=True, help="replace earlier outputs in DST")
+def prepare_tiff(src: Path, dst: Path, overwrite: bool) -> None:
+    """Convert the OME-Zarr images of SRC (or SRC itself) to TIFFs DST/<name>.tif.
+    Needs dlsuite[scale]."""
+    written = api.prepare_tiff(src, dst, overwrite=overwrite)
+    key_values("OME-Zarr -> TIFF", [("files", f"{dst}  ({len(written)} files)")])

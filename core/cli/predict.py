@@ -78,6 +78,15 @@ def _halo(value: str | None):
               help="INPUT is a folder of 2D images: stack them (natural name order) into one "
                    "video, e.g. a time-lapse saved one file per frame.")
 @click.option("--overwrite", is_flag=True, help="Replace the predictions in a non-empty OUT.")
+@click.option("--scheduler", metavar="local[:N]|ADDRESS",
+              help="Predict the inputs as tasks on a Dask cluster: local:N starts N "
+                   "single-threaded worker processes on this machine, an address "
+                   "(tcp://host:8786) uses a running scheduler. Rerunning skips complete "
+                   "outputs. Needs dlsuite[scale].")
+@click.option("--block-size", type=click.IntRange(1), metavar="N",
+              help="Predict block by block (N output pixels a side, plus the model's halo), "
+                   "reading the inputs lazily, into OUT/<name>.ome.zarr; OME-Zarr inputs "
+                   "always go this way [default: 1024]. Needs dlsuite[scale].")
 @click.option("--quiet", is_flag=True,
               help="Warnings and errors only: no progress bar, notes, summary table or totals.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path),
@@ -86,7 +95,8 @@ def _halo(value: str | None):
 def predict(run_dir: Path, input_path: Path, out_dir: Path | None, weights: str | None,
             tile_size, halo, batch_size: int | None, no_postprocess: bool, chain: Path | None,
             overrides: tuple[str, ...], ctc: bool, as_video: bool, overwrite: bool,
-            quiet: bool, config_file: Path | None) -> None:
+            scheduler: str | None, block_size: int | None, quiet: bool,
+            config_file: Path | None) -> None:
     """Predict INPUT with the trained run RUN_DIR and write per input
     probabilities/<name>.tif (float32) and labels/<name>.tif (instance labels).
 
@@ -105,6 +115,10 @@ def predict(run_dir: Path, input_path: Path, out_dir: Path | None, weights: str 
     given = {"weights": weights, "halo": halo, "batch_size": batch_size,
              "config": config_file}
     options = {k: v for k, v in given.items() if v is not None}  # left out: the run's config
+    if scheduler is not None:
+        options["scheduler"] = scheduler
+    if block_size is not None:
+        options["block_size"] = block_size
     if tile_size is not None:
         options["tile_size"] = None if tile_size == "whole" else tile_size
     with console_logging(quiet):  # --quiet: warnings and errors only, one line each

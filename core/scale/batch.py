@@ -1,0 +1,210 @@
+"""``dlsuite predict RUN_DIR INPUT --scheduler ADDRESS``: the inputs as tasks on a Dask cluster.
+
+The client checks the inputs, the run and the output folder exactly as single-process
+``dlsuite predict`` does (:func:`dlsuite.predict.predict_folder`), records every file about to
+be written in the folder's marker, then submits one task per input (an image, a video, a CTC
+sequence). A task runs on a worker: the run's model is loaded once per worker process
+(:func:`dlsuite.scale.cluster.worker_predictor`, keyed by run dir + checkpoint), the input is
+predicted by the same :func:`dlsuite.predict.predict_input` as in one process, and the worker
+writes its files as soon as they are ready, each atomically (temporary file + rename) and only
+when absent: a task rerun after its worker was killed never leaves half a file, and a file is
+never written twice. The client collects the rows as tasks finish and writes ``predict.json``.
+
+Restart: rerunning the same command on the same output folder (its ``.dlsuite-predict`` marker
+present, no ``--overwrite``) skips the inputs whose files are all there; a file about to be
+written that exists but is not recorded in the marker was not written by dlsuite and is
+refused, never replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from ..errors import DlsuiteInputError
+from ..fileio import write_json_atomic
+from ..inference.outputs import prediction_paths
+from ..ownership import OwnedFolder
+from ..predict import (FROM_CONFIG, SUMMARY_FILE, InputItem, PredictSummary, _check_apart,
+                       _count_objects, _inference_overrides, _planned, _prepare_output,
+                       default_output_dir, list_inputs, predict_input)
+from ..rundir import RunDir, load_run_config
+from .cluster import connect
+
+__all__ = ["predict_folder_on_cluster", "predict_task"]
+
+log = logging.getLogger("dlsuite")
+
+#: Seconds a whole distributed prediction may wait for one result before giving up.
+RESULT_TIMEOUT = float(os.environ.get("DLSUITE_TASK_TIMEOUT", 24 * 3600))
+
+
+def _write_missing(out: Path, name: str, probs, labels) -> dict:
+    """Write the probabilities and labels of input ``name`` that are not on disk yet
+    (atomic); returns ``{kind: path}`` of both, written now or before."""
+    from ..inference import write_predictions
+
+    paths = prediction_paths(f"{name}.tif")
+    done = {}
+    for kind, value in (("probabilities", probs), ("labels", labels)):
+        if value is None:
+            continue
+        target = out / paths[kind]
+        if not target.exists():
+            write_predictions(out, f"{name}.tif",
+                              **{"probs" if kind == "probabilities" else "labels": value})
+        done[kind] = str(target)
+    return done
+
+
+def predict_task(run_dir: str, options: tuple, postprocess: bool, item: InputItem,
+                 out: str) -> dict:
+    """Worker side: predict ``item`` with the cached model of the run, write its missing
+    outputs under ``out``; returns its row for ``predict.json`` (plus ``worker``: the pid)."""
+    from .cluster import worker_predictor
+
+    pred, chain, lock = worker_predictor(run_dir, options, postprocess)
+    with lock:
+        shape, probs, labels = predict_input(pred, item, chain)
+    row = {"name": item.name, "input": str(item.path), "shape": list(shape),
+           "objects": None if labels is None else _count_objects(labels), "sequence": None}
+    row.update(_write_missing(Path(out), item.name, probs, labels))
+    row["worker"] = os.getpid()
+    return row
+
+
+def _complete_row(out: Path, item: InputItem, postprocess: bool) -> dict | None:
+    """The row of an input whose outputs are all on disk (read back), else None."""
+    import tifffile
+
+    paths = prediction_paths(f"{item.name}.tif")
+    kinds = ("probabilities", "labels") if postprocess else ("probabilities",)
+    if not all((out / paths[k]).is_file() for k in kinds):
+        return None
+    with tifffile.TiffFile(out / paths["probabilities"]) as tif:
+        shape = tif.series[0].shape
+    shape = list(shape[:-3] + shape[-2:])  # class axis dropped: the input's shape
+    row = {"name": item.name, "input": str(item.path), "shape": shape, "objects": None,
+           "sequence": None, "skipped": True}
+    if postprocess:
+        row["objects"] = _count_objects(tifffile.imread(out / paths["labels"]))
+    row.update({k: str(out / paths[k]) for k in kinds})
+    return row
+
+
+def _claim_or_resume(out: Path, input_path, planned: list[str], overwrite: bool) -> bool:
+    """Claim ``out`` like single-process predict, except that a folder dlsuite predict
+    wrote is resumed (no ``overwrite``): True when resuming. Refused when a file about to be
+    written exists but is not recorded in the marker."""
+    folder = OwnedFolder(out, "predict")
+    marker = folder.read() if out.is_dir() else None
+    if marker is None or overwrite:
+        _prepare_output(out, input_path, planned, overwrite)
+        return False
+    _check_apart(out, input_path)
+    recorded = {p for entry in marker.written for p in folder.matches(entry)}
+    for entry in planned:
+        target = out / entry
+        if target.exists() and not ({target, *target.parents} & recorded):
+            raise DlsuiteInputError(f"{target}: exists and was not written by dlsuite predict; "
+                                    "it is not replaced: move it, or choose another -o")
+    folder.record(planned)
+    return True
+
+
+def _same_job(out: Path, job: dict) -> None:
+    """Refuse to resume a folder whose earlier prediction used another run, checkpoint,
+    tiling or post-processing (its outputs would mix)."""
+    import json
+
+    path = out / SUMMARY_FILE
+    if not path.is_file():
+        return
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    differs = [k for k, v in job.items() if k in before and before[k] != v]
+    if differs:
+        raise DlsuiteInputError(f"{out}: holds predictions made with other {', '.join(differs)}"
+                                "; pass --overwrite to replace them, or choose another -o")
+
+
+def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: str,
+                              weights: str | None = None, tile_size=FROM_CONFIG, halo=None,
+                              batch_size: int | None = None, postprocess: bool = True,
+                              ctc: bool = False, as_video: bool = False, overwrite: bool = False,
+                              quiet: bool = False, registry=None) -> PredictSummary:
+    """:func:`dlsuite.predict.predict_folder` with every input a task on the Dask cluster
+    ``scheduler`` (``local[:N]`` or an address, :func:`dlsuite.scale.cluster.connect`):
+    the same files, identical contents; restartable (module docstring). ``ctc`` is refused
+    (tracking needs a whole video on one machine: predict, then ``dlsuite track``)."""
+    from ..data.checks import check_inputs
+    from ..inference import choose_checkpoint
+    from ..registry import get_registry
+    from .cluster import parse_scheduler, require_scale
+
+    parse_scheduler(scheduler)
+    require_scale("--scheduler")
+    if ctc:
+        raise DlsuiteInputError("--ctc with --scheduler: not supported; predict on the cluster, "
+                                "then track the labels with dlsuite track")
+    items = list_inputs(input_path, as_video=as_video)
+    for item in items:
+        item.check()
+    root = Path(run_dir).expanduser()
+    if not root.is_dir():
+        raise DlsuiteInputError(f"{root}: run directory not found")
+    registry = registry or get_registry()
+    cfg = load_run_config(root, registry).config
+    inference = _inference_overrides(cfg.inference, tile_size=tile_size, halo=halo,
+                                     batch_size=batch_size, weights=weights)
+    checkpoint = choose_checkpoint(RunDir(root.resolve()), inference.weights)
+    check_inputs(items, cfg.data.nonfinite_pixels)
+    out = Path(out_dir).expanduser() if out_dir is not None else default_output_dir(
+        run_dir, input_path, cfg.inference.output_folder)
+    job = {"run_dir": str(root.resolve()), "checkpoint": str(checkpoint),
+           "input": str(Path(input_path).expanduser().resolve()), "postprocess": postprocess,
+           "tiling": {"tile_size": inference.tile_size, "halo": inference.halo,
+                      "batch_size": inference.batch_size}}
+    if not overwrite and (out / SUMMARY_FILE).is_file():
+        _same_job(out, job)
+    resumed = _claim_or_resume(out, input_path, _planned(items, postprocess, False), overwrite)
+    options = {"weights": str(checkpoint), "tile_size": inference.tile_size,
+               "halo": inference.halo, "batch_size": inference.batch_size}
+    options = tuple(sorted(options.items()))
+    rows: dict[str, dict] = {}
+    todo = []
+    for item in items:
+        row = _complete_row(out, item, postprocess) if resumed else None
+        if row is not None:
+            rows[item.name] = row
+        else:
+            todo.append(item)
+    notes = []
+    if resumed:
+        notes.append(f"resumed: {len(rows)} of {len(items)} input(s) already complete in {out}")
+    log.info("predicting %d input(s) on %s into %s", len(todo), scheduler, out)
+    started = time.perf_counter()
+    if todo:
+        from distributed import as_completed
+
+        with connect(scheduler) as client:
+            futures = [client.submit(predict_task, str(root.resolve()), options, postprocess,
+                                     item, str(out.resolve()), key=f"dlsuite-predict-{i}-"
+                                     f"{item.name}", pure=False)
+                       for i, item in enumerate(todo)]
+            for future in as_completed(futures, timeout=RESULT_TIMEOUT):
+                row = future.result()
+                rows[row["name"]] = row
+                if not quiet:
+                    log.info("done %s (%d/%d)", row["name"], len(rows), len(items))
+    ordered = [rows[item.name] for item in items]
+    workers = sorted({r.pop("worker") for r in ordered if "worker" in r})
+    write_json_atomic(out / SUMMARY_FILE, {
+        **job, "scheduler": scheduler, "workers": len(workers),
+        "seconds": round(time.perf_counter() - started, 3), "ctc": False,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "inputs": ordered, "notes": notes})
+    return PredictSummary(out, ordered, checkpoint, None, notes)

@@ -1,0 +1,182 @@
+"""Block-wise prediction of an image larger than memory (a 2D or 2D+t OME-Zarr image, a large
+TIFF read lazily), in one process or as tasks on a Dask cluster.
+
+The image is cut into blocks of ``block_size`` output pixels per frame (rounded up to the
+model's size multiple). A block is predicted from a window extended by the run's halo on every
+side (clipped at the image border, where the tiling mirrors exactly as for the whole image),
+normalized with statistics of the whole image (:mod:`.normalize`), with the run's own tiling
+(:func:`dlsuite.steps.probabilities`); its core is written into the output array at its place.
+Since every window starts on the model's pooling grid and its halo covers the receptive field,
+the result equals untiled prediction up to float rounding. Then, when the run has a
+post-processing chain, labels per block (from the probabilities of the block and a margin of
+``halo`` pixels), made global and merged across borders (:mod:`.labels`).
+
+Tasks are plain functions of picklable arguments (the :class:`~.omezarr.Source` and the
+output location, never pixels), so the client holds no image and every worker holds one
+block at a time plus the model (:func:`dlsuite.scale.cluster.worker_predictor`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable
+
+import attrs
+import numpy as np
+
+from .normalize import GlobalNormalizer
+
+__all__ = ["Block", "block_grid", "Runner", "predict_blocks"]
+
+log = logging.getLogger("dlsuite")
+
+
+@attrs.frozen
+class Block:
+    """The output pixels ``[y0:y1, x0:x1]`` of frame ``t`` (grid position ``(i, j)``)."""
+
+    t: int
+    i: int
+    j: int
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+    @property
+    def key(self) -> tuple:
+        return (self.t, self.i, self.j)
+
+    def window(self, margin: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """The block extended by ``margin`` on every side, clipped to the image."""
+        return (max(0, self.y0 - margin), min(height, self.y1 + margin),
+                max(0, self.x0 - margin), min(width, self.x1 + margin))
+
+
+def block_grid(frames: int, height: int, width: int, block_size: int) -> list[Block]:
+    """Blocks of ``block_size`` (the last ones smaller) covering every frame."""
+    blocks = []
+    for t in range(frames):
+        for i, y0 in enumerate(range(0, height, block_size)):
+            for j, x0 in enumerate(range(0, width, block_size)):
+                blocks.append(Block(t, i, j, y0, min(height, y0 + block_size), x0,
+                                    min(width, x0 + block_size)))
+    return blocks
+
+
+def neighbours(blocks: list[Block]) -> list[tuple]:
+    """``(first key, second key, "vertical" | "horizontal")`` of blocks sharing a border."""
+    keys = {b.key for b in blocks}
+    out = []
+    for b in blocks:
+        if (b.t, b.i + 1, b.j) in keys:
+            out.append((b.key, (b.t, b.i + 1, b.j), "vertical"))
+        if (b.t, b.i, b.j + 1) in keys:
+            out.append((b.key, (b.t, b.i, b.j + 1), "horizontal"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# running tasks: here, or on a Dask client
+
+
+@attrs.frozen
+class Runner:
+    """Runs ``fn(*args)`` for each argument tuple: in this process (``client`` None) or as
+    tasks on a ``distributed.Client``; results in the order given."""
+
+    client: Any = None
+
+    def map(self, fn: Callable, arg_list: Iterable[tuple]) -> list:
+        arg_list = list(arg_list)
+        if self.client is None:
+            return [fn(*args) for args in arg_list]
+        from distributed import as_completed
+
+        futures = [self.client.submit(fn, *args, pure=False) for args in arg_list]
+        index = {f.key: i for i, f in enumerate(futures)}
+        results: list = [None] * len(futures)
+        for future in as_completed(futures):
+            results[index[future.key]] = future.result()
+            future.release()
+        return results
+
+
+# --------------------------------------------------------------------------------------------
+# tasks (worker side)
+
+
+def probs_task(model_key: tuple, source, norm: GlobalNormalizer, block: Block,
+               target) -> None:
+    """Predict ``block`` of ``source`` and write its probabilities into ``target`` (an
+    :class:`~.omezarr.Target`); returns ``block`` (``target`` None: the ``(h, w, C)``
+    probabilities)."""
+    from ..steps import probabilities
+    from .cluster import worker_predictor
+
+    pred, _, lock = worker_predictor(*model_key)
+    height, width = source.shape[-2:]
+    halo = int(pred.tiles.halo)
+    wy0, wy1, wx0, wx1 = block.window(halo, height, width)
+    x = norm(source.read(block.t, wy0, wy1, wx0, wx1), block.t)
+    with lock:
+        probs = probabilities(pred.model, x, pred.tiles, None)
+    core = probs[block.y0 - wy0:block.y1 - wy0, block.x0 - wx0:block.x1 - wx0]
+    if target is None:
+        return core
+    target.write_probs(block, core)
+    return None
+
+
+def labels_task(model_key: tuple, target, block: Block, margin: int) -> tuple:
+    """Label ``block`` from the probabilities around it (``margin`` pixels of context) with the
+    run's chain; write local ids 1..n; returns ``(key, n, faces)``."""
+    from .cluster import worker_predictor
+    from .labels import faces, local_labels
+
+    _, chain, lock = worker_predictor(*model_key)
+    height, width = target.shape
+    wy0, wy1, wx0, wx1 = block.window(margin, height, width)
+    probs = target.read_probs(block.t, wy0, wy1, wx0, wx1)
+    with lock:
+        labels = chain.labels(probs[np.newaxis])[0]
+    core, n = local_labels(labels[block.y0 - wy0:block.y1 - wy0, block.x0 - wx0:block.x1 - wx0])
+    target.write_labels(block, core)
+    return block.key, n, faces(core)
+
+
+def relabel_task(target, block: Block, table: np.ndarray) -> None:
+    """Replace the local ids of ``block`` by their global ids (``table[local]``)."""
+    local = target.read_labels(block)
+    target.write_labels(block, table[local])
+
+
+# --------------------------------------------------------------------------------------------
+# the whole image
+
+
+def block_size_for(requested: int, multiple: int) -> int:
+    """``requested`` rounded up to the model's size ``multiple``."""
+    return int(-(-int(requested) // multiple) * multiple)
+
+
+def predict_blocks(runner: Runner, model_key: tuple, source, norm: GlobalNormalizer, target,
+                   block_size: int, margin: int, labels: bool) -> dict:
+    """Predict every block (``block_size``, a multiple of the model's size multiple) of
+    ``source`` into ``target``: probabilities, then, with ``labels``, instance labels from
+    the probabilities of each block and ``margin`` pixels around it, made global and merged
+    across borders. Returns ``{"blocks": n, "objects": N or None}``."""
+    frames = source.shape[0] if len(source.shape) == 3 else 1
+    height, width = source.shape[-2:]
+    blocks = block_grid(frames, height, width, block_size)
+    runner.map(probs_task, [(model_key, source, norm, b, target) for b in blocks])
+    objects = None
+    if labels:
+        from .labels import merge_table
+
+        found = runner.map(labels_task, [(model_key, target, b, margin) for b in blocks])
+        counts = {key: n for key, n, _ in found}
+        block_faces = {key: f for key, _, f in found}
+        tables, objects = merge_table(counts, block_faces, neighbours(blocks))
+        runner.map(relabel_task, [(target, b, tables[b.key]) for b in blocks])
+    return {"blocks": len(blocks), "objects": objects}

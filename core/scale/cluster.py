@@ -1,0 +1,133 @@
+"""``--scheduler``: a ``dask.distributed`` client, and the model cache of each worker.
+
+``local`` / ``local:N`` starts a ``LocalCluster`` of N (default 2) single-threaded worker
+processes on 127.0.0.1 (each under a nanny, so a killed worker is replaced and its tasks
+rerun); any other value is the address of a running scheduler (``tcp://host:8786``,
+e.g. one started by dask-jobqueue on SLURM). Nothing here imports dask or TensorFlow at module
+level.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+from typing import Iterator
+
+from ..errors import DlsuiteInputError
+
+__all__ = ["SCALE_HINT", "parse_scheduler", "require_scale", "connect", "worker_predictor"]
+
+#: What to install when the optional engines are missing.
+SCALE_HINT = "pip install 'dlsuite[scale]' (dask, distributed, zarr, ome-zarr)"
+
+_LOCAL = re.compile(r"^local(?::(\d+))?$")
+
+
+def require_scale(what: str) -> None:
+    """DlsuiteInputError naming ``what`` and the extra to install when dask.distributed,
+    zarr or ome-zarr is missing."""
+    import importlib.util
+
+    missing = [m for m in ("dask", "distributed", "zarr", "ome_zarr")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DlsuiteInputError(f"{what} needs {', '.join(missing)}: {SCALE_HINT}")
+
+
+def parse_scheduler(value: str) -> tuple[str, int | str]:
+    """``("local", n_workers)`` for ``local[:N]``, or ``("address", address)``.
+    DlsuiteInputError naming the value when it is neither."""
+    text = str(value).strip()
+    match = _LOCAL.match(text)
+    if match:
+        n = int(match.group(1) or 2)
+        if n < 1:
+            raise DlsuiteInputError(f"--scheduler {value}: local needs at least 1 worker")
+        return "local", n
+    if re.match(r"^(tcp|tls|inproc|ucx|ws|wss)://\S+$", text) or re.match(r"^[\w.\-]+:\d+$", text):
+        return "address", text
+    raise DlsuiteInputError(f"--scheduler {value!r}: expected local, local:N or a scheduler "
+                            "address such as tcp://host:8786")
+
+
+@contextlib.contextmanager
+def connect(scheduler: str, *, timeout: float = 60) -> Iterator:
+    """A ``distributed.Client`` for ``scheduler`` (see :func:`parse_scheduler`); a local
+    cluster is started on 127.0.0.1 (no dashboard) and closed on exit. DlsuiteInputError
+    naming the address when no scheduler answers within ``timeout`` seconds."""
+    kind, value = parse_scheduler(scheduler)
+    require_scale("--scheduler")
+    from distributed import Client, LocalCluster
+
+    if kind == "local":
+        cluster = LocalCluster(n_workers=int(value), threads_per_worker=1, processes=True,
+                               silence_logs=logging.ERROR,  # no INFO chatter on the console
+                               host="127.0.0.1", scheduler_port=0, dashboard_address=None,
+                               worker_dashboard_address=None,
+                               # no dashboard; its HTTP routes on a free local port, not 8787
+                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+        try:
+            with Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
+        return
+    try:
+        client = Client(value, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise DlsuiteInputError(f"--scheduler {value}: no Dask scheduler answers there "
+                                f"({exc})") from None
+    with client:
+        yield client
+
+
+# --------------------------------------------------------------------------------------------
+# worker side: the model loaded once per worker process
+
+_CACHE: dict = {}
+_LOCK = threading.Lock()
+
+
+def _single_threaded_tf() -> None:
+    """On a single-threaded Dask worker, let TensorFlow use one thread too, so N workers on N
+    cores do not oversubscribe them (only possible before TF's runtime starts)."""
+    try:
+        from distributed import get_worker
+
+        threads = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        return
+    if threads != 1 or os.environ.get("DLSUITE_WORKER_TF_THREADS") == "all":
+        return
+    import tensorflow as tf
+
+    with contextlib.suppress(RuntimeError):  # runtime already started: keep its threads
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def worker_predictor(run_dir: str, options: tuple, postprocess: bool):
+    """``(predictor, chain, lock)`` of the run ``run_dir`` with the inference ``options``
+    (sorted ``(key, value)`` pairs for :func:`dlsuite.predict.open_run`), loaded once per
+    process and reused by every later task with the same key (``chain`` None without
+    ``postprocess``); ``lock`` serializes use of the model within the process."""
+    key = (run_dir, options, postprocess)
+    with _LOCK:
+        if key not in _CACHE:
+            _single_threaded_tf()
+            from ..inference import build_postprocess
+            from ..predict import open_run
+
+            pred = open_run(run_dir, quiet=True, **dict(options))
+            chain = (build_postprocess(pred.ctx.config.postprocess, pred.ctx.registry)
+                     if postprocess else None)
+            _CACHE[key] = (pred, chain, threading.Lock())
+        return _CACHE[key]
+
+
+def cached_models() -> int:
+    """How many models this process holds (tests: one per worker)."""
+    return len(_CACHE)

@@ -1,0 +1,102 @@
+"""``dlsuite prepare ome-zarr`` / ``prepare tiff``: a folder of 2D or 2D+t TIFFs to OME-Zarr
+images and back.
+
+TIFF -> OME-Zarr copies block by block from a lazily read TIFF (memory: one block), axes
+``yx`` / ``tyx``, the pixel size from the TIFF's resolution tags (micrometer) as the NGFF
+scale. OME-Zarr -> TIFF writes each image whole (ImageJ-compatible for uint8/uint16/float32),
+the NGFF scale as resolution. Each output is written under a temporary name and renamed when
+complete; the destination's ``.dlsuite-prepare`` marker records what was written, so
+``--overwrite`` replaces only earlier conversions (:mod:`dlsuite.ownership`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ..fileio import atomic_write
+from ..ownership import OwnedFolder
+from .omezarr import _create_image, is_omezarr, open_source
+
+__all__ = ["tiffs_to_omezarr", "omezarr_to_tiffs"]
+
+_BLOCK = 2048
+
+
+def _inputs(src: Path, pick) -> list[Path]:
+    from ..data.layouts import natural_key
+
+    if not src.is_dir():
+        raise DataError(f"{src}: not a folder")
+    found = [p for p in sorted(src.iterdir(), key=lambda p: natural_key(p.name)) if pick(p)]
+    if not found:
+        raise DataError(f"{src}: nothing to convert here")
+    return found
+
+
+def _claim(dst: Path, planned: list[str], overwrite: bool) -> None:
+    OwnedFolder(dst, "prepare").claim(overwrite=overwrite, written=planned, holds="a conversion",
+                                      hint="pass --overwrite to replace it, or choose another DST")
+
+
+def tiffs_to_omezarr(src: str | os.PathLike, dst: str | os.PathLike, *,
+                     overwrite: bool = False, chunk: int = 1024) -> list[Path]:
+    """Convert every TIFF directly in ``src`` to ``dst/<name>.ome.zarr``; returns them.
+    DataError naming a file that is not a 2D or 2D+t image, before anything is written."""
+    import zarr
+
+    src, dst = Path(src).expanduser(), Path(dst).expanduser()
+    files = _inputs(src, lambda p: p.is_file() and p.suffix.lower() in (".tif", ".tiff"))
+    sources = [open_source(p) for p in files]  # headers only: bad files fail here
+    planned = [f"{s.name}.ome.zarr" for s in sources]
+    _claim(dst, planned, overwrite)
+    written = []
+    for source, name in zip(sources, planned):
+        tmp = dst / f".tmp-{name}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        names = "tyx" if len(source.shape) == 3 else "yx"
+        height, width = source.shape[-2:]
+        chunks = ((1,) if len(source.shape) == 3 else ()) + (min(chunk, height),
+                                                            min(chunk, width))
+        root = zarr.open_group(str(tmp), mode="w")
+        arr = _create_image(root, names, source.shape, chunks, source.dtype, source.pixel_size,
+                            source.unit, source.name)
+        for t in range(source.frames):
+            for y0 in range(0, height, _BLOCK):
+                for x0 in range(0, width, _BLOCK):
+                    block = source.read(t, y0, min(height, y0 + _BLOCK), x0,
+                                        min(width, x0 + _BLOCK))
+                    index = ((t,) if len(source.shape) == 3 else ()) + (
+                        slice(y0, y0 + block.shape[0]), slice(x0, x0 + block.shape[1]))
+                    arr[index] = block
+        os.replace(tmp, dst / name)
+        written.append(dst / name)
+    return written
+
+
+def omezarr_to_tiffs(src: str | os.PathLike, dst: str | os.PathLike, *,
+                     overwrite: bool = False) -> list[Path]:
+    """Convert every OME-Zarr image directly in ``src`` (or ``src`` itself) to
+    ``dst/<name>.tif``; returns them."""
+    import tifffile
+
+    src, dst = Path(src).expanduser(), Path(dst).expanduser()
+    folders = [src] if is_omezarr(src) else _inputs(src, is_omezarr)
+    sources = [open_source(p) for p in folders]
+    planned = [f"{s.name}.tif" for s in sources]
+    _claim(dst, planned, overwrite)
+    written = []
+    for source, name in zip(sources, planned):
+        image = np.asarray(source._store()[...])
+        kwargs = {"metadata": {"axes": "TYX" if image.ndim == 3 else "YX"}}
+        if source.pixel_size:
+            py, px = source.pixel_size
+            kwargs["resolution"] = (1.0 / px, 1.0 / py)
+        imagej = image.dtype in (np.uint8, np.uint16, np.float32)
+        written.append(atomic_write(dst / name, lambda tmp: tifffile.imwrite(
+            tmp, image, imagej=imagej, **kwargs)))
+    return written

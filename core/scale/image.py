@@ -1,0 +1,219 @@
+"""``dlsuite predict RUN_DIR IMAGE.ome.zarr`` (or ``--block-size N``): images larger than
+memory predicted block by block into OME-Zarr, in this process or on a Dask cluster; and
+``api.predict(..., scheduler=...)`` for one image or video.
+
+The client never loads the model nor holds the image: it reads the run's config, computes the
+normalization statistics in one streaming pass (:mod:`.normalize`), creates the output
+OME-Zarr (:class:`~.omezarr.Target`) and runs the block tasks (:mod:`.blocks`). Outputs per
+input ``<name>``: ``OUT/<name>.ome.zarr`` (probabilities ``(t,) c, y, x`` with the input's
+pixel size; labels under its ``labels/instances``) and ``OUT/predict.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, DlsuiteInputError
+from ..fileio import write_json_atomic
+from ..predict import FROM_CONFIG, SUMMARY_FILE, PredictSummary, _inference_overrides, \
+    _prepare_output, default_output_dir
+from ..rundir import RunDir, load_run_config
+from .blocks import Runner, block_size_for, predict_blocks
+from .omezarr import Source, Target, is_omezarr, open_source
+
+__all__ = ["DEFAULT_BLOCK", "list_sources", "predict_blockwise", "predict_array"]
+
+#: Output pixels per block edge when ``--block-size`` is not given.
+DEFAULT_BLOCK = 1024
+
+
+def list_sources(path: str | os.PathLike) -> list[Source]:
+    """The images of ``path``: an OME-Zarr image, a TIFF file, or a folder holding OME-Zarr
+    images and/or TIFF files (natural order). DataError naming the path when none."""
+    p = Path(path).expanduser()
+    if p.is_file() or is_omezarr(p):
+        return [open_source(p)]
+    if not p.is_dir():
+        raise DataError(f"{p}: input not found")
+    from ..data.layouts import natural_key
+
+    found = [c for c in sorted(p.iterdir(), key=lambda c: natural_key(c.name))
+             if is_omezarr(c) or (c.is_file() and c.suffix.lower() in (".tif", ".tiff"))]
+    if not found:
+        raise DataError(f"{p}: no OME-Zarr image or TIFF file to predict block-wise")
+    sources = [open_source(c) for c in found]
+    names = [s.name for s in sources]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise DataError(f"{p}: several inputs would be written as {sorted(dup)[0]}.ome.zarr; "
+                        "rename one")
+    return sources
+
+
+def describe_task(model_key: tuple) -> dict:
+    """Worker side: what the client needs to know of the run's model (no pixels)."""
+    from ..steps import probabilities
+    from .cluster import worker_predictor
+
+    pred, chain, lock = worker_predictor(*model_key)
+    cfg = pred.ctx.config
+    choice = cfg.datagen.normalization
+    entry = pred.ctx.registry.resolve(choice.kind, choice.name)
+    params = choice.params if choice.params is not None else entry.spec.params()
+    side = 2 * int(pred.tiles.size_multiple)
+    with lock:  # the channels of the probabilities, whatever the model's heads
+        n_classes = int(probabilities(pred.model, np.zeros((side, side), np.float32),
+                                      pred.tiles, None).shape[-1])
+    return {"halo": int(pred.tiles.halo), "size_multiple": int(pred.tiles.size_multiple),
+            "temporal": bool(pred.tiles.temporal), "n_classes": n_classes,
+            "normalizer": choice.name, "params": params, "labels": chain is not None,
+            "model": cfg.model.name}
+
+
+def _normalizer(info: dict, source: Source, block: int, notes: list):
+    from .blocks import block_grid
+    from .normalize import global_normalizer
+
+    height, width = source.shape[-2:]
+    grid = block_grid(source.frames, height, width, block)
+
+    def frame_blocks(t):
+        for b in grid:
+            if t is None or b.t == t:
+                yield source.read(b.t, b.y0, b.y1, b.x0, b.x1)
+
+    return global_normalizer(info["normalizer"], info["params"], source.frames, frame_blocks,
+                             source.dtype, height * width, notes)
+
+
+@contextlib.contextmanager
+def _runner(scheduler: str | None):
+    if scheduler is None:
+        yield Runner(None)
+        return
+    from .cluster import connect
+
+    with connect(scheduler) as client:
+        yield Runner(client)
+
+
+def _model_key(run_dir, cfg, *, weights, tile_size, halo, batch_size, postprocess) -> tuple:
+    from ..inference import choose_checkpoint
+
+    root = Path(run_dir).expanduser().resolve()
+    inference = _inference_overrides(cfg.inference, tile_size=tile_size, halo=halo,
+                                     batch_size=batch_size, weights=weights)
+    checkpoint = choose_checkpoint(RunDir(root), inference.weights)
+    options = {"weights": str(checkpoint), "tile_size": inference.tile_size,
+               "halo": inference.halo, "batch_size": inference.batch_size}
+    return (str(root), tuple(sorted(options.items())), postprocess), checkpoint
+
+
+def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | None = None,
+                      block_size: int | None = None, weights: str | None = None,
+                      tile_size=FROM_CONFIG, halo=None, batch_size: int | None = None,
+                      postprocess: bool = True, ctc: bool = False, as_video: bool = False,
+                      overwrite: bool = False, quiet: bool = False,
+                      registry=None) -> PredictSummary:
+    """Predict every image of ``input_path`` (:func:`list_sources`) block by block into
+    ``out_dir/<name>.ome.zarr`` (module docstring), on the cluster ``scheduler`` when given.
+    Output folder rules as :func:`dlsuite.predict.predict_folder`. ``ctc`` / ``as_video``
+    are refused (block-wise prediction writes OME-Zarr, no CTC folders)."""
+    from ..registry import get_registry
+    from .cluster import parse_scheduler, require_scale
+
+    if scheduler is not None:
+        parse_scheduler(scheduler)
+    require_scale("block-wise prediction (OME-Zarr)")
+    if ctc or as_video:
+        raise DlsuiteInputError(f"{'--ctc' if ctc else '--as-video'}: not available for "
+                                "block-wise (OME-Zarr) prediction")
+    if block_size is not None and int(block_size) < 1:
+        raise DlsuiteInputError(f"--block-size {block_size}: must be >= 1")
+    sources = list_sources(input_path)
+    root = Path(run_dir).expanduser()
+    if not root.is_dir():
+        raise DlsuiteInputError(f"{root}: run directory not found")
+    registry = registry or get_registry()
+    cfg = load_run_config(root, registry).config
+    model_key, checkpoint = _model_key(root, cfg, weights=weights, tile_size=tile_size,
+                                       halo=halo, batch_size=batch_size, postprocess=postprocess)
+    out = Path(out_dir).expanduser() if out_dir is not None else default_output_dir(
+        run_dir, input_path, cfg.inference.output_folder)
+    planned = [SUMMARY_FILE] + [f"{s.name}.ome.zarr" for s in sources]
+    _prepare_output(out, input_path, planned, overwrite)
+    rows, notes = [], []
+    started = time.perf_counter()
+    with _runner(scheduler) as runner:
+        info = runner.map(describe_task, [(model_key,)])[0]
+        if info["temporal"]:
+            raise DlsuiteInputError(f"{info['model']}: a temporal model needs whole frame "
+                                    "sequences; block-wise prediction supports 2D models")
+        block = block_size_for(block_size or DEFAULT_BLOCK, info["size_multiple"])
+        for source in sources:
+            norm = _normalizer(info, source, block, notes)
+            target = Target.create(out / f"{source.name}.ome.zarr", source, info["n_classes"],
+                                   block, info["labels"])
+            done = predict_blocks(runner, model_key, source, norm, target, block,
+                                  info["halo"], info["labels"])
+            rows.append({"name": source.name, "input": source.path, "shape": list(source.shape),
+                         "pixel_size": source.pixel_size, "output": target.path,
+                         "objects": done["objects"], "blocks": done["blocks"],
+                         "sequence": None})
+    write_json_atomic(out / SUMMARY_FILE, {
+        "run_dir": model_key[0], "checkpoint": str(checkpoint),
+        "input": str(Path(input_path).expanduser().resolve()), "blockwise": True,
+        "block_size": block, "scheduler": scheduler, "postprocess": postprocess, "ctc": False,
+        "seconds": round(time.perf_counter() - started, 3),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "inputs": rows, "notes": notes})
+    return PredictSummary(out, rows, Path(checkpoint), None, notes)
+
+
+def predict_array(run_dir, image, *, scheduler: str, block_size: int | None = None,
+                  weights: str | None = None, tile_size=FROM_CONFIG, halo=None,
+                  batch_size: int | None = None, registry=None) -> np.ndarray:
+    """:func:`dlsuite.predict.predict` of a run on the Dask cluster ``scheduler``: ``image``
+    (an ndarray ``(H, W)`` / ``(T, H, W)``, or the path of an OME-Zarr image or TIFF, read
+    lazily) cut into blocks (``block_size``; each frame a task by default), predicted on the
+    workers with the model loaded once per worker; returns the float32 probabilities
+    ``(H, W, C)`` / ``(T, H, W, C)`` (equal to single-process within 1e-4)."""
+    from ..registry import get_registry
+    from .blocks import block_grid, probs_task
+
+    registry = registry or get_registry()
+    root = Path(run_dir).expanduser()
+    if not root.is_dir():
+        raise DlsuiteInputError(f"{root}: run directory not found")
+    cfg = load_run_config(root, registry).config
+    model_key, _ = _model_key(root, cfg, weights=weights, tile_size=tile_size, halo=halo,
+                              batch_size=batch_size, postprocess=False)
+    if isinstance(image, (str, os.PathLike)):
+        source = open_source(image)
+    else:
+        image = np.asarray(image)
+        if image.ndim not in (2, 3) or image.size == 0:
+            raise DataError(f"predict: expected a 2D image (H, W) or a video (T, H, W), got "
+                            f"shape {image.shape}")
+        source = Source("memory", "<array>", image.shape, str(image.dtype), "array",
+                        array=image)
+    height, width = source.shape[-2:]
+    with _runner(scheduler) as runner:
+        info = runner.map(describe_task, [(model_key,)])[0]
+        if info["temporal"]:
+            raise DlsuiteInputError(f"{info['model']}: a temporal model needs whole frame "
+                                    "sequences; predict it without --scheduler")
+        size = block_size_for(block_size or max(height, width), info["size_multiple"])
+        norm = _normalizer(info, source, size, [])
+        shared = runner.client.scatter(source, broadcast=True) if (
+            runner.client is not None and source.kind == "memory") else source
+        blocks = block_grid(source.frames, height, width, size)
+        parts = runner.map(probs_task, [(model_key, shared, norm, b, None) for b in blocks])
+    probs = np.zeros((source.frames, height, width, info["n_classes"]), dtype=np.float32)
+    for b, part in zip(blocks, parts):
+        probs[b.t, b.y0:b.y1, b.x0:b.x1] = part
+    return probs if len(source.shape) == 3 else probs[0]
