@@ -40,12 +40,20 @@ def dlsuite_add_commands(cli):
 """
 
 
+def _sigint_default() -> None:
+    # pytest-xdist workers ignore SIGINT, and an ignored signal is inherited across exec
+    # (POSIX): give the CLI the default disposition a terminal's user has
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     full_env.pop("WANDB_MODE", None)
     return subprocess.Popen([sys.executable, "-m", "dlsuite.cli", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=full_env)
+                            env=full_env, preexec_fn=_sigint_default)
 
 
 @pytest.fixture
