@@ -70,3 +70,21 @@ def _wandb_mode_from_config(monkeypatch):
     """Tests choose the W&B mode in their configs; a WANDB_MODE in the environment of the
     person running them would override it."""
     monkeypatch.delenv("WANDB_MODE", raising=False)
+
+
+@pytest.fixture(scope="module")
+def threshold_model(tmp_path_factory):
+    """A real 1x1-conv Keras model thresholding normalized intensity at 0.5 (it finds
+    objects, unlike a 1-epoch model), saved as .keras; predict and scale tests use it as
+    ``--weights``."""
+    import keras
+    import numpy as np
+
+    inputs = keras.Input((None, None, 1))
+    conv = keras.layers.Conv2D(2, 1)
+    model = keras.Model(inputs, conv(inputs))
+    conv.set_weights([np.array([[[[-20.0, 20.0]]]], dtype=np.float32),
+                      np.array([10.0, -10.0], dtype=np.float32)])
+    path = tmp_path_factory.mktemp("threshold") / "threshold.keras"
+    model.save(path)
+    return path

@@ -53,22 +53,6 @@ def run(data, tmp_path_factory):
     return _train(data, tmp_path_factory.mktemp("unet-run") / "run", test=data["ctc"])
 
 
-@pytest.fixture(scope="module")
-def threshold_model(tmp_path_factory):
-    """A real 1x1-conv Keras model thresholding normalized intensity at 0.5 (it finds
-    objects, unlike a 1-epoch model), saved as .keras."""
-    import keras
-
-    inputs = keras.Input((None, None, 1))
-    conv = keras.layers.Conv2D(2, 1)
-    model = keras.Model(inputs, conv(inputs))
-    conv.set_weights([np.array([[[[-20.0, 20.0]]]], dtype=np.float32),
-                      np.array([10.0, -10.0], dtype=np.float32)])
-    path = tmp_path_factory.mktemp("threshold") / "threshold.keras"
-    model.save(path)
-    return path
-
-
 def _probs(path: Path) -> np.ndarray:
     """Written probabilities (class axis first on disk) as (..., H, W, C)."""
     return np.moveaxis(tifffile.imread(path), -3, -1)

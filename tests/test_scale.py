@@ -54,22 +54,6 @@ def run(data, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def threshold_model(tmp_path_factory):
-    """A real 1x1-conv Keras model thresholding normalized intensity at 0.5: it finds
-    objects, unlike a 1-epoch model, so labels are worth comparing."""
-    import keras
-
-    inputs = keras.Input((None, None, 1))
-    conv = keras.layers.Conv2D(2, 1)
-    model = keras.Model(inputs, conv(inputs))
-    conv.set_weights([np.array([[[[-20.0, 20.0]]]], dtype=np.float32),
-                      np.array([10.0, -10.0], dtype=np.float32)])
-    path = tmp_path_factory.mktemp("threshold") / "threshold.keras"
-    model.save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def cluster():
     """``--scheduler local:2``'s LocalCluster (2 single-threaded worker processes on
     127.0.0.1), kept for the module so workers keep their cached models between tests."""
