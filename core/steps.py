@@ -222,12 +222,17 @@ class Predictor:
     def probabilities(self, image) -> np.ndarray:
         """Class probabilities float32 of ``image``: ``(H, W)`` -> ``(H, W, C)``, ``(T, H, W)``
         -> ``(T, H, W, C)``. Normalization, tiling and temporal windows as in
-        ``dlsuite run``'s prediction step (a 2D image is a one-frame video)."""
-        return probabilities(self.model, image, self.tiles, self.normalize)
+        ``dlsuite run``'s prediction step (a 2D image is a one-frame video); with
+        ``data.scale`` the frames are resized for the model and its outputs resized back."""
+        return probabilities(self.model, image, self.tiles, self.normalize,
+                             scale=self.ctx.config.data.scale)
 
 
-def probabilities(model, image, tiles: TileSettings, normalize) -> np.ndarray:
-    """:meth:`Predictor.probabilities` for a bare ``model`` (``normalize`` None: none)."""
+def probabilities(model, image, tiles: TileSettings, normalize, *,
+                  scale: float = 1.0) -> np.ndarray:
+    """:meth:`Predictor.probabilities` for a bare ``model`` (``normalize`` None: none;
+    ``scale``: :mod:`dlsuite.data.resize`, outputs at the input's own size)."""
+    from .data.resize import resize_frames, resize_outputs_back
     from .inference import predict_video
 
     image = np.asarray(image)
@@ -237,7 +242,9 @@ def probabilities(model, image, tiles: TileSettings, normalize) -> np.ndarray:
     video = image[np.newaxis] if image.ndim == 2 else image
     if normalize is not None:
         video = normalize(video)
-    probs = predict_video(model, np.asarray(video, dtype=np.float32), **tiles.kwargs())
+    size = video.shape[-2:]
+    video = resize_frames(np.asarray(video, dtype=np.float32), scale)
+    probs = resize_outputs_back(predict_video(model, video, **tiles.kwargs()), size)
     return probs[0] if image.ndim == 2 else probs
 
 

@@ -11,6 +11,7 @@ Single values and the rules inside one section are attrs validators on the schem
   pixel weights of ``weighted_bce``) from the target (``TargetSpec.channels``);
 * the ``postprocess`` chain can work on the outputs of the target's heads (each step's
   ``accepts``/``gives``/``needs``, :mod:`dlsuite.chains`);
+* ``export.formats`` lists ``bioimageio`` only with ``data.scale`` 1;
 
 and, when the data paths are checked, the data itself:
 
@@ -225,10 +226,23 @@ def device_problems(distribute, batch_size: int) -> list[Problem]:
     return []
 
 
+def export_keeps_scale(config, registry) -> list[Problem]:
+    """A bioimage.io package cannot carry ``data.scale`` (the spec has no resizing step, so
+    deepImageJ, ilastik or QuPath would feed the model unresized images): a run with
+    ``data.scale`` other than 1 does not list ``bioimageio`` in ``export.formats``."""
+    if config.data.scale == 1 or "bioimageio" not in (config.export.formats or ()):
+        return []
+    return [("$.export.formats", f"'bioimageio' cannot carry $.data.scale "
+                                 f"{config.data.scale:g}: bioimage.io preprocessing has no "
+                                 "resizing step; export keras, savedmodel or onnx (dlsuite "
+                                 "predict reads the scale from them) or train with scale 1")]
+
+
 Rule = Callable[[Any, Any], list[Problem]]
 #: Rules that need only the config and the registry (run by every validation).
 CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, loss_fits_target,
-                                  postprocess_chain_works, distribution_fits_batch)
+                                  postprocess_chain_works, distribution_fits_batch,
+                                  export_keeps_scale)
 #: Rules that read the data (run when data paths are checked).
 DATA_RULES: tuple[Rule, ...] = (enough_training_samples,)
 

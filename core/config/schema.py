@@ -114,6 +114,12 @@ class DataConfig:
     layout: Layout = param("auto", help="dataset layout: auto, frames, videos or ctc")
     videos_csv: Optional[str] = param(
         None, help="videos2im_relation.csv relating 2D test frames to their videos")
+    scale: float = param(
+        1.0, help="resize factor applied to every image before the model sees it (training, "
+        "validation and prediction), e.g. 0.5 when cells are large for the model's receptive "
+        "field; training labels are resized by nearest neighbour and predictions are resized "
+        "back to each image's own size, so outputs and metrics keep the original pixel grid",
+        validator=in_range(0.1, 4.0))
     nonfinite_pixels: Literal["refuse", "mask"] = param(
         "refuse", help="NaN/Inf pixels in input images: 'refuse' them (the run and predict "
         "stop naming the file) or 'mask' them (left out of normalization, 0 afterwards)")

@@ -52,6 +52,7 @@ import attrs
 import numpy as np
 
 from dlsuite.data.layouts import LoadedSample, Sample, list_samples, load_sample
+from dlsuite.data.resize import resize_frames, resize_labels
 from dlsuite.data.windows import window_indices
 from dlsuite.errors import DataError, DlsuiteInputError
 
@@ -195,15 +196,18 @@ class Prepared:
 class PatchSource:
     """The samples of one dataset folder, loaded through :func:`dlsuite.data.layouts.load_sample`.
 
-    Construction loads every sample once to check it (integer labels, matching shapes, at
-    least one annotated frame overall) and to find frames smaller than the patch (one warning
+    Images are normalized, then resized by ``scale`` (``data.scale``; labels by nearest
+    neighbour). Construction loads every sample once to check it (integer labels, matching
+    shapes, at least one annotated frame overall) and to find frames smaller than the patch
+    (after resizing; one warning
     listing them); with ``cache`` the prepared arrays stay in memory, otherwise :meth:`get`
     re-reads them. Raises DataError naming the folder or file.
     """
 
     def __init__(self, folder: str, layout: str, normalizer: Callable,
-                 patch_size: tuple[int, int], cache: bool = True):
+                 patch_size: tuple[int, int], cache: bool = True, scale: float = 1.0):
         self.folder = folder
+        self.scale = float(scale)
         self.patch_size = tuple(int(v) for v in patch_size)
         self.normalizer = normalizer
         self.cache = cache
@@ -256,6 +260,8 @@ class PatchSource:
         except Exception as exc:  # noqa: BLE001 - name the file whatever the plugin raised
             raise DataError(f"{sample.image}: normalization failed: {type(exc).__name__}: "
                             f"{exc}") from exc
+        image = resize_frames(image, self.scale)
+        labels = resize_labels(labels, self.scale)
         H, W = image.shape[-2:]
         h, w = self.patch_size
         pad_y, pad_x = max(h - H, 0), max(w - W, 0)
@@ -514,7 +520,7 @@ def build_datasets(config, registry, *, temporal: bool,
     plugins = load_plugins(config, registry)
     maker = PatchMaker(plugins, patch, T)
     train_src = PatchSource(config.data.train, config.data.layout, plugins.normalizer, patch,
-                            d.cache)
+                            d.cache, config.data.scale)
     B = d.batch_size * d.patches_per_image
     C = len(plugins.channels)
     x_tail = ((T,) if temporal else ()) + patch + (1,)
@@ -531,7 +537,7 @@ def build_datasets(config, registry, *, temporal: bool,
     val_steps = None
     if config.data.val:
         val_src = PatchSource(config.data.val, config.data.layout, plugins.normalizer, patch,
-                              d.cache)
+                              d.cache, config.data.scale)
         n_val = len(_val_items(val_src, patch))
         val_steps = math.ceil(n_val / B)
         val = _dataset(lambda: val_batches(val_src, maker, B, temporal),
