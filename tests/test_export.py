@@ -29,6 +29,9 @@ TINY_RUN = {"model": {"name": "unet", "n_filters": 4, "pools": 2},
                        "license": "MIT"}}
 REAL_IMAGE = SHARED_DATA / "usiigaci_t98g_phc" / "annotated" / "set1" / "raw.tif"
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime"))
+#: The weights of a bioimage.io package (ONNX when its exporter is installed).
+PACKAGE_WEIGHTS = {"keras_v3", "tensorflow_saved_model_bundle"} | (
+    {"onnx"} if HAS_ONNX else set())
 HAS_BIOIMAGEIO = all(importlib.util.find_spec(m) for m in ("bioimageio",)) and all(
     importlib.util.find_spec(m) for m in ("bioimageio.spec", "bioimageio.core"))
 
@@ -221,7 +224,7 @@ def test_bioimageio_package_passes_bioimageio_core_model_test(run, tmp_path, mon
     assert any(p["id"] == "clip" for p in inp["preprocessing"])
     assert [p["id"] for p in outp["postprocessing"]][0] == "softmax"  # then ensure_dtype
     assert outp["axes"][1]["halo"] == 24
-    assert set(rdf["weights"]) == {"keras_v3", "tensorflow_saved_model_bundle"}
+    assert set(rdf["weights"]) == PACKAGE_WEIGHTS
     # who made it: the config's export section; citations: its default
     assert rdf["authors"] == [{"name": "A. Researcher", "affiliation": "Cell Lab"}]
     assert rdf["license"] == "MIT" and "U-Net" in rdf["cite"][0]["text"]
@@ -234,7 +237,7 @@ def test_bioimageio_package_passes_bioimageio_core_model_test(run, tmp_path, mon
               if d.status == "failed"]
     assert summary.status == "passed", failed
     names = " ".join(d.name for d in summary.details)
-    assert "keras_v3" in names and "tensorflow_saved_model_bundle" in names
+    assert all(f"({w})" in names for w in PACKAGE_WEIGHTS), names
 
 
 # --------------------------------------------------------------------------------------------
@@ -609,6 +612,7 @@ def test_temporal_bioimageio_package_passes_bioimageio_core_model_test(temporal_
     scale = next(p for p in inp["preprocessing"] if p["id"] == "scale_range")["kwargs"]
     assert sorted(scale["axes"]) == ["time", "x", "y"]  # per: video (the default)
     assert rdf["config"]["dlsuite"]["temporal"] is True
+    assert set(rdf["weights"]) == PACKAGE_WEIGHTS
     monkeypatch.chdir(tmp_path)  # bioimageio.core unzips the SavedModel into the cwd
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     summary = test_model(package)
@@ -616,7 +620,7 @@ def test_temporal_bioimageio_package_passes_bioimageio_core_model_test(temporal_
               if d.status == "failed"]
     assert summary.status == "passed", failed
     names = " ".join(d.name for d in summary.details)
-    assert "keras_v3" in names and "tensorflow_saved_model_bundle" in names
+    assert all(f"({w})" in names for w in PACKAGE_WEIGHTS), names
 
 
 @pytest.mark.slow

@@ -1,8 +1,10 @@
 """A trained run as a bioimage.io model package (model spec 0.5), built and validated by
 the ``bioimageio.spec`` library (``pip install 'dlsuite[export]'``).
 
-The package holds: the plain-Keras ``.keras`` weights (``keras_v3``) and the SavedModel
-(``tensorflow_saved_model_bundle``, zipped); axes ``batch, y, x, channel``; the run's
+The package holds: the plain-Keras ``.keras`` weights (``keras_v3``), the SavedModel
+(``tensorflow_saved_model_bundle``, zipped) and, when ``tf2onnx`` and ``onnx`` are installed
+and Keras' ONNX exporter handles the model, ``onnx`` weights (else the documentation says
+why they are missing); axes ``batch, y, x, channel``; the run's
 normalizer as preprocessing (``percentile`` -> ``scale_range`` with the run's percentiles,
 then ``clip`` to [0, 1] when the run clips; ``none`` -> nothing); ``softmax`` over the
 channels as postprocessing; spatial sizes ``min + n * step`` with step the size multiple;
@@ -165,6 +167,30 @@ def _documentation(config, run_root: Path, checkpoint: Path, source: str,
     return "\n".join(lines)
 
 
+def _onnx_weights(model, path: Path):
+    """Write ``model`` as ONNX to ``path``: its ``OnnxWeightsDescr``, or the reason (a
+    string) when the exporter's packages are missing or it fails."""
+    import importlib.util
+
+    from bioimageio.spec.model import v0_5
+
+    missing = [m for m in ("tf2onnx", "onnx") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed"
+    try:
+        import onnx
+
+        from . import FORMATS
+
+        FORMATS["onnx"].write(model, path)
+        imports = onnx.load(str(path)).opset_import
+        opset = max(o.version for o in imports if o.domain in ("", "ai.onnx"))
+    except Exception as exc:  # noqa: BLE001 - the package is still valid without ONNX
+        lines = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+    return v0_5.OnnxWeightsDescr(source=path, opset_version=int(opset), parent="keras_v3")
+
+
 def _fit_model(model, temporal: bool, size: tuple[int, int]):
     """``model`` itself, or a temporal one with a static size other than ``size`` rebuilt at
     ``size`` (same weights)."""
@@ -246,8 +272,12 @@ def write_bioimageio(model, config, *, run_root: Path, checkpoint: Path, halo: i
         np.save(work / "test_input.npy", raw[np.newaxis, ..., np.newaxis].astype(np.float32))
         np.save(work / "test_output.npy", probs)
         _cover(last.astype(np.float32), probs[0], work / "cover.png")
-        (work / "README.md").write_text(
-            _documentation(config, run_root, checkpoint, source, frames), encoding="utf-8")
+        onnx_weights = _onnx_weights(model, work / "model.onnx")
+        doc = _documentation(config, run_root, checkpoint, source, frames)
+        if isinstance(onnx_weights, str):
+            doc += f"\n## ONNX\n\nNo ONNX weights: {onnx_weights}\n"
+            onnx_weights = None
+        (work / "README.md").write_text(doc, encoding="utf-8")
         inp = v0_5.InputTensorDescr(
             id=v0_5.TensorId("raw"),
             description=f"raw video window, {frames} frames, one channel" if temporal
@@ -274,7 +304,8 @@ def write_bioimageio(model, config, *, run_root: Path, checkpoint: Path, halo: i
                 backend=("tensorflow", v0_5.Version(tf.__version__))),
             tensorflow_saved_model_bundle=v0_5.TensorflowSavedModelBundleWeightsDescr(
                 source=work / "tf_saved_model.zip", parent="keras_v3",
-                tensorflow_version=v0_5.Version(tf.__version__)))
+                tensorflow_version=v0_5.Version(tf.__version__)),
+            onnx=onnx_weights)
         tags = list(info.tags) + (["timelapse"] if temporal and "timelapse" not in info.tags
                                   else [])
         descr = v0_5.ModelDescr(
