@@ -646,3 +646,25 @@ def test_predict_with_a_temporal_package_gives_the_labels_of_the_run(temporal_ru
     assert probs.std() > 0 and labels.max() > 0  # a real prediction, with objects
     assert np.max(np.abs(pkg_probs - probs)) <= 1e-5
     assert np.array_equal(pkg_labels, labels)
+
+
+@pytest.mark.slow
+def test_a_temporal_savedmodel_predicts_at_its_fixed_size_or_is_refused_before_writing(
+        temporal_run, tmp_path):
+    import tifffile
+
+    from dlsuite import api
+
+    run_dir, videos = temporal_run
+    saved = api.export(run_dir, "savedmodel", tmp_path / "t_savedmodel").path
+    out = tmp_path / "out"
+    # the run's halo (32 px) leaves no core in its fixed 32 x 32 input: refused, nothing written
+    proc = run_cli("predict", str(saved), str(videos), "-o", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert str(saved) in proc.stderr and "fixed 32 x 32 px input" in proc.stderr
+    assert not out.exists()
+    proc = run_cli("predict", str(saved), str(videos), "-o", str(out), "--halo", "8",
+                   "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    probs = tifffile.imread(out / "probabilities" / "cells.tif")
+    assert probs.shape == (6, 2, 96, 88) and probs.std() > 0

@@ -190,9 +190,23 @@ def _load_keras(file: Path, path: Path):
         raise DlsuiteInputError(f"{path}: {str(exc).removeprefix(f'{file}: ')}") from None
 
 
+def _endpoint_shape(fn) -> tuple:
+    """The input shape (batch excluded) of a SavedModel endpoint with one input: e.g.
+    ``(T, H, W, 1)`` of a temporal model; ``(None, None, 1)`` when it is not recorded."""
+    specs = getattr(fn, "input_signature", None)
+    if specs is None:
+        args = getattr(fn, "structured_input_signature", None)
+        specs = list(args[0]) + list(args[1].values()) if args else None
+    if not specs or len(specs) != 1 or getattr(specs[0], "shape", None) is None or \
+            specs[0].shape.rank not in (4, 5):
+        return (None, None, 1)
+    return tuple(specs[0].shape)[1:]
+
+
 def _load_savedmodel(folder: Path, path: Path):
-    """The SavedModel's ``serve`` (else ``serving_default``) endpoint as a Keras model on
-    open height and width, giving its one output."""
+    """The SavedModel's ``serve`` (else ``serving_default``) endpoint as a Keras model with
+    the endpoint's input shape (a 2D model written by ``dlsuite export``: open height and
+    width), giving its one output."""
     import keras
 
     errors = []
@@ -204,7 +218,7 @@ def _load_savedmodel(folder: Path, path: Path):
             errors.append(f"{endpoint}: {type(exc).__name__}")
     else:
         raise DlsuiteInputError(f"{path}: cannot load the SavedModel ({'; '.join(errors)})")
-    inp = keras.Input((None, None, 1))
+    inp = keras.Input(_endpoint_shape(layer.call_endpoint_fn))
     out = layer(inp)
     if isinstance(out, dict):
         if len(out) != 1:
