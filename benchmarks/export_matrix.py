@@ -10,12 +10,14 @@ exactly as ``dlsuite export`` calls it (plain-Keras conversion first for ``keras
   ``dlsuite`` / ``dlsuite_plugins`` fails; logits within 1e-5 of the model's;
 - ``savedmodel``: the ``serve`` signature's logits within 1e-5;
 - ``onnx``: ONNX Runtime's logits within 1e-4;
-- ``bioimageio``: the package (test tensors from generated 256 x 256 validation images)
-  passes ``bioimageio.core.test_model``.
+- ``bioimageio``: the package (test tensors from generated 256 x 256 validation images;
+  temporal models rebuilt at that size, with a time axis of T = 3) passes
+  ``bioimageio.core.test_model``.
 
 Otherwise the cell holds the error (type and first line). Needs ``dlsuite[export]``.
-Usage: ``KERAS_BACKEND=tensorflow python benchmarks/export_matrix.py [--json OUT]``
-(about ten minutes on two cores).
+Usage: ``KERAS_BACKEND=tensorflow python benchmarks/export_matrix.py [--json OUT]
+[--only LABEL ...]`` (about ten minutes on two cores; ``--only`` keeps the rows named, e.g.
+``--only "unet_lstm mean" mobilenet_mobileunet_lstm``).
 """
 
 from __future__ import annotations
@@ -145,8 +147,9 @@ def _check_bioimageio(path: Path, work: Path) -> str:
     return "bioimageio test failed: " + "; ".join(failed)[:300]
 
 
-def export_matrix(work: Path) -> dict[str, dict[str, str]]:
-    """``{architecture: {format: "ok" | why not}}`` (see the module docstring)."""
+def export_matrix(work: Path, only: list[str] | None = None) -> dict[str, dict[str, str]]:
+    """``{architecture: {format: "ok" | why not}}`` (see the module docstring), for the rows
+    of :data:`TINY` named in ``only`` (default all)."""
     import keras
 
     from dlsuite.data.example import write_example_videos
@@ -157,6 +160,8 @@ def export_matrix(work: Path) -> dict[str, dict[str, str]]:
     table: dict[str, dict[str, str]] = {}
     plain_files: dict[str, Path] = {}
     for label, params in TINY.items():
+        if only and label not in only:
+            continue
         name = label.split()[0]
         stem = label.replace(" ", "_")
         row = table.setdefault(label, {})
@@ -222,9 +227,11 @@ def markdown(table: dict[str, dict[str, str]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the matrix as JSON here")
+    parser.add_argument("--only", nargs="+", metavar="LABEL", choices=list(TINY),
+                        help="only these rows (default all)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="export-matrix-") as tmp:
-        table = export_matrix(Path(tmp))
+        table = export_matrix(Path(tmp), args.only)
     print(markdown(table))
     if args.json:
         args.json.write_text(json.dumps(table, indent=2) + "\n")

@@ -3,8 +3,7 @@
 ``RUN_DIR/export``), and the W&B model artifact carrying them.
 
 :func:`export_problems` runs before the run starts (no TensorFlow): a format whose optional
-packages are missing, or ``bioimageio`` for a temporal architecture, stops the run with
-exit 2 before anything is written. An export failing after training (e.g. validation images
+packages are missing stops the run with exit 2 before anything is written. An export failing after training (e.g. validation images
 smaller than the package's minimum input) is recorded as a note of the run, which keeps its
 results.
 """
@@ -25,9 +24,8 @@ log = logging.getLogger("dlsuite")
 
 def export_problems(config, registry) -> list[tuple[str, str]]:
     """``(json_path, message)`` for every format of ``export.formats`` the run could not
-    write: its packages are not installed, or ``bioimageio`` with a temporal model."""
+    write: its packages are not installed."""
     from .export import FORMATS, missing_modules
-    from .models import model_geometry
 
     problems = []
     for i, fmt in enumerate(config.export.formats):
@@ -35,14 +33,6 @@ def export_problems(config, registry) -> list[tuple[str, str]]:
         if missing:
             problems.append((f"$.export.formats[{i}]", f"{fmt!r} needs {', '.join(missing)}: "
                              "pip install 'dlsuite[export]'"))
-        elif fmt == "bioimageio":
-            try:
-                temporal = model_geometry(config, registry)["temporal"]
-            except DlsuiteInputError:
-                continue  # the architecture's own problem is reported by preflight
-            if temporal:
-                problems.append((f"$.export.formats[{i}]", f"'bioimageio' packages 2D models; "
-                                 f"architecture {config.model.name!r} is temporal"))
     return problems
 
 

@@ -99,6 +99,20 @@ def _defaults(opened, registry) -> tuple[Any, list]:
     return config, notes
 
 
+def _check_fixed_size(opened, tiles) -> None:
+    """A SavedModel cannot be rebuilt at another size (a temporal one has a fixed height and
+    width): refuse, before anything is written, a halo that leaves its tiles no core."""
+    shape = opened.model.input_shape
+    fixed = [int(n) for n in shape[-3:-1] if n is not None]
+    m = max(1, tiles.size_multiple)
+    if opened.kind == "savedmodel" and fixed and (min(fixed) - 2 * tiles.halo) // m < 1:
+        raise DlsuiteInputError(
+            f"{opened.path}: the SavedModel takes a fixed {shape[-3]} x {shape[-2]} px input, "
+            f"which leaves no core inside the halo of {tiles.halo} px (a SavedModel cannot be "
+            "rebuilt at a larger size); pass a smaller --halo, or predict with the run's "
+            "bioimage.io package or .keras export")
+
+
 def open_exported(path: str | os.PathLike, *, inference_overrides: Callable,
                   config: str | os.PathLike | None = None, normalize: bool | Callable = True,
                   time_windows: int | None = None, quiet: bool = True,
@@ -139,6 +153,7 @@ def open_exported(path: str | os.PathLike, *, inference_overrides: Callable,
                                     batch_size=inf.batch_size,
                                     size_multiple=opened.size_multiple,
                                     time_windows=time_windows)
+    _check_fixed_size(opened, tiles)
     if callable(normalize):
         normalizer = normalize
     elif normalize:

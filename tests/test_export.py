@@ -29,6 +29,9 @@ TINY_RUN = {"model": {"name": "unet", "n_filters": 4, "pools": 2},
                        "license": "MIT"}}
 REAL_IMAGE = SHARED_DATA / "usiigaci_t98g_phc" / "annotated" / "set1" / "raw.tif"
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime"))
+#: The weights of a bioimage.io package (ONNX when its exporter is installed).
+PACKAGE_WEIGHTS = {"keras_v3", "tensorflow_saved_model_bundle"} | (
+    {"onnx"} if HAS_ONNX else set())
 HAS_BIOIMAGEIO = all(importlib.util.find_spec(m) for m in ("bioimageio",)) and all(
     importlib.util.find_spec(m) for m in ("bioimageio.spec", "bioimageio.core"))
 
@@ -221,7 +224,7 @@ def test_bioimageio_package_passes_bioimageio_core_model_test(run, tmp_path, mon
     assert any(p["id"] == "clip" for p in inp["preprocessing"])
     assert [p["id"] for p in outp["postprocessing"]][0] == "softmax"  # then ensure_dtype
     assert outp["axes"][1]["halo"] == 24
-    assert set(rdf["weights"]) == {"keras_v3", "tensorflow_saved_model_bundle"}
+    assert set(rdf["weights"]) == PACKAGE_WEIGHTS
     # who made it: the config's export section; citations: its default
     assert rdf["authors"] == [{"name": "A. Researcher", "affiliation": "Cell Lab"}]
     assert rdf["license"] == "MIT" and "U-Net" in rdf["cite"][0]["text"]
@@ -234,7 +237,7 @@ def test_bioimageio_package_passes_bioimageio_core_model_test(run, tmp_path, mon
               if d.status == "failed"]
     assert summary.status == "passed", failed
     names = " ".join(d.name for d in summary.details)
-    assert "keras_v3" in names and "tensorflow_saved_model_bundle" in names
+    assert all(f"({w})" in names for w in PACKAGE_WEIGHTS), names
 
 
 # --------------------------------------------------------------------------------------------
@@ -523,24 +526,6 @@ def test_unknown_export_format_is_refused_by_config_validate(tmp_path):
     assert "$.export.formats[1]" in proc.stderr and "'tflite'" in proc.stderr
 
 
-def test_bioimageio_export_of_a_temporal_model_stops_the_run_before_it_starts(tmp_path):
-    from dlsuite.data.example import write_example_videos
-
-    data = write_example_videos(tmp_path / "data", n_videos=2, frames=4, size=32,
-                                seed=0)["videos"]
-    out = tmp_path / "run"
-    config = tmp_path / "c.json"
-    config.write_text(json.dumps({
-        "output_dir": str(out), "data": {"train": str(data)},
-        "model": {"name": "unet_lstm", "n_filters": 4, "pools": 2, "time_windows": 3},
-        "datagen": {"patch_size": [32, 32]}, "export": {"formats": ["keras", "bioimageio"]},
-        "wandb": {"mode": "disabled"}}))
-    proc = run_cli("run", str(config))
-    assert proc.returncode == 2, proc.stderr
-    assert "$.export.formats[1]" in proc.stderr and "temporal" in proc.stderr
-    assert not out.exists()
-
-
 def _md5_b64(path: Path) -> bytes:
     import base64
     import hashlib
@@ -565,3 +550,121 @@ def test_run_exports_at_its_end_and_the_wandb_artifact_carries_the_package(run_r
     for path in (package, run_dir / "checkpoints" / "best.keras"):
         assert path.name.encode() in records, path.name
         assert _md5_b64(path) in records, path.name
+
+
+# --------------------------------------------------------------------------------------------
+# temporal models: a bioimage.io package with a time axis
+
+
+@pytest.fixture(scope="module")
+def temporal_run(tmp_path_factory):
+    """``dlsuite run`` of a unet_lstm (T = 3) trained for one epoch of two steps on 32 x 32
+    patches of generated 96 x 96 videos (larger than the package's minimum, twice the halo
+    32 px), exporting a bioimage.io package at its end when the export extra is installed;
+    and a 6-frame video (cropped to 96 x 88) to predict."""
+    import tifffile
+
+    from dlsuite import api
+    from dlsuite.data.example import write_example_videos
+
+    root = tmp_path_factory.mktemp("export-temporal")
+    data = write_example_videos(root / "data", n_videos=2, frames=4, size=96, seed=0)["videos"]
+    cfg = {"name": "tinyt", "output_dir": str(root / "run"), "seed": 0,
+           "model": {"name": "unet_lstm", "n_filters": 4, "pools": 2, "time_windows": 3},
+           "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 2},
+           "train": {"epochs": 1}, "data": {"train": str(data), "val": str(data)},
+           "postprocess": [{"name": "threshold", "threshold": 0.4}, {"name": "label"}],
+           "export": {"formats": ["bioimageio"] if HAS_BIOIMAGEIO else []},
+           "wandb": {"mode": "disabled"}}
+    result = api.run(cfg, quiet=True)
+    video = tifffile.imread(data / "inputs" / "cells_00.tif")
+    (root / "in").mkdir()
+    tifffile.imwrite(root / "in" / "cells.tif", np.concatenate([video, video[2:0:-1]])[..., :88])
+    return Path(result.run_dir), root / "in"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_BIOIMAGEIO, reason="bioimageio.spec/bioimageio.core not installed "
+                                               "(pip install 'dlsuite[export]')")
+def test_temporal_bioimageio_package_passes_bioimageio_core_model_test(temporal_run, tmp_path,
+                                                                       monkeypatch):
+    import zipfile
+
+    import yaml
+    from bioimageio.core import test_model
+
+    run_dir, _ = temporal_run
+    package = run_dir / "export" / "tinyt.bioimageio.zip"  # written by the run's end
+    assert package.is_file()
+    with zipfile.ZipFile(package) as zf:
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+        with zf.open("test_input.npy") as f:
+            test_input = np.load(f)
+        with zf.open("test_output.npy") as f:
+            test_output = np.load(f)
+    (inp,), (outp,) = rdf["inputs"], rdf["outputs"]
+    assert [a["type"] for a in inp["axes"]] == ["batch", "time", "space", "space", "channel"]
+    assert inp["axes"][1]["size"] == 3  # the run's time window
+    assert [a["size"] for a in inp["axes"][2:4]] == [96, 96]  # fixed: ConvLSTM is static
+    assert test_input.shape == (1, 3, 96, 96, 1) and test_output.shape == (1, 96, 96, 2)
+    assert [a["type"] for a in outp["axes"]] == ["batch", "space", "space", "channel"]
+    assert outp["axes"][1]["halo"] == 32 and "last frame" in outp["description"]
+    scale = next(p for p in inp["preprocessing"] if p["id"] == "scale_range")["kwargs"]
+    assert sorted(scale["axes"]) == ["time", "x", "y"]  # per: video (the default)
+    assert rdf["config"]["dlsuite"]["temporal"] is True
+    assert set(rdf["weights"]) == PACKAGE_WEIGHTS
+    monkeypatch.chdir(tmp_path)  # bioimageio.core unzips the SavedModel into the cwd
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    summary = test_model(package)
+    failed = [(d.name, [e.msg for e in d.errors]) for d in summary.details
+              if d.status == "failed"]
+    assert summary.status == "passed", failed
+    names = " ".join(d.name for d in summary.details)
+    assert all(f"({w})" in names for w in PACKAGE_WEIGHTS), names
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_BIOIMAGEIO, reason="bioimageio.spec not installed "
+                                               "(pip install 'dlsuite[export]')")
+def test_predict_with_a_temporal_package_gives_the_labels_of_the_run(temporal_run, tmp_path):
+    import tifffile
+
+    from dlsuite import api
+
+    run_dir, videos = temporal_run
+    package = run_dir / "export" / "tinyt.bioimageio.zip"
+    api.predict_folder(run_dir, videos, tmp_path / "from_run", quiet=True)
+    proc = run_cli("predict", str(package), str(videos), "-o", str(tmp_path / "from_package"),
+                   "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    got = {}
+    for name in ("from_run", "from_package"):
+        got[name] = [tifffile.imread(tmp_path / name / kind / "cells.tif")
+                     for kind in ("probabilities", "labels")]
+    (probs, labels), (pkg_probs, pkg_labels) = got["from_run"], got["from_package"]
+    assert probs.shape == (6, 2, 96, 88) and labels.shape == (6, 96, 88)
+    assert probs.std() > 0 and labels.max() > 0  # a real prediction, with objects
+    assert np.max(np.abs(pkg_probs - probs)) <= 1e-5
+    assert np.array_equal(pkg_labels, labels)
+
+
+@pytest.mark.slow
+def test_a_temporal_savedmodel_predicts_at_its_fixed_size_or_is_refused_before_writing(
+        temporal_run, tmp_path):
+    import tifffile
+
+    from dlsuite import api
+
+    run_dir, videos = temporal_run
+    saved = api.export(run_dir, "savedmodel", tmp_path / "t_savedmodel").path
+    out = tmp_path / "out"
+    # the run's halo (32 px) leaves no core in its fixed 32 x 32 input: refused, nothing written
+    proc = run_cli("predict", str(saved), str(videos), "-o", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert str(saved) in proc.stderr and "fixed 32 x 32 px input" in proc.stderr
+    assert not out.exists()
+    proc = run_cli("predict", str(saved), str(videos), "-o", str(out), "--halo", "8",
+                   "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    probs = tifffile.imread(out / "probabilities" / "cells.tif")
+    assert probs.shape == (6, 2, 96, 88) and probs.std() > 0

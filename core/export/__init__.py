@@ -105,9 +105,6 @@ def _write_bioimageio(model, path: Path, job: ExportJob) -> None:
     from .embedded import export_halo, run_metadata
 
     geo, config = job.geometry, job.config
-    if geo["temporal"]:
-        raise DlsuiteInputError(f"bioimageio export: architecture {config.model.name!r} is "
-                                "temporal; only 2D models are packaged")
     halo = export_halo(job)
     write_bioimageio(model, config, run_root=job.root, checkpoint=job.checkpoint, halo=halo,
                      size_multiple=geo["size_multiple"],
@@ -126,7 +123,7 @@ FORMATS: dict[str, ExportFormat] = {
                          help="an ONNX file (Keras' exporter through tf2onnx)"),
     "bioimageio": ExportFormat(".bioimageio.zip", _write_bioimageio,
                                needs=("bioimageio.spec",), plain_keras=True,
-                               help="a bioimage.io model package (spec 0.5), 2D models"),
+                               help="a bioimage.io model package (spec 0.5)"),
 }
 
 

@@ -19,20 +19,26 @@ __all__ = ["CONVERTERS", "custom_layers", "to_plain_keras"]
 def _temporal_reduce(layer) -> Any:
     """``dlsuite_architectures>TemporalReduce`` on ``(B, T, H, W, C)``: ``mean`` is an
     ``AveragePooling3D`` over the whole time axis, ``last`` a ``Cropping3D`` keeping the last
-    frame; then a ``Reshape`` drops the time axis (the spatial size is static in the temporal
-    architectures). Numerically the same as the custom layer."""
+    frame; then an ``EinsumDense`` with the constant kernel ``[1.0]`` drops the time axis of
+    length 1 (exactly; unlike a ``Reshape`` it fixes no height and width, so the model can be
+    rebuilt at another size, :func:`dlsuite.inference.tiling.rebuild_at_size`). Numerically
+    the same as the custom layer."""
     import keras
+    import numpy as np
 
     _, t, h, w, c = layer.input.shape
-    if None in (t, h, w, c):
-        raise DlsuiteInputError(f"layer {layer.name!r} (TemporalReduce): needs a static input "
-                                f"shape to become plain Keras, got {layer.input.shape}")
+    if None in (t, c):
+        raise DlsuiteInputError(f"layer {layer.name!r} (TemporalReduce): needs a static time "
+                                f"and channel size to become plain Keras, got {layer.input.shape}")
     if layer.mode == "mean":
         reduce = keras.layers.AveragePooling3D(pool_size=(t, 1, 1), padding="valid")
     else:
         reduce = keras.layers.Cropping3D(cropping=((t - 1, 0), (0, 0), (0, 0)))
-    return keras.Sequential([keras.Input((t, h, w, c)), reduce, keras.layers.Reshape((h, w, c))],
-                            name=layer.name)
+    squeeze = keras.layers.EinsumDense("atyxc,t->ayxc", output_shape=(None, None, c),
+                                       trainable=False, name=f"{layer.name}_squeeze")
+    block = keras.Sequential([keras.Input((t, h, w, c)), reduce, squeeze], name=layer.name)
+    squeeze.set_weights([np.ones((1,), np.float32)])
+    return block
 
 
 #: Registered Keras name of a custom layer -> function giving a plain-Keras replacement (one
@@ -89,7 +95,9 @@ def to_plain_keras(model):
         return layer.__class__.from_config(layer.get_config())
 
     copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
+    for layer in model.layers:  # converted layers hold their own (constant) weights
+        if keras.saving.get_registered_name(type(layer)) not in CONVERTERS:
+            copy.get_layer(layer.name).set_weights(layer.get_weights())
     left = custom_layers(copy)
     if left:
         raise DlsuiteInputError(f"custom layers left after conversion: {', '.join(left)}")

@@ -1,6 +1,7 @@
 """Reading an exported model back: a bioimage.io package (zip, folder or its ``rdf.yaml``), a
 SavedModel folder or a ``.keras`` file, as written by ``dlsuite export`` or by another tool
-when it fits dlsuite's prediction (one 2D input ``batch, y, x, channel``; the model gives
+when it fits dlsuite's prediction (one input ``batch, y, x, channel``, or ``batch, time, y,
+x, channel`` for a temporal model; one output ``batch, y, x, channel``; the model gives
 logits and, in a package, ``softmax`` is the first output postprocessing step).
 
 :func:`exported_kind` tells what a path is without loading anything; :func:`open_export`
@@ -29,6 +30,11 @@ __all__ = ["EXPORT_KINDS", "OpenedExport", "exported_kind", "open_export"]
 EXPORT_KINDS = ("a bioimage.io package (.zip, or a folder with rdf.yaml)", "a .keras file",
                 "a SavedModel folder")
 _RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
+#: ``scale_range`` axes (sorted) -> the ``per`` of dlsuite's percentile normalizer.
+_SCALE_AXES = {("x", "y"): "image", ("time", "x", "y"): "video"}
+#: Input axis types dlsuite predicts with: 2D, temporal.
+_INPUT_AXES = (["batch", "space", "space", "channel"],
+               ["batch", "time", "space", "space", "channel"])
 
 
 @attrs.frozen
@@ -37,7 +43,8 @@ class OpenedExport:
     (``bioimageio``, ``savedmodel``, ``keras``), ``metadata`` (what ``dlsuite export`` embedded,
     :func:`dlsuite.export.embedded.run_metadata`; None otherwise) and, read from a package,
     ``normalization`` (``{"name", "params"}`` of the dlsuite normalizer equal to its
-    preprocessing), ``size_multiple`` and ``halo`` (pixels; None when not known)."""
+    preprocessing), ``size_multiple`` and ``halo`` (pixels; None when not known; a temporal
+    package's fixed size gives no multiple: it is then inferred from the model)."""
 
     path: Path
     kind: str
@@ -115,14 +122,17 @@ def _percentile(steps: list, path: Path) -> dict:
     if ids in (["scale_range"], ["scale_range", "clip"]):
         kw = steps[0].get("kwargs") or {}
         clip = steps[1].get("kwargs", {}) if len(steps) == 2 else None
-        if sorted(kw.get("axes") or []) == ["x", "y"] and (
+        per = _SCALE_AXES.get(tuple(sorted(kw.get("axes") or [])))
+        if per is not None and (
                 clip is None or (clip.get("min"), clip.get("max")) == (0.0, 1.0)):
             return {"name": "percentile", "params": {
                 "low": float(kw.get("min_percentile", 0.0)),
                 "high": float(kw.get("max_percentile", 100.0)), "clip": clip is not None,
-                "per": "image"}}
+                "per": per}}
     raise DlsuiteInputError(f"{path}: input preprocessing {ids} has no dlsuite normalizer "
-                            "(supported: none; scale_range over y and x, then clip to [0, 1])")
+                            "(supported: none; scale_range over y and x, or over time, y and "
+                            "x, then clip to [0, 1])")
+
 
 
 def _check_tensors(rdf: dict, path: Path) -> tuple[list, list]:
@@ -131,10 +141,10 @@ def _check_tensors(rdf: dict, path: Path) -> tuple[list, list]:
         raise DlsuiteInputError(f"{path}: dlsuite predicts with one input and one output "
                                 f"tensor; the package has {len(inputs)} and {len(outputs)}")
     axes = [(a.get("type"), a.get("id")) for a in inputs[0].get("axes") or []]
-    if [t for t, _ in axes] != ["batch", "space", "space", "channel"] or [
-            i for _, i in axes[1:3]] != ["y", "x"]:
+    if [t for t, _ in axes] not in _INPUT_AXES or [i for _, i in axes[-3:-1]] != ["y", "x"]:
         raise DlsuiteInputError(f"{path}: input axes {[i or t for t, i in axes]}; dlsuite "
-                                "predicts 2D models with axes batch, y, x, channel")
+                                "predicts models with axes batch, y, x, channel (2D) or "
+                                "batch, time, y, x, channel (temporal)")
     out_axes = [(a.get("type"), a.get("id")) for a in outputs[0].get("axes") or []]
     if [t for t, _ in out_axes] != ["batch", "space", "space", "channel"]:
         raise DlsuiteInputError(f"{path}: output axes {[i or t for t, i in out_axes]}; "
@@ -180,9 +190,23 @@ def _load_keras(file: Path, path: Path):
         raise DlsuiteInputError(f"{path}: {str(exc).removeprefix(f'{file}: ')}") from None
 
 
+def _endpoint_shape(fn) -> tuple:
+    """The input shape (batch excluded) of a SavedModel endpoint with one input: e.g.
+    ``(T, H, W, 1)`` of a temporal model; ``(None, None, 1)`` when it is not recorded."""
+    specs = getattr(fn, "input_signature", None)
+    if specs is None:
+        args = getattr(fn, "structured_input_signature", None)
+        specs = list(args[0]) + list(args[1].values()) if args else None
+    if not specs or len(specs) != 1 or getattr(specs[0], "shape", None) is None or \
+            specs[0].shape.rank not in (4, 5):
+        return (None, None, 1)
+    return tuple(specs[0].shape)[1:]
+
+
 def _load_savedmodel(folder: Path, path: Path):
-    """The SavedModel's ``serve`` (else ``serving_default``) endpoint as a Keras model on
-    open height and width, giving its one output."""
+    """The SavedModel's ``serve`` (else ``serving_default``) endpoint as a Keras model with
+    the endpoint's input shape (a 2D model written by ``dlsuite export``: open height and
+    width), giving its one output."""
     import keras
 
     errors = []
@@ -194,7 +218,7 @@ def _load_savedmodel(folder: Path, path: Path):
             errors.append(f"{endpoint}: {type(exc).__name__}")
     else:
         raise DlsuiteInputError(f"{path}: cannot load the SavedModel ({'; '.join(errors)})")
-    inp = keras.Input((None, None, 1))
+    inp = keras.Input(_endpoint_shape(layer.call_endpoint_fn))
     out = layer(inp)
     if isinstance(out, dict):
         if len(out) != 1:
@@ -235,12 +259,12 @@ def open_export(path) -> OpenedExport:
     rdf, folder = _read_rdf(path)
     in_axes, out_axes = _check_tensors(rdf, path)
     normalization = _percentile(rdf["inputs"][0].get("preprocessing") or [], path)
-    size = in_axes[1].get("size")
-    multiple = int(size.get("step", 1)) if isinstance(size, dict) else 1
+    size = in_axes[-3].get("size")
+    multiple = int(size.get("step", 1)) if isinstance(size, dict) else None
     halo = int(out_axes[1].get("halo", 0) or 0)
     metadata = (rdf.get("config") or {}).get("dlsuite")
     weights, source = _weights(rdf, folder, path)
     model = (_load_keras(source, path) if weights == "keras"
              else _load_savedmodel(source, path))
     return OpenedExport(path, kind, model, metadata if isinstance(metadata, dict) else None,
-                        normalization, max(multiple, 1), halo)
+                        normalization, None if multiple is None else max(multiple, 1), halo)
