@@ -159,7 +159,7 @@ def test_large_tiff_read_lazily_window_by_window(tmp_path):
 @pytest.mark.slow
 def test_cluster_predict_equals_single_process_and_loads_model_once_per_worker(
         run, data, threshold_model, cluster, tmp_path):
-    from dlsuite.scale.cluster import cached_models
+    from dlsuite.scale.cluster import cached_models, worker_settings
 
     address = cluster.scheduler.address
     assert address.startswith("tcp://127.0.0.1:")
@@ -178,6 +178,13 @@ def test_cluster_predict_equals_single_process_and_loads_model_once_per_worker(
              weights=str(threshold_model), scheduler=address)
     loaded = cluster.run(cached_models)
     assert all(n <= 1 for n in loaded.values()) and sum(loaded.values()) >= 1, loaded
+    # workers that predicted run as one process does per core: TF on the worker's single
+    # thread, glibc malloc thresholds freed from the nanny's MALLOC_TRIM_THRESHOLD_ (1.8x the
+    # CPU per image without), no statistical profiler
+    settings = cluster.run(worker_settings)
+    used = [settings[w] for w, n in loaded.items() if n]
+    assert used and all(s == {"tf_threads": (1, 1), "steady_malloc": True, "profiler": False}
+                        for s in used), settings
 
 
 @pytest.mark.slow
