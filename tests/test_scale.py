@@ -371,6 +371,49 @@ def test_blockwise_equals_untiled_and_labels_are_merged(run, data, threshold_mod
     assert probs.shape == (2, 90, 94) and probs.dtype == np.float32
 
 
+@pytest.fixture(scope="module")
+def lstm_run(tmp_path_factory):
+    """A tiny temporal run (unet_lstm, windows of 2 frames) and a 5-frame video."""
+    from dlsuite.data.example import write_example_videos
+
+    root = tmp_path_factory.mktemp("scale-lstm")
+    videos = write_example_videos(root, n_videos=2, frames=5, size=48, seed=2)
+    cfg = {**TINY, "name": "lstm", "output_dir": str(root / "run"),
+           "model": {"name": "unet_lstm", "n_filters": 4, "pools": 2, "time_windows": 2},
+           "data": {"train": str(videos["videos"]), "val": str(videos["videos"]), "test": None}}
+    run_dir = Path(api.train(cfg, quiet=True).run_dir)
+    return run_dir, tifffile.imread(videos["inputs"][0])
+
+
+@pytest.mark.slow
+def test_temporal_model_blockwise_equals_untiled(lstm_run, cluster, tmp_path, monkeypatch):
+    """A 2D+t OME-Zarr video and a temporal model, blocks of 16 px in y/x: on the cluster
+    (each block over the whole time axis) and in this process with runs of 2 frames per task
+    (each reading the frame before as the window's context), the probabilities equal untiled
+    single-process prediction within 1e-4; labels are written per frame."""
+    import zarr
+
+    from dlsuite.scale import blocks
+    from dlsuite.scale.omezarr import write_image
+
+    run_dir, video = lstm_run
+    video = video[:, 3:43, 2:46]  # 40x44: not a multiple of the block size
+    image = write_image(tmp_path / "in" / "clip.ome.zarr", video, chunk=24)
+    untiled = api.predict(run_dir, video, tile_size=None)
+    assert untiled.shape == (5, 40, 44, 2)
+    on_cluster = _bounded(api.predict, run_dir, image, scheduler=cluster.scheduler.address,
+                          block_size=16)
+    np.testing.assert_allclose(on_cluster, untiled, atol=1e-4)
+    monkeypatch.setattr(blocks, "FRAMES_PER_TASK", 2)
+    summary = api.predict_folder(run_dir, image, tmp_path / "out", block_size=16, quiet=True)
+    assert summary.rows[0]["blocks"] == 5 * 3 * 3
+    out = tmp_path / "out" / "clip.ome.zarr"
+    probs = np.asarray(zarr.open_array(str(out / "0"), mode="r")[...])  # t, c, y, x
+    np.testing.assert_allclose(np.moveaxis(probs, 1, -1), untiled, atol=1e-4)
+    labels = np.asarray(zarr.open_array(str(out / "labels" / "instances" / "0"), mode="r")[...])
+    assert labels.shape == (5, 40, 44) and labels.dtype == np.uint32
+
+
 # --------------------------------------------------------------------------------------------
 # docs/scale.md
 
