@@ -278,6 +278,49 @@ def test_cli_scheduler_address_and_bad_scheduler(run, data, threshold_model, clu
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
+def test_cli_ctc_on_the_cluster_equals_single_process(run, data, threshold_model, cluster,
+                                                      tmp_path):
+    """``dlsuite predict --ctc --scheduler``: each video tracked after its prediction into
+    ctc/NN_RES, numbered and written as single-process ``--ctc`` does (masks and
+    res_track.txt byte for byte, sequences.csv); a 2D input among them gets no sequence; a
+    rerun on the same folder predicts nothing and tracks the videos again."""
+    import shutil
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    shutil.copy(data["video"], inputs / "clip.tif")
+    video = tifffile.imread(data["video"])
+    tifffile.imwrite(inputs / "clip2.tif", video[::-1].copy(), photometric="minisblack")
+    shutil.copy(next(data["inputs"].iterdir()), inputs / "frame.tif")
+    single = api.predict_folder(run, inputs, tmp_path / "single", quiet=True, ctc=True,
+                                weights=str(threshold_model))
+    out = tmp_path / "dist"
+    proc = run_cli("predict", str(run), str(inputs), "-o", str(out), "--weights",
+                   str(threshold_model), "--ctc", "--scheduler", cluster.scheduler.address,
+                   "--quiet", timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    (out / "ctc" / "01_RES" / "res_track.txt").unlink()  # as if stopped while tracking
+    again = _bounded(api.predict_folder, run, inputs, out, quiet=True, ctc=True,
+                     weights=str(threshold_model), scheduler=cluster.scheduler.address)
+    assert all(r.get("skipped") for r in again.rows)  # resumed: tracked again, not predicted
+    _same_outputs(single.out_dir, out, ["clip", "clip2", "frame"])
+    files = sorted(p.relative_to(single.ctc_dir) for p in single.ctc_dir.rglob("*")
+                   if p.is_file())
+    assert [str(f) for f in files if f.parent.name.endswith("_RES")][:1] == ["01_RES/mask000.tif"]
+    assert files == sorted(p.relative_to(out / "ctc") for p in (out / "ctc").rglob("*")
+                           if p.is_file())
+    for rel in files:
+        assert (out / "ctc" / rel).read_bytes() == (single.ctc_dir / rel).read_bytes(), rel
+    assert len(tifffile.imread(single.ctc_dir / "01_RES" / "mask000.tif").nonzero()[0]) > 0
+    summary = json.loads((out / "predict.json").read_text())
+    assert summary["ctc"] is True
+    sequences = {r["name"]: r["sequence"] for r in summary["inputs"]}
+    assert sequences == {r["name"]: r["sequence"] for r in single.rows}
+    assert sorted(map(str, sequences.values())) == ["01", "02", "None"] and \
+        sequences["frame"] is None
+
+
 # --------------------------------------------------------------------------------------------
 # OME-Zarr and block-wise prediction
 
