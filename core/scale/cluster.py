@@ -128,9 +128,16 @@ def _steady_malloc() -> bool:
     freed at once: measured 1.86 CPU-s per 1022x1024 image on a worker against 1.0 in one
     process (three times the page faults). The thresholds are set to the values glibc's own
     dynamic rule settles on (32 MiB mmap, 64 MiB trim). Skipped off glibc, when the variable
-    is absent, or with ``DLSUITE_WORKER_MALLOC=keep``."""
+    is absent, or with ``DLSUITE_WORKER_MALLOC=keep``; only in a Dask worker (a local
+    cluster's nanny leaks the variable into the client process, whose glibc never read it)."""
     if "MALLOC_TRIM_THRESHOLD_" not in os.environ or \
             os.environ.get("DLSUITE_WORKER_MALLOC") == "keep":
+        return False
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
         return False
     import ctypes
 
