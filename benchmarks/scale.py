@@ -87,7 +87,7 @@ def train(work: Path) -> Path:
 def throughput(run: Path, inputs: Path, work: Path) -> dict:
     """(a): steady-state images/s, one process vs local:2."""
     from dlsuite import api
-    from dlsuite.scale.cluster import connect
+    from dlsuite.scale.cluster import connect, worker_settings
 
     n = len(list(inputs.iterdir()))
     warm = work / "warm"
@@ -96,19 +96,25 @@ def throughput(run: Path, inputs: Path, work: Path) -> dict:
         if not (warm / p.name).exists():
             (warm / p.name).symlink_to(p.resolve())
 
-    def timed(out: str, client=None, **kw) -> tuple[float, float]:
-        """(wall seconds, CPU seconds of this process or of the workers)."""
+    def usage(client) -> np.ndarray:
+        """(user s, system s, minor page faults) of this process or summed over the workers."""
+        if client is None:
+            return np.asarray(_usage())
+        return np.sum([np.asarray(u) for u in client.run(_usage).values()], axis=0)
+
+    def timed(out: str, client=None, **kw) -> tuple[float, float, np.ndarray]:
+        """(wall seconds, CPU seconds, (user, sys, faults)) of this process or the workers."""
         shutil.rmtree(work / out, ignore_errors=True)
-        cpu0 = _cpu() if client is None else sum(client.run(_cpu).values())
+        before = usage(client)
         start = time.perf_counter()
         api.predict_folder(run, inputs, work / out, quiet=True, **kw)
         wall = time.perf_counter() - start
-        cpu1 = _cpu() if client is None else sum(client.run(_cpu).values())
-        return wall, cpu1 - cpu0
+        used = usage(client) - before
+        return wall, float(used[0] + used[1]), used
 
     shutil.rmtree(work / "warm-out", ignore_errors=True)
     api.predict_folder(run, warm, work / "warm-out", quiet=True)  # model loaded, TF warm
-    single, single_cpu = timed("single")
+    single, single_cpu, single_use = timed("single")
     started = time.perf_counter()
     with connect("local:2") as client:
         client.wait_for_workers(2)
@@ -117,7 +123,8 @@ def throughput(run: Path, inputs: Path, work: Path) -> dict:
         shutil.rmtree(work / "warm-out2", ignore_errors=True)
         api.predict_folder(run, warm, work / "warm-out2", quiet=True, scheduler=address)
         client.run(lambda: None)
-        dist, dist_cpu = timed("dist", client, scheduler=address)
+        dist, dist_cpu, dist_use = timed("dist", client, scheduler=address)
+        settings = list(client.run(worker_settings).values())
     identical = all(
         np.array_equal(*(_read(work / d / "labels" / p.name) for d in ("single", "dist")))
         for p in sorted(inputs.iterdir()))
@@ -131,15 +138,20 @@ def throughput(run: Path, inputs: Path, work: Path) -> dict:
             "dask2_cpu_s_per_img": round(dist_cpu / n, 2),
             "single_cores_used": round(single_cpu / single, 2),
             "dask2_cores_used": round(dist_cpu / dist, 2),
+            # user / system CPU-s and page faults per image: the nanny's malloc setting showed
+            # as 3x the faults and system time (docs/scale.md)
+            "single_user_sys_faults_per_img": [round(float(v) / n, 3) for v in single_use],
+            "dask2_user_sys_faults_per_img": [round(float(v) / n, 3) for v in dist_use],
+            "dask2_worker_settings": settings,
             "cluster_start_s": round(cluster_start, 1), "labels_identical": identical}
 
 
-def _cpu() -> float:
-    """User + system CPU seconds of this process (all its threads)."""
+def _usage() -> tuple[float, float, int]:
+    """User and system CPU seconds of this process (all its threads), minor page faults."""
     import resource
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime, usage.ru_stime, usage.ru_minflt
 
 
 def _read(path: Path):

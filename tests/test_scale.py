@@ -159,7 +159,7 @@ def test_large_tiff_read_lazily_window_by_window(tmp_path):
 @pytest.mark.slow
 def test_cluster_predict_equals_single_process_and_loads_model_once_per_worker(
         run, data, threshold_model, cluster, tmp_path):
-    from dlsuite.scale.cluster import cached_models
+    from dlsuite.scale.cluster import cached_models, worker_settings
 
     address = cluster.scheduler.address
     assert address.startswith("tcp://127.0.0.1:")
@@ -178,6 +178,13 @@ def test_cluster_predict_equals_single_process_and_loads_model_once_per_worker(
              weights=str(threshold_model), scheduler=address)
     loaded = cluster.run(cached_models)
     assert all(n <= 1 for n in loaded.values()) and sum(loaded.values()) >= 1, loaded
+    # workers that predicted run as one process does per core: TF on the worker's single
+    # thread, glibc malloc thresholds freed from the nanny's MALLOC_TRIM_THRESHOLD_ (1.8x the
+    # CPU per image without), no statistical profiler
+    settings = cluster.run(worker_settings)
+    used = [settings[w] for w, n in loaded.items() if n]
+    assert used and all(s == {"tf_threads": (1, 1), "steady_malloc": True, "profiler": False}
+                        for s in used), settings
 
 
 @pytest.mark.slow
@@ -271,6 +278,49 @@ def test_cli_scheduler_address_and_bad_scheduler(run, data, threshold_model, clu
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
+def test_cli_ctc_on_the_cluster_equals_single_process(run, data, threshold_model, cluster,
+                                                      tmp_path):
+    """``dlsuite predict --ctc --scheduler``: each video tracked after its prediction into
+    ctc/NN_RES, numbered and written as single-process ``--ctc`` does (masks and
+    res_track.txt byte for byte, sequences.csv); a 2D input among them gets no sequence; a
+    rerun on the same folder predicts nothing and tracks the videos again."""
+    import shutil
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    shutil.copy(data["video"], inputs / "clip.tif")
+    video = tifffile.imread(data["video"])
+    tifffile.imwrite(inputs / "clip2.tif", video[::-1].copy(), photometric="minisblack")
+    shutil.copy(next(data["inputs"].iterdir()), inputs / "frame.tif")
+    single = api.predict_folder(run, inputs, tmp_path / "single", quiet=True, ctc=True,
+                                weights=str(threshold_model))
+    out = tmp_path / "dist"
+    proc = run_cli("predict", str(run), str(inputs), "-o", str(out), "--weights",
+                   str(threshold_model), "--ctc", "--scheduler", cluster.scheduler.address,
+                   "--quiet", timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    (out / "ctc" / "01_RES" / "res_track.txt").unlink()  # as if stopped while tracking
+    again = _bounded(api.predict_folder, run, inputs, out, quiet=True, ctc=True,
+                     weights=str(threshold_model), scheduler=cluster.scheduler.address)
+    assert all(r.get("skipped") for r in again.rows)  # resumed: tracked again, not predicted
+    _same_outputs(single.out_dir, out, ["clip", "clip2", "frame"])
+    files = sorted(p.relative_to(single.ctc_dir) for p in single.ctc_dir.rglob("*")
+                   if p.is_file())
+    assert [str(f) for f in files if f.parent.name.endswith("_RES")][:1] == ["01_RES/mask000.tif"]
+    assert files == sorted(p.relative_to(out / "ctc") for p in (out / "ctc").rglob("*")
+                           if p.is_file())
+    for rel in files:
+        assert (out / "ctc" / rel).read_bytes() == (single.ctc_dir / rel).read_bytes(), rel
+    assert len(tifffile.imread(single.ctc_dir / "01_RES" / "mask000.tif").nonzero()[0]) > 0
+    summary = json.loads((out / "predict.json").read_text())
+    assert summary["ctc"] is True
+    sequences = {r["name"]: r["sequence"] for r in summary["inputs"]}
+    assert sequences == {r["name"]: r["sequence"] for r in single.rows}
+    assert sorted(map(str, sequences.values())) == ["01", "02", "None"] and \
+        sequences["frame"] is None
+
+
 # --------------------------------------------------------------------------------------------
 # OME-Zarr and block-wise prediction
 
@@ -362,6 +412,49 @@ def test_blockwise_equals_untiled_and_labels_are_merged(run, data, threshold_mod
     assert crossing > 0, "no object crosses a block border: the test proves nothing"
     probs = np.asarray(zarr.open_array(str(out / "big.ome.zarr" / "0"), mode="r")[...])
     assert probs.shape == (2, 90, 94) and probs.dtype == np.float32
+
+
+@pytest.fixture(scope="module")
+def lstm_run(tmp_path_factory):
+    """A tiny temporal run (unet_lstm, windows of 2 frames) and a 5-frame video."""
+    from dlsuite.data.example import write_example_videos
+
+    root = tmp_path_factory.mktemp("scale-lstm")
+    videos = write_example_videos(root, n_videos=2, frames=5, size=48, seed=2)
+    cfg = {**TINY, "name": "lstm", "output_dir": str(root / "run"),
+           "model": {"name": "unet_lstm", "n_filters": 4, "pools": 2, "time_windows": 2},
+           "data": {"train": str(videos["videos"]), "val": str(videos["videos"]), "test": None}}
+    run_dir = Path(api.train(cfg, quiet=True).run_dir)
+    return run_dir, tifffile.imread(videos["inputs"][0])
+
+
+@pytest.mark.slow
+def test_temporal_model_blockwise_equals_untiled(lstm_run, cluster, tmp_path, monkeypatch):
+    """A 2D+t OME-Zarr video and a temporal model, blocks of 16 px in y/x: on the cluster
+    (each block over the whole time axis) and in this process with runs of 2 frames per task
+    (each reading the frame before as the window's context), the probabilities equal untiled
+    single-process prediction within 1e-4; labels are written per frame."""
+    import zarr
+
+    from dlsuite.scale import blocks
+    from dlsuite.scale.omezarr import write_image
+
+    run_dir, video = lstm_run
+    video = video[:, 3:43, 2:46]  # 40x44: not a multiple of the block size
+    image = write_image(tmp_path / "in" / "clip.ome.zarr", video, chunk=24)
+    untiled = api.predict(run_dir, video, tile_size=None)
+    assert untiled.shape == (5, 40, 44, 2)
+    on_cluster = _bounded(api.predict, run_dir, image, scheduler=cluster.scheduler.address,
+                          block_size=16)
+    np.testing.assert_allclose(on_cluster, untiled, atol=1e-4)
+    monkeypatch.setattr(blocks, "FRAMES_PER_TASK", 2)
+    summary = api.predict_folder(run_dir, image, tmp_path / "out", block_size=16, quiet=True)
+    assert summary.rows[0]["blocks"] == 5 * 3 * 3
+    out = tmp_path / "out" / "clip.ome.zarr"
+    probs = np.asarray(zarr.open_array(str(out / "0"), mode="r")[...])  # t, c, y, x
+    np.testing.assert_allclose(np.moveaxis(probs, 1, -1), untiled, atol=1e-4)
+    labels = np.asarray(zarr.open_array(str(out / "labels" / "instances" / "0"), mode="r")[...])
+    assert labels.shape == (5, 40, 44) and labels.dtype == np.uint32
 
 
 # --------------------------------------------------------------------------------------------

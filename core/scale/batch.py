@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from ..errors import DlsuiteInputError
-from ..fileio import write_json_atomic
+from ..fileio import write_json_atomic, write_text_atomic
 from ..inference.outputs import prediction_paths
 from ..ownership import OwnedFolder
 from ..predict import (FROM_CONFIG, SUMMARY_FILE, InputItem, PredictSummary, _check_apart,
@@ -33,7 +33,7 @@ from ..predict import (FROM_CONFIG, SUMMARY_FILE, InputItem, PredictSummary, _ch
 from ..rundir import RunDir, load_run_config
 from .cluster import connect
 
-__all__ = ["predict_folder_on_cluster", "predict_task"]
+__all__ = ["predict_folder_on_cluster", "predict_task", "track_task"]
 
 log = logging.getLogger("dlsuite")
 
@@ -73,6 +73,39 @@ def predict_task(run_dir: str, options: tuple, postprocess: bool, item: InputIte
     row.update(_write_missing(Path(out), item.name, probs, labels))
     row["worker"] = os.getpid()
     return row
+
+
+def track_task(run_dir: str, options: tuple, out: str, name: str, res_dir: str) -> list[str]:
+    """Worker side: track the instance labels ``out/labels/<name>.tif`` of a video with the
+    run's tracking settings (:func:`dlsuite.steps.write_tracked`, as single-process
+    ``--ctc``) into the CTC folder ``res_dir``; returns tracking's notes (laptrack missing)."""
+    import tifffile
+
+    from ..steps import write_tracked
+    from .cluster import worker_predictor
+
+    pred, _, _ = worker_predictor(run_dir, options, True)
+    labels = tifffile.imread(Path(out) / prediction_paths(f"{name}.tif")["labels"])
+    write_tracked(pred.ctx, Path(res_dir), labels)
+    return [note for note in pred.ctx.notes if "laptrack" in note]
+
+
+def _is_video(item: InputItem) -> bool:
+    """True when ``item`` is a video (from the file header; no pixels read)."""
+    from ..data.io import read_info
+
+    return item.ctc_sequence or bool(item.frames) or len(read_info(item.path).shape) == 3
+
+
+def _sequence_numbers(items: list[InputItem]) -> dict[str, str]:
+    """The CTC sequence number of every video among ``items``, as single-process ``--ctc``
+    numbers them: a CTC sequence keeps its numeric name, other videos count 01, 02, ..."""
+    numbers: dict[str, str] = {}
+    for item in items:
+        if _is_video(item):
+            numbers[item.name] = (item.name if item.ctc_sequence and item.name.isdigit()
+                                  else f"{len(numbers) + 1:02d}")
+    return numbers
 
 
 def _complete_row(out: Path, item: InputItem, postprocess: bool) -> dict | None:
@@ -139,8 +172,10 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
                               quiet: bool = False, registry=None) -> PredictSummary:
     """:func:`dlsuite.predict.predict_folder` with every input a task on the Dask cluster
     ``scheduler`` (``local[:N]`` or an address, :func:`dlsuite.scale.cluster.connect`):
-    the same files, identical contents; restartable (module docstring). ``ctc`` is refused
-    (tracking needs a whole video on one machine: predict, then ``dlsuite track``)."""
+    the same files, identical contents; restartable (module docstring). With ``ctc``, each
+    video is tracked as a task of its own once its labels are written (one worker reads the
+    whole label video), into ``ctc/NN_RES`` numbered as single-process ``--ctc`` does, and
+    ``ctc/sequences.csv`` is written at the end."""
     from ..data.checks import check_inputs
     from ..inference import choose_checkpoint
     from ..registry import get_registry
@@ -148,9 +183,8 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
 
     parse_scheduler(scheduler)
     require_scale("--scheduler")
-    if ctc:
-        raise DlsuiteInputError("--ctc with --scheduler: not supported; predict on the cluster, "
-                                "then track the labels with dlsuite track")
+    if ctc and not postprocess:
+        raise DlsuiteInputError("--ctc needs instance labels: drop --no-postprocess")
     items = list_inputs(input_path, as_video=as_video)
     for item in items:
         item.check()
@@ -171,7 +205,8 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
                       "batch_size": inference.batch_size}}
     if not overwrite and (out / SUMMARY_FILE).is_file():
         _same_job(out, job)
-    resumed = _claim_or_resume(out, input_path, _planned(items, postprocess, False), overwrite)
+    numbers = _sequence_numbers(items) if ctc else {}
+    resumed = _claim_or_resume(out, input_path, _planned(items, postprocess, ctc), overwrite)
     options = {"weights": str(checkpoint), "tile_size": inference.tile_size,
                "halo": inference.halo, "batch_size": inference.batch_size}
     options = tuple(sorted(options.items()))
@@ -188,23 +223,51 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
         notes.append(f"resumed: {len(rows)} of {len(items)} input(s) already complete in {out}")
     log.info("predicting %d input(s) on %s into %s", len(todo), scheduler, out)
     started = time.perf_counter()
-    if todo:
+    if todo or numbers:
         from distributed import as_completed
 
+        run_key = str(root.resolve())
+        tracking = []
+
+        def track(client, name: str) -> None:
+            """Track video ``name`` once its labels are on disk (every video again on a
+            resumed folder: the CTC folders are rewritten, recorded before as ours)."""
+            if name not in numbers:
+                return
+            OwnedFolder(out, "predict").record([f"ctc/{numbers[name]}_RES"])
+            rows[name]["sequence"] = numbers[name]
+            tracking.append(client.submit(track_task, run_key, options, str(out.resolve()),
+                                          name, str((out / "ctc" / f"{numbers[name]}_RES")
+                                                    .resolve()),
+                                          key=f"dlsuite-track-{numbers[name]}", pure=False))
+
         with connect(scheduler) as client:
-            futures = [client.submit(predict_task, str(root.resolve()), options, postprocess,
+            futures = [client.submit(predict_task, run_key, options, postprocess,
                                      item, str(out.resolve()), key=f"dlsuite-predict-{i}-"
                                      f"{item.name}", pure=False)
                        for i, item in enumerate(todo)]
+            for name in list(rows):  # complete before: their videos are tracked now
+                track(client, name)
             for future in as_completed(futures, timeout=RESULT_TIMEOUT):
                 row = future.result()
                 rows[row["name"]] = row
+                track(client, row["name"])
                 if not quiet:
                     log.info("done %s (%d/%d)", row["name"], len(rows), len(items))
+            for future in as_completed(tracking, timeout=RESULT_TIMEOUT):
+                notes.extend(n for n in future.result() if n not in notes)
     ordered = [rows[item.name] for item in items]
     workers = sorted({r.pop("worker") for r in ordered if "worker" in r})
+    ctc_dir = None
+    if ctc and numbers:
+        ctc_dir = out / "ctc"
+        write_text_atomic(ctc_dir / "sequences.csv", "sequence,input\n" + "".join(
+            f"{numbers[item.name]},{item.name}\n" for item in items if item.name in numbers))
+    elif ctc:
+        notes.append("--ctc: no video among the inputs; CTC results are written for videos "
+                     "only")
     write_json_atomic(out / SUMMARY_FILE, {
         **job, "scheduler": scheduler, "workers": len(workers),
-        "seconds": round(time.perf_counter() - started, 3), "ctc": False,
+        "seconds": round(time.perf_counter() - started, 3), "ctc": ctc,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "inputs": ordered, "notes": notes})
-    return PredictSummary(out, ordered, checkpoint, None, notes)
+    return PredictSummary(out, ordered, checkpoint, ctc_dir, notes)

@@ -7,8 +7,10 @@ side (clipped at the image border, where the tiling mirrors exactly as for the w
 normalized with statistics of the whole image (:mod:`.normalize`), with the run's own tiling
 (:func:`dlsuite.steps.probabilities`); its core is written into the output array at its place.
 Since every window starts on the model's pooling grid and its halo covers the receptive field,
-the result equals untiled prediction up to float rounding. Then, when the run has a
-post-processing chain, labels per block (from the probabilities of the block and a margin of
+the result equals untiled prediction up to float rounding. A temporal model's task is one block
+over a run of frames (:data:`FRAMES_PER_TASK`), read with the ``time_windows - 1`` frames
+before them, so each frame is predicted from the same window as in the whole video. Then, when
+the run has a post-processing chain, labels per block (from the probabilities of the block and a margin of
 ``halo`` pixels), made global and merged across borders (:mod:`.labels`).
 
 Tasks are plain functions of picklable arguments (the :class:`~.omezarr.Source` and the
@@ -26,7 +28,7 @@ import numpy as np
 
 from .normalize import GlobalNormalizer
 
-__all__ = ["Block", "block_grid", "Runner", "predict_blocks"]
+__all__ = ["Block", "block_grid", "frame_groups", "Runner", "predict_blocks"]
 
 log = logging.getLogger("dlsuite")
 
@@ -106,25 +108,33 @@ class Runner:
 # tasks (worker side)
 
 
-def probs_task(model_key: tuple, source, norm: GlobalNormalizer, block: Block,
-               target) -> None:
-    """Predict ``block`` of ``source`` and write its probabilities into ``target`` (an
-    :class:`~.omezarr.Target`); returns ``block`` (``target`` None: the ``(h, w, C)``
-    probabilities)."""
+def probs_task(model_key: tuple, source, norm: GlobalNormalizer, blocks, target,
+               context: int = 0):
+    """Predict ``blocks`` of ``source`` (one :class:`Block`, or the same block of consecutive
+    frames, see :func:`frame_groups`) and write their probabilities into ``target`` (an
+    :class:`~.omezarr.Target`); returns None (``target`` None: the ``(frames, h, w, C)``
+    probabilities). ``context`` frames before the first are read too (a temporal model's
+    window less one), so every frame is predicted from the window it has in the whole video;
+    their own probabilities are dropped."""
     from ..steps import probabilities
     from .cluster import worker_predictor
 
+    group = [blocks] if isinstance(blocks, Block) else list(blocks)
+    first = group[0]
     pred, _, lock = worker_predictor(*model_key)
     height, width = source.shape[-2:]
     halo = int(pred.tiles.halo)
-    wy0, wy1, wx0, wx1 = block.window(halo, height, width)
-    x = norm(source.read(block.t, wy0, wy1, wx0, wx1), block.t)
-    with lock:
+    wy0, wy1, wx0, wx1 = first.window(halo, height, width)
+    start = max(0, first.t - int(context))
+    x = np.stack([norm(source.read(t, wy0, wy1, wx0, wx1), t)
+                  for t in range(start, group[-1].t + 1)])
+    with lock:  # a video of the window's frames: a temporal model sees its time windows
         probs = probabilities(pred.model, x, pred.tiles, None)
-    core = probs[block.y0 - wy0:block.y1 - wy0, block.x0 - wx0:block.x1 - wx0]
+    cores = probs[first.t - start:, first.y0 - wy0:first.y1 - wy0, first.x0 - wx0:first.x1 - wx0]
     if target is None:
-        return core
-    target.write_probs(block, core)
+        return cores
+    for block, core in zip(group, cores):
+        target.write_probs(block, core)
     return None
 
 
@@ -160,16 +170,42 @@ def block_size_for(requested: int, multiple: int) -> int:
     return int(-(-int(requested) // multiple) * multiple)
 
 
+#: Output frames per task of a temporal model (each task also reads the window's context).
+FRAMES_PER_TASK = 16
+
+
+def frame_groups(blocks: list[Block], per_task: int) -> list[list[Block]]:
+    """``blocks`` grouped by grid position into runs of at most ``per_task`` consecutive
+    frames (aligned on multiples of ``per_task``): the tasks of a temporal model."""
+    groups: dict[tuple, list[Block]] = {}
+    for b in sorted(blocks, key=lambda b: (b.i, b.j, b.t)):
+        groups.setdefault((b.i, b.j, b.t // per_task), []).append(b)
+    return list(groups.values())
+
+
+def probs_tasks(model_key: tuple, source, norm: GlobalNormalizer, blocks: list[Block], target,
+                time_windows: int = 1, per_task: int | None = None) -> list[tuple]:
+    """The argument tuples of :func:`probs_task` for ``blocks``: one block per task for a
+    2D model (``time_windows`` 1), runs of ``per_task`` (default :data:`FRAMES_PER_TASK`)
+    frames of one block with ``time_windows - 1`` frames of context for a temporal one."""
+    if time_windows <= 1:
+        return [(model_key, source, norm, b, target) for b in blocks]
+    return [(model_key, source, norm, group, target, time_windows - 1)
+            for group in frame_groups(blocks, per_task or FRAMES_PER_TASK)]
+
+
 def predict_blocks(runner: Runner, model_key: tuple, source, norm: GlobalNormalizer, target,
-                   block_size: int, margin: int, labels: bool) -> dict:
+                   block_size: int, margin: int, labels: bool, time_windows: int = 1) -> dict:
     """Predict every block (``block_size``, a multiple of the model's size multiple) of
-    ``source`` into ``target``: probabilities, then, with ``labels``, instance labels from
-    the probabilities of each block and ``margin`` pixels around it, made global and merged
-    across borders. Returns ``{"blocks": n, "objects": N or None}``."""
+    ``source`` into ``target``: probabilities (a temporal model, ``time_windows`` > 1: each
+    block over runs of frames, every frame from its whole-video window), then, with
+    ``labels``, instance labels from the probabilities of each block and ``margin`` pixels
+    around it, made global and merged across borders. Returns ``{"blocks": n, "objects": N
+    or None}``."""
     frames = source.shape[0] if len(source.shape) == 3 else 1
     height, width = source.shape[-2:]
     blocks = block_grid(frames, height, width, block_size)
-    runner.map(probs_task, [(model_key, source, norm, b, target) for b in blocks])
+    runner.map(probs_task, probs_tasks(model_key, source, norm, blocks, target, time_windows))
     objects = None
     if labels:
         from .labels import merge_table

@@ -71,6 +71,7 @@ def describe_task(model_key: tuple) -> dict:
                                       pred.tiles, None).shape[-1])
     return {"halo": int(pred.tiles.halo), "size_multiple": int(pred.tiles.size_multiple),
             "temporal": bool(pred.tiles.temporal), "n_classes": n_classes,
+            "time_windows": int(pred.tiles.time_windows) if pred.tiles.temporal else 1,
             "normalizer": choice.name, "params": params, "labels": chain is not None,
             "model": cfg.model.name}
 
@@ -151,16 +152,13 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
     started = time.perf_counter()
     with _runner(scheduler) as runner:
         info = runner.map(describe_task, [(model_key,)])[0]
-        if info["temporal"]:
-            raise DlsuiteInputError(f"{info['model']}: a temporal model needs whole frame "
-                                    "sequences; block-wise prediction supports 2D models")
         block = block_size_for(block_size or DEFAULT_BLOCK, info["size_multiple"])
         for source in sources:
             norm = _normalizer(info, source, block, notes)
             target = Target.create(out / f"{source.name}.ome.zarr", source, info["n_classes"],
                                    block, info["labels"])
             done = predict_blocks(runner, model_key, source, norm, target, block,
-                                  info["halo"], info["labels"])
+                                  info["halo"], info["labels"], info["time_windows"])
             rows.append({"name": source.name, "input": source.path, "shape": list(source.shape),
                          "pixel_size": source.pixel_size, "output": target.path,
                          "objects": done["objects"], "blocks": done["blocks"],
@@ -183,7 +181,7 @@ def predict_array(run_dir, image, *, scheduler: str, block_size: int | None = No
     workers with the model loaded once per worker; returns the float32 probabilities
     ``(H, W, C)`` / ``(T, H, W, C)`` (equal to single-process within 1e-4)."""
     from ..registry import get_registry
-    from .blocks import block_grid, probs_task
+    from .blocks import Block, block_grid, probs_task, probs_tasks
 
     registry = registry or get_registry()
     root = Path(run_dir).expanduser()
@@ -204,16 +202,15 @@ def predict_array(run_dir, image, *, scheduler: str, block_size: int | None = No
     height, width = source.shape[-2:]
     with _runner(scheduler) as runner:
         info = runner.map(describe_task, [(model_key,)])[0]
-        if info["temporal"]:
-            raise DlsuiteInputError(f"{info['model']}: a temporal model needs whole frame "
-                                    "sequences; predict it without --scheduler")
         size = block_size_for(block_size or max(height, width), info["size_multiple"])
         norm = _normalizer(info, source, size, [])
         shared = runner.client.scatter(source, broadcast=True) if (
             runner.client is not None and source.kind == "memory") else source
         blocks = block_grid(source.frames, height, width, size)
-        parts = runner.map(probs_task, [(model_key, shared, norm, b, None) for b in blocks])
+        tasks = probs_tasks(model_key, shared, norm, blocks, None, info["time_windows"])
+        parts = runner.map(probs_task, tasks)
     probs = np.zeros((source.frames, height, width, info["n_classes"]), dtype=np.float32)
-    for b, part in zip(blocks, parts):
-        probs[b.t, b.y0:b.y1, b.x0:b.x1] = part
+    for task, part in zip(tasks, parts):
+        for b, core in zip([task[3]] if isinstance(task[3], Block) else task[3], part):
+            probs[b.t, b.y0:b.y1, b.x0:b.x1] = core
     return probs if len(source.shape) == 3 else probs[0]
