@@ -29,6 +29,9 @@ Usage::
     python benchmarks/instances.py [--minutes 20] [--contenders dlsuite,stardist,legacy]
         [--curve 5,10,20,40,60,90,120] [--work DIR] [--json FILE] [--seed 1]
 
+``--rescore`` (no training) tunes, predicts and scores again the dlsuite and legacy runs
+already trained in ``--work`` and rewrites the table and JSON with the other results kept.
+
 ``--curve`` records the scores of each contender's best checkpoint at those minutes (all
 must be <= ``--minutes``), e.g. ``--minutes 120 --curve 10,20,40,60,90,120`` for the curve of
 SEG against minutes up to 2 hours. Goals (issue 12) on a 20-minute budget: the dlsuite
@@ -60,7 +63,8 @@ COLUMNS = ("SEG", "F1@0.5", "AP@0.5", "AP@0.75")
 UNTIL_BUDGET = 100_000  # epochs: the budget, not the epoch count, ends training
 
 sys.path.insert(0, str(HERE))
-from instances_dlsuite import legacy_config, recipe_config, run_contender  # noqa: E402
+from instances_dlsuite import (legacy_config, recipe_config, run_contender,  # noqa: E402
+                               score_checkpoints)
 from instances_score import score_folder  # noqa: E402
 
 
@@ -130,6 +134,9 @@ def table(results: dict, minutes: float, val: str = "8 images (sets 33-40)") -> 
             lines.append(f"{name:<10}  {r.get('skipped') or 'FAILED: ' + r['error']}")
             continue
         note = f"stopped by {r['stopped_by']}"
+        if (r.get("tuning") or {}).get("tuned"):
+            note += ", tuned " + " ".join(f"{k.split('.')[-1]} {v:g}"
+                                          for k, v in r["tuning"]["tuned"].items())
         if "thresholds" in r:
             note += f", thresholds prob {r['thresholds']['prob']:.2f} nms {r['thresholds']['nms']:.1f}"
         lines.append(f"{name:<10}" + "".join(f"{_fmt(r[c]):>9}" for c in COLUMNS)
@@ -179,6 +186,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--source", type=Path, default=SOURCE, help="usiigaci_t98g_phc folder")
     ap.add_argument("--json", type=Path, default=None, help="results JSON [WORK/results.json]")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rescore", action="store_true",
+                    help="no training: tune, predict and score again the dlsuite and legacy "
+                    "checkpoints (final and curve snapshots) already trained in --work, "
+                    "keeping the rest of WORK/results.json (e.g. after a scoring change)")
     ap.add_argument("--legacy-epochs", type=int, default=40,
                     help="train_max_epochs of the legacy config (default 40, as the original)")
     # smoke tests only: fewer images, cropped to the top-left N x N pixels
@@ -202,6 +213,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _rescore(out: Path, data: Path, work: Path, names: list[str]) -> dict:
+    """The results in ``out`` with the trained dlsuite/legacy runs among ``names`` scored
+    again (:func:`instances_dlsuite.score_checkpoints`); training facts are kept."""
+    results = json.loads(out.read_text())["results"]
+    for name in names:
+        r = results.get(name, {})
+        if name == "stardist" or "run_dir" not in r:
+            continue
+        print(f"{name}: scoring the trained checkpoints again ...", flush=True)
+        r.update(score_checkpoints(Path(r["run_dir"]), data, work / name, r["weights"],
+                                   r.get("snapshots", {})))
+    return results
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="dlsuite-instances-"))
@@ -220,7 +245,10 @@ def main(argv=None) -> int:
                                    "versions": versions, "results": results}, indent=1) + "\n")
 
     versions = _versions()
-    for name in args.contenders:
+    if args.rescore:
+        results = _rescore(out, data, work, args.contenders)
+        save()
+    for name in ([] if args.rescore else args.contenders):
         print(f"{name}: training for {args.minutes:g} min ...", flush=True)
         start = time.monotonic()
         try:

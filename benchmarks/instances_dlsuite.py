@@ -10,7 +10,10 @@ epochs end earlier simply exits. The budget counts everything the process does (
 loading and caching the images, every validation pass); the time to stop after the signal
 (at most one batch and the checkpoint writes) is reported as ``stop_s``. Then
 ``dlsuite predict RUN_DIR VAL_INPUTS --weights best`` predicts the validation images with the
-run's own tiling and post-processing (its time, ``predict_s``, is outside the budget).
+run's own tiling and post-processing, after the post-processing search that ``dlsuite run``
+does after training (:func:`tune_on_validation`, on the validation images, as StarDist
+optimises its thresholds on them; its time, ``tuning.tune_s``, and ``predict_s`` are outside
+the budget).
 
 ``--curve``: while the run trains, ``best.keras`` is copied at each requested minute (dlsuite
 writes it atomically), so each copy is exactly what a run stopped at that minute would
@@ -159,6 +162,46 @@ def _epochs_done(run_dir: Path) -> int | None:
     return max(0, len(path.read_text().strip().splitlines()) - 1)
 
 
+#: Run in a subprocess: the post-processing search ``dlsuite run`` does after training
+#: (:mod:`dlsuite.tune_step`), on the validation images, for checkpoint ``argv[2]``.
+_TUNE = """
+import json, sys, time
+from pathlib import Path
+from dlsuite.rundir import RunDir, load_run_config
+from dlsuite.registry import get_registry
+from dlsuite.steps import RunContext
+from dlsuite.tune_step import validation_predictions
+from dlsuite.tuning import tune_postprocess, write_postprocess_json
+root, ckpt = Path(sys.argv[1]), Path(sys.argv[2])
+registry = get_registry()
+ctx = RunContext(load_run_config(root, registry), registry, RunDir(root), quiet=True)
+ev = ctx.config.evaluation
+start = time.monotonic()
+probs, truths = validation_predictions(ctx, ckpt)
+result = tune_postprocess(probs, truths, ctx.config.postprocess, registry,
+                          metric=ev.tune_metric, time_budget=ev.tune_seconds)
+write_postprocess_json(root, result)
+print(json.dumps({"metric": result.metric, "score": result.score,
+                  "default_score": result.default_score, "tuned": result.tuned,
+                  "tune_s": round(time.monotonic() - start, 1)}))
+"""
+
+
+def tune_on_validation(run_dir: Path, checkpoint: Path) -> dict:
+    """Search the run's tunable post-processing parameters on the validation images for
+    ``checkpoint`` as ``dlsuite run`` does after training (the benchmark stops ``dlsuite
+    train`` at the deadline, so the run never reaches that step) and write
+    ``postprocess.json``, which ``dlsuite predict`` then uses. Returns the search's summary
+    (``{}`` when the chain has nothing to tune)."""
+    (run_dir / "postprocess.json").unlink(missing_ok=True)  # the benchmark's own file
+    done = subprocess.run([sys.executable, "-c", _TUNE, str(run_dir), str(checkpoint)],
+                          capture_output=True, text=True, env=_env())
+    if done.returncode != 0:
+        raise RuntimeError(f"tuning failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
+
+
 def predict_and_score(run_dir: Path, data: Path, out: Path, weights: str = "best") -> dict:
     """``dlsuite predict`` of ``data/val/inputs`` with ``weights`` into ``out``, then
     :func:`score_folder` against ``data/val/labels`` (``raw_NNN`` <- ``instance_ids_NNN``)."""
@@ -188,10 +231,21 @@ def run_contender(config: dict, data: Path, work: Path, minutes: float, curve: l
     weights = "best" if (ckpt / "best.keras").is_file() else "last"
     if not (ckpt / f"{weights}.keras").is_file():
         raise RuntimeError(f"no checkpoint written by the run (see {facts['log']})")
-    result = {**predict_and_score(run_dir, data, work / "pred", weights), **facts,
-              "weights": weights}
-    result["curve"] = {}
-    for m, path in facts["snapshots"].items():
+    return {**facts, **score_checkpoints(run_dir, data, work, weights, facts["snapshots"]),
+            "weights": weights}
+
+
+def score_checkpoints(run_dir: Path, data: Path, work: Path, weights: str,
+                      snapshots: dict[str, str]) -> dict:
+    """Each curve snapshot, then the final checkpoint ``weights``: post-processing tuned on
+    the validation images for it (:func:`tune_on_validation`), then predicted and scored.
+    Returns the final scores with ``tuning`` and ``curve`` ``{minute: scores}``."""
+    curve = {}
+    for m, path in snapshots.items():
+        tuning = tune_on_validation(run_dir, Path(path))
         scores = predict_and_score(run_dir, data, work / "curve" / f"pred_{m}min", path)
-        result["curve"][m] = {k: scores[k] for k in ("SEG", "F1@0.5", "AP@0.5", "AP@0.75")}
-    return result
+        curve[m] = {k: scores[k] for k in ("SEG", "F1@0.5", "AP@0.5", "AP@0.75")}
+        curve[m]["tuned"] = tuning.get("tuned")
+    tuning = tune_on_validation(run_dir, run_dir / "checkpoints" / f"{weights}.keras")
+    return {**predict_and_score(run_dir, data, work / "pred", weights), "tuning": tuning,
+            "curve": curve}

@@ -8,7 +8,7 @@ frames 19-25:
 
 - ``2d``: the recommended 2D config ``examples/usiigaci-instances/config.json`` trained on
   frames 1-18 as 18 images (frames layout), predicting each frame on its own;
-- ``temporal``: the same recipe (contours target, watershed_split) with a small
+- ``temporal``: the same recipe (its target, post-processing and ``data.scale``) with a small
   ``unet_lstm`` (8 filters, 3 poolings, windows of 3 frames) trained on the 18-frame video
   (videos layout, batch 1 video x 8 patches); it predicts frame t from frames t-2..t, so
   frames 17-18 give the context of frame 19 (inputs only, never labels).
@@ -96,12 +96,11 @@ def config_for(model: str, paths: dict, run_dir: Path, seed: int,
                steps_per_epoch: int | None = None) -> dict:
     """The recipe for the 2D model, or the recipe with :data:`TEMPORAL_MODEL` on videos."""
     cfg = recipe_config(EXAMPLE, paths["frames"].parent, run_dir, seed, epochs=100_000)
-    cfg["data"] = {"train": str(paths["frames"]), "val": None, "test": None,
-                   "layout": "frames"}
+    cfg["data"] = {**cfg["data"], "train": str(paths["frames"]), "val": None, "test": None,
+                   "layout": "frames"}  # the recipe's other data keys (scale) kept
     if model == "temporal":
         cfg["model"] = dict(TEMPORAL_MODEL)
-        cfg["data"] = {"train": str(paths["videos"]), "val": None, "test": None,
-                       "layout": "videos"}
+        cfg["data"] = {**cfg["data"], "train": str(paths["videos"]), "layout": "videos"}
         cfg["datagen"] = {**cfg["datagen"], "batch_size": 1,
                           "patches_per_image": 8}
         cfg["inference"] = {**cfg.get("inference", {}), "batch_size": 1}

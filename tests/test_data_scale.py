@@ -117,3 +117,56 @@ def test_bioimageio_export_refuses_a_scaled_run(registry):
     ok = parse_config({"data": {"scale": 0.5}, "export": {"formats": ["keras"]}}, registry,
                       check_paths=False)
     assert ok.config.data.scale == 0.5
+
+
+@pytest.fixture(scope="module")
+def scaled_run(tmp_path_factory, registry):
+    """A tiny trained run with data.scale 0.5 on 64x64 synthetic frames."""
+    from dlsuite import pipeline
+    from dlsuite.config import parse_config
+    from dlsuite.data.example import write_example_frames
+
+    tmp = tmp_path_factory.mktemp("scaled")
+    frames = write_example_frames(tmp / "data", n=2, size=64, seed=3)
+    cfg = {"name": "half", "output_dir": str(tmp / "out"), "seed": 1,
+           "data": {"train": str(frames["frames"]), "val": str(frames["frames"]),
+                    "scale": 0.5},
+           "model": {"name": "unet", "n_filters": 4, "pools": 2},
+           "datagen": {"patch_size": [16, 16], "batch_size": 2, "steps_per_epoch": 1},
+           "train": {"epochs": 1}, "inference": {"tile_size": None},
+           "wandb": {"mode": "disabled"}}
+    result = pipeline.run(parse_config(cfg, registry), quiet=True, registry=registry)
+    return result.run_dir, frames
+
+
+@pytest.mark.slow
+def test_scaled_run_predicts_at_the_input_size_and_exports_carry_the_scale(scaled_run, cli,
+                                                                          tmp_path):
+    """predict writes labels at each input's own size; a SavedModel export predicts the same
+    labels (the scale travels in its embedded config); bioimageio and block-wise
+    prediction are refused with exit 2 before anything is written."""
+    run_dir, frames = scaled_run
+    image = frames["inputs"][0]
+    out = tmp_path / "pred"
+    result = cli("predict", str(run_dir), str(image), "-o", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    labels = tifffile.imread(next((out / "labels").glob("*.tif")))
+    assert labels.shape == tifffile.imread(image).shape == (64, 64)
+
+    saved = tmp_path / "m.savedmodel"
+    exported = cli("export", str(run_dir), "--format", "savedmodel", "-o", str(saved))
+    assert exported.returncode == 0 and "data.scale 0.5" in exported.stdout + exported.stderr
+    out2 = tmp_path / "pred2"
+    result = cli("predict", str(saved), str(image), "-o", str(out2), "--quiet")
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(tifffile.imread(next((out2 / "labels").glob("*.tif"))),
+                                  labels)
+
+    bio = tmp_path / "m.zip"
+    refused = cli("export", str(run_dir), "--format", "bioimageio", "-o", str(bio))
+    assert refused.returncode == 2 and "data.scale 0.5" in refused.stderr
+    assert not bio.exists()
+    blocks = tmp_path / "blocks"
+    refused = cli("predict", str(run_dir), str(image), "-o", str(blocks), "--block-size", "32")
+    assert refused.returncode == 2 and "data.scale 0.5" in refused.stderr
+    assert not blocks.exists()

@@ -234,8 +234,8 @@ def export_keeps_scale(config, registry) -> list[Problem]:
         return []
     return [("$.export.formats", f"'bioimageio' cannot carry $.data.scale "
                                  f"{config.data.scale:g}: bioimage.io preprocessing has no "
-                                 "resizing step; export keras, savedmodel or onnx (dlsuite "
-                                 "predict reads the scale from them) or train with scale 1")]
+                                 "resizing step; export savedmodel (dlsuite predict reads the "
+                                 "scale from it), keras or onnx, or train with scale 1")]
 
 
 Rule = Callable[[Any, Any], list[Problem]]

@@ -225,6 +225,11 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
         raise DlsuiteInputError(f"{root}: run directory not found")
     registry = registry or get_registry()
     config = load_run_config(root, registry).config
+    if fmt == "bioimageio" and config.data.scale != 1:  # the spec has no resizing step
+        raise DlsuiteInputError(f"{root}: bioimageio export cannot carry data.scale "
+                                f"{config.data.scale:g} (bioimage.io preprocessing has no "
+                                "resizing step); export savedmodel (dlsuite predict reads "
+                                "the scale from it), keras or onnx")
     run = RunDir(root.resolve())
     checkpoint = choose_checkpoint(run, weights or config.inference.weights)
     default = out is None
@@ -242,6 +247,10 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
         model = to_plain_keras(model)
         if replaced:
             notes.append(f"rebuilt as plain Keras layers: {', '.join(replaced)}")
+    if config.data.scale != 1:
+        notes.append(f"the model expects images resized by data.scale {config.data.scale:g} "
+                     "(dlsuite predict does it from a SavedModel, or with --config "
+                     "RUN_DIR/config.json)")
     if default and OwnedFolder(run.root, "run").read() is not None:
         OwnedFolder(run.root, "run").record(["export"])  # before writing it
     job = ExportJob(config, run.root, checkpoint, geo, registry)

@@ -142,6 +142,10 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
         raise DlsuiteInputError(f"{root}: run directory not found")
     registry = registry or get_registry()
     cfg = load_run_config(root, registry).config
+    if cfg.data.scale != 1:  # blocks and their halo are cut on the original pixel grid
+        raise DlsuiteInputError(f"{root}: block-wise (OME-Zarr) prediction does not resize; "
+                                f"the run has data.scale {cfg.data.scale:g}: predict whole "
+                                "images (with or without --scheduler) instead")
     model_key, checkpoint = _model_key(root, cfg, weights=weights, tile_size=tile_size,
                                        halo=halo, batch_size=batch_size, postprocess=postprocess)
     out = Path(out_dir).expanduser() if out_dir is not None else default_output_dir(
