@@ -35,6 +35,20 @@ PACKAGE_WEIGHTS = {"keras_v3", "tensorflow_saved_model_bundle"} | (
 HAS_BIOIMAGEIO = all(importlib.util.find_spec(m) for m in ("bioimageio",)) and all(
     importlib.util.find_spec(m) for m in ("bioimageio.spec", "bioimageio.core"))
 
+def assert_bioimageio_test_passes(test_model, package, tmp_path, monkeypatch) -> None:
+    """bioimageio.core's model test of ``package`` passes for every weight format."""
+    monkeypatch.chdir(tmp_path)  # bioimageio.core unzips the SavedModel into the cwd
+    # bioimageio.core sets os.environ["KERAS_BACKEND"] (default "torch") when it runs Keras
+    # weights: keep TensorFlow, and let monkeypatch restore the environment afterwards
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    summary = test_model(package)
+    failed = [(d.name, [e.msg for e in d.errors]) for d in summary.details
+              if d.status == "failed"]
+    assert summary.status == "passed", failed
+    names = " ".join(d.name for d in summary.details)
+    assert all(f"({w})" in names for w in PACKAGE_WEIGHTS), names
+
+
 # a subprocess in which dlsuite and its plugins cannot be imported: loads every .keras file
 # given and saves its outputs on the matching input (.npy) beside it
 PLAIN_LOADER = textwrap.dedent("""
@@ -228,16 +242,7 @@ def test_bioimageio_package_passes_bioimageio_core_model_test(run, tmp_path, mon
     # who made it: the config's export section; citations: its default
     assert rdf["authors"] == [{"name": "A. Researcher", "affiliation": "Cell Lab"}]
     assert rdf["license"] == "MIT" and "U-Net" in rdf["cite"][0]["text"]
-    monkeypatch.chdir(tmp_path)  # bioimageio.core unzips the SavedModel into the cwd
-    # bioimageio.core sets os.environ["KERAS_BACKEND"] (default "torch") when it runs Keras
-    # weights: keep TensorFlow, and let monkeypatch restore the environment afterwards
-    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
-    summary = test_model(out)
-    failed = [(d.name, [e.msg for e in d.errors]) for d in summary.details
-              if d.status == "failed"]
-    assert summary.status == "passed", failed
-    names = " ".join(d.name for d in summary.details)
-    assert all(f"({w})" in names for w in PACKAGE_WEIGHTS), names
+    assert_bioimageio_test_passes(test_model, out, tmp_path, monkeypatch)
 
 
 # --------------------------------------------------------------------------------------------
@@ -613,14 +618,7 @@ def test_temporal_bioimageio_package_passes_bioimageio_core_model_test(temporal_
     assert sorted(scale["axes"]) == ["time", "x", "y"]  # per: video (the default)
     assert rdf["config"]["dlsuite"]["temporal"] is True
     assert set(rdf["weights"]) == PACKAGE_WEIGHTS
-    monkeypatch.chdir(tmp_path)  # bioimageio.core unzips the SavedModel into the cwd
-    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
-    summary = test_model(package)
-    failed = [(d.name, [e.msg for e in d.errors]) for d in summary.details
-              if d.status == "failed"]
-    assert summary.status == "passed", failed
-    names = " ".join(d.name for d in summary.details)
-    assert all(f"({w})" in names for w in PACKAGE_WEIGHTS), names
+    assert_bioimageio_test_passes(test_model, package, tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
