@@ -37,21 +37,10 @@ import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from dlsuite.testing import TINY_ARCHITECTURES  # noqa: E402
+
 #: Tiny parameters per built-in architecture (unet_lstm once per time reduction).
-TINY = {
-    "unet": {"n_filters": 4, "pools": 2},
-    "categorical_unet": {"n_filters": 4, "pools": 2},
-    "categorical_unet_transpose": {"n_filters": 4, "pools": 2},
-    "categorical_unet_fc": {"n_filters": 4, "pools": 2},
-    "categorical_unet_fc_dil": {"n_filters": 4, "pools": 2},
-    "mobilenet_mobileunet": {"n_filters": 4, "pools": 2, "alpha": 0.35},
-    "mobilenet_mobileunet_lstm": {"n_filters": 4, "pools": 2, "alpha": 0.35,
-                                  "time_windows": 3},
-    "unet_lstm mean": {"n_filters": 4, "pools": 2, "time_windows": 3,
-                       "time_reduction": "mean"},
-    "unet_lstm last": {"n_filters": 4, "pools": 2, "time_windows": 3,
-                       "time_reduction": "last"},
-}
+TINY = TINY_ARCHITECTURES
 
 PLAIN_LOADER = textwrap.dedent("""
     import sys, importlib.abc, json

@@ -12,20 +12,11 @@ from __future__ import annotations
 import re
 
 from dlsuite.registry import get_registry
-from dlsuite.testing import ArchitectureContract
+from dlsuite.testing import ArchitectureContract, tiny_params_by_architecture
 
 # tiny overrides per architecture name (a few thousand parameters at 32 px)
-TINY = {
-    "unet": {"n_filters": 4, "pools": 2},
-    "categorical_unet": {"n_filters": 4, "pools": 2},
-    "categorical_unet_transpose": {"n_filters": 4, "pools": 2},
-    "categorical_unet_fc": {"n_filters": 4, "pools": 2},
-    "categorical_unet_fc_dil": {"n_filters": 4, "pools": 2},
-    "mobilenet_mobileunet": {"n_filters": 4, "pools": 2, "alpha": 0.35},
-    "mobilenet_mobileunet_lstm": {"n_filters": 4, "pools": 2, "alpha": 0.35, "time_windows": 3},
-    "unet_lstm": {"n_filters": 4, "pools": 2, "time_windows": 3},
-    "residual_unet": {"n_filters": 4, "pools": 2},  # the example third-party plugin
-}
+TINY = {**tiny_params_by_architecture(),
+        "residual_unet": {"n_filters": 4, "pools": 2}}  # the example third-party plugin
 
 
 def _bind(registry, entry) -> type:

@@ -21,6 +21,7 @@ import pytest
 
 from conftest import SHARED_DATA, run_cli
 from dlsuite.errors import DlsuiteInputError
+from dlsuite.testing import TINY_ARCHITECTURES
 
 TINY_RUN = {"model": {"name": "unet", "n_filters": 4, "pools": 2},
             "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 2},
@@ -282,17 +283,7 @@ def test_cli_format_choices_are_the_export_formats():
 # --------------------------------------------------------------------------------------------
 # every built-in architecture (tiny)
 
-ARCH_TINY = {
-    "unet": {"n_filters": 4, "pools": 2},
-    "categorical_unet": {"n_filters": 4, "pools": 2},
-    "categorical_unet_transpose": {"n_filters": 4, "pools": 2},
-    "categorical_unet_fc": {"n_filters": 4, "pools": 2},
-    "categorical_unet_fc_dil": {"n_filters": 4, "pools": 2},
-    "mobilenet_mobileunet": {"n_filters": 4, "pools": 2, "alpha": 0.35},
-    "mobilenet_mobileunet_lstm": {"n_filters": 4, "pools": 2, "alpha": 0.35, "time_windows": 3},
-    "unet_lstm mean": {"n_filters": 4, "pools": 2, "time_windows": 3, "time_reduction": "mean"},
-    "unet_lstm last": {"n_filters": 4, "pools": 2, "time_windows": 3, "time_reduction": "last"},
-}
+ARCH_TINY = TINY_ARCHITECTURES
 
 
 def _tiny_model(name: str):

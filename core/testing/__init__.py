@@ -46,6 +46,7 @@ from .contracts import (
     TargetContract,
     plugin_registry,
 )
+from .tiny import TINY_ARCHITECTURES, architecture_of, tiny_params_by_architecture
 
 __all__ = [
     "ArchitectureContract",
@@ -57,4 +58,7 @@ __all__ = [
     "AugmentationContract",
     "PostprocessorContract",
     "plugin_registry",
+    "TINY_ARCHITECTURES",
+    "architecture_of",
+    "tiny_params_by_architecture",
 ]
