@@ -111,8 +111,8 @@ def test_bioimageio_export_refuses_a_scaled_run(registry):
     from dlsuite.config import parse_config
     from dlsuite.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"\$\.export\.formats.*data\.scale 0\.5"):
-        parse_config({"data": {"scale": 0.5}, "export": {"formats": ["bioimageio"]}},
+    with pytest.raises(ConfigError, match=r"\$\.export\.formats\[1\].*data\.scale 0\.5"):
+        parse_config({"data": {"scale": 0.5}, "export": {"formats": ["keras", "bioimageio"]}},
                      registry, check_paths=False)
     ok = parse_config({"data": {"scale": 0.5}, "export": {"formats": ["keras"]}}, registry,
                       check_paths=False)

@@ -226,16 +226,22 @@ def device_problems(distribute, batch_size: int) -> list[Problem]:
     return []
 
 
+def scale_export_problem(fmt: str, scale: float) -> str | None:
+    """Why a run with ``data.scale`` ``scale`` cannot be exported as ``fmt`` (None: it can).
+    A bioimage.io package cannot carry the scale: the spec has no resizing step, so
+    deepImageJ, ilastik or QuPath would feed the model unresized images."""
+    if scale == 1 or fmt != "bioimageio":
+        return None
+    return (f"'bioimageio' cannot carry data.scale {scale:g}: bioimage.io preprocessing has "
+            "no resizing step; export savedmodel (dlsuite predict reads the scale from it), "
+            "keras or onnx, or train with scale 1")
+
+
 def export_keeps_scale(config, registry) -> list[Problem]:
-    """A bioimage.io package cannot carry ``data.scale`` (the spec has no resizing step, so
-    deepImageJ, ilastik or QuPath would feed the model unresized images): a run with
-    ``data.scale`` other than 1 does not list ``bioimageio`` in ``export.formats``."""
-    if config.data.scale == 1 or "bioimageio" not in (config.export.formats or ()):
-        return []
-    return [("$.export.formats", f"'bioimageio' cannot carry $.data.scale "
-                                 f"{config.data.scale:g}: bioimage.io preprocessing has no "
-                                 "resizing step; export savedmodel (dlsuite predict reads the "
-                                 "scale from it), keras or onnx, or train with scale 1")]
+    """``export.formats`` lists no format the run's ``data.scale`` cannot be exported in
+    (:func:`scale_export_problem`)."""
+    return [(f"$.export.formats[{i}]", why) for i, fmt in enumerate(config.export.formats or ())
+            if (why := scale_export_problem(fmt, config.data.scale))]
 
 
 Rule = Callable[[Any, Any], list[Problem]]

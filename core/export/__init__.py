@@ -210,6 +210,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
     ``inference.weights``). DlsuiteInputError before anything is written for an unknown
     format, a missing run or checkpoint, an existing ``out``, a missing optional package, or
     a model that cannot be plain Keras (custom layers without a converter)."""
+    from dlsuite.config.rules import scale_export_problem
     from dlsuite.inference.checkpoint import choose_checkpoint, load_checkpoint
     from dlsuite.models import model_geometry
     from dlsuite.ownership import OwnedFolder
@@ -225,11 +226,9 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
         raise DlsuiteInputError(f"{root}: run directory not found")
     registry = registry or get_registry()
     config = load_run_config(root, registry).config
-    if fmt == "bioimageio" and config.data.scale != 1:  # the spec has no resizing step
-        raise DlsuiteInputError(f"{root}: bioimageio export cannot carry data.scale "
-                                f"{config.data.scale:g} (bioimage.io preprocessing has no "
-                                "resizing step); export savedmodel (dlsuite predict reads "
-                                "the scale from it), keras or onnx")
+    why = scale_export_problem(fmt, config.data.scale)
+    if why:
+        raise DlsuiteInputError(f"{root}: {why}")
     run = RunDir(root.resolve())
     checkpoint = choose_checkpoint(run, weights or config.inference.weights)
     default = out is None
