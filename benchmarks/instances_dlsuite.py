@@ -162,28 +162,23 @@ def _epochs_done(run_dir: Path) -> int | None:
     return max(0, len(path.read_text().strip().splitlines()) - 1)
 
 
-#: Run in a subprocess: the post-processing search ``dlsuite run`` does after training
-#: (:mod:`dlsuite.tune_step`), on the validation images, for checkpoint ``argv[2]``.
+#: Run in a subprocess: ``dlsuite run``'s own post-processing step
+#: (:func:`dlsuite.tune_step.tune_step`) on the validation images, for checkpoint ``argv[2]``.
 _TUNE = """
 import json, sys, time
 from pathlib import Path
-from dlsuite.rundir import RunDir, load_run_config
 from dlsuite.registry import get_registry
-from dlsuite.steps import RunContext
-from dlsuite.tune_step import validation_predictions
-from dlsuite.tuning import tune_postprocess, write_postprocess_json
+from dlsuite.rundir import RunDir, load_run_config
+from dlsuite.steps import RunContext, TrainOutput
+from dlsuite.tune_step import tune_step
 root, ckpt = Path(sys.argv[1]), Path(sys.argv[2])
 registry = get_registry()
 ctx = RunContext(load_run_config(root, registry), registry, RunDir(root), quiet=True)
-ev = ctx.config.evaluation
 start = time.monotonic()
-probs, truths = validation_predictions(ctx, ckpt)
-result = tune_postprocess(probs, truths, ctx.config.postprocess, registry,
-                          metric=ev.tune_metric, time_budget=ev.tune_seconds)
-write_postprocess_json(root, result)
-print(json.dumps({"metric": result.metric, "score": result.score,
-                  "default_score": result.default_score, "tuned": result.tuned,
-                  "tune_s": round(time.monotonic() - start, 1)}))
+result = tune_step(ctx, TrainOutput(ckpt, [], {}, 0))
+print(json.dumps({} if result is None else {
+    "metric": result.metric, "score": result.score, "default_score": result.default_score,
+    "tuned": result.tuned, "tune_s": round(time.monotonic() - start, 1)}))
 """
 
 

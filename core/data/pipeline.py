@@ -199,9 +199,8 @@ class PatchSource:
     Images are normalized, then resized by ``scale`` (``data.scale``; labels by nearest
     neighbour). Construction loads every sample once to check it (integer labels, matching
     shapes, at least one annotated frame overall) and to find frames smaller than the patch
-    (after resizing; one warning
-    listing them); with ``cache`` the prepared arrays stay in memory, otherwise :meth:`get`
-    re-reads them. Raises DataError naming the folder or file.
+    after resizing (one warning listing them); with ``cache`` the prepared arrays stay in
+    memory, otherwise :meth:`get` re-reads them. Raises DataError naming the folder or file.
     """
 
     def __init__(self, folder: str, layout: str, normalizer: Callable,
