@@ -233,3 +233,20 @@ def test_distance_watershed_seed_threshold_and_min_size(registry):
     assert np.unique(_watershed(registry, min_size=0)(small)).size == 4
     with pytest.raises(DlsuiteInputError, match="distance_channel"):
         _watershed(registry, distance_channel=5)(probs)
+
+
+def test_distance_watershed_seed_depth_keeps_a_shallow_dip_in_one_cell(registry):
+    """An elongated cell whose predicted distance has two peaks (1.0 and 0.9) over a shallow
+    saddle (0.8): threshold seeds above the saddle cut it in two; h-maxima seeds of a depth
+    above the dip keep it whole, while two touching discs (saddle near 0) stay split."""
+    yy, xx = np.mgrid[:40, :80]
+    cell = ((yy - 20) / 10.0) ** 2 + ((xx - 40) / 35.0) ** 2 < 1
+    d = 0.8 + 0.2 * np.exp(-((xx - 20) ** 2) / 40.0) + 0.1 * np.exp(-((xx - 60) ** 2) / 40.0)
+    d = np.where(cell, d * (1 - ((yy - 20) / 10.0) ** 2).clip(0, 1), 0).astype(np.float32)
+    fg = cell.astype(np.float32)
+    probs = np.stack([1 - fg, fg, d], -1)
+    assert np.unique(_watershed(registry, seed_threshold=0.85)(probs)).size == 3  # cut
+    whole = _watershed(registry, seed_threshold=0.85, seed_depth=0.3)(probs)
+    assert np.array_equal(np.unique(whole), [0, 1]) and np.array_equal(whole > 0, cell)
+    discs = _watershed(registry, seed_threshold=0.1, seed_depth=0.3)(_probs_from(_touching_discs()))
+    assert np.array_equal(np.unique(discs), [0, 1, 2])

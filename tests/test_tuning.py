@@ -163,6 +163,7 @@ def test_run_tunes_on_validation_and_predict_reads_postprocess_json(tmp_path, re
     assert data["metric"] == "f1" and data["steps"][0]["name"] == "distance_watershed"
     assert set(data["tuned"]) == {"0.distance_watershed.threshold",
                                   "0.distance_watershed.seed_threshold",
+                                  "0.distance_watershed.seed_depth",
                                   "0.distance_watershed.min_size"}
     assert data["score"] >= data["default_score"]
     metrics = json.loads((result.run_dir / "metrics.json").read_text())

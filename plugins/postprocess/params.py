@@ -127,6 +127,12 @@ class DistanceWatershedParams:
         0.5, help="seeds: foreground regions where the predicted distance (0..1 per cell) "
                   "exceeds this; lower finds more (weaker) cells, higher splits touching "
                   "cells more readily", validator=_UNIT)
+    seed_depth: float = param(
+        0.0, help="with seed_depth > 0, a seed is a maximum of the predicted distance that "
+                  "rises at least this much above the saddle to any higher maximum "
+                  "(h-maxima), and above seed_threshold: one seed per peak, so an elongated "
+                  "cell with a shallow dip keeps one seed; 0: every region above "
+                  "seed_threshold is a seed", validator=_UNIT)
     min_size: int = param(0, help="instances with fewer pixels than this are removed",
                           validator=non_negative())
     foreground_channel: int = param(

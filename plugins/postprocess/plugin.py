@@ -105,8 +105,9 @@ POSTPROCESSORS = [
         factory=f"{_STEPS}:build_distance_watershed",
         params=p.DistanceWatershedParams,
         description="probabilities + distance -> int32 instances (seeds where distance "
-                    "> seed_threshold, watershed on -distance)",
-        tunable=(_PROBABILITY, Tunable("seed_threshold", 0.2, 0.8, 7), _MIN_SIZE),
+                    "> seed_threshold, or its h-maxima of seed_depth; watershed on -distance)",
+        tunable=(_PROBABILITY, Tunable("seed_threshold", 0.0, 0.8, 9),
+                 Tunable("seed_depth", values=(0.0, 0.05, 0.1, 0.15, 0.2, 0.3)), _MIN_SIZE),
         accepts="probabilities",
         gives="labels",
         needs=_distance_needs,

@@ -28,8 +28,9 @@ label                    mask or labels       int32 labels (connected components
 watershed_split          class map            int32 labels: seeds = components of the cell
                                               class, grown over cell + contour pixels
 distance_watershed       probabilities with   int32 labels: seeds where the predicted
-                         a distance channel   distance > seed_threshold, watershed on
-                                              -distance inside P(foreground) > threshold
+                         a distance channel   distance > seed_threshold (and h-maxima of
+                                              seed_depth), watershed on -distance inside
+                                              P(foreground) > threshold
 =======================  ===================  ==============================================
 
 A step given the wrong kind raises :class:`~dlsuite.errors.DlsuiteInputError` naming it.
@@ -341,11 +342,15 @@ def build_distance_watershed(params) -> Step:
     Foreground: ``P[..., foreground_channel] > threshold``. Seeds: the connected regions of
     foreground pixels whose predicted distance ``P[..., distance_channel]`` exceeds
     ``seed_threshold`` (each holds a maximum of the distance; a cell whose peak stays below
-    the threshold gets no seed of its own and is flooded by its neighbour's). The seeds grow
+    the threshold gets no seed of its own and is flooded by its neighbour's); with
+    ``seed_depth`` > 0 only those pixels that are also h-maxima of depth ``seed_depth``
+    (maxima rising at least that much above the saddle to any higher one), so a shallow dip
+    along one cell does not split it. The seeds grow
     by watershed on ``-distance`` over the foreground; foreground components without a seed
     become instances of their own; instances below ``min_size`` pixels are removed; ids are
     1..n.
     """
+    from skimage.morphology import h_maxima
     from skimage.segmentation import relabel_sequential, watershed
 
     def distance_watershed(probs: np.ndarray) -> np.ndarray:
@@ -361,8 +366,10 @@ def build_distance_watershed(params) -> Step:
         structure = _structure(params.connectivity)
         foreground = p[..., params.foreground_channel] > params.threshold
         distance = p[..., params.distance_channel]
-        markers, n = ndi.label(foreground & (distance > params.seed_threshold),
-                               structure=structure)
+        seeds = foreground & (distance > params.seed_threshold)
+        if params.seed_depth > 0 and seeds.any():
+            seeds &= h_maxima(distance, params.seed_depth).astype(bool)
+        markers, n = ndi.label(seeds, structure=structure)
         if n:
             out = watershed(-distance, markers, mask=foreground,
                             connectivity=params.connectivity)
