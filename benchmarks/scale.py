@@ -87,6 +87,8 @@ def train(work: Path) -> Path:
 def throughput(run: Path, inputs: Path, work: Path) -> dict:
     """(a): steady-state images/s, one process vs local:2."""
     from dlsuite import api
+    from distributed import get_task_stream
+
     from dlsuite.scale.cluster import connect, worker_settings
 
     n = len(list(inputs.iterdir()))
@@ -123,8 +125,10 @@ def throughput(run: Path, inputs: Path, work: Path) -> dict:
         shutil.rmtree(work / "warm-out2", ignore_errors=True)
         api.predict_folder(run, warm, work / "warm-out2", quiet=True, scheduler=address)
         client.run(lambda: None)
-        dist, dist_cpu, dist_use = timed("dist", client, scheduler=address)
+        with get_task_stream(client=client) as stream:
+            dist, dist_cpu, dist_use = timed("dist", client, scheduler=address)
         settings = list(client.run(worker_settings).values())
+    tasks = _task_busy(stream.data, dist)
     identical = all(
         np.array_equal(*(_read(work / d / "labels" / p.name) for d in ("single", "dist")))
         for p in sorted(inputs.iterdir()))
@@ -143,7 +147,28 @@ def throughput(run: Path, inputs: Path, work: Path) -> dict:
             "single_user_sys_faults_per_img": [round(float(v) / n, 3) for v in single_use],
             "dask2_user_sys_faults_per_img": [round(float(v) / n, 3) for v in dist_use],
             "dask2_worker_settings": settings,
-            "cluster_start_s": round(cluster_start, 1), "labels_identical": identical}
+            "cluster_start_s": round(cluster_start, 1), "labels_identical": identical,
+            # Dask's task stream: where the workers' wall time went
+            **tasks}
+
+
+def _task_busy(records: list, wall: float) -> dict:
+    """From Dask task-stream records of the timed run: seconds per task (mean), the share
+    of ``wall`` each worker spent computing tasks, and the time before the first task
+    started and after the last one ended (the client's own part of the run)."""
+    spans = [(r["worker"], ss["start"], ss["stop"]) for r in records
+             for ss in r.get("startstops", ()) if ss.get("action") == "compute"]
+    if not spans:
+        return {"dask2_tasks": 0}
+    first, last = min(s for _, s, _ in spans), max(e for _, _, e in spans)
+    busy: dict = {}
+    for worker, start, stop in spans:
+        busy[worker] = busy.get(worker, 0.0) + stop - start
+    return {"dask2_tasks": len(spans),
+            "dask2_task_s_mean": round(sum(e - s for _, s, e in spans) / len(spans), 3),
+            "dask2_worker_busy_share": [round(b / wall, 2) for b in sorted(busy.values())],
+            "dask2_tasks_span_s": round(last - first, 2),
+            "dask2_outside_tasks_s": round(wall - (last - first), 2)}
 
 
 def _usage() -> tuple[float, float, int]:

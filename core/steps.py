@@ -200,7 +200,7 @@ def tile_settings(ctx: RunContext, geo: dict | None = None, *,
         rf, source = receptive_field(ctx, geo)
     return TileSettings(inf.tile_size, resolve_halo(ctx, geo), inf.batch_size,
                         geo["size_multiple"], geo["temporal"], int(windows), rf, source,
-                        geo.get("heads"))
+                        geo.get("heads"), inf.tta)
 
 
 # --------------------------------------------------------------------------------------------

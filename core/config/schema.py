@@ -245,6 +245,10 @@ class InferenceConfig:
     output_folder: str = param("predictions", help="subfolder of output_dir for predictions",
                                validator=non_empty())
     save_probabilities: bool = param(True, help="write float32 class probabilities")
+    tta: bool = param(
+        False, help="test-time augmentation: average the model's outputs over the 8 flips and "
+                    "quarter turns of each frame (8x the prediction time; for per-pixel "
+                    "scalar outputs such as class probabilities and distance maps)")
 
 
 @attrs.frozen

@@ -250,6 +250,10 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
         notes.append(f"the model expects images resized by data.scale {config.data.scale:g} "
                      "(dlsuite predict does it from a SavedModel, or with --config "
                      "RUN_DIR/config.json)")
+    if config.inference.tta:
+        notes.append("inference.tta is not part of the model: tools other than dlsuite "
+                     "predict one pass (dlsuite predict averages the 8 flips and turns from a "
+                     "SavedModel, or with --config RUN_DIR/config.json)")
     if default and OwnedFolder(run.root, "run").read() is not None:
         OwnedFolder(run.root, "run").record(["export"])  # before writing it
     job = ExportJob(config, run.root, checkpoint, geo, registry)

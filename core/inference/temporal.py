@@ -120,6 +120,7 @@ def predict_video(
     temporal: bool = True,
     reuse_features: bool = True,
     heads=None,
+    tta: bool = False,
 ) -> np.ndarray:
     """Probabilities ``(T, H, W, C)`` float32 for every frame of ``video`` ``(T, H, W)``.
 
@@ -129,12 +130,20 @@ def predict_video(
     features are computed once per tile (otherwise every window is recomputed; the results
     agree within float tolerance). Every model gets tiles of ``tile_size`` + halo: models built
     at a static spatial size (ConvLSTM) are rebuilt at that size (:func:`rebuild_at_size`),
-    or, when that fails, get tiles of their own size.
+    or, when that fails, get tiles of their own size. ``tta``: the mean over the 8 flips and
+    quarter turns of the frames (:func:`dlsuite.inference.tta.dihedral_average`).
     """
     video = np.asarray(video)
     if video.ndim != 3 or video.size == 0:
         raise DataError(f"predict_video: video must be (T, H, W), got shape {video.shape}")
     video = video.astype(np.float32, copy=False)
+    if tta:
+        from .tta import dihedral_average
+
+        return dihedral_average(lambda v: predict_video(
+            model, v, time_windows=time_windows, tile_size=tile_size, halo=halo,
+            batch_size=batch_size, size_multiple=size_multiple, temporal=temporal,
+            reuse_features=reuse_features, heads=heads), video)
     kwargs = dict(tile_size=tile_size, halo=halo, batch_size=batch_size,
                   size_multiple=size_multiple, heads=heads)
     if not temporal:

@@ -296,6 +296,7 @@ class TileSettings:
     receptive_field: int | None = None
     receptive_field_source: str | None = None
     heads: tuple | None = None  # the target's output heads (None: softmax over all channels)
+    tta: bool = False  # mean over the 8 flips and quarter turns (dlsuite.inference.tta)
 
     def __attrs_post_init__(self):
         object.__setattr__(self, "halo", used_halo(self.halo, self.size_multiple))
@@ -304,7 +305,7 @@ class TileSettings:
         """Keyword arguments of :func:`dlsuite.inference.predict_video`."""
         return {"tile_size": self.tile_size, "halo": self.halo, "batch_size": self.batch_size,
                 "size_multiple": self.size_multiple, "temporal": self.temporal,
-                "time_windows": self.time_windows, "heads": self.heads}
+                "time_windows": self.time_windows, "heads": self.heads, "tta": self.tta}
 
 
 def model_tile_settings(model, *, tile_size: int | None = 1024, halo: int | str = 32,
