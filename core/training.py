@@ -395,6 +395,10 @@ def fit(ctx: RunContext, *, resume: bool, log_model: bool = True) -> TrainOutput
         compile_model(model, cfg, ctx.registry, n_classes=data.n_classes)
         if state is not None:
             restore_model_state(source, state, model)
+        elif model.built and not model.optimizer.built:
+            # as restore_model_state does: built by Keras only at the first trace of the train
+            # step (without a strategy), which then traces it a second time
+            model.optimizer.build(model.trainable_variables)
     fit_train, fit_val = _fit_datasets(data, dist, cfg)
     monitor = resolve_monitor(cfg, ctx.registry, has_validation=data.val is not None)
     log.info("monitoring %s (%s)", monitor.name, monitor.mode)

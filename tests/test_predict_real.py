@@ -129,7 +129,8 @@ def test_unet_one_epoch_on_real_images_predicts_tiled(frames_dataset, tmp_path):
 
 @pytest.fixture(scope="module")
 def temporal_run(tmp_path_factory):
-    """``mobilenet_mobileunet_lstm`` (8 filters, 2 pools, T=3) trained one epoch on videos
+    """``mobilenet_mobileunet_lstm`` (alpha 0.35, 4 filters, 2 pools, T=3: the tiny parameters
+    of ``dlsuite.testing.TINY_ARCHITECTURES``) trained one epoch on videos
     written by ``dlsuite example-data videos``; returns (run_dir, generated data folder)."""
     root = tmp_path_factory.mktemp("temporal")
     data = root / "example"
@@ -140,8 +141,8 @@ def temporal_run(tmp_path_factory):
         "name": "videos-lstm", "output_dir": str(run_dir), "seed": 0,
         "data": {"train": str(data / "videos"), "val": str(data / "videos"),
                  "layout": "videos"},
-        "model": {"name": "mobilenet_mobileunet_lstm", "n_filters": 8, "pools": 2,
-                  "time_windows": 3},
+        "model": {"name": "mobilenet_mobileunet_lstm", "n_filters": 4, "pools": 2,
+                  "alpha": 0.35, "time_windows": 3},
         "datagen": {"patch_size": [64, 64], "batch_size": 2, "steps_per_epoch": 3},
         "train": {"epochs": 1, "tensorboard": {"enabled": False}},
         "inference": {"tile_size": 512, "batch_size": 4},
