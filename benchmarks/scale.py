@@ -104,14 +104,17 @@ def throughput(run: Path, inputs: Path, work: Path) -> dict:
             return np.asarray(_usage())
         return np.sum([np.asarray(u) for u in client.run(_usage).values()], axis=0)
 
+    machine_cores: dict = {}  # cores the whole machine kept busy during each timed run
+
     def timed(out: str, client=None, **kw) -> tuple[float, float, np.ndarray]:
         """(wall seconds, CPU seconds, (user, sys, faults)) of this process or the workers."""
         shutil.rmtree(work / out, ignore_errors=True)
-        before = usage(client)
+        before, machine = usage(client), _machine_busy_s()
         start = time.perf_counter()
         api.predict_folder(run, inputs, work / out, quiet=True, **kw)
         wall = time.perf_counter() - start
         used = usage(client) - before
+        machine_cores[out] = round((_machine_busy_s() - machine) / wall, 2)
         return wall, float(used[0] + used[1]), used
 
     shutil.rmtree(work / "warm-out", ignore_errors=True)
@@ -148,6 +151,7 @@ def throughput(run: Path, inputs: Path, work: Path) -> dict:
             "dask2_user_sys_faults_per_img": [round(float(v) / n, 3) for v in dist_use],
             "dask2_worker_settings": settings,
             "cluster_start_s": round(cluster_start, 1), "labels_identical": identical,
+            "machine_cores_used": machine_cores,
             # Dask's task stream: where the workers' wall time went
             **tasks}
 
@@ -177,6 +181,14 @@ def _usage() -> tuple[float, float, int]:
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime, usage.ru_stime, usage.ru_minflt
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent outside idle and iowait since boot
+    (``/proc/stat``): with the per-process figures it shows who else used the cores."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def _read(path: Path):
