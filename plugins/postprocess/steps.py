@@ -345,10 +345,9 @@ def build_distance_watershed(params) -> Step:
     the threshold gets no seed of its own and is flooded by its neighbour's); with
     ``seed_depth`` > 0 only those pixels that are also h-maxima of depth ``seed_depth``
     (maxima rising at least that much above the saddle to any higher one), so a shallow dip
-    along one cell does not split it. The seeds grow
-    by watershed on ``-distance`` over the foreground; foreground components without a seed
-    become instances of their own; instances below ``min_size`` pixels are removed; ids are
-    1..n.
+    along one cell does not split it. The seeds grow by watershed on ``-distance`` over the
+    foreground; foreground components without a seed become instances of their own;
+    instances below ``min_size`` pixels are removed; ids are 1..n.
     """
     from skimage.morphology import h_maxima
     from skimage.segmentation import relabel_sequential, watershed
