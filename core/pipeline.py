@@ -33,7 +33,7 @@ from .registry import Registry, get_registry
 from .rundir import RunDir, package_versions, prepare_run_dir
 from .steps import (Predictions, RunContext, SamplePrediction, TrainingDiverged,
                     TrainingInterrupted, TrainOutput, open_predictor, progress, resolve_halo,
-                    write_tracked)
+                    sample_probabilities, write_tracked)
 
 __all__ = ["RunResult", "TrainingInterrupted", "TrainingDiverged", "RunContext", "TrainOutput",
            "SamplePrediction", "Predictions", "Evaluation", "train",
@@ -172,12 +172,16 @@ def predict_step(ctx: RunContext, trained: TrainOutput) -> Predictions:
     predictor = open_predictor(ctx, trained.model_path)
     out = []
     samples = list_samples(cfg.data.test, cfg.data.layout)
+    kept = len(ctx.kept_probabilities)
     for sample in progress(samples, "predicting", ctx.quiet):
         loaded = load_sample(sample)
-        probs = predictor.probabilities(loaded.image)
+        probs = sample_probabilities(ctx, predictor, sample, loaded.image)
         out.append(SamplePrediction(sample.name, loaded.image, loaded.labels, loaded.annotated,
                                     probs, truth_path=sample.labels, layout=sample.layout))
-    log.info("predicted %d test sample(s) with %s", len(out), predictor.checkpoint.name)
+    reused = kept - len(ctx.kept_probabilities)
+    ctx.kept_probabilities.clear()
+    log.info("predicted %d test sample(s) with %s%s", len(out), predictor.checkpoint.name,
+             f" ({reused} already predicted by the tuning step)" if reused else "")
     return Predictions(out)
 
 

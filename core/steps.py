@@ -34,7 +34,7 @@ from .rundir import RunDir
 
 __all__ = ["TrainingInterrupted", "TrainingDiverged", "RunContext", "TrainOutput",
            "SamplePrediction", "Predictions", "Predictor", "open_predictor", "probabilities",
-           "progress", "receptive_field",
+           "progress", "receptive_field", "sample_probabilities",
            "resolve_halo", "tile_settings", "write_tracked"]
 
 log = logging.getLogger("dlsuite")
@@ -81,6 +81,9 @@ class RunContext:
     notes: list = attrs.field(factory=list)
     seed: int | None = None
     distribution: Any = None  # dlsuite.distribute.Distribution; None: from the config
+    #: probabilities kept for a later step of this run, ``{(checkpoint, image path): probs}``
+    #: (:func:`sample_probabilities`)
+    kept_probabilities: dict = attrs.field(factory=dict)
 
     @property
     def config(self):
@@ -271,6 +274,22 @@ def open_predictor(ctx: RunContext, checkpoint: Path | None = None, *,
     else:
         normalizer = None
     return Predictor(ctx, model, checkpoint, normalizer, tiles)
+
+
+def sample_probabilities(ctx: RunContext, predictor: Predictor, sample, image, *,
+                         keep: bool = False) -> np.ndarray:
+    """``predictor.probabilities(image)`` of ``sample`` (a :class:`~dlsuite.data.layouts.Sample`
+    whose pixels are ``image``). Probabilities an earlier step of this run kept for the same
+    checkpoint and image file are returned (once) instead of predicting again; ``keep=True``
+    keeps these for a later step (the tuning step does, when the test set is the validation
+    set: with ``inference.tta`` each prediction costs 8 passes)."""
+    key = (str(Path(predictor.checkpoint).resolve()), str(Path(sample.image).resolve()))
+    probs = ctx.kept_probabilities.pop(key, None)
+    if probs is None:
+        probs = predictor.probabilities(image)
+    if keep:
+        ctx.kept_probabilities[key] = probs
+    return probs
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,18 +24,24 @@ log = logging.getLogger("dlsuite")
 def validation_predictions(ctx, model_path) -> tuple[list, list]:
     """``(probs, truths)``: the activated model outputs ``(H, W, C)`` and reference labels
     ``(H, W)`` of every annotated frame of ``data.val`` (same normalization, tiling, temporal
-    windows and heads as the test set's prediction)."""
+    windows and heads as the test set's prediction). When ``data.test`` is the same folder,
+    the probabilities are kept in ``ctx`` for the test set's prediction step, which then
+    does not predict these samples again."""
+    from pathlib import Path
+
     from .data.layouts import list_samples, load_sample
-    from .steps import open_predictor
+    from .steps import open_predictor, sample_probabilities
 
     cfg = ctx.config
     predictor = open_predictor(ctx, model_path)
+    keep = cfg.data.test is not None and Path(cfg.data.test).resolve() == Path(
+        cfg.data.val).resolve()
     probs, truths = [], []
     for sample in list_samples(cfg.data.val, cfg.data.layout):
         loaded = load_sample(sample)
         if loaded.labels is None or not len(loaded.annotated):
             continue
-        p = predictor.probabilities(loaded.image)
+        p = sample_probabilities(ctx, predictor, sample, loaded.image, keep=keep)
         p = p[np.newaxis] if p.ndim == 3 else p  # a 2D image is a one-frame video
         for t in np.asarray(loaded.annotated, dtype=int):
             probs.append(p[t])

@@ -172,3 +172,11 @@ def test_run_tunes_on_validation_and_predict_reads_postprocess_json(tmp_path, re
     params = predictor.ctx.config.postprocess[0].params
     assert params.min_size == data["steps"][0]["params"]["min_size"]
     assert params.seed_threshold == data["steps"][0]["params"]["seed_threshold"]
+    # the test set is the validation set: its probabilities come from the tuning step, and
+    # score exactly as a fresh prediction of the same checkpoint (dlsuite test)
+    assert "(2 already predicted by the tuning step)" in (result.run_dir / "run.log").read_text()
+    from dlsuite.runtest import test_run
+
+    fresh = test_run(result.run_dir, quiet=True, registry=registry).metrics["test"]
+    assert fresh["SEG"] == metrics["test"]["SEG"]
+    assert fresh["matching"] == metrics["test"]["matching"]
