@@ -178,8 +178,8 @@ def resolve_monitor(config, registry, *, has_validation: bool) -> Monitor:
 
 
 def standard_callbacks(config, run: RunDir, monitor: Monitor) -> list[keras.callbacks.Callback]:
-    """TensorBoard, ReduceLROnPlateau and EarlyStopping as the config's ``train`` section asks
-    (each only when enabled)."""
+    """TensorBoard, the learning-rate warm-up (:mod:`dlsuite.lr_warmup`), ReduceLROnPlateau
+    and EarlyStopping as the config's ``train`` section asks (each only when enabled)."""
     t = config.train
     out: list[keras.callbacks.Callback] = []
     if t.tensorboard.enabled and importlib.util.find_spec("tensorboard") is None:
@@ -189,6 +189,10 @@ def standard_callbacks(config, run: RunDir, monitor: Monitor) -> list[keras.call
         out.append(keras.callbacks.TensorBoard(
             log_dir=str(run.logs), update_freq=t.tensorboard.update_freq,
             histogram_freq=t.tensorboard.histogram_freq, write_graph=False))
+    if t.warmup_steps:
+        from .lr_warmup import LinearWarmup
+
+        out.append(LinearWarmup(config.optimizer.learning_rate, t.warmup_steps))
     if t.reduce_lr.enabled:
         r = t.reduce_lr
         out.append(keras.callbacks.ReduceLROnPlateau(
@@ -335,7 +339,8 @@ def fit_callbacks(ctx: RunContext, data, monitor: Monitor, state: ResumeState | 
     initial_epoch = state.epoch if state is not None else 0
     previous = [r for r in read_history(ctx.run.history_csv) if r["epoch"] <= initial_epoch]
     standard = standard_callbacks(cfg, ctx.run, monitor)
-    stateful = [cb for cb in standard if not isinstance(cb, keras.callbacks.TensorBoard)]
+    stateful = [cb for cb in standard if isinstance(cb, (keras.callbacks.ReduceLROnPlateau,
+                                                     keras.callbacks.EarlyStopping))]
     partial = lambda: stop.partial_epoch  # noqa: E731 - epoch cut short by a signal
     history_cb = HistoryCsv(ctx.run.history_csv, previous, skip_epoch=partial)
     checkpoints = Checkpoints(

@@ -414,6 +414,62 @@ def test_blockwise_equals_untiled_and_labels_are_merged(run, data, threshold_mod
     assert probs.shape == (2, 90, 94) and probs.dtype == np.float32
 
 
+@pytest.mark.slow
+def test_chain_and_set_on_the_cluster_and_blockwise_as_in_one_process(
+        run, data, threshold_model, cluster, tmp_path):
+    """``--postprocess CHAIN.json`` and ``--set`` on the Dask and block-wise paths: the
+    labels of single-process prediction with the same choice, recorded in predict.json; an
+    override prediction may not change is exit 2 naming it, before anything is written."""
+    from dlsuite.scale.omezarr import write_image
+
+    chain = tmp_path / "chain.json"  # no fill_holes; the run's own chain has one
+    chain.write_text(json.dumps(["argmax", {"name": "remove_small_objects", "min_size": 150},
+                                 "label"]))
+    keep_large = "postprocess[1].min_size=250"  # only the two touching discs stay (~400 px)
+    big = _discs()
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "big.tif", big)
+    single = api.predict_folder(run, tmp_path / "in", tmp_path / "single", quiet=True,
+                                weights=str(threshold_model), tile_size=None,
+                                postprocess=str(chain), overrides=[keep_large])
+    assert single.rows[0]["objects"] == 1
+    out = tmp_path / "dist"
+    proc = run_cli("predict", str(run), str(tmp_path / "in"), "-o", str(out), "--weights",
+                   str(threshold_model), "--tile-size", "none", "--postprocess", str(chain),
+                   "--set", keep_large, "--scheduler", cluster.scheduler.address, "--quiet",
+                   timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    _same_outputs(single.out_dir, out, ["big"])
+    summary = json.loads((out / "predict.json").read_text())
+    assert summary["chain"]["file"] == str(chain.resolve())
+    assert [s["name"] for s in summary["chain"]["steps"]] == [
+        "argmax", "remove_small_objects", "label"]
+    assert summary["chain"]["steps"][1]["min_size"] == 250
+    assert summary["overrides"] == {"postprocess[1].min_size": 250}
+    with pytest.raises(DlsuiteInputError, match="other chain, overrides"):  # resume: same choice
+        api.predict_folder(run, tmp_path / "in", out, weights=str(threshold_model),
+                           tile_size=None, postprocess=str(chain), quiet=True,
+                           scheduler=cluster.scheduler.address)
+    # block-wise, OME-Zarr in and out, blocks of 32 px: the same object
+    image = write_image(tmp_path / "zarr" / "big.ome.zarr", big, chunk=40)
+    blocks = api.predict_folder(run, image, tmp_path / "blocks", weights=str(threshold_model),
+                                block_size=32, quiet=True, postprocess=str(chain),
+                                overrides=[keep_large])
+    import zarr
+
+    labels = np.asarray(zarr.open_array(str(tmp_path / "blocks" / "big.ome.zarr" / "labels" /
+                                            "instances" / "0"), mode="r")[...])
+    truth = tifffile.imread(single.rows[0]["labels"])
+    assert blocks.rows[0]["objects"] == 1 and np.array_equal(labels > 0, truth > 0)
+    assert json.loads((tmp_path / "blocks" / "predict.json").read_text())["overrides"] == {
+        "postprocess[1].min_size": 250}
+    proc = run_cli("predict", str(run), str(tmp_path / "in"), "-o", str(tmp_path / "bad"),
+                   "--set", "model.n_filters=8", "--scheduler", cluster.scheduler.address,
+                   timeout=TIMEOUT)
+    assert proc.returncode == 2 and "model.n_filters" in proc.stderr, proc.stderr
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.fixture(scope="module")
 def lstm_run(tmp_path_factory):
     """A tiny temporal run (unet_lstm, windows of 2 frames) and a 5-frame video."""

@@ -130,7 +130,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     blockwise = options.get("block_size") is not None or is_omezarr(input_path) or \
         holds_omezarr(input_path)
     if blockwise or options.get("scheduler") is not None:
-        _only_run_chain(options, "--block-size/OME-Zarr" if blockwise else "--scheduler")
+        _run_directory_only(options, "--block-size/OME-Zarr" if blockwise else "--scheduler")
     if blockwise:  # images larger than memory: block by block into OME-Zarr
         from ..scale.image import predict_blockwise
 
@@ -148,19 +148,15 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     return _predict_folder(run_dir, input_path, out_dir, registry=get_registry(), **options)
 
 
-def _only_run_chain(options: dict, where: str) -> None:
-    """Drop the options left at their defaults that the Dask and block-wise paths do not take
-    (another chain, ``--set`` overrides, an exported model's ``config``); given ones are a
-    DlsuiteInputError naming them, before anything is written."""
+def _run_directory_only(options: dict, where: str) -> None:
+    """Drop an exported model's ``config`` left at its default: the Dask and block-wise
+    paths predict with a run directory (its chain may be replaced or changed with
+    ``postprocess`` and ``overrides``); a given one is a DlsuiteInputError naming it, before
+    anything is written."""
     from ..errors import DlsuiteInputError
 
-    if not options.get("overrides"):
-        options.pop("overrides", None)
     if options.get("config") is None:
         options.pop("config", None)
-    given = [k for k in ("overrides", "config") if k in options]
-    if not isinstance(options.get("postprocess", True), bool):
-        given.append("postprocess")
-    if given:
-        raise DlsuiteInputError(f"predict: {', '.join(given)} cannot be combined with {where} "
-                                "(the run's own config and chain are used)")
+    if "config" in options:
+        raise DlsuiteInputError(f"predict: --config cannot be combined with {where} (it "
+                                "applies to an exported model; give a run directory)")

@@ -224,6 +224,10 @@ class TrainConfig:
     deterministic: bool = param(False, help="enable TensorFlow op determinism")
     distribute: DistributeConfig = param(DistributeConfig(),
                                          help="training on several devices or hosts")
+    warmup_steps: int = param(
+        0, help="raise the learning rate linearly from optimizer.learning_rate / N to "
+                "optimizer.learning_rate over the first N optimizer steps (0: off)",
+        validator=non_negative())
     precise_bn_batches: int = param(
         8, help="re-estimate BatchNorm moving statistics over this many training batches "
                 "before each validation and checkpoint (0: off; models without BatchNorm skip it)",

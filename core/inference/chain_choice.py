@@ -24,7 +24,8 @@ from ..errors import ConfigError, DlsuiteInputError
 from ..rundir import RunDir, read_json
 
 __all__ = ["PREDICT_SECTIONS", "PredictConfig", "read_chain", "predict_overrides",
-           "load_predict_config", "chain_record"]
+           "load_predict_config", "chain_record",
+           "chain_steps_record"]
 
 #: Config sections ``dlsuite predict --set`` may change (the model, its data pipeline and
 #: training are the run's own).
@@ -121,8 +122,13 @@ def chain_record(ctx, chain: Any = None) -> dict:
     """What ``predict.json`` records of the chain a prediction used: ``steps`` (the chain as
     the config writes it, parameters filled in) and ``file`` (the chain file given, else
     None)."""
+    return chain_steps_record(ctx.config, ctx.registry, chain)
+
+
+def chain_steps_record(config, registry, chain: Any = None) -> dict:
+    """:func:`chain_record` of a ``config`` and ``registry`` (no run context)."""
     from ..config.converter import unstructure_config
 
     path = chain if isinstance(chain, (str, os.PathLike)) else None
-    return {"steps": unstructure_config(ctx.config, ctx.registry)["postprocess"],
+    return {"steps": unstructure_config(config, registry)["postprocess"],
             "file": None if path is None else str(Path(path).expanduser().resolve())}

@@ -28,10 +28,10 @@ from ..fileio import write_json_atomic, write_text_atomic
 from ..inference.outputs import prediction_paths
 from ..ownership import OwnedFolder
 from ..predict import (FROM_CONFIG, SUMMARY_FILE, InputItem, PredictSummary, _check_apart,
-                       _count_objects, _inference_overrides, _planned, _prepare_output,
+                       _count_objects, _planned, _prepare_output,
                        default_output_dir, list_inputs, predict_input)
-from ..rundir import RunDir, load_run_config
 from .cluster import connect
+from .run_options import worker_run
 
 __all__ = ["predict_folder_on_cluster", "predict_task", "track_task"]
 
@@ -167,49 +167,46 @@ def _same_job(out: Path, job: dict) -> None:
 
 def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: str,
                               weights: str | None = None, tile_size=FROM_CONFIG, halo=None,
-                              batch_size: int | None = None, postprocess: bool = True,
-                              ctc: bool = False, as_video: bool = False, overwrite: bool = False,
-                              quiet: bool = False, registry=None) -> PredictSummary:
+                              batch_size: int | None = None, postprocess=True,
+                              overrides=None, ctc: bool = False, as_video: bool = False,
+                              overwrite: bool = False, quiet: bool = False,
+                              registry=None) -> PredictSummary:
     """:func:`dlsuite.predict.predict_folder` with every input a task on the Dask cluster
     ``scheduler`` (``local[:N]`` or an address, :func:`dlsuite.scale.cluster.connect`):
     the same files, identical contents; restartable (module docstring). With ``ctc``, each
     video is tracked as a task of its own once its labels are written (one worker reads the
     whole label video), into ``ctc/NN_RES`` numbered as single-process ``--ctc`` does, and
-    ``ctc/sequences.csv`` is written at the end."""
+    ``ctc/sequences.csv`` is written at the end. ``postprocess`` (True, False or another
+    chain) and ``overrides`` (``--set``) as in single-process prediction, checked on the
+    client before anything is written (:func:`dlsuite.scale.run_options.worker_run`)."""
     from ..data.checks import check_inputs
-    from ..inference import choose_checkpoint
     from ..registry import get_registry
     from .cluster import parse_scheduler, require_scale
 
     parse_scheduler(scheduler)
     require_scale("--scheduler")
-    if ctc and not postprocess:
+    if ctc and postprocess is False:
         raise DlsuiteInputError("--ctc needs instance labels: drop --no-postprocess")
     items = list_inputs(input_path, as_video=as_video)
     for item in items:
         item.check()
-    root = Path(run_dir).expanduser()
-    if not root.is_dir():
-        raise DlsuiteInputError(f"{root}: run directory not found")
     registry = registry or get_registry()
-    cfg = load_run_config(root, registry).config
-    inference = _inference_overrides(cfg.inference, tile_size=tile_size, halo=halo,
-                                     batch_size=batch_size, weights=weights)
-    checkpoint = choose_checkpoint(RunDir(root.resolve()), inference.weights)
+    chosen = worker_run(run_dir, registry, weights=weights, tile_size=tile_size, halo=halo,
+                        batch_size=batch_size, postprocess=postprocess, overrides=overrides)
+    cfg, checkpoint, inference = chosen.config, chosen.checkpoint, chosen.config.inference
+    postprocess = postprocess is not False
     check_inputs(items, cfg.data.nonfinite_pixels)
     out = Path(out_dir).expanduser() if out_dir is not None else default_output_dir(
         run_dir, input_path, cfg.inference.output_folder)
-    job = {"run_dir": str(root.resolve()), "checkpoint": str(checkpoint),
+    job = {"run_dir": chosen.key[0], "checkpoint": str(checkpoint),
            "input": str(Path(input_path).expanduser().resolve()), "postprocess": postprocess,
            "tiling": {"tile_size": inference.tile_size, "halo": inference.halo,
-                      "batch_size": inference.batch_size}}
+                      "batch_size": inference.batch_size}, **chosen.record}
     if not overwrite and (out / SUMMARY_FILE).is_file():
         _same_job(out, job)
     numbers = _sequence_numbers(items) if ctc else {}
     resumed = _claim_or_resume(out, input_path, _planned(items, postprocess, ctc), overwrite)
-    options = {"weights": str(checkpoint), "tile_size": inference.tile_size,
-               "halo": inference.halo, "batch_size": inference.batch_size}
-    options = tuple(sorted(options.items()))
+    options = chosen.key[1]
     rows: dict[str, dict] = {}
     todo = []
     for item in items:
@@ -226,7 +223,7 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
     if todo or numbers:
         from distributed import as_completed
 
-        run_key = str(root.resolve())
+        run_key = chosen.key[0]
         tracking = []
 
         def track(client, name: str) -> None:

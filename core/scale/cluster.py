@@ -154,7 +154,8 @@ def _steady_malloc() -> bool:
 
 def worker_predictor(run_dir: str, options: tuple, postprocess: bool):
     """``(predictor, chain, lock)`` of the run ``run_dir`` with the inference ``options``
-    (sorted ``(key, value)`` pairs for :func:`dlsuite.predict.open_run`), loaded once per
+    (sorted ``(key, value)`` pairs for :func:`dlsuite.predict.open_run`, a chain and
+    overrides as JSON text: :func:`dlsuite.scale.run_options.worker_run`), loaded once per
     process and reused by every later task with the same key (``chain`` None without
     ``postprocess``); ``lock`` serializes use of the model within the process."""
     key = (run_dir, options, postprocess)
@@ -164,8 +165,9 @@ def worker_predictor(run_dir: str, options: tuple, postprocess: bool):
             _steady_malloc()
             from ..inference import build_postprocess
             from ..predict import open_run
+            from .run_options import open_options
 
-            pred = open_run(run_dir, quiet=True, **dict(options))
+            pred = open_run(run_dir, quiet=True, **open_options(options))
             chain = (build_postprocess(pred.ctx.config.postprocess, pred.ctx.registry)
                      if postprocess else None)
             _CACHE[key] = (pred, chain, threading.Lock())

@@ -20,11 +20,11 @@ import numpy as np
 
 from ..errors import DataError, DlsuiteInputError
 from ..fileio import write_json_atomic
-from ..predict import FROM_CONFIG, SUMMARY_FILE, PredictSummary, _inference_overrides, \
-    _prepare_output, default_output_dir
-from ..rundir import RunDir, load_run_config
+from ..predict import FROM_CONFIG, SUMMARY_FILE, PredictSummary, _prepare_output, \
+    default_output_dir
 from .blocks import Runner, block_size_for, predict_blocks
 from .omezarr import Source, Target, is_omezarr, open_source
+from .run_options import worker_run
 
 __all__ = ["DEFAULT_BLOCK", "list_sources", "predict_blockwise", "predict_array"]
 
@@ -103,28 +103,18 @@ def _runner(scheduler: str | None):
         yield Runner(client)
 
 
-def _model_key(run_dir, cfg, *, weights, tile_size, halo, batch_size, postprocess) -> tuple:
-    from ..inference import choose_checkpoint
-
-    root = Path(run_dir).expanduser().resolve()
-    inference = _inference_overrides(cfg.inference, tile_size=tile_size, halo=halo,
-                                     batch_size=batch_size, weights=weights)
-    checkpoint = choose_checkpoint(RunDir(root), inference.weights)
-    options = {"weights": str(checkpoint), "tile_size": inference.tile_size,
-               "halo": inference.halo, "batch_size": inference.batch_size}
-    return (str(root), tuple(sorted(options.items())), postprocess), checkpoint
-
-
 def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | None = None,
                       block_size: int | None = None, weights: str | None = None,
                       tile_size=FROM_CONFIG, halo=None, batch_size: int | None = None,
-                      postprocess: bool = True, ctc: bool = False, as_video: bool = False,
-                      overwrite: bool = False, quiet: bool = False,
+                      postprocess=True, overrides=None, ctc: bool = False,
+                      as_video: bool = False, overwrite: bool = False, quiet: bool = False,
                       registry=None) -> PredictSummary:
     """Predict every image of ``input_path`` (:func:`list_sources`) block by block into
     ``out_dir/<name>.ome.zarr`` (module docstring), on the cluster ``scheduler`` when given.
     Output folder rules as :func:`dlsuite.predict.predict_folder`. ``ctc`` / ``as_video``
-    are refused (block-wise prediction writes OME-Zarr, no CTC folders)."""
+    are refused (block-wise prediction writes OME-Zarr, no CTC folders). ``postprocess``
+    (True, False or another chain) and ``overrides`` (``--set``) as in single-process
+    prediction (:func:`dlsuite.scale.run_options.worker_run`)."""
     from ..registry import get_registry
     from .cluster import parse_scheduler, require_scale
 
@@ -138,16 +128,14 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
         raise DlsuiteInputError(f"--block-size {block_size}: must be >= 1")
     sources = list_sources(input_path)
     root = Path(run_dir).expanduser()
-    if not root.is_dir():
-        raise DlsuiteInputError(f"{root}: run directory not found")
     registry = registry or get_registry()
-    cfg = load_run_config(root, registry).config
+    chosen = worker_run(root, registry, weights=weights, tile_size=tile_size, halo=halo,
+                        batch_size=batch_size, postprocess=postprocess, overrides=overrides)
+    cfg, model_key, checkpoint = chosen.config, chosen.key, chosen.checkpoint
     if cfg.data.scale != 1:  # blocks and their halo are cut on the original pixel grid
         raise DlsuiteInputError(f"{root}: block-wise (OME-Zarr) prediction does not resize; "
                                 f"the run has data.scale {cfg.data.scale:g}: predict whole "
                                 "images (with or without --scheduler) instead")
-    model_key, checkpoint = _model_key(root, cfg, weights=weights, tile_size=tile_size,
-                                       halo=halo, batch_size=batch_size, postprocess=postprocess)
     out = Path(out_dir).expanduser() if out_dir is not None else default_output_dir(
         run_dir, input_path, cfg.inference.output_folder)
     planned = [SUMMARY_FILE] + [f"{s.name}.ome.zarr" for s in sources]
@@ -170,7 +158,8 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
     write_json_atomic(out / SUMMARY_FILE, {
         "run_dir": model_key[0], "checkpoint": str(checkpoint),
         "input": str(Path(input_path).expanduser().resolve()), "blockwise": True,
-        "block_size": block, "scheduler": scheduler, "postprocess": postprocess, "ctc": False,
+        "block_size": block, "scheduler": scheduler, "postprocess": postprocess is not False,
+        "ctc": False, **chosen.record,
         "seconds": round(time.perf_counter() - started, 3),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "inputs": rows, "notes": notes})
     return PredictSummary(out, rows, Path(checkpoint), None, notes)
@@ -188,12 +177,9 @@ def predict_array(run_dir, image, *, scheduler: str, block_size: int | None = No
     from .blocks import Block, block_grid, probs_task, probs_tasks
 
     registry = registry or get_registry()
-    root = Path(run_dir).expanduser()
-    if not root.is_dir():
-        raise DlsuiteInputError(f"{root}: run directory not found")
-    cfg = load_run_config(root, registry).config
-    model_key, _ = _model_key(root, cfg, weights=weights, tile_size=tile_size, halo=halo,
-                              batch_size=batch_size, postprocess=False)
+    chosen = worker_run(run_dir, registry, weights=weights, tile_size=tile_size, halo=halo,
+                        batch_size=batch_size, postprocess=False)
+    model_key = chosen.key
     if isinstance(image, (str, os.PathLike)):
         source = open_source(image)
     else:
