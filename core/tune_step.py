@@ -16,7 +16,7 @@ import logging
 import attrs
 import numpy as np
 
-__all__ = ["tune_step", "validation_predictions"]
+__all__ = ["tune_step", "tune_run", "validation_predictions"]
 
 log = logging.getLogger("dlsuite")
 
@@ -88,4 +88,62 @@ def tune_step(ctx, trained):
     if result.timed_out:
         ctx.note(f"post-processing search stopped after {ev.tune_seconds:g} s "
                  "(evaluation.tune_seconds): the best values found so far are used")
+    return result
+
+
+def tune_run(run_dir, *, weights: str = "best", metric: str | None = None,
+             seconds: float | None = None, overwrite: bool = False, quiet: bool = False,
+             registry=None):
+    """``dlsuite tune RUN_DIR``: :func:`tune_step` on a trained run, e.g. one stopped before
+    its tuning step or trained with ``evaluation.tune_postprocess`` off: the run's chain
+    searched on its ``data.val`` with its ``weights`` checkpoint (``best``/``last``),
+    maximising ``metric`` (``SEG``/``f1``; default ``evaluation.tune_metric``) within
+    ``seconds`` (default ``evaluation.tune_seconds``); writes ``RUN_DIR/postprocess.json``,
+    which ``dlsuite predict`` and ``dlsuite test`` then use. Returns the
+    :class:`~dlsuite.tuning.TuningResult`. DlsuiteInputError naming the folder, file or
+    value, before any prediction: not a run, no checkpoint, no ``data.val`` folder, a chain
+    with nothing to tune, an existing ``postprocess.json`` without ``overwrite``, a bad
+    ``metric``/``seconds``; also when ``data.val`` holds no annotated frame."""
+    from pathlib import Path
+
+    from .errors import DlsuiteInputError
+    from .inference import choose_checkpoint
+    from .registry import get_registry
+    from .rundir import RunDir, load_run_config
+    from .steps import RunContext, TrainOutput
+    from .tuning import POSTPROCESS_JSON
+
+    registry = registry or get_registry()
+    if weights not in ("best", "last"):
+        raise DlsuiteInputError(f"--weights {weights}: choose best or last")
+    if metric is not None and metric not in ("SEG", "f1"):
+        raise DlsuiteInputError(f"--metric {metric}: choose SEG or f1")
+    if seconds is not None and not seconds > 0:
+        raise DlsuiteInputError(f"--seconds {seconds}: must be > 0")
+    run = RunDir(Path(run_dir).expanduser().resolve())
+    if not run.is_run():
+        raise DlsuiteInputError(f"{run.root}: not a dlsuite run directory (no config.json)")
+    loaded = load_run_config(run.root, registry)
+    cfg = loaded.config
+    if cfg.data.val is None or not Path(cfg.data.val).is_dir():
+        state = "is not set" if cfg.data.val is None else f"not found: {cfg.data.val}"
+        raise DlsuiteInputError(f"{run.config_json}: data.val {state}: post-processing is "
+                                "tuned on the validation set")
+    if not any(registry.resolve("postprocessors", c.name).spec.tunable for c in cfg.postprocess):
+        raise DlsuiteInputError(f"{run.config_json}: no step of the post-processing chain "
+                                f"({', '.join(c.name for c in cfg.postprocess)}) has tunable "
+                                "parameters")
+    target = run.root / POSTPROCESS_JSON
+    if target.exists() and not overwrite:
+        raise DlsuiteInputError(f"{target}: exists (the run was tuned before); pass "
+                                "--overwrite to tune again")
+    checkpoint = choose_checkpoint(run, weights)
+    ev = attrs.evolve(cfg.evaluation, tune_postprocess=True,
+                      tune_metric=metric or cfg.evaluation.tune_metric,
+                      tune_seconds=float(seconds or cfg.evaluation.tune_seconds))
+    ctx = RunContext(attrs.evolve(loaded, config=attrs.evolve(cfg, evaluation=ev)), registry,
+                     run, quiet=quiet)
+    result = tune_step(ctx, TrainOutput(checkpoint, [], {}, 0))
+    if result is None:  # tune_step noted why
+        raise DlsuiteInputError(f"{cfg.data.val}: " + "; ".join(ctx.notes))
     return result

@@ -12,7 +12,8 @@ Config and plugins: :func:`load_config`, :func:`validate_config`, :func:`show_co
 :func:`model_summary`. Data: :func:`example_data`, :func:`prepare_frames`,
 :func:`prepare_videos`, :func:`prepare_clips`, :func:`prepare_ctc`, :func:`prepare_omezarr`,
 :func:`prepare_tiff`, :func:`track`. Results:
-:func:`evaluate`, :func:`predict`, :func:`predict_folder`, :func:`export`. Comparing runs: :func:`test_run`,
+:func:`evaluate`, :func:`predict`, :func:`predict_folder`, :func:`tune`, :func:`export`. Comparing runs:
+:func:`test_run`,
 :func:`compare`, :func:`sweep`. ``train``, ``run``, ``load_config``, ``validate_config``,
 ``show_config`` and ``test_run`` take ``overrides`` (what ``--set`` gives).
 """
@@ -36,7 +37,7 @@ from ._plugins import plugin_failure
 from ._data import (example_data, prepare_clips, prepare_ctc, prepare_frames, prepare_omezarr,
                     prepare_tiff, prepare_videos, track)
 from ._export import export
-from ._results import evaluate, predict, predict_folder
+from ._results import evaluate, predict, predict_folder, tune
 from ._compare import compare, sweep, test_run
 from ._training import model_summary, run, train
 
@@ -46,7 +47,7 @@ __all__ = [
     "train", "run", "model_summary",
     "example_data", "prepare_frames", "prepare_videos", "prepare_clips", "prepare_ctc", "track",
     "prepare_omezarr", "prepare_tiff",
-    "evaluate", "predict", "predict_folder", "export",
+    "evaluate", "predict", "predict_folder", "tune", "export",
     "test_run", "compare", "sweep",
     "ResolvedConfig", "Migration", "TrainingInterrupted", "SweepInterrupted",
 ]

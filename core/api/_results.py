@@ -160,3 +160,21 @@ def _run_directory_only(options: dict, where: str) -> None:
     if "config" in options:
         raise DlsuiteInputError(f"predict: --config cannot be combined with {where} (it "
                                 "applies to an exported model; give a run directory)")
+
+
+def tune(run_dir: str | os.PathLike, *, weights: str = "best", metric: str | None = None,
+         seconds: float | None = None, overwrite: bool = False, quiet: bool = False):
+    """Tune a trained run's post-processing on its validation set, as ``dlsuite run`` does
+    after training (for a run stopped before that step, or trained with
+    ``evaluation.tune_postprocess`` false): writes ``run_dir/postprocess.json``, which
+    ``predict``, ``predict_folder`` and ``test_run`` then use. ``weights``: the checkpoint
+    (``best``/``last``); ``metric``: ``SEG`` or ``f1`` (default the config's
+    ``evaluation.tune_metric``); ``seconds``: the search's budget (default
+    ``evaluation.tune_seconds``); ``overwrite``: replace an existing ``postprocess.json``.
+    Returns the TuningResult (``metric``, ``score``, ``default_score``, ``tuned``,
+    ``steps``, ``evaluations``, ``seconds``, ``timed_out``; ``as_dict()`` as written).
+    DlsuiteInputError naming the folder, file or value before anything is predicted."""
+    from ..tune_step import tune_run
+
+    return tune_run(run_dir, weights=weights, metric=metric, seconds=seconds,
+                    overwrite=overwrite, quiet=quiet, registry=get_registry())

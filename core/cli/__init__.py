@@ -48,6 +48,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("dlsuite.cli.run", "run"),
     ("dlsuite.cli.track", "track"),
     ("dlsuite.cli.predict", "predict"),
+    ("dlsuite.cli.tune", "tune"),
     ("dlsuite.cli.compare", "test"),
     ("dlsuite.cli.compare", "compare"),
     ("dlsuite.cli.compare", "sweep"),

@@ -1,0 +1,59 @@
+"""``dlsuite tune RUN_DIR``: tune a trained run's post-processing on its validation set.
+
+What ``dlsuite run`` does after training (:func:`dlsuite.api.tune`), for a run stopped before
+that step or trained with ``evaluation.tune_postprocess`` false. Output: a table of the
+chosen values, or with ``--json`` the content written to ``RUN_DIR/postprocess.json``
+(``metric``, ``score``, ``default_score``, ``steps``, ``tuned``, ``evaluations``,
+``seconds``, ``timed_out``). Bad input is exit status 2 before anything is predicted.
+Importing this module imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from dlsuite import api
+
+from ._output import console_logging
+
+__all__ = ["tune"]
+
+
+@click.command("tune")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--weights", type=click.Choice(["best", "last"]), default="best",
+              show_default=True, help="The checkpoint whose predictions are post-processed.")
+@click.option("--metric", type=click.Choice(["SEG", "f1"]), default=None,
+              help="What the search maximises [default: the run's evaluation.tune_metric].")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Time budget of the search [default: the run's evaluation.tune_seconds].")
+@click.option("--overwrite", is_flag=True, help="Replace the run's postprocess.json.")
+@click.option("--quiet", "-q", is_flag=True, help="Warnings and errors only.")
+@click.option("--json", "as_json", is_flag=True, help="Print postprocess.json's content.")
+def tune(run_dir: str, weights: str, metric: str | None, seconds: float | None,
+         overwrite: bool, quiet: bool, as_json: bool) -> None:
+    """Search the tunable post-processing parameters of a trained run on its validation set
+    (data.val) and write RUN_DIR/postprocess.json, which dlsuite predict and dlsuite test
+    then use."""
+    with console_logging(quiet):
+        result = api.tune(run_dir, weights=weights, metric=metric, seconds=seconds,
+                          overwrite=overwrite, quiet=quiet)
+    data = result.as_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    if quiet:
+        return
+    table = Table(title=f"post-processing of {run_dir} tuned on data.val "
+                        f"({result.evaluations} chains in {result.seconds:.0f} s"
+                        f"{', budget spent' if result.timed_out else ''})",
+                  title_justify="left", show_header=False)
+    table.add_row(result.metric,
+                  f"{result.score:.4f} (configured values {result.default_score:.4f})")
+    for key, value in result.tuned.items():
+        table.add_row(key, json.dumps(value))
+    Console().print(table)

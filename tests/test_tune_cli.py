@@ -1,0 +1,81 @@
+"""``dlsuite tune RUN_DIR`` (``api.tune``): a real tiny distance-target run trained without
+its tuning step, tuned afterwards in a CLI subprocess; what it writes, what ``dlsuite
+predict`` then uses, and the bad inputs it refuses (exit 2, nothing predicted or written)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def untuned(tmp_path_factory):
+    """A unet run on the distance target, 1 epoch, ``evaluation.tune_postprocess`` false."""
+    from dlsuite import api
+    from dlsuite.data.example import write_example_frames
+
+    root = tmp_path_factory.mktemp("tune")
+    frames = write_example_frames(root / "data", n=2, size=32, seed=1)["frames"]
+    cfg = {"name": "tune", "output_dir": str(root / "run"), "seed": 2,
+           "data": {"train": str(frames), "val": str(frames), "test": None},
+           "model": {"name": "unet", "n_filters": 4, "pools": 2},
+           "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 2,
+                       "target": "distance"},
+           "loss": "class_distance",
+           "postprocess": [{"name": "distance_watershed", "min_size": 250}],
+           "evaluation": {"tune_postprocess": False, "tune_metric": "f1"},
+           "train": {"epochs": 1}, "inference": {"tile_size": None},
+           "wandb": {"mode": "disabled"}}
+    run = Path(api.train(cfg, quiet=True).run_dir)
+    assert not (run / "postprocess.json").exists()
+    return {"run": run, "frames": frames, "cfg": cfg, "root": root}
+
+
+def test_tune_writes_postprocess_json_that_predict_uses(untuned, tmp_path):
+    from dlsuite.predict import open_run
+
+    run = untuned["run"]
+    proc = run_cli("tune", str(run), "--metric", "SEG", "--seconds", "60", "--json")
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    written = json.loads((run / "postprocess.json").read_text())
+    assert printed == written
+    assert written["metric"] == "SEG" and written["score"] >= written["default_score"]
+    assert set(written["tuned"]) >= {"0.distance_watershed.threshold",
+                                     "0.distance_watershed.min_size"}
+    params = open_run(run).ctx.config.postprocess[0].params
+    assert params.min_size == written["steps"][0]["params"]["min_size"]
+    # a second tuning does not silently replace the first
+    before = (run / "postprocess.json").read_bytes()
+    proc = run_cli("tune", str(run))
+    assert proc.returncode == 2 and "postprocess.json: exists" in proc.stderr
+    assert "--overwrite" in proc.stderr and (run / "postprocess.json").read_bytes() == before
+    proc = run_cli("tune", str(run), "--overwrite", "--weights", "last", "--seconds", "30",
+                   "--quiet")
+    assert proc.returncode == 0 and proc.stdout == "", proc.stderr
+    again = json.loads((run / "postprocess.json").read_text())
+    assert again["metric"] == "f1"  # the run's evaluation.tune_metric
+
+
+def test_tune_refuses_bad_input_before_predicting(untuned, tmp_path):
+    from dlsuite import api
+    from dlsuite.errors import DlsuiteInputError
+
+    proc = run_cli("tune", str(untuned["frames"]))
+    assert proc.returncode == 2 and "not a dlsuite run directory" in proc.stderr
+    proc = run_cli("tune", str(untuned["run"]), "--seconds", "0")
+    assert proc.returncode == 2 and "--seconds" in proc.stderr
+    # a run whose chain has nothing to tune: named, nothing written
+    cfg = {**untuned["cfg"], "output_dir": str(tmp_path / "plain"),
+           "datagen": {**untuned["cfg"]["datagen"], "target": "binary"}, "loss": "sparse_cce",
+           "postprocess": ["argmax", "label"]}
+    plain = Path(api.train(cfg, quiet=True).run_dir)
+    with pytest.raises(DlsuiteInputError, match="no step of the post-processing chain"):
+        api.tune(plain)
+    assert not (plain / "postprocess.json").exists()
