@@ -31,7 +31,7 @@ LEAF_COMMANDS = {
     "model summary", "new-plugin", "example-data videos", "example-data frames",
     "prepare frames", "prepare videos", "prepare clips", "prepare ctc", "prepare ome-zarr",
     "prepare tiff", "evaluate", "train",
-    "run", "track", "predict", "test", "compare", "sweep", "export",
+    "run", "track", "predict", "tune", "test", "compare", "sweep", "export",
 }
 # dlsuite modules a CLI module may import besides dlsuite.api and dlsuite.errors
 DISPLAY_HELPERS = {  # module -> names, for dlsuite.cli._output only
@@ -125,14 +125,14 @@ def test_the_import_check_catches_a_core_import(tmp_path):
 
 def test_every_leaf_command_calls_exactly_one_api_function():
     leaves = builtin_leaves()
-    assert set(leaves) == LEAF_COMMANDS  # 22 commands, names unchanged
+    assert set(leaves) == LEAF_COMMANDS  # names unchanged
     through_api = {path: api_calls(cmd.callback) for path, cmd in leaves.items()}
     not_one = {path: calls for path, calls in through_api.items() if len(calls) != 1}
     assert not_one == {}
     for path, (name,) in through_api.items():
         assert name in api.__all__ and callable(getattr(api, name)), path
         assert inspect.getdoc(getattr(api, name)), f"api.{name} has no docstring"
-    assert len(through_api) == len(LEAF_COMMANDS) == 24
+    assert len(through_api) == len(LEAF_COMMANDS) == 25
 
 
 def test_every_public_api_function_says_what_it_promises():
