@@ -22,6 +22,9 @@ Outputs follow the input: a 2D image gives ``(H, W, C)`` probabilities and ``(H,
 a video ``(T, H, W, C)`` and ``(T, H, W)``.
 
 Nothing here imports TensorFlow at module level.
+
+The inputs live in :mod:`dlsuite.predict_inputs`, the output folder's rules in
+:mod:`dlsuite.predict_output` (both re-exported here).
 """
 
 from __future__ import annotations
@@ -35,10 +38,14 @@ from typing import Any, Callable
 import attrs
 import numpy as np
 
-from .errors import DataError, DlsuiteInputError
+from .errors import DlsuiteInputError
 from .fileio import write_json_atomic, write_text_atomic
 from .inference import TileSettings, choose_checkpoint, load_checkpoint, model_tile_settings
-from .ownership import OwnedFolder
+# InputItem, list_inputs, OUTPUT_SUBFOLDERS, SUMMARY_FILE, PredictSummary and
+# default_output_dir lived in this module: re-exported here
+from .predict_inputs import InputItem, list_inputs
+from .predict_output import (OUTPUT_SUBFOLDERS, SUMMARY_FILE, PredictSummary, _check_apart,
+                             _planned, _prepare_output, default_output_dir)
 from .rundir import RunDir, load_run_config
 from .steps import Predictor, RunContext, open_predictor, probabilities, progress, write_tracked
 
@@ -47,11 +54,6 @@ __all__ = ["FROM_CONFIG", "InputItem", "Predictor", "PredictSummary", "TileSetti
            "model_tile_settings", "open_run", "predict", "predict_folder", "predict_input"]
 
 log = logging.getLogger("dlsuite")
-
-#: Folders :func:`predict_folder` writes inside its output folder.
-OUTPUT_SUBFOLDERS = ("probabilities", "labels", "ctc")
-#: What was predicted how (run, checkpoint, tiling, inputs), written beside them.
-SUMMARY_FILE = "predict.json"
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,208 +146,7 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
 
 
 # --------------------------------------------------------------------------------------------
-# inputs
-
-
-@attrs.frozen
-class InputItem:
-    """One input to predict: ``name`` (output file stem) and ``path`` (a file; a CTC
-    sequence folder when ``ctc_sequence``). With ``frames``, the input is the video stacked
-    from those 2D image files in order (``path`` is their folder)."""
-
-    name: str
-    path: Path
-    ctc_sequence: bool = False
-    frames: tuple = ()
-
-    def load(self) -> np.ndarray:
-        """The pixels: ``(H, W)`` or ``(T, H, W)`` as stored (a CTC sequence or a stack of
-        frames is a video). DataError naming the file for unreadable or mismatched frames."""
-        from .data.io import read_image
-        from .data.layouts import Sample, load_sample
-
-        if self.ctc_sequence:
-            return load_sample(Sample(self.name, "ctc", self.path, None)).image
-        if self.frames:
-            first = read_image(self.frames[0])
-            video = np.empty((len(self.frames),) + first.shape, dtype=first.dtype)
-            for t, frame_path in enumerate(self.frames):
-                frame = first if t == 0 else read_image(frame_path)
-                if frame.shape != first.shape or frame.dtype != first.dtype:
-                    raise DataError(f"{frame_path}: frame {frame.shape} {frame.dtype} differs "
-                                    f"from {self.frames[0].name} {first.shape} {first.dtype}")
-                video[t] = frame
-            return video
-        return read_image(self.path)
-
-    def check(self) -> None:
-        """Read the file headers (not the pixels): DataError naming the file when it is
-        unreadable or not a 2D image / video (stacked frames: not 2D or of different
-        shapes). CTC sequences are checked when loaded."""
-        from .data.io import read_info
-
-        if self.ctc_sequence:
-            return
-        if self.frames:
-            shapes = {}
-            for frame_path in self.frames:
-                shape = read_info(frame_path).shape
-                if len(shape) != 2:
-                    raise DataError(f"{frame_path}: --as-video stacks 2D images, got shape "
-                                    f"{shape}")
-                shapes.setdefault(shape, frame_path)
-            if len(shapes) > 1:
-                desc = ", ".join(f"{p.name}: {s}" for s, p in shapes.items())
-                raise DataError(f"{self.path}: frames differ in shape ({desc})")
-            return
-        shape = read_info(self.path).shape
-        if len(shape) not in (2, 3):
-            raise DataError(f"{self.path}: expected a 2D image or a video, got shape {shape}")
-
-
-def _direct_images(folder: Path) -> list[Path]:
-    from .data.io import is_image_file
-    from .data.layouts import natural_key
-
-    files = [p for p in folder.iterdir() if p.is_file() and is_image_file(p)]
-    return sorted(files, key=lambda p: natural_key(p.name))
-
-
-def _unique(items: list[InputItem], where: Path) -> list[InputItem]:
-    seen: dict[str, Path] = {}
-    for item in items:
-        if item.name in seen:
-            raise DataError(f"{where}: {seen[item.name].name} and {item.path.name} would both "
-                            f"be written as {item.name}.tif; rename one")
-        seen[item.name] = item.path
-    return items
-
-
-def list_inputs(path: str | os.PathLike, *, as_video: bool = False) -> list[InputItem]:
-    """The inputs under ``path``, in natural order: the file itself; the TIFF/PNG files
-    directly in a folder (one input each, or with ``as_video`` one video stacked from them,
-    named after the folder); a folder of CTC frames ``tNNN.tif`` (one video named after the
-    folder); or the samples of a dataset folder (frames, videos or CTC layout; labels not
-    needed). DataError naming the path when it does not exist or holds no image."""
-    from .data.layouts import ctc_frame_files, list_samples
-
-    path = Path(path).expanduser()
-    if path.is_file():
-        if as_video:
-            raise DlsuiteInputError(f"{path}: --as-video needs a folder of 2D images")
-        return [InputItem(_stem(path), path)]
-    if not path.is_dir():
-        raise DataError(f"{path}: input not found")
-    files = _direct_images(path)
-    if as_video:
-        if not files:
-            raise DataError(f"{path}: no TIFF/PNG images directly in this folder to stack "
-                            "into a video (--as-video)")
-        return [InputItem(path.resolve().name, path, frames=tuple(files))]
-    if files and len(ctc_frame_files(path)) == len(files):
-        return [InputItem(path.resolve().name, path, ctc_sequence=True)]
-    if files:
-        return _unique([InputItem(_stem(p), p) for p in files], path)
-    try:
-        samples = list_samples(path, "auto", require_labels=False)
-    except DataError as exc:
-        raise DataError(f"{path}: no TIFF/PNG images to predict in this folder, and no dataset "
-                        f"layout ({exc})") from None
-    return _unique([InputItem(s.name, s.image, s.layout == "ctc") for s in samples], path)
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".ome.tiff", ".ome.tif"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
-# --------------------------------------------------------------------------------------------
 # folder prediction
-
-
-def default_output_dir(run_dir: str | os.PathLike, input_path: str | os.PathLike,
-                       output_folder: str) -> Path:
-    """``RUN_DIR/<output_folder>/<input name>`` (a file's name without its suffix); for an
-    exported model (a package, SavedModel or ``.keras`` file) the folder holding it stands
-    for RUN_DIR, so nothing is written into the export."""
-    from .export.reopen import exported_kind
-
-    src = Path(input_path).expanduser().resolve()
-    name = _stem(src) if src.is_file() else src.name
-    base = Path(run_dir).expanduser()
-    if exported_kind(base) is not None:
-        base = base.resolve().parent
-    return base / output_folder / name
-
-
-def _check_apart(out: Path, input_path: str | os.PathLike) -> None:
-    """Refuse an output folder that is the input, inside it, or holds it: predictions would
-    mix with the inputs, and ``--overwrite`` could replace them (e.g. a dataset's
-    ``labels/``)."""
-    o = out.expanduser().resolve()
-    i = Path(input_path).expanduser().resolve()
-    if o == i or i in o.parents:
-        raise DlsuiteInputError(
-            f"{out}: the output folder is the input {input_path} or inside it; predictions "
-            "would mix with (or replace) the inputs. Choose a folder outside it (-o)")
-    if o in i.parents:
-        raise DlsuiteInputError(
-            f"{out}: the output folder holds the input {input_path}; predictions would mix "
-            "with (or replace) the inputs. Choose a folder outside it (-o)")
-
-
-def _planned(items: list[InputItem], postprocess: bool, ctc: bool) -> list[str]:
-    """The files :func:`predict_folder` is about to write, relative to its output folder
-    (CTC result folders are recorded when written: their numbers follow the inputs)."""
-    from .inference.outputs import prediction_paths
-
-    entries = [SUMMARY_FILE]
-    for item in items:
-        paths = prediction_paths(f"{item.name}.tif")
-        entries.append(paths["probabilities"])
-        if postprocess:
-            entries.append(paths["labels"])
-    if ctc:
-        entries.append("ctc/sequences.csv")
-    return entries
-
-
-def _prepare_output(out: Path, input_path: str | os.PathLike, planned: list[str],
-                    overwrite: bool) -> OwnedFolder:
-    """Claim ``out`` for predictions (:meth:`dlsuite.ownership.OwnedFolder.claim`: a
-    non-empty folder not written by ``dlsuite predict`` is refused, ``overwrite`` removes
-    only what an earlier prediction wrote) after checking that ``out`` and the input are
-    apart and that no file about to be written exists unrecorded."""
-    _check_apart(out, input_path)
-    folder = OwnedFolder(out, "predict")
-    marker = folder.read()
-    if marker is not None and overwrite:
-        recorded = {p for entry in marker.written for p in folder.matches(entry)}
-        for entry in planned:
-            target = out / entry
-            if target.exists() and not ({target, *target.parents} & recorded):
-                raise DlsuiteInputError(
-                    f"{target}: exists and was not written by dlsuite predict; it is not "
-                    "replaced: move it, or choose another -o")
-    folder.claim(overwrite=overwrite, written=planned, holds="predictions",
-                 hint="pass --overwrite to replace them, or choose another -o")
-    return folder
-
-
-@attrs.frozen
-class PredictSummary:
-    """What :func:`predict_folder` wrote: ``out_dir``, one row per input (``name``,
-    ``input``, ``shape``, ``probabilities``, ``labels``, ``objects``, ``sequence``), the
-    checkpoint used, the CTC folder (None when not written) and notes."""
-
-    out_dir: Path
-    rows: list
-    checkpoint: Path
-    ctc_dir: Path | None
-    notes: list
 
 
 def predict_input(predictor: Predictor, item: InputItem, chain=None):

@@ -27,9 +27,10 @@ from ..errors import DlsuiteInputError
 from ..fileio import write_json_atomic, write_text_atomic
 from ..inference.outputs import prediction_paths
 from ..ownership import OwnedFolder
-from ..predict import (FROM_CONFIG, SUMMARY_FILE, InputItem, PredictSummary, _check_apart,
-                       _count_objects, _planned, _prepare_output,
-                       default_output_dir, list_inputs, predict_input)
+from ..predict import FROM_CONFIG, _count_objects, predict_input
+from ..predict_inputs import InputItem, list_inputs
+from ..predict_output import (SUMMARY_FILE, PredictSummary, _check_apart, _planned,
+                              _prepare_output, default_output_dir)
 from .cluster import connect
 from .run_options import worker_run
 

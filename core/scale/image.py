@@ -20,8 +20,8 @@ import numpy as np
 
 from ..errors import DataError, DlsuiteInputError
 from ..fileio import write_json_atomic
-from ..predict import FROM_CONFIG, SUMMARY_FILE, PredictSummary, _prepare_output, \
-    default_output_dir
+from ..predict import FROM_CONFIG
+from ..predict_output import SUMMARY_FILE, PredictSummary, _prepare_output, default_output_dir
 from .blocks import Runner, block_size_for, predict_blocks
 from .omezarr import Source, Target, is_omezarr, open_source
 from .run_options import worker_run

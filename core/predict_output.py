@@ -1,0 +1,102 @@
+"""The output folder of ``dlsuite predict``: where it lies by default, the check that it is
+apart from the input, the files planned in it, claiming it (:mod:`dlsuite.ownership`), and
+:class:`PredictSummary`, what was written there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import attrs
+
+from .errors import DlsuiteInputError
+from .ownership import OwnedFolder
+from .predict_inputs import InputItem, _stem
+
+#: Folders :func:`predict_folder` writes inside its output folder.
+OUTPUT_SUBFOLDERS = ("probabilities", "labels", "ctc")
+#: What was predicted how (run, checkpoint, tiling, inputs), written beside them.
+SUMMARY_FILE = "predict.json"
+
+
+def default_output_dir(run_dir: str | os.PathLike, input_path: str | os.PathLike,
+                       output_folder: str) -> Path:
+    """``RUN_DIR/<output_folder>/<input name>`` (a file's name without its suffix); for an
+    exported model (a package, SavedModel or ``.keras`` file) the folder holding it stands
+    for RUN_DIR, so nothing is written into the export."""
+    from .export.reopen import exported_kind
+
+    src = Path(input_path).expanduser().resolve()
+    name = _stem(src) if src.is_file() else src.name
+    base = Path(run_dir).expanduser()
+    if exported_kind(base) is not None:
+        base = base.resolve().parent
+    return base / output_folder / name
+
+
+def _check_apart(out: Path, input_path: str | os.PathLike) -> None:
+    """Refuse an output folder that is the input, inside it, or holds it: predictions would
+    mix with the inputs, and ``--overwrite`` could replace them (e.g. a dataset's
+    ``labels/``)."""
+    o = out.expanduser().resolve()
+    i = Path(input_path).expanduser().resolve()
+    if o == i or i in o.parents:
+        raise DlsuiteInputError(
+            f"{out}: the output folder is the input {input_path} or inside it; predictions "
+            "would mix with (or replace) the inputs. Choose a folder outside it (-o)")
+    if o in i.parents:
+        raise DlsuiteInputError(
+            f"{out}: the output folder holds the input {input_path}; predictions would mix "
+            "with (or replace) the inputs. Choose a folder outside it (-o)")
+
+
+def _planned(items: list[InputItem], postprocess: bool, ctc: bool) -> list[str]:
+    """The files :func:`predict_folder` is about to write, relative to its output folder
+    (CTC result folders are recorded when written: their numbers follow the inputs)."""
+    from .inference.outputs import prediction_paths
+
+    entries = [SUMMARY_FILE]
+    for item in items:
+        paths = prediction_paths(f"{item.name}.tif")
+        entries.append(paths["probabilities"])
+        if postprocess:
+            entries.append(paths["labels"])
+    if ctc:
+        entries.append("ctc/sequences.csv")
+    return entries
+
+
+def _prepare_output(out: Path, input_path: str | os.PathLike, planned: list[str],
+                    overwrite: bool) -> OwnedFolder:
+    """Claim ``out`` for predictions (:meth:`dlsuite.ownership.OwnedFolder.claim`: a
+    non-empty folder not written by ``dlsuite predict`` is refused, ``overwrite`` removes
+    only what an earlier prediction wrote) after checking that ``out`` and the input are
+    apart and that no file about to be written exists unrecorded."""
+    _check_apart(out, input_path)
+    folder = OwnedFolder(out, "predict")
+    marker = folder.read()
+    if marker is not None and overwrite:
+        recorded = {p for entry in marker.written for p in folder.matches(entry)}
+        for entry in planned:
+            target = out / entry
+            if target.exists() and not ({target, *target.parents} & recorded):
+                raise DlsuiteInputError(
+                    f"{target}: exists and was not written by dlsuite predict; it is not "
+                    "replaced: move it, or choose another -o")
+    folder.claim(overwrite=overwrite, written=planned, holds="predictions",
+                 hint="pass --overwrite to replace them, or choose another -o")
+    return folder
+
+
+@attrs.frozen
+class PredictSummary:
+    """What :func:`predict_folder` wrote: ``out_dir``, one row per input (``name``,
+    ``input``, ``shape``, ``probabilities``, ``labels``, ``objects``, ``sequence``), the
+    checkpoint used, the CTC folder (None when not written) and notes."""
+
+    out_dir: Path
+    rows: list
+    checkpoint: Path
+    ctc_dir: Path | None
+    notes: list
