@@ -157,7 +157,7 @@ def open_exported(path: str | os.PathLike, *, inference_overrides: Callable,
     if callable(normalize):
         normalizer = normalize
     elif normalize:
-        from .data.pipeline import make_normalizer
+        from .data.datagen_plugins import make_normalizer
 
         normalizer = make_normalizer(cfg, registry)
     else:

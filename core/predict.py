@@ -291,7 +291,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
 
 def _default_normalizer(registry):
     from .config import parse_config
-    from .data.pipeline import make_normalizer
+    from .data.datagen_plugins import make_normalizer
 
     return make_normalizer(parse_config({}, registry, check_paths=False).config, registry)
 

@@ -268,7 +268,7 @@ def open_predictor(ctx: RunContext, checkpoint: Path | None = None, *,
     if callable(normalize):
         normalizer = normalize
     elif normalize:
-        from .data.pipeline import make_normalizer
+        from .data.datagen_plugins import make_normalizer
 
         normalizer = make_normalizer(ctx.config, ctx.registry)
     else:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlsuite.data.pipeline import TrainingData, _dataset, train_batches, val_batches
+from dlsuite.data.batches import train_batches, val_batches
+from dlsuite.data.pipeline import TrainingData, _dataset
 from dlsuite.errors import DataError
 
 __all__ = ["distribute_datasets", "split_rows"]

@@ -99,7 +99,7 @@ def _write_onnx(model, path: Path, job: ExportJob | None = None) -> None:
 
 
 def _write_bioimageio(model, path: Path, job: ExportJob) -> None:
-    from dlsuite.data.pipeline import make_normalizer
+    from dlsuite.data.datagen_plugins import make_normalizer
 
     from .bioimageio import BioimageioInfo, write_bioimageio
     from .embedded import export_halo, run_metadata
