@@ -18,14 +18,14 @@ callbacks -> ``config.json`` -> ``model.fit`` -> divergence / interruption outco
   checkpoint is written for that epoch and :class:`~dlsuite.steps.TrainingDiverged` says why.
 * :class:`StuckLossWarning` warns once when the training loss stays at its first-epoch value
   for several epochs while metrics stay at 0 (the model is not learning).
+
+The set-up lives in :mod:`dlsuite.training_setup`, the callbacks in
+:mod:`dlsuite.training_callbacks` (their public names are re-exported here).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import math
-import random
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,10 @@ from .provenance import describe_provenance
 from .wandb_results import best_summary
 from .rundir import RunDir, write_run_config
 from .steps import RunContext, TrainingDiverged, TrainingInterrupted, TrainOutput
+# the names imported from the two modules below lived in this module: re-exported here
+from .training_callbacks import DivergenceGuard, StuckLossWarning, standard_callbacks
+from .training_setup import (build_model, compile_model, make_optimizer, resolve_monitor,
+                             seed_everything, set_precision)
 
 __all__ = [
     "fit", "fit_callbacks", "build_training_data",
@@ -54,249 +58,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("dlsuite.training")
-
-
-# --------------------------------------------------------------------------------------------
-# seeds, precision
-
-
-def seed_everything(seed: int | None, deterministic: bool = False) -> int:
-    """Seed Python, NumPy and TensorFlow; a ``None`` seed draws one. Returns the seed used.
-    ``deterministic`` enables TensorFlow op determinism (it stays on for the process)."""
-    if seed is None:
-        seed = random.SystemRandom().randrange(2**31 - 1)
-        log.info("seed: null in the config, drew %d", seed)
-    keras.utils.set_random_seed(int(seed))
-    if deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-        log.info("TensorFlow op determinism enabled")
-    return int(seed)
-
-
-def set_precision(mixed: bool) -> str:
-    """Set the Keras global dtype policy: ``mixed_float16`` on GPU, ``mixed_bfloat16`` on CPU
-    when ``mixed``, else ``float32``. Returns the policy name."""
-    if mixed:
-        import tensorflow as tf
-
-        name = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
-    else:
-        name = "float32"
-    keras.mixed_precision.set_global_policy(name)
-    return name
-
-
-# --------------------------------------------------------------------------------------------
-# model, loss, metrics, optimizer
-
-
-def build_model(config, registry, *, n_classes: int) -> tuple[keras.Model, Any]:
-    """Build the architecture the config names; returns ``(model, architecture entry)``.
-
-    ``train.pretrained_weights`` (``.keras`` or ``.weights.h5``) is loaded into it; with
-    ``train.load_from_frozen`` the encoder is unfrozen after loading.
-    """
-    from .models import build_model as build_architecture
-
-    entry = registry.resolve("architectures", config.model.name)
-    model = build_architecture(config, registry, n_classes=n_classes)
-    weights = config.train.pretrained_weights
-    if weights:
-        try:
-            model.load_weights(weights)
-        except Exception as exc:  # noqa: BLE001 - any Keras loading failure is bad input
-            raise DlsuiteInputError(
-                f"$.train.pretrained_weights: cannot load {weights} into model "
-                f"{config.model.name!r}: {type(exc).__name__}: {exc}") from None
-        log.info("loaded pretrained weights from %s", weights)
-        if config.train.load_from_frozen:
-            from .keras_helpers import set_encoder_trainable
-
-            set_encoder_trainable(model, True)
-            log.info("encoder unfrozen after loading weights of a frozen-encoder run")
-    return model, entry
-
-
-# optimizer name -> (Keras class, keyword arguments it accepts from the config)
-_OPTIMIZERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "adam": ("Adam", ("clipnorm",)),
-    "adamw": ("AdamW", ("clipnorm", "weight_decay")),
-    "sgd": ("SGD", ("clipnorm", "weight_decay")),
-    "rmsprop": ("RMSprop", ("clipnorm",)),
-}
-
-
-def make_optimizer(opt_config) -> keras.optimizers.Optimizer:
-    """A Keras optimizer from the config's ``optimizer`` section (unset options omitted)."""
-    cls_name, allowed = _OPTIMIZERS[opt_config.name]
-    kwargs = {k: getattr(opt_config, k) for k in allowed if getattr(opt_config, k) is not None}
-    return getattr(keras.optimizers, cls_name)(learning_rate=opt_config.learning_rate, **kwargs)
-
-
-def compile_model(model: keras.Model, config, registry, *, n_classes: int) -> keras.Model:
-    """Compile ``model`` with the config's optimizer, loss plugin and metric plugins (for the
-    target's heads, :func:`dlsuite.head_losses.build_loss_and_metrics`)."""
-    from .head_losses import build_loss_and_metrics
-
-    loss, metrics = build_loss_and_metrics(config, registry, n_classes=n_classes)
-    if config.train.distribute.strategy != "none":
-        from .replica_loss import ReplicaMeanLoss
-
-        loss = ReplicaMeanLoss(loss)  # a scalar loss is not divided by the replicas by Keras
-    model.compile(optimizer=make_optimizer(config.optimizer), loss=loss, metrics=metrics)
-    return model
-
-
-def resolve_monitor(config, registry, *, has_validation: bool) -> Monitor:
-    """The monitored metric and its direction.
-
-    Without validation data a ``val_`` metric falls back to its training twin (if that
-    metric is logged) or to ``loss``, with a logged note. Mode ``auto`` takes the metric
-    plugin's declared mode (``loss``: min).
-    """
-    name = config.train.monitor
-    logged = {"loss"} | {c.name.rpartition(":")[2] for c in config.metrics}
-    if name.startswith("val_") and not has_validation:
-        twin = name[4:]
-        fallback = twin if twin in logged else "loss"
-        log.warning("no validation data: monitoring %r instead of %r", fallback, name)
-        name = fallback
-    mode = config.train.monitor_mode
-    if mode == "auto":
-        base = name[4:] if name.startswith("val_") else name
-        mode = "min"
-        for choice in config.metrics:
-            if choice.name.rpartition(":")[2] == base:
-                mode = getattr(registry.resolve("metrics", choice.name).spec, "mode", "max")
-    return Monitor(name, mode)
-
-
-# --------------------------------------------------------------------------------------------
-# callbacks
-
-
-def standard_callbacks(config, run: RunDir, monitor: Monitor) -> list[keras.callbacks.Callback]:
-    """TensorBoard, the learning-rate warm-up (:mod:`dlsuite.lr_warmup`), ReduceLROnPlateau
-    and EarlyStopping as the config's ``train`` section asks (each only when enabled)."""
-    t = config.train
-    out: list[keras.callbacks.Callback] = []
-    if t.tensorboard.enabled and importlib.util.find_spec("tensorboard") is None:
-        log.warning("train.tensorboard is enabled but the tensorboard package is not "
-                    "installed: no TensorBoard logs (pip install tensorboard)")
-    elif t.tensorboard.enabled:
-        out.append(keras.callbacks.TensorBoard(
-            log_dir=str(run.logs), update_freq=t.tensorboard.update_freq,
-            histogram_freq=t.tensorboard.histogram_freq, write_graph=False))
-    if t.warmup_steps:
-        from .lr_warmup import LinearWarmup
-
-        out.append(LinearWarmup(config.optimizer.learning_rate, t.warmup_steps))
-    if t.reduce_lr.enabled:
-        r = t.reduce_lr
-        out.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor.name, mode=monitor.mode, factor=r.factor, patience=r.patience,
-            min_delta=r.min_delta, cooldown=r.cooldown, min_lr=r.min_lr, verbose=0))
-    if t.early_stopping.enabled:
-        e = t.early_stopping
-        out.append(keras.callbacks.EarlyStopping(
-            monitor=monitor.name, mode=monitor.mode, patience=e.patience,
-            min_delta=e.min_delta, verbose=0))
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# guards and notices
-
-
-def _finite(value) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return True
-
-
-class DivergenceGuard(NanGuard):
-    """Stops training when it diverged; ``where`` = (epoch 1-based, step) and ``reason``
-    say when and why.
-
-    Checked after every step: the loss is not finite, or exceeds ``explode_factor`` times
-    the first step's loss (at least ``explode_factor * 0.1``). Checked at every epoch end,
-    before the checkpoints of that epoch are written (so none is): the weights, the learning
-    rate and the validation loss are finite."""
-
-    def __init__(self, explode_factor: float = 1e3) -> None:
-        super().__init__()
-        self.reason: str | None = None
-        self.explode_factor = explode_factor
-        self._first: float | None = None
-        self._step = 0
-
-    def _diverged(self, step: int, reason: str) -> None:
-        if self.where is None:
-            self.where, self.reason = (self._epoch, step), reason
-            self.model.stop_training = True
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        self._step = int(batch) + 1
-        if loss is None or self.where is not None:
-            return
-        loss = float(loss)
-        if not math.isfinite(loss):
-            self._diverged(self._step, f"the loss became {loss}")
-        elif self._first is None:
-            self._first = loss
-        elif loss > self.explode_factor * max(abs(self._first), 0.1):
-            self._diverged(self._step, f"the loss exploded to {loss:.4g} (it started at "
-                                       f"{self._first:.4g})")
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.where is not None:
-            return
-        from .logging.callbacks import current_lr
-
-        lr = current_lr(self.model)
-        if lr is not None and not _finite(lr):
-            self._diverged(self._step, f"the learning rate is {lr}")
-        elif not all(np.isfinite(keras.ops.convert_to_numpy(w)).all()
-                     for w in self.model.weights):
-            self._diverged(self._step, "the weights became NaN/inf")
-        elif not _finite((logs or {}).get("val_loss", 0.0)):
-            self._diverged(self._step, f"the validation loss became {logs['val_loss']}")
-
-
-class StuckLossWarning(keras.callbacks.Callback):
-    """Warns once when, for ``epochs`` epochs in a row, the training loss stays within
-    ``rtol`` of its first-epoch value while some metrics stay exactly 0 (the model is not
-    learning: often data that is NaN, constant or without objects)."""
-
-    def __init__(self, epochs: int = 3, rtol: float = 0.01):
-        super().__init__()
-        self.epochs, self.rtol = epochs, rtol
-        self.rows: list[dict[str, float]] = []
-        self.warned: str | None = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        row = {k: float(v) for k, v in (logs or {}).items()
-               if isinstance(v, (int, float, np.floating, np.integer))}
-        self.rows.append(row)
-        if self.warned or len(self.rows) < self.epochs or not _finite(self.rows[0].get("loss")):
-            return
-        first, recent = self.rows[0].get("loss"), self.rows[-self.epochs:]
-        if first is None or any(abs(r.get("loss", math.inf) - first) >
-                                self.rtol * max(abs(first), 1e-12) for r in recent):
-            return
-        zero = [k for k in recent[0] if not k.endswith("loss") and k != "learning_rate"
-                and all(r.get(k) == 0 for r in recent)]
-        if zero:
-            self.warned = (
-                f"the training loss has stayed at {first:.4g} (its epoch-1 value) for "
-                f"{self.epochs} epochs while {', '.join(zero)} stay 0: the model is not "
-                "learning. Check the data (NaN or constant images, labels without objects), "
-                "the target and optimizer.learning_rate")
-            log.warning("%s", self.warned)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,144 @@
+"""The callbacks dlsuite adds to a fit besides checkpoints: the standard Keras ones the
+config enables (:func:`standard_callbacks`), :class:`DivergenceGuard` and
+:class:`StuckLossWarning`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+
+import keras
+import numpy as np
+
+from .checkpoints import Monitor, NanGuard
+from .rundir import RunDir
+
+log = logging.getLogger("dlsuite.training")
+
+
+# --------------------------------------------------------------------------------------------
+# callbacks
+
+
+def standard_callbacks(config, run: RunDir, monitor: Monitor) -> list[keras.callbacks.Callback]:
+    """TensorBoard, the learning-rate warm-up (:mod:`dlsuite.lr_warmup`), ReduceLROnPlateau
+    and EarlyStopping as the config's ``train`` section asks (each only when enabled)."""
+    t = config.train
+    out: list[keras.callbacks.Callback] = []
+    if t.tensorboard.enabled and importlib.util.find_spec("tensorboard") is None:
+        log.warning("train.tensorboard is enabled but the tensorboard package is not "
+                    "installed: no TensorBoard logs (pip install tensorboard)")
+    elif t.tensorboard.enabled:
+        out.append(keras.callbacks.TensorBoard(
+            log_dir=str(run.logs), update_freq=t.tensorboard.update_freq,
+            histogram_freq=t.tensorboard.histogram_freq, write_graph=False))
+    if t.warmup_steps:
+        from .lr_warmup import LinearWarmup
+
+        out.append(LinearWarmup(config.optimizer.learning_rate, t.warmup_steps))
+    if t.reduce_lr.enabled:
+        r = t.reduce_lr
+        out.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor.name, mode=monitor.mode, factor=r.factor, patience=r.patience,
+            min_delta=r.min_delta, cooldown=r.cooldown, min_lr=r.min_lr, verbose=0))
+    if t.early_stopping.enabled:
+        e = t.early_stopping
+        out.append(keras.callbacks.EarlyStopping(
+            monitor=monitor.name, mode=monitor.mode, patience=e.patience,
+            min_delta=e.min_delta, verbose=0))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# guards and notices
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+class DivergenceGuard(NanGuard):
+    """Stops training when it diverged; ``where`` = (epoch 1-based, step) and ``reason``
+    say when and why.
+
+    Checked after every step: the loss is not finite, or exceeds ``explode_factor`` times
+    the first step's loss (at least ``explode_factor * 0.1``). Checked at every epoch end,
+    before the checkpoints of that epoch are written (so none is): the weights, the learning
+    rate and the validation loss are finite."""
+
+    def __init__(self, explode_factor: float = 1e3) -> None:
+        super().__init__()
+        self.reason: str | None = None
+        self.explode_factor = explode_factor
+        self._first: float | None = None
+        self._step = 0
+
+    def _diverged(self, step: int, reason: str) -> None:
+        if self.where is None:
+            self.where, self.reason = (self._epoch, step), reason
+            self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        self._step = int(batch) + 1
+        if loss is None or self.where is not None:
+            return
+        loss = float(loss)
+        if not math.isfinite(loss):
+            self._diverged(self._step, f"the loss became {loss}")
+        elif self._first is None:
+            self._first = loss
+        elif loss > self.explode_factor * max(abs(self._first), 0.1):
+            self._diverged(self._step, f"the loss exploded to {loss:.4g} (it started at "
+                                       f"{self._first:.4g})")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.where is not None:
+            return
+        from .logging.callbacks import current_lr
+
+        lr = current_lr(self.model)
+        if lr is not None and not _finite(lr):
+            self._diverged(self._step, f"the learning rate is {lr}")
+        elif not all(np.isfinite(keras.ops.convert_to_numpy(w)).all()
+                     for w in self.model.weights):
+            self._diverged(self._step, "the weights became NaN/inf")
+        elif not _finite((logs or {}).get("val_loss", 0.0)):
+            self._diverged(self._step, f"the validation loss became {logs['val_loss']}")
+
+
+class StuckLossWarning(keras.callbacks.Callback):
+    """Warns once when, for ``epochs`` epochs in a row, the training loss stays within
+    ``rtol`` of its first-epoch value while some metrics stay exactly 0 (the model is not
+    learning: often data that is NaN, constant or without objects)."""
+
+    def __init__(self, epochs: int = 3, rtol: float = 0.01):
+        super().__init__()
+        self.epochs, self.rtol = epochs, rtol
+        self.rows: list[dict[str, float]] = []
+        self.warned: str | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {k: float(v) for k, v in (logs or {}).items()
+               if isinstance(v, (int, float, np.floating, np.integer))}
+        self.rows.append(row)
+        if self.warned or len(self.rows) < self.epochs or not _finite(self.rows[0].get("loss")):
+            return
+        first, recent = self.rows[0].get("loss"), self.rows[-self.epochs:]
+        if first is None or any(abs(r.get("loss", math.inf) - first) >
+                                self.rtol * max(abs(first), 1e-12) for r in recent):
+            return
+        zero = [k for k in recent[0] if not k.endswith("loss") and k != "learning_rate"
+                and all(r.get(k) == 0 for r in recent)]
+        if zero:
+            self.warned = (
+                f"the training loss has stayed at {first:.4g} (its epoch-1 value) for "
+                f"{self.epochs} epochs while {', '.join(zero)} stay 0: the model is not "
+                "learning. Check the data (NaN or constant images, labels without objects), "
+                "the target and optimizer.learning_rate")
+            log.warning("%s", self.warned)
