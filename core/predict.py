@@ -51,7 +51,8 @@ from .steps import Predictor, RunContext, open_predictor, probabilities, progres
 
 __all__ = ["FROM_CONFIG", "InputItem", "Predictor", "PredictSummary", "TileSettings",
            "checkpoint_path", "default_output_dir", "list_inputs", "load_checkpoint",
-           "model_tile_settings", "open_run", "predict", "predict_folder", "predict_input"]
+           "model_tile_settings", "open_run", "predict", "predict_folder", "predict_input",
+           "run_predict_config"]
 
 log = logging.getLogger("dlsuite")
 
@@ -105,11 +106,9 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
     export or defaults (``chain``/``overrides`` then refused: give ``config``).
     DlsuiteInputError naming the path for a missing folder, a folder without
     ``config.json``, a missing checkpoint or a model dlsuite cannot predict with."""
-    from .inference.chain_choice import load_predict_config
     from .export.reopen import exported_kind
     from .exported import open_exported
     from .registry import get_registry
-    from .tuning import tuned_chain
 
     root = Path(run_dir).expanduser()
     if exported_kind(root) is not None or root.is_file():
@@ -126,9 +125,30 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
     if config is not None:
         raise DlsuiteInputError(f"{config}: --config applies to an exported model; a run "
                                 f"directory ({root}) has its own config")
+    registry = registry or get_registry()
+    loaded = run_predict_config(root, registry, chain=chain, overrides=overrides,
+                                weights=weights, tile_size=tile_size, halo=halo,
+                                batch_size=batch_size)
+    ctx = RunContext(loaded, registry, RunDir(root.resolve()), quiet=quiet)
+    return open_predictor(ctx, normalize=normalize, time_windows=time_windows)
+
+
+def run_predict_config(run_dir: str | os.PathLike, registry, *, chain: Any = None,
+                       overrides: Any = None, weights: str | None = None,
+                       tile_size=FROM_CONFIG, halo: int | str | None = None,
+                       batch_size: int | None = None):
+    """The LoadedConfig a run directory predicts with (no TensorFlow): its config with the
+    post-processing ``chain`` and ``--set`` ``overrides`` applied and validated
+    (:func:`dlsuite.inference.chain_choice.load_predict_config`), the inference options
+    given, and the run's tuned ``postprocess.json`` when its chain is unchanged.
+    DlsuiteInputError naming a missing folder, ConfigError naming a bad chain or
+    override."""
+    from .inference.chain_choice import load_predict_config
+    from .tuning import tuned_chain
+
+    root = Path(run_dir).expanduser()
     if not root.is_dir():
         raise DlsuiteInputError(f"{root}: run directory not found")
-    registry = registry or get_registry()
     if chain is None and not overrides:
         loaded, chain_changed = load_run_config(root, registry), False
     else:
@@ -140,9 +160,7 @@ def open_run(run_dir: str | os.PathLike, *, weights: str | None = None, tile_siz
     if not chain_changed:
         steps, _ = tuned_chain(cfg.postprocess, root, registry)  # the run's postprocess.json
         cfg = attrs.evolve(cfg, postprocess=steps)
-    ctx = RunContext(attrs.evolve(loaded, config=cfg), registry, RunDir(root.resolve()),
-                     quiet=quiet)
-    return open_predictor(ctx, normalize=normalize, time_windows=time_windows)
+    return attrs.evolve(loaded, config=cfg)
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,9 +18,8 @@ from typing import Any
 
 import attrs
 
-from ..errors import DlsuiteInputError
-from ..inference.chain_choice import chain_steps_record, load_predict_config, read_chain
-from ..rundir import RunDir, load_run_config
+from ..inference.chain_choice import chain_steps_record, read_chain
+from ..rundir import RunDir
 
 __all__ = ["WorkerRun", "worker_run", "open_options"]
 
@@ -49,25 +48,16 @@ def worker_run(run_dir, registry, *, weights=None, tile_size, halo=None, batch_s
     ``overrides`` as ``--set``. DlsuiteInputError / ConfigError naming the run, the chain's
     file or the override, raised before anything is written."""
     from ..inference import choose_checkpoint
-    from ..predict import _inference_overrides
-    from ..tuning import tuned_chain
+    from ..predict import run_predict_config
 
-    root = Path(run_dir).expanduser()
-    if not root.is_dir():
-        raise DlsuiteInputError(f"{root}: run directory not found")
     given = None if isinstance(postprocess, bool) else postprocess
-    if given is None and not overrides:
-        loaded, changed = load_run_config(root, registry), False
-    else:
-        chosen = load_predict_config(root, registry, chain=given, overrides=overrides)
-        loaded, changed = chosen.loaded, chosen.chain_changed
+    loaded = run_predict_config(run_dir, registry, chain=given, overrides=overrides,
+                                weights=weights, tile_size=tile_size, halo=halo,
+                                batch_size=batch_size)
     cfg = loaded.config
-    inference = _inference_overrides(cfg.inference, tile_size=tile_size, halo=halo,
-                                     batch_size=batch_size, weights=weights)
+    inference = cfg.inference
+    root = Path(run_dir).expanduser()
     checkpoint = choose_checkpoint(RunDir(root.resolve()), inference.weights)
-    if not changed:
-        cfg = attrs.evolve(cfg, postprocess=tuned_chain(cfg.postprocess, root, registry)[0])
-    cfg = attrs.evolve(cfg, inference=inference)
     options = {"weights": str(checkpoint), "tile_size": inference.tile_size,
                "halo": inference.halo, "batch_size": inference.batch_size}
     if given is not None:
