@@ -114,8 +114,9 @@ class DivergenceGuard(NanGuard):
 
 class StuckLossWarning(keras.callbacks.Callback):
     """Warns once when, for ``epochs`` epochs in a row, the training loss stays within
-    ``rtol`` of its first-epoch value while some metrics stay exactly 0 (the model is not
-    learning: often data that is NaN, constant or without objects)."""
+    ``rtol`` of its value at the first of them while some metrics stay exactly 0 (the model is
+    not learning: from the start, often data that is NaN, constant or without objects; later,
+    a model collapsed to predicting one class everywhere)."""
 
     def __init__(self, epochs: int = 3, rtol: float = 0.01):
         super().__init__()
@@ -127,18 +128,23 @@ class StuckLossWarning(keras.callbacks.Callback):
         row = {k: float(v) for k, v in (logs or {}).items()
                if isinstance(v, (int, float, np.floating, np.integer))}
         self.rows.append(row)
-        if self.warned or len(self.rows) < self.epochs or not _finite(self.rows[0].get("loss")):
+        if self.warned or len(self.rows) < self.epochs:
             return
-        first, recent = self.rows[0].get("loss"), self.rows[-self.epochs:]
-        if first is None or any(abs(r.get("loss", math.inf) - first) >
-                                self.rtol * max(abs(first), 1e-12) for r in recent):
+        recent = self.rows[-self.epochs:]
+        first = recent[0].get("loss")
+        if first is None or not _finite(first) or any(
+                abs(r.get("loss", math.inf) - first) > self.rtol * max(abs(first), 1e-12)
+                for r in recent):
             return
         zero = [k for k in recent[0] if not k.endswith("loss") and k != "learning_rate"
                 and all(r.get(k) == 0 for r in recent)]
         if zero:
+            start = len(self.rows) - self.epochs + 1
+            since = "its epoch-1 value" if start == 1 else f"since epoch {start}"
             self.warned = (
-                f"the training loss has stayed at {first:.4g} (its epoch-1 value) for "
+                f"the training loss has stayed at {first:.4g} ({since}) for "
                 f"{self.epochs} epochs while {', '.join(zero)} stay 0: the model is not "
                 "learning. Check the data (NaN or constant images, labels without objects), "
-                "the target and optimizer.learning_rate")
+                "the target and optimizer.learning_rate (a model that collapsed to one class "
+                "after its first steps often trains with train.warmup_steps, e.g. 200)")
             log.warning("%s", self.warned)

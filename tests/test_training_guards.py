@@ -97,6 +97,18 @@ def test_stuck_loss_with_zero_metrics_warns_once(caplog):
     assert "dice stay 0" in message and "\n" not in message
 
 
+def test_a_model_collapsed_after_its_first_epoch_warns_naming_the_warm_up():
+    """As a from-scratch U-Net at lr 3e-3 did: Jaccard > 0 in epoch 1, then exactly 0 with a
+    flat loss (1.570 +- 0.1%) from epoch 2 on."""
+    notice = StuckLossWarning(epochs=3)
+    for epoch, (loss, jaccard) in enumerate([(1.678, 0.036), (1.5817, 0.0), (1.5700, 0.0),
+                                             (1.5701, 0.0)]):
+        notice.on_epoch_end(epoch, {"loss": loss, "jaccard": jaccard})
+        assert (notice.warned is None) == (epoch < 3)
+    assert "has stayed at 1.582 (since epoch 2) for 3 epochs while jaccard stay 0" in \
+        notice.warned and "train.warmup_steps" in notice.warned
+
+
 def test_a_loss_that_moves_or_metrics_above_zero_do_not_warn():
     for rows in ([{"loss": 0.69, "dice": 0.0}, {"loss": 0.5, "dice": 0.0},
                   {"loss": 0.4, "dice": 0.0}],
