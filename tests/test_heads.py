@@ -235,6 +235,48 @@ def test_distance_watershed_seed_threshold_and_min_size(registry):
         _watershed(registry, distance_channel=5)(probs)
 
 
+def test_h_maxima_cache_gives_skimage_pixels_and_serves_repeats(registry):
+    """The h-maxima of a map seen before (as tuning repeats them) come from the cache: the
+    same pixels as scikit-image, the same labels as computed afresh; another map, depth or
+    dtype is computed; the cache stays within its byte budget."""
+    from skimage.morphology import h_maxima
+
+    from dlsuite_plugins.postprocess import hmaxima_cache as cache
+
+    rng = np.random.default_rng(0)
+    d = ndimage.gaussian_filter(rng.random((64, 96)), 3).astype(np.float32)
+    cache.clear_cache()
+    first = cache.h_maxima_mask(d, 0.01)
+    assert first.dtype == bool and np.array_equal(first, h_maxima(d, 0.01).astype(bool))
+    assert np.array_equal(cache.h_maxima_mask(d.copy(), 0.01), first)  # same bytes: a hit
+    assert cache.cache_info()["hits"] == 1 and cache.cache_info()["misses"] == 1
+    cache.h_maxima_mask(d, 0.02)
+    cache.h_maxima_mask(d.astype(np.float64), 0.01)
+    assert cache.cache_info()["misses"] == 3 and cache.cache_info()["entries"] == 3
+    probs = _probs_from(_touching_discs())
+    cache.clear_cache()
+    fresh = _watershed(registry, seed_threshold=0.1, seed_depth=0.3)(probs)
+    again = _watershed(registry, threshold=0.6, seed_threshold=0.1, seed_depth=0.3)(probs)
+    assert cache.cache_info()["hits"] == 1
+    cache.clear_cache()
+    assert np.array_equal(again, _watershed(registry, threshold=0.6, seed_threshold=0.1,
+                                            seed_depth=0.3)(probs))
+    assert np.array_equal(np.unique(fresh), [0, 1, 2])
+    budget = cache.MAX_BYTES
+    try:
+        cache.MAX_BYTES = 3 * (d.size // 8)  # three packed masks of this map
+        cache.clear_cache()
+        for depth in (0.01, 0.02, 0.03, 0.04):
+            cache.h_maxima_mask(d, depth)
+        info = cache.cache_info()
+        assert info["entries"] == 3 and info["bytes"] <= cache.MAX_BYTES
+        cache.h_maxima_mask(d, 0.01)  # the oldest was dropped
+        assert cache.cache_info()["misses"] == 5
+    finally:
+        cache.MAX_BYTES = budget
+        cache.clear_cache()
+
+
 def test_distance_watershed_seed_depth_keeps_a_shallow_dip_in_one_cell(registry):
     """An elongated cell whose predicted distance has two peaks (1.0 and 0.9) over a shallow
     saddle (0.8): threshold seeds above the saddle cut it in two; h-maxima seeds of a depth

@@ -349,8 +349,9 @@ def build_distance_watershed(params) -> Step:
     foreground; foreground components without a seed become instances of their own;
     instances below ``min_size`` pixels are removed; ids are 1..n.
     """
-    from skimage.morphology import h_maxima
     from skimage.segmentation import relabel_sequential, watershed
+
+    from .hmaxima_cache import h_maxima_mask
 
     def distance_watershed(probs: np.ndarray) -> np.ndarray:
         _expect("distance_watershed", probs, ("probabilities",))
@@ -367,7 +368,7 @@ def build_distance_watershed(params) -> Step:
         distance = p[..., params.distance_channel]
         seeds = foreground & (distance > params.seed_threshold)
         if params.seed_depth > 0 and seeds.any():
-            seeds &= h_maxima(distance, params.seed_depth).astype(bool)
+            seeds &= h_maxima_mask(distance, params.seed_depth)  # cached: tuning repeats it
         markers, n = ndi.label(seeds, structure=structure)
         if n:
             out = watershed(-distance, markers, mask=foreground,
