@@ -49,6 +49,12 @@ def validation_predictions(ctx, model_path) -> tuple[list, list]:
     return probs, truths
 
 
+def _has_tunable(chain, registry) -> bool:
+    """True when a step of the config's post-processing ``chain`` declares tunable
+    parameters."""
+    return any(registry.resolve("postprocessors", c.name).spec.tunable for c in chain)
+
+
 def tune_step(ctx, trained):
     """Tune the post-processing on ``data.val`` (module docstring); returns the
     :class:`~dlsuite.tuning.TuningResult`, or None (with a note) when tuning is disabled, there
@@ -62,8 +68,7 @@ def tune_step(ctx, trained):
     if cfg.data.val is None or trained.model_path is None:
         ctx.note("post-processing not tuned: no validation data (data.val) or no checkpoint")
         return None
-    if not any(ctx.registry.resolve("postprocessors", c.name).spec.tunable
-               for c in cfg.postprocess):
+    if not _has_tunable(cfg.postprocess, ctx.registry):
         log.info("post-processing not tuned: no step of the chain has tunable parameters")
         return None
     probs, truths = validation_predictions(ctx, trained.model_path)
@@ -129,7 +134,7 @@ def tune_run(run_dir, *, weights: str = "best", metric: str | None = None,
         state = "is not set" if cfg.data.val is None else f"not found: {cfg.data.val}"
         raise DlsuiteInputError(f"{run.config_json}: data.val {state}: post-processing is "
                                 "tuned on the validation set")
-    if not any(registry.resolve("postprocessors", c.name).spec.tunable for c in cfg.postprocess):
+    if not _has_tunable(cfg.postprocess, registry):
         raise DlsuiteInputError(f"{run.config_json}: no step of the post-processing chain "
                                 f"({', '.join(c.name for c in cfg.postprocess)}) has tunable "
                                 "parameters")

@@ -133,6 +133,8 @@ def predict_video(
     or, when that fails, get tiles of their own size. ``tta``: the mean over the 8 flips and
     quarter turns of the frames (:func:`dlsuite.inference.tta.dihedral_average`).
     """
+    # every option but the frames and tta, for the 8 passes of tta (none is forgotten)
+    passes = {k: v for k, v in locals().items() if k not in ("model", "video", "tta")}
     video = np.asarray(video)
     if video.ndim != 3 or video.size == 0:
         raise DataError(f"predict_video: video must be (T, H, W), got shape {video.shape}")
@@ -140,10 +142,7 @@ def predict_video(
     if tta:
         from .tta import dihedral_average
 
-        return dihedral_average(lambda v: predict_video(
-            model, v, time_windows=time_windows, tile_size=tile_size, halo=halo,
-            batch_size=batch_size, size_multiple=size_multiple, temporal=temporal,
-            reuse_features=reuse_features, heads=heads), video)
+        return dihedral_average(lambda v: predict_video(model, v, **passes), video)
     kwargs = dict(tile_size=tile_size, halo=halo, batch_size=batch_size,
                   size_multiple=size_multiple, heads=heads)
     if not temporal:
