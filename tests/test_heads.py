@@ -277,6 +277,32 @@ def test_h_maxima_cache_gives_skimage_pixels_and_serves_repeats(registry):
         cache.clear_cache()
 
 
+def test_h_maxima_follow_the_connectivity_parameter(registry):
+    """The h-maxima (seeds of distance_watershed) use the step's ``connectivity``: a lower
+    peak touching a higher one only at a corner is a maximum of its own with 4-connectivity
+    (1), part of the higher one's slope with 8-connectivity (2); the cache keeps them apart."""
+    from skimage.morphology import h_maxima
+
+    from dlsuite_plugins.postprocess import hmaxima_cache as cache
+
+    d = np.zeros((7, 7), np.float32)
+    d[2, 2], d[3, 3] = 1.0, 0.5
+    cache.clear_cache()
+    four, eight = cache.h_maxima_mask(d, 0.3, 1), cache.h_maxima_mask(d, 0.3, 2)
+    assert four[3, 3] and not eight[3, 3] and four[2, 2] and eight[2, 2]
+    face = ndimage.generate_binary_structure(2, 1)
+    assert np.array_equal(four, h_maxima(d, 0.3, footprint=face) > 0)
+    assert np.array_equal(eight, h_maxima(d, 0.3) > 0)
+    assert cache.cache_info()["misses"] == 2
+    probs = np.zeros((7, 7, 3), np.float32)
+    probs[..., 1] = 1.0
+    probs[..., 2] = d
+    cells = {c: int(_watershed(registry, threshold=0.5, seed_threshold=0.1, seed_depth=0.3,
+                               connectivity=c)(probs).max()) for c in (1, 2)}
+    assert cells == {1: 2, 2: 1}  # every pixel is foreground: one cell per seed
+    cache.clear_cache()
+
+
 def test_distance_watershed_seed_depth_keeps_a_shallow_dip_in_one_cell(registry):
     """An elongated cell whose predicted distance has two peaks (1.0 and 0.9) over a shallow
     saddle (0.8): threshold seeds above the saddle cut it in two; h-maxima seeds of a depth

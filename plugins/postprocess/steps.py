@@ -344,7 +344,8 @@ def build_distance_watershed(params) -> Step:
     ``seed_threshold`` (each holds a maximum of the distance; a cell whose peak stays below
     the threshold gets no seed of its own and is flooded by its neighbour's); with
     ``seed_depth`` > 0 only those pixels that are also h-maxima of depth ``seed_depth``
-    (maxima rising at least that much above the saddle to any higher one), so a shallow dip
+    (maxima rising at least that much above the saddle to any higher one; plateaus and
+    neighbours by ``connectivity``, like the labelling and the watershed), so a shallow dip
     along one cell does not split it. The seeds grow by watershed on ``-distance`` over the
     foreground; foreground components without a seed become instances of their own;
     instances below ``min_size`` pixels are removed; ids are 1..n.
@@ -368,7 +369,8 @@ def build_distance_watershed(params) -> Step:
         distance = p[..., params.distance_channel]
         seeds = foreground & (distance > params.seed_threshold)
         if params.seed_depth > 0 and seeds.any():
-            seeds &= h_maxima_mask(distance, params.seed_depth)  # cached: tuning repeats it
+            # cached: tuning repeats it
+            seeds &= h_maxima_mask(distance, params.seed_depth, params.connectivity)
         markers, n = ndi.label(seeds, structure=structure)
         if n:
             out = watershed(-distance, markers, mask=foreground,
