@@ -114,7 +114,8 @@ class DivergenceGuard(NanGuard):
 
 class StuckLossWarning(keras.callbacks.Callback):
     """Warns once when, for ``epochs`` epochs in a row, the training loss stays within
-    ``rtol`` of its value at the first of them while some metrics stay exactly 0 (the model is
+    ``rtol`` of its value at the first of them while some training metrics stay exactly 0
+    (validation metrics do not count: a validation set without objects scores 0; the model is
     not learning: from the start, often data that is NaN, constant or without objects; later,
     a model collapsed to predicting one class everywhere)."""
 
@@ -136,8 +137,9 @@ class StuckLossWarning(keras.callbacks.Callback):
                 abs(r.get("loss", math.inf) - first) > self.rtol * max(abs(first), 1e-12)
                 for r in recent):
             return
+        # training metrics only: a validation set without objects scores 0 in a healthy run
         zero = [k for k in recent[0] if not k.endswith("loss") and k != "learning_rate"
-                and all(r.get(k) == 0 for r in recent)]
+                and not k.startswith("val_") and all(r.get(k) == 0 for r in recent)]
         if zero:
             start = len(self.rows) - self.epochs + 1
             since = "its epoch-1 value" if start == 1 else f"since epoch {start}"

@@ -109,11 +109,15 @@ def test_a_model_collapsed_after_its_first_epoch_warns_naming_the_warm_up():
         notice.warned and "train.warmup_steps" in notice.warned
 
 
-def test_a_loss_that_moves_or_metrics_above_zero_do_not_warn():
+def test_a_loss_that_moves_or_training_metrics_above_zero_do_not_warn():
     for rows in ([{"loss": 0.69, "dice": 0.0}, {"loss": 0.5, "dice": 0.0},
                   {"loss": 0.4, "dice": 0.0}],
                  [{"loss": 0.69, "dice": 0.1}, {"loss": 0.69, "dice": 0.1},
-                  {"loss": 0.69, "dice": 0.1}]):
+                  {"loss": 0.69, "dice": 0.1}],
+                 # converged (loss within 1%), but the validation set holds no objects
+                 [{"loss": 0.4675, "dice": 0.86, "val_dice": 0.0, "val_loss": 0.02},
+                  {"loss": 0.4660, "dice": 0.86, "val_dice": 0.0, "val_loss": 0.02},
+                  {"loss": 0.4628, "dice": 0.87, "val_dice": 0.0, "val_loss": 0.02}]):
         notice = StuckLossWarning(epochs=3)
         for epoch, logs in enumerate(rows):
             notice.on_epoch_end(epoch, logs)
