@@ -55,10 +55,12 @@ def _has_tunable(chain, registry) -> bool:
     return any(registry.resolve("postprocessors", c.name).spec.tunable for c in chain)
 
 
-def tune_step(ctx, trained):
+def tune_step(ctx, trained, *, write: bool = True):
     """Tune the post-processing on ``data.val`` (module docstring); returns the
     :class:`~dlsuite.tuning.TuningResult`, or None (with a note) when tuning is disabled, there
-    is no validation data or checkpoint, or no step of the chain has a tunable parameter."""
+    is no validation data or checkpoint, or no step of the chain has a tunable parameter.
+    ``write=False``: the run's ``postprocess.json`` is not written (the caller keeps the
+    values elsewhere)."""
     from .tuning import tune_postprocess, write_postprocess_json
 
     cfg = ctx.config
@@ -77,7 +79,8 @@ def tune_step(ctx, trained):
         return None
     result = tune_postprocess(probs, truths, cfg.postprocess, ctx.registry,
                               metric=ev.tune_metric, time_budget=ev.tune_seconds)
-    write_postprocess_json(ctx.run.root, result)
+    if write:
+        write_postprocess_json(ctx.run.root, result)
     tuned = []
     for choice, step in zip(cfg.postprocess, result.steps):
         entry = ctx.registry.resolve("postprocessors", choice.name)
@@ -98,17 +101,23 @@ def tune_step(ctx, trained):
 
 def tune_run(run_dir, *, weights: str = "best", metric: str | None = None,
              seconds: float | None = None, overwrite: bool = False, quiet: bool = False,
-             registry=None):
+             postprocess=None, output=None, registry=None):
     """``dlsuite tune RUN_DIR``: :func:`tune_step` on a trained run, e.g. one stopped before
     its tuning step or trained with ``evaluation.tune_postprocess`` off: the run's chain
     searched on its ``data.val`` with its ``weights`` checkpoint (``best``/``last``),
     maximising ``metric`` (``SEG``/``f1``; default ``evaluation.tune_metric``) within
     ``seconds`` (default ``evaluation.tune_seconds``); writes ``RUN_DIR/postprocess.json``,
-    which ``dlsuite predict`` and ``dlsuite test`` then use. Returns the
+    which ``dlsuite predict`` and ``dlsuite test`` then use. With ``output`` (a file path)
+    the tuned chain is written there instead, as a chain file for ``dlsuite predict
+    --postprocess`` (:mod:`dlsuite.tuned_chain_file`; the run is not touched);
+    ``postprocess`` (a chain file or list, checked against the run's model outputs as
+    ``dlsuite predict --postprocess`` checks it) tunes that chain instead of the run's and
+    needs ``output``. Returns the
     :class:`~dlsuite.tuning.TuningResult`. DlsuiteInputError naming the folder, file or
     value, before any prediction: not a run, no checkpoint, no ``data.val`` folder, a chain
     with nothing to tune, an existing ``postprocess.json`` without ``overwrite``, a bad
-    ``metric``/``seconds``; also when ``data.val`` holds no annotated frame."""
+    ``metric``/``seconds``, a chain that does not fit, an ``output`` that may not be
+    written; also when ``data.val`` holds no annotated frame."""
     from pathlib import Path
 
     from .errors import DlsuiteInputError
@@ -125,30 +134,49 @@ def tune_run(run_dir, *, weights: str = "best", metric: str | None = None,
         raise DlsuiteInputError(f"--metric {metric}: choose SEG or f1")
     if seconds is not None and not seconds > 0:
         raise DlsuiteInputError(f"--seconds {seconds}: must be > 0")
+    if postprocess is not None and output is None:
+        raise DlsuiteInputError("--postprocess needs --output FILE: the run's postprocess.json "
+                                "holds values for the run's own chain only")
     run = RunDir(Path(run_dir).expanduser().resolve())
     if not run.is_run():
         raise DlsuiteInputError(f"{run.root}: not a dlsuite run directory (no config.json)")
-    loaded = load_run_config(run.root, registry)
+    chain_from = "run"
+    if postprocess is not None:
+        from .inference.chain_choice import load_predict_config
+
+        chosen = load_predict_config(run.root, registry, chain=postprocess)
+        loaded, chain_from = chosen.loaded, chosen.chain_from
+    else:
+        loaded = load_run_config(run.root, registry)
     cfg = loaded.config
     if cfg.data.val is None or not Path(cfg.data.val).is_dir():
         state = "is not set" if cfg.data.val is None else f"not found: {cfg.data.val}"
         raise DlsuiteInputError(f"{run.config_json}: data.val {state}: post-processing is "
                                 "tuned on the validation set")
     if not _has_tunable(cfg.postprocess, registry):
-        raise DlsuiteInputError(f"{run.config_json}: no step of the post-processing chain "
+        where = run.config_json if chain_from == "run" else chain_from
+        raise DlsuiteInputError(f"{where}: no step of the post-processing chain "
                                 f"({', '.join(c.name for c in cfg.postprocess)}) has tunable "
                                 "parameters")
-    target = run.root / POSTPROCESS_JSON
-    if target.exists() and not overwrite:
-        raise DlsuiteInputError(f"{target}: exists (the run was tuned before); pass "
-                                "--overwrite to tune again")
+    if output is not None:
+        from .tuned_chain_file import check_chain_output, write_tuned_chain
+
+        target = check_chain_output(output, overwrite)
+    else:
+        target = run.root / POSTPROCESS_JSON
+        if target.exists() and not overwrite:
+            raise DlsuiteInputError(f"{target}: exists (the run was tuned before); pass "
+                                    "--overwrite to tune again")
     checkpoint = choose_checkpoint(run, weights)
     ev = attrs.evolve(cfg.evaluation, tune_postprocess=True,
                       tune_metric=metric or cfg.evaluation.tune_metric,
                       tune_seconds=float(seconds or cfg.evaluation.tune_seconds))
     ctx = RunContext(attrs.evolve(loaded, config=attrs.evolve(cfg, evaluation=ev)), registry,
                      run, quiet=quiet)
-    result = tune_step(ctx, TrainOutput(checkpoint, [], {}, 0))
+    result = tune_step(ctx, TrainOutput(checkpoint, [], {}, 0), write=output is None)
     if result is None:  # tune_step noted why
         raise DlsuiteInputError(f"{cfg.data.val}: " + "; ".join(ctx.notes))
+    if output is not None:
+        write_tuned_chain(target, result, run=run.root, checkpoint=Path(checkpoint),
+                          chain_from=chain_from)
     return result

@@ -79,3 +79,55 @@ def test_tune_refuses_bad_input_before_predicting(untuned, tmp_path):
     with pytest.raises(DlsuiteInputError, match="no step of the post-processing chain"):
         api.tune(plain)
     assert not (plain / "postprocess.json").exists()
+
+
+def test_tune_another_chain_into_a_chain_file_that_predict_reads(untuned, tmp_path):
+    """``--postprocess CHAIN.json --output TUNED.json``: the given chain is tuned and written
+    as a chain file (the run's postprocess.json untouched) that ``predict --postprocess``
+    takes; it is replaced only with --overwrite, and a file dlsuite did not write never."""
+    from dlsuite.predict import open_run
+
+    run = untuned["run"]
+    kept = run / "postprocess.json"
+    before = kept.read_bytes() if kept.exists() else None
+    chain = tmp_path / "chain.json"
+    chain.write_text(json.dumps([{"name": "distance_watershed", "min_size": 5,
+                                  "threshold": 0.6}]))
+    tuned = tmp_path / "tuned.json"
+    proc = run_cli("tune", str(run), "--postprocess", str(chain))
+    assert proc.returncode == 2 and "--postprocess needs --output" in proc.stderr
+    proc = run_cli("tune", str(run), "--postprocess", str(chain), "-o", str(tuned),
+                   "--metric", "SEG", "--seconds", "30", "--json")
+    assert proc.returncode == 0, proc.stderr
+    printed, written = json.loads(proc.stdout), json.loads(tuned.read_text())
+    assert set(written) == {"postprocess", "tuning"}
+    tuning = written["tuning"]
+    assert tuning["written_by"] == "dlsuite tune" and tuning["chain"] == str(chain)
+    assert tuning["score"] == printed["score"] and tuning["tuned"] == printed["tuned"]
+    (step,) = written["postprocess"]
+    assert step == {"name": "distance_watershed", **printed["steps"][0]["params"]}
+    assert (kept.read_bytes() if kept.exists() else None) == before
+    params = open_run(run, chain=tuned).ctx.config.postprocess[0].params
+    assert (params.threshold, params.min_size) == (step["threshold"], step["min_size"])
+    out = tmp_path / "pred"
+    proc = run_cli("predict", str(run), str(untuned["frames"]), "--postprocess", str(tuned),
+                   "-o", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "predict.json").read_text())["chain"] is not None
+    # tuned before: replaced only with --overwrite; a file dlsuite did not write: never
+    proc = run_cli("tune", str(run), "--postprocess", str(chain), "-o", str(tuned))
+    assert proc.returncode == 2 and "exists (a chain tuned before)" in proc.stderr
+    proc = run_cli("tune", str(run), "-o", str(tuned), "--overwrite", "--seconds", "20",
+                   "--quiet")
+    assert proc.returncode == 0 and proc.stdout == "", proc.stderr
+    assert json.loads(tuned.read_text())["tuning"]["chain"] == "run"
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}\n')
+    proc = run_cli("tune", str(run), "-o", str(notes), "--overwrite")
+    assert proc.returncode == 2 and "not written by dlsuite tune" in proc.stderr
+    assert notes.read_text() == '{"mine": 1}\n'
+    plain = tmp_path / "plain.json"
+    plain.write_text('["argmax", "label"]')
+    proc = run_cli("tune", str(run), "--postprocess", str(plain), "-o", str(tmp_path / "x"))
+    assert proc.returncode == 2 and f"{plain}: no step of the post-processing chain" in \
+        proc.stderr and not (tmp_path / "x").exists()

@@ -163,18 +163,23 @@ def _run_directory_only(options: dict, where: str) -> None:
 
 
 def tune(run_dir: str | os.PathLike, *, weights: str = "best", metric: str | None = None,
-         seconds: float | None = None, overwrite: bool = False, quiet: bool = False):
+         seconds: float | None = None, overwrite: bool = False, quiet: bool = False,
+         postprocess=None, output: str | os.PathLike | None = None):
     """Tune a trained run's post-processing on its validation set, as ``dlsuite run`` does
     after training (for a run stopped before that step, or trained with
     ``evaluation.tune_postprocess`` false): writes ``run_dir/postprocess.json``, which
     ``predict``, ``predict_folder`` and ``test_run`` then use. ``weights``: the checkpoint
     (``best``/``last``); ``metric``: ``SEG`` or ``f1`` (default the config's
     ``evaluation.tune_metric``); ``seconds``: the search's budget (default
-    ``evaluation.tune_seconds``); ``overwrite``: replace an existing ``postprocess.json``.
+    ``evaluation.tune_seconds``); ``overwrite``: replace an existing ``postprocess.json``
+    (or an ``output`` file tuned before). ``output``: write the tuned chain to this file
+    instead (a chain file for ``predict(..., postprocess=FILE)``; the run is not touched);
+    ``postprocess``: a chain file or list to tune instead of the run's (needs ``output``).
     Returns the TuningResult (``metric``, ``score``, ``default_score``, ``tuned``,
     ``steps``, ``evaluations``, ``seconds``, ``timed_out``; ``as_dict()`` as written).
     DlsuiteInputError naming the folder, file or value before anything is predicted."""
     from ..tune_step import tune_run
 
     return tune_run(run_dir, weights=weights, metric=metric, seconds=seconds,
-                    overwrite=overwrite, quiet=quiet, registry=get_registry())
+                    overwrite=overwrite, quiet=quiet, postprocess=postprocess, output=output,
+                    registry=get_registry())

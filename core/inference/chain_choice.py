@@ -47,7 +47,8 @@ class PredictConfig:
 def read_chain(chain: Any) -> tuple[list, str]:
     """``(items, source)`` of a post-processing chain in the config's own format: a list of
     steps (``"argmax"`` or ``{"name": "threshold", "threshold": 0.6}``), an object holding
-    that list under ``"postprocess"``, or the path of a JSON file holding either.
+    that list under ``"postprocess"`` (and, in a file ``dlsuite tune --output`` wrote, how
+    its values were chosen under ``"tuning"``), or the path of a JSON file holding either.
     DlsuiteInputError naming the file when it is missing, not JSON or holds something else."""
     source = "the given chain"
     if isinstance(chain, (str, os.PathLike)):
@@ -62,13 +63,15 @@ def read_chain(chain: Any) -> tuple[list, str]:
         except json.JSONDecodeError as exc:
             raise DlsuiteInputError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} "
                                     f"column {exc.colno}") from None
-    if isinstance(chain, dict) and set(chain) == {"postprocess"}:
+    # "tuning": how dlsuite tune chose the values (dlsuite.tuned_chain_file)
+    if isinstance(chain, dict) and "postprocess" in chain and set(chain) <= {"postprocess",
+                                                                            "tuning"}:
         chain = chain["postprocess"]
     if not isinstance(chain, (list, tuple)):
         raise DlsuiteInputError(
             f"{source}: expected a post-processing chain: a JSON list of steps as the "
             "config's \"postprocess\" (e.g. [\"argmax\", \"label\"]) or an object with only "
-            f"that key, got {type(chain).__name__}")
+            f"that key (and \"tuning\"), got {type(chain).__name__}")
     return list(chain), source
 
 
