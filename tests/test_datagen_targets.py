@@ -1,4 +1,5 @@
-"""Target plugins: binary, contours, weight_map, distance, marks; no wrap of label ids."""
+"""Target plugins: binary, contours, weight_map, distance, contours_distance, marks; no wrap
+of label ids."""
 
 import numpy as np
 import pytest
@@ -159,7 +160,7 @@ def test_marks_equal_per_instance_erosion(registry):
 
 
 def test_float_labels_rejected(registry):
-    for name in ("binary", "contours", "weight_map", "distance", "marks"):
+    for name in ("binary", "contours", "weight_map", "distance", "contours_distance", "marks"):
         _, target = build(registry, name)
         with pytest.raises(DataError, match="float"):
             target(cells().astype(np.float32))
@@ -226,7 +227,7 @@ def test_instance_and_separation_distances_equal_scipy():
     assert np.isinf(d2[75, 75])  # only cell 9 counts there
 
 
-@pytest.mark.parametrize("name", ["weight_map", "distance"])
+@pytest.mark.parametrize("name", ["weight_map", "distance", "contours_distance"])
 def test_crop_mode_equals_the_centre_of_the_full_target(registry, name):
     """The training pipeline asks these targets for the kept centre only (takes_crop)."""
     _, target = build(registry, name)
@@ -243,8 +244,35 @@ def test_crop_mode_equals_the_centre_of_the_full_target(registry, name):
         got = target(lab, crop=(h, w))
         assert got.shape == (h, w, 2)
         np.testing.assert_array_equal(got[..., 0], centre[..., 0])
-        if name == "distance":
+        if name != "weight_map":
             np.testing.assert_array_equal(got[..., 1], centre[..., 1])
         else:  # the weight map is mean 1 over what it returns
             np.testing.assert_allclose(got[..., 1], centre[..., 1] / centre[..., 1].mean(),
                                        rtol=1e-5)
+
+
+def test_contours_distance_is_contours_class_plus_distance_and_crops_exactly(registry):
+    """``contours_distance``: channel 0 is the ``contours`` target's class (0 background,
+    1 cell, 2 boundary, in every mode), channel 1 the ``distance`` target's distance; a crop
+    (as the generator asks for the centre of a cut context) is exactly that part of the
+    whole, boundaries at its edge included."""
+    from dlsuite_plugins.datagen.targets import centre_region
+
+    entry, _ = build(registry, "contours_distance")
+    assert entry.spec.channels == ("class", "distance") and entry.spec.n_classes == 3
+    assert [(h.name, h.channels) for h in entry.spec.heads] == [("class", 3), ("distance", 1)]
+    _, distance = build(registry, "distance")
+    rng = np.random.default_rng(5)
+    cases = [cells(), random_labels(rng, (70, 90), 12, touching=True, high_ids=True)]
+    for mode in ("inner", "outer", "thick"):
+        _, target = build(registry, "contours_distance", mode=mode)
+        _, contours = build(registry, "contours", mode=mode)
+        for lab in cases:
+            y = target(lab)
+            assert y.shape == (*lab.shape, 2) and y.dtype == np.float32
+            np.testing.assert_array_equal(y[..., 0], contours(lab)[..., 0])
+            np.testing.assert_array_equal(y[..., 1], distance(lab)[..., 1])
+            assert {1.0, 2.0} <= set(np.unique(y[..., 0]))
+            for crop in ((16, 16), (lab.shape[0] - 1, 9)):
+                y0, y1, x0, x1 = centre_region(lab.shape, crop)
+                np.testing.assert_array_equal(target(lab, crop), y[y0:y1, x0:x1])

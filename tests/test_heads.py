@@ -235,6 +235,22 @@ def test_distance_watershed_seed_threshold_and_min_size(registry):
         _watershed(registry, distance_channel=5)(probs)
 
 
+def test_distance_watershed_background_channel_takes_every_cell_class(registry):
+    """With ``background_channel`` the foreground is 1 - P(background): a contours_distance
+    output (cells class 1, their boundaries class 2) gives whole cells; with the default
+    foreground_channel 1 the boundary ring is lost. Out-of-range channels are named."""
+    lab = _touching_discs()
+    entry = registry.resolve("targets", "contours_distance")
+    y = entry.load()(entry.spec.params())(lab)
+    classes = y[..., 0].astype(int)
+    probs = np.concatenate([np.eye(3, dtype=np.float32)[classes], y[..., 1:]], -1)
+    whole = _watershed(registry, background_channel=0)(probs)
+    assert whole.max() == 2 and np.array_equal(whole > 0, lab > 0)
+    assert (_watershed(registry)(probs) > 0).sum() < (lab > 0).sum()
+    with pytest.raises(DlsuiteInputError, match="background_channel 4 out of range"):
+        _watershed(registry, background_channel=4)(probs)
+
+
 def test_h_maxima_cache_gives_skimage_pixels_and_serves_repeats(registry):
     """The h-maxima of a map seen before (as tuning repeats them) come from the cache: the
     same pixels as scikit-image, the same labels as computed afresh; another map, depth or

@@ -90,6 +90,17 @@ TARGETS = [
                HeadSpec("distance", 1, "sigmoid", "regression")),
     ),
     TargetSpec(
+        name="contours_distance",
+        factory=f"{_PKG}.targets:build_contours_distance",
+        params=P.ContoursParams,
+        description="0 background, 1 cell, 2 boundary plus each instance's distance to its "
+                    "border, max 1 per instance",
+        n_classes=3,
+        channels=("class", "distance"),
+        heads=(HeadSpec("class", 3, "softmax", "class"),
+               HeadSpec("distance", 1, "sigmoid", "regression")),
+    ),
+    TargetSpec(
         name="marks",
         factory=f"{_PKG}.targets:build_marks",
         params=P.MarksParams,

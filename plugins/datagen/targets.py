@@ -181,6 +181,27 @@ def build_distance(params) -> Target:
     return target
 
 
+def build_contours_distance(params) -> Target:
+    """Classes 0 background, 1 cell, 2 boundary (as ``contours``) plus the per-instance
+    normalised distance channel (as ``distance``): the boundary class teaches where touching
+    cells part and where a cell ends, the distance where its seed is."""
+    contours = build_contours(params)
+
+    def target(labels: np.ndarray, crop: tuple[int, int] | None = None) -> np.ndarray:
+        labels = check_labels(labels)
+        H, W = labels.shape
+        region = centre_region(labels.shape, crop) if crop is not None else None
+        distance = instance_distances(labels, normalize=True, region=region)
+        y0, y1, x0, x1 = region or (0, H, 0, W)
+        # boundaries look at neighbours: computed with a 1-pixel margin around the region
+        a, b, c, d = max(y0 - 1, 0), min(y1 + 1, H), max(x0 - 1, 0), min(x1 + 1, W)
+        classes = contours(labels[a:b, c:d])[y0 - a:y1 - a, x0 - c:x1 - c, 0]
+        return np.stack([classes, distance], axis=-1)
+
+    target.takes_crop = True
+    return target
+
+
 def build_marks(params) -> Target:
     """Instances eroded with ``disk(radius)``, vectorised (see module docstring)."""
     if params.radius < 0:

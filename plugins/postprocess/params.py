@@ -137,6 +137,10 @@ class DistanceWatershedParams:
                           validator=non_negative())
     foreground_channel: int = param(
         1, help="channel of the foreground probability (1 for the distance target)")
+    background_channel: int | None = param(
+        None, help="if set, the foreground probability is 1 - this channel's (all cell "
+                   "classes together: 0 for the contours_distance target, whose cells are "
+                   "class 1 and their boundaries class 2); foreground_channel is then unused")
     distance_channel: int = param(
         -1, help="channel of the predicted distance (-1: last, as the distance target)")
     connectivity: Literal[1, 2] = param(1, help=_CONNECTIVITY_HELP)

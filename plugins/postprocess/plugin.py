@@ -30,8 +30,9 @@ def _watershed_needs(params: p.WatershedSplitParams) -> Needs:
 
 
 def _distance_needs(params: p.DistanceWatershedParams) -> Needs:
-    return Needs(classes=(params.foreground_channel,), channels=(params.distance_channel,),
-                 regression=True)
+    fg = params.foreground_channel if params.background_channel is None else \
+        params.background_channel
+    return Needs(classes=(fg,), channels=(params.distance_channel,), regression=True)
 
 
 POSTPROCESSORS = [

@@ -339,7 +339,8 @@ def build_watershed_split(params) -> Step:
 def build_distance_watershed(params) -> Step:
     """Probabilities + predicted distance ``(H, W, C)`` -> int32 instances.
 
-    Foreground: ``P[..., foreground_channel] > threshold``. Seeds: the connected regions of
+    Foreground: ``P[..., foreground_channel] > threshold`` (with ``background_channel``:
+    ``1 - P[..., background_channel] > threshold``, every cell class together). Seeds: the connected regions of
     foreground pixels whose predicted distance ``P[..., distance_channel]`` exceeds
     ``seed_threshold`` (each holds a maximum of the distance; a cell whose peak stays below
     the threshold gets no seed of its own and is flooded by its neighbour's); with
@@ -358,14 +359,17 @@ def build_distance_watershed(params) -> Step:
         _expect("distance_watershed", probs, ("probabilities",))
         p = _probs3(probs)
         channels = p.shape[-1]
-        for key in ("foreground_channel", "distance_channel"):
+        for key in ("foreground_channel", "distance_channel", "background_channel"):
             c = getattr(params, key)
-            if not -channels <= c < channels:
+            if c is not None and not -channels <= c < channels:
                 raise DlsuiteInputError(
                     f"postprocessor 'distance_watershed': {key} {c} out of range for "
                     f"{channels}-channel input (expected class probabilities then distance)")
         structure = _structure(params.connectivity)
-        foreground = p[..., params.foreground_channel] > params.threshold
+        if params.background_channel is None:
+            foreground = p[..., params.foreground_channel] > params.threshold
+        else:
+            foreground = 1.0 - p[..., params.background_channel] > params.threshold
         distance = p[..., params.distance_channel]
         seeds = foreground & (distance > params.seed_threshold)
         if params.seed_depth > 0 and seeds.any():
