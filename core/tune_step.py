@@ -177,6 +177,7 @@ def tune_run(run_dir, *, weights: str = "best", metric: str | None = None,
     if result is None:  # tune_step noted why
         raise DlsuiteInputError(f"{cfg.data.val}: " + "; ".join(ctx.notes))
     if output is not None:
+        check_chain_output(target, overwrite)  # again: a file may have appeared meanwhile
         write_tuned_chain(target, result, run=run.root, checkpoint=Path(checkpoint),
                           chain_from=chain_from)
     return result
