@@ -89,3 +89,29 @@ def test_same_rng_same_positions(registry):
 def test_bad_pdf(registry):
     with pytest.raises(DlsuiteInputError, match="pdf"):
         build(registry, "foreground_pdf", pdf=0.0)
+
+
+def test_instances_draws_every_cell_equally_whatever_its_size(registry):
+    """A 6x6 cell and a 60x60 cell: ``instances`` centres half the patches on each (the
+    pixel-weighted ``foreground_pdf`` almost always on the large one); with ``background``
+    that share of uniform patches; frames without instances are uniform; patches stay
+    inside even when the cell is at the border."""
+    labels = np.zeros((200, 220), np.int32)
+    labels[100:106, 30:36] = 7
+    labels[60:120, 120:180] = 9
+    c = centres(build(registry, "instances", background=0.0), labels, (32, 32), 1000)
+    hit = labels[c[:, 0], c[:, 1]]
+    assert set(np.unique(hit)) == {7, 9} and 0.42 < (hit == 7).mean() < 0.58
+    c = centres(build(registry, "foreground_pdf", pdf=1e6), labels, (32, 32), 500)
+    assert (labels[c[:, 0], c[:, 1]] == 7).mean() < 0.05
+    c = centres(build(registry, "instances", background=0.5), labels, (32, 32), 1000)
+    assert 0.4 < (labels[c[:, 0], c[:, 1]] == 0).mean() < 0.6
+    c = centres(build(registry, "instances"), np.zeros((50, 40), np.int32), (20, 20), 200)
+    assert c[:, 0].min() == 10 and c[:, 0].max() == 40
+    corner = np.zeros((64, 64), np.int32)
+    corner[:3, :3] = 4  # centre clipped to the nearest valid position: the cell stays inside
+    for top, left in [build(registry, "instances", background=0.0)(
+            corner, (32, 32), np.random.default_rng(s)) for s in range(20)]:
+        assert (top, left) == (0, 0)
+    with pytest.raises(Exception, match="background"):
+        build(registry, "instances", background=1.5)

@@ -95,6 +95,16 @@ class ForegroundPdfParams:
                        validator=positive())
 
 
+@attrs.frozen
+class InstancesSamplerParams:
+    """``instances``: patch centred on a uniformly drawn instance (each cell equally likely,
+    whatever its size), else uniform."""
+
+    background: float = param(0.1, help="probability of a uniformly placed patch instead "
+                                        "(background and debris are seen too)",
+                              validator=_PROBABILITY)
+
+
 # ---------------------------------------------------------------------------- targets
 @attrs.frozen
 class BinaryParams:

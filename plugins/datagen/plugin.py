@@ -52,6 +52,13 @@ SAMPLERS = [
         params=P.ForegroundPdfParams,
         description="patch centres drawn with weight pdf on foreground, 1 on background",
     ),
+    SamplerSpec(
+        name="instances",
+        factory=f"{_PKG}.samplers:build_instances",
+        params=P.InstancesSamplerParams,
+        description="patches centred on a uniformly drawn instance (each cell equally "
+                    "likely, whatever its size)",
+    ),
 ]
 
 TARGETS = [

@@ -14,6 +14,11 @@ precomputation. When a few blocks find nothing (no or almost no foreground) it f
 the exact two-stage draw over the whole frame (choose foreground with probability
 ``pdf * n_fg / (n_bg + pdf * n_fg)``, then a uniform pixel of that class), which is uniform
 for frames without foreground.
+
+``instances`` centres the patch on an instance drawn uniformly among the frame's instances
+(every cell equally likely, whatever its size, as SEG counts them), at a uniform pixel of
+it, the centre moved the least needed to keep the patch inside; with probability
+``background`` (and on frames without instances) the position is uniform instead.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 
 from dlsuite import DlsuiteInputError
 
-__all__ = ["build_uniform", "build_foreground_pdf", "valid_range"]
+__all__ = ["build_uniform", "build_foreground_pdf", "build_instances", "valid_range"]
 
 _BLOCK = 1024  # proposals per vectorised block
 _MAX_BLOCKS = 8  # then fall back to the exact two-stage draw
@@ -80,5 +85,30 @@ def build_foreground_pdf(params) -> Sampler:
         index = np.flatnonzero(region == choose)
         flat = int(index[rng.integers(index.size)])
         return flat // nx, flat % nx
+
+    return sample
+
+
+def build_instances(params) -> Sampler:
+    """Centre on a uniformly drawn instance (module docstring), else uniform."""
+    background = float(params.background)
+    if not 0 <= background <= 1:
+        raise DlsuiteInputError(
+            f"sampler 'instances': background must be in [0, 1], got {params.background}")
+    uniform = build_uniform(params)
+
+    def sample(labels: np.ndarray, patch_size, rng: np.random.Generator) -> tuple[int, int]:
+        ny, nx = valid_range(labels.shape, patch_size)
+        if rng.random() < background:
+            return uniform(labels, patch_size, rng)
+        flat = labels.ravel()
+        ids = np.flatnonzero(np.bincount(flat[flat > 0])) if flat.any() else []
+        if not len(ids):
+            return uniform(labels, patch_size, rng)
+        pixels = np.flatnonzero(flat == ids[rng.integers(len(ids))])
+        y, x = divmod(int(pixels[rng.integers(pixels.size)]), labels.shape[1])
+        top = min(max(y - patch_size[0] // 2, 0), ny - 1)
+        left = min(max(x - patch_size[1] // 2, 0), nx - 1)
+        return top, left
 
     return sample
