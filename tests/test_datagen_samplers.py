@@ -102,6 +102,9 @@ def test_instances_draws_every_cell_equally_whatever_its_size(registry):
     c = centres(build(registry, "instances", background=0.0), labels, (32, 32), 1000)
     hit = labels[c[:, 0], c[:, 1]]
     assert set(np.unique(hit)) == {7, 9} and 0.42 < (hit == 7).mean() < 0.58
+    huge = labels.astype(np.uint32) * 400_000_000  # ids up to 3.6e9: any id range works
+    c = centres(build(registry, "instances", background=0.0), huge, (32, 32), 200)
+    assert 0.35 < (huge[c[:, 0], c[:, 1]] == 7 * 400_000_000).mean() < 0.65
     c = centres(build(registry, "foreground_pdf", pdf=1e6), labels, (32, 32), 500)
     assert (labels[c[:, 0], c[:, 1]] == 7).mean() < 0.05
     c = centres(build(registry, "instances", background=0.5), labels, (32, 32), 1000)

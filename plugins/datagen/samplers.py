@@ -102,8 +102,8 @@ def build_instances(params) -> Sampler:
         if rng.random() < background:
             return uniform(labels, patch_size, rng)
         flat = labels.ravel()
-        ids = np.flatnonzero(np.bincount(flat[flat > 0])) if flat.any() else []
-        if not len(ids):
+        ids = np.unique(flat[flat != 0])  # any id range (bincount would size by the largest)
+        if not ids.size:
             return uniform(labels, patch_size, rng)
         pixels = np.flatnonzero(flat == ids[rng.integers(len(ids))])
         y, x = divmod(int(pixels[rng.integers(pixels.size)]), labels.shape[1])

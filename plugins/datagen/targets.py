@@ -159,12 +159,19 @@ def build_weight_map(params) -> Target:
     return target
 
 
-def _thick_boundaries(labels: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
-    """``boundaries(labels, 1, "thick")`` on ``region`` (computed with a 1-pixel margin)."""
+def _on_region(fn: Callable[[np.ndarray], np.ndarray], labels: np.ndarray,
+               region: tuple[int, int, int, int]) -> np.ndarray:
+    """``fn(labels)`` on ``region`` only, computed with a 1-pixel margin around it (``fn``
+    looks at each pixel's neighbours, as boundaries do)."""
     y0, y1, x0, x1 = region
     H, W = labels.shape
     a, b, c, d = max(y0 - 1, 0), min(y1 + 1, H), max(x0 - 1, 0), min(x1 + 1, W)
-    return boundaries(labels[a:b, c:d], 1, "thick")[y0 - a:y1 - a, x0 - c:x1 - c]
+    return fn(labels[a:b, c:d])[y0 - a:y1 - a, x0 - c:x1 - c]
+
+
+def _thick_boundaries(labels: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    """``boundaries(labels, 1, "thick")`` on ``region``."""
+    return _on_region(lambda lab: boundaries(lab, 1, "thick"), labels, region)
 
 
 def build_distance(params) -> Target:
@@ -189,13 +196,10 @@ def build_contours_distance(params) -> Target:
 
     def target(labels: np.ndarray, crop: tuple[int, int] | None = None) -> np.ndarray:
         labels = check_labels(labels)
-        H, W = labels.shape
         region = centre_region(labels.shape, crop) if crop is not None else None
         distance = instance_distances(labels, normalize=True, region=region)
-        y0, y1, x0, x1 = region or (0, H, 0, W)
-        # boundaries look at neighbours: computed with a 1-pixel margin around the region
-        a, b, c, d = max(y0 - 1, 0), min(y1 + 1, H), max(x0 - 1, 0), min(x1 + 1, W)
-        classes = contours(labels[a:b, c:d])[y0 - a:y1 - a, x0 - c:x1 - c, 0]
+        H, W = labels.shape
+        classes = _on_region(contours, labels, region or (0, H, 0, W))[..., 0]
         return np.stack([classes, distance], axis=-1)
 
     target.takes_crop = True
