@@ -45,7 +45,8 @@ __all__ = ["tune"]
               help="Replace the run's postprocess.json (or an --output file dlsuite tune "
                    "wrote).")
 @click.option("--quiet", "-q", is_flag=True, help="Warnings and errors only.")
-@click.option("--json", "as_json", is_flag=True, help="Print the search's result (postprocess.json's content).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the search's result (postprocess.json's content).")
 def tune(run_dir: str, weights: str, metric: str | None, seconds: float | None,
          chain: Path | None, output: Path | None, overwrite: bool, quiet: bool,
          as_json: bool) -> None:

@@ -5,8 +5,9 @@
 the labelling and watershed). Tuning the post-processing (``dlsuite run``, ``dlsuite tune``)
 runs the chain on the same validation maps dozens of times with the same ``seed_depth`` and
 other thresholds, so the maxima are kept, bit-packed, keyed by a digest of the map's bytes,
-the depth and the connectivity: a repeated map costs a hash (a few ms) instead. The cache holds at most
-:data:`MAX_BYTES` of packed masks (oldest dropped first) and is safe to use from threads.
+the depth and the connectivity: a repeated map costs a hash (a few ms) instead. The cache
+holds at most :data:`MAX_BYTES` of packed masks (oldest dropped first) and is safe to use
+from threads.
 """
 
 from __future__ import annotations

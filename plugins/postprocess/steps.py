@@ -340,10 +340,11 @@ def build_distance_watershed(params) -> Step:
     """Probabilities + predicted distance ``(H, W, C)`` -> int32 instances.
 
     Foreground: ``P[..., foreground_channel] > threshold`` (with ``background_channel``:
-    ``1 - P[..., background_channel] > threshold``, every cell class together). Seeds: the connected regions of
-    foreground pixels whose predicted distance ``P[..., distance_channel]`` exceeds
-    ``seed_threshold`` (each holds a maximum of the distance; a cell whose peak stays below
-    the threshold gets no seed of its own and is flooded by its neighbour's); with
+    ``1 - P[..., background_channel] > threshold``, every cell class together). Seeds: the
+    connected regions of foreground pixels whose predicted distance
+    ``P[..., distance_channel]`` exceeds ``seed_threshold`` (each holds a maximum of the
+    distance; a cell whose peak stays below the threshold gets no seed of its own and is
+    flooded by its neighbour's); with
     ``seed_depth`` > 0 only those pixels that are also h-maxima of depth ``seed_depth``
     (maxima rising at least that much above the saddle to any higher one; plateaus and
     neighbours by ``connectivity``, like the labelling and the watershed), so a shallow dip
