@@ -66,6 +66,18 @@ def cli():
 
 
 @pytest.fixture(autouse=True)
+def _environment_restored():
+    """Each test leaves ``os.environ`` as it found it. Libraries called in-process change it
+    for good (bioimageio.core's model test sets ``TF_ENABLE_ONEDNN_OPTS=0``), and the CLI
+    subprocesses of later tests in the same worker would inherit that."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
 def _wandb_mode_from_config(monkeypatch):
     """Tests choose the W&B mode in their configs; a WANDB_MODE in the environment of the
     person running them would override it."""
