@@ -10,13 +10,14 @@ import errno
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
 __all__ = ["atomic_write", "write_text_atomic", "write_json_atomic", "to_jsonable",
-           "WRITE_ERRNOS"]
+           "leftover_temporaries", "WRITE_ERRNOS"]
 
 
 def _read_umask() -> int:
@@ -26,6 +27,24 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+
+
+_TMP_PREFIX = ".tmp-{}-"
+
+
+def leftover_temporaries(path: str | os.PathLike) -> list[Path]:
+    """The temporary files that :func:`atomic_write` calls for ``path`` left beside it
+    because their process was killed before the rename (SIGKILL, power loss): the names
+    only ``atomic_write(path, ...)`` makes, never another file. Sorted; [] without any."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    prefix = _TMP_PREFIX.format(path.stem)
+    suffix = "".join(path.suffixes) or ".tmp"
+    # mkstemp's random part: 8 characters of [a-z0-9_]
+    name = re.compile(re.escape(prefix) + "[a-z0-9_]{8}" + re.escape(suffix))
+    return sorted(p for p in path.parent.iterdir()
+                  if p.name.startswith(prefix) and name.fullmatch(p.name) and p.is_file())
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -40,7 +59,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         suffix = "".join(path.suffixes) or ".tmp"
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.stem}-", suffix=suffix)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX.format(path.stem),
+                                    suffix=suffix)
         os.close(fd)
     except OSError as exc:
         raise _naming(exc, path) from exc

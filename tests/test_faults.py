@@ -145,3 +145,34 @@ def test_an_atomic_write_over_the_size_limit_names_the_target_and_leaves_nothing
                           capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == [str(errno.EFBIG), str(target)], proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+KILLED_DRIVER = """
+import os, signal, sys
+from pathlib import Path
+from dlsuite.fileio import atomic_write
+
+def write(tmp: Path) -> None:
+    tmp.write_bytes(b"half")
+    os.kill(os.getpid(), signal.SIGKILL)  # killed before the rename
+
+atomic_write(sys.argv[1], write)
+"""
+
+
+def test_leftover_temporaries_finds_what_a_killed_atomic_write_left_and_nothing_else(tmp_path):
+    from dlsuite.fileio import leftover_temporaries
+
+    target = tmp_path / "labels" / "img_02.tif"
+    proc = subprocess.run([sys.executable, "-c", KILLED_DRIVER, str(target)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    assert not target.exists()
+    left = list(target.parent.iterdir())
+    assert len(left) == 1 and left[0].read_bytes() == b"half"
+    # the user's files and the temporaries of other targets are not the target's leftovers
+    for name in (".tmp-img_02-notes.tif", ".tmp-img_02-abcdefgh.txt", ".tmp-img_03-abcdefgh.tif",
+                 "img_02.tif.bak", ".tmp-img_02-x-abcdefgh.tif"):
+        (target.parent / name).write_text("keep")
+    assert leftover_temporaries(target) == left
+    assert leftover_temporaries(tmp_path / "nowhere" / "img_02.tif") == []

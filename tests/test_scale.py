@@ -239,11 +239,18 @@ def test_rerun_skips_complete_outputs_and_refuses_foreign_files(
                      weights=str(threshold_model), scheduler=address)
     stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*.tif")}
     (out / "labels" / "raw_002.tif").unlink()  # as if the job had been stopped before it
+    # ... with a killed worker's temporary file beside it, and one of the user's
+    import tempfile
+    fd, leftover = tempfile.mkstemp(dir=out / "labels", prefix=".tmp-raw_002-", suffix=".tif")
+    os.close(fd)
+    (out / "labels" / ".tmp-mine.tif").write_text("the user's")
     again = _bounded(api.predict_folder, run, data["inputs"], out, quiet=True,
                      weights=str(threshold_model), scheduler=address)
     assert [r.get("skipped", False) for r in again.rows] == [
         r["name"] != "raw_002" for r in first.rows]
     assert any("resumed: 5 of 6" in n for n in again.notes)
+    assert not Path(leftover).exists() and (out / "labels" / ".tmp-mine.tif").is_file()
+    (out / "labels" / ".tmp-mine.tif").unlink()
     for path, stamp in stamps.items():  # nothing complete was written again
         if path.name != "raw_002.tif" or path.parent.name == "probabilities":
             assert (path.stat().st_ino, path.stat().st_mtime_ns) == stamp, path

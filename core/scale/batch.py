@@ -8,7 +8,8 @@ sequence). A task runs on a worker: the run's model is loaded once per worker pr
 predicted by the same :func:`dlsuite.predict.predict_input` as in one process, and the worker
 writes its files as soon as they are ready, each atomically (temporary file + rename) and only
 when absent: a task rerun after its worker was killed never leaves half a file, and a file is
-never written twice. The client collects the rows as tasks finish and writes ``predict.json``.
+never written twice; the temporary file a killed worker left is deleted once the job's tasks
+are done. The client collects the rows as tasks finish and writes ``predict.json``.
 
 Restart: rerunning the same command on the same output folder (its ``.dlsuite-predict`` marker
 present, no ``--overwrite``) skips the inputs whose files are all there; a file about to be
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 from ..errors import DlsuiteInputError
-from ..fileio import write_json_atomic, write_text_atomic
+from ..fileio import leftover_temporaries, write_json_atomic, write_text_atomic
 from ..inference.outputs import prediction_paths
 from ..ownership import OwnedFolder
 from ..predict import FROM_CONFIG, _count_objects, predict_input
@@ -107,6 +108,15 @@ def _sequence_numbers(items: list[InputItem]) -> dict[str, str]:
             numbers[item.name] = (item.name if item.ctc_sequence and item.name.isdigit()
                                   else f"{len(numbers) + 1:02d}")
     return numbers
+
+
+def _remove_leftovers(out: Path, items: list[InputItem]) -> None:
+    """Delete the temporary files of output writes whose worker was killed mid-write (its
+    task ran again elsewhere): called once no task of the job runs any more."""
+    for item in items:
+        for rel in prediction_paths(f"{item.name}.tif").values():
+            for tmp in leftover_temporaries(out / rel):
+                tmp.unlink(missing_ok=True)
 
 
 def _complete_row(out: Path, item: InputItem, postprocess: bool) -> dict | None:
@@ -254,6 +264,7 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
                     log.info("done %s (%d/%d)", row["name"], len(rows), len(items))
             for future in as_completed(tracking, timeout=RESULT_TIMEOUT):
                 notes.extend(n for n in future.result() if n not in notes)
+    _remove_leftovers(out, items)
     ordered = [rows[item.name] for item in items]
     workers = sorted({r.pop("worker") for r in ordered if "worker" in r})
     ctc_dir = None
