@@ -31,6 +31,34 @@ def test_labels_keep_their_ids_and_dtype():
     assert resize_labels(labels, 1) is labels
 
 
+@pytest.mark.parametrize("scale", [0.5, 0.25])
+def test_shrunk_labels_stay_centred_on_their_shrunk_image(scale):
+    """Objects with edges at every parity: the shrunk label of each sits where the shrunk
+    image of it sits (no half-pixel shift, as a fixed corner of each footprint gives), and
+    keeps its area; an edge through a footprint goes either way in a checkerboard (always
+    one corner, as nearest neighbour did, is off by 0.26 resized pixels at 0.5, 0.12 at 0.25)."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(3)
+    labels = np.zeros((200, 200), np.uint16)
+    for i in range(48):  # disjoint rectangles on a 6 x 8 grid, random edges
+        y, x = 33 * (i // 8) + int(rng.integers(0, 4)), 25 * (i % 8) + int(rng.integers(0, 4))
+        labels[y:y + int(rng.integers(12, 28)), x:x + int(rng.integers(10, 20))] = i + 1
+    small = resize_labels(labels, scale)
+    offsets, ratios = [], []
+    for i in range(1, 49):
+        image = resize_frames((labels == i).astype(np.float32), scale)
+        offsets.append(np.subtract(ndi.center_of_mass(small == i), ndi.center_of_mass(image)))
+        ratios.append((small == i).sum() / ((labels == i).sum() * scale ** 2))
+    assert np.abs(np.mean(offsets, axis=0)).max() < 0.06, np.mean(offsets, axis=0)
+    assert abs(np.mean(ratios) - 1) < 0.05
+    # a horizontal edge through every footprint row: half of the columns take each side
+    edge = np.zeros((8, 8), np.uint8)
+    edge[3:] = 1
+    assert resize_labels(edge, 0.5)[1].tolist() == [1, 0, 1, 0]
+    assert resize_labels(edge, 0.5)[2].tolist() == [1, 1, 1, 1]
+
+
 def test_frames_and_outputs_round_trip_sizes():
     video = np.random.default_rng(0).random((3, 51, 64)).astype(np.float32)
     small = resize_frames(video, 0.5)

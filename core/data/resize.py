@@ -1,7 +1,8 @@
 """Resizing by ``data.scale``: images and labels on the way into the model, predictions back.
 
 A run with ``data.scale`` s sees every frame resized by s (bilinear, anti-aliased when
-shrinking; instance labels by nearest neighbour so ids stay exact) in training and
+shrinking; instance labels by the label covering most of each pixel, so ids stay exact and
+objects stay centred on their image) in training and
 validation, and at prediction; the model's outputs are resized back (bilinear) to each
 frame's own size before post-processing, so labels, metrics and files keep the original
 pixel grid. Scale 1 returns its input unchanged (no copy).
@@ -33,17 +34,41 @@ def resize_frames(video: np.ndarray, scale: float) -> np.ndarray:
 
 
 def resize_labels(labels: np.ndarray, scale: float) -> np.ndarray:
-    """Integer labels ``(..., H, W)`` resized by ``scale`` by nearest neighbour (ids and
-    dtype kept; an object smaller than a resized pixel may vanish)."""
+    """Integer labels ``(..., H, W)`` resized by ``scale`` (ids and dtype kept; an object
+    smaller than a resized pixel may vanish), aligned with :func:`resize_frames`.
+
+    Shrinking: each output pixel takes the label covering most of its footprint (``k x k``
+    samples, ``k = ceil(1 / scale)``, at most 8); a tie (an edge through the footprint) goes
+    one way or the other in a checkerboard of output pixels. So an object stays centred on
+    its image, which is resized centre to centre: taking one fixed sample of each footprint
+    (nearest neighbour at scale 0.5 takes its bottom-right pixel) moves every object by half
+    a source pixel against the image, and a model trained on such labels predicts objects
+    shifted by as much. Enlarging: nearest neighbour of each output pixel's centre.
+    """
     labels = np.asarray(labels)
     if scale == 1:
         return labels
     h, w = scaled_size(*labels.shape[-2:], scale)
     H, W = labels.shape[-2:]
-    # nearest neighbour by index: the source pixel holding each output pixel's centre
-    ys = np.minimum(((np.arange(h) + 0.5) * H / h).astype(np.intp), H - 1)
-    xs = np.minimum(((np.arange(w) + 0.5) * W / w).astype(np.intp), W - 1)
-    return labels[..., ys[:, None], xs[None, :]]
+    k = 1 if h >= H and w >= W else min(8, int(np.ceil(max(H / h, W / w) - 1e-9)))
+    offsets = (np.arange(k) + 0.5) / k  # sample positions inside each output pixel
+    ys = np.minimum(((np.arange(h)[:, None] + offsets) * H / h).astype(np.intp), H - 1)
+    xs = np.minimum(((np.arange(w)[:, None] + offsets) * W / w).astype(np.intp), W - 1)
+    flat = labels.reshape((-1, H, W))
+    if k == 1:  # nearest neighbour: the source pixel holding each output pixel's centre
+        out = flat[:, ys[:, 0, None], xs[None, :, 0]]
+        return out.reshape(labels.shape[:-2] + (h, w))
+    n = k * k
+    # preference among equally frequent samples: first one on even, last one on odd pixels
+    odd = (np.add.outer(np.arange(h), np.arange(w)) % 2).astype(bool)[..., None]
+    order = np.where(odd, np.arange(n), n - 1 - np.arange(n))
+    out = np.empty((flat.shape[0], h, w), labels.dtype)
+    for f, frame in enumerate(flat):  # one frame at a time: (h, w, n, n) comparisons
+        samples = frame[ys[:, None, :, None], xs[None, :, None, :]].reshape(h, w, n)
+        counts = (samples[..., :, None] == samples[..., None, :]).sum(-1)
+        pick = np.argmax(counts * n + order, axis=-1)
+        out[f] = np.take_along_axis(samples, pick[..., None], -1)[..., 0]
+    return out.reshape(labels.shape[:-2] + (h, w))
 
 
 def resize_outputs_back(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
