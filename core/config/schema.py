@@ -118,8 +118,8 @@ class DataConfig:
         1.0, help="resize factor applied to every image before the model sees it (training, "
         "validation and prediction), e.g. 0.5 when cells are large for the model's receptive "
         "field; training labels are resized with their image (each pixel the label covering most "
-        "of it, ids kept) and predictions are resized "
-        "back to each image's own size, so outputs and metrics keep the original pixel grid",
+        "of it, ids kept) and predictions are resized back to each image's own size, so "
+        "outputs and metrics keep the original pixel grid",
         validator=in_range(0.1, 4.0))
     nonfinite_pixels: Literal["refuse", "mask"] = param(
         "refuse", help="NaN/Inf pixels in input images: 'refuse' them (the run and predict "

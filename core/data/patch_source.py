@@ -31,10 +31,11 @@ class PatchSource:
     """The samples of one dataset folder, loaded through :func:`dlsuite.data.layouts.load_sample`.
 
     Images are normalized, then resized by ``scale`` (``data.scale``; labels with them,
-    :func:`dlsuite.data.resize.resize_labels`). Construction loads every sample once to check it (integer labels, matching
-    shapes, at least one annotated frame overall) and to find frames smaller than the patch
-    after resizing (one warning listing them); with ``cache`` the prepared arrays stay in
-    memory, otherwise :meth:`get` re-reads them. Raises DataError naming the folder or file.
+    :func:`dlsuite.data.resize.resize_labels`). Construction loads every sample once to check
+    it (integer labels, matching shapes, at least one annotated frame overall) and to find
+    frames smaller than the patch after resizing (one warning listing them); with ``cache``
+    the prepared arrays stay in memory, otherwise :meth:`get` re-reads them. Raises DataError
+    naming the folder or file.
     """
 
     def __init__(self, folder: str, layout: str, normalizer: Callable,
