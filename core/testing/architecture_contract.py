@@ -48,7 +48,10 @@ class ArchitectureContract(PluginContract):
     size: ClassVar[int] = 32
     batch: ClassVar[int] = 2
     train_steps: ClassVar[int] = 6
-    learning_rate: ClassVar[float] = 1e-2
+    #: 1e-2 made a tiny U-Net's loss rise over the steps for 3 of 80 random initialisations
+    learning_rate: ClassVar[float] = 3e-3
+    #: the weights of the training check start from this seed: one answer on every run
+    init_seed: ClassVar[int] = 0
     #: largest side the receptive-field measurement grows to (an undeclared field)
     max_measure_size: ClassVar[int] = 1024
     #: tile edge of the production-shape check (None: the config default, 1024)
@@ -149,9 +152,11 @@ class ArchitectureContract(PluginContract):
 
     def test_training_steps_lower_the_loss(self, entry, built_params):
         """Adam (lr ``learning_rate``) on one fixed tiny batch, sparse CCE from logits on a
-        ``(B, H, W, 1)`` class-index target: the loss after a few steps is below the first."""
+        ``(B, H, W, 1)`` class-index target, weights initialised from ``init_seed``: the loss
+        after a few steps is below the first."""
         import keras
 
+        keras.utils.set_random_seed(self.init_seed)
         model, _, _ = self._build(entry, built_params)
         if len(model.outputs) > 1:
             model = keras.Model(model.inputs, model.outputs[0])
