@@ -54,10 +54,7 @@ def resize_labels(labels: np.ndarray, scale: float) -> np.ndarray:
     ys = np.minimum(((np.arange(h)[:, None] + offsets) * H / h).astype(np.intp), H - 1)
     xs = np.minimum(((np.arange(w)[:, None] + offsets) * W / w).astype(np.intp), W - 1)
     flat = labels.reshape((-1, H, W))
-    if k == 1:  # nearest neighbour: the source pixel holding each output pixel's centre
-        out = flat[:, ys[:, 0, None], xs[None, :, 0]]
-        return out.reshape(labels.shape[:-2] + (h, w))
-    n = k * k
+    n = k * k  # k = 1: nearest neighbour, the source pixel holding each output pixel's centre
     # preference among equally frequent samples: first one on even, last one on odd pixels
     odd = (np.add.outer(np.arange(h), np.arange(w)) % 2).astype(bool)[..., None]
     order = np.where(odd, np.arange(n), n - 1 - np.arange(n))
