@@ -43,7 +43,7 @@ from .wandb_results import best_summary
 from .rundir import RunDir, write_run_config
 from .steps import RunContext, TrainingDiverged, TrainingInterrupted, TrainOutput
 # the names imported from the two modules below lived in this module: re-exported here
-from .training_callbacks import DivergenceGuard, StuckLossWarning, standard_callbacks
+from .training_callbacks import AveragedWeights, DivergenceGuard, StuckLossWarning, standard_callbacks
 from .training_setup import (build_model, compile_model, make_optimizer, resolve_monitor,
                              seed_everything, set_precision)
 
@@ -54,7 +54,7 @@ __all__ = [
     "make_optimizer", "resolve_monitor", "Checkpoints", "GracefulStop", "StopOnSignal",
     "NanGuard", "ResumeState", "load_resume_state",
     "restore_model_state", "standard_callbacks", "RestoreCallbackState",
-    "DivergenceGuard", "StuckLossWarning",
+    "AveragedWeights", "DivergenceGuard", "StuckLossWarning",
 ]
 
 log = logging.getLogger("dlsuite.training")
@@ -87,7 +87,8 @@ def _sample_batch(dataset, n: int):
 
 def fit_callbacks(ctx: RunContext, data, monitor: Monitor, state: ResumeState | None,
                   stop: GracefulStop, nan_guard: NanGuard) -> tuple[list, Any, Checkpoints]:
-    """The fit callbacks, in order: signal stop, NaN guard, BatchNorm (precise statistics
+    """The fit callbacks, in order: signal stop, NaN guard, averaged weights
+    (``optimizer.ema_momentum``), BatchNorm (precise statistics
     before validation and checkpoints, the watch: :mod:`dlsuite.batchnorm`), TensorBoard /
     ReduceLROnPlateau / EarlyStopping, history.csv, checkpoints (+ resumable state), epoch log
     line, W&B, progress bars, plugins' ``dlsuite_callbacks``, and on resume the restore of
@@ -110,7 +111,11 @@ def fit_callbacks(ctx: RunContext, data, monitor: Monitor, state: ResumeState | 
         extra_state=lambda: {"wandb_run_id": ctx.wandb.id, "seed": ctx.seed,
                              "config_hash": config_hash(cfg, ctx.registry)})
     samples = _sample_batch(data.val if data.val is not None else data.train, cfg.wandb.n_images)
-    callbacks = [StopOnSignal(stop), nan_guard, *batchnorm_callbacks(cfg, ctx.registry, data),
+    # the averaged weights go in first, so precise BatchNorm, validation and checkpoints see them
+    averaged = ([AveragedWeights(resumed=state is not None)]
+                if cfg.optimizer.ema_momentum is not None else [])
+    callbacks = [StopOnSignal(stop), nan_guard, *averaged,
+                 *batchnorm_callbacks(cfg, ctx.registry, data),
                  *standard, history_cb, checkpoints,
                  EpochLog(cfg.train.epochs, skip_epoch=partial), StuckLossWarning(),
                  WandbMetrics(ctx.wandb, samples, n_images=cfg.wandb.n_images,

@@ -1,6 +1,6 @@
 """The callbacks dlsuite adds to a fit besides checkpoints: the standard Keras ones the
-config enables (:func:`standard_callbacks`), :class:`DivergenceGuard` and
-:class:`StuckLossWarning`.
+config enables (:func:`standard_callbacks`), :class:`AveragedWeights`, :class:`DivergenceGuard`
+and :class:`StuckLossWarning`.
 """
 
 from __future__ import annotations
@@ -49,6 +49,22 @@ def standard_callbacks(config, run: RunDir, monitor: Monitor) -> list[keras.call
             monitor=monitor.name, mode=monitor.mode, patience=e.patience,
             min_delta=e.min_delta, verbose=0))
     return out
+
+
+class AveragedWeights(keras.callbacks.SwapEMAWeights):
+    """Keeps the optimizer's moving average of the weights (``optimizer.ema_momentum``) in
+    the model wherever it is judged or saved: during validation and from the end of each
+    epoch (so checkpoints, their resumable state and the epoch-end callbacks after this one
+    see it) to the start of the next, when the trained weights come back.
+
+    ``resumed``: the model was restored from a resumable state, which holds the averaged
+    weights in the model and the trained ones in the optimizer, so the first epoch starts by
+    swapping them back. After the last epoch both hold the average (Keras' finalisation), so
+    a finished run resumed for more epochs trains on from the averaged weights."""
+
+    def __init__(self, *, resumed: bool = False) -> None:
+        super().__init__(swap_on_epoch=True)
+        self._ema_weights_in_model = resumed
 
 
 # --------------------------------------------------------------------------------------------

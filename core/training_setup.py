@@ -89,9 +89,14 @@ _OPTIMIZERS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 def make_optimizer(opt_config) -> keras.optimizers.Optimizer:
-    """A Keras optimizer from the config's ``optimizer`` section (unset options omitted)."""
+    """A Keras optimizer from the config's ``optimizer`` section (unset options omitted;
+    ``ema_momentum`` turns on the optimizer's own moving average of the weights, which
+    :class:`dlsuite.training_callbacks.AveragedWeights` swaps in for validation and
+    checkpoints)."""
     cls_name, allowed = _OPTIMIZERS[opt_config.name]
     kwargs = {k: getattr(opt_config, k) for k in allowed if getattr(opt_config, k) is not None}
+    if opt_config.ema_momentum is not None:
+        kwargs.update(use_ema=True, ema_momentum=opt_config.ema_momentum)
     return getattr(keras.optimizers, cls_name)(learning_rate=opt_config.learning_rate, **kwargs)
 
 

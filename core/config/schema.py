@@ -134,6 +134,10 @@ class OptimizerConfig:
                                           validator=non_negative())
     clipnorm: Optional[float] = param(None, help="clip gradients to this global norm",
                                       validator=positive())
+    ema_momentum: Optional[float] = param(
+        None, help="keep an exponential moving average of the weights (Polyak averaging) with "
+        "this momentum, e.g. 0.99; validation, checkpoints and prediction use the averaged "
+        "weights, training continues on its own", validator=_FRACTION)
 
 
 @attrs.frozen
