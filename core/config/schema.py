@@ -136,7 +136,8 @@ class OptimizerConfig:
                                       validator=positive())
     ema_momentum: Optional[float] = param(
         None, help="keep an exponential moving average of the weights (Polyak averaging) with "
-        "this momentum, e.g. 0.99; validation, checkpoints and prediction use the averaged "
+        "this momentum, e.g. 0.99 (about the last 1 / (1 - momentum) steps; it starts from the "
+        "first step's weights); validation, checkpoints and prediction use the averaged "
         "weights, training continues on its own", validator=_FRACTION)
 
 
