@@ -8,7 +8,9 @@ after the other, then predicts the 8 validation images, which are scored by one 
 AP@0.75 with one-to-one IoU matching):
 
 - ``dlsuite``: the recommended config ``examples/usiigaci-instances/config.json`` with
-  ``train.epochs`` lifted so that the budget ends training (as for StarDist);
+  ``train.epochs`` lifted so that the budget ends training (as for StarDist), unless the
+  config decays its learning rate over its epochs (``train.cosine_decay``): then training
+  ends at those epochs or at the budget, whichever comes first;
 - ``stardist``: StarDist 2D from scratch, 32 rays, grid (2, 2), flips/rotations + intensity
   augmentation, thresholds optimised on the validation images (``instances_stardist.py``;
   needs the ``bench`` extra, skipped with a note when StarDist is not installed);

@@ -69,9 +69,12 @@ def recipe_config(example: Path, data: Path, run_dir: Path, seed: int,
                   epochs: int | None = None) -> dict:
     """The example's recommended config pointed at ``data`` (train/val) and ``run_dir``;
     no test set (the benchmark predicts and scores the validation images itself), W&B off;
-    ``epochs`` replaces ``train.epochs`` when given."""
+    ``epochs`` replaces ``train.epochs`` when given, unless the config decays the learning
+    rate over its epochs (``train.cosine_decay``): that schedule keeps its length, and the
+    budget still stops training if the epochs take longer."""
     cfg = json.loads(example.read_text())
-    if epochs is not None:
+    decays = cfg.get("train", {}).get("cosine_decay", {}).get("enabled", False)
+    if epochs is not None and not decays:
         cfg["train"] = {**cfg.get("train", {}), "epochs": int(epochs)}
     cfg.update(name=run_dir.name, output_dir=str(run_dir), seed=seed)
     cfg["data"] = {**cfg.get("data", {}), "train": str(data / "train"),

@@ -18,7 +18,7 @@ which ``dlsuite config schema`` shows. ``None`` passes every check: whether ``nu
 allowed is decided by the field's type. Numeric checks ignore non-numbers, so they can sit on
 a ``Union[Literal[...], int]`` field.
 
-Cross-field checks (:func:`greater_than`) read the other field from the instance: attrs
+Cross-field checks (:func:`greater_than`, :func:`not_both_enabled`) read the other field from the instance: attrs
 sets every field before it runs any validator, and the converter skips a cross-field check
 whose other field has a type error. Constructing an object with a bad value in Python raises
 :class:`CheckError` (a ValueError and a :class:`~dlsuite.errors.DlsuiteInputError`).
@@ -36,7 +36,8 @@ import attrs
 from .errors import DlsuiteInputError
 
 __all__ = ["Check", "CheckError", "in_range", "positive", "non_negative", "finite", "one_of",
-           "non_empty", "each", "greater_than", "checks_of", "json_schema_of"]
+           "non_empty", "each", "greater_than", "not_both_enabled", "checks_of",
+           "json_schema_of"]
 
 
 class CheckError(DlsuiteInputError, ValueError):
@@ -253,6 +254,27 @@ def greater_than(other: str) -> Check:
     """A number greater than the value of field ``other`` of the same object (a cross-field
     check, reported at this field's path; not expressible in JSON Schema)."""
     return _Greater(other)
+
+
+@attrs.frozen
+class _NotBothEnabled(Check):
+    other: str = ""
+    why: str = ""
+    json_types = ()
+
+    def problem(self, value: Any, instance: Any) -> str | None:
+        other = getattr(instance, self.other)  # AttributeError: the converter skips the check
+        if getattr(value, "enabled", False) and getattr(other, "enabled", False):
+            return (f"cannot be enabled together with {self.other}{self.why}: set "
+                    f"{self.other}.enabled to false")
+        return None
+
+
+def not_both_enabled(other: str, why: str = "") -> Check:
+    """A section whose ``enabled`` is true only while section ``other`` of the same object is
+    not enabled (a cross-field check, reported at this field's path; ``why`` is added to the
+    message, e.g. `` (both set the learning rate)``)."""
+    return _NotBothEnabled(other, why)
 
 
 # ---- introspection (JSON Schema, docs) --------------------------------------------------------

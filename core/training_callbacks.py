@@ -23,8 +23,9 @@ log = logging.getLogger("dlsuite.training")
 
 
 def standard_callbacks(config, run: RunDir, monitor: Monitor) -> list[keras.callbacks.Callback]:
-    """TensorBoard, the learning-rate warm-up (:mod:`dlsuite.lr_warmup`), ReduceLROnPlateau
-    and EarlyStopping as the config's ``train`` section asks (each only when enabled)."""
+    """TensorBoard, the learning-rate warm-up (:mod:`dlsuite.lr_warmup`), the cosine decay
+    (:mod:`dlsuite.lr_cosine`), ReduceLROnPlateau and EarlyStopping as the config's
+    ``train`` section asks (each only when enabled)."""
     t = config.train
     out: list[keras.callbacks.Callback] = []
     if t.tensorboard.enabled and importlib.util.find_spec("tensorboard") is None:
@@ -38,6 +39,11 @@ def standard_callbacks(config, run: RunDir, monitor: Monitor) -> list[keras.call
         from .lr_warmup import LinearWarmup
 
         out.append(LinearWarmup(config.optimizer.learning_rate, t.warmup_steps))
+    if t.cosine_decay.enabled:
+        from .lr_cosine import CosineDecay
+
+        out.append(CosineDecay(config.optimizer.learning_rate, t.cosine_decay.min_lr,
+                               t.warmup_steps))
     if t.reduce_lr.enabled:
         r = t.reduce_lr
         out.append(keras.callbacks.ReduceLROnPlateau(

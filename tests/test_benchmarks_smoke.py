@@ -161,3 +161,27 @@ def test_video_benchmark_tiny_budget_reports_seg_det_tra(tmp_path):
             assert key in r and (r[key] is None or 0.0 <= r[key] <= 1.0), (key, r)
         assert 0.0 < r["temporal_stability_gt"] <= 1.0 and r["n_gt"] > 0
     assert "temporal stability of the silver labels" in out.stdout
+
+
+def test_recipe_config_lifts_epochs_unless_the_rate_decays_over_them(tmp_path):
+    import importlib.util
+    import json
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "instances_dlsuite", REPO / "benchmarks" / "instances_dlsuite.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    plateau = {"train": {"epochs": 180, "reduce_lr": {"patience": 15}}}
+    cosine = {"train": {"epochs": 180, "reduce_lr": {"enabled": False},
+                        "cosine_decay": {"enabled": True}}}
+    for cfg, want in ((plateau, 100_000), (cosine, 180)):
+        example = tmp_path / "config.json"
+        example.write_text(json.dumps(cfg))
+        out = module.recipe_config(example, tmp_path / "data", tmp_path / "run", 1,
+                                   epochs=100_000)
+        assert out["train"]["epochs"] == want
+        assert out["data"]["test"] is None and out["wandb"]["mode"] == "disabled"

@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Literal, Optional, Union
 import attrs
 
 from ..specs import param
-from ..checks import (Check, CheckError, each, in_range, non_empty, non_negative, one_of,
-                     positive)
+from ..checks import (Check, CheckError, each, in_range, non_empty, non_negative,
+                      not_both_enabled, one_of, positive)
 
 SCHEMA_VERSION = 1
 
@@ -183,6 +183,16 @@ class ReduceLRConfig:
 
 
 @attrs.frozen
+class CosineDecayConfig:
+    enabled: bool = param(
+        False, help="cosine decay of the learning rate from optimizer.learning_rate (after "
+                    "train.warmup_steps) to min_lr at the last step of train.epochs; instead "
+                    "of reduce_lr, which must then be disabled")
+    min_lr: float = param(0.0, help="the learning rate at the end of the decay",
+                          validator=non_negative())
+
+
+@attrs.frozen
 class EarlyStoppingConfig:
     enabled: bool = param(False, help="stop when the monitored metric stops improving")
     patience: int = param(20, help="epochs without improvement before stopping",
@@ -224,6 +234,9 @@ class TrainConfig:
         False, help="pretrained weights come from a frozen-encoder run: load, then unfreeze")
     checkpoint: CheckpointConfig = param(CheckpointConfig(), help="checkpointing")
     reduce_lr: ReduceLRConfig = param(ReduceLRConfig(), help="ReduceLROnPlateau")
+    cosine_decay: CosineDecayConfig = param(
+        CosineDecayConfig(), help="cosine learning-rate decay over train.epochs",
+        validator=not_both_enabled("reduce_lr", " (both set the learning rate)"))
     early_stopping: EarlyStoppingConfig = param(EarlyStoppingConfig(), help="EarlyStopping")
     tensorboard: TensorBoardConfig = param(TensorBoardConfig(), help="TensorBoard logging")
     mixed_precision: bool = param(False, help="bfloat16 on CPU, float16 on GPU")
