@@ -139,18 +139,22 @@ class StuckLossWarning(keras.callbacks.Callback):
     ``rtol`` of its value at the first of them while some training metrics stay exactly 0
     (validation metrics do not count: a validation set without objects scores 0; the model is
     not learning: from the start, often data that is NaN, constant or without objects; later,
-    a model collapsed to predicting one class everywhere)."""
+    a model collapsed to predicting one class everywhere). When one of those metrics reached
+    0.1 or more before, the warning says so (the metric, its peak and epoch) and names the
+    learning rate instead of the data."""
 
     def __init__(self, epochs: int = 3, rtol: float = 0.01):
         super().__init__()
         self.epochs, self.rtol = epochs, rtol
         self.rows: list[dict[str, float]] = []
+        self.numbers: list[int] = []  # the 1-based epoch of each row (a resumed fit skips some)
         self.warned: str | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         row = {k: float(v) for k, v in (logs or {}).items()
                if isinstance(v, (int, float, np.floating, np.integer))}
         self.rows.append(row)
+        self.numbers.append(int(epoch) + 1)
         if self.warned or len(self.rows) < self.epochs:
             return
         recent = self.rows[-self.epochs:]
@@ -163,12 +167,23 @@ class StuckLossWarning(keras.callbacks.Callback):
         zero = [k for k in recent[0] if not k.endswith("loss") and k != "learning_rate"
                 and not k.startswith("val_") and all(r.get(k) == 0 for r in recent)]
         if zero:
-            start = len(self.rows) - self.epochs + 1
+            start = self.numbers[-self.epochs]
             since = "its epoch-1 value" if start == 1 else f"since epoch {start}"
-            self.warned = (
-                f"the training loss has stayed at {first:.4g} ({since}) for "
-                f"{self.epochs} epochs while {', '.join(zero)} stay 0: the model is not "
-                "learning. Check the data (NaN or constant images, labels without objects), "
-                "the target and optimizer.learning_rate (a model that collapsed to one class "
-                "after its first steps often trains with train.warmup_steps, e.g. 200)")
+            stuck = (f"the training loss has stayed at {first:.4g} ({since}) for "
+                     f"{self.epochs} epochs while {', '.join(zero)} stay 0")
+            before = [(r.get(k, 0.0), n, k) for r, n in zip(self.rows[:-self.epochs],
+                                                            self.numbers) for k in zero]
+            peak, when, name = max(before, default=(0.0, 0, ""))
+            if peak >= 0.1:  # it had learned: a collapse, not data without objects
+                self.warned = (
+                    f"{stuck}, after {name} reached {peak:.3g} in epoch {when}: the model "
+                    "collapsed to predicting one class and is not learning any more. The best "
+                    "checkpoint is likely from before the collapse; to train on, lower "
+                    "optimizer.learning_rate or set optimizer.clipnorm or train.cosine_decay")
+            else:
+                self.warned = (
+                    f"{stuck}: the model is not learning. Check the data (NaN or constant "
+                    "images, labels without objects), the target and optimizer.learning_rate "
+                    "(a model that collapsed to one class after its first steps often trains "
+                    "with train.warmup_steps, e.g. 200)")
             log.warning("%s", self.warned)
