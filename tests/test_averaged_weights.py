@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_lr_warmup import tiny_config
 
 MOMENTUM = 0.8
 
@@ -128,16 +129,10 @@ def test_train_uses_ema_momentum_and_refuses_a_value_outside_0_1(tmp_path):
     import keras
 
     from dlsuite import api
-    from dlsuite.data.example import write_example_frames
     from dlsuite.errors import ConfigError
 
-    frames = write_example_frames(tmp_path / "data", n=2, size=32, seed=0)["frames"]
-    cfg = {"name": "ema", "output_dir": str(tmp_path / "run"), "seed": 0,
-           "data": {"train": str(frames), "val": str(frames), "test": None},
-           "model": {"name": "unet", "n_filters": 4, "pools": 2},
-           "optimizer": {"learning_rate": 0.01, "ema_momentum": 0.9},
-           "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 2},
-           "train": {"epochs": 2}, "wandb": {"mode": "disabled"}}
+    cfg = tiny_config(tmp_path, "ema", {"learning_rate": 0.01, "ema_momentum": 0.9},
+                      {"epochs": 2})
     run = api.train(cfg, quiet=True).run_dir
     model = keras.models.load_model(run / "checkpoints" / "last.keras", compile=False)
     assert model.count_params() > 0

@@ -5,32 +5,12 @@ and refuses it together with ``reduce_lr``."""
 
 from __future__ import annotations
 
-import csv
 import math
 
 import numpy as np
 import pytest
-
-
-def _fit(callbacks, epochs: int = 3, initial_epoch: int = 0, start_step: int = 0):
-    """Rates seen by each batch of a tiny dense model's fit (4 batches per epoch)."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="mse")
-    model.optimizer.build(model.trainable_variables)
-    model.optimizer.iterations.assign(start_step)
-    seen = []
-
-    class Record(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-
-    x, y = np.ones((16, 3), np.float32), np.zeros((16, 1), np.float32)
-    model.fit(x, y, batch_size=4, epochs=epochs, initial_epoch=initial_epoch, verbose=0,
-              shuffle=False, callbacks=[*callbacks, Record()])
-    return np.array(seen)
+from test_lr_warmup import epoch_rates, tiny_config
+from test_lr_warmup import fit_rates as _fit
 
 
 def test_rate_falls_along_half_a_cosine_to_min_lr_at_the_last_step():
@@ -60,22 +40,13 @@ def test_decay_starts_after_the_warm_up_and_a_resumed_fit_continues_it():
 
 def test_train_applies_cosine_decay_and_refuses_it_with_reduce_lr(tmp_path):
     from dlsuite import api
-    from dlsuite.data.example import write_example_frames
     from dlsuite.errors import ConfigError
     from dlsuite.lr_cosine import cosine_rate
 
-    frames = write_example_frames(tmp_path / "data", n=2, size=32, seed=0)["frames"]
-    cfg = {"name": "cos", "output_dir": str(tmp_path / "run"), "seed": 0,
-           "data": {"train": str(frames), "val": str(frames), "test": None},
-           "model": {"name": "unet", "n_filters": 4, "pools": 2},
-           "optimizer": {"learning_rate": 0.01},
-           "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 2},
-           "train": {"epochs": 3, "reduce_lr": {"enabled": False},
-                     "cosine_decay": {"enabled": True, "min_lr": 0.001}},
-           "wandb": {"mode": "disabled"}}
-    run = api.train(cfg, quiet=True).run_dir
-    with open(run / "history.csv") as f:
-        rates = [float(r["learning_rate"]) for r in csv.DictReader(f)]
+    cfg = tiny_config(tmp_path, "cos", {"learning_rate": 0.01},
+                      {"epochs": 3, "reduce_lr": {"enabled": False},
+                       "cosine_decay": {"enabled": True, "min_lr": 0.001}})
+    rates = epoch_rates(api.train(cfg, quiet=True).run_dir)
     # the rate each epoch's last step used: steps 1, 3 and 5 of 6
     np.testing.assert_allclose(rates, [cosine_rate(s, 6, 0.01, 0.001) for s in (1, 3, 5)],
                                rtol=1e-5)
