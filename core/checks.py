@@ -18,10 +18,11 @@ which ``dlsuite config schema`` shows. ``None`` passes every check: whether ``nu
 allowed is decided by the field's type. Numeric checks ignore non-numbers, so they can sit on
 a ``Union[Literal[...], int]`` field.
 
-Cross-field checks (:func:`greater_than`, :func:`not_both_enabled`) read the other field from the instance: attrs
-sets every field before it runs any validator, and the converter skips a cross-field check
-whose other field has a type error. Constructing an object with a bad value in Python raises
-:class:`CheckError` (a ValueError and a :class:`~dlsuite.errors.DlsuiteInputError`).
+Cross-field checks (:func:`greater_than`, :func:`not_both_enabled`) read the other field
+from the instance: attrs sets every field before it runs any validator, and the converter
+skips a cross-field check whose other field has a type error. Constructing an object with a
+bad value in Python raises :class:`CheckError` (a ValueError and a
+:class:`~dlsuite.errors.DlsuiteInputError`).
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ from .wandb_results import best_summary
 from .rundir import RunDir, write_run_config
 from .steps import RunContext, TrainingDiverged, TrainingInterrupted, TrainOutput
 # the names imported from the two modules below lived in this module: re-exported here
-from .training_callbacks import AveragedWeights, DivergenceGuard, StuckLossWarning, standard_callbacks
+from .training_callbacks import (AveragedWeights, DivergenceGuard, StuckLossWarning,
+                                 standard_callbacks)
 from .training_setup import (build_model, compile_model, make_optimizer, resolve_monitor,
                              seed_everything, set_precision)
 
