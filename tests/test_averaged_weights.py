@@ -90,9 +90,9 @@ def test_validation_and_epoch_end_see_the_average_and_training_goes_on_from_its_
 
 
 def test_a_resumed_fit_trains_on_from_its_own_weights():
-    from dlsuite.training_callbacks import AveragedWeights
-
     import keras
+
+    from dlsuite.training_callbacks import AveragedWeights
 
     (x, y), first, saved = _data(), _Record(), []
 

@@ -4,7 +4,8 @@ A run with ``data.scale`` s sees every frame resized by s (bilinear, anti-aliase
 shrinking; instance labels by the label covering most of each pixel, so ids stay exact and
 objects stay centred on their image) in training and validation, and at prediction; the
 model's outputs are resized back (bilinear) to each frame's own size before
-post-processing, so labels, metrics and files keep the original pixel grid. Scale 1 returns its input unchanged (no copy).
+post-processing, so labels, metrics and files keep the original pixel grid. Scale 1 returns
+its input unchanged (no copy).
 """
 
 from __future__ import annotations
