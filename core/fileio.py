@@ -11,7 +11,9 @@ import json
 import math
 import os
 import re
+import signal
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
@@ -52,32 +54,65 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 
     Parent folders are created. The temporary name keeps ``path``'s suffixes (Keras checks
     ``.keras`` / ``.weights.h5``); the file gets the usual permissions (mkstemp makes 0600);
-    on any failure the temporary file is removed and the exception propagates; an OSError of
-    :data:`WRITE_ERRNOS` (read-only, full, ...) then names ``path`` (same errno and type).
+    on any failure, a SIGINT/SIGTERM included, the temporary file is removed and the exception
+    propagates; an OSError of :data:`WRITE_ERRNOS` (read-only, full, ...) then names ``path``
+    (same errno and type).
     """
     path = Path(path)
+    tmp: Path | None = None
+    held = _hold_signals()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        suffix = "".join(path.suffixes) or ".tmp"
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX.format(path.stem),
-                                    suffix=suffix)
-        os.close(fd)
-    except OSError as exc:
-        raise _naming(exc, path) from exc
-    tmp = Path(name)
-    try:
+        tmp = _temporary_beside(path)
+        _release_signals(held)  # a signal that came meanwhile raises here, where tmp is guarded
+        held = None
         write(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException as exc:
         cause = exc
-        if isinstance(exc, OSError) and exc.errno is None:  # e.g. a writer's "short write"
-            cause = _why_short(tmp) or exc
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            if isinstance(exc, OSError) and exc.errno is None:  # e.g. a writer's "short write"
+                cause = _why_short(tmp) or exc
+            tmp.unlink(missing_ok=True)
+        _release_signals(held)
         if isinstance(cause, OSError) and cause.errno in WRITE_ERRNOS:
             raise _naming(cause, path) from exc
         raise
     return path
+
+
+def _temporary_beside(path: Path) -> Path:
+    """A new empty file beside ``path`` with :func:`leftover_temporaries`' name pattern;
+    an OSError names ``path``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX.format(path.stem),
+                                    suffix="".join(path.suffixes) or ".tmp")
+        os.close(fd)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
+    return Path(name)
+
+
+_HELD = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+def _hold_signals() -> set | None:
+    """Block SIGINT/SIGTERM in the main thread; the previous mask, or None where signals
+    cannot be blocked or are not handled (other threads, Windows). Between creating the
+    temporary file and knowing its name no KeyboardInterrupt may land: it would leave the
+    file behind (seen in CI: a Ctrl-C left ``.tmp-img_00-*.tif``)."""
+    if not hasattr(signal, "pthread_sigmask") \
+            or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+
+
+def _release_signals(held: set | None) -> None:
+    """Restore the mask :func:`_hold_signals` returned; a signal that arrived meanwhile is
+    delivered now (Python raises its handler's exception from this call)."""
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 #: errno values that mean "this location cannot be written" (no permission, read-only, full,

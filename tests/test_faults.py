@@ -176,3 +176,31 @@ def test_leftover_temporaries_finds_what_a_killed_atomic_write_left_and_nothing_
         (target.parent / name).write_text("keep")
     assert leftover_temporaries(target) == left
     assert leftover_temporaries(tmp_path / "nowhere" / "img_02.tif") == []
+
+
+SIGNALLED_DRIVER = """
+import os, signal, sys, tempfile
+from pathlib import Path
+from dlsuite.fileio import atomic_write
+
+real_mkstemp = tempfile.mkstemp
+
+def mkstemp_then_ctrl_c(*args, **kwargs):  # the worst moment: the file exists, unnamed yet
+    made = real_mkstemp(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGINT)
+    return made
+
+tempfile.mkstemp = mkstemp_then_ctrl_c
+try:
+    atomic_write(sys.argv[1], lambda tmp: tmp.write_text("never"))
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_a_ctrl_c_right_after_the_temporary_file_is_made_leaves_nothing(tmp_path):
+    target = tmp_path / "labels" / "img_00.tif"
+    proc = subprocess.run([sys.executable, "-c", SIGNALLED_DRIVER, str(target)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["interrupted"], proc.stderr
+    assert list(target.parent.iterdir()) == []
