@@ -359,6 +359,37 @@ def test_prepare_tiffs_to_omezarr_and_back_round_trip(data, tmp_path):
     assert proc.returncode == 2  # the destination holds a conversion: --overwrite needed
 
 
+INTERRUPTED_CONVERSION = """
+import os, signal, sys
+from dlsuite.scale import omezarr
+from dlsuite.scale.convert import tiffs_to_omezarr
+
+def read_then_ctrl_c(self, *args):
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the first block is copied
+    return real_read(self, *args)
+
+real_read, omezarr.Source.read = omezarr.Source.read, read_then_ctrl_c
+try:
+    tiffs_to_omezarr(sys.argv[1], sys.argv[2])
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_an_interrupted_conversion_leaves_no_half_written_image(tmp_path):
+    import subprocess
+    import sys
+
+    src = tmp_path / "tiffs"
+    src.mkdir()
+    tifffile.imwrite(src / "frame.tif", np.zeros((40, 50), np.uint16))
+    proc = subprocess.run([sys.executable, "-c", INTERRUPTED_CONVERSION, str(src),
+                           str(tmp_path / "zarr")], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["interrupted"], proc.stderr
+    left = [p.name for p in (tmp_path / "zarr").iterdir()]
+    assert not [n for n in left if n.endswith(".ome.zarr")], left  # neither .tmp-* nor whole
+
+
 def _discs() -> np.ndarray:
     """A 90x94 uint16 image of bright discs (area > the chain's min_size 150) on a noisy
     background, several across the borders of 32-pixel blocks, two touching each other."""

@@ -47,8 +47,6 @@ def tiffs_to_omezarr(src: str | os.PathLike, dst: str | os.PathLike, *,
                      overwrite: bool = False, chunk: int = 1024) -> list[Path]:
     """Convert every TIFF directly in ``src`` to ``dst/<name>.ome.zarr``; returns them.
     DataError naming a file that is not a 2D or 2D+t image, before anything is written."""
-    import zarr
-
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
     files = _inputs(src, lambda p: p.is_file() and p.suffix.lower() in (".tif", ".tiff"))
     sources = [open_source(p) for p in files]  # headers only: bad files fail here
@@ -58,24 +56,34 @@ def tiffs_to_omezarr(src: str | os.PathLike, dst: str | os.PathLike, *,
     for source, name in zip(sources, planned):
         tmp = dst / f".tmp-{name}"
         shutil.rmtree(tmp, ignore_errors=True)
-        names = "tyx" if len(source.shape) == 3 else "yx"
-        height, width = source.shape[-2:]
-        chunks = ((1,) if len(source.shape) == 3 else ()) + (min(chunk, height),
-                                                            min(chunk, width))
-        root = zarr.open_group(str(tmp), mode="w")
-        arr = _create_image(root, names, source.shape, chunks, source.dtype, source.pixel_size,
-                            source.unit, source.name)
-        for t in range(source.frames):
-            for y0 in range(0, height, _BLOCK):
-                for x0 in range(0, width, _BLOCK):
-                    block = source.read(t, y0, min(height, y0 + _BLOCK), x0,
-                                        min(width, x0 + _BLOCK))
-                    index = ((t,) if len(source.shape) == 3 else ()) + (
-                        slice(y0, y0 + block.shape[0]), slice(x0, x0 + block.shape[1]))
-                    arr[index] = block
-        os.replace(tmp, dst / name)
+        try:  # an interrupted or failed conversion leaves no half-written folder
+            _copy_blocks(source, tmp, chunk)
+            os.replace(tmp, dst / name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         written.append(dst / name)
     return written
+
+
+def _copy_blocks(source, folder: Path, chunk: int) -> None:
+    """Write ``source`` as an OME-Zarr image at ``folder``, block by block."""
+    import zarr
+
+    names = "tyx" if len(source.shape) == 3 else "yx"
+    height, width = source.shape[-2:]
+    chunks = ((1,) if len(source.shape) == 3 else ()) + (min(chunk, height), min(chunk, width))
+    root = zarr.open_group(str(folder), mode="w")
+    arr = _create_image(root, names, source.shape, chunks, source.dtype, source.pixel_size,
+                        source.unit, source.name)
+    for t in range(source.frames):
+        for y0 in range(0, height, _BLOCK):
+            for x0 in range(0, width, _BLOCK):
+                block = source.read(t, y0, min(height, y0 + _BLOCK), x0,
+                                    min(width, x0 + _BLOCK))
+                index = ((t,) if len(source.shape) == 3 else ()) + (
+                    slice(y0, y0 + block.shape[0]), slice(x0, x0 + block.shape[1]))
+                arr[index] = block
 
 
 def omezarr_to_tiffs(src: str | os.PathLike, dst: str | os.PathLike, *,
