@@ -183,6 +183,7 @@ import os, signal, sys, tempfile
 from pathlib import Path
 from dlsuite.fileio import atomic_write
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest-xdist ignores it
 real_mkstemp = tempfile.mkstemp
 
 def mkstemp_then_ctrl_c(*args, **kwargs):  # the worst moment: the file exists, unnamed yet

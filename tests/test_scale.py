@@ -364,6 +364,7 @@ import os, signal, sys
 from dlsuite.scale import omezarr
 from dlsuite.scale.convert import tiffs_to_omezarr
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest-xdist ignores it
 def read_then_ctrl_c(self, *args):
     os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the first block is copied
     return real_read(self, *args)
