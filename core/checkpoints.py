@@ -330,21 +330,24 @@ class Checkpoints(keras.callbacks.Callback):
                 shutil.rmtree(old, ignore_errors=True)
 
 
-_STATEFUL_ATTRS = ("best", "wait", "cooldown_counter")
+#: what a resumed fit puts back on a callback of the same class, and as which type
+_STATEFUL_ATTRS = {"best": float, "wait": int, "cooldown_counter": int, "rate_scale": float,
+                   "recoveries": int}
 
 
 def _callback_state(cb) -> dict[str, Any]:
     out = {}
-    for attr in _STATEFUL_ATTRS:
+    for attr, kind in _STATEFUL_ATTRS.items():
         value = getattr(cb, attr, None)
         if isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(float(value)):
-            out[attr] = float(value) if attr == "best" else int(value)
+            out[attr] = kind(value)
     return out
 
 
 class RestoreCallbackState(keras.callbacks.Callback):
     """On resume, after the other callbacks reset themselves in ``on_train_begin``, put back
-    the counters (best, wait, cooldown) ReduceLROnPlateau / EarlyStopping had."""
+    the counters (best, wait, cooldown) ReduceLROnPlateau / EarlyStopping had, and the rate
+    scale and count of the collapse recovery."""
 
     def __init__(self, callbacks: Sequence[keras.callbacks.Callback], saved: dict[str, dict]):
         super().__init__()

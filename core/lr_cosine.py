@@ -26,13 +26,15 @@ def cosine_rate(step: int, total: int, base: float, min_lr: float, warmup: int =
 
 
 class CosineDecay(keras.callbacks.Callback):
-    """Sets ``optimizer.learning_rate`` to :func:`cosine_rate` before every optimizer step
-    from ``warmup`` on; the run's length is the fit's ``epochs * steps``."""
+    """Sets ``optimizer.learning_rate`` to :func:`cosine_rate` times ``rate_scale`` (1; a
+    collapse recovery lowers it) before every optimizer step from ``warmup`` on; the run's
+    length is the fit's ``epochs * steps``."""
 
     def __init__(self, base: float, min_lr: float, warmup: int = 0):
         super().__init__()
         self.base, self.min_lr, self.warmup = float(base), float(min_lr), int(warmup)
         self.total = 0
+        self.rate_scale = 1.0
 
     def on_train_begin(self, logs=None):
         self.total = int(self.params["epochs"]) * int(self.params["steps"])
@@ -41,5 +43,5 @@ class CosineDecay(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         step = int(keras.ops.convert_to_numpy(optimizer.iterations))
         if step >= self.warmup:
-            optimizer.learning_rate = cosine_rate(step, self.total, self.base, self.min_lr,
-                                                  self.warmup)
+            optimizer.learning_rate = self.rate_scale * cosine_rate(
+                step, self.total, self.base, self.min_lr, self.warmup)

@@ -18,12 +18,14 @@ __all__ = ["LinearWarmup"]
 
 class LinearWarmup(keras.callbacks.Callback):
     """Sets ``optimizer.learning_rate`` to ``base * (i + 1) / steps`` before optimizer step
-    ``i < steps`` and to ``base`` before step ``steps``; does nothing afterwards."""
+    ``i < steps`` and to ``base`` before step ``steps``, times ``rate_scale`` (1; a collapse
+    recovery lowers it); does nothing afterwards."""
 
     def __init__(self, base: float, steps: int):
         super().__init__()
         self.base, self.steps = float(base), int(steps)
         self._done = self.steps <= 0
+        self.rate_scale = 1.0
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._done:
@@ -34,4 +36,5 @@ class LinearWarmup(keras.callbacks.Callback):
             self._done = True
             if step > self.steps:  # resumed after the ramp: the saved rate stands
                 return
-        optimizer.learning_rate = self.base * min(step + 1, self.steps) / self.steps
+        ramp = min(step + 1, self.steps) / self.steps
+        optimizer.learning_rate = self.rate_scale * self.base * ramp

@@ -43,8 +43,9 @@ from .wandb_results import best_summary
 from .rundir import RunDir, write_run_config
 from .steps import RunContext, TrainingDiverged, TrainingInterrupted, TrainOutput
 # the names imported from the two modules below lived in this module: re-exported here
+from .collapse_recovery import CollapseRecovery
 from .training_callbacks import (AveragedWeights, DivergenceGuard, StuckLossWarning,
-                                 standard_callbacks)
+                                 collapse_recovery, standard_callbacks)
 from .training_setup import (build_model, compile_model, make_optimizer, resolve_monitor,
                              seed_everything, set_precision)
 
@@ -90,7 +91,8 @@ def fit_callbacks(ctx: RunContext, data, monitor: Monitor, state: ResumeState | 
                   stop: GracefulStop, nan_guard: NanGuard) -> tuple[list, Any, Checkpoints]:
     """The fit callbacks, in order: signal stop, NaN guard, averaged weights
     (``optimizer.ema_momentum``), BatchNorm (precise statistics
-    before validation and checkpoints, the watch: :mod:`dlsuite.batchnorm`), TensorBoard /
+    before validation and checkpoints, the watch: :mod:`dlsuite.batchnorm`), the collapse
+    recovery (:mod:`dlsuite.collapse_recovery`), warm-up / cosine decay / TensorBoard /
     ReduceLROnPlateau / EarlyStopping, history.csv, checkpoints (+ resumable state), epoch log
     line, W&B, progress bars, plugins' ``dlsuite_callbacks``, and on resume the restore of
     the LR schedule / early-stopping counters. Returns ``(callbacks, history, checkpoints)``."""
@@ -102,8 +104,11 @@ def fit_callbacks(ctx: RunContext, data, monitor: Monitor, state: ResumeState | 
     initial_epoch = state.epoch if state is not None else 0
     previous = [r for r in read_history(ctx.run.history_csv) if r["epoch"] <= initial_epoch]
     standard = standard_callbacks(cfg, ctx.run, monitor)
-    stateful = [cb for cb in standard if isinstance(cb, (keras.callbacks.ReduceLROnPlateau,
-                                                     keras.callbacks.EarlyStopping))]
+    recovery = collapse_recovery(cfg, ctx.registry, standard)
+    # what a resumed fit needs back: counters, and the rate a recovery lowered
+    stateful = [cb for cb in [*standard, *recovery] if isinstance(cb, (
+        keras.callbacks.ReduceLROnPlateau, keras.callbacks.EarlyStopping, CollapseRecovery))
+        or hasattr(cb, "rate_scale")]
     partial = lambda: stop.partial_epoch  # noqa: E731 - epoch cut short by a signal
     history_cb = HistoryCsv(ctx.run.history_csv, previous, skip_epoch=partial)
     checkpoints = Checkpoints(
@@ -116,7 +121,7 @@ def fit_callbacks(ctx: RunContext, data, monitor: Monitor, state: ResumeState | 
     averaged = ([AveragedWeights(resumed=state is not None)]
                 if cfg.optimizer.ema_momentum is not None else [])
     callbacks = [StopOnSignal(stop), nan_guard, *averaged,
-                 *batchnorm_callbacks(cfg, ctx.registry, data),
+                 *batchnorm_callbacks(cfg, ctx.registry, data), *recovery,
                  *standard, history_cb, checkpoints,
                  EpochLog(cfg.train.epochs, skip_epoch=partial), StuckLossWarning(),
                  WandbMetrics(ctx.wandb, samples, n_images=cfg.wandb.n_images,

@@ -57,6 +57,21 @@ def standard_callbacks(config, run: RunDir, monitor: Monitor) -> list[keras.call
     return out
 
 
+def collapse_recovery(config, registry, standard) -> list[keras.callbacks.Callback]:
+    """[:class:`~dlsuite.collapse_recovery.CollapseRecovery`] as ``train.collapse_recovery``
+    says, lowering the rate of the warm-up / cosine decay among ``standard`` too; [] when it
+    is disabled or no metric grows as the model improves."""
+    from .collapse_recovery import CollapseRecovery, watched_metrics
+
+    c = config.train.collapse_recovery
+    metrics = watched_metrics(config, registry)
+    if not c.enabled or not metrics:
+        return []
+    return [CollapseRecovery(metrics, drop=c.drop, healthy=c.healthy, factor=c.factor,
+                             max_times=c.max_times,
+                             schedules=[cb for cb in standard if hasattr(cb, "rate_scale")])]
+
+
 class AveragedWeights(keras.callbacks.SwapEMAWeights):
     """Keeps the optimizer's moving average of the weights (``optimizer.ema_momentum``) in
     the model wherever it is judged or saved: during validation and from the end of each

@@ -193,6 +193,23 @@ class CosineDecayConfig:
 
 
 @attrs.frozen
+class CollapseRecoveryConfig:
+    enabled: bool = param(
+        True, help="when a training metric that grows as the model improves (jaccard, dice) "
+                   "falls under drop x its peak (>= 0.1), put back the weights and optimizer "
+                   "slots of the last healthy epoch end and multiply the learning rate by "
+                   "factor")
+    drop: float = param(0.25, help="a fall under this fraction of the peak is a collapse",
+                        validator=_FRACTION)
+    healthy: float = param(0.8, help="an epoch end is healthy when every such metric is at "
+                                     "least this fraction of its peak", validator=_FRACTION)
+    factor: float = param(0.5, help="multiply the learning rate by this at each recovery",
+                          validator=_FRACTION)
+    max_times: int = param(3, help="recoveries per run; after them a collapse only warns",
+                           validator=positive())
+
+
+@attrs.frozen
 class EarlyStoppingConfig:
     enabled: bool = param(False, help="stop when the monitored metric stops improving")
     patience: int = param(20, help="epochs without improvement before stopping",
@@ -238,6 +255,9 @@ class TrainConfig:
         CosineDecayConfig(), help="cosine learning-rate decay over train.epochs",
         validator=not_both_enabled("reduce_lr", " (both set the learning rate)"))
     early_stopping: EarlyStoppingConfig = param(EarlyStoppingConfig(), help="EarlyStopping")
+    collapse_recovery: CollapseRecoveryConfig = param(
+        CollapseRecoveryConfig(), help="go back to the last healthy weights at a lower "
+                                       "learning rate when the model collapses")
     tensorboard: TensorBoardConfig = param(TensorBoardConfig(), help="TensorBoard logging")
     mixed_precision: bool = param(False, help="bfloat16 on CPU, float16 on GPU")
     deterministic: bool = param(False, help="enable TensorFlow op determinism")

@@ -1,0 +1,209 @@
+"""``train.collapse_recovery`` (dlsuite.collapse_recovery): a fit whose training metric
+collapses goes back to the weights of its last healthy epoch at a lower learning rate.
+
+The end-to-end tests make a real U-Net collapse as the instance recipe's did at a high
+learning rate: its ReLUs stop firing (a plugin's callback drives every hidden bias far
+negative when epoch ``KILLED_EPOCH`` begins), so it predicts background and no gradient
+brings it back. Without the recovery the model stays collapsed; with it, it trains on."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from dlsuite import hookimpl
+from test_lr_warmup import epoch_rates, tiny_config
+from test_resume import _rows
+
+KILLED_EPOCH, EPOCHS, LR = 8, 11, 0.01
+
+
+class _DeadRelus:
+    """A plugin whose callback sets every hidden layer's bias to -1000 when epoch
+    ``KILLED_EPOCH`` begins: no ReLU fires again, the output is the last layer's bias."""
+
+    @hookimpl
+    def dlsuite_callbacks(self, config):
+        import keras
+
+        class Kill(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                if epoch + 1 != KILLED_EPOCH:
+                    return
+                outputs = {t._keras_history.operation.name for t in self.model.outputs}
+                for layer in self.model.layers:
+                    bias = getattr(layer, "bias", None)
+                    if bias is not None and layer.name not in outputs:
+                        bias.assign(keras.ops.full(bias.shape, -1000.0))
+
+        return [Kill()]
+
+
+def _train(tmp_path, name: str, epochs: int = EPOCHS, resume: bool = False, **train):
+    """Train the tiny U-Net (8 filters, 8 steps of 2 example frames per epoch, Adam at
+    ``LR``) with the :class:`_DeadRelus` plugin; the run folder."""
+    from dlsuite import pipeline
+    from dlsuite.config import load_config
+    from dlsuite.registry import Registry
+
+    folder = tmp_path / name
+    folder.mkdir(exist_ok=True)
+    cfg = tiny_config(folder, name, {"name": "adam", "learning_rate": LR},
+                      {"epochs": epochs, "tensorboard": {"enabled": False}, **train})
+    cfg["datagen"]["steps_per_epoch"] = 8
+    cfg["model"]["n_filters"] = 8
+    (folder / "config.json").write_text(json.dumps(cfg))
+    registry = Registry.from_entry_points()
+    registry.add_plugin(_DeadRelus(), "dead-relus", None, None)
+    pipeline.train(load_config(folder / "config.json", registry), quiet=True,
+                   registry=registry, resume=resume)
+    return folder / "run"
+
+
+def _jaccard(run) -> list[float]:
+    return [float(r["jaccard"]) for r in _rows(run / "history.csv")]
+
+
+@pytest.mark.slow
+def test_a_collapsed_fit_goes_back_to_its_healthy_weights_at_half_the_rate(tmp_path, caplog):
+    # without the recovery the model predicts background from the killed epoch on
+    off = _jaccard(_train(tmp_path, "off", collapse_recovery={"enabled": False}))
+    peak = max(off[:KILLED_EPOCH - 1])
+    assert peak >= 0.3, off  # it had learned ...
+    assert max(off[KILLED_EPOCH:]) < 0.05, off  # ... and never recovers
+
+    with caplog.at_level(logging.WARNING, logger="dlsuite.training"):
+        run = _train(tmp_path, "on")
+    on = _jaccard(run)
+    assert on[:KILLED_EPOCH - 1] == pytest.approx(off[:KILLED_EPOCH - 1], abs=0.05)
+    assert on[KILLED_EPOCH - 1] < 0.25 * max(on[:KILLED_EPOCH - 1])  # it collapsed too
+    assert min(on[KILLED_EPOCH:]) >= 0.8 * max(on[:KILLED_EPOCH - 1]), on  # and trains on
+    # reduce_lr (patience 10) did not act: the rate after the spike is half the rate before
+    assert epoch_rates(run)[KILLED_EPOCH:] == pytest.approx([LR / 2] * (EPOCHS - KILLED_EPOCH))
+    said = [r.getMessage() for r in caplog.records if "collapsed" in r.getMessage()]
+    assert len(said) == 1 and f"epoch {KILLED_EPOCH}: jaccard fell to" in said[0]
+    assert "restored the weights of epoch" in said[0] and "recovery 1 of 3" in said[0]
+    state = json.loads((run / "checkpoints/resume/state.json").read_text())
+    assert state["callbacks"]["CollapseRecovery"] == {"recoveries": 1}
+
+
+@pytest.mark.slow
+def test_a_recovery_lowers_the_cosine_decay_and_a_resumed_fit_keeps_it(tmp_path):
+    from dlsuite.lr_cosine import cosine_rate
+
+    decay = {"cosine_decay": {"enabled": True, "min_lr": 0.0}, "reduce_lr": {"enabled": False}}
+    run = _train(tmp_path, "cos", **decay)
+    state = json.loads((run / "checkpoints/resume/state.json").read_text())
+    assert state["callbacks"]["CosineDecay"] == {"rate_scale": 0.5}
+    # the rate of each epoch's last step (step 8 * epoch - 1) follows the curve, halved after
+    # the collapse; the resumed fit (2 more epochs, a new, longer curve) keeps the half
+    rates = epoch_rates(run)
+    expect = [cosine_rate(8 * e - 1, 8 * EPOCHS, LR, 0.0) for e in range(1, EPOCHS + 1)]
+    assert rates[:KILLED_EPOCH - 1] == pytest.approx(expect[:KILLED_EPOCH - 1], rel=1e-5)
+    assert rates[KILLED_EPOCH:] == pytest.approx(
+        [r / 2 for r in expect[KILLED_EPOCH:]], rel=1e-5)
+    more = EPOCHS + 2
+    run = _train(tmp_path, "cos", epochs=more, resume=True, **decay)
+    assert epoch_rates(run)[EPOCHS:] == pytest.approx(
+        [cosine_rate(8 * e - 1, 8 * more, LR, 0.0) / 2 for e in (more - 1, more)], rel=1e-5)
+
+
+def _recovery(**kwargs):
+    """A CollapseRecovery watching jaccard and dice on a real one-weight Keras model."""
+    import keras
+
+    from dlsuite.collapse_recovery import CollapseRecovery
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.1), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    callback = CollapseRecovery(["jaccard", "dice"], **kwargs)
+    callback.set_model(model)
+    return callback, model
+
+
+def _weight(model) -> float:
+    import keras
+
+    return float(keras.ops.convert_to_numpy(model.weights[0])[0, 0])
+
+
+def test_the_rule_what_counts_as_healthy_and_as_a_collapse(caplog):
+    callback, model = _recovery(max_times=1)
+    epochs = [  # (weight at the epoch end, logs)
+        (1.0, {"jaccard": 0.05, "dice": 0.09}),  # peaks under 0.1: no collapse to detect yet
+        (2.0, {"jaccard": 0.01, "dice": 0.02}),
+        (3.0, {"jaccard": 0.6, "dice": 0.7, "val_jaccard": 0.0}),  # healthy (val_ ignored)
+        (4.0, {"jaccard": 0.45, "dice": 0.7}),  # 0.45 < 0.8 * 0.6: not healthy, no collapse
+        (5.0, {"jaccard": 0.2, "dice": 0.7, "loss": 9.0}),  # 0.2 >= 0.25 * 0.6: no collapse
+    ]
+    for epoch, (weight, logs) in enumerate(epochs):
+        model.weights[0].assign([[weight]])
+        callback.on_epoch_end(epoch, logs)
+        assert _weight(model) == weight and callback.recoveries == 0
+    model.weights[0].assign([[6.0]])
+    model.optimizer.learning_rate = 0.3  # the rate does not come back: it is halved
+    with caplog.at_level(logging.WARNING, logger="dlsuite.training"):
+        callback.on_epoch_end(5, {"jaccard": 0.6, "dice": 0.1})  # dice 0.1 < 0.25 * 0.7
+        assert _weight(model) == 3.0 and callback.recoveries == 1
+        assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(0.05)
+        model.weights[0].assign([[7.0]])
+        callback.on_epoch_end(6, {"jaccard": 0.0, "dice": 0.0})  # max_times used up
+        callback.on_epoch_end(7, {"jaccard": 0.0, "dice": 0.0})
+    assert _weight(model) == 7.0 and callback.recoveries == 1
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2, said  # one recovery, one "not recovered" (once)
+    assert said[0].startswith("epoch 6: dice fell to 0.1 from its peak 0.7 (epoch 3)")
+    assert "restored the weights of epoch 3" in said[0]
+    assert "from 0.1 to 0.05" in said[0]
+    assert "not recovered" in said[1] and "max_times (1) used up" in said[1]
+
+
+def test_schedules_are_lowered_with_the_optimizer():
+    from dlsuite.lr_cosine import CosineDecay
+    from dlsuite.lr_warmup import LinearWarmup
+
+    cosine, warmup = CosineDecay(0.1, 0.0), LinearWarmup(0.1, 10)
+    callback, model = _recovery(factor=0.25, schedules=[cosine, warmup])
+    callback.on_epoch_end(0, {"jaccard": 0.5, "dice": 0.5})
+    callback.on_epoch_end(1, {"jaccard": 0.0, "dice": 0.5})
+    assert (cosine.rate_scale, warmup.rate_scale) == (0.25, 0.25)
+
+
+class _Error:
+    """A plugin metric that shrinks as the model improves (``mode`` min)."""
+
+    @hookimpl
+    def dlsuite_metrics(self):
+        from dlsuite.specs import MetricSpec
+
+        return [MetricSpec(name="pixel_error", factory="keras.metrics:MeanAbsoluteError",
+                           mode="min")]
+
+
+def test_metrics_that_shrink_as_the_model_improves_are_not_watched():
+    from dlsuite.collapse_recovery import watched_metrics
+    from dlsuite.config import parse_config
+    from dlsuite.registry import Registry
+
+    registry = Registry.from_entry_points()
+    registry.add_plugin(_Error(), "error-metric", None, None)
+    cfg = parse_config({"metrics": ["jaccard", "pixel_error", "dice"]}, registry,
+                       check_paths=False).config
+    assert watched_metrics(cfg, registry) == ["jaccard", "dice"]
+
+
+@pytest.mark.parametrize("key, value", [("drop", 1.0), ("healthy", 0.0), ("factor", 1.5),
+                                        ("max_times", 0)])
+def test_bad_values_are_refused_at_their_path(key, value):
+    from dlsuite.config import parse_config
+    from dlsuite.errors import ConfigError
+    from dlsuite.registry import Registry
+
+    with pytest.raises(ConfigError) as info:
+        parse_config({"train": {"collapse_recovery": {key: value}}}, Registry.from_entry_points(),
+                     check_paths=False)
+    assert f"$.train.collapse_recovery.{key}" in str(info.value)
