@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from dlsuite import hookimpl
 from test_lr_warmup import tiny_config
 
 MOMENTUM = 0.8
@@ -139,3 +140,77 @@ def test_train_uses_ema_momentum_and_refuses_a_value_outside_0_1(tmp_path):
     for bad in (1.5, 0, 1):
         with pytest.raises(ConfigError, match="optimizer.ema_momentum"):
             api.train({**cfg, "optimizer": {"ema_momentum": bad}}, quiet=True)
+
+
+class _WeightsThenSigterm:
+    """A plugin whose callback keeps, for each fit, the weights its first step starts from
+    and those its last step ended with; in the first fit it sends SIGTERM after step
+    ``at`` = (epoch, batch), both 1-based."""
+
+    def __init__(self, at: tuple[int, int]):
+        self.at, self.fits = at, []
+
+    @hookimpl
+    def dlsuite_callbacks(self, config):
+        import os
+        import signal
+
+        import keras
+
+        plugin = self
+
+        class Keep(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                plugin.fits.append({})
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch + 1
+
+            def on_train_batch_begin(self, batch, logs=None):
+                plugin.fits[-1].setdefault("start", [w.copy() for w in self.model.get_weights()])
+
+            def on_train_batch_end(self, batch, logs=None):
+                plugin.fits[-1]["end"] = [w.copy() for w in self.model.get_weights()]
+                if len(plugin.fits) == 1 and (self.epoch, batch + 1) == plugin.at:
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+        return [Keep()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("at, saved_epoch", [((2, 1), 1), ((1, 4), 1)],
+                         ids=["within-an-epoch", "at-an-epoch-end"])
+def test_dlsuite_train_resume_goes_on_from_the_trained_weights_not_the_average(
+        tmp_path, at, saved_epoch):
+    """Through the resumable state ``dlsuite train`` writes when a signal stops it (within
+    an epoch, or after its last step), and that ``--resume`` reads: the checkpoint holds the
+    average, the resumed fit starts from the weights the last step before the signal left."""
+    import json
+
+    import keras
+
+    from dlsuite import pipeline
+    from dlsuite.config import load_config
+    from dlsuite.registry import Registry
+
+    cfg = tiny_config(tmp_path, "ema", {"learning_rate": 0.01, "ema_momentum": 0.9},
+                      {"epochs": 3, "tensorboard": {"enabled": False}})
+    cfg["datagen"]["steps_per_epoch"] = 4
+    registry, plugin = Registry.from_entry_points(), _WeightsThenSigterm(at)
+    registry.add_plugin(plugin, "weights", None, None)
+    path = tmp_path / "ema.json"
+    path.write_text(json.dumps(cfg))
+    loaded = load_config(path, registry)
+    with pytest.raises(pipeline.TrainingInterrupted):
+        pipeline.train(loaded, quiet=True, registry=registry)
+    run = tmp_path / "run"
+    state = json.loads((run / "checkpoints/resume/state.json").read_text())
+    assert state["epoch"] == saved_epoch
+    averaged = keras.models.load_model(run / "checkpoints" / "last.keras",
+                                       compile=False).get_weights()
+    trained = plugin.fits[0]["end"]
+    assert not all(np.allclose(a, t, atol=1e-4) for a, t in zip(averaged, trained))
+
+    pipeline.train(loaded, quiet=True, registry=registry, resume=True)
+    for got, want in zip(plugin.fits[1]["start"], trained):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
