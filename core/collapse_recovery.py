@@ -119,6 +119,7 @@ class CollapseRecovery(keras.callbacks.Callback):
         for schedule in self.schedules:
             schedule.rate_scale = getattr(schedule, "rate_scale", 1.0) * self.factor
         self.recoveries += 1
+        self._copy = (kept, weights, slots, rate * self.factor)  # a second fall lowers it again
         log.warning("%s; restored the weights of epoch %d and lowered the learning rate from "
                     "%.3g to %.3g (recovery %d of %d, train.collapse_recovery)", what, kept,
                     rate, rate * self.factor, self.recoveries, self.max_times)

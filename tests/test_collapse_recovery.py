@@ -162,6 +162,34 @@ def test_the_rule_what_counts_as_healthy_and_as_a_collapse(caplog):
     assert "not recovered" in said[1] and "max_times (1) used up" in said[1]
 
 
+def test_the_recipes_collapse_on_the_time_lapse_would_have_gone_back_to_epoch_71(caplog):
+    """The training metrics of the 16-filter recipe's 2D model on the video frames (lr 3e-3,
+    epochs 64-76 of the run whose last checkpoint then scored SEG 0)."""
+    callback, model = _recovery()
+    callback.metrics = ["jaccard", "dice", "accuracy"]
+    rows = [(0.8587, 0.924, 0.9523), (0.8602, 0.9249, 0.952), (0.8607, 0.9251, 0.9518),
+            (0.86, 0.9247, 0.9525), (0.8596, 0.9245, 0.9512), (0.8646, 0.9274, 0.9545),
+            (0.8589, 0.9241, 0.9524), (0.863, 0.9265, 0.9542), (0.5906, 0.7426, 0.8377),
+            (0.0485, 0.0926, 0.6897), (0.0, 0.0, 0.6867)]
+    model.optimizer.learning_rate = 3e-3
+    with caplog.at_level(logging.WARNING, logger="dlsuite.training"):
+        for epoch, (jaccard, dice, accuracy) in enumerate(rows, start=64):
+            model.weights[0].assign([[float(epoch)]])
+            callback.on_epoch_end(epoch - 1, {"jaccard": jaccard, "dice": dice,
+                                              "accuracy": accuracy, "loss": 0.1})
+            if epoch == 73:
+                assert _weight(model) == 71.0 and callback.recoveries == 1
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0].startswith("epoch 73: jaccard fell to 0.0485 from its peak 0.865 (epoch "
+                              "69): the model collapsed; restored the weights of epoch 71 and "
+                              "lowered the learning rate from 0.003 to 0.0015")
+    # the next epoch, 74, starts from epoch 71's weights; here the replay goes on with its
+    # collapsed numbers: a second collapse, back to epoch 71 again at a rate halved again
+    assert callback.recoveries == 2 and _weight(model) == 71.0
+    assert "restored the weights of epoch 71 and lowered the learning rate from 0.0015 to " \
+        "0.00075 (recovery 2 of 3" in said[1]
+
+
 def test_schedules_are_lowered_with_the_optimizer():
     from dlsuite.lr_cosine import CosineDecay
     from dlsuite.lr_warmup import LinearWarmup
