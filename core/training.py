@@ -35,6 +35,7 @@ import numpy as np
 
 from .checkpoints import (Checkpoints, GracefulStop, Monitor, NanGuard, RestoreCallbackState,
                           ResumeState, StopOnSignal, load_resume_state, restore_model_state)
+from .collapse_recovery import CollapseRecovery
 from .errors import DlsuiteInputError
 from .fileio import write_json_atomic
 from .logging.wandb_run import JOB_TRAIN, WandbRun
@@ -43,7 +44,6 @@ from .wandb_results import best_summary
 from .rundir import RunDir, write_run_config
 from .steps import RunContext, TrainingDiverged, TrainingInterrupted, TrainOutput
 # the names imported from the two modules below lived in this module: re-exported here
-from .collapse_recovery import CollapseRecovery
 from .training_callbacks import (AveragedWeights, DivergenceGuard, StuckLossWarning,
                                  collapse_recovery, standard_callbacks)
 from .training_setup import (build_model, compile_model, make_optimizer, resolve_monitor,
