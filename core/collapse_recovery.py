@@ -8,11 +8,17 @@ training Jaccard 0.86 to 0 at epoch 72 of 99 at learning rate 3e-3.
 
 A collapse: at an epoch end a watched training metric (one whose plugin grows as the model
 improves, e.g. ``jaccard`` or ``dice``; validation metrics do not count) that reached at least
-0.1 before is under ``drop`` times its peak. The recovery puts back the weights and the
-optimizer's slots (not its step count) of the last healthy epoch end, one where every watched
-metric was at least ``healthy`` times its peak, and multiplies the learning rate by
-``factor``: the optimizer's, and the rate the warm-up / cosine decay set from then on
-(``rate_scale``). At most ``max_times`` times per run; then it only warns. The collapsed
+0.1 before is under ``drop`` times its peak, while the training loss rose to more than
+``LOSS_RISE`` times its value at the last healthy epoch end (in the collapses seen, 3 to 6
+times). Without the rise it is no collapse: a model trained from scratch often scores some
+Dice in its first epoch by predicting foreground widely, then 0 for a few epochs while its
+loss keeps falling (it learns the background first), and finds the cells on its own (the
+quickstart does).
+
+The recovery puts back the weights and the optimizer's slots (not its step count) of the last
+healthy epoch end, one where every watched metric was at least ``healthy`` times its peak,
+and multiplies the learning rate by ``factor``: the optimizer's, and the rate the warm-up /
+cosine decay set from then on (``rate_scale``). At most ``max_times`` times per run; then it only warns. The collapsed
 epoch's history row keeps the metrics it measured, so the curve shows what happened; its
 checkpoints hold the restored weights. The healthy copy lives in memory (weights plus the
 optimizer's slots, about three times the model for Adam) and is not part of the resumable
@@ -35,6 +41,8 @@ log = logging.getLogger("dlsuite.training")
 
 #: a metric must have reached this before a fall counts as a collapse
 MIN_PEAK = 0.1
+#: ... and the training loss must have risen above this many times its healthy value
+LOSS_RISE = 1.5
 
 
 def watched_metrics(config, registry) -> list[str]:
@@ -66,7 +74,8 @@ class CollapseRecovery(keras.callbacks.Callback):
         self.factor, self.max_times, self.schedules = factor, max_times, list(schedules)
         self.recoveries = 0
         self.peaks: dict[str, tuple[float, int]] = {}  # metric -> (peak, its 1-based epoch)
-        self._copy: tuple[int, list, list, float] | None = None  # epoch, weights, slots, lr
+        # epoch, weights, optimizer slots, learning rate, loss
+        self._copy: tuple[int, list, list, float, float] | None = None
         self._gave_up = False
 
     def on_epoch_end(self, epoch, logs=None):
@@ -76,40 +85,43 @@ class CollapseRecovery(keras.callbacks.Callback):
         fallen = [(k, v) for k, v in values.items()
                   if self.peaks.get(k, (0.0, 0))[0] >= MIN_PEAK
                   and v < self.drop * self.peaks[k][0]]
-        if fallen:  # named: the deepest fall, the first in the config's order among equals
+        loss = float(logs.get("loss", math.nan))
+        if fallen and self._copy is not None and loss > LOSS_RISE * self._copy[4]:
+            # named: the deepest fall, the first in the config's order among equals
             deepest = min(fallen, key=lambda kv: kv[1] / self.peaks[kv[0]][0])
-            self._collapsed(int(epoch) + 1, *deepest)
+            self._collapsed(int(epoch) + 1, *deepest, loss)
             return
         for k, v in values.items():
             if v > self.peaks.get(k, (-math.inf, 0))[0]:
                 self.peaks[k] = (v, int(epoch) + 1)
-        if values and all(v >= self.healthy * self.peaks[k][0] for k, v in values.items()):
-            self._keep(int(epoch) + 1)
+        if values and math.isfinite(loss) and all(
+                v >= self.healthy * self.peaks[k][0] for k, v in values.items()):
+            self._keep(int(epoch) + 1, loss)
 
-    def _keep(self, epoch: int) -> None:
+    def _keep(self, epoch: int, loss: float) -> None:
         optimizer = self.model.optimizer
         self._copy = (epoch, [keras.ops.convert_to_numpy(w) for w in self.model.weights],
                       [keras.ops.convert_to_numpy(v) for v in self._slots(optimizer)],
-                      _rate(optimizer))
+                      _rate(optimizer), loss)
 
     @staticmethod
     def _slots(optimizer) -> list:
         """The optimizer's variables except its step count (schedules count on it)."""
         return [v for v in optimizer.variables if v is not optimizer.iterations]
 
-    def _collapsed(self, epoch: int, name: str, value: float) -> None:
+    def _collapsed(self, epoch: int, name: str, value: float, loss: float) -> None:
         peak, when = self.peaks[name]
         what = (f"epoch {epoch}: {name} fell to {value:.3g} from its peak {peak:.3g} (epoch "
-                f"{when}): the model collapsed")
-        if self.recoveries >= self.max_times or self._copy is None:
-            # (a copy exists after the first epoch end, whose values are their own peaks)
+                f"{when}) and the loss rose to {loss:.3g} (epoch {self._copy[0]}: "
+                f"{self._copy[4]:.3g}): the model collapsed")
+        if self.recoveries >= self.max_times:
             if not self._gave_up:
                 self._gave_up = True
                 log.warning("%s; not recovered: train.collapse_recovery.max_times (%d) used "
                             "up. Lower optimizer.learning_rate or set optimizer.clipnorm",
                             what, self.max_times)
             return
-        kept, weights, slots, rate = self._copy
+        kept, weights, slots, rate, healthy_loss = self._copy
         for variable, value_ in zip(self.model.weights, weights):
             variable.assign(value_)
         optimizer = self.model.optimizer
@@ -119,7 +131,7 @@ class CollapseRecovery(keras.callbacks.Callback):
         for schedule in self.schedules:
             schedule.rate_scale = getattr(schedule, "rate_scale", 1.0) * self.factor
         self.recoveries += 1
-        self._copy = (kept, weights, slots, rate * self.factor)  # a second fall lowers it again
+        self._copy = (kept, weights, slots, rate * self.factor, healthy_loss)  # lower again
         log.warning("%s; restored the weights of epoch %d and lowered the learning rate from "
                     "%.3g to %.3g (recovery %d of %d, train.collapse_recovery)", what, kept,
                     rate, rate * self.factor, self.recoveries, self.max_times)
