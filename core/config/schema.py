@@ -196,9 +196,9 @@ class CosineDecayConfig:
 class CollapseRecoveryConfig:
     enabled: bool = param(
         True, help="when a training metric that grows as the model improves (jaccard, dice) "
-                   "falls under drop x its peak (>= 0.1), put back the weights and optimizer "
-                   "slots of the last healthy epoch end and multiply the learning rate by "
-                   "factor")
+                   "falls under drop x its peak (>= 0.1) while the training loss rises above "
+                   "1.5 x its value at the last healthy epoch end, put back the weights and "
+                   "optimizer slots of that epoch end and multiply the learning rate by factor")
     drop: float = param(0.25, help="a fall under this fraction of the peak is a collapse",
                         validator=_FRACTION)
     healthy: float = param(0.8, help="an epoch end is healthy when every such metric is at "
