@@ -18,12 +18,12 @@ quickstart does).
 The recovery puts back the weights and the optimizer's slots (not its step count) of the last
 healthy epoch end, one where every watched metric was at least ``healthy`` times its peak,
 and multiplies the learning rate by ``factor``: the optimizer's, and the rate the warm-up /
-cosine decay set from then on (``rate_scale``). At most ``max_times`` times per run; then it only warns. The collapsed
-epoch's history row keeps the metrics it measured, so the curve shows what happened; its
-checkpoints hold the restored weights. The healthy copy lives in memory (weights plus the
-optimizer's slots, about three times the model for Adam) and is not part of the resumable
-state: a resumed fit keeps the count and the rate scale, and takes a new copy at its first
-healthy epoch end.
+cosine decay set from then on (``rate_scale``). At most ``max_times`` times per run; then it
+only warns. The collapsed epoch's history row keeps the metrics it measured, so the curve
+shows what happened; its checkpoints hold the restored weights. The healthy copy lives in
+memory (weights plus the optimizer's slots, about three times the model for Adam) and is not
+part of the resumable state: a resumed fit keeps the count and the rate scale, and takes a new
+copy at its first healthy epoch end.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ import math
 from typing import Sequence
 
 import keras
-import numpy as np
+
+from .head_losses import metric_modes
+from .logging.callbacks import current_lr
 
 __all__ = ["CollapseRecovery", "watched_metrics"]
 
@@ -48,17 +50,12 @@ LOSS_RISE = 1.5
 def watched_metrics(config, registry) -> list[str]:
     """The names of the config's metrics that grow as the model improves (the plugin's
     declared ``mode``, ``max`` when it declares none)."""
-    out = []
-    for choice in config.metrics:
-        spec = registry.resolve("metrics", choice.name).spec
-        if getattr(spec, "mode", "max") == "max":
-            out.append(choice.name.rpartition(":")[2])
-    return out
+    return [name for name, mode in metric_modes(config, registry).items() if mode == "max"]
 
 
-def _matches(key: str, names: Sequence[str]) -> bool:
+def _matches(key: str, name: str) -> bool:
     # training metrics only; a head's metric is logged as <head>_<name>
-    return not key.startswith("val_") and any(key == n or key.endswith("_" + n) for n in names)
+    return not key.startswith("val_") and (key == name or key.endswith("_" + name))
 
 
 class CollapseRecovery(keras.callbacks.Callback):
@@ -81,7 +78,7 @@ class CollapseRecovery(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         values = {k: float(logs[k]) for name in self.metrics for k in logs  # config order
-                  if _matches(k, [name]) and math.isfinite(float(logs[k]))}
+                  if _matches(k, name) and math.isfinite(float(logs[k]))}
         fallen = [(k, v) for k, v in values.items()
                   if self.peaks.get(k, (0.0, 0))[0] >= MIN_PEAK
                   and v < self.drop * self.peaks[k][0]]
@@ -102,7 +99,7 @@ class CollapseRecovery(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         self._copy = (epoch, [keras.ops.convert_to_numpy(w) for w in self.model.weights],
                       [keras.ops.convert_to_numpy(v) for v in self._slots(optimizer)],
-                      _rate(optimizer), loss)
+                      current_lr(self.model), loss)
 
     @staticmethod
     def _slots(optimizer) -> list:
@@ -136,6 +133,3 @@ class CollapseRecovery(keras.callbacks.Callback):
                     "%.3g to %.3g (recovery %d of %d, train.collapse_recovery)", what, kept,
                     rate, rate * self.factor, self.recoveries, self.max_times)
 
-
-def _rate(optimizer) -> float:
-    return float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate)))

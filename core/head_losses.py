@@ -16,7 +16,7 @@ import keras
 from .errors import DlsuiteInputError
 from .heads import class_head, config_heads, output_channels
 
-__all__ = ["build_loss_and_metrics", "ClassHeadMetric"]
+__all__ = ["build_loss_and_metrics", "ClassHeadMetric", "metric_modes"]
 
 
 @keras.saving.register_keras_serializable(package="dlsuite")
@@ -48,6 +48,15 @@ class ClassHeadMetric(keras.metrics.Metric):
         """Keras config: the wrapped metric (serialized) and the channel range."""
         return {"name": self.name, "metric": keras.metrics.serialize(self.metric),
                 "start": self.start, "stop": self.stop}
+
+
+def metric_modes(config, registry) -> dict[str, str]:
+    """``{logged name: "max" | "min"}`` for the config's metrics: whether each grows or
+    shrinks as the model improves (the plugin's declared ``mode``; ``max`` when it declares
+    none)."""
+    return {choice.name.rpartition(":")[2]:
+            getattr(registry.resolve("metrics", choice.name).spec, "mode", "max")
+            for choice in config.metrics}
 
 
 def _plugin(registry, kind: str, choice) -> tuple[Any, Any]:

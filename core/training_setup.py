@@ -130,9 +130,8 @@ def resolve_monitor(config, registry, *, has_validation: bool) -> Monitor:
         name = fallback
     mode = config.train.monitor_mode
     if mode == "auto":
+        from .head_losses import metric_modes
+
         base = name[4:] if name.startswith("val_") else name
-        mode = "min"
-        for choice in config.metrics:
-            if choice.name.rpartition(":")[2] == base:
-                mode = getattr(registry.resolve("metrics", choice.name).spec, "mode", "max")
+        mode = metric_modes(config, registry).get(base, "min")  # loss: min
     return Monitor(name, mode)
