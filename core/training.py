@@ -123,7 +123,8 @@ def fit_callbacks(ctx: RunContext, data, monitor: Monitor, state: ResumeState | 
     callbacks = [StopOnSignal(stop), nan_guard, *averaged,
                  *batchnorm_callbacks(cfg, ctx.registry, data), *recovery,
                  *standard, history_cb, checkpoints,
-                 EpochLog(cfg.train.epochs, skip_epoch=partial), StuckLossWarning(),
+                 EpochLog(cfg.train.epochs, skip_epoch=partial),
+                 StuckLossWarning(recovery=cfg.train.collapse_recovery.enabled),
                  WandbMetrics(ctx.wandb, samples, n_images=cfg.wandb.n_images,
                               class_labels={i: f"class {i}" for i in range(data.n_classes)},
                               skip_epoch=partial)]

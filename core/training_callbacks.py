@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from .checkpoints import Monitor, NanGuard
+from .collapse_recovery import LOSS_RISE, CollapseRecovery, watched_metrics
 from .rundir import RunDir
 
 log = logging.getLogger("dlsuite.training")
@@ -61,8 +62,6 @@ def collapse_recovery(config, registry, standard) -> list[keras.callbacks.Callba
     """[:class:`~dlsuite.collapse_recovery.CollapseRecovery`] as ``train.collapse_recovery``
     says, lowering the rate of the warm-up / cosine decay among ``standard`` too; [] when it
     is disabled or no metric grows as the model improves."""
-    from .collapse_recovery import CollapseRecovery, watched_metrics
-
     c = config.train.collapse_recovery
     metrics = watched_metrics(config, registry)
     if not c.enabled or not metrics:
@@ -149,6 +148,13 @@ class DivergenceGuard(NanGuard):
             self._diverged(self._step, f"the validation loss became {logs['val_loss']}")
 
 
+_RECOVERY_ADVICE = {
+    True: " (train.collapse_recovery did not bring it back: its max_times are used up, or the "
+          f"training loss did not rise above {LOSS_RISE:g}x its last healthy value)",
+    False: ", or enable train.collapse_recovery (it puts back the last healthy epoch at a "
+           "lower rate)"}
+
+
 class StuckLossWarning(keras.callbacks.Callback):
     """Warns once when, for ``epochs`` epochs in a row, the training loss stays within
     ``rtol`` of its value at the first of them while some training metrics stay exactly 0
@@ -156,11 +162,13 @@ class StuckLossWarning(keras.callbacks.Callback):
     not learning: from the start, often data that is NaN, constant or without objects; later,
     a model collapsed to predicting one class everywhere). When one of those metrics reached
     0.1 or more before, the warning says so (the metric, its peak and epoch) and names the
-    learning rate instead of the data."""
+    learning rate instead of the data; ``recovery`` (whether ``train.collapse_recovery`` is
+    enabled; None: not said) adds what the recovery did not do: enable it, or it is used up or
+    the loss did not rise enough for it."""
 
-    def __init__(self, epochs: int = 3, rtol: float = 0.01):
+    def __init__(self, epochs: int = 3, rtol: float = 0.01, recovery: bool | None = None):
         super().__init__()
-        self.epochs, self.rtol = epochs, rtol
+        self.epochs, self.rtol, self.recovery = epochs, rtol, recovery
         self.rows: list[dict[str, float]] = []
         self.numbers: list[int] = []  # the 1-based epoch of each row (a resumed fit skips some)
         self.warned: str | None = None
@@ -194,7 +202,8 @@ class StuckLossWarning(keras.callbacks.Callback):
                     f"{stuck}, after {name} reached {peak:.3g} in epoch {when}: the model "
                     "collapsed to predicting one class and is not learning any more. The best "
                     "checkpoint is likely from before the collapse; to train on, lower "
-                    "optimizer.learning_rate or set optimizer.clipnorm or train.cosine_decay")
+                    "optimizer.learning_rate or set optimizer.clipnorm or train.cosine_decay"
+                    + _RECOVERY_ADVICE.get(self.recovery, ""))
             else:
                 self.warned = (
                     f"{stuck}: the model is not learning. Check the data (NaN or constant "

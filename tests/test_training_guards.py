@@ -109,10 +109,16 @@ def test_a_model_collapsed_after_its_first_epoch_warns_naming_the_warm_up():
         notice.warned and "train.warmup_steps" in notice.warned
 
 
-def test_a_model_that_collapsed_after_learning_warns_naming_the_peak_and_the_rate():
+@pytest.mark.parametrize("recovery, advice", [
+    (None, None), (False, "or enable train.collapse_recovery"),
+    (True, "train.collapse_recovery did not bring it back: its max_times are used up, or the "
+           "training loss did not rise above 1.5x")])
+def test_a_model_that_collapsed_after_learning_warns_naming_the_peak_and_the_rate(recovery,
+                                                                                   advice):
     """As the 16-filter recipe did on the time-lapse at lr 3e-3: training Jaccard 0.86 in
-    epoch 71 (after resuming at epoch 69), then 0 with a flat loss from epoch 74 on."""
-    notice = StuckLossWarning(epochs=3)
+    epoch 71 (after resuming at epoch 69), then 0 with a flat loss from epoch 74 on. The
+    advice names the collapse recovery as it was configured."""
+    notice = StuckLossWarning(epochs=3, recovery=recovery)
     rows = [(0.1217, 0.859), (0.1163, 0.863), (0.4162, 0.591), (0.69, 0.0485),
             (0.6780, 0.0), (0.6778, 0.0), (0.6779, 0.0)]
     for epoch, (loss, jaccard) in enumerate(rows, start=69):
@@ -122,6 +128,7 @@ def test_a_model_that_collapsed_after_learning_warns_naming_the_peak_and_the_rat
                               "3 epochs while jaccard stay 0, after jaccard reached 0.863 in "
                               "epoch 71: the model collapsed")
     assert "optimizer.learning_rate" in message and "warmup" not in message
+    assert ("collapse_recovery" not in message) if advice is None else (advice in message)
 
 
 def test_a_loss_that_moves_or_training_metrics_above_zero_do_not_warn():
