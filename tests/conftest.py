@@ -60,6 +60,23 @@ def run_cli(*args: str, env: dict | None = None, cwd: str | os.PathLike | None =
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
 
 
+def load_with_plugins(path: Path, config: dict | None = None, **plugins):
+    """``(loaded config, registry)``: ``config`` (when given) written to ``path`` as JSON, then
+    loaded with the installed plugins plus ``plugins`` (``name=plugin object``), as
+    ``pipeline.train`` takes them."""
+    import json
+
+    from dlsuite.config import load_config
+    from dlsuite.registry import Registry
+
+    if config is not None:
+        path.write_text(json.dumps(config))
+    registry = Registry.from_entry_points()
+    for name, plugin in plugins.items():
+        registry.add_plugin(plugin, name, None, None)
+    return load_config(path, registry), registry
+
+
 @pytest.fixture
 def cli():
     return run_cli

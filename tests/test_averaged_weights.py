@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import load_with_plugins
 from dlsuite import hookimpl
 from test_lr_warmup import tiny_config
 
@@ -190,17 +191,12 @@ def test_dlsuite_train_resume_goes_on_from_the_trained_weights_not_the_average(
     import keras
 
     from dlsuite import pipeline
-    from dlsuite.config import load_config
-    from dlsuite.registry import Registry
 
     cfg = tiny_config(tmp_path, "ema", {"learning_rate": 0.01, "ema_momentum": 0.9},
                       {"epochs": 3, "tensorboard": {"enabled": False}})
     cfg["datagen"]["steps_per_epoch"] = 4
-    registry, plugin = Registry.from_entry_points(), _WeightsThenSigterm(at)
-    registry.add_plugin(plugin, "weights", None, None)
-    path = tmp_path / "ema.json"
-    path.write_text(json.dumps(cfg))
-    loaded = load_config(path, registry)
+    plugin = _WeightsThenSigterm(at)
+    loaded, registry = load_with_plugins(tmp_path / "ema.json", cfg, weights=plugin)
     with pytest.raises(pipeline.TrainingInterrupted):
         pipeline.train(loaded, quiet=True, registry=registry)
     run = tmp_path / "run"

@@ -290,6 +290,45 @@ def test_two_workers_on_localhost_train_in_step_and_only_the_chief_writes(tmp_pa
 
 
 @pytest.mark.slow
+def test_two_workers_recover_from_a_collapse_together(tmp_path):
+    """train.collapse_recovery under multi_worker: each worker keeps its own copy of the
+    healthy weights and decides from the same all-reduced logs. A real 8-filter U-Net
+    collapses when epoch 8 begins (tests/_dead_relus.py); both workers put back epoch 7 at
+    half the rate, train on, and end with the same weights, which the chief wrote."""
+    from test_lr_warmup import epoch_rates, tiny_config
+
+    killed, epochs, lr = 8, 11, 0.01
+    cfg = tiny_config(tmp_path, "collapse", {"name": "adam", "learning_rate": lr},
+                      {"epochs": epochs, "tensorboard": {"enabled": False},
+                       "distribute": {"strategy": "multi_worker"}})
+    cfg["datagen"]["steps_per_epoch"] = 8
+    cfg["model"]["n_filters"] = 8
+    out, scratch = Path(cfg["output_dir"]), tmp_path / "scratch"
+    scratch.mkdir()
+    config = write(tmp_path / "c.json", cfg)
+    for stdout in _workers([str(config), "--kill-relus-at", str(killed)], tmp_path, scratch,
+                           cli=False):
+        assert f"finished: {out}" in stdout
+    jaccard = [float(r["jaccard"]) for r in history(out)]
+    peak = max(jaccard[:killed - 1])
+    assert peak >= 0.3 and jaccard[killed - 1] < 0.25 * peak, jaccard  # it collapsed
+    assert min(jaccard[killed:]) >= 0.8 * peak, jaccard  # and trained on
+    assert epoch_rates(out)[killed:] == pytest.approx([lr / 2] * (epochs - killed))
+    log = (out / "run.log").read_text()
+    assert log.count("recovery 1 of 3") == 1 and f"epoch {killed}: jaccard fell to" in log
+    state = json.loads((out / "checkpoints/resume/state.json").read_text())
+    assert state["callbacks"]["CollapseRecovery"] == {"recoveries": 1}
+    chief, other = (h5_arrays(tmp_path / f"w{i}.weights.h5") for i in (0, 1))
+    written = h5_arrays(out / "checkpoints" / "resume" / f"epoch_{epochs:04d}" /
+                        "model.weights.h5")
+    assert chief.keys() == other.keys() and chief and set(written) & set(chief)
+    for key in chief:
+        np.testing.assert_array_equal(chief[key], other[key], err_msg=key)
+        if key in written:
+            np.testing.assert_array_equal(chief[key], written[key], err_msg=key)
+
+
+@pytest.mark.slow
 def test_two_workers_refuse_a_batch_their_replicas_do_not_divide_before_writing(tmp_path):
     """The replicas of multi_worker are known only once the cluster is up: both workers
     exit 2 naming datagen.batch_size, and neither writes anything."""

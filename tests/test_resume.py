@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_with_plugins
 from dlsuite import hookimpl
 
 EPOCHS, STEPS = 6, 4
@@ -124,16 +125,11 @@ class _SigtermInEpoch2:
 @pytest.mark.slow
 def test_sigterm_in_process_cuts_the_epoch_and_resume_redoes_it(tmp_path):
     from dlsuite import pipeline
-    from dlsuite.config import load_config
-    from dlsuite.registry import Registry
 
     config = _config(tmp_path)
     data = json.loads(config.read_text())
     data.update(wandb={"mode": "disabled"}, train={"epochs": 3, "tensorboard": {"enabled": False}})
-    config.write_text(json.dumps(data))
-    reg = Registry.from_entry_points()
-    reg.add_plugin(_SigtermInEpoch2(), "sigterm", None, None)
-    loaded = load_config(config, reg)
+    loaded, reg = load_with_plugins(config, data, sigterm=_SigtermInEpoch2())
     with pytest.raises(pipeline.TrainingInterrupted) as info:
         pipeline.train(loaded, quiet=True, registry=reg)
     assert info.value.exit_code == 143 and "--resume" in str(info.value)
