@@ -14,6 +14,8 @@ import logging
 import numpy as np
 import pytest
 
+from _dead_relus import DeadRelus
+from conftest import load_with_plugins
 from dlsuite import hookimpl
 from test_lr_warmup import epoch_rates, tiny_config
 from test_resume import _rows
@@ -21,33 +23,10 @@ from test_resume import _rows
 KILLED_EPOCH, EPOCHS, LR = 8, 11, 0.01
 
 
-class _DeadRelus:
-    """A plugin whose callback sets every hidden layer's bias to -1000 when epoch
-    ``KILLED_EPOCH`` begins: no ReLU fires again, the output is the last layer's bias."""
-
-    @hookimpl
-    def dlsuite_callbacks(self, config):
-        import keras
-
-        class Kill(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                if epoch + 1 != KILLED_EPOCH:
-                    return
-                outputs = {t._keras_history.operation.name for t in self.model.outputs}
-                for layer in self.model.layers:
-                    bias = getattr(layer, "bias", None)
-                    if bias is not None and layer.name not in outputs:
-                        bias.assign(keras.ops.full(bias.shape, -1000.0))
-
-        return [Kill()]
-
-
 def _train(tmp_path, name: str, epochs: int = EPOCHS, resume: bool = False, **train):
     """Train the tiny U-Net (8 filters, 8 steps of 2 example frames per epoch, Adam at
-    ``LR``) with the :class:`_DeadRelus` plugin; the run folder."""
+    ``LR``) with the :class:`~_dead_relus.DeadRelus` plugin; the run folder."""
     from dlsuite import pipeline
-    from dlsuite.config import load_config
-    from dlsuite.registry import Registry
 
     folder = tmp_path / name
     folder.mkdir(exist_ok=True)
@@ -55,11 +34,9 @@ def _train(tmp_path, name: str, epochs: int = EPOCHS, resume: bool = False, **tr
                       {"epochs": epochs, "tensorboard": {"enabled": False}, **train})
     cfg["datagen"]["steps_per_epoch"] = 8
     cfg["model"]["n_filters"] = 8
-    (folder / "config.json").write_text(json.dumps(cfg))
-    registry = Registry.from_entry_points()
-    registry.add_plugin(_DeadRelus(), "dead-relus", None, None)
-    pipeline.train(load_config(folder / "config.json", registry), quiet=True,
-                   registry=registry, resume=resume)
+    loaded, registry = load_with_plugins(folder / "config.json", cfg,
+                                         dead_relus=DeadRelus(KILLED_EPOCH))
+    pipeline.train(loaded, quiet=True, registry=registry, resume=resume)
     return folder / "run"
 
 
@@ -132,7 +109,7 @@ def _weight(model) -> float:
 
 
 def test_the_rule_what_counts_as_healthy_and_as_a_collapse(caplog):
-    callback, model = _recovery(max_times=1)
+    callback, model = _recovery(max_times=1, drop=0.25)
     epochs = [  # (weight at the epoch end, logs)
         (1.0, {"jaccard": 0.05, "dice": 0.09, "loss": 0.9}),  # peaks under 0.1: nothing to lose
         (2.0, {"jaccard": 0.01, "dice": 0.02, "loss": 2.0}),
@@ -177,10 +154,17 @@ def test_a_from_scratch_model_learning_the_background_first_is_no_collapse(caplo
     assert callback.recoveries == 0 and _weight(model) == 5.0 and not caplog.records
 
 
-def test_the_recipes_collapse_on_the_time_lapse_would_have_gone_back_to_epoch_71(caplog):
+@pytest.mark.parametrize("drop, first, said_first", [
+    (None, 72, "epoch 72: jaccard fell to 0.591 from its peak 0.865 (epoch 69) and the loss "
+               "rose to 0.416 (epoch 71: 0.116)"),
+    (0.25, 73, "epoch 73: jaccard fell to 0.0485 from its peak 0.865 (epoch 69) and the loss "
+               "rose to 0.69 (epoch 71: 0.116)")])
+def test_the_recipes_collapse_on_the_time_lapse_would_have_gone_back_to_epoch_71(
+        caplog, drop, first, said_first):
     """The training metrics of the 16-filter recipe's 2D model on the video frames (lr 3e-3,
-    epochs 64-74 of the run whose last checkpoint then scored SEG 0)."""
-    callback, model = _recovery()
+    epochs 64-74 of the run whose last checkpoint then scored SEG 0). The default ``drop``
+    (0.7) acts on the first epoch of the fall, 0.25 one epoch later."""
+    callback, model = _recovery() if drop is None else _recovery(drop=drop)
     callback.metrics = ["jaccard", "dice", "accuracy"]
     rows = [(0.8587, 0.924, 0.9523, 0.1224), (0.8602, 0.9249, 0.952, 0.1223),
             (0.8607, 0.9251, 0.9518, 0.1223), (0.86, 0.9247, 0.9525, 0.1205),
@@ -194,16 +178,16 @@ def test_the_recipes_collapse_on_the_time_lapse_would_have_gone_back_to_epoch_71
             model.weights[0].assign([[float(epoch)]])
             callback.on_epoch_end(epoch - 1, {"jaccard": jaccard, "dice": dice,
                                               "accuracy": accuracy, "loss": loss})
-            if epoch == 73:
+            if epoch == first:
                 assert _weight(model) == 71.0 and callback.recoveries == 1
+            elif epoch < first:
+                assert callback.recoveries == 0
     said = [r.getMessage() for r in caplog.records]
-    assert said[0].startswith("epoch 73: jaccard fell to 0.0485 from its peak 0.865 (epoch "
-                              "69) and the loss rose to 0.69 (epoch 71: 0.116): the model "
-                              "collapsed; restored the weights of epoch 71 and lowered the "
-                              "learning rate from 0.003 to 0.0015")
-    # the next epoch, 74, starts from epoch 71's weights; here the replay goes on with its
+    assert said[0].startswith(said_first + ": the model collapsed; restored the weights of "
+                              "epoch 71 and lowered the learning rate from 0.003 to 0.0015")
+    # the next epoch starts from epoch 71's weights; here the replay goes on with its
     # collapsed numbers: a second collapse, back to epoch 71 again at a rate halved again
-    assert callback.recoveries == 2 and _weight(model) == 71.0
+    assert callback.recoveries == 74 - first + 1 and _weight(model) == 71.0
     assert "restored the weights of epoch 71 and lowered the learning rate from 0.0015 to " \
         "0.00075 (recovery 2 of 3" in said[1]
 

@@ -199,7 +199,8 @@ class CollapseRecoveryConfig:
                    "falls under drop x its peak (>= 0.1) while the training loss rises above "
                    "1.5 x its value at the last healthy epoch end, put back the weights and "
                    "optimizer slots of that epoch end and multiply the learning rate by factor")
-    drop: float = param(0.25, help="a fall under this fraction of the peak is a collapse",
+    drop: float = param(0.7, help="a fall under this fraction of the peak is a collapse (0.7 "
+                                  "also catches the partial falls of a loss spike)",
                         validator=_FRACTION)
     healthy: float = param(0.8, help="an epoch end is healthy when every such metric is at "
                                      "least this fraction of its peak", validator=_FRACTION)
