@@ -260,6 +260,19 @@ def _workers(args: list[str], tmp_path: Path, scratch: Path, cli: bool) -> list[
     return [stdout for _code, stdout, _stderr in results]
 
 
+def _assert_same_weights(tmp_path: Path, out: Path, epoch: int) -> None:
+    """The final weights the two workers of :func:`_workers` saved are identical, and equal
+    to those the chief wrote in the resumable state of ``epoch``."""
+    chief, other = (h5_arrays(tmp_path / f"w{i}.weights.h5") for i in (0, 1))
+    written = h5_arrays(out / "checkpoints" / "resume" / f"epoch_{epoch:04d}" /
+                        "model.weights.h5")
+    assert chief.keys() == other.keys() and chief and set(written) & set(chief)
+    for key in chief:
+        np.testing.assert_array_equal(chief[key], other[key], err_msg=key)
+        if key in written:
+            np.testing.assert_array_equal(chief[key], written[key], err_msg=key)
+
+
 @pytest.mark.slow
 def test_two_workers_on_localhost_train_in_step_and_only_the_chief_writes(tmp_path, videos):
     """Two `dlsuite train` processes (as docs/scale.md shows) train epoch 1, then two new
@@ -279,14 +292,7 @@ def test_two_workers_on_localhost_train_in_step_and_only_the_chief_writes(tmp_pa
     assert "resumed from epoch 1" in log
     assert [r["epoch"] for r in history(out)] == [1, 2]
     assert (out / "checkpoints" / "last.keras").is_file()
-    chief = h5_arrays(tmp_path / "w0.weights.h5")
-    other = h5_arrays(tmp_path / "w1.weights.h5")
-    written = h5_arrays(out / "checkpoints" / "resume" / "epoch_0002" / "model.weights.h5")
-    assert chief.keys() == other.keys() and chief and set(written) & set(chief)
-    for key in chief:
-        np.testing.assert_array_equal(chief[key], other[key], err_msg=key)
-        if key in written:
-            np.testing.assert_array_equal(chief[key], written[key], err_msg=key)
+    _assert_same_weights(tmp_path, out, epoch=2)
 
 
 @pytest.mark.slow
@@ -318,14 +324,7 @@ def test_two_workers_recover_from_a_collapse_together(tmp_path):
     assert log.count("recovery 1 of 3") == 1 and f"epoch {killed}: jaccard fell to" in log
     state = json.loads((out / "checkpoints/resume/state.json").read_text())
     assert state["callbacks"]["CollapseRecovery"] == {"recoveries": 1}
-    chief, other = (h5_arrays(tmp_path / f"w{i}.weights.h5") for i in (0, 1))
-    written = h5_arrays(out / "checkpoints" / "resume" / f"epoch_{epochs:04d}" /
-                        "model.weights.h5")
-    assert chief.keys() == other.keys() and chief and set(written) & set(chief)
-    for key in chief:
-        np.testing.assert_array_equal(chief[key], other[key], err_msg=key)
-        if key in written:
-            np.testing.assert_array_equal(chief[key], written[key], err_msg=key)
+    _assert_same_weights(tmp_path, out, epoch=epochs)
 
 
 @pytest.mark.slow

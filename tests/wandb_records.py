@@ -31,6 +31,8 @@ def records(path: Path) -> list:
         if kind == 0:  # zero padding up to the end of the block
             pos += left
             continue
+        if pos + 7 + length > len(data):  # a record W&B's service is still writing
+            break
         chunk = data[pos + 7:pos + 7 + length]
         pos += 7 + length
         if kind in (_FIRST, _MIDDLE):
@@ -46,10 +48,18 @@ def records(path: Path) -> list:
 
 def finished_records(path: Path, timeout: float = 30.0) -> list:
     """:func:`records` once the file holds the run's ``exit`` record (W&B's service may still
-    be flushing the file when ``run.finish()`` has returned)."""
+    be flushing the file when ``run.finish()`` has returned: a record it is writing may not
+    parse yet, which is retried until ``timeout``)."""
+    from google.protobuf.message import DecodeError
+
     deadline = time.monotonic() + timeout
     while True:
-        out = records(path)
+        try:
+            out = records(path)
+        except DecodeError:
+            if time.monotonic() > deadline:
+                raise
+            out = []
         if any(r.WhichOneof("record_type") == "exit" for r in out) \
                 or time.monotonic() > deadline:
             return out
