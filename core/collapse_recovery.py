@@ -14,10 +14,9 @@ times). ``drop`` 0.7 (not lower) because a loss spike often leaves the metric at
 thirds of its peak, and such a partial fall can take dozens of epochs to climb back: a U-Net
 trained with Dice went from training Jaccard 0.78 to 0.51 (loss x2.5) and stayed 0.03-0.05
 under its peak for the next 50 epochs, its validation Jaccard 0.1 lower. Without the rise it
-is no collapse: a model trained from scratch often scores some
-Dice in its first epoch by predicting foreground widely, then 0 for a few epochs while its
-loss keeps falling (it learns the background first), and finds the cells on its own (the
-quickstart does).
+is no collapse: a model trained from scratch often scores some Dice in its first epoch by
+predicting foreground widely, then 0 for a few epochs while its loss keeps falling (it learns
+the background first), and finds the cells on its own (the quickstart does).
 
 The recovery puts back the weights and the optimizer's slots (not its step count) of the last
 healthy epoch end, one where every watched metric was at least ``healthy`` times its peak,

@@ -237,3 +237,19 @@ def test_bad_values_are_refused_at_their_path(key, value):
         parse_config({"train": {"collapse_recovery": {key: value}}}, Registry.from_entry_points(),
                      check_paths=False)
     assert f"$.train.collapse_recovery.{key}" in str(info.value)
+
+
+def test_a_healthy_fraction_not_above_the_drop_is_refused():
+    """An epoch end cannot be both healthy and collapsed: with the default drop 0.7, healthy
+    0.6 is refused at its path, naming drop."""
+    from dlsuite.config import parse_config
+    from dlsuite.errors import ConfigError
+    from dlsuite.registry import Registry
+
+    with pytest.raises(ConfigError) as info:
+        parse_config({"train": {"collapse_recovery": {"healthy": 0.6}}},
+                     Registry.from_entry_points(), check_paths=False)
+    assert "$.train.collapse_recovery.healthy: must be greater than drop (0.7), got 0.6" in \
+        str(info.value)
+    parse_config({"train": {"collapse_recovery": {"healthy": 0.6, "drop": 0.5}}},
+                 Registry.from_entry_points(), check_paths=False)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal, Optional, Union
 import attrs
 
 from ..specs import param
-from ..checks import (Check, CheckError, each, in_range, non_empty, non_negative,
+from ..checks import (Check, CheckError, each, greater_than, in_range, non_empty, non_negative,
                       not_both_enabled, one_of, positive)
 
 SCHEMA_VERSION = 1
@@ -203,7 +203,8 @@ class CollapseRecoveryConfig:
                                   "also catches the partial falls of a loss spike)",
                         validator=_FRACTION)
     healthy: float = param(0.8, help="an epoch end is healthy when every such metric is at "
-                                     "least this fraction of its peak", validator=_FRACTION)
+                                     "least this fraction of its peak (above drop)",
+                           validator=[_FRACTION, greater_than("drop")])
     factor: float = param(0.5, help="multiply the learning rate by this at each recovery",
                           validator=_FRACTION)
     max_times: int = param(3, help="recoveries per run; after them a collapse only warns",
