@@ -4,12 +4,30 @@ by the training processes of tests/test_distribute.py).
 :class:`DeadRelus` adds a callback that, when epoch ``at`` (1-based) begins, sets the bias of
 every layer but the outputs to -1000: no ReLU fires again, the model predicts the background
 everywhere and no gradient brings it back, as the instance recipe's U-Net did at a high
-learning rate.
+learning rate. :func:`collapse_config` is the tiny run the tests make collapse that way.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dlsuite import hookimpl
+
+#: the epoch whose start kills the ReLUs, the epochs trained, the Adam learning rate
+KILLED_EPOCH, EPOCHS, LR = 8, 11, 0.01
+
+
+def collapse_config(folder: Path, name: str, epochs: int = EPOCHS, **train) -> dict:
+    """The config of the collapse tests: the tiny U-Net of ``test_lr_warmup.tiny_config`` with
+    8 filters, 8 steps of 2 example frames per epoch, Adam at ``LR``, no TensorBoard, and
+    ``train`` added to its train section."""
+    from test_lr_warmup import tiny_config
+
+    cfg = tiny_config(folder, name, {"name": "adam", "learning_rate": LR},
+                      {"epochs": epochs, "tensorboard": {"enabled": False}, **train})
+    cfg["datagen"]["steps_per_epoch"] = 8
+    cfg["model"]["n_filters"] = 8
+    return cfg
 
 
 class DeadRelus:

@@ -14,13 +14,11 @@ import logging
 import numpy as np
 import pytest
 
-from _dead_relus import DeadRelus
+from _dead_relus import EPOCHS, KILLED_EPOCH, LR, DeadRelus, collapse_config
 from conftest import load_with_plugins
 from dlsuite import hookimpl
-from test_lr_warmup import epoch_rates, tiny_config
+from test_lr_warmup import epoch_rates
 from test_resume import _rows
-
-KILLED_EPOCH, EPOCHS, LR = 8, 11, 0.01
 
 
 def _train(tmp_path, name: str, epochs: int = EPOCHS, resume: bool = False, **train):
@@ -30,10 +28,7 @@ def _train(tmp_path, name: str, epochs: int = EPOCHS, resume: bool = False, **tr
 
     folder = tmp_path / name
     folder.mkdir(exist_ok=True)
-    cfg = tiny_config(folder, name, {"name": "adam", "learning_rate": LR},
-                      {"epochs": epochs, "tensorboard": {"enabled": False}, **train})
-    cfg["datagen"]["steps_per_epoch"] = 8
-    cfg["model"]["n_filters"] = 8
+    cfg = collapse_config(folder, name, epochs, **train)
     loaded, registry = load_with_plugins(folder / "config.json", cfg,
                                          dead_relus=DeadRelus(KILLED_EPOCH))
     pipeline.train(loaded, quiet=True, registry=registry, resume=resume)

@@ -301,14 +301,10 @@ def test_two_workers_recover_from_a_collapse_together(tmp_path):
     healthy weights and decides from the same all-reduced logs. A real 8-filter U-Net
     collapses when epoch 8 begins (tests/_dead_relus.py); both workers put back epoch 7 at
     half the rate, train on, and end with the same weights, which the chief wrote."""
-    from test_lr_warmup import epoch_rates, tiny_config
+    from _dead_relus import EPOCHS as epochs, KILLED_EPOCH as killed, LR as lr, collapse_config
+    from test_lr_warmup import epoch_rates
 
-    killed, epochs, lr = 8, 11, 0.01
-    cfg = tiny_config(tmp_path, "collapse", {"name": "adam", "learning_rate": lr},
-                      {"epochs": epochs, "tensorboard": {"enabled": False},
-                       "distribute": {"strategy": "multi_worker"}})
-    cfg["datagen"]["steps_per_epoch"] = 8
-    cfg["model"]["n_filters"] = 8
+    cfg = collapse_config(tmp_path, "collapse", distribute={"strategy": "multi_worker"})
     out, scratch = Path(cfg["output_dir"]), tmp_path / "scratch"
     scratch.mkdir()
     config = write(tmp_path / "c.json", cfg)
