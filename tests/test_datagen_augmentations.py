@@ -1,5 +1,6 @@
 """Augmentation plugins: image/target alignment, identical transform for all
-frames, nearest interpolation of classes, context margin of the affine warp."""
+frames, nearest interpolation of classes, context margins of the affine and elastic warps and
+of a chain of warps."""
 
 import numpy as np
 import pytest
@@ -36,12 +37,21 @@ def strong_affine(registry, **kw):
     return build(registry, "augmentations", "affine", **params)
 
 
-@pytest.mark.parametrize("name", ["affine", "flip"])
+def strong(registry, name):
+    """A strong instance of the geometric augmentation ``name``."""
+    if name == "affine":
+        return strong_affine(registry)
+    if name == "elastic":
+        return build(registry, "augmentations", "elastic", alpha=4.0, spacing=16.0)
+    return build(registry, "augmentations", name)
+
+
+@pytest.mark.parametrize("name", ["affine", "elastic", "flip"])
 def test_image_and_target_stay_aligned(registry, name):
     lab = scene()
     target = build(registry, "targets", "contours")(lab)
     image = np.stack([(lab > 0).astype(np.float32)] * 3)  # image built from the labels
-    aug = strong_affine(registry) if name == "affine" else build(registry, "augmentations", "flip")
+    aug = strong(registry, name)
     changed = 0
     for seed in range(10):
         out_img, out_t = aug(image, target, np.random.default_rng(seed))
@@ -60,7 +70,8 @@ def test_all_frames_transformed_identically(registry):
     base = rng.random((64, 64)).astype(np.float32)
     image = np.stack([base, 2 * base, 3 * base + 1])  # warps are linear in the values
     target = np.zeros((64, 64, 2), np.float32)
-    for aug in (strong_affine(registry), build(registry, "augmentations", "flip")):
+    for aug in (strong(registry, "affine"), strong(registry, "elastic"),
+                strong(registry, "flip")):
         for seed in range(4):
             out, _ = aug(image, target, np.random.default_rng(seed))
             np.testing.assert_allclose(out[1], 2 * out[0], rtol=1e-5, atol=1e-5)
@@ -77,10 +88,12 @@ def test_weight_channel_bilinear_and_aligned(registry):
     assert len(np.unique(w)) > len(np.unique(target[..., 1]))  # interpolated, not nearest
 
 
-def test_affine_context_margin_is_enough(registry):
+@pytest.mark.parametrize("name", ["affine", "elastic"])
+def test_context_margin_is_enough(registry, name):
     """Warping a context crop of patch+margin gives the same patch as warping a far larger
     crop: the margin holds every pixel the warp reads (no reflection artefacts)."""
-    aug = strong_affine(registry, shift=0.2, zoom=0.2, rotation=30.0)
+    aug = (strong_affine(registry, shift=0.2, zoom=0.2, rotation=30.0) if name == "affine"
+           else strong(registry, name))
     patch = (32, 40)
     my, mx = aug.margin(patch)
     assert my > 0 and mx > 0
@@ -118,6 +131,8 @@ def test_intensity_and_noise_touch_the_image_only(registry):
 def test_bad_augmentation_params(registry):
     with pytest.raises(DlsuiteInputError, match="zoom"):
         build(registry, "augmentations", "affine", zoom=1.5)
+    with pytest.raises(DlsuiteInputError, match="alpha"):
+        build(registry, "augmentations", "elastic", alpha=-1.0)
     with pytest.raises(DlsuiteInputError, match="probability"):
         build(registry, "augmentations", "noise", probability=2.0)
 
@@ -139,3 +154,66 @@ def test_warp_equals_scipy_affine_transform(mode, order):
                                              order=order, mode=mode, prefilter=False)
                     for f in stack])
     np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_elastic_field_is_bounded_and_smooth(registry):
+    """Displacements never exceed 3 alpha (so the declared margin holds), vary slowly between
+    neighbouring pixels, differ between draws; alpha 0 leaves the sample as it was."""
+    aug = build(registry, "augmentations", "elastic", alpha=3.0, spacing=24.0)
+    fields = [aug.field((80, 96), np.random.default_rng(seed)) for seed in range(20)]
+    for d in fields:
+        assert d.shape == (2, 80, 96)
+        assert np.abs(d).max() <= 9.0 + 1e-6
+        assert np.abs(np.diff(d, axis=-1)).max() < 1.5  # smooth: no pixel-to-pixel jumps
+    spread = np.std([d[:, 40, 48] for d in fields], axis=0)
+    assert (spread > 1.0).all()  # the centre moves by about alpha from draw to draw
+    assert aug.margin((80, 96)) == (10, 10)
+    from scipy import ndimage
+
+    from dlsuite_plugins.datagen.augmentations import _spline_weights
+
+    coarse = np.random.default_rng(1).random((5, 5))  # the separable form is scipy's spline
+    oy, ox = np.indices((80, 96)) / 24.0
+    np.testing.assert_allclose(_spline_weights(80, 24.0) @ coarse @ _spline_weights(96, 24.0).T,
+                               ndimage.map_coordinates(coarse, [oy, ox], order=3, mode="nearest"),
+                               atol=1e-12)
+    image = np.random.default_rng(0).random((1, 40, 40)).astype(np.float32)
+    target = np.zeros((40, 40, 1), np.float32)
+    still = build(registry, "augmentations", "elastic", alpha=0.0)
+    out, _ = still(image, target, np.random.default_rng(0))
+    np.testing.assert_array_equal(out, image)
+
+
+class _Shift:
+    """A test warp with a context margin: moves the content by ``m`` pixels down and right."""
+
+    def __init__(self, m):
+        self.m = m
+
+    def margin(self, patch_size):
+        return self.m, self.m
+
+    def __call__(self, image, target, rng, patch_size):
+        h, w = patch_size
+        H, W = image.shape[-2:]
+        y0, x0 = (H - h) // 2 - self.m, (W - w) // 2 - self.m
+        assert y0 >= 0 and x0 >= 0, "asked for more than the input holds"
+        return image[..., y0:y0 + h, x0:x0 + w], target[y0:y0 + h, x0:x0 + w]
+
+
+def test_chain_of_warps_each_reads_real_context():
+    """Two steps with margins: the first is asked for the output the second needs, so the
+    patch equals the source moved by both, read from real pixels only."""
+    from dlsuite.data.datagen_plugins import DatagenPlugins
+    from dlsuite.data.patches import TARGET_CONTEXT, PatchMaker
+
+    plugins = DatagenPlugins(None, None, None, 2, ("class",), (_Shift(3), _Shift(5)))
+    maker = PatchMaker(plugins, (32, 32), None)
+    assert maker.aug_margin == (8, 8)
+    size = 32 + 2 * TARGET_CONTEXT + 16
+    source = np.arange(size * size, dtype=np.float32).reshape(1, size, size)
+    labels = np.arange(size * size).reshape(size, size) % 7
+    image, warped = maker._augment(source, labels, np.random.default_rng(0))
+    n = 32 + 2 * TARGET_CONTEXT
+    np.testing.assert_array_equal(image, source[:, :n, :n])  # moved by 3 + 5 = the margin
+    np.testing.assert_array_equal(warped, labels[:n, :n])

@@ -64,8 +64,9 @@ class PatchMaker:
     Training: the image window and the label frame are cut around the patch with the context
     the target needs (:data:`TARGET_CONTEXT`) plus the margin the augmentations declare; the
     augmentation chain runs on ``(image, labels as channel 0)`` — geometric steps resample
-    channel 0 with nearest neighbour, so instance ids stay exact — asked for the patch plus
-    the target context (``patch_size=`` keyword); the target is then computed on the augmented
+    channel 0 with nearest neighbour, so instance ids stay exact — each step that declares a
+    margin asked (``patch_size=`` keyword) for the patch plus the target context plus the
+    margins of the steps after it; the target is then computed on the augmented
     labels (boundaries and weights match the warped geometry) and everything is cropped to the
     patch. Validation (``rng=None``): no augmentation, same target computation.
     """
@@ -77,12 +78,17 @@ class PatchMaker:
         self.time_windows = time_windows
         c = TARGET_CONTEXT
         self.out = (self.patch[0] + 2 * c, self.patch[1] + 2 * c)
-        my = mx = 0
-        for aug in plugins.augmentations:
+        # Walking the chain backwards, each step with a margin is asked for the output the
+        # later steps need (their margins around ``out``), so every step reads real context.
+        request = self.out
+        self.aug_requests: dict[int, tuple[int, int]] = {}
+        for k in reversed(range(len(plugins.augmentations))):
+            aug = plugins.augmentations[k]
             if hasattr(aug, "margin"):
-                a, b = aug.margin(self.out)
-                my, mx = my + int(a), mx + int(b)
-        self.aug_margin = (my, mx)
+                self.aug_requests[k] = request
+                a, b = aug.margin(request)
+                request = (request[0] + 2 * int(a), request[1] + 2 * int(b))
+        self.aug_margin = ((request[0] - self.out[0]) // 2, (request[1] - self.out[1]) // 2)
         self.weight_channels = [i for i, ch in enumerate(plugins.channels) if ch == "weight"]
 
     def frames(self, t: int) -> list[int]:
@@ -98,8 +104,8 @@ class PatchMaker:
             ids, inverse = np.unique(labels, return_inverse=True)  # float32-exact ids
             labels = inverse.reshape(labels.shape)
         channel = labels.astype(np.float32)[..., None]
-        for aug in self.plugins.augmentations:
-            image, channel = _call_aug(aug, image, channel, rng, self.out)
+        for k, aug in enumerate(self.plugins.augmentations):
+            image, channel = _call_aug(aug, image, channel, rng, self.aug_requests.get(k))
         image = _centre_crop(image, self.out, -2)
         warped = np.rint(_centre_crop(channel, self.out, 0)[..., 0]).astype(np.int64)
         if ids is not None:

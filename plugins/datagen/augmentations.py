@@ -9,15 +9,17 @@ the image and other channels bilinearly (order 1). Intensity and noise touch the
 
 Context protocol (used by ``dlsuite.data.pipeline``): an augmentation that needs pixels from
 outside the patch (rotation, zoom-out, shift) has a method ``margin(patch_size) -> (my, mx)``
-and accepts a keyword ``patch_size``. The pipeline then cuts the patch with those margins
-around it (never the whole frame), calls the chain with ``patch_size=``, and centre-crops the
+and accepts a keyword ``patch_size``. The pipeline then cuts the patch with the sum of those
+margins around it (never the whole frame), calls each such step with ``patch_size=`` the patch
+plus the margins of the steps after it (so every step reads real pixels), and centre-crops the
 result to the patch. Given ``patch_size``, :class:`Affine` evaluates only the central
 ``patch_size`` output (so later steps work on the small array) and expresses ``shift`` as a
 fraction of the patch; without it, output has the input's shape and ``shift`` is a fraction of
 the input size. Augmentations without ``margin`` are called with the three arguments only.
 
 Plugins: ``affine`` (rotation, shift and zoom composed into one matrix, so the image is
-interpolated once, fill mode ``reflect`` by default), ``flip`` (horizontal/vertical, each with
+interpolated once, fill mode ``reflect`` by default), ``elastic`` (a smooth random
+displacement field, as in the U-Net paper), ``flip`` (horizontal/vertical, each with
 probability 0.5), ``intensity`` (brightness/contrast jitter), ``noise`` (Gaussian).
 """
 
@@ -28,10 +30,12 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from dlsuite import DlsuiteInputError
 
-__all__ = ["Affine", "build_affine", "build_flip", "build_intensity", "build_noise", "warp"]
+__all__ = ["Affine", "Elastic", "build_affine", "build_elastic", "build_flip", "build_intensity",
+           "build_noise", "warp"]
 
 
 def _check_probability(name: str, p: float) -> None:
@@ -102,6 +106,64 @@ class Affine:
             rest = _apply(bilinear, np.moveaxis(target[..., 1:], -1, 0), shape)
             channels = np.concatenate([channels, rest])
         return new_image, np.moveaxis(channels, 0, -1)
+
+
+
+class Elastic:
+    """Random smooth deformation: displacements drawn (normal, standard deviation ``alpha``
+    pixels) on a grid of control points ``spacing`` pixels apart, interpolated cubically to
+    every pixel and clipped to ``3 * alpha``, one field for the image, all frames and the
+    target (see module docstring for the context protocol)."""
+
+    def __init__(self, params):
+        _check_probability("elastic", params.probability)
+        self.params = params
+        self.limit = 3.0 * params.alpha
+
+    def margin(self, patch_size) -> tuple[int, int]:
+        """Pixels of context on each side: the largest displacement, plus one for bilinear."""
+        m = math.ceil(self.limit) + 1
+        return m, m
+
+    def field(self, out_shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+        """A random ``(2, h, w)`` displacement field (y, x) in pixels, ``|d| <= 3 alpha``."""
+        h, w = out_shape
+        s = float(self.params.spacing)
+        wy, wx = _spline_weights(h, s), _spline_weights(w, s)
+        coarse = rng.normal(0.0, self.params.alpha, size=(2, wy.shape[1], wx.shape[1]))
+        d = wy @ coarse @ wx.T  # separable cubic spline, as ndimage.map_coordinates order 3
+        return np.clip(d, -self.limit, self.limit).astype(np.float32)
+
+    def __call__(self, image, target, rng, patch_size=None):
+        """Deform ``image`` ``(T, H, W)`` and ``target`` ``(H, W, C)`` with one random field;
+        with ``patch_size`` return only the central ``patch_size`` output."""
+        p = self.params
+        if p.alpha == 0 or (p.probability < 1.0 and rng.random() >= p.probability):
+            return image, target
+        H, W = image.shape[-2:]
+        shape = tuple(int(v) for v in (patch_size if patch_size is not None else (H, W)))
+        d = self.field(shape, rng)
+        oy, ox = _grid(shape)
+        cy = oy + np.float32((H - shape[0]) / 2) + d[0].ravel()
+        cx = ox + np.float32((W - shape[1]) / 2) + d[1].ravel()
+        bilinear = _plan(cy, cx, H, W, 1, "reflect")
+        new_image = _apply(bilinear, image, shape)
+        channels = _apply(_plan(cy, cx, H, W, 0, "reflect"),
+                          target[..., :1].transpose(2, 0, 1), shape)
+        if target.shape[-1] > 1:
+            rest = _apply(bilinear, np.moveaxis(target[..., 1:], -1, 0), shape)
+            channels = np.concatenate([channels, rest])
+        return new_image, np.moveaxis(channels, 0, -1)
+
+
+@functools.lru_cache(maxsize=16)
+def _spline_weights(n: int, spacing: float) -> np.ndarray:
+    """``(n, nodes)`` weights of the cubic spline through control points ``spacing`` apart
+    at pixels ``0..n-1`` (the 1D operator of ``ndimage.map_coordinates(order=3)``)."""
+    nodes = math.ceil((n - 1) / spacing) + 1
+    at = (np.arange(n) / spacing)[None]
+    return np.stack([ndimage.map_coordinates(e, at, order=3, mode="nearest")
+                     for e in np.eye(nodes)], axis=1)
 
 
 def _fold(index: np.ndarray, n: int, mode: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -203,6 +265,14 @@ def warp(stack: np.ndarray, matrix: np.ndarray, offset: np.ndarray, out_shape: t
 def build_affine(params) -> Affine:
     """Random rotation, shift and zoom as one affine warp (:class:`Affine`)."""
     return Affine(params)
+
+
+def build_elastic(params) -> Elastic:
+    """Random smooth elastic deformation (:class:`Elastic`)."""
+    if params.alpha < 0 or params.spacing <= 0:
+        raise DlsuiteInputError("augmentation 'elastic': alpha must be >= 0 and spacing > 0, "
+                                f"got alpha {params.alpha}, spacing {params.spacing}")
+    return Elastic(params)
 
 
 def build_flip(params):

@@ -28,6 +28,7 @@ __all__ = [
     "MarksParams",
     "DistanceParams",
     "AffineParams",
+    "ElasticParams",
     "FlipParams",
     "IntensityParams",
     "NoiseParams",
@@ -168,6 +169,20 @@ class AffineParams:
         "reflect", help="how pixels outside the cut context are filled (scipy.ndimage modes; "
                         "constant fills 0, like scipy grid-constant)")
     probability: float = param(1.0, help="probability that a sample is transformed",
+                               validator=_PROBABILITY)
+
+
+@attrs.frozen
+class ElasticParams:
+    """``elastic``: a smooth random displacement field (image, frames and target alike)."""
+
+    alpha: float = param(4.0, help="standard deviation of the displacement at each control "
+                                   "point, in pixels of the model's images (after data.scale); "
+                                   "displacements are clipped to 3 * alpha",
+                         validator=non_negative())
+    spacing: float = param(32.0, help="distance between the control points, in pixels; the "
+                                      "field is cubic between them", validator=positive())
+    probability: float = param(1.0, help="probability that a sample is deformed",
                                validator=_PROBABILITY)
 
 

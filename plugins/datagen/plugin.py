@@ -125,6 +125,12 @@ AUGMENTATIONS = [
         description="random rotation, shift and zoom",
     ),
     AugmentationSpec(
+        name="elastic",
+        factory=f"{_PKG}.augmentations:build_elastic",
+        params=P.ElasticParams,
+        description="smooth random elastic deformation",
+    ),
+    AugmentationSpec(
         name="flip",
         factory=f"{_PKG}.augmentations:build_flip",
         params=P.FlipParams,
