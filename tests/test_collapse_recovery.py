@@ -109,6 +109,7 @@ def test_the_rule_what_counts_as_healthy_and_as_a_collapse(caplog):
         (1.0, {"jaccard": 0.05, "dice": 0.09, "loss": 0.9}),  # peaks under 0.1: nothing to lose
         (2.0, {"jaccard": 0.01, "dice": 0.02, "loss": 2.0}),
         (3.0, {"jaccard": 0.6, "dice": 0.7, "val_jaccard": 0.0, "loss": 0.4}),  # healthy
+        # (val_jaccard's peak so far is 0: it does not stand in the way)
         (4.0, {"jaccard": 0.45, "dice": 0.7, "loss": 0.45}),  # 0.45 < 0.8 * 0.6: not healthy
         (5.0, {"jaccard": 0.2, "dice": 0.7, "loss": 9.0}),  # 0.2 >= 0.25 * 0.6: no collapse
         (6.0, {"jaccard": 0.1, "dice": 0.1, "loss": 0.55}),  # loss <= 1.5 * 0.4: no collapse
@@ -185,6 +186,33 @@ def test_the_recipes_collapse_on_the_time_lapse_would_have_gone_back_to_epoch_71
     assert callback.recoveries == 74 - first + 1 and _weight(model) == 71.0
     assert "restored the weights of epoch 71 and lowered the learning rate from 0.0015 to " \
         "0.00075 (recovery 2 of 3" in said[1]
+
+
+@pytest.mark.parametrize("with_val, kept", [(True, 27), (False, 28)])
+def test_the_quickstarts_fall_goes_back_before_its_validation_fell(caplog, with_val, kept):
+    """The quickstart's seed-1 run, epochs 23-29 (jaccard, dice, loss, val_jaccard, val_dice):
+    at epoch 28 training Jaccard is at 0.93 of its peak but validation Jaccard fell from 0.749
+    to 0.418; the collapse comes at epoch 29. Asking the validation metrics too, the recovery
+    goes back to epoch 27; on the training metrics alone (no validation logged) to epoch 28,
+    from which that run fell again the next epoch."""
+    callback, model = _recovery()
+    rows = [(0.7169, 0.8351, 0.2650, 0.7183, 0.8360), (0.7124, 0.8321, 0.2595, 0.7324, 0.8455),
+            (0.7349, 0.8472, 0.2450, 0.7373, 0.8488), (0.7432, 0.8527, 0.2305, 0.7310, 0.8446),
+            (0.7457, 0.8543, 0.2254, 0.7486, 0.8562), (0.6973, 0.8217, 0.2979, 0.4184, 0.5900),
+            (0.3476, 0.5159, 0.5607, 0.5528, 0.7120)]
+    model.optimizer.learning_rate = 3e-3
+    with caplog.at_level(logging.WARNING, logger="dlsuite.training"):
+        for epoch, (jaccard, dice, loss, val_jaccard, val_dice) in enumerate(rows, start=23):
+            model.weights[0].assign([[float(epoch)]])
+            logs = {"jaccard": jaccard, "dice": dice, "loss": loss}
+            if with_val:
+                logs.update(val_jaccard=val_jaccard, val_dice=val_dice)
+            callback.on_epoch_end(epoch - 1, logs)
+    assert callback.recoveries == 1 and _weight(model) == kept
+    said = caplog.records[0].getMessage()
+    assert said.startswith("epoch 29: jaccard fell to 0.348 from its peak 0.746 (epoch 27) and "
+                           f"the loss rose to 0.561 (epoch {kept}: ")
+    assert f"restored the weights of epoch {kept} and" in said
 
 
 def test_schedules_are_lowered_with_the_optimizer():

@@ -202,7 +202,8 @@ class CollapseRecoveryConfig:
     drop: float = param(0.7, help="a fall under this fraction of the peak is a collapse (0.7 "
                                   "also catches the partial falls of a loss spike)",
                         validator=_FRACTION)
-    healthy: float = param(0.8, help="an epoch end is healthy when every such metric is at "
+    healthy: float = param(0.8, help="an epoch end is healthy when every such metric, and "
+                                     "its validation counterpart when there is one, is at "
                                      "least this fraction of its peak (above drop)",
                            validator=[_FRACTION, greater_than("drop")])
     factor: float = param(0.5, help="multiply the learning rate by this at each recovery",
