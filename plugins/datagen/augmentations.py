@@ -113,7 +113,9 @@ class Elastic:
     """Random smooth deformation: displacements drawn (normal, standard deviation ``alpha``
     pixels) on a grid of control points ``spacing`` pixels apart, interpolated cubically to
     every pixel and clipped to ``3 * alpha``, one field for the image, all frames and the
-    target (see module docstring for the context protocol)."""
+    target (see module docstring for the context protocol). Place it after ``affine``: it then
+    deforms the patch only (2 ms per 128-pixel patch with the target's context), not the
+    context a rotation and zoom need (80 ms with ``affine`` rotation 90, zoom 0.4)."""
 
     def __init__(self, params):
         _check_probability("elastic", params.probability)
