@@ -22,8 +22,9 @@ The recovery puts back the weights and the optimizer's slots (not its step count
 healthy epoch end, one where every watched metric, and its validation counterpart when the
 epoch has one, was at least ``healthy`` times its peak (the quickstart, seed 1: at epoch 28
 training Jaccard was at 0.93 of its peak but validation Jaccard at 0.56; the collapse came at
-epoch 29; going back to epoch 28 it fell again the next epoch at half the rate), and multiplies the learning rate by ``factor``: the optimizer's, and the rate the warm-up /
-cosine decay set from then on (``rate_scale``). At most ``max_times`` times per run; then it
+epoch 29; going back to epoch 28 it fell again the next epoch at half the rate, going back to
+27 it did not), and multiplies the learning rate by ``factor``: the optimizer's, and the rate
+the warm-up / cosine decay set from then on (``rate_scale``). At most ``max_times`` times per run; then it
 only warns. The collapsed epoch's history row keeps the metrics it measured, so the curve
 shows what happened; its checkpoints hold the restored weights. The healthy copy lives in
 memory (weights plus the optimizer's slots, about three times the model for Adam) and is not

@@ -95,18 +95,8 @@ class Affine:
         # input = c_in + M (o - c_out) + shift * size   (pixel-centre coordinates)
         offset = (in_shape - 1) / 2 - matrix @ ((out_shape - 1) / 2) + shift * out_shape
         shape = tuple(int(v) for v in out_shape)
-        mode = self.params.fill
         cy, cx = _coordinates(matrix, offset, shape)
-        H, W = image.shape[-2:]
-        bilinear = _plan(cy, cx, H, W, 1, mode)
-        new_image = _apply(bilinear, image, shape)
-        channels = _apply(_plan(cy, cx, H, W, 0, mode), target[..., :1].transpose(2, 0, 1),
-                          shape)
-        if target.shape[-1] > 1:
-            rest = _apply(bilinear, np.moveaxis(target[..., 1:], -1, 0), shape)
-            channels = np.concatenate([channels, rest])
-        return new_image, np.moveaxis(channels, 0, -1)
-
+        return _resample(image, target, cy, cx, shape, self.params.fill)
 
 
 class Elastic:
@@ -148,14 +138,21 @@ class Elastic:
         oy, ox = _grid(shape)
         cy = oy + np.float32((H - shape[0]) / 2) + d[0].ravel()
         cx = ox + np.float32((W - shape[1]) / 2) + d[1].ravel()
-        bilinear = _plan(cy, cx, H, W, 1, "reflect")
-        new_image = _apply(bilinear, image, shape)
-        channels = _apply(_plan(cy, cx, H, W, 0, "reflect"),
-                          target[..., :1].transpose(2, 0, 1), shape)
-        if target.shape[-1] > 1:
-            rest = _apply(bilinear, np.moveaxis(target[..., 1:], -1, 0), shape)
-            channels = np.concatenate([channels, rest])
-        return new_image, np.moveaxis(channels, 0, -1)
+        return _resample(image, target, cy, cx, shape, "reflect")
+
+
+def _resample(image, target, cy, cx, shape, mode: str):
+    """``image`` ``(T, H, W)`` and ``target`` ``(H, W, C)`` read at the flat input coordinates
+    ``(cy, cx)`` of every output pixel of ``shape``: the image and target channels 1.. bilinear,
+    the class channel 0 nearest (ids and classes stay exact), boundary ``mode``."""
+    H, W = image.shape[-2:]
+    bilinear = _plan(cy, cx, H, W, 1, mode)
+    new_image = _apply(bilinear, image, shape)
+    channels = _apply(_plan(cy, cx, H, W, 0, mode), target[..., :1].transpose(2, 0, 1), shape)
+    if target.shape[-1] > 1:
+        rest = _apply(bilinear, np.moveaxis(target[..., 1:], -1, 0), shape)
+        channels = np.concatenate([channels, rest])
+    return new_image, np.moveaxis(channels, 0, -1)
 
 
 @functools.lru_cache(maxsize=16)
