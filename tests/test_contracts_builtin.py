@@ -69,11 +69,11 @@ globals().update(BOUND)
 
 
 def test_every_builtin_plugin_is_bound():
-    """All 39 built-in non-architecture plugins run a contract (a broken table would otherwise
+    """All 40 built-in non-architecture plugins run a contract (a broken table would otherwise
     silently run fewer), and every per-plugin data row names a real plugin."""
     bound = {(cls.kind, cls.name) for cls in BOUND.values()}
-    assert len(bound) == 39
+    assert len(bound) == 40
     assert set(DATA) <= bound
     counts = {kind: sum(k == kind for k, _ in bound) for kind in CONTRACTS}
     assert counts == {"losses": 10, "metrics": 3, "normalizers": 4, "samplers": 3,
-                      "targets": 6, "augmentations": 4, "postprocessors": 9}
+                      "targets": 6, "augmentations": 5, "postprocessors": 9}
