@@ -135,6 +135,44 @@ def test_instances_benchmark_tiny_budget_prints_the_table(tmp_path):
             assert rows[name][i] == f"{r[key]:.3f}"
         assert r["n_gt"] > 0 and r["train_s"] > 0
     assert results["legacy"]["epochs_done"] <= 2
+    _check_seg_oracles(tmp_path, results["dlsuite"])
+
+
+def _check_seg_oracles(work, dlsuite_result):
+    """``benchmarks/seg_oracles.py`` on the recipe's predictions: its ``predicted`` row is the
+    benchmark's own score (same chain on the same probabilities), the reference objects'
+    fates add up, and the error table counts exactly the foreground pixels that differ."""
+    import json
+
+    import numpy as np
+    import tifffile
+
+    out = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "seg_oracles.py"), str(work / "dlsuite" / "pred"),
+         str(work / "data" / "val" / "labels"), "--json"],
+        capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
+    diag = json.loads(out.stdout)
+    assert diag["rows"]["predicted"]["SEG"] == pytest.approx(dlsuite_result["SEG"], abs=1e-12)
+    assert diag["rows"]["predicted"]["F1@0.5"] == pytest.approx(dlsuite_result["F1@0.5"], abs=1e-12)
+    assert set(diag["rows"]) == {"predicted", "reference distance", "reference foreground",
+                                 "reference foreground within 1 px",
+                                 "reference foreground within 3 px", "reference both"}
+    assert all(0.0 <= row["SEG"] <= 1.0 for row in diag["rows"].values())
+    # with every channel the reference's own, the chain finds most reference cells again
+    assert diag["rows"]["reference both"]["SEG"] > 0.5
+    fates = diag["reference_objects"]
+    assert fates["n"] == dlsuite_result["n_gt"] == (
+        fates["matched_iou_at_least_0.5"] + fates["matched_iou_below_0.5"] + fates["unmatched"])
+    predict = json.loads((work / "dlsuite" / "pred" / "predict.json").read_text())
+    threshold = predict["chain"]["steps"][0]["threshold"]
+    differ = 0
+    for prob in sorted((work / "dlsuite" / "pred" / "probabilities").glob("*.tif")):
+        ref = tifffile.imread(work / "data" / "val" / "labels" / prob.name.replace(
+            "raw_", "instance_ids_")) > 0
+        differ += int(((tifffile.imread(prob)[1] > threshold) != ref).sum())
+    assert differ == sum(e["false_positive"] + e["false_negative"]
+                         for e in diag["foreground_errors"])
 
 
 @pytest.mark.slow
