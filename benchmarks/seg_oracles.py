@@ -138,14 +138,13 @@ def outline_distance(gt: np.ndarray) -> np.ndarray:
     return np.where(ref, ndi.distance_transform_edt(ref), ndi.distance_transform_edt(~ref))
 
 
-def foreground_errors(gt: np.ndarray, fg: np.ndarray) -> np.ndarray:
+def foreground_errors(gt: np.ndarray, fg: np.ndarray, to_outline: np.ndarray) -> np.ndarray:
     """``(len(BINS) - 1, 2)`` counts of false-positive and false-negative foreground pixels by
-    their distance to the nearest reference boundary (:func:`outline_distance`)."""
+    their distance ``to_outline`` (:func:`outline_distance` of ``gt``)."""
     ref = gt > 0
-    d = outline_distance(gt)
     out = np.zeros((len(BINS) - 1, 2))
     for k in range(len(BINS) - 1):
-        ring = (d > BINS[k]) & (d <= BINS[k + 1])
+        ring = (to_outline > BINS[k]) & (to_outline <= BINS[k + 1])
         out[k] = (fg & ~ref & ring).sum(), (~fg & ref & ring).sum()
     return out
 
@@ -176,7 +175,7 @@ def diagnose(pred_dir: Path, gt_dir: Path) -> dict:
                             dist if use_dist else None)
             results[name][prob_path.stem] = chain.frame_labels(p)
         fates.append(object_fates(gt, results["predicted"][prob_path.stem]))
-        errors += foreground_errors(gt, predicted_fg > params.threshold)
+        errors += foreground_errors(gt, predicted_fg > params.threshold, to_outline)
     fates = np.concatenate(fates)
     rows = {name: score(refs, res) for name, res in results.items()}
     return {"rows": {name: {k: r[k] for k in ("SEG", "F1@0.5")} for name, r in rows.items()},
