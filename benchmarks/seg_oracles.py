@@ -10,9 +10,9 @@ its probabilities, and the reference label images of the same images)::
 distance); ``GT_DIR`` holds one reference label image per image, paired by the number at the
 end of the file name (``raw_033.tif`` with ``instance_ids_033.tif``) or by the same name.
 
-The same chain (parameters as used) runs on the probabilities four times, each time with
-other channels replaced by the reference's own (the target the model was trained to give,
-computed by the ``distance`` target plugin from the reference labels):
+The same chain (parameters as used) runs on the probabilities once per row below, with the
+named channels replaced by the reference's own (the target the model was trained to give, as
+the ``distance`` target computes it from the reference labels):
 
 - ``predicted``: nothing replaced (the SEG of the prediction);
 - ``reference distance``: the distance channel, i.e. where the seeds are and where touching
@@ -48,6 +48,12 @@ BINS = (0, 1, 2, 3, 5, 8, np.inf)
 RINGS = (1, 3)
 
 
+def _refuse(message: str) -> None:
+    """Bad input: one line naming the file on stderr, exit 2 (as dlsuite's commands)."""
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
 def _number(name: str) -> str | None:
     found = re.search(r"(\d+)$", name)
     return found.group(1) if found else None
@@ -62,25 +68,28 @@ def pair_files(pred_dir: Path, gt_dir: Path) -> list[tuple[Path, Path]]:
     for prob in sorted((pred_dir / "probabilities").glob("*.tif")):
         ref = by_name.get(prob.stem) or by_number.get(_number(prob.stem))
         if ref is None:
-            sys.exit(f"{prob}: no reference label image in {gt_dir} with its name or number")
+            _refuse(f"{prob}: no reference label image in {gt_dir} with its name or number")
         pairs.append((prob, ref))
     if not pairs:
-        sys.exit(f"{pred_dir / 'probabilities'}: no probabilities (predict with them written)")
+        _refuse(f"{pred_dir / 'probabilities'}: no probabilities (predict with them written)")
     return pairs
 
 
 def load_chain(pred_dir: Path):
     """The post-processing chain ``predict.json`` records, built on its run's config, and
-    the index of its ``distance_watershed`` step."""
+    the parameters of its ``distance_watershed`` step."""
     from dlsuite.inference.chain_choice import load_predict_config
     from dlsuite.inference.postprocess import build_postprocess
     from dlsuite.registry import get_registry
 
+    if not (pred_dir / "predict.json").is_file():
+        _refuse(f"{pred_dir / 'predict.json'}: not found (PRED_DIR must be a dlsuite predict "
+                 "output folder)")
     record = json.loads((pred_dir / "predict.json").read_text())
     steps = record["chain"]["steps"]
     names = [s if isinstance(s, str) else s["name"] for s in steps]
     if "distance_watershed" not in names:
-        sys.exit(f"{pred_dir / 'predict.json'}: the chain {names} has no distance_watershed "
+        _refuse(f"{pred_dir / 'predict.json'}: the chain {names} has no distance_watershed "
                  "step; this diagnostic needs a distance target")
     registry = get_registry()
     loaded = load_predict_config(record["run_dir"], registry, chain=steps).loaded
@@ -150,7 +159,8 @@ def foreground_errors(gt: np.ndarray, fg: np.ndarray, to_outline: np.ndarray) ->
 
 
 def diagnose(pred_dir: Path, gt_dir: Path) -> dict:
-    """The four rows, the fates of the reference objects and the foreground error table."""
+    """The rows (one per chain input), the fates of the reference objects and the foreground
+    error table."""
     import tifffile
 
     chain, params = load_chain(pred_dir)
