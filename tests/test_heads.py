@@ -76,11 +76,20 @@ def _loss(**params):
                                 target_channels=("class", "distance"))
 
 
-def _reference(y_true, logits, regression="mse", weight=1.0, foreground_only=True):
+def _reference(y_true, logits, regression="mse", weight=1.0, foreground_only=True,
+               border_weight=0.0, border_pool=3):
+    from scipy.ndimage import maximum_filter
+
     cls = y_true[..., 0].astype(int)
     z = logits[..., :2] - logits[..., :2].max(-1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
-    ce = -np.take_along_axis(logp, cls[..., None], -1).mean()
+    ce_px = -np.take_along_axis(logp, cls[..., None], -1)[..., 0]
+    fg_f = (cls != 0).astype(float)
+    size = (1, border_pool, border_pool)
+    band = (maximum_filter(fg_f, size, mode="constant") > 0) & (
+        maximum_filter(1 - fg_f, size, mode="constant") > 0)
+    w = 1 + border_weight * band
+    ce = (ce_px * w).sum() / w.sum()
     pred = 1 / (1 + np.exp(-logits[..., 2]))
     diff = pred - y_true[..., 1]
     err = diff ** 2 if regression == "mse" else np.abs(diff)
@@ -90,21 +99,44 @@ def _reference(y_true, logits, regression="mse", weight=1.0, foreground_only=Tru
 
 
 @pytest.mark.parametrize("params", [{}, {"regression": "l1", "regression_weight": 3.0},
-                                    {"foreground_only": False}])
+                                    {"foreground_only": False}, {"border_weight": 3.0},
+                                    {"border_weight": 2.0, "border_pool": 5}])
 def test_class_distance_loss_equals_reference(params):
     rng = np.random.default_rng(1)
-    y_true = np.stack([rng.integers(0, 2, (2, 8, 8)), rng.random((2, 8, 8))], -1).astype("float32")
-    logits = rng.normal(size=(2, 8, 8, 3)).astype("float32")
+    cls = np.zeros((2, 12, 12))
+    cls[0, 2:7, 3:9] = 1  # one square cell and a random mask: outlines of both kinds
+    cls[1] = rng.integers(0, 2, (12, 12))
+    y_true = np.stack([cls, rng.random((2, 12, 12))], -1).astype("float32")
+    logits = rng.normal(size=(2, 12, 12, 3)).astype("float32")
     expected = _reference(y_true, logits, params.get("regression", "mse"),
                           params.get("regression_weight", 1.0),
-                          params.get("foreground_only", True))
+                          params.get("foreground_only", True),
+                          params.get("border_weight", 0.0), params.get("border_pool", 3))
     assert float(_loss(**params)(y_true, logits)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_class_distance_border_weight_moves_the_loss_to_the_outline():
+    from dlsuite.checks import CheckError
+    from dlsuite_plugins.losses.params import ClassDistanceParams
+
+    y = np.zeros((1, 12, 12, 2), "float32")
+    y[0, 3:9, 3:9, 0] = 1
+    z = np.zeros((1, 12, 12, 3), "float32")
+    z[..., 1] = np.where(y[..., 0] > 0, 20.0, -20.0)  # right everywhere ...
+    z[0, 2:10, 2:10, 1] = 20.0  # ... except a 1-px ring of false foreground around the cell
+    z[..., 2] = -30.0  # distance 0 as the target says: the class term is all there is
+    plain, weighted = float(_loss()(y, z)), float(_loss(border_weight=4.0)(y, z))
+    # 28 wrong pixels, all on the 48-pixel band (28 outside, 20 inside the cell): weight 5
+    # each of a total 144 + 4 * 48
+    assert weighted == pytest.approx(plain * (28 * 5 / 336) / (28 / 144), rel=1e-4)
+    with pytest.raises((CheckError, ValueError), match="odd"):
+        ClassDistanceParams(border_pool=4)
 
 
 def test_class_distance_loss_checks_shapes_and_round_trips():
     import keras
 
-    loss = _loss(class_loss="cce_dice")
+    loss = _loss(class_loss="cce_dice", border_weight=1.0)
     with pytest.raises(DlsuiteInputError, match="3 output channels"):
         loss(np.zeros((1, 4, 4, 2), "float32"), np.zeros((1, 4, 4, 2), "float32"))
     again = keras.losses.deserialize(keras.losses.serialize(loss))

@@ -9,6 +9,9 @@ target's channels:
 - ``class_term``: softmax cross-entropy of the class index (``y_true`` channel 0) over the class
   head's logits (sigmoid cross-entropy for a 1-channel class head), averaged over all pixels;
   ``class_loss="cce_dice"`` adds the soft Dice loss of the foreground probability;
+  with ``border_weight`` b > 0 each pixel's cross-entropy is weighted ``1 + b`` on the
+  outline band (:func:`~.tensors.outline_band` of the true foreground, ``border_pool``) and 1
+  elsewhere, the weights rescaled to mean 1 over the batch (a weighted mean);
 - ``regression_term``: mean squared (``"mse"``) or absolute (``"l1"``) difference between the
   head's activated output (sigmoid or identity, as the head declares, so training matches
   inference) and the ``y_true`` channel named like the head, averaged over the foreground
@@ -31,7 +34,7 @@ import tensorflow as tf
 from dlsuite.specs import HeadSpec
 
 from .errors import LossInputError
-from .tensors import class_index, foreground_target
+from .tensors import class_index, foreground_target, outline_band
 
 __all__ = ["HeadsLoss", "build_class_distance"]
 
@@ -87,12 +90,17 @@ class HeadsLoss(keras.losses.Loss):
         fg = foreground_target(y_true)
         if self._class.channels == 1:
             z = logits[..., 0]
-            ce = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=fg, logits=z))
+            ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=fg, logits=z)
             p = tf.sigmoid(z)
         else:
-            ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=class_index(y_true), logits=logits))
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=class_index(y_true),
+                                                                logits=logits)
             p = 1.0 - tf.nn.softmax(logits, axis=-1)[..., 0]
+        if self.params.border_weight > 0:
+            w = 1.0 + self.params.border_weight * outline_band(fg, self.params.border_pool)
+            ce = tf.reduce_sum(ce * w) / tf.reduce_sum(w)
+        else:
+            ce = tf.reduce_mean(ce)
         if self.params.class_loss == "cce":
             return ce
         dice = 1.0 - (2.0 * tf.reduce_sum(fg * p) + _SMOOTH) / (

@@ -154,3 +154,12 @@ class ClassDistanceParams:
                                      validator=non_negative())
     foreground_only: bool = param(
         True, help="average the regression error over foreground pixels only (class != 0)")
+    border_weight: float = param(
+        0.0, help="extra weight of the class head's cross-entropy on pixels near the "
+                  "foreground outline (weight 1 + border_weight there, 1 elsewhere, then "
+                  "rescaled to mean 1 over the batch); 0 = every pixel weighs the same",
+        validator=non_negative())
+    border_pool: int = param(
+        3, help="side of the window that finds the outline pixels: a pixel whose "
+                "border_pool x border_pool neighbourhood holds both foreground and background",
+        validator=[positive(), _odd])

@@ -20,6 +20,7 @@ __all__ = [
     "foreground_target",
     "foreground_logit",
     "border_weights",
+    "outline_band",
 ]
 
 
@@ -95,3 +96,13 @@ def border_weights(fg, pool_size: int = 11, border_weight: float = 2.0) -> tf.Te
     border = tf.cast((avg > 0.005) & (avg < 0.995), tf.float32)
     weight = 1.0 + border_weight * border
     return weight * (tf.cast(tf.size(weight), tf.float32) / tf.reduce_sum(weight))
+
+
+def outline_band(fg, pool_size: int = 3) -> tf.Tensor:
+    """1.0 on pixels whose ``pool_size`` square neighbourhood (inside the image) holds both
+    foreground and background in ``fg`` (a band of ``pool_size // 2`` pixels each side of the
+    outline), else 0.0; float32 ``(B, H, W)``."""
+    fg = tf.cast(fg, tf.float32)[..., None]
+    has_fg = tf.nn.max_pool2d(fg, ksize=pool_size, strides=1, padding="SAME")
+    has_bg = tf.nn.max_pool2d(1.0 - fg, ksize=pool_size, strides=1, padding="SAME")
+    return (has_fg * has_bg)[..., 0]
