@@ -18,7 +18,7 @@ which ``dlsuite config schema`` shows. ``None`` passes every check: whether ``nu
 allowed is decided by the field's type. Numeric checks ignore non-numbers, so they can sit on
 a ``Union[Literal[...], int]`` field.
 
-Cross-field checks (:func:`greater_than`, :func:`not_both_enabled`) read the other field
+Cross-field checks (:func:`greater_than`, :func:`not_both_enabled`, :func:`not_both_set`) read the other field
 from the instance: attrs sets every field before it runs any validator, and the converter
 skips a cross-field check whose other field has a type error. Constructing an object with a
 bad value in Python raises :class:`CheckError` (a ValueError and a
@@ -37,7 +37,7 @@ import attrs
 from .errors import DlsuiteInputError
 
 __all__ = ["Check", "CheckError", "in_range", "positive", "non_negative", "finite", "one_of",
-           "non_empty", "each", "greater_than", "not_both_enabled", "checks_of",
+           "non_empty", "each", "greater_than", "not_both_enabled", "not_both_set", "checks_of",
            "json_schema_of"]
 
 
@@ -276,6 +276,24 @@ def not_both_enabled(other: str, why: str = "") -> Check:
     not enabled (a cross-field check, reported at this field's path; ``why`` is added to the
     message, e.g. `` (both set the learning rate)``)."""
     return _NotBothEnabled(other, why)
+
+
+@attrs.frozen
+class _NotBothSet(Check):
+    other: str = ""
+    json_types = ()
+
+    def problem(self, value: Any, instance: Any) -> str | None:
+        other = getattr(instance, self.other)  # AttributeError: the converter skips the check
+        if other is not None:
+            return f"cannot be set together with {self.other} ({_fmt(other)}): set one of them"
+        return None
+
+
+def not_both_set(other: str) -> Check:
+    """A value that may be set (not null) only while field ``other`` of the same object is
+    null (a cross-field check, reported at this field's path)."""
+    return _NotBothSet(other)
 
 
 # ---- introspection (JSON Schema, docs) --------------------------------------------------------

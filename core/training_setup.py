@@ -79,13 +79,11 @@ def build_model(config, registry, *, n_classes: int) -> tuple[keras.Model, Any]:
     return model, entry
 
 
-# optimizer name -> (Keras class, keyword arguments it accepts from the config)
-_OPTIMIZERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "adam": ("Adam", ("clipnorm",)),
-    "adamw": ("AdamW", ("clipnorm", "weight_decay")),
-    "sgd": ("SGD", ("clipnorm", "weight_decay")),
-    "rmsprop": ("RMSprop", ("clipnorm",)),
-}
+# optimizer name -> Keras class; every Keras 3 optimizer takes these options (weight decay
+# decoupled from the gradient in all of them, AdamW being Adam with a default decay)
+_OPTIMIZERS: dict[str, str] = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD",
+                               "rmsprop": "RMSprop"}
+_OPTIMIZER_OPTIONS = ("clipnorm", "global_clipnorm", "weight_decay")
 
 
 def make_optimizer(opt_config) -> keras.optimizers.Optimizer:
@@ -93,8 +91,9 @@ def make_optimizer(opt_config) -> keras.optimizers.Optimizer:
     ``ema_momentum`` turns on the optimizer's own moving average of the weights, which
     :class:`dlsuite.training_callbacks.AveragedWeights` swaps in for validation and
     checkpoints)."""
-    cls_name, allowed = _OPTIMIZERS[opt_config.name]
-    kwargs = {k: getattr(opt_config, k) for k in allowed if getattr(opt_config, k) is not None}
+    cls_name = _OPTIMIZERS[opt_config.name]
+    kwargs = {k: getattr(opt_config, k) for k in _OPTIMIZER_OPTIONS
+              if getattr(opt_config, k) is not None}
     if opt_config.ema_momentum is not None:
         kwargs.update(use_ema=True, ema_momentum=opt_config.ema_momentum)
     return getattr(keras.optimizers, cls_name)(learning_rate=opt_config.learning_rate, **kwargs)

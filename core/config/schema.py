@@ -19,7 +19,7 @@ import attrs
 
 from ..specs import param
 from ..checks import (Check, CheckError, each, greater_than, in_range, non_empty, non_negative,
-                      not_both_enabled, one_of, positive)
+                      not_both_enabled, not_both_set, one_of, positive)
 
 SCHEMA_VERSION = 1
 
@@ -130,10 +130,16 @@ class DataConfig:
 class OptimizerConfig:
     name: Literal["adam", "adamw", "sgd", "rmsprop"] = param("adam", help="Keras optimizer")
     learning_rate: float = param(1e-3, help="initial learning rate", validator=positive())
-    weight_decay: Optional[float] = param(None, help="decoupled weight decay (adamw, sgd)",
-                                          validator=non_negative())
-    clipnorm: Optional[float] = param(None, help="clip gradients to this global norm",
-                                      validator=positive())
+    weight_decay: Optional[float] = param(
+        None, help="decoupled weight decay, any optimizer (null: none, except adamw's "
+        "Keras default 0.004)", validator=non_negative())
+    clipnorm: Optional[float] = param(
+        None, help="clip the gradient of each weight separately to this norm (Keras' "
+        "clipnorm); global_clipnorm clips all of them together", validator=positive())
+    global_clipnorm: Optional[float] = param(
+        None, help="clip the gradients of all weights together to this global norm (Keras' "
+        "global_clipnorm); not together with clipnorm",
+        validator=[positive(), not_both_set("clipnorm")])
     ema_momentum: Optional[float] = param(
         None, help="keep an exponential moving average of the weights (Polyak averaging) with "
         "this momentum, e.g. 0.99 (about the last 1 / (1 - momentum) steps; it starts from the "
