@@ -171,7 +171,7 @@ def predict_step(ctx: RunContext, trained: TrainOutput) -> Predictions:
         return Predictions([])
     predictor = open_predictor(ctx, trained.model_path)
     out = []
-    samples = list_samples(cfg.data.test, cfg.data.layout)
+    samples = list_samples(*_test_set(ctx))
     kept = len(ctx.kept_probabilities)
     for sample in progress(samples, "predicting", ctx.quiet):
         loaded = load_sample(sample)
@@ -183,6 +183,20 @@ def predict_step(ctx: RunContext, trained: TrainOutput) -> Predictions:
     log.info("predicted %d test sample(s) with %s%s", len(out), predictor.checkpoint.name,
              f" ({reused} already predicted by the tuning step)" if reused else "")
     return Predictions(out)
+
+
+def _test_set(ctx: RunContext) -> tuple[str, str]:
+    """(folder, layout) of the test samples: ``data.test``, or with ``data.videos_csv`` its
+    frames rebuilt into videos in the prediction folder (:mod:`dlsuite.data.test_videos`)."""
+    from .data.test_videos import TEST_VIDEOS, rebuild_test_videos
+
+    cfg = ctx.config
+    if not cfg.data.videos_csv:
+        return cfg.data.test, cfg.data.layout
+    dst = rebuild_test_videos(cfg.data.test, cfg.data.videos_csv,
+                              ctx.run.root / cfg.inference.output_folder / TEST_VIDEOS)
+    log.info("test frames rebuilt into videos by data.videos_csv in %s", dst)
+    return str(dst), "videos"
 
 
 def postprocess_step(ctx: RunContext, preds: Predictions) -> Predictions:

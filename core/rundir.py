@@ -9,7 +9,9 @@ Layout (``config.output_dir``)::
     checkpoints/         best.keras, last.keras, epoch_NNNN.keras
     checkpoints/resume/  model.weights.h5 + optimizer.npz + state.json (resumable state)
     logs/                TensorBoard
-    predictions/         predicted probabilities and masks of the test set
+    predictions/         predicted probabilities and masks of the test set (ctc/: tracked
+                         NN_RES folders of test videos; test_videos/: the test frames
+                         rebuilt into videos by data.videos_csv)
     report/              PNG pictures (training curves, test overlays)
     wandb/               offline W&B run files
 

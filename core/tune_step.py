@@ -34,8 +34,8 @@ def validation_predictions(ctx, model_path) -> tuple[list, list]:
 
     cfg = ctx.config
     predictor = open_predictor(ctx, model_path)
-    keep = cfg.data.test is not None and Path(cfg.data.test).resolve() == Path(
-        cfg.data.val).resolve()
+    keep = (cfg.data.test is not None and not cfg.data.videos_csv  # else: other samples
+            and Path(cfg.data.test).resolve() == Path(cfg.data.val).resolve())
     probs, truths = [], []
     for sample in list_samples(cfg.data.val, cfg.data.layout):
         loaded = load_sample(sample)

@@ -72,6 +72,12 @@ def test_instance_empty_frames():
     one[1:3, 1:3] = 1
     m = frame_metrics(empty, one)
     assert (m["tp"], m["fp"], m["fn"], m["precision"], m["f1"]) == (0, 1, 0, 0.0, 0.0)
+    # nothing found where there was something to find: precision 0, not 1
+    m = frame_metrics(one, empty)
+    assert (m["tp"], m["fp"], m["fn"], m["precision"], m["recall"], m["f1"]) == (
+        0, 0, 1, 0.0, 0.0, 0.0)
+    summary, _ = video_metrics([one, one], [empty, empty])
+    assert (summary["precision"], summary["recall"], summary["f1"]) == (0.0, 0.0, 0.0)
 
 
 def test_temporal_stability_hand_value():

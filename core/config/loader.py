@@ -139,8 +139,11 @@ def check_data_paths(config: Config) -> list[tuple[str, str]]:
             continue
         for msg in check_dataset(folder, config.data.layout, require_labels=True):
             problems.append((f"$.data.{key}", msg))
-    if config.data.videos_csv and not Path(config.data.videos_csv).is_file():
-        problems.append(("$.data.videos_csv", f"{config.data.videos_csv}: file not found"))
+    if config.data.videos_csv:
+        from ..data.test_videos import relation_problems
+
+        problems += [("$.data.videos_csv", msg) for msg in relation_problems(
+            config.data.videos_csv, config.data.test, config.data.layout)]
     if config.train.pretrained_weights and not Path(config.train.pretrained_weights).is_file():
         problems.append(("$.train.pretrained_weights",
                          f"{config.train.pretrained_weights}: file not found"))

@@ -113,7 +113,9 @@ class DataConfig:
     test: Optional[str] = param(None, help="test data folder predicted and evaluated by `run`")
     layout: Layout = param("auto", help="dataset layout: auto, frames, videos or ctc")
     videos_csv: Optional[str] = param(
-        None, help="videos2im_relation.csv relating 2D test frames to their videos")
+        None, help="videos2im_relation.csv relating the 2D frames of data.test to their "
+        "videos (dlsuite prepare frames writes one): the run rebuilds the test videos and "
+        "predicts, tracks and scores them as videos")
     scale: float = param(
         1.0, help="resize factor applied to every image before the model sees it (training, "
         "validation and prediction), e.g. 0.5 when cells are large for the model's receptive "

@@ -11,8 +11,10 @@ Conventions (documented promises):
   ``|R∩S1| > 0.5|R∪S1| >= 0.5|R|`` and likewise for S2, so ``|R∩S1| + |R∩S2| > |R|``, which is
   impossible (and symmetrically for one result object and two reference objects). Unmatched
   reference objects are false negatives, unmatched result objects false positives.
-  precision = TP/(TP+FP), recall = TP/(TP+FN), F1 = 2TP/(2TP+FP+FN); each is 1.0 when its
-  denominator is 0 (nothing to find and nothing found).
+  precision = TP/(TP+FP), recall = TP/(TP+FN), F1 = 2TP/(2TP+FP+FN). With nothing found,
+  precision is 0.0 when there was something to find (as in the ``matching`` entries) and 1.0
+  when there was not; with nothing to find, recall is 1.0; F1 is 1.0 when there was nothing
+  to find and nothing was found.
 - Per video: Jaccard/Dice are the mean of the per-frame values; precision/recall/F1 are
   computed from the TP/FP/FN counts summed over the frames (micro average).
 - Temporal stability of a label video: the mean foreground Jaccard between consecutive frames
@@ -73,9 +75,10 @@ def instance_counts(gt, res, iou_threshold: float = IOU_THRESHOLD) -> dict:
 
 
 def prf(tp: int, fp: int, fn: int) -> dict:
-    """precision, recall, F1 from counts; each 1.0 when its denominator is 0."""
+    """precision, recall, F1 from counts (the conventions of the module docstring: an empty
+    result scores precision 0.0 unless there was nothing to find)."""
     return {
-        "precision": tp / (tp + fp) if (tp + fp) else 1.0,
+        "precision": tp / (tp + fp) if (tp + fp) else float(fn == 0),
         "recall": tp / (tp + fn) if (tp + fn) else 1.0,
         "f1": 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 1.0,
     }
