@@ -240,12 +240,20 @@ def each(*checks: Check) -> Check:
 
 
 @attrs.frozen
-class _Greater(Check):
+class _CrossField(Check):
+    """A check reading field ``other`` of the same object (not expressible in JSON Schema)."""
+
     other: str = ""
     json_types = ()
 
+    def other_value(self, instance: Any) -> Any:
+        return getattr(instance, self.other)  # AttributeError: the converter skips the check
+
+
+@attrs.frozen
+class _Greater(_CrossField):
     def problem(self, value: Any, instance: Any) -> str | None:
-        other = getattr(instance, self.other)  # AttributeError: the converter skips the check
+        other = self.other_value(instance)
         if _number(value) and _number(other) and not value > other:
             return f"must be greater than {self.other} ({_fmt(other)}), got {_fmt(value)}"
         return None
@@ -258,13 +266,11 @@ def greater_than(other: str) -> Check:
 
 
 @attrs.frozen
-class _NotBothEnabled(Check):
-    other: str = ""
+class _NotBothEnabled(_CrossField):
     why: str = ""
-    json_types = ()
 
     def problem(self, value: Any, instance: Any) -> str | None:
-        other = getattr(instance, self.other)  # AttributeError: the converter skips the check
+        other = self.other_value(instance)
         if getattr(value, "enabled", False) and getattr(other, "enabled", False):
             return (f"cannot be enabled together with {self.other}{self.why}: set "
                     f"{self.other}.enabled to false")
@@ -279,12 +285,9 @@ def not_both_enabled(other: str, why: str = "") -> Check:
 
 
 @attrs.frozen
-class _NotBothSet(Check):
-    other: str = ""
-    json_types = ()
-
+class _NotBothSet(_CrossField):
     def problem(self, value: Any, instance: Any) -> str | None:
-        other = getattr(instance, self.other)  # AttributeError: the converter skips the check
+        other = self.other_value(instance)
         if other is not None:
             return f"cannot be set together with {self.other} ({_fmt(other)}): set one of them"
         return None
