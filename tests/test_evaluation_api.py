@@ -92,6 +92,7 @@ def test_label_folders_2d_and_video(tmp_path):
     by = {s["sequence"]: s for s in out["per_sequence"]}
     assert by["a.png"]["SEG"] == pytest.approx((36 / 52 + 16 / 52) / 2)  # merge: both matched
     assert by["a.png"]["DET"] is None and "no tracks" in by["a.png"]["unavailable"]["DET"]
+    assert "dlsuite prepare ctc" in by["a.png"]["unavailable"]["DET"]  # the way to get them
     assert by["a.png"]["temporal_stability"] is None
     assert by["v.tif"]["temporal_stability"] == 0.0  # both consecutive pairs disagree
     assert by["v.tif"]["temporal_stability_gt"] == pytest.approx(0.5)  # 1.0 then 0.0

@@ -33,7 +33,9 @@ from .matching import matching_dataset, merge_matching
 from .readers import read_labels
 from .seg import seg_details
 
-_NO_TRACKS = "label-image folders carry no tracks: DET/TRA need CTC folders with TRA ground truth"
+_NO_TRACKS = ("label-image folders carry no tracks: DET/TRA need CTC folders with TRA ground "
+              "truth (dlsuite prepare ctc makes them from a videos-layout folder whose label "
+              "ids are tracks)")
 
 
 def evaluate_files(res_path: str | Path, gt_path: str | Path, metrics: Iterable[str] | str | None = None, name: str | None = None) -> dict:
