@@ -274,9 +274,25 @@ def evaluate_step(ctx: RunContext, preds: Predictions, export: Export) -> Evalua
             metrics.update(result["metrics"])
             metrics["matching"] = result.get("matching")  # per-IoU-threshold instance scores
             per_sequence = result["per_sequence"]
+            unavailable = _unavailable(per_sequence)
+            if unavailable:  # requested (DET/TRA by default) but not computable: say why
+                metrics["unavailable"] = unavailable
+                for reason in dict.fromkeys(unavailable.values()):
+                    log.info("test %s not computed: %s", ", ".join(
+                        k for k, v in unavailable.items() if v == reason), reason)
     log.info("test metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()
                                            if isinstance(v, float)))
     return Evaluation(metrics, per_sequence)
+
+
+def _unavailable(per_sequence: list[dict]) -> dict[str, str]:
+    """Metric -> why it was not computed, for the metrics no sequence could compute."""
+    reasons: dict[str, str] = {}
+    for row in per_sequence:
+        for name, reason in row.get("unavailable", {}).items():
+            reasons.setdefault(name, reason)
+    return {k: v for k, v in reasons.items()
+            if all(row.get(k) is None for row in per_sequence)}
 
 
 def report_step(ctx: RunContext, trained: TrainOutput, preds: Predictions,

@@ -63,6 +63,9 @@ def test_run_rebuilds_the_test_videos_and_tracks_and_scores_them(cli, tmp_path,
     assert (run / "predictions" / "ctc" / "01_RES" / "res_track.txt").is_file()
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test"]["SEG"] is not None
+    # label videos carry no CTC tracking ground truth: said, with the way to get it
+    assert set(metrics["test"]["unavailable"]) == {"DET", "TRA"}
+    assert "dlsuite prepare ctc" in metrics["test"]["unavailable"]["TRA"]
     assert [s["sequence"] for s in metrics["per_sequence"]] == sorted(
         p.name for p in (videos / "labels").iterdir())
 
@@ -108,3 +111,12 @@ def test_a_relation_that_does_not_fit_the_test_set_is_refused_before_anything_is
     assert f"$.data.videos_csv: {csv}: {message}" in done.stderr
     run = cli("run", str(tmp_path / "config.json"), "--quiet")
     assert run.returncode == 2 and not Path(cfg["output_dir"]).exists()
+
+
+def test_summary_rows_give_numbers_then_what_was_not_computed_and_why():
+    from dlsuite.cli._output import test_metric_rows
+
+    rows = test_metric_rows({"SEG": 0.61234, "DET": None, "TRA": None, "matching": [],
+                             "unavailable": {"DET": "no tracks", "TRA": "no tracks"}},
+                            prefix="test ")
+    assert rows == [("test SEG", "0.6123"), ("test DET, TRA", "not computed: no tracks")]

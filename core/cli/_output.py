@@ -62,6 +62,19 @@ def announce_migration(rows: list, source: str | None, *, verbose: bool = False,
         err.print(migration_summary(rows, source), markup=False, highlight=False)
 
 
+def test_metric_rows(test: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """Table rows of a run's test metrics: each number (4 decimals), then each
+    requested metric that could not be computed with the reason (``unavailable``)."""
+    rows = [(f"{prefix}{name}", f"{value:.4f}") for name, value in test.items()
+            if isinstance(value, float)]
+    reasons: dict[str, list[str]] = {}
+    for name, reason in (test.get("unavailable") or {}).items():
+        reasons.setdefault(reason, []).append(name)
+    rows += [(f"{prefix}{', '.join(names)}", f"not computed: {reason}")
+             for reason, names in reasons.items()]
+    return rows
+
+
 def metric_description(name: str) -> str:
     """One line saying what metric ``name`` measures."""
     from dlsuite.config.metric_names import METRICS

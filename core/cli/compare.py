@@ -17,7 +17,7 @@ from rich.table import Table
 from dlsuite import api
 from dlsuite.errors import DlsuiteInputError
 
-from ._output import console_logging
+from ._output import console_logging, test_metric_rows
 
 __all__ = ["test", "compare", "sweep"]
 
@@ -50,8 +50,8 @@ def test(target: str, weights: str, overrides: tuple[str, ...], quiet: bool,
         return
     table = Table(title=f"test of {result.run_dir} ({result.checkpoint.name})",
                   title_justify="left", show_header=False)
-    for name, value in result.metrics["test"].items():
-        table.add_row(name, _fmt(value))
+    for row in test_metric_rows(result.metrics["test"]):
+        table.add_row(*row)
     for note in result.metrics.get("notes", []):
         table.add_row("note", note)
     table.add_row("results", str(result.results))

@@ -17,7 +17,7 @@ from rich.table import Table
 from dlsuite import api
 from dlsuite.errors import DlsuiteInputError
 
-from ._output import announce_migration, console_logging
+from ._output import announce_migration, console_logging, test_metric_rows
 
 __all__ = ["train", "run"]
 
@@ -53,9 +53,8 @@ def _summary(result, quiet: bool) -> None:
     if train.get("best") is not None:
         table.add_row(f"best {train.get('monitor')}",
                       f"{train['best']:.4f} (epoch {train.get('best_epoch')})")
-    for name, value in (result.metrics.get("test") or {}).items():
-        if isinstance(value, float):
-            table.add_row(f"test {name}", f"{value:.4f}")
+    for row in test_metric_rows(result.metrics.get("test") or {}, prefix="test "):
+        table.add_row(*row)
     if result.wandb_run_id:
         table.add_row("W&B run", f"{result.wandb_run_id} (offline runs: wandb sync "
                                  f"{result.run_dir / 'wandb'}/offline-run-*)")
