@@ -86,6 +86,8 @@ def test_run_rebuilds_the_test_videos_and_tracks_and_scores_them(cli, tmp_path,
                       "layout"),
     ("no_test", "data.videos_csv is set but data.test is not"),
     ("bad_header", "expected header 'video;frame;index'"),
+    ("other_shape", "{frames}/inputs/raw_004.tif: (16, 32) uint16 differs from raw_003.tif "
+                    "(32, 32) uint16, an earlier frame of video"),
 ])
 def test_a_relation_that_does_not_fit_the_test_set_is_refused_before_anything_is_written(
         cli, tmp_path, frames_from_videos, change, expected):
@@ -103,12 +105,16 @@ def test_a_relation_that_does_not_fit_the_test_set_is_refused_before_anything_is
         cfg["data"]["test"] = str(videos)
     elif change == "no_test":
         cfg["data"]["test"] = None
+    elif change == "other_shape":
+        image = tifffile.imread(frames / "inputs" / "raw_004.tif")
+        tifffile.imwrite(frames / "inputs" / "raw_004.tif", image[:16])
     else:
         csv.write_text("clip;t\n")
     done = _validate(cli, tmp_path, cfg)
     assert done.returncode == 2, done.stdout + done.stderr
     message = expected.format(frames=frames, videos=videos)
-    assert f"$.data.videos_csv: {csv}: {message}" in done.stderr
+    where = "" if change == "other_shape" else f"{csv}: "  # that line names the frame file
+    assert f"$.data.videos_csv: {where}{message}" in done.stderr
     run = cli("run", str(tmp_path / "config.json"), "--quiet")
     assert run.returncode == 2 and not Path(cfg["output_dir"]).exists()
 

@@ -31,8 +31,9 @@ def _listing(names: list[str]) -> str:
 def relation_problems(videos_csv: str, test: str | None, layout: str) -> list[str]:
     """What keeps ``videos_csv`` from rebuilding the test set ``test`` (``data.layout``
     ``layout``) into videos: an unreadable relation, no test set, a test set that is not in
-    the frames layout, a frame index of the relation with no input frame, or an input frame
-    in no video. Empty when the videos can be rebuilt. Reads file names and the CSV only."""
+    the frames layout, a frame index of the relation with no input frame, an input frame in
+    no video, or frames of one video of different shapes or dtypes. Empty when the videos can
+    be rebuilt. Reads the CSV, file names and image headers only."""
     from .layouts import detect_layout, frame_token, list_samples
     from .prepare import read_relation
 
@@ -68,6 +69,30 @@ def relation_problems(videos_csv: str, test: str | None, layout: str) -> list[st
     if unlisted:
         problems.append(f"{videos_csv}: {len(unlisted)} test frame(s) of {test} belong to no "
                         f"video of it: {_listing(unlisted)}")
+    if not problems:
+        problems += _mismatched_frames(relation, {frame_token(s.image.stem): s for s in samples})
+    return problems
+
+
+def _mismatched_frames(relation: dict[str, list[int]], samples: dict) -> list[str]:
+    """Frames of one video whose shape or dtype differ from its first frame (input or
+    label file; headers only): they could not be stacked into the video."""
+    from .io import read_info
+
+    problems = []
+    for video, indices in relation.items():
+        for attr in ("image", "labels"):
+            paths = [getattr(samples[i], attr) for i in indices]
+            if any(p is None for p in paths):
+                continue
+            first = read_info(paths[0])
+            for path in paths[1:]:
+                info = read_info(path)
+                if (info.shape, info.dtype) != (first.shape, first.dtype):
+                    problems.append(f"{path}: {info.shape} {info.dtype} differs from "
+                                    f"{paths[0].name} {first.shape} {first.dtype}, an earlier "
+                                    f"frame of video {video}")
+                    break
     return problems
 
 
