@@ -81,3 +81,18 @@ def test_real_phase_contrast_is_refused_in_under_a_second_and_real_labels_pass()
     tracked = sorted((REAL / "video_T98G_sample_tracked").glob("*_ids.png"))[:10]
     labels = np.stack([read_image(f) for f in tracked])
     assert label_problem(labels, "ids.tif") is None
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--max-distance", "nan"], "need max_distance > 0"),
+    (["--max-distance", "-5"], "need max_distance > 0"),
+    (["--fill-gaps", "--sigma", "nan"], "sigma must be finite and >= 0"),
+    (["--fill-gaps", "--sigma", "inf"], "sigma must be finite and >= 0"),
+])
+def test_track_refuses_nan_and_out_of_range_options_before_writing(tmp_path, option, message):
+    # NaN compared false everywhere, so it used to pass the checks and link nothing
+    src, out = tmp_path / "in", tmp_path / "out"
+    write_tiff(src / "a_labels.tif", _labels())
+    proc = run_cli("track", str(src), str(out), *option, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and not out.exists()

@@ -40,8 +40,9 @@ def gap_fill(mask_video, sigma: float = 2.0, threshold: float = 1 / 255,
     fewer than ``min_size`` pixels removed. Labels are not linked across frames (see
     :func:`dlsuite.tracking.track`).
     """
-    if sigma < 0 or min_size < 0:
-        raise DataError(f"gap_fill: sigma and min_size must be >= 0 (got {sigma}, {min_size})")
+    if not 0 <= sigma < float("inf") or min_size < 0:  # NaN fails too
+        raise DataError(f"gap_fill: sigma must be finite and >= 0 and min_size >= 0 (got {sigma}, "
+                        f"{min_size})")
     video = check_video(mask_video, "mask video", integer=False)
     filled = (smooth_mask_video(video, sigma) > threshold) | (video != 0)
     out = np.zeros(video.shape, dtype=np.uint32)

@@ -112,7 +112,7 @@ def track(
     :class:`~dlsuite.data.ctc.Track` tuples consistent with it under the CTC rules.
     """
     video = check_video(label_video)
-    if max_distance <= 0 or not 0 <= min_overlap <= 1 or gap_closing < 0:
+    if not max_distance > 0 or not 0 <= min_overlap <= 1 or gap_closing < 0:  # NaN fails too
         raise DataError(
             f"track: need max_distance > 0, 0 <= min_overlap <= 1, gap_closing >= 0 "
             f"(got {max_distance}, {min_overlap}, {gap_closing})"
