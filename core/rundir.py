@@ -5,7 +5,9 @@ Layout (``config.output_dir``)::
     config.json          resolved config + config_hash + package versions + plugin provenance
     run.log              log of the run
     history.csv          one row per epoch (all Keras logs + learning_rate)
-    metrics.json         final training and test metrics + plugin provenance
+    metrics.json         final training and test metrics (test.matching: per IoU threshold;
+                         test.unavailable: requested metrics not computed, and why)
+                         + plugin provenance
     checkpoints/         best.keras, last.keras, epoch_NNNN.keras
     checkpoints/resume/  model.weights.h5 + optimizer.npz + state.json (resumable state)
     logs/                TensorBoard
