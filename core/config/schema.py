@@ -394,7 +394,8 @@ class WandbConfig:
         None, help="W&B job type; null: the command's own (train for train/run, evaluate "
                    "for test); sweep trials set sweep-trial")
     log_model: bool = param(True, help="log the final model as an artifact")
-    n_images: int = param(4, help="sample predictions logged per epoch",
+    n_images: int = param(4, help="sample predictions logged per epoch (validation patches) "
+                          "and of the test set (its first images); 0: none",
                           validator=non_negative())
 
 
