@@ -188,13 +188,14 @@ def predict_step(ctx: RunContext, trained: TrainOutput) -> Predictions:
 def _test_set(ctx: RunContext) -> tuple[str, str]:
     """(folder, layout) of the test samples: ``data.test``, or with ``data.videos_csv`` its
     frames rebuilt into videos in the prediction folder (:mod:`dlsuite.data.test_videos`)."""
-    from .data.test_videos import TEST_VIDEOS, rebuild_test_videos
+    from .data.prepare import frames_to_videos
+    from .data.test_videos import TEST_VIDEOS
 
     cfg = ctx.config
     if not cfg.data.videos_csv:
         return cfg.data.test, cfg.data.layout
-    dst = rebuild_test_videos(cfg.data.test, cfg.data.videos_csv,
-                              ctx.run.root / cfg.inference.output_folder / TEST_VIDEOS)
+    dst = ctx.run.root / cfg.inference.output_folder / TEST_VIDEOS
+    frames_to_videos(cfg.data.test, dst, cfg.data.videos_csv)
     log.info("test frames rebuilt into videos by data.videos_csv in %s", dst)
     return str(dst), "videos"
 

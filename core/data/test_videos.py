@@ -16,16 +16,11 @@ from pathlib import Path
 
 from dlsuite.errors import DlsuiteInputError
 
-__all__ = ["TEST_VIDEOS", "relation_problems", "rebuild_test_videos"]
+__all__ = ["TEST_VIDEOS", "relation_problems"]
 
-#: Folder of the rebuilt videos, inside the run's prediction folder.
+#: Folder of the rebuilt videos (:func:`dlsuite.data.prepare.frames_to_videos`), inside the
+#: run's prediction folder.
 TEST_VIDEOS = "test_videos"
-_LISTED = 5  # frame names listed in one message before "... and N more"
-
-
-def _listing(names: list[str]) -> str:
-    more = f" ... and {len(names) - _LISTED} more" if len(names) > _LISTED else ""
-    return ", ".join(names[:_LISTED]) + more
 
 
 def relation_problems(videos_csv: str, test: str | None, layout: str) -> list[str]:
@@ -34,7 +29,7 @@ def relation_problems(videos_csv: str, test: str | None, layout: str) -> list[st
     the frames layout, a frame index of the relation with no input frame, an input frame in
     no video, or frames of one video of different shapes or dtypes. Empty when the videos can
     be rebuilt. Reads the CSV, file names and image headers only."""
-    from .layouts import detect_layout, frame_token, list_samples
+    from .layouts import _listing, detect_layout, frame_token, list_samples
     from .prepare import read_relation
 
     try:
@@ -57,7 +52,7 @@ def relation_problems(videos_csv: str, test: str | None, layout: str) -> list[st
         samples = list_samples(test, "frames", require_labels=False)
     except DlsuiteInputError:
         return []  # reported at $.data.test
-    by_index = {frame_token(s.image.stem): s.image.name for s in samples}
+    by_index = {frame_token(s.image.stem): s for s in samples}
     listed = {i for indices in relation.values() for i in indices}
     missing = [f"{video} frame {f} (index {i})" for video, indices in relation.items()
                for f, i in enumerate(indices) if i not in by_index]
@@ -65,12 +60,12 @@ def relation_problems(videos_csv: str, test: str | None, layout: str) -> list[st
     if missing:
         problems.append(f"{videos_csv}: {len(missing)} frame(s) of its videos have no input "
                         f"frame in {test}: {_listing(missing)}")
-    unlisted = sorted(name for i, name in by_index.items() if i not in listed)
+    unlisted = sorted(s.image.name for i, s in by_index.items() if i not in listed)
     if unlisted:
         problems.append(f"{videos_csv}: {len(unlisted)} test frame(s) of {test} belong to no "
                         f"video of it: {_listing(unlisted)}")
     if not problems:
-        problems += _mismatched_frames(relation, {frame_token(s.image.stem): s for s in samples})
+        problems += _mismatched_frames(relation, by_index)
     return problems
 
 
@@ -95,14 +90,3 @@ def _mismatched_frames(relation: dict[str, list[int]], samples: dict) -> list[st
                     break
     return problems
 
-
-def rebuild_test_videos(test: str | Path, videos_csv: str | Path, dst: Path) -> Path:
-    """Rebuild the frames of ``test`` into ``dst/inputs/<video>.tif`` (and
-    ``dst/labels/<video>.tif`` when the frames have labels) by ``videos_csv`` (see
-    :func:`dlsuite.data.prepare.frames_to_videos`); returns ``dst``, a test set in the
-    videos layout. Frames the relation does not list are left out (the config check refuses
-    them first)."""
-    from .prepare import frames_to_videos
-
-    frames_to_videos(test, dst, videos_csv)
-    return dst
