@@ -2,7 +2,7 @@
 
 A folder dlsuite writes into (a run directory, a ``predict`` output folder, a ``prepare``
 destination) holds a marker file only dlsuite writes: ``.dlsuite-run``, ``.dlsuite-predict``
-or ``.dlsuite-prepare``. It records the kind, an id and when it was created (run and predict
+``.dlsuite-prepare`` or ``.dlsuite-track``. It records the kind, an id and when it was created (run and predict
 folders; a prepare marker has neither, so equal conversions give equal folders) and
 ``written``: the entries dlsuite wrote (or was about to write: they are recorded *before* the
 writing, so an interrupted writer leaves nothing unrecorded). An entry is a path relative to the folder
@@ -39,7 +39,7 @@ log = logging.getLogger("dlsuite")
 
 #: The marker file of each kind of folder dlsuite writes.
 MARKERS = {"run": ".dlsuite-run", "predict": ".dlsuite-predict", "prepare": ".dlsuite-prepare",
-           "sweep": ".dlsuite-sweep"}
+           "sweep": ".dlsuite-sweep", "track": ".dlsuite-track"}
 #: Kinds whose marker carries a random id and the creation time; a ``prepare`` marker has
 #: neither, so converting the same data twice gives identical folders.
 _STAMPED = frozenset({"run", "predict", "sweep"})

@@ -19,8 +19,6 @@ import json
 import os
 from pathlib import Path
 
-from .errors import DlsuiteInputError
-
 __all__ = ["WRITTEN_BY", "check_chain_output", "write_tuned_chain"]
 
 #: ``tuning.written_by`` of a chain file this module wrote.
@@ -40,19 +38,10 @@ def check_chain_output(path: str | os.PathLike, overwrite: bool) -> Path:
     """The absolute path a tuned chain may be written to. DlsuiteInputError naming ``path``
     when its folder does not exist, it is a folder, or it exists and either ``overwrite`` is
     false or the file was not written by ``dlsuite tune`` (then it is never replaced)."""
-    target = Path(path).expanduser().resolve()
-    if target.is_dir():
-        raise DlsuiteInputError(f"--output {path}: is a folder; give the chain file's path")
-    if not target.parent.is_dir():
-        raise DlsuiteInputError(f"--output {path}: folder {target.parent} does not exist")
-    if target.exists():
-        if not _written_by_tune(target):
-            raise DlsuiteInputError(f"--output {path}: exists and was not written by dlsuite "
-                                    "tune; it is not replaced (choose another path)")
-        if not overwrite:
-            raise DlsuiteInputError(f"--output {path}: exists (a chain tuned before); pass "
-                                    "--overwrite to replace it")
-    return target
+    from .output_file import check_output_file
+
+    return check_output_file(path, f"--output {path}", writer=WRITTEN_BY, overwrite=overwrite,
+                             ours=_written_by_tune).resolve()
 
 
 def write_tuned_chain(path: Path, result, *, run: Path, checkpoint: Path,

@@ -178,7 +178,7 @@ def test_compare_cli_json_and_plot(tmp_path):
     data = json.loads(proc.stdout)
     assert [r["name"] for r in data["runs"]] == ["a", "b"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(DlsuiteInputError, match="exists; dlsuite does not overwrite it"):
+    with pytest.raises(DlsuiteInputError, match="exists; dlsuite compare does not replace an existing file"):
         api.compare([tmp_path / "a"], plot=plot)  # never overwritten (exit 2 in the CLI)
     table = run_cli("compare", str(tmp_path / "a"), str(tmp_path / "b"),
                     env={"COLUMNS": "200"})

@@ -116,7 +116,7 @@ def test_tune_another_chain_into_a_chain_file_that_predict_reads(untuned, tmp_pa
     assert json.loads((out / "predict.json").read_text())["chain"] is not None
     # tuned before: replaced only with --overwrite; a file dlsuite did not write: never
     proc = run_cli("tune", str(run), "--postprocess", str(chain), "-o", str(tuned))
-    assert proc.returncode == 2 and "exists (a chain tuned before)" in proc.stderr
+    assert proc.returncode == 2 and "exists (written by dlsuite tune before)" in proc.stderr
     proc = run_cli("tune", str(run), "-o", str(tuned), "--overwrite", "--seconds", "20",
                    "--quiet")
     assert proc.returncode == 0 and proc.stdout == "", proc.stderr

@@ -52,12 +52,10 @@ def compare(paths: Sequence[str | os.PathLike], *, metric: str | None = None,
     written there; an existing file is refused (DlsuiteInputError, before anything is read).
     DlsuiteInputError for a path that holds no run, or an unknown metric."""
     from ..compare import compare_runs, plot_comparison
+    from ..output_file import check_output_file
 
     if plot is not None:
-        plot = Path(plot)
-        if plot.exists():
-            raise DlsuiteInputError(f"{plot}: exists; dlsuite does not overwrite it (choose "
-                                    "another name or delete it)")
+        plot = check_output_file(plot, str(plot), writer="dlsuite compare")
         if plot.suffix.lower() != ".png":
             raise DlsuiteInputError(f"{plot}: --plot writes a PNG; name it *.png")
     if not paths:

@@ -100,11 +100,16 @@ def migrate_config(path: str | os.PathLike, output: str | os.PathLike | None = N
 
     The result is validated (without checking data paths) before anything is written; with
     ``output`` it is written there as indented JSON (atomically). Raises DlsuiteInputError
-    naming the file when it is missing, not JSON or not a legacy config, and ConfigError when
-    the migrated config does not validate (nothing is written then).
+    naming the file when it is missing, not JSON or not a legacy config, when ``output``
+    already exists (it is never replaced: it may be the legacy config itself or a config
+    edited since), and ConfigError when the migrated config does not validate (nothing is
+    written then).
     """
     from ..config.legacy import migrate_file, write_migrated
+    from ..output_file import check_output_file
 
+    if output is not None:
+        check_output_file(output, f"--output {output}", writer="dlsuite config migrate")
     registry = get_registry()
     new, rows = migrate_file(path, registry)
     parse_config(new, registry, source=str(path), check_paths=False)
@@ -112,12 +117,19 @@ def migrate_config(path: str | os.PathLike, output: str | os.PathLike | None = N
     return Migration(new, rows, written)
 
 
-def config_schema(output: str | os.PathLike | None = None) -> dict:
+def config_schema(output: str | os.PathLike | None = None, *, overwrite: bool = False) -> dict:
     """The JSON Schema (draft 2020-12) of the config, the installed plugins' parameters
-    included. With ``output`` it is also written there (indented JSON, atomically)."""
-    from ..config.jsonschema import config_json_schema
+    included. With ``output`` it is also written there (indented JSON, atomically); an
+    existing ``output`` is replaced only with ``overwrite`` and only when it is such a schema
+    (DlsuiteInputError naming it otherwise, nothing written)."""
+    from ..config.jsonschema import SCHEMA_TITLE, config_json_schema
     from ..fileio import write_text_atomic
+    from ..output_file import check_output_file, json_object_with
 
+    if output is not None:
+        check_output_file(output, str(output), writer="dlsuite config schema",
+                          overwrite=overwrite,
+                          ours=lambda p: json_object_with(p, title=SCHEMA_TITLE))
     schema = config_json_schema(get_registry())
     if output is not None:
         write_text_atomic(output, json.dumps(schema, indent=2) + "\n")

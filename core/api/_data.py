@@ -99,7 +99,8 @@ def prepare_ctc(src: str | os.PathLike, dst: str | os.PathLike, *, kind: str = "
 def track(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
           max_distance: float | None = None, min_overlap: float | None = None,
           gap_closing: int | None = None, splitting: bool | None = None,
-          fill_gaps: bool = False, sigma: float = 2.0, min_size: int = 0) -> list[dict]:
+          fill_gaps: bool = False, sigma: float = 2.0, min_size: int = 0,
+          overwrite: bool = False) -> list[dict]:
     """Track every label (or 0/1 mask) video ``(T, H, W)`` of ``input_dir`` and write CTC
     result folders ``output_dir/01_RES, 02_RES, ...`` (``maskTTT.tif`` + ``res_track.txt``)
     and ``output_dir/sequences.csv``.
@@ -109,7 +110,10 @@ def track(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
     videos become per-frame instances first (temporal Gaussian gap filling of width
     ``sigma`` with ``fill_gaps``; objects under ``min_size`` px dropped). Returns one
     ``{"sequence", "video", "frames", "tracks", "divisions", "res_dir"}`` per video. Raises
-    DataError naming the file for a missing folder, an unreadable file or a 2D image.
+    DataError naming the file for a missing folder, an unreadable file or a 2D image, and
+    DlsuiteInputError naming ``output_dir`` when it holds anything but an earlier ``track``'s
+    results, or those without ``overwrite`` (which replaces exactly them), all before
+    anything is written.
     """
     from ..tracking.folder import track_folder
 
@@ -117,7 +121,7 @@ def track(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
              "gap_closing": gap_closing, "splitting": splitting}
     linking = {k: tracking_defaults()[k] if v is None else v for k, v in given.items()}
     return track_folder(input_dir, output_dir, fill_gaps=fill_gaps, sigma=sigma,
-                        min_size=min_size, **linking)
+                        min_size=min_size, overwrite=overwrite, **linking)
 
 
 def prepare_omezarr(src: str | os.PathLike, dst: str | os.PathLike, *,

@@ -13,7 +13,7 @@ __all__ = ["evaluate", "predict", "predict_folder"]
 
 def evaluate(res: str | os.PathLike, gt: str | os.PathLike, metrics: Any = None, *,
              json_file: str | os.PathLike | None = None,
-             per_frame_csv: str | os.PathLike | None = None) -> dict:
+             per_frame_csv: str | os.PathLike | None = None, overwrite: bool = False) -> dict:
     """Evaluate results ``res`` against ground truth ``gt``.
 
     Both are CTC-format folders (a root holding ``NN_RES``/``NN_GT``, or the sequence folders
@@ -27,12 +27,21 @@ def evaluate(res: str | os.PathLike, gt: str | os.PathLike, metrics: Any = None,
     computed is None with the reason in its sequence's ``"unavailable"``. ``json_file`` also
     writes ``{"metrics", "per_sequence", "matching"}`` there as
     strict JSON, ``per_frame_csv`` the per-frame rows as CSV (both atomically, after the
-    evaluation succeeded). Raises DlsuiteInputError for an unknown metric, DataError naming
-    the paths for missing or unpaired data.
+    evaluation succeeded). An existing ``json_file`` / ``per_frame_csv`` is replaced only with
+    ``overwrite`` and only when an earlier evaluation wrote it; otherwise DlsuiteInputError
+    naming it, before anything is read. Raises DlsuiteInputError for an unknown metric,
+    DataError naming the paths for missing or unpaired data.
     """
     from ..evaluation import evaluate as _evaluate
-    from ..evaluation.writers import write_metrics_csv, write_metrics_json
+    from ..evaluation.writers import (is_evaluate_json, is_per_frame_csv, write_metrics_csv,
+                                      write_metrics_json)
+    from ..output_file import check_output_file
 
+    for path, label, ours in ((json_file, "--output", is_evaluate_json),
+                              (per_frame_csv, "--per-frame", is_per_frame_csv)):
+        if path is not None:
+            check_output_file(path, f"{label} {path}", writer="dlsuite evaluate",
+                              overwrite=overwrite, ours=ours)
     result = _evaluate(res, gt, metrics)
     if json_file is not None:
         write_metrics_json(json_file, {"metrics": result["metrics"],

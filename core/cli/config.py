@@ -55,7 +55,8 @@ def config_show(file: str, no_paths: bool, verbose: bool, overrides: tuple[str, 
 
 @config_group.command("migrate")
 @click.argument("file", type=_FILE)
-@click.option("-o", "--output", type=_FILE, help="Write the new config here.")
+@click.option("-o", "--output", type=_FILE,
+              help="Write the new config here (a new file: an existing one is never replaced).")
 def config_migrate(file: str, output: str | None) -> None:
     """Migrate a legacy flat config FILE of the original suite to the new form."""
     migration = api.migrate_config(file, output)
@@ -68,11 +69,14 @@ def config_migrate(file: str, output: str | None) -> None:
 
 @config_group.command("schema")
 @click.argument("file", required=False, type=_FILE)
-def config_schema(file: str | None) -> None:
+@click.option("--overwrite", is_flag=True,
+              help="Replace FILE when it is a schema dlsuite wrote (any other file is never "
+                   "replaced).")
+def config_schema(file: str | None, overwrite: bool) -> None:
     """Print the JSON Schema of the config (installed plugins' parameters included).
 
     With FILE, the schema is written there instead."""
-    schema = api.config_schema(file)
+    schema = api.config_schema(file, overwrite=overwrite)
     if file:
         err.print(f"[green]wrote {file}[/green]")
     else:

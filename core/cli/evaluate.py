@@ -8,7 +8,8 @@ several), or with ``--json`` exactly ``{"metrics": {...}, "per_sequence": [...],
 [...]}`` on stdout (``matching``: instance precision/recall/F1/AP/PQ per IoU threshold 0.5..0.9,
 null unless precision, recall or f1 is evaluated).
 ``-o FILE`` also writes that JSON object to FILE; ``--per-frame FILE`` writes the per-frame
-rows as CSV.
+rows as CSV. An existing FILE is refused (exit 2, before evaluating) unless ``--overwrite``
+and an earlier ``dlsuite evaluate`` wrote it.
 """
 
 from __future__ import annotations
@@ -84,8 +85,11 @@ def _print_table(result: dict) -> None:
 @click.option("-o", "--output", type=_PATH, default=None, help="Also write the JSON to this file.")
 @click.option("--per-frame", "per_frame", type=_PATH, default=None,
               help="Also write the per-frame rows to this CSV file.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace --output / --per-frame files an earlier dlsuite evaluate wrote "
+                   "(any other existing file is never replaced).")
 def evaluate(res: Path, gt: Path, metrics: str | None, as_json: bool, output: Path | None,
-             per_frame: Path | None) -> None:
+             per_frame: Path | None, overwrite: bool) -> None:
     """Evaluate results RES against ground truth GT.
 
     RES and GT are CTC folders (a root holding NN_RES / NN_GT, or the sequence folders
@@ -93,7 +97,8 @@ def evaluate(res: Path, gt: Path, metrics: str | None, as_json: bool, output: Pa
     CTC SEG/DET/TRA follow the official definitions; DET/TRA need TRA ground truth and
     res_track.txt, otherwise they are reported as n/a with the reason.
     """
-    result = api.evaluate(res, gt, metrics, json_file=output, per_frame_csv=per_frame)
+    result = api.evaluate(res, gt, metrics, json_file=output, per_frame_csv=per_frame,
+                          overwrite=overwrite)
     if as_json:
         click.echo(metrics_json({"metrics": result["metrics"],
                                  "per_sequence": result["per_sequence"],

@@ -37,9 +37,15 @@ _DEFAULTS = api.tracking_defaults()
               help="Gaussian width (frames and pixels) of --fill-gaps.")
 @click.option("--min-size", default=0, show_default=True, type=click.IntRange(0),
               help="0/1 mask videos: drop objects smaller than this (pixels).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the results an earlier dlsuite track wrote in OUTPUT_DIR (files "
+                   "you added there stay).")
 def track(input_dir: Path, output_dir: Path, **options) -> None:
     """Track the label (or 0/1 mask) videos of INPUT_DIR and write CTC result folders
-    OUTPUT_DIR/01_RES, 02_RES, ... (maskTTT.tif + res_track.txt) and sequences.csv."""
+    OUTPUT_DIR/01_RES, 02_RES, ... (maskTTT.tif + res_track.txt) and sequences.csv.
+
+    OUTPUT_DIR must be new, empty or hold an earlier dlsuite track's results (replaced with
+    --overwrite); a folder with other files is refused, nothing in it touched."""
     for row in api.track(input_dir, output_dir, **options):
         click.echo(f"{row['sequence']}_RES  {row['video']}: {row['frames']} frames, "
                    f"{row['tracks']} tracks, {row['divisions']} divisions")

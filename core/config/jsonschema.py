@@ -96,9 +96,14 @@ def _choice_schema(tp: type[Choice], registry: Registry) -> dict:
     return {"anyOf": [names, *variants]}
 
 
+#: The ``title`` of the config's JSON Schema (how ``dlsuite config schema`` recognises a file
+#: it wrote).
+SCHEMA_TITLE = "dlsuite config"
+
+
 def config_json_schema(registry: Registry) -> dict:
     """A JSON Schema (draft 2020-12) of the whole config, plugin parameters included."""
     schema = _class_schema(Config, registry)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "dlsuite config"
+    schema["title"] = SCHEMA_TITLE
     return schema

@@ -43,3 +43,27 @@ def write_metrics_csv(path: str | os.PathLike, rows: Iterable[Mapping]) -> Path:
              for k, v in r.items()}
         )
     return write_text_atomic(Path(path), buf.getvalue())
+
+
+#: The keys of the JSON object ``dlsuite evaluate -o`` writes.
+EVALUATE_JSON_KEYS = frozenset({"metrics", "per_sequence", "matching"})
+
+
+def is_evaluate_json(path: Path) -> bool:
+    """True when ``path`` holds what ``dlsuite evaluate -o`` writes (a JSON object of exactly
+    ``metrics``, ``per_sequence``, ``matching``)."""
+    from dlsuite.output_file import json_object_with
+
+    return json_object_with(path, EVALUATE_JSON_KEYS)
+
+
+def is_per_frame_csv(path: Path) -> bool:
+    """True when ``path`` (not a symbolic link) is a per-frame CSV of ``dlsuite evaluate
+    --per-frame`` (its header starts with ``sequence,frame,``)."""
+    if path.is_symlink():
+        return False
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return fh.readline().startswith("sequence,frame,")
+    except (OSError, UnicodeDecodeError):
+        return False

@@ -20,6 +20,8 @@ from .tracker import track
 
 __all__ = ["track_folder", "label_problem"]
 
+#: The file relating each result folder to its video.
+SEQUENCES_CSV = "sequences.csv"
 #: Largest share of neighbouring object pixels with different values in a label image
 #: (label images: well under 1 %, even with many touching objects; intensity images: most).
 MAX_BOUNDARY_SHARE = 0.5
@@ -98,6 +100,7 @@ def track_folder(
     fill_gaps: bool = False,
     sigma: float = 2.0,
     min_size: int = 0,
+    overwrite: bool = False,
 ) -> list[dict]:
     """Track each video ``(T, H, W)`` of ``input_dir`` (sorted by name) and write CTC folders
     ``output_dir/01_RES``, ``02_RES``, ... plus ``output_dir/sequences.csv`` (sequence,
@@ -105,8 +108,13 @@ def track_folder(
     ``fill_gaps``; objects under ``min_size`` px dropped). Returns one summary dict per video.
     Raises DataError naming the file, before anything is written, for a missing folder, an
     unreadable file, a 2D image or a video that is not a label video (:func:`label_problem`).
+    ``output_dir`` follows the reuse rule of :class:`~dlsuite.ownership.OwnedFolder` (marker
+    ``.dlsuite-track``): new or empty, or holding an earlier ``dlsuite track``'s results,
+    which ``overwrite`` replaces (DlsuiteInputError naming the folder otherwise, before
+    anything is written).
     """
     from dlsuite.data.io import read_image, read_info, write_text_atomic
+    from dlsuite.ownership import OwnedFolder
 
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     files = _videos(input_dir)
@@ -120,6 +128,10 @@ def track_folder(
         problem = label_problem(read_image(path), path)
         if problem is not None:
             raise DataError(problem)
+    written = [res_folder(output_dir, sequence_name(n)).name for n in range(1, len(files) + 1)]
+    OwnedFolder(output_dir, "track").claim(
+        overwrite=overwrite, written=[*written, SEQUENCES_CSV], holds="tracking results",
+        hint="pass --overwrite to replace them (files you added beside them stay)")
     summary = []
     for number, path in enumerate(files, start=1):
         video = read_image(path)
@@ -136,6 +148,6 @@ def track_folder(
             "divisions": len({t.parent for t in tracks if t.parent}),
             "res_dir": str(res_dir),
         })
-    write_text_atomic(output_dir / "sequences.csv",
+    write_text_atomic(output_dir / SEQUENCES_CSV,
                       "sequence,video\n" + "".join(f"{s['sequence']},{s['video']}\n" for s in summary))
     return summary

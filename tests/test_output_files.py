@@ -1,0 +1,125 @@
+"""Single output files and ``dlsuite track``'s folder: a user's file is never replaced.
+
+``dlsuite evaluate -o / --per-frame``, ``config schema FILE`` and ``config migrate -o`` used to
+write over whatever was at the path (``config migrate old.json -o old.json`` replaced the
+legacy config itself), and ``dlsuite track`` wrote into any folder, over a user's
+``sequences.csv``, and left stale masks of an earlier, longer video beside new ones. Through
+the real CLI: an existing file not written by the command is refused (exit 2, one line naming
+it, unchanged), one it wrote is replaced only with ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import run_cli
+
+
+def _error_line(proc) -> str:
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def labels(tmp_path):
+    """A result and a reference folder of one 2D label image each."""
+    gt = np.zeros((48, 48), np.uint16)
+    gt[4:20, 4:20], gt[26:44, 26:44] = 1, 2
+    for side, image in (("gt", gt), ("res", np.where(gt == 2, 0, gt))):
+        (tmp_path / side).mkdir()
+        tifffile.imwrite(tmp_path / side / "a.tif", image.astype(np.uint16))
+    return tmp_path / "res", tmp_path / "gt"
+
+
+def test_evaluate_outputs_never_replace_a_users_file(labels, tmp_path):
+    res, gt = labels
+    users_json, users_csv = tmp_path / "notes.json", tmp_path / "table.csv"
+    users_json.write_text('{"mine": 1}')
+    users_csv.write_text("a,b\n1,2\n")
+    for option, path in (("-o", users_json), ("--per-frame", users_csv)):
+        for extra in ((), ("--overwrite",)):
+            line = _error_line(run_cli("evaluate", str(res), str(gt), option, str(path), *extra))
+            assert str(path) in line and "not written by dlsuite evaluate" in line
+    assert users_json.read_text() == '{"mine": 1}' and users_csv.read_text() == "a,b\n1,2\n"
+
+    out, frames = tmp_path / "m.json", tmp_path / "frames.csv"
+    args = ("evaluate", str(res), str(gt), "-o", str(out), "--per-frame", str(frames))
+    assert run_cli(*args).returncode == 0
+    assert json.loads(out.read_text())["metrics"]["SEG"] == pytest.approx(0.5)
+    # its own files: refused without --overwrite, replaced with it (here with new values)
+    assert "pass --overwrite" in _error_line(run_cli(*args))
+    (res / "a.tif").unlink()
+    tifffile.imwrite(res / "a.tif", tifffile.imread(gt / "a.tif"))
+    proc = run_cli(*args, "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["metrics"]["SEG"] == pytest.approx(1.0)
+    assert frames.read_text().startswith("sequence,frame,")
+    line = _error_line(run_cli("evaluate", str(res), str(gt), "-o", str(tmp_path / "no" / "m.json")))
+    assert "does not exist" in line
+
+
+def test_config_schema_and_migrate_never_replace_a_users_file(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text('{"schema_version": 1}')
+    for extra in ((), ("--overwrite",)):
+        line = _error_line(run_cli("config", "schema", str(config), *extra))
+        assert str(config) in line and "not written by dlsuite config schema" in line
+    assert config.read_text() == '{"schema_version": 1}'
+    schema = tmp_path / "schema.json"
+    assert run_cli("config", "schema", str(schema)).returncode == 0
+    assert "pass --overwrite" in _error_line(run_cli("config", "schema", str(schema)))
+    schema.write_text(schema.read_text().replace('"title": "dlsuite config"',
+                                                 '"title": "dlsuite config", "x": 1'))
+    assert run_cli("config", "schema", str(schema), "--overwrite").returncode == 0
+    assert "x" not in json.loads(schema.read_text())
+
+    legacy = tmp_path / "legacy.json"
+    legacy.write_text('{"cnn_name": "unet", "model_n_filters": 8}')
+    line = _error_line(run_cli("config", "migrate", str(legacy), "-o", str(legacy)))
+    assert str(legacy) in line and "does not replace an existing file" in line
+    assert json.loads(legacy.read_text()) == {"cnn_name": "unet", "model_n_filters": 8}
+    assert run_cli("config", "migrate", str(legacy), "-o", str(tmp_path / "new.json")
+                   ).returncode == 0
+
+
+def _videos(folder, lengths):
+    folder.mkdir(exist_ok=True)
+    for i, n in enumerate(lengths):
+        video = np.zeros((n, 32, 32), np.uint16)
+        video[:, 8:16, 8:16] = 1
+        tifffile.imwrite(folder / f"v{i}.tif", video)
+
+
+def test_track_output_folder_follows_the_reuse_rule(tmp_path):
+    _videos(tmp_path / "in", [8, 8])
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "sequences.csv").write_text("mine\n")
+    for extra in ((), ("--overwrite",)):
+        line = _error_line(run_cli("track", str(tmp_path / "in"), str(foreign), *extra))
+        assert str(foreign) in line and "not written by dlsuite" in line
+    assert [p.name for p in foreign.iterdir()] == ["sequences.csv"]
+    assert (foreign / "sequences.csv").read_text() == "mine\n"
+
+    out = tmp_path / "tracks"
+    assert run_cli("track", str(tmp_path / "in"), str(out)).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == [".dlsuite-track", "01_RES", "02_RES",
+                                                      "sequences.csv"]
+    assert "--overwrite" in _error_line(run_cli("track", str(tmp_path / "in"), str(out)))
+    (out / "mine.txt").write_text("kept")
+    # one shorter video now: nothing of the earlier results may linger beside the new ones
+    for p in (tmp_path / "in").iterdir():
+        p.unlink()
+    _videos(tmp_path / "in", [5])
+    proc = run_cli("track", str(tmp_path / "in"), str(out), "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".dlsuite-track", "01_RES", "mine.txt",
+                                                      "sequences.csv"]
+    assert sorted(p.name for p in (out / "01_RES").iterdir()) == [
+        *(f"mask{t:03d}.tif" for t in range(5)), "res_track.txt"]
+    assert (out / "sequences.csv").read_text() == "sequence,video\n01,v0.tif\n"
