@@ -123,3 +123,15 @@ def test_track_output_folder_follows_the_reuse_rule(tmp_path):
     assert sorted(p.name for p in (out / "01_RES").iterdir()) == [
         *(f"mask{t:03d}.tif" for t in range(5)), "res_track.txt"]
     assert (out / "sequences.csv").read_text() == "sequence,video\n01,v0.tif\n"
+
+
+def test_prepare_names_a_users_file_before_asking_for_overwrite(tmp_path):
+    """A user's file where ``prepare`` would write is named at once: asking for --overwrite
+    first led to a second refusal."""
+    _videos(tmp_path / "videos" / "labels", [4])
+    dst = tmp_path / "ctc"
+    dst.mkdir()
+    (dst / "sequences.csv").write_text("mine\n")
+    line = _error_line(run_cli("prepare", "ctc", str(tmp_path / "videos"), str(dst)))
+    assert "sequences.csv" in line and "not written by dlsuite prepare" in line
+    assert (dst / "sequences.csv").read_text() == "mine\n"

@@ -103,13 +103,14 @@ def _clear_outputs(dst: Path, outputs: tuple[str, ...] | Callable[[Path], list[P
         old = outputs(dst)
     else:
         old = [p for pattern in outputs for p in dst.glob(pattern) if p.is_file()]
+    folder = OwnedFolder(dst, "prepare")
+    _refuse_unrecorded(folder, old)  # first: --overwrite would not help with these
     if old and not overwrite:
         raise DataError(
-            f"{dst}: already holds {len(old)} output file(s) (e.g. {old[0].relative_to(dst)}); "
-            "choose an empty folder or pass overwrite=True (--overwrite)"
+            f"{dst}: already holds {len(old)} output file(s) of an earlier dlsuite prepare "
+            f"(e.g. {old[0].relative_to(dst)}); choose an empty folder or pass overwrite=True "
+            "(--overwrite)"
         )
-    folder = OwnedFolder(dst, "prepare")
-    _refuse_unrecorded(folder, old)
     for p in old:
         p.unlink()
     if not callable(outputs):  # claimed before writing: what is written next is recorded
