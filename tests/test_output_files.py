@@ -128,6 +128,7 @@ def test_track_output_folder_follows_the_reuse_rule(tmp_path):
 def test_prepare_names_a_users_file_before_asking_for_overwrite(tmp_path):
     """A user's file where ``prepare`` would write is named at once: asking for --overwrite
     first led to a second refusal."""
+    (tmp_path / "videos").mkdir()
     _videos(tmp_path / "videos" / "labels", [4])
     dst = tmp_path / "ctc"
     dst.mkdir()
