@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -167,3 +168,17 @@ def test_bad_config_fails_before_importing_tensorflow(tmp_path, five_mistakes, c
     assert proc.returncode == 2, proc.stderr
     assert "5 config error(s)" in proc.stderr and "Traceback" not in proc.stderr
     assert "TF-NOT-IMPORTED" in proc.stderr
+
+
+def test_messages_and_paths_are_printed_as_they_are(tmp_path):
+    """Rich markup is off: a path holding ``[bold]`` keeps it, and text holding ``[/x]`` (an
+    override here) is one error line with exit 2, not a MarkupError traceback with exit 1."""
+    config = Path(__file__).parents[1] / "examples" / "quickstart" / "config.json"
+    proc = run_cli("config", "validate", str(config), "--no-paths", "--set", "foo[/x]=1")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "override foo[/x]=1: not a config path" in proc.stderr
+    assert "optional [index]" in proc.stderr
+    folder = tmp_path / "[bold]set"
+    folder.mkdir()
+    proc = run_cli("evaluate", str(folder / "res"), str(folder))
+    assert proc.returncode == 2 and f"{folder / 'res'}: result path not found" in proc.stderr

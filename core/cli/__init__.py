@@ -26,7 +26,7 @@ import click
 from dlsuite import __version__
 from dlsuite.errors import ConfigError, DlsuiteInputError
 
-from ._output import err
+from ._output import err, say
 
 __all__ = ["cli", "main", "load_commands", "SUBCOMMANDS", "EXIT_OK", "EXIT_UNEXPECTED",
            "EXIT_BAD_INPUT", "EXIT_SIGINT", "EXIT_SIGTERM"]
@@ -88,7 +88,7 @@ def load_commands() -> click.Group:
 
         api.plugins().call_event("dlsuite_add_commands", cli=cli)
     except Exception as exc:  # noqa: BLE001 - a plugin must not break the CLI
-        err.print(f"[yellow]warning: a plugin failed to add commands: {exc}[/yellow]")
+        say(err, (f"warning: a plugin failed to add commands: {exc}", "yellow"))
     return cli
 
 
@@ -102,10 +102,8 @@ def _on_sigterm(signum, frame) -> NoReturn:
 
 
 def _report(exc: BaseException) -> None:
-    if isinstance(exc, ConfigError):
-        err.print(f"[red]error:[/red] {exc.args[0]}", markup=True, highlight=False)
-    else:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+    say(err, ("error:", "red"), f" {exc.args[0] if isinstance(exc, ConfigError) else exc}",
+        highlight=False)
 
 
 def _exit_code(argv: list[str] | None) -> int:
@@ -139,8 +137,8 @@ def _exit_code(argv: list[str] | None) -> int:
         if State.debug:
             traceback.print_exc()
         where = f"{exc.filename}: " if exc.filename else ""
-        err.print(f"[red]error:[/red] {where}{exc.strerror or exc} (check the permissions "
-                  "and free space of that location)", highlight=False)
+        say(err, ("error:", "red"), f" {where}{exc.strerror or exc} (check the permissions "
+            "and free space of that location)", highlight=False)
         return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - last resort: one line, exit 1
         return _unexpected(exc)
@@ -154,11 +152,11 @@ def _unexpected(exc: BaseException) -> int:
     if State.debug:
         traceback.print_exc()
     if failure is not None:
-        err.print(f"[red]error:[/red] {failure}", highlight=False)
+        say(err, ("error:", "red"), f" {failure}", highlight=False)
         return failure.exit_code
     if not State.debug:
-        err.print(f"[red]unexpected error:[/red] {type(exc).__name__}: {exc}\n"
-                  "(run with --debug for the traceback; please report it)", highlight=False)
+        say(err, ("unexpected error:", "red"), f" {type(exc).__name__}: {exc}\n"
+            "(run with --debug for the traceback; please report it)", highlight=False)
     return EXIT_UNEXPECTED
 
 

@@ -1,5 +1,9 @@
 """What the commands print: consoles, key/value tables, the legacy-migration table, JSON.
 
+Every console here has rich markup off: messages, paths and table cells are printed as they
+are (a path like ``data/[set1]`` or a message holding ``[/x]`` used to lose text or crash the
+report of an error); colour comes from :func:`say`'s styled parts only.
+
 The only module of the CLI that imports dlsuite modules other than :mod:`dlsuite.api` and
 :mod:`dlsuite.errors`, and only display helpers (no TensorFlow): the migration table, the
 metric descriptions, strict JSON of metrics, the console context (log lines, warnings, quiet).
@@ -12,9 +16,22 @@ from typing import Iterable, Iterator
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True, markup=False)
+err = Console(stderr=True, soft_wrap=True, markup=False)
+
+
+def table_console(*, stderr: bool = False, **options) -> Console:
+    """A console for tables (no soft wrap: long cells wrap) with markup off (module
+    docstring)."""
+    return Console(stderr=stderr, markup=False, **options)
+
+
+def say(to: Console, *parts: str | tuple[str, str], **options) -> None:
+    """Print ``parts`` on ``to`` as one text: a string as it is, ``(text, style)`` styled
+    (e.g. ``("error:", "red")``); nothing is read as markup."""
+    to.print(Text.assemble(*parts), **options)
 
 
 def key_values(title: str, rows: Iterable[tuple[str, str]], console: Console | None = None
@@ -25,7 +42,7 @@ def key_values(title: str, rows: Iterable[tuple[str, str]], console: Console | N
     table.add_column()
     for key, value in rows:
         table.add_row(key, value)
-    (console or Console()).print(table)
+    (console or table_console()).print(table)
 
 
 def print_migration(rows: list, *, header: bool = True) -> None:
@@ -34,8 +51,7 @@ def print_migration(rows: list, *, header: bool = True) -> None:
         from dlsuite.config.legacy import format_migration
 
         if header:
-            err.print("[yellow]legacy config of the original suite: migrated as follows"
-                      "[/yellow]")
+            say(err, ("legacy config of the original suite: migrated as follows", "yellow"))
         err.print(format_migration(rows))
 
 
@@ -59,7 +75,7 @@ def announce_migration(rows: list, source: str | None, *, verbose: bool = False,
     if verbose:
         print_migration(rows)
     else:
-        err.print(migration_summary(rows, source), markup=False, highlight=False)
+        err.print(migration_summary(rows, source), highlight=False)
 
 
 def test_metric_rows(test: dict, prefix: str = "") -> list[tuple[str, str]]:

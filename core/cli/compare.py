@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from dlsuite import api
 from dlsuite.errors import DlsuiteInputError
 
-from ._output import console_logging, test_metric_rows
+from ._output import console_logging, err, say, table_console, test_metric_rows
 
 __all__ = ["test", "compare", "sweep"]
 
@@ -55,7 +54,7 @@ def test(target: str, weights: str, overrides: tuple[str, ...], quiet: bool,
     for note in result.metrics.get("notes", []):
         table.add_row("note", note)
     table.add_row("results", str(result.results))
-    Console().print(table)
+    table_console().print(table)
 
 
 @click.command("compare")
@@ -84,17 +83,17 @@ def compare(runs: tuple[str, ...], metric: str | None, as_json: bool, plot: str 
     for r in comparison.runs:
         table.add_row(r.name, *(_fmt(r.config.get(k)) for k in comparison.differing_keys),
                       *(_fmt(r.metrics.get(m)) for m in metrics))
-    Console(width=max(120, 18 * (1 + len(comparison.differing_keys) + len(metrics)))
+    table_console(width=max(120, 18 * (1 + len(comparison.differing_keys) + len(metrics)))
             ).print(table)
     if plot:
-        Console(stderr=True).print(f"[green]wrote {plot}[/green]")
+        say(err, (f"wrote {plot}", "green"))
 
 
 def _trial_line(entry: dict) -> None:
     sets = " ".join(f"{k}={_fmt(v)}" for k, v in entry["overrides"].items())
     status = entry["status"]
     colour = {"finished": "green", "running": "cyan"}.get(status, "yellow")
-    Console(stderr=True).print(f"[{colour}]{entry['name']} {status}[/{colour}] {sets}")
+    say(err, (f"{entry['name']} {status}", colour), f" {sets}")
 
 
 @click.command("sweep")
@@ -126,14 +125,14 @@ def sweep(sweep_file: str, output: str | None, parallel: int, resume: bool, quie
         raise click.exceptions.Exit(exc.exit_code) from None
     failed = [t for t in result.trials if t["status"] != "finished"]
     if not quiet:
-        Console(stderr=True).print(
+        err.print(
             f"sweep {result.name}: {len(result.trials) - len(failed)} of {len(result.trials)} "
             f"trial(s) finished in {result.output}; compare them with: dlsuite compare "
             f"{result.output}")
     if result.best and not quiet:
         sets = " ".join(f"{k}={_fmt(v)}" for k, v in result.best["overrides"].items())
-        Console(stderr=True).print(f"best: {result.best['trial']} {result.best['metric']}="
-                                   f"{_fmt(result.best['value'])} ({sets})")
+        err.print(f"best: {result.best['trial']} {result.best['metric']}="
+                  f"{_fmt(result.best['value'])} ({sets})")
     for t in failed:
         click.echo(f"{t['name']}: {t['status']} (exit {t['exit_code']}) "
                    f"{t.get('error', '')}".rstrip(), err=True)

@@ -8,7 +8,7 @@ import click
 
 from dlsuite import api
 
-from ._output import announce_migration, console_logging, err, out, print_migration
+from ._output import announce_migration, console_logging, err, out, print_migration, say
 
 __all__ = ["config_group"]
 
@@ -37,7 +37,7 @@ def config_validate(file: str, no_paths: bool, verbose: bool, overrides: tuple[s
     with console_logging(False):  # notes of the checks (e.g. undeclared post-processors)
         loaded = api.load_config(file, check_paths=not no_paths, overrides=list(overrides))
     announce_migration(loaded.migration, file, verbose=verbose)
-    out.print(f"[green]{file}: valid[/green]")
+    say(out, (f"{file}: valid", "green"))
 
 
 @config_group.command("show")
@@ -62,7 +62,7 @@ def config_migrate(file: str, output: str | None) -> None:
     migration = api.migrate_config(file, output)
     print_migration(migration.rows, header=False)
     if migration.written is not None:
-        err.print(f"[green]wrote {output}[/green]")
+        say(err, (f"wrote {output}", "green"))
     else:
         click.echo(json.dumps(migration.config, indent=2))
 
@@ -78,6 +78,6 @@ def config_schema(file: str | None, overwrite: bool) -> None:
     With FILE, the schema is written there instead."""
     schema = api.config_schema(file, overwrite=overwrite)
     if file:
-        err.print(f"[green]wrote {file}[/green]")
+        say(err, (f"wrote {file}", "green"))
     else:
         click.echo(json.dumps(schema, indent=2))

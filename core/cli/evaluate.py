@@ -17,12 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from dlsuite import api
 
-from ._output import metric_description, metrics_json
+from ._output import metric_description, metrics_json, table_console
 
 __all__ = ["evaluate"]
 
@@ -39,7 +38,7 @@ def _fmt(value) -> str:
 
 def _print_table(result: dict) -> None:
     names = tuple(result["metrics"])
-    console = Console()
+    console = table_console()
     table = Table(title="evaluation", title_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")

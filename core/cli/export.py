@@ -8,7 +8,7 @@ import click
 
 from dlsuite import api
 
-from ._output import err
+from ._output import err, say
 
 __all__ = ["export"]
 
@@ -37,7 +37,7 @@ def export(run_dir: Path, fmt: str, out: Path | None, weights: str | None) -> No
     """
     result = api.export(run_dir, fmt, out, weights=weights)
     for note in result.notes:
-        err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        say(err, ("note:", "yellow"), f" {note}", highlight=False)
     norm = result.normalization
     err.print(f"checkpoint {result.checkpoint}; input {result.input_shape} (height and width "
               f"multiples of {result.size_multiple}); outputs {result.outputs}; normalize "

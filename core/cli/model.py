@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from dlsuite import api
+
+from ._output import table_console
 
 __all__ = ["model_group"]
 
@@ -35,4 +36,4 @@ def summary(config: str, as_json: bool) -> None:
         table.add_row(f"{key} parameters", f"{info[key]:,}")
     table.add_row("input shape", str(info["input_shape"]))
     table.add_row("output shape", str(info["output_shape"]))
-    Console().print(table)
+    table_console().print(table)

@@ -7,10 +7,11 @@ import json
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from dlsuite import api
 
-from ._output import out
+from ._output import out, say
 
 __all__ = ["plugins_command"]
 
@@ -50,9 +51,9 @@ def _print_problems(out: Console, broken: list[dict], failures: list[dict] | Non
     if failures is None:
         return
     for f in failures:
-        out.print(f"[red]FAIL[/red] {f['kind']} {f['name']} ({f['plugin']}): {f['error']}")
+        say(out, ("FAIL", "red"), f" {f['kind']} {f['name']} ({f['plugin']}): {f['error']}")
     if not failures:
-        out.print("[green]all factories import[/green]")
+        say(out, ("all factories import", "green"))
 
 
 def _print_plugins(out: Console, description: dict) -> None:
@@ -73,8 +74,9 @@ def _print_kind(out: Console, kind: str, entries: list[dict]) -> None:
         if "gives" in e:  # a post-processor: what it takes and gives (typed chains)
             takes = " or ".join(e["accepts"]) if e["accepts"] else "any (undeclared)"
             caption += f" (takes {takes}; gives {e['gives'] or 'undeclared'})"
-        table = Table(title=f"{e['name']}  [dim]({e['plugin']}, {e['distribution']} "
-                            f"{e['version'] or ''})[/dim]", caption=caption or None,
+        table = Table(title=Text.assemble(f"{e['name']}  ", (
+                          f"({e['plugin']}, {e['distribution']} {e['version'] or ''})", "dim")),
+                      caption=caption or None,
                       title_justify="left")
         for col in ("parameter", "type", "default", "help"):
             table.add_column(col)

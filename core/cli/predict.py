@@ -14,7 +14,7 @@ from rich.table import Table
 
 from dlsuite import api
 
-from ._output import console_logging, err
+from ._output import console_logging, err, say
 
 __all__ = ["predict"]
 
@@ -129,7 +129,7 @@ def predict(run_dir: Path, input_path: Path, out_dir: Path | None, weights: str 
     if quiet:
         return
     for note in summary.notes:
-        err.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        say(err, ("note:", "yellow"), f" {note}", highlight=False)
     table = Table("input", "shape", "objects", "CTC", title=f"{summary.checkpoint}")
     for row in summary.rows:
         table.add_row(row["name"], "x".join(map(str, row["shape"])),

@@ -11,13 +11,12 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from dlsuite import api
 from dlsuite.errors import DlsuiteInputError
 
-from ._output import announce_migration, console_logging, test_metric_rows
+from ._output import announce_migration, console_logging, table_console, test_metric_rows
 
 __all__ = ["train", "run"]
 
@@ -46,7 +45,7 @@ def _announce(quiet: bool, verbose: bool):
 def _summary(result, quiet: bool) -> None:
     if quiet:
         return
-    console = Console(stderr=True)
+    console = table_console(stderr=True)
     table = Table(title=f"run {result.run_dir}", title_justify="left", show_header=False)
     train = result.metrics.get("train", {})
     table.add_row("epochs", str(train.get("epochs")))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 
 from dlsuite import api
+
+from ._output import out, say
 
 __all__ = ["new_plugin_command"]
 
@@ -21,5 +22,5 @@ __all__ = ["new_plugin_command"]
 def new_plugin_command(name: str, kinds: tuple[str, ...], directory: str) -> None:
     """Write a ready-to-install plugin package for NAME (entry point, params, tests)."""
     root = api.new_plugin(name, list(kinds), directory)
-    Console().print(f"[green]created {root}[/green]\nnext: pip install -e {root} && "
+    say(out, (f"created {root}", "green"), f"\nnext: pip install -e {root} && "
                     f"dlsuite plugins && pytest {root}/tests")

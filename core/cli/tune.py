@@ -16,12 +16,11 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from dlsuite import api
 
-from ._output import console_logging
+from ._output import console_logging, table_console
 
 __all__ = ["tune"]
 
@@ -72,4 +71,4 @@ def tune(run_dir: str, weights: str, metric: str | None, seconds: float | None,
         table.add_row(key, json.dumps(value))
     table.add_row("written to", str(output if output is not None
                                     else Path(run_dir) / "postprocess.json"))
-    Console().print(table)
+    table_console().print(table)

@@ -35,8 +35,8 @@ def _cells(row: MigrationRow) -> tuple[str, str, str, str]:
 def format_migration(rows: list[MigrationRow]):
     """A rich Table with columns old key, value (``old -> new`` when converted), new key
     (``obsolete`` when dropped) and note, one line per row."""
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="legacy config migration", show_lines=False)
     table.add_column("old key", no_wrap=True)
@@ -44,7 +44,7 @@ def format_migration(rows: list[MigrationRow]):
     table.add_column("new key", overflow="fold")
     table.add_column("note", overflow="fold", ratio=1)
     for row in rows:
-        table.add_row(*(escape(cell) for cell in _cells(row)))
+        table.add_row(*(Text(cell) for cell in _cells(row)))  # never read as markup
     return table
 
 
