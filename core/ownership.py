@@ -26,20 +26,23 @@ import shutil
 import time
 import uuid
 from pathlib import Path, PurePosixPath
-from typing import Iterable
+from typing import Callable, Iterable
 
 import attrs
 
 from .errors import DlsuiteInputError
 from .fileio import write_json_atomic
 
-__all__ = ["MARKERS", "Marker", "OwnedFolder", "output_error"]
+__all__ = ["LOCK_FILE", "MARKERS", "Marker", "OwnedFolder", "output_error"]
 
 log = logging.getLogger("dlsuite")
 
 #: The marker file of each kind of folder dlsuite writes.
 MARKERS = {"run": ".dlsuite-run", "predict": ".dlsuite-predict", "prepare": ".dlsuite-prepare",
            "sweep": ".dlsuite-sweep", "track": ".dlsuite-track"}
+#: The lock file of a folder a process is writing (:mod:`dlsuite.folder_lock`): dlsuite's
+#: own, never a user's file, never removed.
+LOCK_FILE = ".dlsuite-lock"
 #: Kinds whose marker carries a random id and the creation time; a ``prepare`` marker has
 #: neither, so converting the same data twice gives identical folders.
 _STAMPED = frozenset({"run", "predict", "sweep"})
@@ -111,8 +114,10 @@ class OwnedFolder:
         return marker
 
     def is_empty(self) -> bool:
-        """True when the folder does not exist or holds nothing (hidden files count)."""
-        return not self.root.is_dir() or next(self.root.iterdir(), None) is None
+        """True when the folder does not exist or holds nothing (hidden files count) but
+        dlsuite's lock file (:mod:`dlsuite.folder_lock`)."""
+        return not self.root.is_dir() or next(
+            (p for p in self.root.iterdir() if p.name != LOCK_FILE), None) is None
 
     def _write(self, marker: Marker) -> Marker:
         try:
@@ -152,7 +157,7 @@ class OwnedFolder:
             path = self.root / entry
             found = [path] if path.exists() or path.is_symlink() else []
         root = self.root.resolve()
-        return [p for p in found if p != self.marker_path
+        return [p for p in found if p != self.marker_path and p.name != LOCK_FILE
                 and (p.parent.resolve() == root or root in p.parent.resolve().parents)]
 
     def remove_written(self) -> list[Path]:
@@ -181,18 +186,20 @@ class OwnedFolder:
         if not self.root.is_dir():
             return []
         marker = self.read()
-        tops = {self.marker_path.name}
+        tops = {self.marker_path.name, LOCK_FILE}
         tops.update(PurePosixPath(e).parts[0] for e in (marker.written if marker else ())
                     if _safe_entry(e))
         return sorted(p for p in self.root.iterdir()
                       if not any(fnmatch.fnmatchcase(p.name, t) for t in tops))
 
     def claim(self, *, overwrite: bool, written: Iterable[str] = (), holds: str,
-              hint: str) -> Marker:
+              hint: str, before_write: Callable[[], None] | None = None) -> Marker:
         """Apply the reuse rule (module docstring) and return the new marker recording
         ``written``. Refusals are DlsuiteInputError naming the folder: a path that is not a
         folder; a non-empty folder without the marker (also with ``overwrite``); a folder with
-        the marker without ``overwrite`` (``"<root> already holds <holds>; <hint>"``)."""
+        the marker without ``overwrite`` (``"<root> already holds <holds>; <hint>"``).
+        ``before_write`` is called after those checks and before anything is removed or
+        written (e.g. to take the folder's lock; it may refuse too)."""
         root = self.root
         if root.exists() and not root.is_dir():
             raise DlsuiteInputError(f"{root}: exists and is not a folder")
@@ -203,6 +210,9 @@ class OwnedFolder:
                     f"{root} is not empty and was not written by dlsuite (no "
                     f"{MARKERS[self.kind]} marker): nothing in it is deleted or replaced, not "
                     "even with --overwrite; choose an empty or new folder")
+        if before_write is not None:
+            before_write()
+        if marker is None:
             return self.create(written)
         if not overwrite:
             raise DlsuiteInputError(f"{root} already holds {holds}; {hint}")

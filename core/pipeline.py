@@ -30,6 +30,7 @@ from .errors import DlsuiteInputError
 from .fileio import write_json_atomic
 from .logging.handlers import attached
 from .registry import Registry, get_registry
+from . import folder_lock
 from .rundir import RunDir, package_versions, prepare_run_dir
 from .steps import (Predictions, RunContext, SamplePrediction, TrainingDiverged,
                     TrainingInterrupted, TrainOutput, open_predictor, progress, resolve_halo,
@@ -115,7 +116,20 @@ def _start(loaded: LoadedConfig, *, resume: bool, overwrite: bool, quiet: bool,
     else:
         run_dir = prepare_run_dir(loaded.config.output_dir, resume=resume, overwrite=overwrite,
                                   loaded=loaded, registry=registry)
-    return RunContext(loaded, registry, run_dir, quiet=quiet, distribution=dist)
+    try:
+        return RunContext(loaded, registry, run_dir, quiet=quiet, distribution=dist)
+    except BaseException:
+        folder_lock.release(run_dir.root)
+        raise
+
+
+@contextmanager
+def _unlocked_after(ctx: RunContext) -> Iterator[None]:
+    """Release the run directory's lock (taken by ``prepare_run_dir``) on the way out."""
+    try:
+        yield
+    finally:
+        folder_lock.release(ctx.run.root)
 
 
 @contextmanager
@@ -140,9 +154,9 @@ def train(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False
     :class:`TrainingDiverged` when the loss became NaN.
     """
     ctx = _start(loaded, resume=resume, overwrite=overwrite, quiet=quiet, registry=registry)
-    from .training import fit  # TensorFlow: only once the input was checked
+    with _unlocked_after(ctx), _scratch_removed(ctx), _file_log(ctx.run), _wandb_finished(ctx):
+        from .training import fit  # TensorFlow: only once the input was checked
 
-    with _scratch_removed(ctx), _file_log(ctx.run), _wandb_finished(ctx):
         out = fit(ctx, resume=resume)
         run_id = ctx.wandb.id
     return RunResult(_result_dir(ctx), {**out.metrics, "notes": ctx.notes}, out.history, run_id)
@@ -331,10 +345,10 @@ def run(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False,
     if problems:
         raise ConfigError(problems, loaded.source)
     ctx = _start(loaded, resume=resume, overwrite=overwrite, quiet=quiet, registry=registry)
-    from .training import fit  # TensorFlow: only once the input was checked
-
     formats = ctx.config.export.formats
-    with _scratch_removed(ctx), _file_log(ctx.run), _wandb_finished(ctx):
+    with _unlocked_after(ctx), _scratch_removed(ctx), _file_log(ctx.run), _wandb_finished(ctx):
+        from .training import fit  # TensorFlow: only once the input was checked
+
         trained = fit(ctx, resume=resume, log_model=not formats)
         if not ctx.distribution.is_chief:  # prediction and the report: the chief's alone
             return RunResult(_result_dir(ctx), {"train": trained.metrics["train"],

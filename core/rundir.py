@@ -234,7 +234,13 @@ def prepare_run_dir(output_dir: str | os.PathLike, *, resume: bool = False,
       (:func:`resume_changes`); nothing is deleted but stale temporary files.
     ``resume`` and ``overwrite`` together are refused. A location that cannot be written
     (read-only, full) is DlsuiteInputError naming it.
+
+    The returned run directory is locked for this process (:mod:`dlsuite.folder_lock`;
+    the caller releases it with ``folder_lock.release(run.root)``): a run directory another
+    process is writing is refused (DlsuiteInputError naming it and that process) before
+    anything in it is removed or written.
     """
+    from . import folder_lock
     from .ownership import OwnedFolder, output_error
 
     if resume and overwrite:
@@ -244,23 +250,36 @@ def prepare_run_dir(output_dir: str | os.PathLike, *, resume: bool = False,
         raise DlsuiteInputError(f"{run.root}: output_dir exists and is not a folder")
     folder = OwnedFolder(run.root, "run")
     entries = _run_entries(loaded)
-    if resume:
-        if not run.resume_state.is_file():
-            raise DlsuiteInputError(
-                f"{run.root}: nothing to resume (no {run.resume_state.relative_to(run.root)}); "
-                "run without --resume to start a new run")
-        if loaded is not None:
-            resume_changes(run, loaded, registry)
-        folder.record(entries)  # also adopts a run written before the marker existed
-        _remove_stale_temporaries(run)
-    else:
-        folder.claim(overwrite=overwrite, written=entries, holds="a run",
-                     hint="pass --resume to continue it or --overwrite to replace it, or "
-                          "choose another output_dir")
+
+    locked = []
+
+    def lock() -> None:
+        folder_lock.acquire(run.root, "output_dir")
+        locked.append(run.root)
+
     try:
+        if resume:
+            if not run.resume_state.is_file():
+                raise DlsuiteInputError(
+                    f"{run.root}: nothing to resume (no "
+                    f"{run.resume_state.relative_to(run.root)}); run without --resume to start "
+                    "a new run")
+            lock()
+            if loaded is not None:
+                resume_changes(run, loaded, registry)
+            folder.record(entries)  # also adopts a run written before the marker existed
+            _remove_stale_temporaries(run)
+        else:
+            folder.claim(overwrite=overwrite, written=entries, holds="a run",
+                         hint="pass --resume to continue it or --overwrite to replace it, or "
+                              "choose another output_dir", before_write=lock)
         return run.make()
-    except OSError as exc:
-        raise output_error(exc.filename or run.root, exc) from None
+    except BaseException as exc:
+        for root in locked:
+            folder_lock.release(root)
+        if isinstance(exc, OSError):
+            raise output_error(exc.filename or run.root, exc) from None
+        raise
 
 
 def read_json(path: str | os.PathLike) -> Any:

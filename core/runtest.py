@@ -64,9 +64,10 @@ def test_run(target: Any, *, weights: str = "best", quiet: bool = False,
     the trained run) with its ``weights`` checkpoint (``best`` / ``last``). DlsuiteInputError
     naming the folder when it holds no run or no such checkpoint, or when the config has no
     existing ``data.test``."""
+    from . import folder_lock
     from .inference import choose_checkpoint
     from .ownership import OwnedFolder
-    from .steps import RunContext, TrainOutput
+    from .steps import RunContext
 
     registry = registry or get_registry()
     if weights not in ("best", "last"):
@@ -85,11 +86,20 @@ def test_run(target: Any, *, weights: str = "best", quiet: bool = False,
     folder = f"{TEST_FOLDER}/{weights}"
     config = attrs.evolve(loaded.config, inference=attrs.evolve(
         loaded.config.inference, weights=weights, output_folder=folder))
-    OwnedFolder(run.root, "run").record([TEST_FOLDER])  # before anything is written
-    ctx = RunContext(attrs.evolve(loaded, config=config), registry, run, quiet=quiet)
+    with folder_lock.held(run.root, "run"):  # not while another process writes the run
+        OwnedFolder(run.root, "run").record([TEST_FOLDER])  # before anything is written
+        return _test(RunContext(attrs.evolve(loaded, config=config), registry, run,
+                                quiet=quiet), checkpoint, weights, test, folder,
+                     logged=loaded.config.inference.weights)
 
+
+def _test(ctx, checkpoint: Path, weights: str, test: str, folder: str, *,
+          logged: str) -> TestResult:
+    """The test of :func:`test_run` once its input is checked and the run is locked."""
     from . import pipeline  # TensorFlow: only once the input was checked
+    from .steps import TrainOutput
 
+    run = ctx.run
     trained = TrainOutput(checkpoint, [], {}, 0)
     preds = pipeline.postprocess_step(ctx, pipeline.predict_step(ctx, trained))
     exported = pipeline.export_step(ctx, preds)
@@ -100,8 +110,7 @@ def test_run(target: Any, *, weights: str = "best", quiet: bool = False,
     results = run.root / folder
     results.mkdir(parents=True, exist_ok=True)
     write_json_atomic(results / "metrics.json", metrics)
-    _record(ctx, results, preds.samples, evaluation.metrics, weights,
-            logged=loaded.config.inference.weights)
+    _record(ctx, results, preds.samples, evaluation.metrics, weights, logged=logged)
     return TestResult(run.root, results, checkpoint, metrics)
 
 

@@ -118,8 +118,10 @@ def tune_run(run_dir, *, weights: str = "best", metric: str | None = None,
     with nothing to tune, an existing ``postprocess.json`` without ``overwrite``, a bad
     ``metric``/``seconds``, a chain that does not fit, an ``output`` that may not be
     written; also when ``data.val`` holds no annotated frame."""
+    from contextlib import nullcontext
     from pathlib import Path
 
+    from . import folder_lock
     from .errors import DlsuiteInputError
     from .inference import choose_checkpoint
     from .registry import get_registry
@@ -173,7 +175,9 @@ def tune_run(run_dir, *, weights: str = "best", metric: str | None = None,
                       tune_seconds=float(seconds or cfg.evaluation.tune_seconds))
     ctx = RunContext(attrs.evolve(loaded, config=attrs.evolve(cfg, evaluation=ev)), registry,
                      run, quiet=quiet)
-    result = tune_step(ctx, TrainOutput(checkpoint, [], {}, 0), write=output is None)
+    # writing postprocess.json: not while another process writes the run
+    with folder_lock.held(run.root, "run") if output is None else nullcontext():
+        result = tune_step(ctx, TrainOutput(checkpoint, [], {}, 0), write=output is None)
     if result is None:  # tune_step noted why
         raise DlsuiteInputError(f"{cfg.data.val}: " + "; ".join(ctx.notes))
     if output is not None:
