@@ -1,12 +1,13 @@
 """What dlsuite wrote into a folder, so that replacing it never touches anything else.
 
 A folder dlsuite writes into (a run directory, a ``predict`` output folder, a ``prepare``
-destination) holds a marker file only dlsuite writes: ``.dlsuite-run``, ``.dlsuite-predict``
-``.dlsuite-prepare`` or ``.dlsuite-track``. It records the kind, an id and when it was created (run and predict
-folders; a prepare marker has neither, so equal conversions give equal folders) and
-``written``: the entries dlsuite wrote (or was about to write: they are recorded *before* the
-writing, so an interrupted writer leaves nothing unrecorded). An entry is a path relative to the folder
-(``/``-separated; a folder stands for everything in it) or a glob pattern of such paths.
+destination, a ``track`` output) holds a marker file only dlsuite writes: ``.dlsuite-run``,
+``.dlsuite-predict``, ``.dlsuite-prepare`` or ``.dlsuite-track``. It records the kind, an id
+and when it was created (run and predict folders; a prepare marker has neither, so equal
+conversions give equal folders) and ``written``: the entries dlsuite wrote (or was about to
+write: they are recorded *before* the writing, so an interrupted writer leaves nothing
+unrecorded). An entry is a path relative to the folder (``/``-separated; a folder stands for
+everything in it) or a glob pattern of such paths.
 
 :meth:`OwnedFolder.claim` is the reuse rule of every such folder: a new or empty folder is
 claimed; a non-empty folder without the marker was not written by dlsuite and is refused,

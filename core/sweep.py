@@ -40,6 +40,7 @@ from .config.overrides import path_steps
 from .errors import DlsuiteInputError
 from .fileio import write_json_atomic
 from .logging.wandb_run import JOB_SWEEP_TRIAL
+from . import folder_lock
 from .ownership import OwnedFolder
 from .registry import Registry, get_registry
 from .rundir import RunDir
@@ -346,101 +347,113 @@ def run_sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = Non
         raise _bad(sweep.path, "parameters", "the sweep has no trial")
     base = _validate(sweep, trials, out, registry)
     folder = OwnedFolder(out, "sweep")
-    if resume:
-        if folder.read() is None:
-            raise DlsuiteInputError(f"{out}: no sweep to resume here; run without --resume")
-        state = _load_state(out, sweep, trials)
-        trials = [Trial(t["name"], t["overrides"]) for t in state["trials"]]
-    else:
-        folder.claim(overwrite=False, written=[SWEEP_FILE, "trial-*"], holds="a sweep",
-                     hint="pass --resume to continue it, or choose another --output")
-        state = {"sweep": json.loads(json.dumps(sweep.data, default=str)), "name": sweep.name,
-                 "base": str(sweep.base), "method": sweep.method, "metric": sweep.metric,
-                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                 "trials": [{"name": t.name, "overrides": t.overrides, "status": "pending",
-                             "exit_code": None, "run_dir": str(out / t.name)}
-                            for t in trials]}
-        write_json_atomic(out / SWEEP_FILE, state)
-    entries = state["trials"]
-    todo = [e for e in entries if e["status"] != "finished"]
-    for e in entries:
-        if e["status"] == "finished":
-            e["skipped"] = True
-    running: list[tuple[dict, subprocess.Popen]] = []
-    stop: list[int] = []
+    locked: list[Path] = []
 
-    def forward(signum, frame):  # the trials save a resumable state; no new trial starts
-        if not stop:
-            log.warning("%s: stopping the sweep after the running trial(s) saved their state",
-                        signal.Signals(signum).name)
-        stop.append(signum)
-        for _, proc in running:
-            if proc.poll() is None:
-                proc.send_signal(signum)
+    def lock() -> None:  # not while another process runs this sweep
+        folder_lock.acquire(out, "--output")
+        locked.append(out)
 
-    def save() -> None:
-        write_json_atomic(out / SWEEP_FILE, state)
-
-    handlers = {}
     try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            handlers[signum] = signal.signal(signum, forward)
-    except ValueError:  # not the main thread: no signal handling
-        handlers = {}
-    try:
-        queue = list(todo)
-        while queue or running:
-            while queue and len(running) < parallel and not stop:
-                entry = queue.pop(0)
-                trial = Trial(entry["name"], entry["overrides"])
-                cmd = _command(sweep, trial_overrides(sweep, trial, out, base),
-                               _flags(out / trial.name))
-                entry.update(status="running", exit_code=None)
-                save()
-                if on_trial:
-                    on_trial(dict(entry))
-                # quiet or side by side: the trial's own lines are kept, not shown (a file,
-                # not a pipe, so a talkative trial never blocks on a full pipe)
-                hidden = quiet or parallel > 1
-                errors = tempfile.TemporaryFile("w+", encoding="utf-8") if hidden else None
-                proc = subprocess.Popen(cmd, env={**os.environ},
-                                        stdout=subprocess.DEVNULL if hidden else None,
-                                        stderr=errors, text=True, start_new_session=True)
-                proc.errors = errors  # type: ignore[attr-defined]
-                running.append((entry, proc))
-            if stop and queue:
-                queue.clear()
-            time.sleep(0.2)
-            for item in list(running):
-                entry, proc = item
+        if resume:
+            if folder.read() is None:
+                raise DlsuiteInputError(f"{out}: no sweep to resume here; run without --resume")
+            lock()
+            state = _load_state(out, sweep, trials)
+            trials = [Trial(t["name"], t["overrides"]) for t in state["trials"]]
+        else:
+            folder.claim(overwrite=False, written=[SWEEP_FILE, "trial-*"], holds="a sweep",
+                         hint="pass --resume to continue it, or choose another --output",
+                         before_write=lock)
+            state = {"sweep": json.loads(json.dumps(sweep.data, default=str)),
+                     "name": sweep.name, "base": str(sweep.base), "method": sweep.method, "metric": sweep.metric,
+                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                     "trials": [{"name": t.name, "overrides": t.overrides, "status": "pending",
+                                 "exit_code": None, "run_dir": str(out / t.name)}
+                                for t in trials]}
+            write_json_atomic(out / SWEEP_FILE, state)
+        entries = state["trials"]
+        todo = [e for e in entries if e["status"] != "finished"]
+        for e in entries:
+            if e["status"] == "finished":
+                e["skipped"] = True
+        running: list[tuple[dict, subprocess.Popen]] = []
+        stop: list[int] = []
+
+        def forward(signum, frame):  # the trials save a resumable state; no new trial starts
+            if not stop:
+                log.warning("%s: stopping the sweep after the running trial(s) saved their state",
+                            signal.Signals(signum).name)
+            stop.append(signum)
+            for _, proc in running:
                 if proc.poll() is None:
-                    continue
-                running.remove(item)
-                err = ""
-                if proc.errors is not None:  # type: ignore[attr-defined]
-                    proc.errors.seek(0)  # type: ignore[attr-defined]
-                    err = proc.errors.read()  # type: ignore[attr-defined]
-                    proc.errors.close()  # type: ignore[attr-defined]
-                entry.update(exit_code=proc.returncode,
-                             status=_STATUS.get(proc.returncode, "failed"))
-                if proc.returncode not in (0, 130, 143) and err:
-                    entry["error"] = err.strip().splitlines()[-1][:500]
+                    proc.send_signal(signum)
+
+        def save() -> None:
+            write_json_atomic(out / SWEEP_FILE, state)
+
+        handlers = {}
+        try:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                handlers[signum] = signal.signal(signum, forward)
+        except ValueError:  # not the main thread: no signal handling
+            handlers = {}
+        try:
+            queue = list(todo)
+            while queue or running:
+                while queue and len(running) < parallel and not stop:
+                    entry = queue.pop(0)
+                    trial = Trial(entry["name"], entry["overrides"])
+                    cmd = _command(sweep, trial_overrides(sweep, trial, out, base),
+                                   _flags(out / trial.name))
+                    entry.update(status="running", exit_code=None)
+                    save()
+                    if on_trial:
+                        on_trial(dict(entry))
+                    # quiet or side by side: the trial's own lines are kept, not shown (a file,
+                    # not a pipe, so a talkative trial never blocks on a full pipe)
+                    hidden = quiet or parallel > 1
+                    errors = tempfile.TemporaryFile("w+", encoding="utf-8") if hidden else None
+                    proc = subprocess.Popen(cmd, env={**os.environ},
+                                            stdout=subprocess.DEVNULL if hidden else None,
+                                            stderr=errors, text=True, start_new_session=True)
+                    proc.errors = errors  # type: ignore[attr-defined]
+                    running.append((entry, proc))
+                if stop and queue:
+                    queue.clear()
+                time.sleep(0.2)
+                for item in list(running):
+                    entry, proc = item
+                    if proc.poll() is None:
+                        continue
+                    running.remove(item)
+                    err = ""
+                    if proc.errors is not None:  # type: ignore[attr-defined]
+                        proc.errors.seek(0)  # type: ignore[attr-defined]
+                        err = proc.errors.read()  # type: ignore[attr-defined]
+                        proc.errors.close()  # type: ignore[attr-defined]
+                    entry.update(exit_code=proc.returncode,
+                                 status=_STATUS.get(proc.returncode, "failed"))
+                    if proc.returncode not in (0, 130, 143) and err:
+                        entry["error"] = err.strip().splitlines()[-1][:500]
+                    save()
+                    if on_trial:
+                        on_trial(dict(entry))
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+            for entry, proc in running:  # an unexpected error here: stop the trials cleanly
+                proc.send_signal(signal.SIGTERM)
+                proc.wait()
+                entry.update(status="interrupted", exit_code=proc.returncode)
+            if running:
                 save()
-                if on_trial:
-                    on_trial(dict(entry))
+        result = SweepResult(out, sweep.name, entries, sweep.metric, _best(out, entries, sweep))
+        if stop:
+            raise SweepInterrupted(stop[0], result, sweep.path)
+        return result
     finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-        for entry, proc in running:  # an unexpected error here: stop the trials cleanly
-            proc.send_signal(signal.SIGTERM)
-            proc.wait()
-            entry.update(status="interrupted", exit_code=proc.returncode)
-        if running:
-            save()
-    result = SweepResult(out, sweep.name, entries, sweep.metric, _best(out, entries, sweep))
-    if stop:
-        raise SweepInterrupted(stop[0], result, sweep.path)
-    return result
+        for root in locked:
+            folder_lock.release(root)
 
 
 def _best(out: Path, entries: list, sweep: Sweep) -> dict | None:

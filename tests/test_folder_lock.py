@@ -109,3 +109,22 @@ def test_the_cli_refuses_a_run_directory_in_use(tmp_path, holder):
         assert len(lines) == 1 and "in use by another dlsuite process" in lines[0]
         assert f"pid {proc.pid}" in lines[0]
     assert (tmp_path / "run" / "history.csv").read_text() == "epoch\n0\n"
+
+
+def test_a_sweep_in_progress_is_not_resumed_twice(tmp_path, holder):
+    """``dlsuite sweep --resume`` of a sweep another process is running would start its
+    trials a second time: refused, naming the holder, the sweep file untouched."""
+    from test_compare import GRID, _base, _write
+
+    from dlsuite.ownership import OwnedFolder
+
+    _base(tmp_path)
+    sweep_file = _write(tmp_path, "grid.yaml", GRID)
+    out = tmp_path / "sweep"
+    OwnedFolder(out, "sweep").create(["sweep.json", "trial-*"])
+    (out / "sweep.json").write_text("{}")
+    proc = holder(out)
+    result = run_cli("sweep", str(sweep_file), "-o", str(out), "--resume", timeout=120)
+    assert result.returncode == 2 and f"pid {proc.pid}" in result.stderr, result.stderr
+    assert "in use by another dlsuite process" in result.stderr
+    assert (out / "sweep.json").read_text() == "{}"

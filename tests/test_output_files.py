@@ -59,7 +59,8 @@ def test_evaluate_outputs_never_replace_a_users_file(labels, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["metrics"]["SEG"] == pytest.approx(1.0)
     assert frames.read_text().startswith("sequence,frame,")
-    line = _error_line(run_cli("evaluate", str(res), str(gt), "-o", str(tmp_path / "no" / "m.json")))
+    line = _error_line(run_cli("evaluate", str(res), str(gt), "-o",
+                               str(tmp_path / "no" / "m.json")))
     assert "does not exist" in line
 
 
