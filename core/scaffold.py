@@ -238,6 +238,14 @@ def _kinds(kind: str | Iterable[str]) -> list[str]:
     return kinds
 
 
+def contributions(name: str, kind: str | Iterable[str]) -> dict[str, str]:
+    """``{registry kind: contribution name}`` of plugin ``name`` contributing ``kind``
+    (``{"architectures": "foo"}``; with several kinds each is ``<name>_<kind>``)."""
+    kinds = _kinds(kind)
+    return {KINDS[k].hook.removeprefix("dlsuite_"): name if len(kinds) == 1 else f"{name}_{k}"
+            for k in kinds}
+
+
 def new_plugin(name: str, kind: str | Iterable[str], directory: str | Path) -> Path:
     """Write the skeleton of plugin ``name`` contributing ``kind`` (one kind, several, or a
     comma-separated string) into ``directory/dlsuite-<name>``; with several kinds each

@@ -112,6 +112,14 @@ def test_new_plugin_refuses_bad_name_and_existing_folder(tmp_path):
     assert run_cli("new-plugin", "ok_name", "-d", str(tmp_path)).returncode == 0
     proc = run_cli("new-plugin", "ok_name", "-d", str(tmp_path))
     assert proc.returncode == 2 and "already exists" in proc.stderr
+    # a name an installed plugin already provides for that kind: the new plugin's own tests
+    # would exercise that one (dlsuite's unet, its dice loss), so it is refused
+    for name, kind in (("unet", "architecture"), ("dice", "loss")):
+        proc = run_cli("new-plugin", name, "--kind", kind, "-d", str(tmp_path))
+        assert proc.returncode == 2 and f"{kind} {name!r} is already provided by" in proc.stderr
+        assert not (tmp_path / f"dlsuite-{name}").exists()
+    assert run_cli("new-plugin", "dice", "--kind", "architecture", "-d",
+                   str(tmp_path)).returncode == 0
 
 
 def tiny_run_config(tmp_path: Path, model: dict, loss: str | dict = "sparse_cce") -> Path:

@@ -195,8 +195,22 @@ def new_plugin(name: str, kind: str | Sequence[str] = "architecture",
     pyproject with the ``dlsuite`` entry point, a TF-free plugin module with the parameter
     classes and specs (the architecture declares its size multiple and receptive field), one
     factory module per kind and contract tests. Returns the package folder. Raises
-    DlsuiteInputError for a bad name or kind, or an existing folder (nothing is
-    overwritten)."""
-    from ..scaffold import new_plugin as _new_plugin
+    DlsuiteInputError for a bad name or kind, a contribution name an installed plugin (or
+    dlsuite itself) already provides for that kind (a config naming it would select that
+    one, and so would the new package's own tests), or an existing folder (nothing is
+    written or overwritten)."""
+    from ..errors import DlsuiteInputError
+    from ..plugin_failures import plugin_label
+    from ..registry import singular
+    from ..scaffold import contributions, new_plugin as _new_plugin
 
+    registry = get_registry()
+    for registry_kind, contribution in contributions(name, kind).items():
+        taken = registry.tables[registry_kind].get(contribution)
+        if taken:
+            who = " and ".join(plugin_label(e.plugin, e.dist, e.version) for e in taken)
+            raise DlsuiteInputError(
+                f"{singular(registry_kind)} {contribution!r} is already provided by {who}; "
+                "choose another NAME (a config naming it, and the new plugin's own tests, "
+                "would get that one)")
     return _new_plugin(name, kind, directory)
