@@ -83,8 +83,8 @@ def compare(runs: tuple[str, ...], metric: str | None, as_json: bool, plot: str 
     for r in comparison.runs:
         table.add_row(r.name, *(_fmt(r.config.get(k)) for k in comparison.differing_keys),
                       *(_fmt(r.metrics.get(m)) for m in metrics))
-    table_console(width=max(120, 18 * (1 + len(comparison.differing_keys) + len(metrics)))
-            ).print(table)
+    width = max(120, 18 * (1 + len(comparison.differing_keys) + len(metrics)))
+    table_console(width=width).print(table)
     if plot:
         say(err, (f"wrote {plot}", "green"))
 
