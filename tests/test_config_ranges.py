@@ -33,6 +33,8 @@ def problems_of(data, registry=None) -> dict[str, str]:
 
 # ---- the concrete cases of the issue, in-process ----------------------------------------------
 @pytest.mark.parametrize("data, path, words", [
+    ({"datagen": {"augmentation": [{"name": "affine", "rotation": 400}]}},
+     "$.datagen.augmentation[0].rotation", "must be in [0, 360], got 400"),
     ({"optimizer": {"learning_rate": -1}}, "$.optimizer.learning_rate", "must be > 0, got -1"),
     ({"optimizer": {"learning_rate": -0.01}}, "$.optimizer.learning_rate", "got -0.01"),
     ({"optimizer": {"learning_rate": float("nan")}}, "$.optimizer.learning_rate",

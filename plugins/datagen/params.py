@@ -158,8 +158,9 @@ class MarksParams:
 class AffineParams:
     """``affine``: random rotation, shift and zoom (one interpolation for all three)."""
 
-    rotation: float = param(30.0, help="maximum rotation in degrees (uniform in [-r, r])",
-                            validator=non_negative())
+    rotation: float = param(30.0, help="maximum rotation in degrees (uniform in [-r, r]; "
+                                       "180 or 360: any angle)",
+                            validator=in_range(0, 360))
     shift: float = param(0.2, help="maximum shift as a fraction of the patch size, per axis",
                          validator=in_range(0, 0.5, hi_open=True))
     zoom: float = param(0.2, help="zoom factor drawn uniformly in [1 - zoom, 1 + zoom]",
