@@ -15,8 +15,8 @@ import numpy as np
 from dlsuite.data.ctc import res_folder, sequence_name, write_result
 from dlsuite.errors import DataError
 
-from .gapfill import gap_fill
-from .tracker import track
+from .gapfill import gap_fill, gap_fill_problem
+from .tracker import linking_problem, track
 
 __all__ = ["track_folder", "label_problem"]
 
@@ -117,6 +117,10 @@ def track_folder(
     from dlsuite.ownership import OwnedFolder
 
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    for problem in (linking_problem(max_distance, min_overlap, gap_closing),
+                    gap_fill_problem(sigma, min_size)):
+        if problem is not None:  # the cheapest refusal: before any file is read
+            raise DataError(problem)
     files = _videos(input_dir)
     for path in files:  # headers first: the cheapest refusals
         info = read_info(path)

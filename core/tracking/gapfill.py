@@ -18,7 +18,7 @@ from dlsuite.errors import DataError
 
 from .labels import as_label_video, check_video
 
-__all__ = ["gap_fill", "smooth_mask_video"]
+__all__ = ["gap_fill", "gap_fill_problem", "smooth_mask_video"]
 
 
 def smooth_mask_video(mask_video, sigma: float = 2.0) -> np.ndarray:
@@ -28,6 +28,14 @@ def smooth_mask_video(mask_video, sigma: float = 2.0) -> np.ndarray:
     along_rows = ndi.gaussian_filter(mask, sigma=(sigma, sigma, 0))
     along_cols = ndi.gaussian_filter(mask, sigma=(sigma, 0, sigma))
     return 0.5 * (along_rows + along_cols)
+
+
+def gap_fill_problem(sigma: float, min_size: int) -> str | None:
+    """Why these options of :func:`gap_fill` are refused, or None (NaN is refused too)."""
+    if not 0 <= sigma < float("inf") or not min_size >= 0:
+        return (f"gap_fill: sigma must be finite and >= 0 and min_size >= 0 (got {sigma}, "
+                f"{min_size})")
+    return None
 
 
 def gap_fill(mask_video, sigma: float = 2.0, threshold: float = 1 / 255,
@@ -40,9 +48,9 @@ def gap_fill(mask_video, sigma: float = 2.0, threshold: float = 1 / 255,
     fewer than ``min_size`` pixels removed. Labels are not linked across frames (see
     :func:`dlsuite.tracking.track`).
     """
-    if not 0 <= sigma < float("inf") or min_size < 0:  # NaN fails too
-        raise DataError(f"gap_fill: sigma must be finite and >= 0 and min_size >= 0 (got {sigma}, "
-                        f"{min_size})")
+    problem = gap_fill_problem(sigma, min_size)
+    if problem is not None:
+        raise DataError(problem)
     video = check_video(mask_video, "mask video", integer=False)
     filled = (smooth_mask_video(video, sigma) > threshold) | (video != 0)
     out = np.zeros(video.shape, dtype=np.uint32)

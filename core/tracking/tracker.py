@@ -31,7 +31,7 @@ from dlsuite.errors import DataError
 
 from .labels import as_label_video, check_video
 
-__all__ = ["track", "untracked"]
+__all__ = ["linking_problem", "track", "untracked"]
 
 _FORBIDDEN = 1e9
 _CUTOFF = 2.0 + 1e-6  # the largest allowed cost is 2 (no overlap, distance = max_distance)
@@ -94,6 +94,15 @@ def _segments(frames: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
+def linking_problem(max_distance: float, min_overlap: float, gap_closing: int) -> str | None:
+    """Why these linking options of :func:`track` are refused, or None when they are valid
+    (NaN fails every comparison, so it is refused too)."""
+    if not max_distance > 0 or not 0 <= min_overlap <= 1 or not gap_closing >= 0:
+        return (f"track: need max_distance > 0, 0 <= min_overlap <= 1, gap_closing >= 0 "
+                f"(got {max_distance}, {min_overlap}, {gap_closing})")
+    return None
+
+
 def track(
     label_video,
     *,
@@ -112,11 +121,9 @@ def track(
     :class:`~dlsuite.data.ctc.Track` tuples consistent with it under the CTC rules.
     """
     video = check_video(label_video)
-    if not max_distance > 0 or not 0 <= min_overlap <= 1 or gap_closing < 0:  # NaN fails too
-        raise DataError(
-            f"track: need max_distance > 0, 0 <= min_overlap <= 1, gap_closing >= 0 "
-            f"(got {max_distance}, {min_overlap}, {gap_closing})"
-        )
+    problem = linking_problem(max_distance, min_overlap, gap_closing)
+    if problem is not None:
+        raise DataError(problem)
     detections = _detections(video)
     if detections.empty:
         return np.zeros(video.shape, np.uint16), []
