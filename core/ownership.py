@@ -34,7 +34,7 @@ import attrs
 from .errors import DlsuiteInputError
 from .fileio import write_json_atomic
 
-__all__ = ["LOCK_FILE", "MARKERS", "Marker", "OwnedFolder", "output_error"]
+__all__ = ["LOCK_FILE", "MARKERS", "Marker", "OwnedFolder", "check_apart", "output_error"]
 
 log = logging.getLogger("dlsuite")
 
@@ -55,6 +55,23 @@ def output_error(path: str | os.PathLike, exc: OSError) -> DlsuiteInputError:
     reason = exc.strerror or str(exc)
     return DlsuiteInputError(f"{path}: cannot write here ({reason}); choose a writable "
                              "location with free space")
+
+
+def check_apart(out: str | os.PathLike, source: str | os.PathLike, *, what: str,
+                option: str) -> None:
+    """Refuse an output folder ``out`` that is the input folder ``source``, inside it, or
+    holds it: the outputs (``what``, e.g. ``"predictions"``) would mix with (or replace) the
+    inputs. DlsuiteInputError naming ``out``, ``source`` and the ``option`` to change."""
+    o = Path(out).expanduser().resolve()
+    i = Path(source).expanduser().resolve()
+    if o == i or i in o.parents:
+        raise DlsuiteInputError(
+            f"{out}: the output folder is the input {source} or inside it; {what} would mix "
+            f"with (or replace) the inputs. Choose a folder outside it ({option})")
+    if o in i.parents:
+        raise DlsuiteInputError(
+            f"{out}: the output folder holds the input {source}; {what} would mix with (or "
+            f"replace) the inputs. Choose a folder outside it ({option})")
 
 
 @attrs.frozen

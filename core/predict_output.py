@@ -11,7 +11,7 @@ from pathlib import Path
 import attrs
 
 from .errors import DlsuiteInputError
-from .ownership import OwnedFolder
+from .ownership import OwnedFolder, check_apart
 from .predict_inputs import InputItem, _stem
 
 #: Folders :func:`predict_folder` writes inside its output folder.
@@ -36,19 +36,9 @@ def default_output_dir(run_dir: str | os.PathLike, input_path: str | os.PathLike
 
 
 def _check_apart(out: Path, input_path: str | os.PathLike) -> None:
-    """Refuse an output folder that is the input, inside it, or holds it: predictions would
-    mix with the inputs, and ``--overwrite`` could replace them (e.g. a dataset's
-    ``labels/``)."""
-    o = out.expanduser().resolve()
-    i = Path(input_path).expanduser().resolve()
-    if o == i or i in o.parents:
-        raise DlsuiteInputError(
-            f"{out}: the output folder is the input {input_path} or inside it; predictions "
-            "would mix with (or replace) the inputs. Choose a folder outside it (-o)")
-    if o in i.parents:
-        raise DlsuiteInputError(
-            f"{out}: the output folder holds the input {input_path}; predictions would mix "
-            "with (or replace) the inputs. Choose a folder outside it (-o)")
+    """Refuse an output folder that is the input, inside it, or holds it (``--overwrite``
+    could replace the inputs, e.g. a dataset's ``labels/``)."""
+    check_apart(out, input_path, what="predictions", option="-o")
 
 
 def _planned(items: list[InputItem], postprocess: bool, ctc: bool) -> list[str]:

@@ -137,3 +137,21 @@ def test_prepare_names_a_users_file_before_asking_for_overwrite(tmp_path):
     line = _error_line(run_cli("prepare", "ctc", str(tmp_path / "videos"), str(dst)))
     assert "sequences.csv" in line and "not written by dlsuite prepare" in line
     assert (dst / "sequences.csv").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("command, dst", [
+    ("frames", "."), ("frames", "inputs"), ("ctc", "labels"), ("clips", "."),
+])
+def test_prepare_refuses_a_destination_in_its_source(tmp_path, command, dst):
+    """``prepare frames SRC SRC`` wrote the 2D frames into SRC's own inputs/ and labels/,
+    beside the videos, and broke the dataset for every later command."""
+    from dlsuite.data.example import write_example_videos
+
+    src = write_example_videos(tmp_path, n_videos=1, frames=4, size=32)["videos"]
+    before = sorted(p.relative_to(src) for p in src.rglob("*"))
+    extra = ("-T", "2") if command == "clips" else ()
+    line = _error_line(run_cli("prepare", command, str(src), str(src / dst), *extra))
+    assert "the output folder is the input" in line and "Choose a folder outside it" in line
+    assert sorted(p.relative_to(src) for p in src.rglob("*")) == before
+    # beside it: fine
+    assert run_cli("prepare", command, str(src), str(tmp_path / "out"), *extra).returncode == 0

@@ -42,7 +42,7 @@ from dlsuite.data.layouts import (
 )
 from dlsuite.data.windows import window_indices
 from dlsuite.errors import DataError, DlsuiteInputError
-from dlsuite.ownership import OwnedFolder
+from dlsuite.ownership import OwnedFolder, check_apart
 
 __all__ = [
     "CLIPS_CSV",
@@ -146,6 +146,7 @@ def videos_to_frames(
     holds frames unless ``overwrite`` (then the old ``raw_*``/``instance_ids_*`` go first).
     """
     src, dst = Path(src), Path(dst)
+    check_apart(dst, src, what="the frames", option="DST")
     labelled = (src / "labels").is_dir()
     samples = list_samples(src, layout="videos", require_labels=labelled)
     _clear_outputs(dst, _FRAME_OUTPUTS + (RELATION_CSV,), overwrite)
@@ -248,6 +249,7 @@ def frames_to_videos(
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise DataError(f"{src}: frames folder not found")
+    check_apart(dst, src, what="the videos", option="DST")
     relation = read_relation(csv)
     kinds = [k for k in _KINDS if (src / k).is_dir()]
     pairs = [(src / k, dst / k) for k in kinds] or [(src, dst)]
@@ -292,6 +294,7 @@ def make_clips(
     if T < 1 or every < 1:
         raise DlsuiteInputError(f"make_clips needs T >= 1 and every >= 1, got T={T}, every={every}")
     src, dst = Path(src), Path(dst)
+    check_apart(dst, src, what="the clips", option="DST")
     rows, index = [], 0
     samples = list_samples(src, layout=layout, require_labels=True)
     _clear_outputs(dst, _FRAME_OUTPUTS + (CLIPS_CSV,), overwrite)
@@ -393,6 +396,7 @@ def videos_to_ctc(
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise DataError(f"{src}: folder not found")
+    check_apart(dst, src, what="the CTC sequences", option="DST")
     files, inputs_dir = _label_videos(src)
     owned = _clear_outputs(dst, _ctc_outputs, overwrite)
     owned.record([SEQUENCES_CSV])

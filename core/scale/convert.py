@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..fileio import atomic_write
-from ..ownership import OwnedFolder
+from ..ownership import OwnedFolder, check_apart
 from .omezarr import _create_image, is_omezarr, open_source
 
 __all__ = ["tiffs_to_omezarr", "omezarr_to_tiffs"]
@@ -48,6 +48,7 @@ def tiffs_to_omezarr(src: str | os.PathLike, dst: str | os.PathLike, *,
     """Convert every TIFF directly in ``src`` to ``dst/<name>.ome.zarr``; returns them.
     DataError naming a file that is not a 2D or 2D+t image, before anything is written."""
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
+    check_apart(dst, src, what="the OME-Zarr images", option="DST")
     files = _inputs(src, lambda p: p.is_file() and p.suffix.lower() in (".tif", ".tiff"))
     sources = [open_source(p) for p in files]  # headers only: bad files fail here
     planned = [f"{s.name}.ome.zarr" for s in sources]
@@ -93,6 +94,7 @@ def omezarr_to_tiffs(src: str | os.PathLike, dst: str | os.PathLike, *,
     import tifffile
 
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
+    check_apart(dst, src, what="the TIFFs", option="DST")
     folders = [src] if is_omezarr(src) else _inputs(src, is_omezarr)
     sources = [open_source(p) for p in folders]
     planned = [f"{s.name}.tif" for s in sources]
