@@ -133,6 +133,42 @@ def test_class_distance_border_weight_moves_the_loss_to_the_outline():
         ClassDistanceParams(border_pool=4)
 
 
+def test_class_distance_lovasz_is_one_minus_iou_on_hard_predictions():
+    """On 0/1 probabilities the Lovasz extension equals the Jaccard loss itself, per image
+    (Berman et al. 2018): the cce_lovasz loss minus the cce loss is the mean of 1 - IoU,
+    also for an image without foreground (IoU 0: cost 1); in graph mode with finite
+    gradients too."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    cls = np.zeros((3, 16, 16))
+    cls[0, 2:9, 3:12] = 1
+    cls[1] = rng.integers(0, 2, (16, 16))
+    predicted = np.zeros((3, 16, 16), bool)
+    predicted[0, 3:10, 3:10] = True
+    predicted[1] = rng.integers(0, 2, (16, 16)).astype(bool)
+    predicted[2, 5:8, 5:8] = True  # image 2: no cell, 9 false pixels
+    y = np.stack([cls, np.zeros_like(cls)], -1).astype("float32")
+    z = np.zeros((3, 16, 16, 3), "float32")
+    z[..., 1] = np.where(predicted, 40.0, -40.0)  # p = 0 or 1 to float precision
+    iou = [np.sum((cls[i] > 0) & predicted[i]) / np.sum((cls[i] > 0) | predicted[i])
+           for i in range(3)]
+    expected = float(np.mean([1.0 - v for v in iou]))
+    lovasz, plain = _loss(class_loss="cce_lovasz"), _loss()
+    assert float(lovasz(y, z)) - float(plain(y, z)) == pytest.approx(expected, abs=1e-4)
+    soft = tf.Variable(rng.normal(size=(3, 16, 16, 3)).astype("float32"))
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            value = lovasz(tf.constant(y), soft)
+        return value, tape.gradient(value, soft)
+
+    value, grad = step()
+    assert np.isfinite(float(value)) and np.all(np.isfinite(grad.numpy()))
+    assert float(tf.reduce_max(tf.abs(grad))) > 0
+
+
 def test_class_distance_loss_checks_shapes_and_round_trips():
     import keras
 

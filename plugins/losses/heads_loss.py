@@ -8,7 +8,8 @@ target's channels:
 
 - ``class_term``: softmax cross-entropy of the class index (``y_true`` channel 0) over the class
   head's logits (sigmoid cross-entropy for a 1-channel class head), averaged over all pixels;
-  ``class_loss="cce_dice"`` adds the soft Dice loss of the foreground probability;
+  ``class_loss="cce_dice"`` adds the soft Dice loss of the foreground probability,
+  ``"cce_lovasz"`` its Lovasz-softmax loss (the convex surrogate of 1 - IoU, per image);
   with ``border_weight`` b > 0 each pixel's cross-entropy is weighted ``1 + b`` on the
   outline band (:func:`~.tensors.outline_band` of the true foreground, ``border_pool``) and 1
   elsewhere, the weights rescaled to mean 1 over the batch (a weighted mean);
@@ -34,7 +35,7 @@ import tensorflow as tf
 from dlsuite.specs import HeadSpec
 
 from .errors import LossInputError
-from .tensors import class_index, foreground_target, outline_band
+from .tensors import class_index, foreground_target, lovasz_foreground, outline_band
 
 __all__ = ["HeadsLoss", "build_class_distance"]
 
@@ -83,7 +84,7 @@ class HeadsLoss(keras.losses.Loss):
                     f"name (target channels {list(self.target_channels)})")
             self._regression.append((h, self.target_channels.index(h.name)))
         self._class = classes[0]
-        if params.class_loss not in ("cce", "cce_dice") or params.regression not in ("mse", "l1"):
+        if params.class_loss not in ("cce", "cce_dice", "cce_lovasz") or params.regression not in ("mse", "l1"):
             raise LossInputError(f"loss 'class_distance': invalid parameters {params}")
 
     def _class_term(self, y_true, logits):
@@ -103,6 +104,8 @@ class HeadsLoss(keras.losses.Loss):
             ce = tf.reduce_mean(ce)
         if self.params.class_loss == "cce":
             return ce
+        if self.params.class_loss == "cce_lovasz":
+            return ce + lovasz_foreground(fg, p)
         dice = 1.0 - (2.0 * tf.reduce_sum(fg * p) + _SMOOTH) / (
             tf.reduce_sum(fg) + tf.reduce_sum(p) + _SMOOTH)
         return ce + dice

@@ -144,9 +144,10 @@ class ClassDistanceParams:
     """Parameters of ``class_distance`` (class head CE + regression heads inside the
     foreground)."""
 
-    class_loss: Literal["cce", "cce_dice"] = param(
-        "cce", help="class head: softmax cross-entropy ('cce') or cross-entropy plus the soft "
-                    "Dice loss of the foreground ('cce_dice')")
+    class_loss: Literal["cce", "cce_dice", "cce_lovasz"] = param(
+        "cce", help="class head: softmax cross-entropy ('cce'), or cross-entropy plus the soft "
+                    "Dice loss of the foreground ('cce_dice') or its Lovasz-softmax loss, the "
+                    "convex surrogate of 1 - IoU per image ('cce_lovasz')")
     regression: Literal["mse", "l1"] = param(
         "mse", help="regression heads (e.g. distance): mean squared or absolute error of the "
                     "activated output")

@@ -21,6 +21,7 @@ __all__ = [
     "foreground_logit",
     "border_weights",
     "outline_band",
+    "lovasz_foreground",
 ]
 
 
@@ -106,3 +107,32 @@ def outline_band(fg, pool_size: int = 3) -> tf.Tensor:
     has_fg = tf.nn.max_pool2d(fg, ksize=pool_size, strides=1, padding="SAME")
     has_bg = tf.nn.max_pool2d(1.0 - fg, ksize=pool_size, strides=1, padding="SAME")
     return (has_fg * has_bg)[..., 0]
+
+
+def _lovasz_gradient(fg_sorted: tf.Tensor) -> tf.Tensor:
+    """The Jaccard loss's gradient along pixels sorted by decreasing error (Berman et al.,
+    CVPR 2018, Alg. 1)."""
+    total = tf.reduce_sum(fg_sorted)
+    intersection = total - tf.cumsum(fg_sorted)
+    union = total + tf.cumsum(1.0 - fg_sorted)
+    jaccard = 1.0 - intersection / union
+    return tf.concat([jaccard[:1], jaccard[1:] - jaccard[:-1]], axis=0)
+
+
+def lovasz_foreground(fg: tf.Tensor, p: tf.Tensor) -> tf.Tensor:
+    """The Lovasz-softmax loss of the foreground (Berman et al., CVPR 2018), per image, mean
+    over the batch: the tight convex surrogate of ``1 - IoU`` of the foreground probability
+    ``p`` against the 0/1 foreground ``fg`` (both ``(B, H, W)``). An image without foreground
+    costs its largest false-positive probability."""
+    batch = tf.shape(fg)[0]
+    fg = tf.reshape(fg, (batch, -1))
+    p = tf.reshape(p, (batch, -1))
+
+    def one(args):
+        f, q = args
+        errors = tf.abs(f - q)
+        sorted_errors, order = tf.nn.top_k(errors, k=tf.size(errors))
+        grad = tf.stop_gradient(_lovasz_gradient(tf.gather(f, order)))
+        return tf.tensordot(sorted_errors, grad, axes=1)
+
+    return tf.reduce_mean(tf.map_fn(one, (fg, p), fn_output_signature=tf.float32))
