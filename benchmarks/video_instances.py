@@ -131,7 +131,8 @@ def evaluate_model(run_dir: Path, paths: dict, work: Path, first: int, gt_ctc: P
     (work / "res_videos").mkdir(parents=True, exist_ok=True)
     tifffile.imwrite(work / "res_videos" / f"{NAME}.tif", labels.astype(np.int32),
                      compression="zlib", photometric="minisblack", metadata={"axes": "TYX"})
-    _run(dlsuite_command() + ["track", str(work / "res_videos"), str(work / "ctc")])
+    _run(dlsuite_command() + ["track", str(work / "res_videos"), str(work / "ctc"),
+                              "--overwrite"])
     out = json.loads(_run(dlsuite_command() + [
         "evaluate", str(work / "ctc"), str(gt_ctc), "--json",
         "--metrics", "SEG,DET,TRA,temporal_stability,temporal_stability_gt"]))
