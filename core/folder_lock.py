@@ -29,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no locking
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_FILE", "acquire", "release", "held"]
+__all__ = ["LOCK_FILE", "LazyLock", "acquire", "release", "held"]
 
 _held: dict[Path, list[int]] = {}  # folder -> [file descriptor, depth]
 
@@ -70,6 +70,24 @@ def release(root: str | os.PathLike) -> None:
     if entry[1] == 0:
         del _held[root]
         os.close(entry[0])
+
+
+class LazyLock:
+    """The lock of ``root``, taken when :meth:`acquire` is called (e.g. as the
+    ``before_write`` of :meth:`~dlsuite.ownership.OwnedFolder.claim`, once the folder's checks
+    passed) and let go by :meth:`release` only if it was taken."""
+
+    def __init__(self, root: str | os.PathLike, what: str = "folder"):
+        self.root, self.what, self.taken = root, what, False
+
+    def acquire(self) -> None:
+        acquire(self.root, self.what)
+        self.taken = True
+
+    def release(self) -> None:
+        if self.taken:
+            self.taken = False
+            release(self.root)
 
 
 @contextmanager

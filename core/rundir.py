@@ -251,12 +251,7 @@ def prepare_run_dir(output_dir: str | os.PathLike, *, resume: bool = False,
     folder = OwnedFolder(run.root, "run")
     entries = _run_entries(loaded)
 
-    locked = []
-
-    def lock() -> None:
-        folder_lock.acquire(run.root, "output_dir")
-        locked.append(run.root)
-
+    lock = folder_lock.LazyLock(run.root, "output_dir")
     try:
         if resume:
             if not run.resume_state.is_file():
@@ -264,7 +259,7 @@ def prepare_run_dir(output_dir: str | os.PathLike, *, resume: bool = False,
                     f"{run.root}: nothing to resume (no "
                     f"{run.resume_state.relative_to(run.root)}); run without --resume to start "
                     "a new run")
-            lock()
+            lock.acquire()
             if loaded is not None:
                 resume_changes(run, loaded, registry)
             folder.record(entries)  # also adopts a run written before the marker existed
@@ -272,11 +267,10 @@ def prepare_run_dir(output_dir: str | os.PathLike, *, resume: bool = False,
         else:
             folder.claim(overwrite=overwrite, written=entries, holds="a run",
                          hint="pass --resume to continue it or --overwrite to replace it, or "
-                              "choose another output_dir", before_write=lock)
+                              "choose another output_dir", before_write=lock.acquire)
         return run.make()
     except BaseException as exc:
-        for root in locked:
-            folder_lock.release(root)
+        lock.release()
         if isinstance(exc, OSError):
             raise output_error(exc.filename or run.root, exc) from None
         raise

@@ -347,23 +347,18 @@ def run_sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = Non
         raise _bad(sweep.path, "parameters", "the sweep has no trial")
     base = _validate(sweep, trials, out, registry)
     folder = OwnedFolder(out, "sweep")
-    locked: list[Path] = []
-
-    def lock() -> None:  # not while another process runs this sweep
-        folder_lock.acquire(out, "--output")
-        locked.append(out)
-
+    lock = folder_lock.LazyLock(out, "--output")  # not while another process runs it
     try:
         if resume:
             if folder.read() is None:
                 raise DlsuiteInputError(f"{out}: no sweep to resume here; run without --resume")
-            lock()
+            lock.acquire()
             state = _load_state(out, sweep, trials)
             trials = [Trial(t["name"], t["overrides"]) for t in state["trials"]]
         else:
             folder.claim(overwrite=False, written=[SWEEP_FILE, "trial-*"], holds="a sweep",
                          hint="pass --resume to continue it, or choose another --output",
-                         before_write=lock)
+                         before_write=lock.acquire)
             state = {"sweep": json.loads(json.dumps(sweep.data, default=str)),
                      "name": sweep.name, "base": str(sweep.base), "method": sweep.method, "metric": sweep.metric,
                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -452,8 +447,7 @@ def run_sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = Non
             raise SweepInterrupted(stop[0], result, sweep.path)
         return result
     finally:
-        for root in locked:
-            folder_lock.release(root)
+        lock.release()
 
 
 def _best(out: Path, entries: list, sweep: Sweep) -> dict | None:
