@@ -26,8 +26,6 @@ data, repeated here for configs parsed with ``check_paths=False``. What is check
   (images, videos or CTC sequences); fewer training samples than ``batch_size`` is an error
   rather than a silent repetition of the same images within one batch.
 * W&B: a ``WANDB_MODE`` environment variable that is not a W&B mode.
-* held-out data: ``data.val`` or ``data.test`` that is the training folder is a warning (the
-  scores would measure fit to the training images).
 * pixels (:func:`dlsuite.data.checks.check_pixels`, every file of train, val and test read
   once): unreadable or truncated files, NaN/Inf pixels (refused unless
   ``data.nonfinite_pixels`` is ``"mask"``), negative label ids are errors; constant images
@@ -127,26 +125,6 @@ def _data_pixels(config, registry) -> list[Problem]:
     return problems
 
 
-def _held_out(config, registry) -> list[Problem]:
-    """No problem, a warning: data.val or data.test naming the training folder scores the
-    model on the images it trained on."""
-    from pathlib import Path
-
-    if config.data.train is None:
-        return []
-    train = Path(config.data.train).resolve()
-    consequences = {
-        "val": "the model is validated on its own training images, so the best checkpoint, "
-               "the learning-rate steps and the tuned post-processing follow how well it fits "
-               "them, not how it does on new images",
-        "test": "the test scores are on the training images, not on new ones"}
-    for key, consequence in consequences.items():
-        folder = getattr(config.data, key)
-        if folder is not None and Path(folder).resolve() == train:
-            log.warning("data.%s is data.train (%s): %s", key, config.data.train, consequence)
-    return []
-
-
 def _heads_trained(config, registry) -> list[Problem]:
     from .heads import heads_problems
 
@@ -156,7 +134,7 @@ def _heads_trained(config, registry) -> list[Problem]:
 #: The checks :func:`preflight` runs, in order (the pixel check, the slowest, last).
 CHECKS: tuple[Callable[[Any, Any], list[Problem]], ...] = (
     _data_paths, _plugins, _config_rules, _data_rules, _heads_trained, _wandb_mode_env,
-    _held_out, _data_pixels)
+    _data_pixels)
 
 
 def preflight_problems(config, registry) -> list[Problem]:

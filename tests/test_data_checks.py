@@ -316,30 +316,3 @@ def test_masked_nan_pixels_train_finite_and_predict(tmp_path):
 
     probs = tifffile.imread(tmp_path / "out" / "probabilities" / "holes.tif")  # (T, C, Y, X)
     assert np.isfinite(probs).all()
-
-
-def test_validating_or_testing_on_the_training_folder_is_a_warning(tmp_path, caplog):
-    """data.val (or data.test) naming the training folder: the run still starts (the
-    quickstart of a single dataset may want it), with one warning per key saying what the
-    scores then mean."""
-    import logging
-
-    from dlsuite.config import parse_config
-    from dlsuite.preflight import preflight_problems
-    from dlsuite.registry import get_registry
-
-    ex = _frames(tmp_path)
-    other = write_example_frames(tmp_path / "other", n=2, size=32)["frames"]
-    folder = str(ex["frames"])
-    for data, warned in (({"train": folder, "val": folder, "test": folder}, {"val", "test"}),
-                         ({"train": folder, "val": str(other)}, set())):
-        config = parse_config({"data": data}, get_registry()).config
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="dlsuite.preflight"):
-            assert preflight_problems(config, get_registry()) == []
-        said = {k for k in ("val", "test") for r in caplog.records
-                if r.getMessage().startswith(f"data.{k} is data.train")}
-        assert said == warned, caplog.text
-        if warned:
-            assert "not how it does on new images" in caplog.text
-            assert "test scores are on the training images" in caplog.text
