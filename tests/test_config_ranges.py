@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from dlsuite import ArchitectureSpec, hookimpl, param
 from dlsuite.config import parse_config
-from dlsuite.checks import (CheckError, _Each, _NonEmpty, _OneOf, _Range, checks_of,
-                                   greater_than, in_range, positive)
+from dlsuite.checks import (CheckError, _Each, _FileName, _NonEmpty, _OneOf, _Range,
+                            checks_of, greater_than, in_range, positive)
 from dlsuite.config.converter import unstructure_config
 from dlsuite.config.jsonschema import config_json_schema
 from dlsuite.config.schema import Choice, Config
@@ -63,6 +63,12 @@ def problems_of(data, registry=None) -> dict[str, str]:
     ({"seed": -1}, "$.seed", "must be in [0, 4294967295]"),
     ({"schema_version": 2}, "$.schema_version", "must be one of 1, got 2"),
     ({"output_dir": ""}, "$.output_dir", "must not be empty"),
+    # the name is the file name of the exports (RUN/export/<name>.keras): never a path
+    ({"name": "../../escaped"}, "$.name", "must be a name, not a path"),
+    ({"name": "team/run-1"}, "$.name", "must be a name, not a path"),
+    ({"name": "..\\x"}, "$.name", "must be a name, not a path"),
+    ({"name": ".."}, "$.name", "must not be only dots"),
+    ({"name": "run\n2"}, "$.name", "must not hold control characters"),
     ({"evaluation": {"metrics": ["SEG", "jacard"]}}, "$.evaluation.metrics[1]",
      "did you mean 'jaccard'?"),
     ({"train": {"reduce_lr": {"factor": 1.0}}}, "$.train.reduce_lr.factor", "(0, 1)"),
@@ -82,6 +88,16 @@ def test_each_bad_value_is_refused_at_its_path(data, path, words):
     assert path in problems, problems
     assert words in problems[path], problems[path]
     assert len(problems) == 1, problems
+
+
+@pytest.mark.parametrize("name, ok", [
+    ("usiigaci instances v2.1", True), ("lr_3e-3", True), ("..x", True), ("a/b", False),
+    ("a\\b", False), (".", False), ("..", False), ("a\tb", False)])
+def test_the_name_schema_pattern_agrees_with_the_check(name, ok):
+    import re
+    pattern = config_json_schema(get_registry())["properties"]["name"]["pattern"]
+    assert bool(re.search(pattern, name)) is ok
+    assert ("$.name" not in problems_of({"name": name, "seed": -1})) is ok
 
 
 def test_pools_beyond_the_range_does_not_advise_a_patch_size():
@@ -348,7 +364,8 @@ def checked_fields(config: Config):
         attrs.resolve_types(type(obj))
         for field in attrs.fields(type(obj)):
             sub = f"{path}.{field.name}"
-            if any(isinstance(c, (_Range, _OneOf, _NonEmpty, _Each)) for c in checks_of(field)):
+            if any(isinstance(c, (_Range, _OneOf, _NonEmpty, _Each, _FileName))
+                   for c in checks_of(field)):
                 out.append((sub, field))
             walk(getattr(obj, field.name), sub)
 
@@ -393,6 +410,8 @@ def _bad_values(field):
             out.append(("", max(check.values) + 1))
         elif isinstance(check, _NonEmpty):
             out.append(("", [] if typing.get_origin(field.type) is list else " "))
+        elif isinstance(check, _FileName):
+            out += [("", "a/b"), ("", "..")]
         elif isinstance(check, _Each):
             for inner in check.checks:
                 if isinstance(inner, _Range) and inner.lo is not None:

@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Literal, Optional, Union
 import attrs
 
 from ..specs import param
-from ..checks import (Check, CheckError, each, greater_than, in_range, non_empty, non_negative,
-                      not_both_enabled, not_both_set, one_of, positive)
+from ..checks import (Check, CheckError, each, file_name, greater_than, in_range, non_empty,
+                      non_negative, not_both_enabled, not_both_set, one_of, positive)
 
 SCHEMA_VERSION = 1
 
@@ -405,7 +405,9 @@ class Config:
 
     schema_version: int = param(SCHEMA_VERSION, help="version of this config schema",
                                 validator=one_of(SCHEMA_VERSION))
-    name: str = param("dlsuite-run", help="run name", validator=non_empty())
+    name: str = param("dlsuite-run", help="run name (also the file name of the exported "
+                                          "models and the W&B model artifact)",
+                      validator=[non_empty(), file_name()])
     output_dir: str = param("runs/dlsuite-run", help="run directory (checkpoints, results)",
                             validator=non_empty())
     seed: Optional[int] = param(0, help="seed of Python, NumPy and TensorFlow; null: random",
