@@ -37,7 +37,7 @@ import attrs
 from .errors import DlsuiteInputError
 
 __all__ = ["Check", "CheckError", "in_range", "positive", "non_negative", "finite", "one_of",
-           "non_empty", "file_name", "each", "greater_than", "not_both_enabled", "not_both_set", "checks_of",
+           "non_empty", "file_name", "relative_path", "each", "greater_than", "not_both_enabled", "not_both_set", "checks_of",
            "json_schema_of"]
 
 
@@ -209,6 +209,10 @@ def non_empty() -> Check:
     return _NonEmpty()
 
 
+def _control(value: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in value)
+
+
 @attrs.frozen
 class _FileName(Check):
     json_types = ("string",)
@@ -220,7 +224,7 @@ class _FileName(Check):
             return f"must be a name, not a path (no / or \\), got {_fmt(value)}"
         if value.strip(".") == "" and value:
             return f"must not be only dots, got {_fmt(value)}"
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        if _control(value):
             return f"must not hold control characters, got {_fmt(value)}"
         return None
 
@@ -232,6 +236,36 @@ def file_name() -> Check:
     """A string usable as one file name inside a folder: no ``/`` or ``\\``, not only dots
     (``.``, ``..``), no control characters (JSON Schema ``pattern``)."""
     return _FileName()
+
+
+@attrs.frozen
+class _RelativePath(Check):
+    json_types = ("string",)
+
+    def problem(self, value: Any, instance: Any) -> str | None:
+        if not isinstance(value, str):
+            return None
+        parts = value.split("/")
+        if value.startswith("/") or "\\" in value or (len(value) > 1 and value[1] == ":"):
+            return f"must be a relative path with / separators, got {_fmt(value)}"
+        if ".." in parts:
+            return f"must stay inside its folder (no '..'), got {_fmt(value)}"
+        if all(part in ("", ".") for part in parts):
+            return f"must name a subfolder, got {_fmt(value)}"
+        if _control(value):
+            return f"must not hold control characters, got {_fmt(value)}"
+        return None
+
+    def json_schema(self) -> dict:
+        return {"pattern": r"^(?![/\\])(?!.:)(?!(.*/)?\.\.(/|$))(?![./]*$)"
+                           r"[^\\\x00-\x1f\x7f]*$"}
+
+
+def relative_path() -> Check:
+    """A relative path (``/`` separators) that stays inside the folder it is joined to: not
+    absolute, no ``..`` part, not only ``.``, no control characters (JSON Schema
+    ``pattern``)."""
+    return _RelativePath()
 
 
 @attrs.frozen

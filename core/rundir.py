@@ -8,6 +8,7 @@ Layout (``config.output_dir``)::
     metrics.json         final training and test metrics (test.matching: per IoU threshold;
                          test.unavailable: requested metrics not computed, and why)
                          + plugin provenance
+    postprocess.json     post-processing values tuned on data.val (used by predict and test)
     checkpoints/         best.keras, last.keras, epoch_NNNN.keras
     checkpoints/resume/  model.weights.h5 + optimizer.npz + state.json (resumable state)
     logs/                TensorBoard
@@ -16,6 +17,8 @@ Layout (``config.output_dir``)::
                          rebuilt into videos by data.videos_csv)
     report/              PNG pictures (training curves, test overlays)
     wandb/               offline W&B run files
+    export/              the model exported (export.formats, dlsuite export)
+    test/best, test/last predictions and metrics of dlsuite test with that checkpoint
 
 A run directory carries the marker ``.dlsuite-run`` (:mod:`dlsuite.ownership`); it is reused
 only with ``resume`` or ``overwrite``, and ``overwrite`` removes only what the run wrote. No
@@ -40,7 +43,7 @@ from .fileio import to_jsonable, write_json_atomic
 
 __all__ = ["RunDir", "prepare_run_dir", "flatten_keys", "read_json", "load_run_config", "package_versions",
            "write_run_config", "config_changes", "describe_changes", "resume_changes",
-           "RUN_ENTRIES", "FIXED_ON_RESUME", "KEPT_ON_RESUME"]
+           "RUN_ENTRIES", "RUN_OWN_NAMES", "FIXED_ON_RESUME", "KEPT_ON_RESUME"]
 
 log = logging.getLogger("dlsuite")
 
@@ -115,9 +118,14 @@ class RunDir:
 
 
 #: What a run writes directly in its folder (``inference.output_folder`` is added from the
-#: config); ``--overwrite`` removes these and nothing else.
-RUN_ENTRIES = ("config.json", "run.log", "history.csv", "metrics.json", "checkpoints", "logs",
-               "predictions", "report", "wandb")
+#: config); ``--overwrite`` removes these and nothing else (``export`` and ``test`` are
+#: recorded when ``dlsuite export`` / ``dlsuite test`` first write them).
+RUN_ENTRIES = ("config.json", "run.log", "history.csv", "metrics.json", "postprocess.json",
+               "checkpoints", "logs", "predictions", "report", "wandb")
+#: Names in a run directory that ``inference.output_folder`` may not start with: the run's
+#: own files and folders, its marker and lock file.
+RUN_OWN_NAMES = tuple(e for e in RUN_ENTRIES if e != "predictions") + (
+    "export", "test", ".dlsuite-run", ".dlsuite-lock")
 
 #: Config keys (dotted prefixes) that cannot change when a run is resumed: the saved weights
 #: and optimizer state belong to them.
@@ -132,10 +140,8 @@ _NOT_COMPARED = ("output_dir", "schema_version")
 
 def _run_entries(loaded: Any) -> tuple[str, ...]:
     entries = list(RUN_ENTRIES)
-    if loaded is not None:
-        folder = Path(loaded.config.inference.output_folder).parts
-        if folder and folder[0] not in ("..", "/"):
-            entries.append(folder[0])
+    if loaded is not None:  # a relative path inside the run (checked by the config)
+        entries.append(Path(loaded.config.inference.output_folder).parts[0])
     return tuple(dict.fromkeys(entries))
 
 

@@ -69,6 +69,17 @@ def problems_of(data, registry=None) -> dict[str, str]:
     ({"name": "..\\x"}, "$.name", "must be a name, not a path"),
     ({"name": ".."}, "$.name", "must not be only dots"),
     ({"name": "run\n2"}, "$.name", "must not hold control characters"),
+    # predictions go inside the run, never over its own files or outside it
+    ({"inference": {"output_folder": "../data/test"}}, "$.inference.output_folder",
+     "must stay inside its folder (no '..')"),
+    ({"inference": {"output_folder": "/home/me/data"}}, "$.inference.output_folder",
+     "must be a relative path"),
+    ({"inference": {"output_folder": "."}}, "$.inference.output_folder",
+     "must name a subfolder"),
+    ({"inference": {"output_folder": "./checkpoints"}}, "$.inference.output_folder",
+     "'checkpoints' is one of the run's own files or folders"),
+    ({"inference": {"output_folder": "report/test"}}, "$.inference.output_folder",
+     "'report' is one of the run's own files or folders"),
     ({"evaluation": {"metrics": ["SEG", "jacard"]}}, "$.evaluation.metrics[1]",
      "did you mean 'jaccard'?"),
     ({"train": {"reduce_lr": {"factor": 1.0}}}, "$.train.reduce_lr.factor", "(0, 1)"),
@@ -90,14 +101,30 @@ def test_each_bad_value_is_refused_at_its_path(data, path, words):
     assert len(problems) == 1, problems
 
 
-@pytest.mark.parametrize("name, ok", [
-    ("usiigaci instances v2.1", True), ("lr_3e-3", True), ("..x", True), ("a/b", False),
-    ("a\\b", False), (".", False), ("..", False), ("a\tb", False)])
-def test_the_name_schema_pattern_agrees_with_the_check(name, ok):
+@pytest.mark.parametrize("path, value, ok", [
+    ("name", "usiigaci instances v2.1", True), ("name", "lr_3e-3", True),
+    ("name", "..x", True), ("name", "a/b", False), ("name", "a\\b", False),
+    ("name", ".", False), ("name", "..", False), ("name", "a\tb", False),
+    ("inference.output_folder", "preds/v2", True), ("inference.output_folder", "./x", True),
+    ("inference.output_folder", "..x/y", True), ("inference.output_folder", "a/../b", False),
+    ("inference.output_folder", "..", False), ("inference.output_folder", "/abs", False),
+    ("inference.output_folder", "a\\b", False), ("inference.output_folder", "./", False),
+    ("inference.output_folder", "C:x", False), ("inference.output_folder", "a\nb", False)])
+def test_name_and_folder_schema_patterns_agree_with_their_checks(path, value, ok):
+    """What the JSON Schema's pattern accepts (an editor's check) is what dlsuite accepts."""
     import re
-    pattern = config_json_schema(get_registry())["properties"]["name"]["pattern"]
-    assert bool(re.search(pattern, name)) is ok
-    assert ("$.name" not in problems_of({"name": name, "seed": -1})) is ok
+    schema = config_json_schema(get_registry())
+    node, data = schema, {"seed": -1}
+    for key in path.split("."):
+        node = node["properties"][key]
+        node = schema["$defs"][node["$ref"].split("/")[-1]] if "$ref" in node else node
+    *parents, last = path.split(".")
+    target = data
+    for key in parents:
+        target = target.setdefault(key, {})
+    target[last] = value
+    assert bool(re.search(node["pattern"], value)) is ok
+    assert (f"$.{path}" not in problems_of(data)) is ok
 
 
 def test_pools_beyond_the_range_does_not_advise_a_patch_size():

@@ -97,6 +97,13 @@ def test_overwrite_removes_only_what_the_run_recorded(tmp_path):
     assert json.loads((run.root / ".dlsuite-run").read_text())["id"] != first
 
 
+def test_overwrite_removes_the_tuned_values_of_the_earlier_model(tmp_path):
+    run = prepare_run_dir(tmp_path / "r")
+    (run.root / "postprocess.json").write_text('{"steps": []}')
+    prepare_run_dir(run.root, overwrite=True)
+    assert not (run.root / "postprocess.json").exists()
+
+
 def test_marker_entries_outside_the_folder_are_never_removed(tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_text("keep")

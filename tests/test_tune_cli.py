@@ -131,3 +131,24 @@ def test_tune_another_chain_into_a_chain_file_that_predict_reads(untuned, tmp_pa
     proc = run_cli("tune", str(run), "--postprocess", str(plain), "-o", str(tmp_path / "x"))
     assert proc.returncode == 2 and f"{plain}: no step of the post-processing chain" in \
         proc.stderr and not (tmp_path / "x").exists()
+
+
+def test_overwrite_of_a_tuned_run_removes_its_postprocess_json(untuned, tmp_path):
+    """The tuned values belong to the model they were searched with: a run retrained with
+    ``--overwrite`` (tuning off) must not keep, and ``predict`` must not apply, the old ones."""
+    from dlsuite.predict import open_run
+
+    cfg = dict(untuned["cfg"], output_dir=str(tmp_path / "run"))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(cfg))
+    assert run_cli("train", str(config), "--quiet").returncode == 0
+    proc = run_cli("tune", str(tmp_path / "run"), "--seconds", "20", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "run" / "postprocess.json").is_file()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    proc = run_cli("train", str(config), "--overwrite", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "run" / "postprocess.json").exists()
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+    params = open_run(tmp_path / "run").ctx.config.postprocess[0].params
+    assert params.min_size == 250  # the config's value, not a stale tuned one

@@ -12,6 +12,7 @@ Single values and the rules inside one section are attrs validators on the schem
 * the ``postprocess`` chain can work on the outputs of the target's heads (each step's
   ``accepts``/``gives``/``needs``, :mod:`dlsuite.chains`);
 * ``export.formats`` lists ``bioimageio`` only with ``data.scale`` 1;
+* ``inference.output_folder`` is not one of the run's own files or folders;
 
 and, when the data paths are checked, the data itself:
 
@@ -246,9 +247,26 @@ def export_keeps_scale(config, registry) -> list[Problem]:
 
 Rule = Callable[[Any, Any], list[Problem]]
 #: Rules that need only the config and the registry (run by every validation).
+def predictions_apart_from_run_files(config, registry) -> list[Problem]:
+    """``inference.output_folder`` is not one of the run's own files or folders (the
+    predictions would mix with its checkpoints, logs or report, or replace its files)."""
+    from pathlib import PurePosixPath
+
+    from ..rundir import RUN_OWN_NAMES
+
+    parts = PurePosixPath(config.inference.output_folder).parts  # "./x" -> ("x",)
+    first = parts[0] if parts else ""
+    if first in RUN_OWN_NAMES:
+        return [("$.inference.output_folder",
+                 f"{first!r} is one of the run's own files or folders "
+                 f"({', '.join(RUN_OWN_NAMES)}): the predictions would mix with it; choose "
+                 "another name (default: predictions)")]
+    return []
+
+
 CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, loss_fits_target,
                                   postprocess_chain_works, distribution_fits_batch,
-                                  export_keeps_scale)
+                                  export_keeps_scale, predictions_apart_from_run_files)
 #: Rules that read the data (run when data paths are checked).
 DATA_RULES: tuple[Rule, ...] = (enough_training_samples,)
 

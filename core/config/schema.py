@@ -19,7 +19,8 @@ import attrs
 
 from ..specs import param
 from ..checks import (Check, CheckError, each, file_name, greater_than, in_range, non_empty,
-                      non_negative, not_both_enabled, not_both_set, one_of, positive)
+                      non_negative, not_both_enabled, not_both_set, one_of, positive,
+                      relative_path)
 
 SCHEMA_VERSION = 1
 
@@ -296,8 +297,10 @@ class InferenceConfig:
                             validator=positive())
     weights: str = param("best", help="'best', 'last' or a path to a .keras file",
                          validator=non_empty())
-    output_folder: str = param("predictions", help="subfolder of output_dir for predictions",
-                               validator=non_empty())
+    output_folder: str = param(
+        "predictions", help="subfolder of output_dir for the test set's predictions (a "
+                            "relative path inside it, not one of the run's own files)",
+        validator=[non_empty(), relative_path()])
     save_probabilities: bool = param(True, help="write float32 class probabilities")
     tta: bool = param(
         False, help="test-time augmentation: average the model's outputs over the 8 flips and "
