@@ -37,7 +37,7 @@ import attrs
 from .errors import DlsuiteInputError
 
 __all__ = ["Check", "CheckError", "in_range", "positive", "non_negative", "finite", "one_of",
-           "non_empty", "file_name", "relative_path", "each", "greater_than", "not_both_enabled", "not_both_set", "checks_of",
+           "non_empty", "relative_path", "each", "greater_than", "not_both_enabled", "not_both_set", "checks_of",
            "json_schema_of"]
 
 
@@ -211,31 +211,6 @@ def non_empty() -> Check:
 
 def _control(value: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in value)
-
-
-@attrs.frozen
-class _FileName(Check):
-    json_types = ("string",)
-
-    def problem(self, value: Any, instance: Any) -> str | None:
-        if not isinstance(value, str):
-            return None
-        if "/" in value or "\\" in value:
-            return f"must be a name, not a path (no / or \\), got {_fmt(value)}"
-        if value.strip(".") == "" and value:
-            return f"must not be only dots, got {_fmt(value)}"
-        if _control(value):
-            return f"must not hold control characters, got {_fmt(value)}"
-        return None
-
-    def json_schema(self) -> dict:
-        return {"pattern": r"^(?!\.+$)[^/\\\x00-\x1f\x7f]*$"}
-
-
-def file_name() -> Check:
-    """A string usable as one file name inside a folder: no ``/`` or ``\\``, not only dots
-    (``.``, ``..``), no control characters (JSON Schema ``pattern``)."""
-    return _FileName()
 
 
 @attrs.frozen

@@ -260,6 +260,24 @@ def test_existing_output_is_refused_and_left_alone(run, tmp_path):
     assert mine.read_text() == "not dlsuite's"
 
 
+@pytest.mark.parametrize("name, stem", [("tiny", "tiny"), ("../../escaped x", "escaped-x"),
+                                        ("team/run 1", "team-run-1"), ("..", "model")])
+def test_a_run_name_that_looks_like_a_path_exports_inside_export(run, tmp_path, name, stem):
+    """The name is free text (a W&B run name); the default export file is always one file in
+    RUN_DIR/export, never a path the name makes up (``../../x`` wrote beside the run)."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("export", "wandb"))
+    written = json.loads((copy / "config.json").read_text())
+    written["config"]["name"] = name
+    (copy / "config.json").write_text(json.dumps(written))
+    proc = run_cli("export", str(copy), "--format", "keras")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (copy / "export").iterdir()) == [f"{stem}.keras"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
 def test_bad_run_format_and_checkpoint(tmp_path):
     from dlsuite import api
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal, Optional, Union
 import attrs
 
 from ..specs import param
-from ..checks import (Check, CheckError, each, file_name, greater_than, in_range, non_empty,
+from ..checks import (Check, CheckError, each, greater_than, in_range, non_empty,
                       non_negative, not_both_enabled, not_both_set, one_of, positive,
                       relative_path)
 
@@ -408,9 +408,9 @@ class Config:
 
     schema_version: int = param(SCHEMA_VERSION, help="version of this config schema",
                                 validator=one_of(SCHEMA_VERSION))
-    name: str = param("dlsuite-run", help="run name (also the file name of the exported "
-                                          "models and the W&B model artifact)",
-                      validator=[non_empty(), file_name()])
+    name: str = param("dlsuite-run", help="run name (exported models are named after it, "
+                                          "characters other than A-Z a-z 0-9 _ . - as -)",
+                      validator=non_empty())
     output_dir: str = param("runs/dlsuite-run", help="run directory (checkpoints, results)",
                             validator=non_empty())
     seed: Optional[int] = param(0, help="seed of Python, NumPy and TensorFlow; null: random",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,7 +29,7 @@ import attrs
 from dlsuite.errors import DlsuiteInputError
 
 __all__ = ["FORMATS", "ExportFormat", "ExportJob", "ExportResult", "default_export_path",
-           "export_run", "missing_modules", "write_savedmodel"]
+           "export_run", "export_stem", "missing_modules", "write_savedmodel"]
 
 
 @attrs.frozen
@@ -145,8 +146,15 @@ class ExportResult:
     notes: tuple = ()
 
 
+def export_stem(name: str) -> str:
+    """The file name (without suffix) of the models a run named ``name`` exports: its
+    characters other than ``A-Z a-z 0-9 _ . -`` as ``-``, without leading dots and dashes,
+    so a name like ``../x`` or ``team/run 1`` stays one file inside ``export/``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", name).lstrip(".-") or "model"
+
+
 def _default_out(root: Path, name: str, fmt: ExportFormat) -> Path:
-    return root / "export" / f"{name}{fmt.suffix}"
+    return root / "export" / f"{export_stem(name)}{fmt.suffix}"
 
 
 def default_export_path(run_root: str | os.PathLike, name: str, fmt: str) -> Path:
