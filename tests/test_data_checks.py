@@ -114,6 +114,23 @@ def test_all_background_training_labels_warn_that_the_sampler_has_nothing_to_aim
     assert "nothing to aim at" in warning
 
 
+def test_a_binary_mask_given_as_instance_labels_is_a_warning_naming_it(tmp_path):
+    ex = write_example_frames(tmp_path, n=3, size=64)
+    labels = read_image(ex["labels"][1])
+    assert len(np.unique(labels)) > 2  # instance labels: no warning
+    assert not check_pixels(ex["frames"]).warnings
+    write_tiff(ex["labels"][1], np.where(labels > 0, 255, 0).astype(np.uint8))
+    (warning,) = check_pixels(ex["frames"]).warnings  # every split, not only training
+    assert warning.startswith(f"{ex['labels'][1]}: one object id in 2+ separate regions")
+    assert "binary mask" in warning and "skimage.measure.label" in warning
+    # one cell with a stray speck of its id is instance labels, not a mask
+    one = np.zeros((64, 64), np.uint16)
+    one[4:14, 4:14] = 3
+    one[60, 60] = 3
+    write_tiff(ex["labels"][1], one)
+    assert not check_pixels(ex["frames"]).warnings
+
+
 def test_colour_and_stacked_inputs_say_how_they_are_read(tmp_path):
     import imageio.v3 as iio
 

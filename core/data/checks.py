@@ -9,7 +9,9 @@ errors (bad input: the run must not start)
     NaN/Inf pixels in an input image (unless the policy is ``"mask"``), negative label ids.
 warnings (the run can start, but probably learns nothing useful from it)
     a constant input image or constant frames of a video; with ``training``: label images
-    without any object (the patch sampler has nothing to aim at); masked NaN/Inf pixels.
+    without any object (the patch sampler has nothing to aim at); masked NaN/Inf pixels;
+    label images whose one object id covers several separate regions (a binary mask given
+    as instance labels: touching-cell targets and SEG would see one object).
 notes (how a file is read, when that is not obvious)
     colour files read as one grey channel, a 3D file in the frames layout read as a clip
     whose target is its last frame, a 2D image in the videos layout read as a one-frame video.
@@ -155,6 +157,29 @@ def check_array(array: np.ndarray, path: str | os.PathLike, *, nonfinite: str = 
 # a dataset
 
 
+#: A label image holding one object id in at least this many separate regions of at least
+#: :data:`_MASK_REGION` pixels is probably a binary mask, not instance labels.
+_MASK_REGIONS, _MASK_REGION = 2, 16
+_MASK_WARNING = ("one object id in {n}+ separate regions: a binary mask (e.g. 0/255) rather "
+                 "than instance labels? Instance targets (distance, contours), SEG and F1 "
+                 "count all those cells as one object; give each cell its own id (e.g. "
+                 "skimage.measure.label)")
+
+
+def _one_id_many_regions(frame: np.ndarray) -> bool:
+    """True when the non-zero pixels of ``frame`` share one id and fall into at least
+    :data:`_MASK_REGIONS` separate (8-connected) regions of :data:`_MASK_REGION` pixels."""
+    from scipy import ndimage
+
+    foreground = frame != 0
+    ids = frame[foreground]
+    if ids.size < _MASK_REGIONS * _MASK_REGION or ids.min() != ids.max():
+        return False
+    regions, n = ndimage.label(foreground, structure=np.ones((3, 3), bool))
+    sizes = np.bincount(regions.ravel())[1:]
+    return int((sizes >= _MASK_REGION).sum()) >= _MASK_REGIONS
+
+
 def _label_checks(sample: Sample, labels: np.ndarray, annotated: np.ndarray, out: Findings,
                   empty: list[Path], total: list[int]) -> None:
     seg_paths = [p for _, p in ctc_seg_files(sample.labels)] if sample.layout == "ctc" else None
@@ -167,6 +192,8 @@ def _label_checks(sample: Sample, labels: np.ndarray, annotated: np.ndarray, out
                               "labels are 0 (background) or positive object ids")
         elif not frame.any():
             empty.append(Path(path))
+        elif frame.ndim == 2 and _one_id_many_regions(frame):
+            out.warn(_MASK_WARNING.format(n=_MASK_REGIONS), path)
 
 
 def _reading_notes(sample: Sample, out: Findings) -> None:
