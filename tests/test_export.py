@@ -278,6 +278,26 @@ def test_a_run_name_that_looks_like_a_path_exports_inside_export(run, tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
+def test_export_output_is_dlsuite_lines_only_and_quiet_prints_nothing(run, tmp_path):
+    """TensorFlow's native log lines (absl preamble, oneDNN notice) never reach the user;
+    ``--quiet`` prints nothing at all on success."""
+    from dlsuite.logging.console import is_native_log_line
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-m", "dlsuite.cli", "export", str(run), "--format",
+                           "keras", "-o", str(tmp_path / "a.keras")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"wrote {tmp_path / 'a.keras'}\n"
+    assert not any(is_native_log_line(line) for line in proc.stderr.splitlines()), proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("checkpoint ")
+    proc = subprocess.run([sys.executable, "-m", "dlsuite.cli", "export", str(run), "--format",
+                           "keras", "-o", str(tmp_path / "b.keras"), "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert (tmp_path / "b.keras").is_file()
+
+
 def test_bad_run_format_and_checkpoint(tmp_path):
     from dlsuite import api
 

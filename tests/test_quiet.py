@@ -200,3 +200,16 @@ def test_legacy_config_is_one_summary_line_and_the_table_on_request(tmp_path):
     assert "datagen_sigma" in verbose.stderr and len(verbose.stderr.splitlines()) > 5
     migrate = run_cli("config", "migrate", str(path), env={"COLUMNS": "200"})
     assert migrate.returncode == 0 and "$.model.n_filters" in migrate.stderr
+
+
+def test_model_summary_shows_no_tensorflow_log_lines(tmp_path):
+    """``model summary`` builds a Keras model: TensorFlow's native lines (absl preamble,
+    oneDNN notice) are dropped as in every other command importing TensorFlow."""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"model": {"name": "unet", "n_filters": 4, "pools": 2}}))
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-m", "dlsuite.cli", "model", "summary", str(config),
+                           "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["total"] > 0
+    assert not any(is_native_log_line(line) for line in proc.stderr.splitlines()), proc.stderr

@@ -8,7 +8,7 @@ import click
 
 from dlsuite import api
 
-from ._output import err, say
+from ._output import console_logging, err, say
 
 __all__ = ["export"]
 
@@ -28,14 +28,20 @@ FORMAT_NAMES = ("keras", "savedmodel", "onnx", "bioimageio")
                    "[default: RUN_DIR/export/<run name>.keras|_savedmodel|.onnx|.bioimageio.zip].")
 @click.option("--weights", help="Checkpoint: best, last or a path to a .keras file "
                                 "[default: the run's inference.weights].")
-def export(run_dir: Path, fmt: str, out: Path | None, weights: str | None) -> None:
+@click.option("-q", "--quiet", is_flag=True,
+              help="Warnings and errors only: no notes, model description or 'wrote' line.")
+def export(run_dir: Path, fmt: str, out: Path | None, weights: str | None,
+           quiet: bool) -> None:
     """Export the model of the trained run RUN_DIR for use without dlsuite.
 
     The model takes images normalized as the run did (see the printed normalization) of
     any height and width that are multiples of the size multiple, and outputs logits
     (softmax over the last axis gives the class probabilities).
     """
-    result = api.export(run_dir, fmt, out, weights=weights)
+    with console_logging(quiet):  # one line per message, no TensorFlow log lines
+        result = api.export(run_dir, fmt, out, weights=weights)
+    if quiet:
+        return
     for note in result.notes:
         say(err, ("note:", "yellow"), f" {note}", highlight=False)
     norm = result.normalization

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from dlsuite import api
 
-from ._output import table_console
+from ._output import console_logging, table_console
 
 __all__ = ["model_group"]
 
@@ -25,7 +25,8 @@ def model_group() -> None:
               "non_trainable, input_shape, output_shape.")
 def summary(config: str, as_json: bool) -> None:
     """Build the model of CONFIG; print total/trainable/non-trainable parameters and shapes."""
-    info = api.model_summary(config)
+    with console_logging(False):  # one line per message, no TensorFlow log lines
+        info = api.model_summary(config)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

@@ -87,7 +87,7 @@ def _halo(value: str | None):
               help="Predict block by block (N output pixels a side, plus the model's halo), "
                    "reading the inputs lazily, into OUT/<name>.ome.zarr; OME-Zarr inputs "
                    "always go this way [default: 1024]. Needs dlsuite[scale].")
-@click.option("--quiet", is_flag=True,
+@click.option("-q", "--quiet", is_flag=True,
               help="Warnings and errors only: no progress bar, notes, summary table or totals.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path),
               help="With an exported model: a dlsuite config (e.g. the run's config.json) "
