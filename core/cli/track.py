@@ -46,6 +46,9 @@ def track(input_dir: Path, output_dir: Path, **options) -> None:
 
     OUTPUT_DIR must be new, empty or hold an earlier dlsuite track's results (replaced with
     --overwrite); a folder with other files is refused, nothing in it touched."""
+    def n(count: int, word: str) -> str:
+        return f"{count} {word}{'' if count == 1 else 's'}"
+
     for row in api.track(input_dir, output_dir, **options):
-        click.echo(f"{row['sequence']}_RES  {row['video']}: {row['frames']} frames, "
-                   f"{row['tracks']} tracks, {row['divisions']} divisions")
+        click.echo(f"{row['sequence']}_RES  {row['video']}: {n(row['frames'], 'frame')}, "
+                   f"{n(row['tracks'], 'track')}, {n(row['divisions'], 'division')}")
