@@ -26,6 +26,8 @@ data, repeated here for configs parsed with ``check_paths=False``. What is check
   (images, videos or CTC sequences); fewer training samples than ``batch_size`` is an error
   rather than a silent repetition of the same images within one batch.
 * W&B: a ``WANDB_MODE`` environment variable that is not a W&B mode.
+* roles: data keys naming one folder are an info line saying what the scores then measure
+  (validation on the training images, tuning on the test images);
 * pixels (:func:`dlsuite.data.checks.check_pixels`, every file of train, val and test read
   once): unreadable or truncated files, NaN/Inf pixels (refused unless
   ``data.nonfinite_pixels`` is ``"mask"``), negative label ids are errors; constant images
@@ -96,6 +98,20 @@ def _wandb_mode_env(config, registry) -> list[Problem]:
              f"use the config's {config.wandb.mode!r}")]
 
 
+def _shared_folder_meaning(keys: list[str]) -> str:
+    """What the scores mean when the data keys ``keys`` name one folder."""
+    if "train" not in keys:
+        return ("the post-processing is tuned on the test images: the test scores are "
+                "optimistic for new images")
+    parts = []
+    if "val" in keys:
+        parts.append("validation (best checkpoint, early stopping, post-processing tuning) "
+                     "sees the training images")
+    if "test" in keys:
+        parts.append("the test scores are on training images")
+    return "; ".join(parts) + ": they measure the fit, not how the model does on new images"
+
+
 def _data_pixels(config, registry) -> list[Problem]:
     """Every file of train, val and test read once (a folder named by several keys once;
     folders whose headers are fine)."""
@@ -111,6 +127,9 @@ def _data_pixels(config, registry) -> list[Problem]:
             keys_of.setdefault(Path(folder).resolve(), []).append(key)
     problems: list[Problem] = []
     for folder, keys in keys_of.items():
+        if len(keys) > 1:
+            log.info("%s are one folder (%s): %s", ", ".join(f"data.{k}" for k in keys),
+                     folder, _shared_folder_meaning(keys))
         if check_dataset(folder, config.data.layout, require_labels=True):
             continue  # headers already reported by _data_paths
         found = check_pixels(folder, config.data.layout, training="train" in keys,

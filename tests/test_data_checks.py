@@ -131,6 +131,39 @@ def test_a_binary_mask_given_as_instance_labels_is_a_warning_naming_it(tmp_path)
     assert not check_pixels(ex["frames"]).warnings
 
 
+@pytest.mark.parametrize("val, test, says", [
+    ("train", None, "data.train, data.val are one folder ({train}): validation (best "
+                    "checkpoint, early stopping, post-processing tuning) sees the training "
+                    "images: they measure the fit"),
+    ("train", "train", "data.train, data.val, data.test are one folder ({train}): validation"),
+    ("other", "train", "data.train, data.test are one folder ({train}): the test scores are on "
+                       "training images"),
+    ("other", "other", "data.val, data.test are one folder ({other}): the post-processing is "
+                       "tuned on the test images: the test scores are optimistic"),
+    ("other", None, None)])
+def test_a_folder_in_two_roles_says_what_the_scores_then_measure(tmp_path, caplog, val, test,
+                                                                 says):
+    from dlsuite.config import parse_config
+    from dlsuite.preflight import preflight_problems
+    from dlsuite.registry import get_registry
+
+    folders = {"train": _frames(tmp_path / "a")["frames"],
+               "other": _frames(tmp_path / "b")["frames"]}
+    data = {"train": str(folders["train"]), "val": str(folders[val]), "layout": "frames",
+            "test": None if test is None else str(folders[test])}
+    loaded = parse_config({"data": data, "datagen": {"patch_size": [32, 32], "batch_size": 2}},
+                          get_registry())
+    with caplog.at_level("INFO", logger="dlsuite"):
+        assert preflight_problems(loaded.config, get_registry()) == []
+    lines = [r.getMessage() for r in caplog.records if "one folder" in r.getMessage()]
+    if says is None:
+        assert lines == []
+    else:
+        (line,) = lines
+        assert line.startswith(says.format(train=folders["train"].resolve(),
+                                           other=folders["other"].resolve())), line
+
+
 def test_colour_and_stacked_inputs_say_how_they_are_read(tmp_path):
     import imageio.v3 as iio
 
