@@ -100,6 +100,34 @@ def test_frames_pair_by_token_sorted_naturally(tmp_path):
     assert all(s.layout == "frames" for s in samples)
 
 
+def test_frames_named_alike_in_both_folders_pair_by_name(tmp_path):
+    """The frames layout chosen for 2D images with one's own names (``a.tif`` in inputs/ and
+    labels/) works as the videos layout does, instead of one error per file."""
+    for name in ("cell_b", "cell_a", "cell_10"):
+        write_tiff(tmp_path / "inputs" / f"{name}.tif", _img((8, 9)))
+        write_tiff(tmp_path / "labels" / f"{name}.tif", _img((8, 9)))
+    samples = list_samples(tmp_path, "frames")
+    assert [(s.name, s.labels.name, s.layout) for s in samples] == [
+        ("cell_10", "cell_10.tif", "frames"), ("cell_a", "cell_a.tif", "frames"),
+        ("cell_b", "cell_b.tif", "frames")]
+    assert check_dataset(tmp_path, "frames") == []
+    # unlabelled inputs with one's own names are listed too (prediction)
+    (tmp_path / "labels" / "cell_a.tif").rename(tmp_path / "cell_a.tif")
+    with pytest.raises(DataError, match="no label for 1 input.*cell_a.tif"):
+        list_samples(tmp_path, "frames")
+
+
+def test_frames_named_by_neither_rule_is_one_line_per_folder(tmp_path):
+    make_frames(tmp_path, tokens=("001",))
+    write_tiff(tmp_path / "inputs" / "x.tif", _img((8, 9)))
+    write_tiff(tmp_path / "inputs" / "y.tif", _img((8, 9)))
+    problems = check_dataset(tmp_path, "frames")
+    named = [p for p in problems if "named neither" in p]
+    assert named == [f"{tmp_path / 'inputs'}: 2 input file(s) named neither raw_NNN nor like "
+                     "the labels: x.tif, y.tif (frames layout: inputs/raw_NNN + "
+                     "labels/instance_ids_NNN, or the same names in both)"]
+
+
 def test_natural_key():
     assert sorted(["raw_10", "raw_9", "raw_100"], key=natural_key) == ["raw_9", "raw_10", "raw_100"]
 

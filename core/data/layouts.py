@@ -4,7 +4,8 @@ Three layouts are understood:
 
 ``frames``
     ``inputs/raw_NNN.tif`` + ``labels/instance_ids_NNN.tif``, paired by the token after the
-    last ``_`` (numeric tokens compare as numbers, so ``raw_7`` pairs ``instance_ids_007``).
+    last ``_`` (numeric tokens compare as numbers, so ``raw_7`` pairs ``instance_ids_007``);
+    or the same names in both folders (``inputs/a.tif`` + ``labels/a.tif``), paired by name.
     An input is a 2D image, or a ``(T, H, W)`` clip whose target is a 2D label image of its
     last frame (validation clips made by ``dlsuite prepare clips``).
 ``videos``
@@ -57,7 +58,8 @@ LABEL_PREFIX = "instance_ids_"
 _MAX_LISTED = 10  # names listed in one message before "... and N more"
 
 _EXPECTED = (
-    "expected one of: frames layout (inputs/raw_NNN.tif + labels/instance_ids_NNN.tif), "
+    "expected one of: frames layout (inputs/raw_NNN.tif + labels/instance_ids_NNN.tif, or "
+    "the same names in both), "
     "videos layout (inputs/<name>.tif + labels/<name>.tif), or CTC sequences "
     "(NN/tNNN.tif + NN_GT/SEG/man_segNNN.tif)"
 )
@@ -219,6 +221,24 @@ def _pair(
     return [(p, by_lab.get(k)) for k, p in by_in.items()], problems
 
 
+def _same_stems(inputs: list[Path], labels: list[Path]) -> bool:
+    """Frames named alike in ``inputs/`` and ``labels/`` (``a.tif`` + ``a.tif``) pair by name,
+    as videos do; so do unlabelled inputs not all named ``raw_NNN``."""
+    if not labels:
+        return not all(p.stem.startswith(INPUT_PREFIX) for p in inputs)
+    return bool({p.stem for p in inputs} & {p.stem for p in labels})
+
+
+def _misnamed(files: list[Path], prefix: str, what: str, folder: Path) -> list[str]:
+    """One problem listing the ``files`` not named ``<prefix>NNN`` (none: no problem)."""
+    bad = [p.name for p in files if not p.stem.startswith(prefix)]
+    if not bad:
+        return []
+    return [f"{folder}: {len(bad)} {what} file(s) named neither {prefix}NNN nor like the "
+            f"{'labels' if what == 'input' else 'inputs'}: {_listing(bad)} (frames layout: "
+            f"inputs/raw_NNN + labels/instance_ids_NNN, or the same names in both)"]
+
+
 def _scan_files(root: Path, layout: str, require_labels: bool):
     inputs = _images(root / "inputs")
     if not inputs:
@@ -226,15 +246,9 @@ def _scan_files(root: Path, layout: str, require_labels: bool):
     labels = _images(root / "labels")
     if require_labels and not (root / "labels").is_dir():
         return [], [f"{root / 'labels'}: labels folder not found"]
-    if layout == "frames":
-        problems = [
-            f"{p}: expected a {INPUT_PREFIX}NNN input name" for p in inputs
-            if not p.stem.startswith(INPUT_PREFIX)
-        ]
-        problems += [
-            f"{p}: expected a {LABEL_PREFIX}NNN label name" for p in labels
-            if not p.stem.startswith(LABEL_PREFIX)
-        ]
+    if layout == "frames" and not _same_stems(inputs, labels):
+        problems = _misnamed(inputs, INPUT_PREFIX, "input", root / "inputs")
+        problems += _misnamed(labels, LABEL_PREFIX, "label", root / "labels")
         pairs, more = _pair(inputs, labels, lambda p: frame_token(p.stem), root, require_labels)
     else:
         problems = []
