@@ -1,4 +1,6 @@
-"""``dlsuite compare RUN_DIR... | SWEEP_DIR``: finished runs side by side, without a server.
+"""``dlsuite compare RUN_DIR... | SWEEP_DIR``: runs side by side, without a server (a run
+without ``metrics.json`` yet, still training or interrupted, has its config's monitor at its
+best so far in ``history.csv``).
 
 Each run is read from its own files: ``config.json`` (the resolved config, the ``--set``
 overrides and the plugin provenance, compared as keys ``provenance.<choice>.version`` etc., so
@@ -128,6 +130,23 @@ def _test_metrics(run: RunDir, metrics: dict) -> dict:
     return {f"test/{k}": _number(v) for k, v in test.items() if _number(v) is not None}
 
 
+def _monitor_of_history(config: dict, history: list[dict]) -> tuple[str | None, str | None]:
+    """The monitor (and mode) of a run without ``metrics.json``, from its config and the
+    columns of its ``history.csv``: ``train.monitor``, else its training twin (a run
+    without validation), else ``loss``; mode ``auto`` is ``min`` for losses, else ``max``."""
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
+    wanted = str(train.get("monitor") or "val_jaccard")
+    columns = set(history[0])
+    candidates = (wanted, wanted[4:] if wanted.startswith("val_") else wanted, "loss")
+    monitor = next((c for c in candidates if c in columns), None)
+    if monitor is None:
+        return None, None
+    mode = train.get("monitor_mode") if monitor == wanted else "auto"
+    if mode not in ("min", "max"):
+        mode = "min" if "loss" in monitor else "max"
+    return monitor, mode
+
+
 def read_run(path: str | os.PathLike, name: str | None = None) -> RunSummary:
     """The :class:`RunSummary` of the run directory ``path`` (DlsuiteInputError when it
     holds no dlsuite ``config.json``)."""
@@ -141,6 +160,11 @@ def read_run(path: str | os.PathLike, name: str | None = None) -> RunSummary:
     history = _history(run.history_csv)
     monitor, mode = train.get("monitor"), train.get("mode")
     values: dict[str, float | None] = {}
+    if not monitor and history:  # still training or interrupted: no metrics.json yet
+        monitor, mode = _monitor_of_history(data["config"], history)
+        if monitor:
+            column = [row[monitor] for row in history if row.get(monitor) is not None]
+            train = {"best": (min if mode == "min" else max)(column, default=None)}
     if monitor:
         values[f"{monitor}/best"] = _number(train.get("best"))
         final = history[-1].get(monitor) if history else (train.get("last") or {}).get(monitor)

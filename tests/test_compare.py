@@ -186,6 +186,29 @@ def test_compare_cli_json_and_plot(tmp_path):
     assert "test/SEG" in table.stdout and "val_jaccard/best" in table.stdout
 
 
+def test_runs_still_training_are_compared_by_their_history(tmp_path):
+    """A run without metrics.json (training, or interrupted: a sweep's running trial) has
+    its config's monitor at its best so far from history.csv, not an empty row."""
+    _fake_run(tmp_path / "done", 4, 0.5, 0.2)
+    running = _fake_run(tmp_path / "running", 8, 0.7, None)
+    (running / "metrics.json").unlink()
+    data = api.compare([tmp_path / "done", running]).to_json()
+    assert data["sort_by"] == "val_jaccard/best"
+    assert [r["name"] for r in data["runs"]] == ["running", "done"]
+    assert data["metrics"]["running"]["val_jaccard/best"] == 0.7  # max, from the history
+    assert data["metrics"]["running"]["val_jaccard/final"] == pytest.approx(0.63)
+    # a loss monitor is at its best when smallest
+    config = json.loads((running / "config.json").read_text())
+    config["config"]["train"] = {"monitor": "loss"}
+    (running / "config.json").write_text(json.dumps(config))
+    assert api.compare([running]).to_json()["metrics"]["running"]["loss/best"] == 0.7
+    # nothing to show yet: one line saying so, not a title wrapped word by word
+    (running / "history.csv").unlink()
+    proc = run_cli("compare", str(running))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "1 run(s); none has metrics yet (no history.csv or metrics.json)\n"
+
+
 # --------------------------------------------------------------------------------------------
 # one real sweep: 2x2 grid, interrupted in its second trial, resumed
 

@@ -66,14 +66,18 @@ def test(target: str, weights: str, overrides: tuple[str, ...], quiet: bool,
 @click.option("--plot", type=click.Path(dir_okay=False),
               help="Write the validation curves and test metrics of the runs to this PNG.")
 def compare(runs: tuple[str, ...], metric: str | None, as_json: bool, plot: str | None) -> None:
-    """Compare finished runs: RUN_DIR... or a SWEEP_DIR (a folder of runs). Shows the config
-    keys that differ between them and their final and best metrics, best run first."""
+    """Compare runs: RUN_DIR... or a SWEEP_DIR (a folder of runs). Shows the config keys
+    that differ between them and their final and best metrics, best run first (a run still
+    training or interrupted: its monitor's best so far, from history.csv)."""
     comparison = api.compare(list(runs), metric=metric, plot=plot)
     if as_json:
         click.echo(json.dumps(comparison.to_json(), indent=2, default=str))
         return
-    table = Table(title=f"{len(comparison.runs)} run(s), sorted by {comparison.sort_by}",
-                  title_justify="left")
+    title = f"{len(comparison.runs)} run(s), sorted by {comparison.sort_by}"
+    if comparison.sort_by is None:  # a title wider than the table would wrap word by word
+        say(err, f"{len(comparison.runs)} run(s); none has metrics yet (no history.csv or "
+                 "metrics.json)")
+    table = Table(title=title if comparison.sort_by else None, title_justify="left")
     table.add_column("run", style="bold")
     for key in comparison.differing_keys:
         table.add_column(key)
