@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import run_cli
 from dlsuite.config import Config, parse_config
 from dlsuite.config.converter import unstructure_config
 from dlsuite.config.jsonschema import config_json_schema
@@ -187,3 +188,19 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path):
     config = load_config(path, get_registry()).config
     assert config.data.train == str(tmp_path / "ex" / "videos")
     assert config.output_dir == str(tmp_path / "runs" / "a")
+
+
+def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path):
+    """Windows editors (Notepad) save UTF-8 with a BOM: configs and post-processing chain
+    files so saved are read as their text says, through the real CLI too."""
+    from dlsuite.inference.chain_choice import read_chain
+
+    config = tmp_path / "c.json"
+    config.write_bytes(b"\xef\xbb\xbf" + json.dumps({"name": "bom", "seed": 3}).encode())
+    proc = run_cli("config", "show", str(config), "--no-paths")
+    assert proc.returncode == 0, proc.stderr
+    assert '"seed": 3' in proc.stdout and '"name": "bom"' in proc.stdout
+    chain = tmp_path / "chain.json"
+    chain.write_bytes(b"\xef\xbb\xbf" + b'["argmax", {"name": "label"}]')
+    items, source = read_chain(chain)
+    assert items == ["argmax", {"name": "label"}] and source == str(chain)

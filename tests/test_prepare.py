@@ -107,6 +107,9 @@ def test_frames_to_videos_flat_predictions_and_legacy_csv(tmp_path):
         write_tiff(tmp_path / "pred" / f"pred_{i:03d}.tif", np.full((4, 4), i, np.uint16))
     (tmp_path / "rel.csv").write_text("Video; Frame\nmovie;raw_002.tif\nmovie;raw_003.tif\nsolo;raw_001.tif\n")
     assert read_relation(tmp_path / "rel.csv") == {"movie": [2, 3], "solo": [1]}
+    # saved by Excel as "CSV UTF-8": a byte-order mark before the header
+    (tmp_path / "excel.csv").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "rel.csv").read_bytes())
+    assert read_relation(tmp_path / "excel.csv") == {"movie": [2, 3], "solo": [1]}
     frames_to_videos(tmp_path / "pred", tmp_path / "out", tmp_path / "rel.csv")
     assert read_image(tmp_path / "out" / "movie.tif")[:, 0, 0].tolist() == [2, 3]
     assert read_image(tmp_path / "out" / "solo.tif").shape == (1, 4, 4)

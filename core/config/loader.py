@@ -39,7 +39,7 @@ def load_config_data(path: str | os.PathLike) -> Any:
     if not path.is_file():
         raise DlsuiteInputError(f"{path}: config file not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Windows editors)
     except json.JSONDecodeError as exc:
         raise DlsuiteInputError(
             f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None

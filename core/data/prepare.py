@@ -176,7 +176,7 @@ def read_relation(csv_path: str | os.PathLike) -> dict[str, list[int]]:
     path = Path(csv_path)
     if not path.is_file():
         raise DataError(f"{path}: relation CSV not found")
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # Excel writes a BOM
         rows = [[c.strip() for c in row] for row in csv.reader(fh, delimiter=";") if row]
     if not rows:
         raise DataError(f"{path}: empty relation CSV")

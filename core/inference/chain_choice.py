@@ -57,7 +57,7 @@ def read_chain(chain: Any) -> tuple[list, str]:
         if not path.is_file():
             raise DlsuiteInputError(f"{path}: post-processing chain file not found")
         try:
-            chain = json.loads(path.read_text(encoding="utf-8"))
+            chain = json.loads(path.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError) as exc:
             raise DlsuiteInputError(f"{path}: cannot read: {exc}") from None
         except json.JSONDecodeError as exc:
