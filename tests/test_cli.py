@@ -116,6 +116,21 @@ def test_plugins_json_lists_builtins_with_distribution():
     assert unet["distribution"] == "dlsuite" and unet["parameters"]
 
 
+@pytest.mark.parametrize("args", [["plugins"], ["plugins", "--kind", "postprocessors"]])
+def test_plugin_tables_show_every_name_whole_in_a_narrow_terminal(args):
+    """A name longer than its column folds onto the next line; it is never cut to
+    ``categorical_unet_transp…`` (the name a user copies into a config)."""
+    proc = run_cli(*args, env={"COLUMNS": "60"})
+    assert proc.returncode == 0, proc.stderr
+    assert "…" not in proc.stdout
+    names = json.loads(run_cli("plugins", "--json").stdout)["kinds"]
+    cells = "".join(line.strip("│┃ ") for line in proc.stdout.splitlines())
+    kinds = ["architectures"] if args == ["plugins"] else ["postprocessors"]
+    for kind in kinds:
+        for entry in names[kind]:
+            assert entry["name"] in cells.replace(" ", "").replace("│", ""), entry["name"]
+
+
 def test_plugins_validate_imports_factories():
     proc = run_cli("plugins", "--validate")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -18,14 +18,27 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-out = Console(soft_wrap=True, markup=False)
-err = Console(stderr=True, soft_wrap=True, markup=False)
+class _Console(Console):
+    """A console whose tables fold a word too long for its column onto the next line: a
+    plugin, run or file name is shown whole, never cut to ``categorical_unet_transp…``."""
+
+    def print(self, *objects, **options) -> None:
+        for obj in objects:
+            if isinstance(obj, Table):
+                for column in obj.columns:
+                    if column.overflow == "ellipsis":  # rich's default
+                        column.overflow = "fold"
+        super().print(*objects, **options)
+
+
+out = _Console(soft_wrap=True, markup=False)
+err = _Console(stderr=True, soft_wrap=True, markup=False)
 
 
 def table_console(*, stderr: bool = False, **options) -> Console:
-    """A console for tables (no soft wrap: long cells wrap) with markup off (module
-    docstring)."""
-    return Console(stderr=stderr, markup=False, **options)
+    """A console for tables (no soft wrap: long cells wrap, too long words fold) with markup
+    off (module docstring)."""
+    return _Console(stderr=stderr, markup=False, **options)
 
 
 def say(to: Console, *parts: str | tuple[str, str], **options) -> None:
