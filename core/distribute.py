@@ -84,6 +84,9 @@ def start_distribution(config) -> Distribution:
     do not exist, a ``TF_CONFIG`` that is not a cluster spec, ``multi_worker`` outside a
     cluster, a Keras whose multi-worker defects cannot be worked around, or a
     ``datagen.batch_size`` that does not divide by the replicas."""
+    from .threads import limit_threads
+
+    limit_threads()  # DLSUITE_THREADS: before the runtime starts
     section = config.train.distribute
     batch = int(config.datagen.batch_size)
     problems = device_problems(section, batch)

@@ -25,7 +25,8 @@ data, repeated here for configs parsed with ``check_paths=False``. What is check
 * amount of data: a training step takes ``datagen.batch_size`` *different* training samples
   (images, videos or CTC sequences); fewer training samples than ``batch_size`` is an error
   rather than a silent repetition of the same images within one batch.
-* W&B: a ``WANDB_MODE`` environment variable that is not a W&B mode.
+* W&B: a ``WANDB_MODE`` environment variable that is not a W&B mode; threads: a
+  ``DLSUITE_THREADS`` that is not a positive whole number (:mod:`dlsuite.threads`).
 * roles: data keys naming one folder are an info line saying what the scores then measure
   (validation on the training images, tuning on the test images);
 * pixels (:func:`dlsuite.data.checks.check_pixels`, every file of train, val and test read
@@ -98,6 +99,19 @@ def _wandb_mode_env(config, registry) -> list[Problem]:
              f"use the config's {config.wandb.mode!r}")]
 
 
+def _threads_env(config, registry) -> list[Problem]:
+    import os
+
+    from .threads import THREADS_ENV, THREADS_PROBLEM, threads_from_env
+
+    try:
+        threads_from_env()
+    except DlsuiteInputError:
+        return [(f"environment variable {THREADS_ENV}",
+                 f"{os.environ[THREADS_ENV]!r}: {THREADS_PROBLEM}")]
+    return []
+
+
 def _shared_folder_meaning(keys: list[str]) -> str:
     """What the scores mean when the data keys ``keys`` name one folder."""
     if "train" not in keys:
@@ -153,7 +167,7 @@ def _heads_trained(config, registry) -> list[Problem]:
 #: The checks :func:`preflight` runs, in order (the pixel check, the slowest, last).
 CHECKS: tuple[Callable[[Any, Any], list[Problem]], ...] = (
     _data_paths, _plugins, _config_rules, _data_rules, _heads_trained, _wandb_mode_env,
-    _data_pixels)
+    _threads_env, _data_pixels)
 
 
 def preflight_problems(config, registry) -> list[Problem]:

@@ -13,7 +13,8 @@ the sweep, its overrides as tags. All trials are planned and validated before th
 starts (a bad parameter stops the sweep naming it, exit 2, before anything is written); the
 plan and each trial's status live in ``OUTPUT/sweep.json``, so ``resume`` skips finished
 trials and resumes an interrupted one from its saved state. Trials run as ``dlsuite run``
-subprocesses, one after another or ``parallel`` at a time; SIGINT/SIGTERM are passed on to
+subprocesses, one after another or ``parallel`` at a time (sharing the cores:
+``DLSUITE_THREADS``, :mod:`dlsuite.threads`); SIGINT/SIGTERM are passed on to
 them (they save a resumable state) and no new trial starts. No TensorFlow in this process.
 """
 
@@ -44,6 +45,7 @@ from . import folder_lock
 from .ownership import OwnedFolder
 from .registry import Registry, get_registry
 from .rundir import RunDir
+from .threads import threads_from_env
 
 __all__ = ["Sweep", "Trial", "SweepResult", "load_sweep", "plan_trials", "run_sweep",
            "SWEEP_FILE"]
@@ -322,6 +324,18 @@ def _flags(run_dir: Path) -> list[str]:
     return []
 
 
+def _trial_env(parallel: int) -> dict[str, str]:
+    """What the trials' environment adds: trials side by side share the cores
+    (``DLSUITE_THREADS``, :mod:`dlsuite.threads`) unless the user set it."""
+    from .threads import THREADS_ENV, share_of_cores
+
+    if parallel < 2 or os.environ.get(THREADS_ENV, "").strip():
+        return {}
+    threads = share_of_cores(parallel)
+    log.info("%d trials side by side: %d thread(s) each (%s)", parallel, threads, THREADS_ENV)
+    return {THREADS_ENV: str(threads)}
+
+
 _STATUS = {0: "finished", 130: "interrupted", 143: "interrupted", 2: "bad input"}
 
 
@@ -338,6 +352,7 @@ def run_sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = Non
     written by dlsuite) without ``resume``, or ``resume`` of a changed sweep."""
     if parallel < 1:
         raise DlsuiteInputError(f"--parallel {parallel}: must be at least 1")
+    threads_from_env()  # a bad DLSUITE_THREADS stops the sweep, not each trial
     registry = registry or get_registry()
     sweep = load_sweep(path)
     out = Path(output if output is not None else Path("runs") / sweep.name).expanduser().resolve()
@@ -373,6 +388,7 @@ def run_sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = Non
                 e["skipped"] = True
         running: list[tuple[dict, subprocess.Popen]] = []
         stop: list[int] = []
+        trial_env = _trial_env(parallel)
 
         def forward(signum, frame):  # the trials save a resumable state; no new trial starts
             if not stop:
@@ -408,7 +424,7 @@ def run_sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = Non
                     # not a pipe, so a talkative trial never blocks on a full pipe)
                     hidden = quiet or parallel > 1
                     errors = tempfile.TemporaryFile("w+", encoding="utf-8") if hidden else None
-                    proc = subprocess.Popen(cmd, env={**os.environ},
+                    proc = subprocess.Popen(cmd, env={**os.environ, **trial_env},
                                             stdout=subprocess.DEVNULL if hidden else None,
                                             stderr=errors, text=True, start_new_session=True)
                     proc.errors = errors  # type: ignore[attr-defined]

@@ -43,6 +43,7 @@ from .provenance import describe_provenance
 from .wandb_results import best_summary
 from .rundir import RunDir, write_run_config
 from .steps import RunContext, TrainingDiverged, TrainingInterrupted, TrainOutput
+from .threads import threads_line
 # the names imported from the two modules below lived in this module: re-exported here
 from .training_callbacks import (AveragedWeights, DivergenceGuard, StuckLossWarning,
                                  collapse_recovery, standard_callbacks)
@@ -168,6 +169,9 @@ def fit(ctx: RunContext, *, resume: bool, log_model: bool = True) -> TrainOutput
     data = build_training_data(ctx, temporal=geo["temporal"], time_windows=geo["time_windows"],
                                config=attrs.evolve(cfg, seed=run_seed))
     log.info("%s", dist.describe())
+    threads = threads_line()
+    if threads:
+        log.info("%s", threads)
     with dist.scope():  # model, optimizer, metrics and restored state: on every replica
         model, _entry = build_model(cfg, ctx.registry, n_classes=data.n_classes)
         compile_model(model, cfg, ctx.registry, n_classes=data.n_classes)

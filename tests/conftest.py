@@ -99,6 +99,7 @@ def _wandb_mode_from_config(monkeypatch):
     """Tests choose the W&B mode in their configs; a WANDB_MODE in the environment of the
     person running them would override it."""
     monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("DLSUITE_THREADS", raising=False)  # tests set it where they mean it
 
 
 @pytest.fixture(scope="module")

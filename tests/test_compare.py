@@ -20,6 +20,7 @@ import pytest
 from dlsuite import api
 from dlsuite.errors import DlsuiteInputError
 from dlsuite.sweep import load_sweep, plan_trials
+from dlsuite.threads import share_of_cores
 from conftest import run_cli
 
 SWEEP_NAME = "h12grid"
@@ -358,3 +359,8 @@ parameters:
         assert rates[-1] == t["overrides"]["optimizer.learning_rate"]
         assert written["config"]["wandb"]["group"] == "random"  # the file's stem
     assert all(1e-4 <= r <= 1e-2 for r in rates) and rates[0] != rates[1]
+    # side by side, the trials share the cores instead of each taking them all
+    share = share_of_cores(2)
+    for t in state["trials"]:
+        log = (tmp_path / "out" / t["name"] / "run.log").read_text()
+        assert f"threads: {share} intra-op, {share} inter-op (DLSUITE_THREADS)" in log
