@@ -1,9 +1,9 @@
 """How many threads TensorFlow may use in this process: ``DLSUITE_THREADS``.
 
-``dlsuite sweep --parallel N`` sets it for its trials (the cores divided among them: two
-trials with every core each on a 2-core machine trained about 10 % slower than with one
-thread each, and the loss grows with the cores); a user may set it too, e.g. to leave cores
-to other work. Unset or empty: TensorFlow's own choice (every core). Reading the variable
+``dlsuite sweep --parallel N`` sets it for its trials (the cores divided among them:
+``benchmarks/parallel_threads.py`` measured two trainings at once on 2 cores 13 % slower with
+every core each than with one thread each); a user may set it too, e.g. to leave cores to
+other work. Unset or empty: TensorFlow's own choice (every core). Reading the variable
 imports no TensorFlow; :func:`limit_threads` applies it.
 """
 
