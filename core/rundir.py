@@ -40,6 +40,7 @@ import attrs
 
 from .errors import DlsuiteInputError
 from .fileio import to_jsonable, write_json_atomic
+from .run_layout import RUN_ENTRIES, RUN_OWN_NAMES  # re-exported
 
 __all__ = ["RunDir", "prepare_run_dir", "flatten_keys", "read_json", "load_run_config", "package_versions",
            "write_run_config", "config_changes", "describe_changes", "resume_changes",
@@ -116,16 +117,6 @@ class RunDir:
             folder.mkdir(parents=True, exist_ok=True)
         return self
 
-
-#: What a run writes directly in its folder (``inference.output_folder`` is added from the
-#: config); ``--overwrite`` removes these and nothing else (``export`` and ``test`` are
-#: recorded when ``dlsuite export`` / ``dlsuite test`` first write them).
-RUN_ENTRIES = ("config.json", "run.log", "history.csv", "metrics.json", "postprocess.json",
-               "checkpoints", "logs", "predictions", "report", "wandb")
-#: Names in a run directory that ``inference.output_folder`` may not start with: the run's
-#: own files and folders, its marker and lock file.
-RUN_OWN_NAMES = tuple(e for e in RUN_ENTRIES if e != "predictions") + (
-    "export", "test", ".dlsuite-run", ".dlsuite-lock")
 
 #: Config keys (dotted prefixes) that cannot change when a run is resumed: the saved weights
 #: and optimizer state belong to them.

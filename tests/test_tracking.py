@@ -199,7 +199,8 @@ def test_track_command_writes_ctc_folders(tmp_path):
     result = CliRunner().invoke(track_command, [str(src), str(tmp_path / "out"),
                                                 "--gap-closing", "1"])
     assert result.exit_code == 0, result.output
-    assert "01_RES" in result.output and "1 divisions" in result.output
+    assert "01_RES" in result.output and "2 divisions" in result.output
+    assert "3 tracks, 1 division\n" in result.output  # one division, not "1 divisions"
     assert _ctc_valid(tmp_path / "out" / "01_RES") == 1
     assert _ctc_valid(tmp_path / "out" / "02_RES") == 1
     assert (tmp_path / "out" / "sequences.csv").read_text().splitlines()[1] == "01,a.tif"

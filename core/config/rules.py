@@ -252,7 +252,7 @@ def predictions_apart_from_run_files(config, registry) -> list[Problem]:
     predictions would mix with its checkpoints, logs or report, or replace its files)."""
     from pathlib import PurePosixPath
 
-    from ..rundir import RUN_OWN_NAMES
+    from ..run_layout import RUN_OWN_NAMES
 
     parts = PurePosixPath(config.inference.output_folder).parts  # "./x" -> ("x",)
     first = parts[0] if parts else ""
