@@ -10,6 +10,7 @@ from pathlib import Path
 
 import attrs
 
+from .data.test_videos import TEST_VIDEOS
 from .errors import DlsuiteInputError
 from .ownership import OwnedFolder, check_apart
 from .predict_inputs import InputItem, _stem
@@ -18,13 +19,18 @@ from .predict_inputs import InputItem, _stem
 OUTPUT_SUBFOLDERS = ("probabilities", "labels", "ctc")
 #: What was predicted how (run, checkpoint, tiling, inputs), written beside them.
 SUMMARY_FILE = "predict.json"
+#: Folders a run writes into its own ``inference.output_folder`` (the test set's
+#: predictions): a default output folder never takes their names.
+_RUN_PREDICTIONS = (*OUTPUT_SUBFOLDERS, TEST_VIDEOS)
 
 
 def default_output_dir(run_dir: str | os.PathLike, input_path: str | os.PathLike,
                        output_folder: str) -> Path:
-    """``RUN_DIR/<output_folder>/<input name>`` (a file's name without its suffix); for an
-    exported model (a package, SavedModel or ``.keras`` file) the folder holding it stands
-    for RUN_DIR, so nothing is written into the export."""
+    """``RUN_DIR/<output_folder>/<input name>`` (a file's name without its suffix;
+    ``<name>-predicted`` when the name is one of the run's own prediction folders, e.g. an
+    input folder named ``labels``); for an exported model (a package, SavedModel or
+    ``.keras`` file) the folder holding it stands for RUN_DIR, so nothing is written into the
+    export."""
     from .export.reopen import exported_kind
 
     src = Path(input_path).expanduser().resolve()
@@ -32,6 +38,8 @@ def default_output_dir(run_dir: str | os.PathLike, input_path: str | os.PathLike
     base = Path(run_dir).expanduser()
     if exported_kind(base) is not None:
         base = base.resolve().parent
+    if name in _RUN_PREDICTIONS:  # an input named "labels" would land in the run's own
+        name = f"{name}-predicted"
     return base / output_folder / name
 
 

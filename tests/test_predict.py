@@ -183,6 +183,23 @@ def test_output_folder_is_apart_from_the_input_and_never_a_foreign_folder(run, d
     assert [p.name for p in foreign.rglob("*")] == ["labels", "cells_00.tif"]
 
 
+def test_an_input_named_like_the_runs_own_predictions_gets_its_own_default_folder(
+        run, data, tmp_path):
+    """The default output RUN/predictions/<input name> of an input folder named ``labels``
+    is not the run's own predictions/labels (the test set's): it is labels-predicted."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    own = {p.name: p.read_bytes() for p in (copy / "predictions" / "labels").iterdir()}
+    inputs = tmp_path / "labels"
+    shutil.copytree(data["frames"] / "inputs", inputs)
+    proc = run_cli("predict", str(copy), str(inputs), "-q")
+    assert proc.returncode == 0, proc.stderr
+    written = copy / "predictions" / "labels-predicted"
+    assert sorted(p.name for p in (written / "labels").iterdir()) == sorted(
+        p.name for p in inputs.iterdir())
+    assert {p.name: p.read_bytes() for p in (copy / "predictions" / "labels").iterdir()} == own
+
+
 def test_predict_records_what_it_writes_and_never_replaces_other_files(run, data, tmp_path):
     from dlsuite.predict import predict_folder
 

@@ -51,7 +51,9 @@ def _halo(value: str | None):
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path),
-              help="Output folder [default: RUN_DIR/<inference.output_folder>/<INPUT name>].")
+              help="Output folder [default: RUN_DIR/<inference.output_folder>/<INPUT name>; "
+                   "<INPUT name>-predicted for an INPUT named like the run's own labels, "
+                   "probabilities, ctc or test_videos].")
 @click.option("--weights", help="Checkpoint: best, last or a path to a .keras file "
                                 "[default: the run's inference.weights].")
 @click.option("--tile-size", callback=lambda c, p, v: _tile_size(v), metavar="N|none",
