@@ -245,8 +245,6 @@ def export_keeps_scale(config, registry) -> list[Problem]:
             if (why := scale_export_problem(fmt, config.data.scale))]
 
 
-Rule = Callable[[Any, Any], list[Problem]]
-#: Rules that need only the config and the registry (run by every validation).
 def predictions_apart_from_run_files(config, registry) -> list[Problem]:
     """``inference.output_folder`` is not one of the run's own files or folders (the
     predictions would mix with its checkpoints, logs or report, or replace its files)."""
@@ -264,6 +262,8 @@ def predictions_apart_from_run_files(config, registry) -> list[Problem]:
     return []
 
 
+Rule = Callable[[Any, Any], list[Problem]]
+#: Rules that need only the config and the registry (run by every validation).
 CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, loss_fits_target,
                                   postprocess_chain_works, distribution_fits_batch,
                                   export_keeps_scale, predictions_apart_from_run_files)
