@@ -283,6 +283,16 @@ def test_cli_scheduler_address_and_bad_scheduler(run, data, threshold_model, clu
                    "--scheduler", "nowhere", timeout=TIMEOUT)
     assert proc.returncode == 2 and "--scheduler 'nowhere'" in proc.stderr
     assert not (tmp_path / "bad").exists()
+    # nothing listens on the port: refused at once, not after the client's 60 s of retries
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = run_cli("predict", str(run), str(data["inputs"]), "-o", str(tmp_path / "bad"),
+                   "--scheduler", f"tcp://127.0.0.1:{port}", timeout=TIMEOUT)
+    assert proc.returncode == 2 and "the connection is refused" in proc.stderr, proc.stderr
+    assert not (tmp_path / "bad").exists()  # refused before the output folder is claimed
 
 
 @pytest.mark.slow

@@ -192,10 +192,12 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
     client before anything is written (:func:`dlsuite.scale.run_options.worker_run`)."""
     from ..data.checks import check_inputs
     from ..registry import get_registry
-    from .cluster import parse_scheduler, require_scale
+    from .cluster import parse_scheduler, refuse_closed_port, require_scale
 
-    parse_scheduler(scheduler)
+    kind, address = parse_scheduler(scheduler)
     require_scale("--scheduler")
+    if kind == "address":
+        refuse_closed_port(address)  # before the output folder is claimed
     if ctc and postprocess is False:
         raise DlsuiteInputError("--ctc needs instance labels: drop --no-postprocess")
     items = list_inputs(input_path, as_video=as_video)

@@ -18,8 +18,8 @@ from typing import Iterator
 
 from ..errors import DlsuiteInputError
 
-__all__ = ["SCALE_HINT", "parse_scheduler", "require_scale", "connect", "worker_predictor",
-           "worker_settings"]
+__all__ = ["SCALE_HINT", "parse_scheduler", "refuse_closed_port", "require_scale", "connect",
+           "worker_predictor", "worker_settings"]
 
 #: What to install when the optional engines are missing.
 SCALE_HINT = "pip install 'dlsuite[scale]' (dask, distributed, zarr, ome-zarr)"
@@ -54,6 +54,24 @@ def parse_scheduler(value: str) -> tuple[str, int | str]:
                             "address such as tcp://host:8786")
 
 
+def refuse_closed_port(address: str) -> None:
+    """DlsuiteInputError at once when nothing listens at a ``tcp://`` (or ``host:port``)
+    address: the host refuses the connection, where the Dask client would retry for its
+    whole timeout. Anything else (no answer yet, other protocols) is left to the client."""
+    import socket
+
+    match = re.match(r"^(?:tcp://)?\[?([\w.\-:]+?)\]?:(\d+)$", address)
+    if match is None:
+        return
+    try:
+        socket.create_connection((match.group(1), int(match.group(2))), timeout=5).close()
+    except ConnectionRefusedError:
+        raise DlsuiteInputError(f"--scheduler {address}: no Dask scheduler answers there (the "
+                                "connection is refused: nothing listens on that port)") from None
+    except OSError:
+        pass  # unreachable or slow: the client's own timeout decides
+
+
 @contextlib.contextmanager
 def connect(scheduler: str, *, timeout: float = 60) -> Iterator:
     """A ``distributed.Client`` for ``scheduler`` (see :func:`parse_scheduler`); a local
@@ -79,6 +97,7 @@ def connect(scheduler: str, *, timeout: float = 60) -> Iterator:
         finally:
             cluster.close()
         return
+    refuse_closed_port(value)
     try:
         client = Client(value, timeout=timeout)
     except (OSError, TimeoutError) as exc:

@@ -116,10 +116,12 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
     (True, False or another chain) and ``overrides`` (``--set``) as in single-process
     prediction (:func:`dlsuite.scale.run_options.worker_run`)."""
     from ..registry import get_registry
-    from .cluster import parse_scheduler, require_scale
+    from .cluster import parse_scheduler, refuse_closed_port, require_scale
 
     if scheduler is not None:
-        parse_scheduler(scheduler)
+        kind, address = parse_scheduler(scheduler)
+        if kind == "address":
+            refuse_closed_port(address)  # before anything is written
     require_scale("block-wise prediction (OME-Zarr)")
     if ctc or as_video:
         raise DlsuiteInputError(f"{'--ctc' if ctc else '--as-video'}: not available for "
