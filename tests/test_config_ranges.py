@@ -70,10 +70,6 @@ def problems_of(data, registry=None) -> dict[str, str]:
      "must be a relative path"),
     ({"inference": {"output_folder": "."}}, "$.inference.output_folder",
      "must name a subfolder"),
-    ({"inference": {"output_folder": "./checkpoints"}}, "$.inference.output_folder",
-     "'checkpoints' is one of the run's own files or folders"),
-    ({"inference": {"output_folder": "report/test"}}, "$.inference.output_folder",
-     "'report' is one of the run's own files or folders"),
     ({"evaluation": {"metrics": ["SEG", "jacard"]}}, "$.evaluation.metrics[1]",
      "did you mean 'jaccard'?"),
     ({"train": {"reduce_lr": {"factor": 1.0}}}, "$.train.reduce_lr.factor", "(0, 1)"),
@@ -116,6 +112,20 @@ def test_folder_schema_pattern_agrees_with_its_check(path, value, ok):
     target[last] = value
     assert bool(re.search(node["pattern"], value)) is ok
     assert (f"$.{path}" not in problems_of(data)) is ok
+
+
+@pytest.mark.parametrize("folder, first", [("./checkpoints", "checkpoints"),
+                                           ("report/test", "report"), ("test", "test")])
+def test_predictions_never_mix_with_the_runs_own_files(folder, first):
+    """Refused for a run about to start (paths checked: config validate, run, train); a
+    trained run's own config reopened (predict, tune) is not refused for it."""
+    data = {"inference": {"output_folder": folder}}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, get_registry())
+    problems = dict(info.value.problems)
+    assert problems["$.inference.output_folder"].startswith(
+        f"{first!r} is one of the run's own files or folders")
+    parse_config(data, get_registry(), check_paths=False)
 
 
 def test_pools_beyond_the_range_does_not_advise_a_patch_size():

@@ -12,11 +12,11 @@ Single values and the rules inside one section are attrs validators on the schem
 * the ``postprocess`` chain can work on the outputs of the target's heads (each step's
   ``accepts``/``gives``/``needs``, :mod:`dlsuite.chains`);
 * ``export.formats`` lists ``bioimageio`` only with ``data.scale`` 1;
-* ``inference.output_folder`` is not one of the run's own files or folders;
 
-and, when the data paths are checked, the data itself:
+and, when the data paths are checked (a run about to start, not a trained run reopened):
 
-* a training step takes ``datagen.batch_size`` *different* training samples.
+* a training step takes ``datagen.batch_size`` *different* training samples;
+* ``inference.output_folder`` is not one of the run's own files or folders.
 
 Each rule takes ``(config, registry)`` and returns ``(json_path, message)`` problems; they are
 run by :func:`dlsuite.config.parse_config` (so ``dlsuite config validate`` reports them) and
@@ -266,9 +266,11 @@ Rule = Callable[[Any, Any], list[Problem]]
 #: Rules that need only the config and the registry (run by every validation).
 CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, loss_fits_target,
                                   postprocess_chain_works, distribution_fits_batch,
-                                  export_keeps_scale, predictions_apart_from_run_files)
-#: Rules that read the data (run when data paths are checked).
-DATA_RULES: tuple[Rule, ...] = (enough_training_samples,)
+                                  export_keeps_scale)
+#: Rules for a run about to start, run when data paths are checked (``config validate``,
+#: ``run``, ``train``) and by preflight, not when a trained run's own config is reopened
+#: (``predict``, ``tune``): what it reads (the data) and where it writes.
+DATA_RULES: tuple[Rule, ...] = (enough_training_samples, predictions_apart_from_run_files)
 
 
 def config_problems(config, registry) -> list[Problem]:
@@ -277,5 +279,6 @@ def config_problems(config, registry) -> list[Problem]:
 
 
 def data_problems(config, registry) -> list[Problem]:
-    """Every problem :data:`DATA_RULES` find (the data folders are read)."""
+    """Every problem :data:`DATA_RULES` find (the data folders are read; where the run
+    writes is checked)."""
     return [p for rule in DATA_RULES for p in rule(config, registry)]
