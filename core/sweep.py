@@ -329,7 +329,7 @@ def _trial_env(parallel: int) -> dict[str, str]:
     (``DLSUITE_THREADS``, :mod:`dlsuite.threads`) unless the user set it."""
     from .threads import THREADS_ENV, share_of_cores
 
-    if parallel < 2 or os.environ.get(THREADS_ENV, "").strip():
+    if parallel < 2 or threads_from_env() is not None:
         return {}
     threads = share_of_cores(parallel)
     log.info("%d trials side by side: %d thread(s) each (%s)", parallel, threads, THREADS_ENV)

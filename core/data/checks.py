@@ -175,7 +175,7 @@ def _one_id_many_regions(frame: np.ndarray) -> bool:
     ids = frame[foreground]
     if ids.size < _MASK_REGIONS * _MASK_REGION or ids.min() != ids.max():
         return False
-    regions, n = ndimage.label(foreground, structure=np.ones((3, 3), bool))
+    regions, _ = ndimage.label(foreground, structure=np.ones((3, 3), bool))
     sizes = np.bincount(regions.ravel())[1:]
     return int((sizes >= _MASK_REGION).sum()) >= _MASK_REGIONS
 
