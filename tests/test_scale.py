@@ -293,6 +293,24 @@ def test_cli_scheduler_address_and_bad_scheduler(run, data, threshold_model, clu
                    "--scheduler", f"tcp://127.0.0.1:{port}", timeout=TIMEOUT)
     assert proc.returncode == 2 and "the connection is refused" in proc.stderr, proc.stderr
     assert not (tmp_path / "bad").exists()  # refused before the output folder is claimed
+    # something listens but never answers as a scheduler: after DLSUITE_SCHEDULER_TIMEOUT,
+    # with the output folder (plain and block-wise) still not claimed
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = "tcp://127.0.0.1:%d" % silent.getsockname()[1]
+        for extra in ([], ["--block-size", "64"]):
+            proc = run_cli("predict", str(run), str(data["inputs"]), "-o", str(tmp_path / "bad"),
+                           "--scheduler", address, *extra,
+                           env={"DLSUITE_SCHEDULER_TIMEOUT": "2"}, timeout=TIMEOUT)
+            assert proc.returncode == 2, proc.stderr
+            assert f"--scheduler {address}: no Dask scheduler answers" in proc.stderr
+            assert not (tmp_path / "bad").exists()
+    proc = run_cli("predict", str(run), str(data["inputs"]), "-o", str(tmp_path / "bad"),
+                   "--scheduler", "local:1", env={"DLSUITE_SCHEDULER_TIMEOUT": "soon"},
+                   timeout=TIMEOUT)
+    assert proc.returncode == 2 and "DLSUITE_SCHEDULER_TIMEOUT='soon'" in proc.stderr
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.slow

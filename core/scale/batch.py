@@ -32,7 +32,7 @@ from ..predict import FROM_CONFIG, _count_objects, predict_input
 from ..predict_inputs import InputItem, list_inputs
 from ..predict_output import (SUMMARY_FILE, PredictSummary, _check_apart, _planned,
                               _prepare_output, default_output_dir)
-from .cluster import connect
+from .cluster import connect_when_needed
 from .run_options import worker_run
 
 __all__ = ["predict_folder_on_cluster", "predict_task", "track_task"]
@@ -192,12 +192,12 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
     client before anything is written (:func:`dlsuite.scale.run_options.worker_run`)."""
     from ..data.checks import check_inputs
     from ..registry import get_registry
-    from .cluster import parse_scheduler, refuse_closed_port, require_scale
+    from .cluster import parse_scheduler, probe_scheduler, require_scale
 
     kind, address = parse_scheduler(scheduler)
     require_scale("--scheduler")
     if kind == "address":
-        refuse_closed_port(address)  # before the output folder is claimed
+        probe_scheduler(address)  # before the output folder is claimed
     if ctc and postprocess is False:
         raise DlsuiteInputError("--ctc needs instance labels: drop --no-postprocess")
     items = list_inputs(input_path, as_video=as_video)
@@ -218,40 +218,44 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
     if not overwrite and (out / SUMMARY_FILE).is_file():
         _same_job(out, job)
     numbers = _sequence_numbers(items) if ctc else {}
-    resumed = _claim_or_resume(out, input_path, _planned(items, postprocess, ctc), overwrite)
-    options = chosen.key[1]
-    rows: dict[str, dict] = {}
-    todo = []
-    for item in items:
-        row = _complete_row(out, item, postprocess) if resumed else None
-        if row is not None:
-            rows[item.name] = row
-        else:
-            todo.append(item)
-    notes = []
-    if resumed:
-        notes.append(f"resumed: {len(rows)} of {len(items)} input(s) already complete in {out}")
-    log.info("predicting %d input(s) on %s into %s", len(todo), scheduler, out)
-    started = time.perf_counter()
-    if todo or numbers:
-        from distributed import as_completed
+    # a scheduler address answers before the output folder is claimed (a local cluster
+    # starts only when there is work)
+    with connect_when_needed(scheduler) as cluster_client:
+        resumed = _claim_or_resume(out, input_path, _planned(items, postprocess, ctc), overwrite)
+        options = chosen.key[1]
+        rows: dict[str, dict] = {}
+        todo = []
+        for item in items:
+            row = _complete_row(out, item, postprocess) if resumed else None
+            if row is not None:
+                rows[item.name] = row
+            else:
+                todo.append(item)
+        notes = []
+        if resumed:
+            notes.append(f"resumed: {len(rows)} of {len(items)} input(s) already complete "
+                         f"in {out}")
+        log.info("predicting %d input(s) on %s into %s", len(todo), scheduler, out)
+        started = time.perf_counter()
+        if todo or numbers:
+            from distributed import as_completed
 
-        run_key = chosen.key[0]
-        tracking = []
+            run_key = chosen.key[0]
+            tracking = []
 
-        def track(client, name: str) -> None:
-            """Track video ``name`` once its labels are on disk (every video again on a
-            resumed folder: the CTC folders are rewritten, recorded before as ours)."""
-            if name not in numbers:
-                return
-            OwnedFolder(out, "predict").record([f"ctc/{numbers[name]}_RES"])
-            rows[name]["sequence"] = numbers[name]
-            tracking.append(client.submit(track_task, run_key, options, str(out.resolve()),
-                                          name, str((out / "ctc" / f"{numbers[name]}_RES")
-                                                    .resolve()),
-                                          key=f"dlsuite-track-{numbers[name]}", pure=False))
+            def track(client, name: str) -> None:
+                """Track video ``name`` once its labels are on disk (every video again on a
+                resumed folder: the CTC folders are rewritten, recorded before as ours)."""
+                if name not in numbers:
+                    return
+                OwnedFolder(out, "predict").record([f"ctc/{numbers[name]}_RES"])
+                rows[name]["sequence"] = numbers[name]
+                tracking.append(client.submit(track_task, run_key, options, str(out.resolve()),
+                                              name, str((out / "ctc" / f"{numbers[name]}_RES")
+                                                        .resolve()),
+                                              key=f"dlsuite-track-{numbers[name]}", pure=False))
 
-        with connect(scheduler) as client:
+            client = cluster_client()
             futures = [client.submit(predict_task, run_key, options, postprocess,
                                      item, str(out.resolve()), key=f"dlsuite-predict-{i}-"
                                      f"{item.name}", pure=False)

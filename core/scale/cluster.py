@@ -18,8 +18,8 @@ from typing import Iterator
 
 from ..errors import DlsuiteInputError
 
-__all__ = ["SCALE_HINT", "parse_scheduler", "refuse_closed_port", "require_scale", "connect",
-           "worker_predictor", "worker_settings"]
+__all__ = ["SCALE_HINT", "parse_scheduler", "probe_scheduler", "require_scale", "connect",
+           "connect_when_needed", "scheduler_timeout", "worker_predictor", "worker_settings"]
 
 #: What to install when the optional engines are missing.
 SCALE_HINT = "pip install 'dlsuite[scale]' (dask, distributed, zarr, ome-zarr)"
@@ -54,30 +54,87 @@ def parse_scheduler(value: str) -> tuple[str, int | str]:
                             "address such as tcp://host:8786")
 
 
-def refuse_closed_port(address: str) -> None:
-    """DlsuiteInputError at once when nothing listens at a ``tcp://`` (or ``host:port``)
-    address: the host refuses the connection, where the Dask client would retry for its
-    whole timeout. Anything else (no answer yet, other protocols) is left to the client."""
+def probe_scheduler(address: str) -> None:
+    """DlsuiteInputError naming ``address`` unless a Dask scheduler answers at this ``tcp://``
+    (or ``host:port``) address: at once when the host refuses the connection (nothing listens
+    on the port), after :func:`scheduler_timeout` seconds when the connection is not accepted
+    or the peer sends nothing (a scheduler sends its handshake first; the Dask client itself
+    would wait forever on a port that accepts and stays silent). Other protocols are left to
+    the client."""
     import socket
 
     match = re.match(r"^(?:tcp://)?\[?([\w.\-:]+?)\]?:(\d+)$", address)
     if match is None:
         return
+    timeout = scheduler_timeout()
+    problem = None
     try:
-        socket.create_connection((match.group(1), int(match.group(2))), timeout=5).close()
+        with socket.create_connection((match.group(1), int(match.group(2))),
+                                      timeout=timeout) as sock:
+            if not sock.recv(1):
+                problem = "the connection was closed without an answer"
     except ConnectionRefusedError:
-        raise DlsuiteInputError(f"--scheduler {address}: no Dask scheduler answers there (the "
-                                "connection is refused: nothing listens on that port)") from None
-    except OSError:
-        pass  # unreachable or slow: the client's own timeout decides
+        problem = "the connection is refused: nothing listens on that port"
+    except TimeoutError:
+        problem = (f"nothing answered within {timeout:g} s; DLSUITE_SCHEDULER_TIMEOUT sets "
+                   "how long to wait")
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    if problem:
+        raise DlsuiteInputError(f"--scheduler {address}: no Dask scheduler answers there "
+                                f"({problem})")
+
+
+#: Seconds the client waits for a scheduler address to answer (``DLSUITE_SCHEDULER_TIMEOUT``).
+DEFAULT_SCHEDULER_TIMEOUT = 60.0
+
+
+def scheduler_timeout() -> float:
+    """``DLSUITE_SCHEDULER_TIMEOUT`` in seconds (default 60): how long a scheduler address
+    may take to answer. DlsuiteInputError naming the variable when it is not a positive
+    number."""
+    text = os.environ.get("DLSUITE_SCHEDULER_TIMEOUT", "").strip()
+    if not text:
+        return DEFAULT_SCHEDULER_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise DlsuiteInputError(f"DLSUITE_SCHEDULER_TIMEOUT={text!r}: expected a number of "
+                                "seconds > 0")
+    return value
 
 
 @contextlib.contextmanager
-def connect(scheduler: str, *, timeout: float = 60) -> Iterator:
+def connect_when_needed(scheduler: str) -> Iterator:
+    """A function returning the one ``distributed.Client`` of this block for ``scheduler``
+    (:func:`connect`). A scheduler address is connected at once, so one that does not answer
+    is refused before the caller writes anything; a local cluster is started on the first
+    call only (not at all when there is nothing to do)."""
+    scheduler_timeout()  # a bad value is refused before anything is written
+    with contextlib.ExitStack() as stack:
+        held: list = []
+
+        def client():
+            if not held:
+                held.append(stack.enter_context(connect(scheduler)))
+            return held[0]
+
+        if parse_scheduler(scheduler)[0] == "address":
+            client()
+        yield client
+
+
+@contextlib.contextmanager
+def connect(scheduler: str, *, timeout: float | None = None) -> Iterator:
     """A ``distributed.Client`` for ``scheduler`` (see :func:`parse_scheduler`); a local
     cluster is started on 127.0.0.1 (no dashboard) and closed on exit. DlsuiteInputError
-    naming the address when no scheduler answers within ``timeout`` seconds."""
+    naming the address when no scheduler answers within ``timeout`` seconds (default
+    :func:`scheduler_timeout`)."""
     kind, value = parse_scheduler(scheduler)
+    if timeout is None:
+        timeout = scheduler_timeout()
     require_scale("--scheduler")
     from distributed import Client, LocalCluster
 
@@ -97,7 +154,7 @@ def connect(scheduler: str, *, timeout: float = 60) -> Iterator:
         finally:
             cluster.close()
         return
-    refuse_closed_port(value)
+    probe_scheduler(value)
     try:
         client = Client(value, timeout=timeout)
     except (OSError, TimeoutError) as exc:

@@ -92,6 +92,16 @@ def _normalizer(info: dict, source: Source, block: int, notes: list):
                              source.dtype, height * width, notes)
 
 
+def _cluster_client(scheduler: str | None):
+    """:func:`dlsuite.scale.cluster.connect_when_needed`, or a function returning None (run
+    in this process) without a scheduler."""
+    if scheduler is None:
+        return contextlib.nullcontext(lambda: None)
+    from .cluster import connect_when_needed
+
+    return connect_when_needed(scheduler)
+
+
 @contextlib.contextmanager
 def _runner(scheduler: str | None):
     if scheduler is None:
@@ -116,12 +126,12 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
     (True, False or another chain) and ``overrides`` (``--set``) as in single-process
     prediction (:func:`dlsuite.scale.run_options.worker_run`)."""
     from ..registry import get_registry
-    from .cluster import parse_scheduler, refuse_closed_port, require_scale
+    from .cluster import parse_scheduler, probe_scheduler, require_scale
 
     if scheduler is not None:
         kind, address = parse_scheduler(scheduler)
         if kind == "address":
-            refuse_closed_port(address)  # before anything is written
+            probe_scheduler(address)  # before anything is written
     require_scale("block-wise prediction (OME-Zarr)")
     if ctc or as_video:
         raise DlsuiteInputError(f"{'--ctc' if ctc else '--as-video'}: not available for "
@@ -141,10 +151,12 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
     out = Path(out_dir).expanduser() if out_dir is not None else default_output_dir(
         run_dir, input_path, cfg.inference.output_folder)
     planned = [SUMMARY_FILE] + [f"{s.name}.ome.zarr" for s in sources]
-    _prepare_output(out, input_path, planned, overwrite)
     rows, notes = [], []
-    started = time.perf_counter()
-    with _runner(scheduler) as runner:
+    # a scheduler address answers before the output folder is claimed
+    with _cluster_client(scheduler) as cluster_client:
+        _prepare_output(out, input_path, planned, overwrite)
+        started = time.perf_counter()
+        runner = Runner(cluster_client())
         info = runner.map(describe_task, [(model_key,)])[0]
         block = block_size_for(block_size or DEFAULT_BLOCK, info["size_multiple"])
         for source in sources:
