@@ -35,7 +35,8 @@ def ctc_root(tmp_path):
 def test_ctc_roots_every_sequence_including_01(ctc_root):
     res, gt = ctc_root
     out = evaluate(res, gt)
-    assert set(out) == {"metrics", "per_sequence", "per_frame", "matching"}
+    assert set(out) == {"metrics", "per_sequence", "per_frame", "matching", "warnings"}
+    assert out["warnings"] == []  # instance ground truth
     assert list(out["metrics"]) == ALL
     assert [s["sequence"] for s in out["per_sequence"]] == ["01", "02"]
     s1, s2 = out["per_sequence"]
@@ -213,3 +214,40 @@ def test_benchmark_runs_and_agrees(capsys):
     diff = float(out.split("largest absolute difference:")[1].split()[0])
     assert diff < 1e-6
     assert "speed ratio" in out
+
+
+def test_ground_truth_that_looks_like_binary_masks_is_warned_about(tmp_path):
+    """A binary mask given as ground truth (0/255, all cells one id) scores its cells as one
+    object: `evaluate` says so, naming the file, on stderr and in the result; instance
+    labels give no warning."""
+    from conftest import run_cli
+
+    for name in ("res", "gt", "gt_ok"):
+        (tmp_path / name).mkdir()
+    cells = np.zeros((32, 32), np.uint16)
+    cells[2:10, 2:10], cells[20:28, 20:28] = 1, 2
+    write_tiff(tmp_path / "res" / "a.tif", cells)
+    write_tiff(tmp_path / "gt" / "a.tif", ((cells > 0) * 255).astype(np.uint8))
+    write_tiff(tmp_path / "gt_ok" / "a.tif", cells)
+    out = evaluate(tmp_path / "res", tmp_path / "gt", "SEG")
+    assert len(out["warnings"]) == 1 and str(tmp_path / "gt" / "a.tif") in out["warnings"][0]
+    assert out["per_sequence"][0]["warnings"] == out["warnings"]
+    clean = evaluate(tmp_path / "res", tmp_path / "gt_ok", "SEG")
+    assert clean["warnings"] == [] and "warnings" not in clean["per_sequence"][0]
+
+    proc = run_cli("evaluate", str(tmp_path / "res"), str(tmp_path / "gt"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert list(json.loads(proc.stdout)) == ["metrics", "per_sequence", "matching"]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(lines) == 1 and "a.tif" in lines[0] and "binary mask" in lines[0]
+    proc = run_cli("evaluate", str(tmp_path / "res"), str(tmp_path / "gt_ok"))
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+
+    # CTC ground truth: one line for the sequence, naming its first such SEG frame
+    video = np.stack([cells, cells, cells])
+    write_ctc_sequence(tmp_path / "ctc_gt" / "01_GT", (video > 0).astype(np.uint16) * 7,
+                       None, kind="gt", seg_frames=[0, 2])
+    write_ctc_sequence(tmp_path / "ctc_res" / "01_RES", video, None)
+    out = evaluate(tmp_path / "ctc_res", tmp_path / "ctc_gt", "SEG")
+    assert len(out["warnings"]) == 1
+    assert "man_seg000.tif (and 1 more ground-truth file(s))" in out["warnings"][0]

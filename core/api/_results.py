@@ -20,8 +20,9 @@ def evaluate(res: str | os.PathLike, gt: str | os.PathLike, metrics: Any = None,
     themselves) or folders of label images with the same file names. ``metrics`` is a list
     or comma-separated string of ``SEG, DET, TRA, jaccard, dice, precision, recall, f1,
     temporal_stability, temporal_stability_gt`` (default: all). Returns ``{"metrics": {name:
-    value}, "per_sequence": [...], "per_frame": [...], "matching": [...]}``, metrics in the
-    requested order (``matching``: one entry per IoU threshold 0.5..0.9 with ``iou``, ``tp``,
+    value}, "per_sequence": [...], "per_frame": [...], "matching": [...], "warnings":
+    [...]}``, metrics in the requested order (``warnings``: one line per sequence whose
+    ground truth looks like binary masks, one object id in separate regions) (``matching``: one entry per IoU threshold 0.5..0.9 with ``iou``, ``tp``,
     ``fp``, ``fn``, ``precision``, ``recall``, ``f1``, ``ap``, ``pq`` over all frames, one-to-one
     Hungarian matching; None unless an instance metric is requested); a metric that cannot be
     computed is None with the reason in its sequence's ``"unavailable"``. ``json_file`` also

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from dlsuite import api
 
-from ._output import metric_description, metrics_json, table_console
+from ._output import err, metric_description, metrics_json, say, table_console
 
 __all__ = ["evaluate"]
 
@@ -98,6 +98,8 @@ def evaluate(res: Path, gt: Path, metrics: str | None, as_json: bool, output: Pa
     """
     result = api.evaluate(res, gt, metrics, json_file=output, per_frame_csv=per_frame,
                           overwrite=overwrite)
+    for warning in result.get("warnings", ()):
+        say(err, ("warning:", "yellow"), f" {warning}", highlight=False)
     if as_json:
         click.echo(metrics_json({"metrics": result["metrics"],
                                  "per_sequence": result["per_sequence"],

@@ -35,7 +35,8 @@ from dlsuite.data.layouts import (Sample, ctc_frame_files, ctc_seg_files, list_s
                                   load_sample)
 from dlsuite.errors import DataError, DlsuiteInputError
 
-__all__ = ["NONFINITE_POLICIES", "Findings", "check_pixels", "check_array", "check_inputs"]
+__all__ = ["NONFINITE_POLICIES", "Findings", "check_pixels", "check_array", "check_inputs",
+           "mask_warning", "one_id_many_regions"]
 
 #: What to do with NaN/Inf pixels of input images: refuse the input (default) or mask them
 #: (the normalizers ignore them and set them to 0).
@@ -166,7 +167,12 @@ _MASK_WARNING = ("one object id in {n}+ separate regions: a binary mask (e.g. 0/
                  "skimage.measure.label)")
 
 
-def _one_id_many_regions(frame: np.ndarray) -> bool:
+def mask_warning() -> str:
+    """The warning for a label image :func:`one_id_many_regions` flags (after its path)."""
+    return _MASK_WARNING.format(n=_MASK_REGIONS)
+
+
+def one_id_many_regions(frame: np.ndarray) -> bool:
     """True when the non-zero pixels of ``frame`` share one id and fall into at least
     :data:`_MASK_REGIONS` separate (8-connected) regions of :data:`_MASK_REGION` pixels."""
     from scipy import ndimage
@@ -192,8 +198,8 @@ def _label_checks(sample: Sample, labels: np.ndarray, annotated: np.ndarray, out
                               "labels are 0 (background) or positive object ids")
         elif not frame.any():
             empty.append(Path(path))
-        elif frame.ndim == 2 and _one_id_many_regions(frame):
-            out.warn(_MASK_WARNING.format(n=_MASK_REGIONS), path)
+        elif frame.ndim == 2 and one_id_many_regions(frame):
+            out.warn(mask_warning(), path)
 
 
 def _reading_notes(sample: Sample, out: Findings) -> None:

@@ -35,7 +35,8 @@ from .frame_metrics import foreground_jaccard, metrics_from_table, summarize_row
 from ..config.metric_names import METRICS, instance_matching, parse_metrics
 from .matching import MatchingAccumulator
 from .overlap import overlap_table, reference_matches
-from .readers import read_ctc_frame
+from .readers import mask_warnings, read_ctc_frame
+from ..data.checks import one_id_many_regions
 from .seg import seg_from_table
 
 
@@ -187,11 +188,15 @@ def _score_annotated(seg_frames: dict[int, Path], res_frames: dict[int, Path], n
     rows: list[dict] = []
     total, count = 0.0, 0
     matching = MatchingAccumulator() if instance_matching(names) else None
+    masks = []  # ground-truth frames that look like binary masks
     for t in sorted(seg_frames):
         try:
-            table = overlap_table(read_ctc_frame(seg_frames[t]), read_ctc_frame(res_frames[t]))
+            truth = read_ctc_frame(seg_frames[t])
+            table = overlap_table(truth, read_ctc_frame(res_frames[t]))
         except DataError as exc:
             raise DataError(f"{res_frames[t]} vs {seg_frames[t]}: {exc}") from exc
+        if one_id_many_regions(truth):
+            masks.append(seg_frames[t])
         row: dict = {"sequence": seq, "frame": t}
         if "SEG" in names:
             d = seg_from_table(table)
@@ -207,7 +212,7 @@ def _score_annotated(seg_frames: dict[int, Path], res_frames: dict[int, Path], n
         if matching is not None:
             matching.add_table(table)
         rows.append(row)
-    out: dict = {"n_annotated_frames": len(seg_frames)}
+    out: dict = {"n_annotated_frames": len(seg_frames), **mask_warnings(masks)}
     if "SEG" in names:
         out["n_gt_objects"] = count
         out["SEG"] = total / count if count else None

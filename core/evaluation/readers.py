@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from dlsuite.data.checks import mask_warning
 from dlsuite.data.ctc import read_frame, read_track_file
 from dlsuite.data.io import read_image
 from dlsuite.errors import DataError
 
 from .overlap import as_label_array
 
-__all__ = ["read_ctc_frame", "read_labels", "read_track_file"]
+__all__ = ["mask_warnings", "read_ctc_frame", "read_labels", "read_track_file"]
 
 
 def read_labels(path: str | Path) -> np.ndarray:
@@ -38,3 +39,13 @@ def read_ctc_frame(path: Path) -> np.ndarray:
     """One 2D CTC label frame; raises DataError naming the file when it is not 2D or not
     labels."""
     return as_label_array(read_frame(path), str(path))
+
+
+def mask_warnings(paths: list) -> dict:
+    """``{"warnings": [one line]}`` when ground-truth files ``paths`` look like binary masks
+    (:func:`dlsuite.data.checks.one_id_many_regions`), else ``{}``: the scores then count
+    all their cells as one object."""
+    if not paths:
+        return {}
+    more = f" (and {len(paths) - 1} more ground-truth file(s))" if len(paths) > 1 else ""
+    return {"warnings": [f"{paths[0]}{more}: {mask_warning()}"]}

@@ -30,7 +30,8 @@ from .frame_metrics import summarize_rows, video_metrics
 from .layout import Pair, discover
 from ..config.metric_names import METRICS, instance_matching, parse_metrics
 from .matching import matching_dataset, merge_matching
-from .readers import read_labels
+from .readers import mask_warnings, read_labels
+from ..data.checks import one_id_many_regions
 from .seg import seg_details
 
 _NO_TRACKS = ("label-image folders carry no tracks: DET/TRA need CTC folders with TRA ground "
@@ -53,6 +54,7 @@ def evaluate_files(res_path: str | Path, gt_path: str | Path, metrics: Iterable[
     gt_frames = gt[None] if gt.ndim == 2 else gt
     seq = name or res_path.name
     out: dict = {"sequence": seq, "n_frames": int(len(res_frames))}
+    out.update(mask_warnings([gt_path] if any(map(one_id_many_regions, gt_frames)) else []))
     unavailable: dict = {}
     rows = [{"sequence": seq, "frame": i} for i in range(len(res_frames))]
     try:
@@ -130,8 +132,9 @@ def evaluate(res: str | Path, gt: str | Path, metrics: Iterable[str] | str | Non
 
     Returns ``{"metrics": {name: float or None}, "per_sequence": [dict per sequence/file with
     the metrics, counts and "unavailable" reasons], "per_frame": [dict per evaluated frame],
-    "matching": [one dict per IoU threshold] or None}`` with metric keys spelled exactly as
-    above; ``matching`` (see the module docstring) is None unless precision, recall or f1 is
+    "matching": [one dict per IoU threshold] or None, "warnings": [one line each]}`` with
+    metric keys spelled exactly as above (``warnings``: ground truth that looks like binary
+    masks, also in its sequence's ``"warnings"``); ``matching`` (see the module docstring) is None unless precision, recall or f1 is
     requested. Raises DlsuiteInputError for unknown metrics and
     DataError (naming the paths) for missing, unpaired or inconsistent data.
     """
@@ -147,6 +150,7 @@ def evaluate(res: str | Path, gt: str | Path, metrics: Iterable[str] | str | Non
         "metrics": summarize(per_sequence, per_frame, names),
         "per_sequence": per_sequence,
         "per_frame": per_frame,
+        "warnings": [w for s in per_sequence for w in s.get("warnings", ())],
         "matching": (merge_matching(s.get("matching") for s in per_sequence)
                      if instance_matching(names) else None),
     }
