@@ -334,6 +334,25 @@ def _nan_inputs(tmp_path: Path) -> Path:
     return folder
 
 
+def test_a_z_stack_input_says_its_planes_are_read_as_frames(tmp_path):
+    """dlsuite segments 2D images and 2D+t videos: a ZYX stack given to predict is read as a
+    video of its planes, and the check says so (a TYX video or a plain image: nothing)."""
+    import tifffile
+
+    from dlsuite.data.checks import check_inputs
+    from dlsuite.predict import list_inputs
+
+    planes = np.random.default_rng(0).integers(0, 4000, (3, 24, 24)).astype(np.uint16)
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "stack.tif", planes, metadata={"axes": "ZYX"})
+    write_tiff(tmp_path / "in" / "video.tif", planes, axes="TYX")
+    write_tiff(tmp_path / "in" / "image.tif", planes[0])
+    found = check_inputs(list_inputs(tmp_path / "in"))
+    assert found.notes == [f"{tmp_path / 'in' / 'stack.tif'}: stored as (3, 24, 24); its 3 Z "
+                           "planes are read as the frames of a video (segmented plane by "
+                           "plane; a temporal model sees them as time)"]
+
+
 def test_predict_inputs_with_nan_are_refused_unless_masked(tmp_path):
     from dlsuite.data.checks import check_inputs
     from dlsuite.errors import DataError

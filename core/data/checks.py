@@ -279,6 +279,9 @@ def check_inputs(items, nonfinite: str = "refuse") -> Findings:
     for item in items:
         try:
             check_array(item.load(), item.path, nonfinite=nonfinite, findings=out)
+            reading = read_info(item.path).reading if Path(item.path).is_file() else None
+            if reading:
+                out.note(reading, item.path)
         except DataError as exc:
             out.errors.append(str(exc))
         out.files += 1
@@ -289,5 +292,7 @@ def check_inputs(items, nonfinite: str = "refuse") -> Findings:
     log = logging.getLogger("dlsuite.data")
     for warning in out.warnings:
         log.warning("%s", warning)
+    for note in out.notes:  # how files are read when not as stored (a Z-stack as a video)
+        log.info("%s", note)
     log.info("pixels of %d input(s) checked in %.1f s", out.files, out.seconds)
     return out

@@ -111,6 +111,10 @@ def _reading(shape, axes: str, squeeze, collapse, alpha: bool = False) -> str | 
     extra = [i for i in squeeze if axes[i] not in CHANNEL_AXES]
     if extra:
         parts.append("singleton axes " + "".join(axes[i] for i in extra) + " are dropped")
+    kept = [a for i, a in enumerate(axes) if i not in squeeze and i not in collapse]
+    if len(kept) == 3 and kept[0] == "Z":  # dlsuite is 2D and 2D+t: there is no Z
+        parts.append(f"its {shape[axes.index('Z')]} Z planes are read as the frames of a "
+                     "video (segmented plane by plane; a temporal model sees them as time)")
     return "; ".join(parts) if len(parts) > 1 else None
 
 
