@@ -14,7 +14,7 @@ import os
 
 from .errors import DlsuiteInputError
 
-__all__ = ["THREADS_ENV", "threads_from_env", "limit_threads", "threads_line", "share_of_cores"]
+__all__ = ["THREADS_ENV", "THREADS_PROBLEM", "threads_from_env", "limit_threads", "threads_line", "share_of_cores"]
 
 THREADS_ENV = "DLSUITE_THREADS"
 THREADS_PROBLEM = ("expected a positive whole number of threads, or unset it to let TensorFlow "

@@ -109,6 +109,23 @@ def test_bad_value_is_refused_by_validate_and_run_before_anything(case, frames, 
         assert not out.exists()  # run: no run directory, no config.json
 
 
+def test_output_dir_that_is_a_file_is_refused_before_the_pixels_and_left_alone(frames,
+                                                                             tmp_path):
+    """A file where the run would go: config validate and run say so naming $.output_dir,
+    before TensorFlow and the pixel check; the file keeps its bytes."""
+    out = tmp_path / "notes.txt"
+    out.write_text("my notes")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(_config(frames, out)))
+    for args in (["config", "validate", str(config)],
+                 ["run", str(config), "--overwrite", "--verbose"]):
+        proc, _, _ = probe(tmp_path, *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert f"$.output_dir: {out}: exists and is not a folder" in proc.stderr, proc.stderr
+        assert "TF-NOT-IMPORTED" in proc.stderr and "pixels of" not in proc.stderr
+    assert out.read_text() == "my notes"
+
+
 def test_pools_12_model_summary_is_an_error_not_a_hang(tmp_path):
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"model": {"name": "unet", "pools": 12}}))

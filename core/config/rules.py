@@ -16,7 +16,9 @@ Single values and the rules inside one section are attrs validators on the schem
 and, when the data paths are checked (a run about to start, not a trained run reopened):
 
 * a training step takes ``datagen.batch_size`` *different* training samples;
-* ``inference.output_folder`` is not one of the run's own files or folders.
+* ``inference.output_folder`` is not one of the run's own files or folders;
+* ``output_dir`` is a folder or does not exist yet (a file there is refused before any
+  pixel is read).
 
 Each rule takes ``(config, registry)`` and returns ``(json_path, message)`` problems; they are
 run by :func:`dlsuite.config.parse_config` (so ``dlsuite config validate`` reports them) and
@@ -262,6 +264,18 @@ def predictions_apart_from_run_files(config, registry) -> list[Problem]:
     return []
 
 
+def output_dir_is_a_folder(config, registry) -> list[Problem]:
+    """``output_dir`` does not name an existing file (the run could not be written there;
+    said before the data's pixels are read, not after)."""
+    from pathlib import Path
+
+    out = Path(config.output_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        return [("$.output_dir", f"{out}: exists and is not a folder; name a folder for the "
+                 "run (new, or one an earlier dlsuite run wrote)")]
+    return []
+
+
 Rule = Callable[[Any, Any], list[Problem]]
 #: Rules that need only the config and the registry (run by every validation).
 CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, loss_fits_target,
@@ -270,7 +284,8 @@ CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, 
 #: Rules for a run about to start, run when data paths are checked (``config validate``,
 #: ``run``, ``train``) and by preflight, not when a trained run's own config is reopened
 #: (``predict``, ``tune``): what it reads (the data) and where it writes.
-DATA_RULES: tuple[Rule, ...] = (enough_training_samples, predictions_apart_from_run_files)
+DATA_RULES: tuple[Rule, ...] = (enough_training_samples, predictions_apart_from_run_files,
+                                output_dir_is_a_folder)
 
 
 def config_problems(config, registry) -> list[Problem]:
