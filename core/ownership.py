@@ -13,7 +13,8 @@ everything in it) or a glob pattern of such paths.
 claimed; a non-empty folder without the marker was not written by dlsuite and is refused,
 even with ``--overwrite`` (nothing in it is touched); a folder with the marker is refused
 unless ``overwrite``, which removes exactly the recorded entries (files the user added beside
-them stay). Nothing here imports TensorFlow.
+them stay), or unless it holds no file but the marker (an earlier writer stopped before
+writing anything: it is claimed again as if empty). Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -137,6 +138,13 @@ class OwnedFolder:
         return not self.root.is_dir() or next(
             (p for p in self.root.iterdir() if p.name != LOCK_FILE), None) is None
 
+    def _marker_alone(self) -> bool:
+        """True when the folder holds no file but the marker and the lock file (empty
+        subfolders, e.g. made just before a writer was stopped, hold nothing to lose)."""
+        own = {self.marker_path, self.root / LOCK_FILE}
+        return next((p for p in self.root.rglob("*")
+                     if p not in own and (p.is_symlink() or not p.is_dir())), None) is None
+
     def _write(self, marker: Marker) -> Marker:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -231,6 +239,11 @@ class OwnedFolder:
         if before_write is not None:
             before_write()
         if marker is None:
+            return self.create(written)
+        if not overwrite and self._marker_alone():
+            # an earlier writer stopped before writing anything: there is nothing to replace
+            log.info("%s holds only dlsuite's marker (an earlier %s stopped before writing): "
+                     "reused", root, self.kind)
             return self.create(written)
         if not overwrite:
             raise DlsuiteInputError(f"{root} already holds {holds}; {hint}")

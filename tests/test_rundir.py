@@ -156,6 +156,26 @@ def test_owned_folder_records_ahead_and_removes_patterns(tmp_path):
     assert [p.name for p in folder.foreign()] == []  # inputs/ holds recorded entries
 
 
+def test_a_folder_holding_only_the_marker_is_claimed_again_without_overwrite(tmp_path):
+    """A writer killed after claiming and before writing leaves only its marker: the next
+    claim takes the folder as empty; once anything is in it, --overwrite is needed again."""
+    folder = OwnedFolder(tmp_path / "out", "predict")
+    first = folder.claim(overwrite=False, written=["labels/a.tif"], holds="predictions",
+                         hint="pass --overwrite")
+    second = folder.claim(overwrite=False, written=["labels/b.tif"], holds="predictions",
+                          hint="pass --overwrite")
+    assert second.id != first.id and second.written == ("labels/b.tif",)
+    for path in (tmp_path / "out" / "labels" / "b.tif", tmp_path / "out" / "mine.txt"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("x")
+        with pytest.raises(DlsuiteInputError, match="already holds predictions"):
+            folder.claim(overwrite=False, written=["labels/c.tif"], holds="predictions",
+                         hint="pass --overwrite")
+        path.unlink()
+    assert folder.claim(overwrite=False, written=[], holds="predictions", hint="")  # empty
+    assert (tmp_path / "out" / "labels").is_dir()  # subfolders: nothing to lose, kept
+
+
 # --------------------------------------------------------------------------------------------
 # resume
 
