@@ -108,6 +108,30 @@ def test_default_console_shows_info_and_the_same_warnings_once(capfd):
                                 "warning: UserWarning: beware of the cat"]
 
 
+def test_library_warnings_are_lines_and_absl_cannot_make_dlsuite_print_twice():
+    """absl logs through logging.basicConfig() when the root logger has no handler (TF's
+    SavedModel writer does, in every export), and that root handler printed each dlsuite
+    record again as WARNING:dlsuite...: the console gives the root logger a handler of its own
+    that prints, once, what no other handler shows."""
+    code = """
+        import logging
+        from absl import logging as absl_logging
+        from dlsuite.logging.console import console
+
+        with console(quiet=False):
+            absl_logging.warning("absl says %s", "careful")
+            logging.getLogger("somelib").warning("a library without handlers")
+            logging.getLogger("dlsuite.export").warning("dlsuite says hello")
+            absl_logging.info("an absl info line")
+        assert not logging.getLogger().handlers, logging.getLogger().handlers
+    """
+    proc = _python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == ["warning: absl says careful",
+                                        "warning: a library without handlers",
+                                        "warning: dlsuite says hello"]
+
+
 # --------------------------------------------------------------------------------------------
 # dlsuite run --quiet end to end
 

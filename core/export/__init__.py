@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -96,7 +97,12 @@ def _write_onnx(model, path: Path, job: ExportJob | None = None) -> None:
                                                       range(len(model.inputs))]
     specs = [tf.TensorSpec(tuple(t.shape), tf.float32, name=n)
              for n, t in zip(names, model.inputs)]
-    model.export(str(path), format="onnx", input_signature=specs, verbose=False)
+    with warnings.catch_warnings():
+        # Keras' tf2onnx patch asks NumPy 2 for np.object: a warning about Keras' code that
+        # says nothing about the export
+        warnings.filterwarnings("ignore", message=r"In the future `np\.object`",
+                                category=FutureWarning)
+        model.export(str(path), format="onnx", input_signature=specs, verbose=False)
 
 
 def _write_bioimageio(model, path: Path, job: ExportJob) -> None:

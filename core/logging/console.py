@@ -12,6 +12,9 @@ warnings and errors.
   TensorFlow writes to file descriptor 2 past Python -- are dropped by
   :func:`native_stderr_filtered`, always with ``quiet``, otherwise unless
   ``TF_CPP_MIN_LOG_LEVEL`` is set to 0 or 1 (a request to see them);
+* warnings and errors of library loggers that have no handler of their own (absl, Keras)
+  become ``warning: ...`` / ``error: ...`` lines, each once (a root handler standing in for
+  Python's last resort, which also keeps absl from configuring the root logger itself);
 * with ``quiet`` also ``TF_CPP_MIN_LOG_LEVEL`` is 3 for a TensorFlow imported later, and
   TensorFlow's and absl's Python loggers show errors only.
 """
@@ -203,6 +206,42 @@ def _tf_logs_requested() -> bool:
     return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2").strip() in ("0", "1")
 
 
+def _not_handled_elsewhere(record: logging.LogRecord) -> bool:
+    """True when no logger between ``record``'s and the root has a handler: the records
+    Python's last-resort handler would print (the ``dlsuite`` logger's own are shown by its
+    handler, a library's with handlers of its own by those)."""
+    logger = logging.getLogger(record.name)
+    while logger is not None and logger is not logging.root:
+        if logger.handlers:
+            return False
+        if not logger.propagate:
+            return False
+        logger = logger.parent
+    return True
+
+
+@contextmanager
+def _library_records_as_lines() -> Iterator[None]:
+    """Warnings and errors of library loggers without a handler (absl, Keras, ...) as
+    ``warning: ...`` lines, through a root handler that also keeps absl from calling
+    ``logging.basicConfig()`` (whose root handler printed every ``dlsuite`` record a second
+    time, as ``WARNING:dlsuite...:``). Left alone when the root logger has handlers already
+    (a program embedding dlsuite, a test runner): logging is theirs."""
+    root = logging.getLogger()
+    if root.handlers:
+        yield
+        return
+    handler = LineHandler()
+    handler.setLevel(logging.WARNING)
+    handler.addFilter(_not_handled_elsewhere)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
 @contextmanager
 def console(quiet: bool = False) -> Iterator[None]:
     """Everything of the module docstring for the block: the ``dlsuite`` logger on stderr as
@@ -218,5 +257,6 @@ def console(quiet: bool = False) -> Iterator[None]:
         if quiet or not _tf_logs_requested():
             stack.enter_context(native_stderr_filtered())
         stack.enter_context(attached(handler))
+        stack.enter_context(_library_records_as_lines())
         stack.enter_context(warnings_as_log_lines())
         yield
