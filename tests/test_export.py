@@ -298,6 +298,23 @@ def test_export_output_is_dlsuite_lines_only_and_quiet_prints_nothing(run, tmp_p
     assert (tmp_path / "b.keras").is_file()
 
 
+def test_an_output_name_the_format_cannot_have_is_refused_before_any_work(run, tmp_path):
+    """Keras saves only .keras files (-o m.model was 'unexpected error', exit 1) and a
+    package is a .zip (predict and bioimage.io tools know it by that): exit 2 naming -o,
+    nothing written. A good name with --quiet prints nothing, also for onnx (whose exporter
+    in Keras asks NumPy for np.object and warned about it)."""
+    for fmt, name in (("keras", "m.model"), ("keras", "m.KERAS"), ("bioimageio", "m.bioimageio")):
+        proc = run_cli("export", str(run), "--format", fmt, "-o", str(tmp_path / "out" / name))
+        assert proc.returncode == 2, (fmt, name, proc.stderr)
+        assert f"{tmp_path / 'out' / name}: a {fmt} export is a" in proc.stderr, proc.stderr
+        assert "give -o a name ending in" in proc.stderr
+    assert not (tmp_path / "out").exists()
+    proc = run_cli("export", str(run), "--format", "onnx", "-o", str(tmp_path / "m.bin"),
+                   "--quiet")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert (tmp_path / "m.bin").stat().st_size > 0  # onnx: any name
+
+
 def test_bad_run_format_and_checkpoint(tmp_path):
     from dlsuite import api
 

@@ -24,7 +24,8 @@ FORMAT_NAMES = ("keras", "savedmodel", "onnx", "bioimageio")
                    "(signature 'serve'); onnx: ONNX file; bioimageio: bioimage.io "
                    "model package, 2D models (onnx and bioimageio need dlsuite[export]).")
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path),
-              help="Where to write (must not exist) "
+              help="Where to write (must not exist; a name ending in .keras for keras, .zip "
+                   "for bioimageio) "
                    "[default: RUN_DIR/export/<run name>.keras|_savedmodel|.onnx|.bioimageio.zip].")
 @click.option("--weights", help="Checkpoint: best, last or a path to a .keras file "
                                 "[default: the run's inference.weights].")

@@ -44,6 +44,9 @@ class ExportFormat:
     needs: tuple[str, ...] = ()
     plain_keras: bool = False
     help: str = ""
+    #: The ending an ``-o`` path must have (Keras saves only ``.keras`` files; a package
+    #: is recognised as one by ``.zip``); None: any name.
+    out_suffix: str | None = None
 
 
 @attrs.frozen
@@ -122,7 +125,7 @@ def _write_bioimageio(model, path: Path, job: ExportJob) -> None:
 
 #: The formats of ``dlsuite export --format``.
 FORMATS: dict[str, ExportFormat] = {
-    "keras": ExportFormat(".keras", _write_keras, plain_keras=True,
+    "keras": ExportFormat(".keras", _write_keras, plain_keras=True, out_suffix=".keras",
                           help="a .keras file of plain Keras layers"),
     "savedmodel": ExportFormat("_savedmodel", write_savedmodel,
                                help="a TensorFlow SavedModel folder, signature 'serve'"),
@@ -130,6 +133,7 @@ FORMATS: dict[str, ExportFormat] = {
                          help="an ONNX file (Keras' exporter through tf2onnx)"),
     "bioimageio": ExportFormat(".bioimageio.zip", _write_bioimageio,
                                needs=("bioimageio.spec",), plain_keras=True,
+                               out_suffix=".zip",
                                help="a bioimage.io model package (spec 0.5)"),
 }
 
@@ -169,7 +173,11 @@ def default_export_path(run_root: str | os.PathLike, name: str, fmt: str) -> Pat
     return _default_out(Path(run_root), name, FORMATS[fmt])
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: Path, fmt: str) -> None:
+    wanted = FORMATS[fmt].out_suffix
+    if wanted and not out.name.endswith(wanted):
+        raise DlsuiteInputError(f"{out}: a {fmt} export is a {wanted} file; give -o a name "
+                                f"ending in {wanted}")
     if out.exists() or out.is_symlink():
         raise DlsuiteInputError(f"{out}: already exists; export never replaces a file, "
                                 "choose another path with -o or remove it first")
@@ -247,7 +255,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
     checkpoint = choose_checkpoint(run, weights or config.inference.weights)
     default = out is None
     out = _default_out(run.root, config.name, spec) if default else Path(out).expanduser()
-    _check_out(out)
+    _check_out(out, fmt)
     _check_needs(fmt, spec)
     geo = model_geometry(config, registry)
 
