@@ -132,6 +132,23 @@ def test_library_warnings_are_lines_and_absl_cannot_make_dlsuite_print_twice():
                                         "warning: dlsuite says hello"]
 
 
+def test_file_writing_commands_take_quiet_and_print_nothing_on_success(tmp_path):
+    """example-data, prepare, track and new-plugin have --quiet/-q like run and predict:
+    the files are written, nothing is printed; without it each prints its summary."""
+    cases = [("example-data", "videos", str(tmp_path / "ex"), "--n-videos", "2", "--frames", "3"),
+             ("prepare", "frames", str(tmp_path / "ex" / "videos"), str(tmp_path / "frames")),
+             ("track", str(tmp_path / "ex" / "videos" / "labels"), str(tmp_path / "tracked")),
+             ("new-plugin", "quietplug", "-d", str(tmp_path / "plug"))]
+    for args in cases:
+        proc = run_cli(*args, "-q")
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", ""), (args, proc.stderr)
+    assert {"01_RES", "02_RES"} <= {p.name for p in (tmp_path / "tracked").iterdir()}
+    assert (tmp_path / "frames" / "videos2im_relation.csv").is_file()
+    assert any((tmp_path / "plug").iterdir())
+    proc = run_cli("example-data", "frames", str(tmp_path / "ex2"), "--n", "2")
+    assert proc.returncode == 0 and "frames layout" in proc.stdout
+
+
 # --------------------------------------------------------------------------------------------
 # dlsuite run --quiet end to end
 

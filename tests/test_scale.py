@@ -376,8 +376,8 @@ def test_prepare_tiffs_to_omezarr_and_back_round_trip(data, tmp_path):
     image = open_source(tmp_path / "zarr" / "frame.ome.zarr")
     assert image.shape == frame.shape and image.pixel_size == (0.5, 0.5)
     assert open_source(tmp_path / "zarr" / "video.ome.zarr").shape == video.shape
-    proc = run_cli("prepare", "tiff", str(tmp_path / "zarr"), str(tmp_path / "back"))
-    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("prepare", "tiff", str(tmp_path / "zarr"), str(tmp_path / "back"), "-q")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
     assert np.array_equal(tifffile.imread(tmp_path / "back" / "frame.tif"), frame)
     assert np.array_equal(tifffile.imread(tmp_path / "back" / "video.tif"), video)
     with tifffile.TiffFile(tmp_path / "back" / "frame.tif") as tif:
@@ -385,6 +385,18 @@ def test_prepare_tiffs_to_omezarr_and_back_round_trip(data, tmp_path):
         assert x[1] / x[0] == pytest.approx(0.5)
     proc = run_cli("prepare", "ome-zarr", str(src), str(tmp_path / "zarr"))
     assert proc.returncode == 2  # the destination holds a conversion: --overwrite needed
+
+
+def test_prepare_ome_zarr_of_a_dataset_folder_names_the_folders_to_convert(tmp_path):
+    """A dataset folder holds its TIFFs in inputs/ and labels/: the error says so."""
+    for sub in ("inputs", "labels"):
+        (tmp_path / "set" / sub).mkdir(parents=True)
+        tifffile.imwrite(tmp_path / "set" / sub / "a.tif", np.zeros((8, 8), np.uint16))
+    proc = run_cli("prepare", "ome-zarr", str(tmp_path / "set"), str(tmp_path / "zarr"))
+    assert proc.returncode == 2
+    assert (f"{tmp_path / 'set'}: nothing to convert directly in this folder; its folders "
+            "inputs/, labels/ hold some") in proc.stderr, proc.stderr
+    assert not (tmp_path / "zarr").exists()
 
 
 INTERRUPTED_CONVERSION = """

@@ -127,3 +127,20 @@ def console_logging(quiet: bool) -> Iterator[None]:
 
     with console(quiet):
         yield
+
+
+def quiet_option(command):
+    """Give a file-writing command ``--quiet/-q`` (warnings and errors only, as the training
+    and prediction commands have it): its body runs in :func:`console_logging` and gets
+    ``quiet`` to leave out its summary."""
+    import functools
+
+    import click
+
+    @functools.wraps(command)
+    def wrapper(*args, quiet: bool, **kwargs):
+        with console_logging(quiet):
+            return command(*args, quiet=quiet, **kwargs)
+
+    return click.option("--quiet", "-q", is_flag=True,
+                        help="Warnings and errors only: no summary of what was written.")(wrapper)

@@ -11,7 +11,7 @@ import click
 
 from dlsuite import api
 
-from ._output import key_values
+from ._output import key_values, quiet_option
 
 __all__ = ["example_data", "prepare"]
 
@@ -33,10 +33,14 @@ def example_data() -> None:
 @click.option("--frames", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--size", default=64, show_default=True, type=click.IntRange(min=16))
 @click.option("--seed", default=0, show_default=True, type=int)
-def example_videos(out_dir: Path, n_videos: int, frames: int, size: int, seed: int) -> None:
+@quiet_option
+def example_videos(out_dir: Path, n_videos: int, frames: int, size: int, seed: int,
+                   quiet: bool) -> None:
     """Write synthetic 2D+t videos to OUT_DIR/videos (videos layout) and OUT_DIR/ctc (CTC)."""
     written = api.example_data(out_dir, "videos", n_videos=n_videos, frames=frames, size=size,
                                seed=seed)
+    if quiet:
+        return
     key_values(
         "example videos",
         [
@@ -53,9 +57,12 @@ def example_videos(out_dir: Path, n_videos: int, frames: int, size: int, seed: i
 @click.option("--n", "n", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--size", default=64, show_default=True, type=click.IntRange(min=16))
 @click.option("--seed", default=0, show_default=True, type=int)
-def example_frames(out_dir: Path, n: int, size: int, seed: int) -> None:
+@quiet_option
+def example_frames(out_dir: Path, n: int, size: int, seed: int, quiet: bool) -> None:
     """Write synthetic 2D frames to OUT_DIR/frames (frames layout)."""
     written = api.example_data(out_dir, "frames", n=n, size=size, seed=seed)
+    if quiet:
+        return
     key_values("example frames", [("frames layout", f"{written['frames']}  ({n} frames, "
                                                     f"{size}x{size})")])
 
@@ -74,10 +81,13 @@ def prepare() -> None:
 @click.argument("src", type=_DIR)
 @click.argument("dst", type=_DIR)
 @click.option("--overwrite", is_flag=True, help="replace earlier outputs in DST")
-def prepare_frames(src: Path, dst: Path, overwrite: bool) -> None:
+@quiet_option
+def prepare_frames(src: Path, dst: Path, overwrite: bool, quiet: bool) -> None:
     """Split the videos of SRC (inputs/ + labels/) into 2D frames in DST, with
     videos2im_relation.csv."""
     done = api.prepare_frames(src, dst, overwrite=overwrite)
+    if quiet:
+        return
     key_values(
         "videos -> frames",
         [
@@ -93,9 +103,12 @@ def prepare_frames(src: Path, dst: Path, overwrite: bool) -> None:
 @click.argument("dst", type=_DIR)
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
               help="relation CSV (default: SRC/videos2im_relation.csv)")
-def prepare_videos(src: Path, dst: Path, csv_path: Path | None) -> None:
+@quiet_option
+def prepare_videos(src: Path, dst: Path, csv_path: Path | None, quiet: bool) -> None:
     """Rebuild videos in DST from the frames of SRC using the relation CSV."""
     written = api.prepare_videos(src, dst, csv_path)
+    if quiet:
+        return
     key_values("frames -> videos", [("videos", f"{dst}  ({len(written)} files)")])
 
 
@@ -109,9 +122,13 @@ def prepare_videos(src: Path, dst: Path, csv_path: Path | None) -> None:
 @click.option("--layout", default="auto", show_default=True,
               type=click.Choice(["auto", "videos", "ctc", "frames"]))
 @click.option("--overwrite", is_flag=True, help="replace earlier outputs in DST")
-def prepare_clips(src: Path, dst: Path, T: int, every: int, layout: str, overwrite: bool) -> None:
+@quiet_option
+def prepare_clips(src: Path, dst: Path, T: int, every: int, layout: str, overwrite: bool,
+                  quiet: bool) -> None:
     """Write validation clips of T frames ending at the annotated frames of SRC into DST."""
     done = api.prepare_clips(src, dst, T, every=every, layout=layout, overwrite=overwrite)
+    if quiet:
+        return
     key_values(
         "validation clips",
         [
@@ -128,9 +145,12 @@ def prepare_clips(src: Path, dst: Path, T: int, every: int, layout: str, overwri
 @click.option("--kind", default="GT", show_default=True, type=click.Choice(["GT", "RES"]),
               help="GT: NN_GT/SEG+TRA+man_track.txt; RES: NN_RES/mask*.tif+res_track.txt")
 @click.option("--overwrite", is_flag=True, help="replace earlier outputs in DST")
-def prepare_ctc(src: Path, dst: Path, kind: str, overwrite: bool) -> None:
+@quiet_option
+def prepare_ctc(src: Path, dst: Path, kind: str, overwrite: bool, quiet: bool) -> None:
     """Export the label videos of SRC (SRC/labels/ or SRC itself) as CTC sequences in DST."""
     done = api.prepare_ctc(src, dst, kind=kind, overwrite=overwrite)
+    if quiet:
+        return
     rows = [(seq, video) for seq, video in done["sequences"].items()]
     rows.append(("mapping", str(done["mapping"])))
     key_values(f"CTC {kind} export -> {dst}", rows)
@@ -140,10 +160,13 @@ def prepare_ctc(src: Path, dst: Path, kind: str, overwrite: bool) -> None:
 @click.argument("src", type=_DIR)
 @click.argument("dst", type=_DIR)
 @click.option("--overwrite", is_flag=True, help="replace earlier outputs in DST")
-def prepare_omezarr(src: Path, dst: Path, overwrite: bool) -> None:
+@quiet_option
+def prepare_omezarr(src: Path, dst: Path, overwrite: bool, quiet: bool) -> None:
     """Convert the 2D / 2D+t TIFFs of SRC to OME-Zarr images DST/<name>.ome.zarr (pixel size
     from the TIFF resolution). Needs dlsuite[scale]."""
     written = api.prepare_omezarr(src, dst, overwrite=overwrite)
+    if quiet:
+        return
     key_values("TIFF -> OME-Zarr", [("images", f"{dst}  ({len(written)} images)")])
 
 
@@ -151,8 +174,11 @@ def prepare_omezarr(src: Path, dst: Path, overwrite: bool) -> None:
 @click.argument("src", type=_DIR)
 @click.argument("dst", type=_DIR)
 @click.option("--overwrite", is_flag=True, help="replace earlier outputs in DST")
-def prepare_tiff(src: Path, dst: Path, overwrite: bool) -> None:
+@quiet_option
+def prepare_tiff(src: Path, dst: Path, overwrite: bool, quiet: bool) -> None:
     """Convert the OME-Zarr images of SRC (or SRC itself) to TIFFs DST/<name>.tif.
     Needs dlsuite[scale]."""
     written = api.prepare_tiff(src, dst, overwrite=overwrite)
+    if quiet:
+        return
     key_values("OME-Zarr -> TIFF", [("files", f"{dst}  ({len(written)} files)")])

@@ -6,7 +6,7 @@ import click
 
 from dlsuite import api
 
-from ._output import out, say
+from ._output import out, quiet_option, say
 
 __all__ = ["new_plugin_command"]
 
@@ -19,8 +19,11 @@ __all__ = ["new_plugin_command"]
                    "is then named NAME_KIND).")
 @click.option("-d", "--directory", type=click.Path(file_okay=False), default=".",
               show_default=True, help="Where to create the package folder.")
-def new_plugin_command(name: str, kinds: tuple[str, ...], directory: str) -> None:
+@quiet_option
+def new_plugin_command(name: str, kinds: tuple[str, ...], directory: str, quiet: bool) -> None:
     """Write a ready-to-install plugin package for NAME (entry point, params, tests)."""
     root = api.new_plugin(name, list(kinds), directory)
+    if quiet:
+        return
     say(out, (f"created {root}", "green"), f"\nnext: pip install -e {root} && "
                     f"dlsuite plugins && pytest {root}/tests")

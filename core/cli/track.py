@@ -13,6 +13,8 @@ import click
 
 from dlsuite import api
 
+from ._output import quiet_option
+
 __all__ = ["track"]
 
 _DEFAULTS = api.tracking_defaults()
@@ -40,7 +42,8 @@ _DEFAULTS = api.tracking_defaults()
 @click.option("--overwrite", is_flag=True,
               help="Replace the results an earlier dlsuite track wrote in OUTPUT_DIR (files "
                    "you added there stay).")
-def track(input_dir: Path, output_dir: Path, **options) -> None:
+@quiet_option
+def track(input_dir: Path, output_dir: Path, quiet: bool, **options) -> None:
     """Track the label (or 0/1 mask) videos of INPUT_DIR and write CTC result folders
     OUTPUT_DIR/01_RES, 02_RES, ... (maskTTT.tif + res_track.txt) and sequences.csv.
 
@@ -50,5 +53,6 @@ def track(input_dir: Path, output_dir: Path, **options) -> None:
         return f"{count} {word}{'' if count == 1 else 's'}"
 
     for row in api.track(input_dir, output_dir, **options):
-        click.echo(f"{row['sequence']}_RES  {row['video']}: {n(row['frames'], 'frame')}, "
-                   f"{n(row['tracks'], 'track')}, {n(row['divisions'], 'division')}")
+        if not quiet:
+            click.echo(f"{row['sequence']}_RES  {row['video']}: {n(row['frames'], 'frame')}, "
+                       f"{n(row['tracks'], 'track')}, {n(row['divisions'], 'division')}")

@@ -34,7 +34,16 @@ def _inputs(src: Path, pick) -> list[Path]:
         raise DataError(f"{src}: not a folder")
     found = [p for p in sorted(src.iterdir(), key=lambda p: natural_key(p.name)) if pick(p)]
     if not found:
-        raise DataError(f"{src}: nothing to convert here")
+        # a dataset folder (inputs/, labels/): say which of its folders to convert
+        holding = [d.name for d in sorted(src.iterdir(), key=lambda p: natural_key(p.name))
+                   if d.is_dir() and not pick(d) and any(pick(p) for p in d.iterdir())]
+        hint = ""
+        if len(holding) == 1:
+            hint = f"; its folder {holding[0]}/ holds some: convert it (SRC {src / holding[0]})"
+        elif holding:
+            hint = (f"; its folders {', '.join(f'{n}/' for n in holding)} hold some: convert "
+                    f"each (e.g. SRC {src / holding[0]}, DST {Path('DST') / holding[0]})")
+        raise DataError(f"{src}: nothing to convert directly in this folder{hint}")
     return found
 
 
