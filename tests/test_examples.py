@@ -136,7 +136,8 @@ def test_video_quickstart_runs_end_to_end_with_a_temporal_model(tmp_path):
     assert saved["model"]["name"] == "mobilenet_mobileunet_lstm"
     metrics = _metrics(run_dir)
     test = metrics["test"]
-    assert test["foreground_jaccard"] > 0.2, test  # it learned the cells
+    # it learned the cells (here: 0.80 and SEG 0.75; the encoder trains from scratch)
+    assert test["foreground_jaccard"] > 0.6 and test["SEG"] > 0.5, test
     assert test["SEG"] is not None and test["TRA"] is not None, metrics
     for seq in ("01", "02"):  # tracked CTC results of every test sequence
         res = run_dir / "predictions" / "ctc" / f"{seq}_RES"
