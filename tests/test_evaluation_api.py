@@ -160,6 +160,32 @@ def test_cli_table_and_per_frame_csv(ctc_root, tmp_path):
     assert csv_file.read_text().splitlines()[0].startswith("sequence,frame,SEG")
 
 
+@pytest.mark.parametrize("n_sequences", [2, 12])
+def test_cli_per_sequence_numbers_are_never_folded_over_two_lines(tmp_path, n_sequences):
+    """On an 80-column console the per-sequence table of all metrics folded each value
+    (0.9558 as '0.95' over '58'): every value now stands whole on one line, with a column per
+    sequence when there are fewer sequences than metrics, else a row per sequence."""
+    rng = np.random.default_rng(0)
+    for i in range(n_sequences):
+        gt = np.zeros((24, 24), np.uint16)
+        gt[2:10, 2:10], gt[12:22, 12:20] = 1, 2
+        res = gt.copy()
+        res[2:10, 2:2 + int(rng.integers(3, 8))] = 0  # a different SEG per sequence
+        for kind, image in (("gt", gt), ("res", res)):
+            (tmp_path / kind).mkdir(exist_ok=True)
+            write_tiff(tmp_path / kind / f"s{i:02d}.tif", image)
+    out = evaluate(tmp_path / "res", tmp_path / "gt")
+    r = CliRunner().invoke(evaluate_cmd, [str(tmp_path / "res"), str(tmp_path / "gt")],
+                           terminal_width=80)
+    assert r.exit_code == 0, r.output
+    table = r.output[r.output.index("per sequence"):r.output.index("instance matching")]
+    for row in out["per_sequence"]:
+        value = f"{row['SEG']:.4f}"
+        assert value in table, (value, table)
+    widest = max(len(line) for line in table.splitlines())
+    assert (widest <= 80) == (n_sequences == 2), widest  # 12 rows: wider than 80, unfolded
+
+
 def test_cli_bad_input_raises_input_errors(ctc_root, tmp_path):
     res, gt = ctc_root
     r = CliRunner().invoke(evaluate_cmd, [str(res), str(gt), "--metrics", "SEG,nope"])

@@ -36,6 +36,29 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _print_per_sequence(console, names: tuple[str, ...], rows: list[dict]) -> None:
+    """The metrics of each sequence: one column per sequence when there are fewer sequences
+    than metrics (it fits a terminal), else one row per sequence. A number is never folded
+    over two lines: a table wider than the terminal is printed at its own width."""
+    from rich.measure import Measurement
+
+    table = Table(title="per sequence", title_justify="left")
+    if len(rows) < len(names):
+        table.add_column("metric", style="bold")
+        for row in rows:
+            table.add_column(str(row["sequence"]), justify="right", no_wrap=True)
+        for n in names:
+            table.add_row(n, *(_fmt(row.get(n)) for row in rows))
+    else:
+        table.add_column("sequence", style="bold")
+        for n in names:
+            table.add_column(n, justify="right", no_wrap=True)
+        for row in rows:
+            table.add_row(str(row["sequence"]), *(_fmt(row.get(n)) for n in names))
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    (console if natural <= console.width else table_console(width=natural)).print(table)
+
+
 def _print_table(result: dict) -> None:
     names = tuple(result["metrics"])
     console = table_console()
@@ -54,13 +77,7 @@ def _print_table(result: dict) -> None:
         table.add_row(n, _fmt(value), note)
     console.print(table)
     if len(result["per_sequence"]) > 1:
-        seq = Table(title="per sequence", title_justify="left")
-        seq.add_column("sequence", style="bold")
-        for n in names:
-            seq.add_column(n, justify="right")
-        for s in result["per_sequence"]:
-            seq.add_row(str(s["sequence"]), *(_fmt(s.get(n)) for n in names))
-        console.print(seq)
+        _print_per_sequence(console, names, result["per_sequence"])
     if result.get("matching"):
         match = Table(title="instance matching (one-to-one, IoU >= threshold)",
                       title_justify="left")
