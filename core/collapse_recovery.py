@@ -16,7 +16,11 @@ trained with Dice went from training Jaccard 0.78 to 0.51 (loss x2.5) and stayed
 under its peak for the next 50 epochs, its validation Jaccard 0.1 lower. Without the rise it
 is no collapse: a model trained from scratch often scores some Dice in its first epoch by
 predicting foreground widely, then 0 for a few epochs while its loss keeps falling (it learns
-the background first), and finds the cells on its own (the quickstart does).
+the background first), and finds the cells on its own (the quickstart does). Nor is a model
+that had not learned yet: the first epoch is never the healthy epoch to go back to, nor an
+epoch whose loss is not under the first epoch's (the legacy example, 3 steps per epoch at
+3e-3: training Jaccard 0.16 at chance loss 0.69 in epoch 1, a loss spike to 5.7 in epoch 2;
+going back to epoch 1 three times left the rate at an eighth for the rest of the run).
 
 The recovery puts back the weights and the optimizer's slots (not its step count) of the last
 healthy epoch end, one where every watched metric, and its validation counterpart when the
@@ -80,6 +84,7 @@ class CollapseRecovery(keras.callbacks.Callback):
         # epoch, weights, optimizer slots, learning rate, loss
         self._copy: tuple[int, list, list, float, float] | None = None
         self._gave_up = False
+        self._first_loss = math.inf  # the training loss of the run's epoch 1
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -103,7 +108,13 @@ class CollapseRecovery(keras.callbacks.Callback):
         for k, v in checks.items():
             if v > self.peaks.get(k, (-math.inf, 0))[0]:
                 self.peaks[k] = (v, int(epoch) + 1)
-        if values and math.isfinite(loss) and all(
+        if int(epoch) == 0 and math.isfinite(loss):
+            self._first_loss = loss
+        # epoch 1 is never the healthy copy: its metrics come from a model that has not
+        # learned yet (see the module docstring), and a copy is taken only once the loss is
+        # under epoch 1's (a resumed fit, which has no epoch 1, takes its first healthy one)
+        learned = int(epoch) > 0 and loss < self._first_loss
+        if values and math.isfinite(loss) and learned and all(
                 v >= self.healthy * self.peaks[k][0] for k, v in checks.items()):
             self._keep(int(epoch) + 1, loss)
 

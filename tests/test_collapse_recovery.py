@@ -150,6 +150,25 @@ def test_a_from_scratch_model_learning_the_background_first_is_no_collapse(caplo
     assert callback.recoveries == 0 and _weight(model) == 5.0 and not caplog.records
 
 
+def test_a_model_that_has_not_learned_yet_has_nothing_to_go_back_to(caplog):
+    """The legacy example (3 steps per epoch at 3e-3): training Jaccard 0.16 at chance loss
+    in epoch 1, then a loss spike. Going back to epoch 1 three times left the rate at an
+    eighth for the rest of the run; epoch 1 is no healthy copy, nor is an epoch whose loss
+    is not under epoch 1's. Once the loss is under it, a fall is a collapse again."""
+    callback, model = _recovery()
+    rows = [(0.164, 0.282, 0.6932), (0.0002, 0.0004, 5.68), (0.0001, 0.0001, 3.49),
+            (0.12, 0.21, 0.70), (0.3, 0.46, 0.5), (0.01, 0.02, 2.0)]
+    with caplog.at_level(logging.WARNING, logger="dlsuite.training"):
+        for epoch, (jaccard, dice, loss) in enumerate(rows[:4]):
+            model.weights[0].assign([[float(epoch)]])
+            callback.on_epoch_end(epoch, {"jaccard": jaccard, "dice": dice, "loss": loss})
+        assert callback.recoveries == 0 and _weight(model) == 3.0 and not caplog.records
+        for epoch, (jaccard, dice, loss) in enumerate(rows[4:], start=4):
+            model.weights[0].assign([[float(epoch)]])
+            callback.on_epoch_end(epoch, {"jaccard": jaccard, "dice": dice, "loss": loss})
+    assert callback.recoveries == 1 and _weight(model) == 4.0  # back to epoch 5 (loss 0.5)
+
+
 @pytest.mark.parametrize("drop, first, said_first", [
     (None, 72, "epoch 72: jaccard fell to 0.591 from its peak 0.865 (epoch 69) and the loss "
                "rose to 0.416 (epoch 71: 0.116)"),
@@ -221,8 +240,9 @@ def test_schedules_are_lowered_with_the_optimizer():
 
     cosine, warmup = CosineDecay(0.1, 0.0), LinearWarmup(0.1, 10)
     callback, model = _recovery(factor=0.25, schedules=[cosine, warmup])
-    callback.on_epoch_end(0, {"jaccard": 0.5, "dice": 0.5, "loss": 0.2})
-    callback.on_epoch_end(1, {"jaccard": 0.0, "dice": 0.5, "loss": 0.9})
+    callback.on_epoch_end(0, {"jaccard": 0.1, "dice": 0.2, "loss": 0.6})
+    callback.on_epoch_end(1, {"jaccard": 0.5, "dice": 0.5, "loss": 0.2})
+    callback.on_epoch_end(2, {"jaccard": 0.0, "dice": 0.5, "loss": 0.9})
     assert (cosine.rate_scale, warmup.rate_scale) == (0.25, 0.25)
 
 
