@@ -213,7 +213,8 @@ class CollapseRecoveryConfig:
                         validator=_FRACTION)
     healthy: float = param(0.8, help="an epoch end is healthy when every such metric, and "
                                      "its validation counterpart when there is one, is at "
-                                     "least this fraction of its peak (above drop)",
+                                     "least this fraction of its peak (above drop), "
+                                     "after epoch 1 and with the loss under epoch 1's",
                            validator=[_FRACTION, greater_than("drop")])
     factor: float = param(0.5, help="multiply the learning rate by this at each recovery",
                           validator=_FRACTION)
