@@ -97,8 +97,16 @@ def load_model_file(path: Path):
     Raises DlsuiteInputError naming the file when it cannot be loaded. Custom Keras objects
     of plugins must be registered first (import the architecture's factory).
     """
+    import zipfile
+
     import keras
 
+    p = Path(path)
+    if p.suffix == ".keras" and p.is_file() and not zipfile.is_zipfile(p):
+        # Keras says "File not found" for a file it cannot open as a zip
+        raise DlsuiteInputError(f"{path}: cannot load the model: not a .keras archive "
+                                f"({p.stat().st_size} bytes, no zip directory): truncated, "
+                                "still being written or another kind of file")
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - report which file could not be loaded

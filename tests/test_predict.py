@@ -104,6 +104,15 @@ def test_cli_errors_exit_2_naming_the_path(run, data, tmp_path):
     proc = run_cli("predict", str(run), str(broken), "-o", str(tmp_path / "o"))
     assert proc.returncode == 2 and str(broken) in proc.stderr
     assert "Traceback" not in proc.stderr
+    # a truncated checkpoint: Keras called it "File not found"
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes((run / "checkpoints" / "best.keras").read_bytes()[:5000])
+    proc = run_cli("predict", str(run), str(data["frames"]), "-o", str(tmp_path / "o2"),
+                   "--weights", str(truncated))
+    assert proc.returncode == 2, proc.stderr
+    assert (f"{truncated}: cannot load the model: not a .keras archive (5000 bytes, no zip "
+            "directory): truncated") in proc.stderr, proc.stderr
+    assert not (tmp_path / "o2").exists()
 
 
 @pytest.mark.slow
