@@ -212,9 +212,7 @@ def _not_handled_elsewhere(record: logging.LogRecord) -> bool:
     handler, a library's with handlers of its own by those)."""
     logger = logging.getLogger(record.name)
     while logger is not None and logger is not logging.root:
-        if logger.handlers:
-            return False
-        if not logger.propagate:
+        if logger.handlers or not logger.propagate:
             return False
         logger = logger.parent
     return True
