@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -175,6 +176,32 @@ def test_migrate_writes_a_new_config_that_validates(tmp_path):
     assert data["model"]["name"] == "mobilenet_mobileunet_lstm" and data["seed"] is None
     assert data["model"]["train_decoder_only"] is False
     assert run_cli("config", "validate", str(new)).returncode == 0
+
+
+def test_migrate_to_another_folder_keeps_the_data_it_names(tmp_path):
+    """Relative paths of a legacy config are read against its folder: written elsewhere by
+    ``-o``, the new config names the same data (validated with its data paths), its run
+    folder too; a file beside the old one keeps them as they were."""
+    from dlsuite.data.example import write_example_frames
+
+    frames = write_example_frames(tmp_path / "data", n=2, size=32, seed=1)["frames"]
+    (tmp_path / "legacy").mkdir()
+    old = tmp_path / "legacy" / "old.json"
+    rel = os.path.relpath(frames, tmp_path / "legacy")  # ../data/frames
+    old.write_text(json.dumps({**LEGACY, "TRAINPATH": rel, "OUTPUTPATH": "runs/x"}))
+    (tmp_path / "configs" / "new").mkdir(parents=True)
+    new = tmp_path / "configs" / "new" / "new.json"
+    proc = run_cli("config", "migrate", str(old), "-o", str(new))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(new.read_text())
+    assert (new.parent / data["data"]["train"]).resolve() == frames.resolve()
+    assert (new.parent / data["output_dir"]).resolve() == (tmp_path / "legacy/runs/x").resolve()
+    assert f"data.train: {rel} -> {data['data']['train']}" in proc.stderr
+    proc = run_cli("config", "validate", str(new))  # data paths checked
+    assert proc.returncode == 0, proc.stderr
+    beside = tmp_path / "legacy" / "beside.json"
+    assert run_cli("config", "migrate", str(old), "-o", str(beside)).returncode == 0
+    assert json.loads(beside.read_text())["data"]["train"] == rel
 
 
 @pytest.mark.parametrize("command", ["train", "run"])

@@ -92,6 +92,8 @@ class Migration:
     config: dict               # the new nested config (it validates)
     rows: list                 # one MigrationRow per decision, legacy key order
     written: Path | None       # the file written, if any
+    #: (key, old, new) of relative paths rewritten for the written file's folder
+    rebased: list = attrs.field(factory=list)
 
 
 def migrate_config(path: str | os.PathLike, output: str | os.PathLike | None = None
@@ -103,9 +105,11 @@ def migrate_config(path: str | os.PathLike, output: str | os.PathLike | None = N
     naming the file when it is missing, not JSON or not a legacy config, when ``output``
     already exists (it is never replaced: it may be the legacy config itself or a config
     edited since), and ConfigError when the migrated config does not validate (nothing is
-    written then).
+    written then). Relative paths are rewritten for ``output``'s folder (``.rebased``), so
+    the written config names the data the legacy one named.
     """
     from ..config.legacy import migrate_file, write_migrated
+    from ..config.loader import rebase_paths
     from ..output_file import check_output_file
 
     if output is not None:
@@ -113,8 +117,11 @@ def migrate_config(path: str | os.PathLike, output: str | os.PathLike | None = N
     registry = get_registry()
     new, rows = migrate_file(path, registry)
     parse_config(new, registry, source=str(path), check_paths=False)
+    rebased = []
+    if output is not None:  # relative paths are read against the folder of the file
+        rebased = rebase_paths(new, Path(path).parent, Path(output).parent)
     written = write_migrated(new, output) if output is not None else None
-    return Migration(new, rows, written)
+    return Migration(new, rows, written, rebased)
 
 
 def config_schema(output: str | os.PathLike | None = None, *, overwrite: bool = False) -> dict:

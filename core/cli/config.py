@@ -61,6 +61,8 @@ def config_migrate(file: str, output: str | None) -> None:
     """Migrate a legacy flat config FILE of the original suite to the new form."""
     migration = api.migrate_config(file, output)
     print_migration(migration.rows, header=False)
+    for key, old, new in migration.rebased:
+        say(err, f"{key}: {old} -> {new} (relative to the folder of {output})")
     if migration.written is not None:
         say(err, (f"wrote {output}", "green"))
     else:

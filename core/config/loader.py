@@ -128,6 +128,31 @@ def resolve_paths(config: Config, base: Path) -> Config:
                         output_dir=_resolve(base, config.output_dir))
 
 
+#: The config keys holding paths that :func:`resolve_paths` resolves against the file's folder.
+PATH_KEYS = (("data", "train"), ("data", "val"), ("data", "test"), ("data", "videos_csv"),
+             ("train", "pretrained_weights"), ("inference", "weights"), ("output_dir",))
+
+
+def rebase_paths(data: dict, source_dir: Path, target_dir: Path) -> list[tuple[str, str, str]]:
+    """Rewrite in place the relative paths of the config dict ``data`` (:data:`PATH_KEYS`)
+    written for a file in ``source_dir`` so that a file in ``target_dir`` names the same
+    places (still relative). Returns ``(dotted key, old, new)`` for each one changed."""
+    changed = []
+    for keys in PATH_KEYS:
+        node = data
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        value = node.get(keys[-1]) if isinstance(node, dict) else None
+        if (not isinstance(value, str) or value in ("best", "last")
+                or Path(os.path.expanduser(value)).is_absolute()):
+            continue
+        new = os.path.relpath(Path(source_dir).resolve() / value, Path(target_dir).resolve())
+        if new != value:
+            node[keys[-1]] = new
+            changed.append((".".join(keys), value, new))
+    return changed
+
+
 def check_data_paths(config: Config) -> list[tuple[str, str]]:
     """Problems with the data folders and weight files, as ``(json_path, message)`` pairs."""
     from ..data.layouts import check_dataset  # no TensorFlow there
