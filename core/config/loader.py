@@ -113,24 +113,27 @@ def _resolve(base: Path, value: str | None) -> str | None:
     return str(p if p.is_absolute() else (base / p))
 
 
+#: The config keys holding paths, read against the config file's folder, each with the
+#: values it takes that are not paths.
+PATH_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("data", "train"): (), ("data", "val"): (), ("data", "test"): (), ("data", "videos_csv"): (),
+    ("train", "pretrained_weights"): ("",), ("inference", "weights"): ("best", "last"),
+    ("output_dir",): ()}
+
+
+def _evolved(obj, keys: tuple[str, ...], change):
+    """The attrs instance ``obj`` with the value at ``keys`` replaced by ``change(value)``."""
+    head, *rest = keys
+    value = getattr(obj, head)
+    return attrs.evolve(obj, **{head: _evolved(value, tuple(rest), change) if rest
+                                else change(value)})
+
+
 def resolve_paths(config: Config, base: Path) -> Config:
     """Make the data, output and weight paths absolute, relative to ``base``."""
-    data = config.data
-    data = attrs.evolve(data, train=_resolve(base, data.train), val=_resolve(base, data.val),
-                        test=_resolve(base, data.test), videos_csv=_resolve(base, data.videos_csv))
-    train = config.train
-    if train.pretrained_weights:
-        train = attrs.evolve(train, pretrained_weights=_resolve(base, train.pretrained_weights))
-    inference = config.inference
-    if inference.weights not in ("best", "last"):
-        inference = attrs.evolve(inference, weights=_resolve(base, inference.weights))
-    return attrs.evolve(config, data=data, train=train, inference=inference,
-                        output_dir=_resolve(base, config.output_dir))
-
-
-#: The config keys holding paths that :func:`resolve_paths` resolves against the file's folder.
-PATH_KEYS = (("data", "train"), ("data", "val"), ("data", "test"), ("data", "videos_csv"),
-             ("train", "pretrained_weights"), ("inference", "weights"), ("output_dir",))
+    for keys, words in PATH_KEYS.items():
+        config = _evolved(config, keys, lambda v: v if v in words else _resolve(base, v))
+    return config
 
 
 def rebase_paths(data: dict, source_dir: Path, target_dir: Path) -> list[tuple[str, str, str]]:
@@ -138,12 +141,12 @@ def rebase_paths(data: dict, source_dir: Path, target_dir: Path) -> list[tuple[s
     written for a file in ``source_dir`` so that a file in ``target_dir`` names the same
     places (still relative). Returns ``(dotted key, old, new)`` for each one changed."""
     changed = []
-    for keys in PATH_KEYS:
+    for keys, words in PATH_KEYS.items():
         node = data
         for key in keys[:-1]:
             node = node.get(key) if isinstance(node, dict) else None
         value = node.get(keys[-1]) if isinstance(node, dict) else None
-        if (not isinstance(value, str) or value in ("best", "last")
+        if (not isinstance(value, str) or value in words
                 or Path(os.path.expanduser(value)).is_absolute()):
             continue
         new = os.path.relpath(Path(source_dir).resolve() / value, Path(target_dir).resolve())
