@@ -34,8 +34,10 @@ TEST_FOLDER = "test"
 @attrs.frozen
 class TestResult:
     """What :func:`test_run` returns: the run, the results folder, the checkpoint used and
-    ``metrics`` (``{"weights", "checkpoint", "test", "per_sequence", "notes"}``, as written
-    to ``<results>/metrics.json``)."""
+    ``metrics`` (``{"weights", "checkpoint", "data", "time", "postprocess", "test",
+    "per_sequence", "notes"}``, as written to ``<results>/metrics.json``; ``postprocess``:
+    the chain used, ``{"steps", "tuned"}``, ``tuned`` the ``postprocess.json`` whose values
+    it holds or None)."""
 
     __test__ = False  # not a pytest test class
 
@@ -61,7 +63,9 @@ def test_run(target: Any, *, weights: str = "best", quiet: bool = False,
              registry: Registry | None = None, config_loader=None) -> TestResult:
     """Predict, post-process, export and evaluate the test set of ``target`` (a run
     directory, whose ``config.json`` gives the config, or a config whose ``output_dir`` holds
-    the trained run) with its ``weights`` checkpoint (``best`` / ``last``). DlsuiteInputError
+    the trained run) with its ``weights`` checkpoint (``best`` / ``last``) and the
+    post-processing values tuned into the run's ``postprocess.json`` (unless a config's
+    chain differs from the run's). DlsuiteInputError
     naming the folder when it holds no run or no such checkpoint, or when the config has no
     existing ``data.test``."""
     from . import folder_lock
@@ -84,19 +88,46 @@ def test_run(target: Any, *, weights: str = "best", quiet: bool = False,
         raise DlsuiteInputError(f"{test}: test data folder not found (data.test)")
     checkpoint = choose_checkpoint(run, weights)
     folder = f"{TEST_FOLDER}/{weights}"
-    config = attrs.evolve(loaded.config, inference=attrs.evolve(
-        loaded.config.inference, weights=weights, output_folder=folder))
+    config, tuned, note = _with_tuned_chain(loaded.config, run, registry)
+    config = attrs.evolve(config, inference=attrs.evolve(
+        config.inference, weights=weights, output_folder=folder))
     with folder_lock.held(run.root, "run"):  # not while another process writes the run
         OwnedFolder(run.root, "run").record([TEST_FOLDER])  # before anything is written
-        return _test(RunContext(attrs.evolve(loaded, config=config), registry, run,
-                                quiet=quiet), checkpoint, weights, test, folder,
-                     logged=loaded.config.inference.weights)
+        ctx = RunContext(attrs.evolve(loaded, config=config), registry, run, quiet=quiet)
+        if note:
+            ctx.note(note)
+        return _test(ctx, checkpoint, weights, test, folder,
+                     logged=loaded.config.inference.weights, tuned=tuned)
+
+
+def _with_tuned_chain(config, run: RunDir, registry: Registry):
+    """``(config, tuned, note)``: the config with the values of the run's
+    ``postprocess.json`` in its post-processing chain when that chain is the run's own, as
+    ``dlsuite run`` tested and ``dlsuite predict`` predicts; ``tuned`` names the file applied
+    (None: none applied) and ``note`` says why a tuned file was not applied (a config whose
+    chain differs from the run's). DlsuiteInputError naming a broken file."""
+    from .config.converter import unstructure_config
+    from .tuning import POSTPROCESS_JSON, read_postprocess_json, tuned_chain
+
+    path = run.root / POSTPROCESS_JSON
+    if read_postprocess_json(run.root) is None:
+        return config, None, None
+    own = load_run_config(run.root, registry).config
+    if (unstructure_config(config, registry)["postprocess"]
+            != unstructure_config(own, registry)["postprocess"]):
+        return config, None, (f"{path} not applied: the config's post-processing chain "
+                              "differs from the run's (its configured values are used)")
+    steps, note = tuned_chain(config.postprocess, run.root, registry)
+    if note:
+        return config, None, note
+    return attrs.evolve(config, postprocess=steps), str(path), None
 
 
 def _test(ctx, checkpoint: Path, weights: str, test: str, folder: str, *,
-          logged: str) -> TestResult:
+          logged: str, tuned: str | None) -> TestResult:
     """The test of :func:`test_run` once its input is checked and the run is locked."""
     from . import pipeline  # TensorFlow: only once the input was checked
+    from .inference.chain_choice import chain_steps_record
     from .steps import TrainOutput
 
     run = ctx.run
@@ -105,7 +136,10 @@ def _test(ctx, checkpoint: Path, weights: str, test: str, folder: str, *,
     exported = pipeline.export_step(ctx, preds)
     evaluation = pipeline.evaluate_step(ctx, preds, exported)
     metrics = {"weights": weights, "checkpoint": str(checkpoint), "data": str(test),
-               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "test": evaluation.metrics,
+               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "postprocess": {"steps": chain_steps_record(ctx.config, ctx.registry)["steps"],
+                               "tuned": tuned},
+               "test": evaluation.metrics,
                "per_sequence": evaluation.per_sequence, "notes": ctx.notes}
     results = run.root / folder
     results.mkdir(parents=True, exist_ok=True)

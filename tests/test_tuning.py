@@ -177,6 +177,24 @@ def test_run_tunes_on_validation_and_predict_reads_postprocess_json(tmp_path, re
     assert "(2 already predicted by the tuning step)" in (result.run_dir / "run.log").read_text()
     from dlsuite.runtest import test_run
 
-    fresh = test_run(result.run_dir, quiet=True, registry=registry).metrics["test"]
+    tested = test_run(result.run_dir, quiet=True, registry=registry).metrics
+    fresh = tested["test"]
     assert fresh["SEG"] == metrics["test"]["SEG"]
     assert fresh["matching"] == metrics["test"]["matching"]
+    tuned_file = result.run_dir / "postprocess.json"
+    assert tested["postprocess"]["tuned"] == str(tuned_file)
+    assert tested["postprocess"]["steps"][0]["min_size"] == data["steps"][0]["params"]["min_size"]
+    # dlsuite test reads the run's postprocess.json (as dlsuite tune --overwrite would leave
+    # it): a minimum size no cell reaches leaves no object to count
+    data["steps"][0]["params"]["min_size"] = 10**6
+    tuned_file.write_text(json.dumps(data))
+    emptied = test_run(result.run_dir, quiet=True, registry=registry).metrics
+    assert emptied["postprocess"]["steps"][0]["min_size"] == 10**6
+    assert emptied["test"]["matching"][0]["tp"] == 0 and emptied["test"]["SEG"] == 0
+    # a config whose chain differs from the run's is tested with its own values, and says so
+    changed = parse_config({**cfg, "postprocess": [{"name": "distance_watershed",
+                                                    "min_size": 1}]}, registry)
+    own = test_run(changed, quiet=True, registry=registry).metrics
+    assert own["postprocess"]["tuned"] is None
+    assert own["postprocess"]["steps"][0]["min_size"] == 1
+    assert any("postprocess.json not applied" in n for n in own["notes"])
