@@ -114,6 +114,47 @@ def test_label_folders_unpaired_named(tmp_path):
     assert "only_gt.tif" in str(exc.value)
 
 
+def _frames_dataset(root, frames):
+    for k, labels in enumerate(frames, start=1):
+        write_tiff(root / "inputs" / f"raw_{k:03d}.tif", (labels > 0).astype(np.uint8) * 200)
+        write_tiff(root / "labels" / f"instance_ids_{k:03d}.tif", labels)
+
+
+def test_dataset_folder_as_ground_truth_pairs_results_named_as_its_inputs(tmp_path):
+    """dlsuite predict RUN data/test -o out names its labels as the inputs (raw_001.tif);
+    dlsuite evaluate out data/test pairs each with the label file of its input."""
+    first, second = np.zeros((16, 16), np.uint16), np.zeros((16, 16), np.uint16)
+    first[1:7, 1:7], second[9:15, 9:15] = 1, 4  # apart: a wrong pairing scores 0
+    _frames_dataset(tmp_path / "data", [first, second])
+    out = tmp_path / "out"
+    for k, labels in enumerate([first, second], start=1):  # as dlsuite predict writes them
+        write_tiff(out / "labels" / f"raw_{k:03d}.tif", labels)
+        write_tiff(out / "probabilities" / f"raw_{k:03d}.tif", np.zeros((16, 16, 2), np.float32))
+    result = evaluate(out, tmp_path / "data", metrics="SEG,f1")
+    assert result["metrics"]["SEG"] == 1.0 and result["metrics"]["f1"] == 1.0
+    assert [s["sequence"] for s in result["per_sequence"]] == ["raw_001.tif", "raw_002.tif"]
+    # results named as the label files pair too; a missing one is named
+    (out / "labels" / "raw_002.tif").rename(out / "labels" / "instance_ids_002.tif")
+    assert evaluate(out / "labels", tmp_path / "data", metrics="SEG")["metrics"]["SEG"] == 1.0
+    (out / "labels" / "instance_ids_002.tif").unlink()
+    with pytest.raises(DataError, match="no result in .* for: instance_ids_002.tif"):
+        evaluate(out, tmp_path / "data")
+
+
+def test_predicted_videos_folder_with_ctc_results_is_evaluated_by_its_labels(tmp_path):
+    """A videos dataset predicted with tracking holds ctc/01_RES beside labels/: against the
+    dataset folder (no NN_GT) its label videos are evaluated."""
+    video = np.zeros((3, 16, 16), np.uint16)
+    video[:, 2:8, 2:8] = 1
+    write_tiff(tmp_path / "data" / "inputs" / "cells.tif", video.astype(np.uint8), axes="TYX")
+    write_tiff(tmp_path / "data" / "labels" / "cells.tif", video, axes="TYX")
+    write_tiff(tmp_path / "out" / "labels" / "cells.tif", video, axes="TYX")
+    write_ctc_sequence(tmp_path / "out" / "ctc" / "01_RES", video, np.array([[1, 0, 2, 0]]))
+    result = evaluate(tmp_path / "out", tmp_path / "data", metrics="SEG")
+    assert result["metrics"]["SEG"] == 1.0
+    assert [s["sequence"] for s in result["per_sequence"]] == ["cells.tif"]
+
+
 def test_shape_mismatch_and_missing_paths(tmp_path):
     for side in ("res", "gt"):
         (tmp_path / side).mkdir()

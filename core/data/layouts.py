@@ -173,7 +173,17 @@ def detect_layout(folder: str | os.PathLike) -> str:
         return "ctc"
     if (root / "inputs").is_dir():
         raise DataError(f"{root / 'inputs'}: no input images (.tif, .tiff, .png) found")
-    raise DataError(f"{root}: no dataset layout found; {_EXPECTED}")
+    nested = _dataset_subfolders(root)
+    hint = (f"; its subfolder(s) {', '.join(p.name + '/' for p in nested)} hold a dataset: "
+            "give one of them" if nested else "")
+    raise DataError(f"{root}: no dataset layout found; {_EXPECTED}{hint}")
+
+
+def _dataset_subfolders(root: Path) -> list[Path]:
+    """The direct subfolders of ``root`` that hold a dataset layout (e.g. ``ctc/`` and
+    ``videos/`` of a split folder), for the hint of :func:`detect_layout`."""
+    return [p for p in sorted(root.iterdir(), key=lambda p: natural_key(p.name))
+            if p.is_dir() and (_images(p / "inputs") or _ctc_sequences(p))]
 
 
 def _resolve_layout(folder: Path, layout: str) -> str:

@@ -10,7 +10,11 @@ Two kinds of input are recognised, tried in this order:
    relative place (it may be the same root), or the one ``NN_GT`` folder when ``RES`` holds a
    single sequence. Every sequence is evaluated, ``01`` included.
 2. Folders of label images (any format ``dlsuite.data.io`` reads, 2D or videos), paired by
-   identical file names; or two single label files.
+   identical file names; or two single label files. ``GT`` may be a dataset folder
+   (``inputs/`` + ``labels/``, frames or videos layout): its labels are paired with results
+   named as their label files or as their input images (``raw_001.tif`` with
+   ``labels/instance_ids_001.tif``, as ``dlsuite predict`` names what it predicts of that
+   dataset). ``RES`` may be the output folder of ``dlsuite predict``: its ``labels/``.
 
 CTC names (``NN_RES``, ``NN_GT``, ``SEG``, ``TRA``, ``maskTTT.tif``) are those of
 :mod:`dlsuite.data.ctc`, matched in any case.
@@ -105,17 +109,55 @@ def _ctc_roots(res: Path, gt: Path, res_dirs: list[Path]) -> list[Pair]:
     return pairs
 
 
+def _images_in(folder: Path) -> dict[str, Path]:
+    return {p.name: p for p in folder.iterdir() if p.is_file() and is_image_file(p)}
+
+
+def _result_files(res: Path) -> dict[str, Path]:
+    """The label images of ``res``, or of its ``labels/`` (a ``dlsuite predict`` output
+    folder: ``labels/`` beside ``probabilities/``, no image of its own)."""
+    found = _images_in(res)
+    if not found and (res / "labels").is_dir():
+        found = _images_in(res / "labels")
+    return found
+
+
+def _is_dataset(gt: Path) -> bool:
+    """``gt`` is a dataset folder: ``inputs/`` and ``labels/``, no label image of its own."""
+    return (gt / "inputs").is_dir() and (gt / "labels").is_dir() and not _images_in(gt)
+
+
+def _dataset_truth(gt: Path, result_names: set[str]) -> dict[str, Path] | None:
+    """The label files of a dataset folder ``gt`` (``inputs/`` + ``labels/``, frames or
+    videos layout) keyed by the name the results give each: its own name, or the name of its
+    input image when only that one is among ``result_names``. None when ``gt`` is not a
+    dataset folder."""
+    if not _is_dataset(gt):
+        return None
+    from dlsuite.data.layouts import list_samples
+
+    truth = {}
+    for sample in list_samples(gt, require_labels=False):
+        if sample.labels is None or sample.layout not in ("frames", "videos"):
+            continue
+        by_input = sample.image.name in result_names and sample.labels.name not in result_names
+        truth[sample.image.name if by_input else sample.labels.name] = sample.labels
+    return truth
+
+
 def _files(res: Path, gt: Path) -> list[Pair]:
     if res.is_file() or gt.is_file():
         if not (res.is_file() and gt.is_file()):
             raise DataError(f"cannot compare {res} with {gt}: give two files or two folders")
         return [Pair("files", res.name, res, gt)]
-    res_files = {p.name: p for p in res.iterdir() if p.is_file() and is_image_file(p)}
-    gt_files = {p.name: p for p in gt.iterdir() if p.is_file() and is_image_file(p)}
+    res_files = _result_files(res)
     if not res_files:
         raise DataError(
             f"{res}: no CTC sequence (NN_RES with maskTTT.tif) and no label image found"
         )
+    gt_files = _dataset_truth(gt, set(res_files))
+    if gt_files is None:
+        gt_files = _images_in(gt)
     only_res = sorted(set(res_files) - set(gt_files))
     only_gt = sorted(set(gt_files) - set(res_files))
     if only_res or only_gt:
@@ -143,7 +185,7 @@ def discover(res: str | Path, gt: str | Path) -> list[Pair]:
                 return single
         else:
             res_dirs = _res_folders(res)
-            if res_dirs:
+            if res_dirs and not _is_dataset(gt):  # else: dlsuite predict's labels/ of it
                 if ctc.is_ground_truth(gt) and len(res_dirs) == 1:
                     return [Pair("ctc", _res_number(res_dirs[0]), res_dirs[0], gt)]
                 return _ctc_roots(res, gt, res_dirs)
