@@ -285,3 +285,18 @@ def test_singleton_time_axis_pairs_with_2d(tmp_path):
     write_tiff(tmp_path / "v" / "inputs" / "m.tif", _img((3, 8, 9)))
     write_tiff(tmp_path / "v" / "labels" / "m.tif", _img((8, 9)))
     assert any("m.tif" in p for p in check_dataset(tmp_path / "v"))
+
+
+def test_no_layout_names_the_subfolders_that_hold_datasets(tmp_path):
+    """A split folder holding videos/ and ctc/ datasets (as the video quickstart's data/val):
+    the error names them, so the user knows which folder to give."""
+    frame = np.zeros((8, 8), np.uint16)
+    write_tiff(tmp_path / "val" / "videos" / "inputs" / "a.tif", frame[None], axes="TYX")
+    write_tiff(tmp_path / "val" / "ctc" / "01" / "t000.tif", frame)
+    (tmp_path / "val" / "notes").mkdir()
+    with pytest.raises(DataError, match=r"its subfolder\(s\) ctc/, videos/ hold a dataset"):
+        detect_layout(tmp_path / "val")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError) as exc:
+        detect_layout(tmp_path / "empty")
+    assert "subfolder" not in str(exc.value)
