@@ -46,15 +46,10 @@ def _from_file(config_file, registry) -> tuple[Any, list]:
     """The config in ``config_file`` (a config, or a run's ``config.json`` whose ``config``
     key holds it) and its run's tuned chain (``postprocess.json`` beside it), with a note
     when the recorded values do not fit the chain."""
-    from .config import load_config, load_config_data, parse_config
+    from .config import load_config
     from .tuning import tuned_chain
 
-    data = load_config_data(config_file)
-    if isinstance(data, dict) and isinstance(data.get("config"), dict) and "config_hash" in data:
-        config = parse_config(data["config"], registry, source=str(config_file),
-                              check_paths=False).config
-    else:
-        config = load_config(config_file, registry, check_paths=False).config
+    config = load_config(config_file, registry, check_paths=False).config
     chain, why = tuned_chain(config.postprocess, Path(config_file).expanduser().parent,
                              registry)
     return attrs.evolve(config, postprocess=chain), [why] if why else []

@@ -306,3 +306,23 @@ def test_removal_never_follows_a_link_out_of_the_folder(tmp_path):
     folder.record(["*"])  # "*" stands for the links themselves, never for the marker
     assert sorted(p.name for p in folder.remove_written()) == ["labels", "probabilities"]
     assert (elsewhere / "a.tif").read_text() == "keep" and folder.marker_path.is_file()
+
+
+def test_a_runs_config_json_is_read_as_the_config_it_ran(tmp_path):
+    """The record a run writes (config under "config", beside its hash and versions) is a
+    config for dlsuite config validate / show / run, not ten unknown-key errors."""
+    from conftest import run_cli
+
+    from dlsuite.config import load_config
+    from dlsuite.config.converter import unstructure_config
+
+    run = _resumable_run(tmp_path)
+    loaded, registry = _loaded(tmp_path)
+    again = load_config(run.config_json, registry, check_paths=False)
+    assert unstructure_config(again.config, registry) == unstructure_config(loaded.config,
+                                                                            registry)
+    proc = run_cli("config", "show", str(run.config_json), "--set", "model.n_filters=6")
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    assert shown["model"]["n_filters"] == 6 and shown["name"] == loaded.config.name
+    assert "config_hash" not in shown

@@ -16,7 +16,8 @@ from .converter import structure_config, unstructure_config
 from .rules import config_problems, data_problems
 from .schema import Config
 
-__all__ = ["LoadedConfig", "load_config", "load_config_data", "parse_config", "config_hash"]
+__all__ = ["LoadedConfig", "load_config", "load_config_data", "parse_config", "config_hash",
+           "run_record_config"]
 
 
 @attrs.frozen
@@ -51,6 +52,7 @@ def parse_config(data: Any, registry: Registry | None = None, *, source: str | N
                  check_paths: bool = True, base_dir: str | os.PathLike | None = None,
                  overrides: Any = None) -> LoadedConfig:
     """Validate JSON data (migrating a legacy flat config first) into a LoadedConfig.
+    A run's ``config.json`` is read as the config it recorded (:func:`run_record_config`).
 
     Every value is checked (types, unknown keys, ranges and the rules of each section, then
     the cross-section rules of :mod:`dlsuite.config.rules`; with ``check_paths`` also the
@@ -67,6 +69,7 @@ def parse_config(data: Any, registry: Registry | None = None, *, source: str | N
     registry = registry or get_registry()
     overrides = normalize_overrides(overrides)
     migration: list[Any] = []
+    data = run_record_config(data)
     if is_legacy(data):
         data, migration = migrate(data, registry)
     if overrides:
@@ -89,6 +92,15 @@ def parse_config(data: Any, registry: Registry | None = None, *, source: str | N
             raise ConfigError(name_legacy_keys(exc.problems, migration), source) from None
         raise exc from None
     return LoadedConfig(config, source, migration, overrides)
+
+
+def run_record_config(data: Any) -> Any:
+    """The config a run's ``config.json`` records under ``"config"`` (beside
+    ``"config_hash"``, written by dlsuite), so the record of a run is read as the config it
+    ran; any other data unchanged."""
+    if isinstance(data, dict) and isinstance(data.get("config"), dict) and "config_hash" in data:
+        return data["config"]
+    return data
 
 
 def default_config_data(registry: Registry | None = None) -> dict:
