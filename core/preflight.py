@@ -45,7 +45,7 @@ from typing import Any
 from .errors import ConfigError, DlsuiteInputError
 from .registry import PluginRejected
 
-__all__ = ["preflight", "preflight_problems", "CHECKS"]
+__all__ = ["preflight", "preflight_problems", "data_pixel_problems", "CHECKS"]
 
 Problem = tuple[str, str]
 
@@ -156,6 +156,13 @@ def _data_pixels(config, registry) -> list[Problem]:
             log.warning("%s: %s", label, warning)
         log.info("%s: pixels of %d files checked in %.1f s", label, found.files, found.seconds)
     return problems
+
+
+def data_pixel_problems(config, registry) -> list[Problem]:
+    """The pixel check of :func:`preflight` alone (``dlsuite config validate``: a config
+    without training data, e.g. for prediction, is valid there): every file of the data
+    folders read once; ``(json_path, message)`` problems, notes and warnings logged."""
+    return _data_pixels(config, registry)
 
 
 def _heads_trained(config, registry) -> list[Problem]:

@@ -279,6 +279,24 @@ def test_run_refuses_poisoned_data_before_training(tmp_path, key, how, needle):
     assert time.monotonic() - start < 60
 
 
+def test_config_validate_reads_the_pixels_as_the_run_would(tmp_path):
+    """config validate said "valid" for data the run then refused at once (negative label
+    ids): it reads the pixels too, naming the file, without TensorFlow; --no-pixels skips
+    that read."""
+    config = _run_config(tmp_path)
+    labels = Path(json.loads(config.read_text())["data"]["train"]) / "labels" / "cells_01.tif"
+    video = read_image(labels).astype(np.int16)
+    video[0, 0, 0] = -3
+    write_tiff(labels, video)
+    proc = run_cli("config", "validate", str(config))
+    assert proc.returncode == 2, proc.stderr
+    text = " ".join(proc.stderr.split())
+    assert f"$.data.train: {labels}: negative label ids (smallest -3)" in text
+    assert "pixels of" in text and "checked in" in text
+    skipped = run_cli("config", "validate", str(config), "--no-pixels")
+    assert skipped.returncode == 0 and "valid" in skipped.stdout, skipped.stderr
+
+
 def test_nan_learning_rate_and_invalid_wandb_mode_are_refused_before_training(tmp_path):
     from dlsuite import api
     from dlsuite.errors import ConfigError

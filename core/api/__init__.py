@@ -5,7 +5,7 @@ prints the result; the same functions serve Python users with the same behaviour
 modules (TensorFlow, the training pipeline) are imported only by the functions that need
 them: importing ``dlsuite.api`` is cheap and TF-free.
 
-Config and plugins: :func:`load_config`, :func:`validate_config`, :func:`show_config`,
+Config and plugins: :func:`load_config`, :func:`check_config`, :func:`validate_config`, :func:`show_config`,
 :func:`migrate_config`, :func:`config_schema`, :func:`plugins`, :func:`describe_plugins`,
 :func:`new_plugin`, :func:`tracking_defaults`, :func:`plugin_failure`. Training:
 :func:`train`, :func:`run`,
@@ -23,6 +23,7 @@ from __future__ import annotations
 from ._config import (
     Migration,
     ResolvedConfig,
+    check_config,
     config_schema,
     describe_plugins,
     load_config,
@@ -42,7 +43,7 @@ from ._compare import compare, sweep, test_run
 from ._training import model_summary, run, train
 
 __all__ = [
-    "load_config", "validate_config", "show_config", "migrate_config", "config_schema",
+    "load_config", "check_config", "validate_config", "show_config", "migrate_config", "config_schema",
     "plugins", "describe_plugins", "new_plugin", "tracking_defaults", "plugin_failure",
     "train", "run", "model_summary",
     "example_data", "prepare_frames", "prepare_videos", "prepare_clips", "prepare_ctc", "track",

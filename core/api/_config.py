@@ -13,7 +13,7 @@ from ..config import LoadedConfig, load_config as _load_config, parse_config
 from ..config.schema import TrackingConfig
 from ..registry import KINDS, Registry, get_registry
 
-__all__ = ["load_config", "validate_config", "show_config", "migrate_config", "config_schema",
+__all__ = ["load_config", "check_config", "validate_config", "show_config", "migrate_config", "config_schema",
            "plugins", "describe_plugins", "new_plugin", "tracking_defaults", "ResolvedConfig",
            "Migration"]
 
@@ -36,6 +36,27 @@ def load_config(path: str | os.PathLike, *, check_paths: bool = True,
     ``.overrides`` holds them (a run records them in its ``config.json``).
     """
     return _load_config(path, get_registry(), check_paths=check_paths, overrides=overrides)
+
+
+def check_config(path: str | os.PathLike, *, check_paths: bool = True, pixels: bool = True,
+                 overrides: Any = None) -> LoadedConfig:
+    """:func:`load_config`, then (with ``check_paths`` and ``pixels``) the pixel check
+    ``dlsuite run`` makes before it starts (:func:`dlsuite.preflight.data_pixel_problems`:
+    every file of train, val and test read once; truncated files, NaN/Inf pixels and
+    negative label ids are problems), so a config and data that pass are not refused for
+    their pixels by the run. Raises :class:`~dlsuite.errors.ConfigError` listing every
+    problem with its JSON path; info lines and warnings go to the ``dlsuite`` logger.
+    Imports no TensorFlow."""
+    from ..errors import ConfigError
+
+    loaded = load_config(path, check_paths=check_paths, overrides=overrides)
+    if check_paths and pixels:
+        from ..preflight import data_pixel_problems
+
+        problems = data_pixel_problems(loaded.config, get_registry())
+        if problems:
+            raise ConfigError(problems, loaded.source)
+    return loaded
 
 
 def validate_config(data: Any, *, check_paths: bool = True, overrides: Any = None

@@ -29,13 +29,19 @@ def config_group() -> None:
 @config_group.command("validate")
 @click.argument("file", type=_FILE)
 @_NO_PATHS
+@click.option("--no-pixels", is_flag=True,
+              help="Do not read the pixels of the data (default: every file of train, val "
+                   "and test is read once, as dlsuite run does before it starts).")
 @_VERBOSE
 @_SET
-def config_validate(file: str, no_paths: bool, verbose: bool, overrides: tuple[str, ...]) -> None:
-    """Validate FILE (with --set overrides): every problem is listed with its JSON path, or
-    the override that caused it (exit 2 if any)."""
+def config_validate(file: str, no_paths: bool, no_pixels: bool, verbose: bool,
+                    overrides: tuple[str, ...]) -> None:
+    """Validate FILE (with --set overrides) and its data as dlsuite run checks them before it
+    starts: every problem is listed with its JSON path, or the override that caused it
+    (exit 2 if any)."""
     with console_logging(False):  # notes of the checks (e.g. undeclared post-processors)
-        loaded = api.load_config(file, check_paths=not no_paths, overrides=list(overrides))
+        loaded = api.check_config(file, check_paths=not no_paths, pixels=not no_pixels,
+                                  overrides=list(overrides))
     announce_migration(loaded.migration, file, verbose=verbose)
     say(out, (f"{file}: valid", "green"))
 
