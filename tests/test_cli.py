@@ -204,6 +204,29 @@ def test_migrate_to_another_folder_keeps_the_data_it_names(tmp_path):
     assert json.loads(beside.read_text())["data"]["train"] == rel
 
 
+def test_migrate_to_stdout_says_where_its_relative_paths_point(tmp_path):
+    """Printed, the config keeps the legacy file's relative paths: run from another folder,
+    a note names the folder they are read against and -o; from that folder, no note. At 80
+    columns the mapping is one block per legacy key, not a table folding every note."""
+    (tmp_path / "legacy").mkdir()
+    old = tmp_path / "legacy" / "old.json"
+    old.write_text(json.dumps({**LEGACY, "TRAINPATH": "../data/train"}))
+    proc = run_cli("config", "migrate", "legacy/old.json", cwd=tmp_path,
+                   env={"COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["data"]["train"] == "../data/train"
+    note = " ".join(proc.stderr.split())
+    assert "note: its relative paths name places in legacy/ (the legacy file's folder)" in note
+    assert "use -o FILE" in note
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("note:")]
+    assert max(len(line) for line in lines) <= 80
+    assert any(line.startswith("datagen_sigma: 1 -> obsolete") for line in lines)
+    assert any(line.startswith("TRAINPATH: ../data/train -> $.data.train") for line in lines)
+    assert len(lines) < 4 * len(LEGACY)  # a row and a few note lines per key
+    here = run_cli("config", "migrate", "old.json", cwd=tmp_path / "legacy")
+    assert here.returncode == 0 and "note:" not in here.stderr
+
+
 @pytest.mark.parametrize("command", ["train", "run"])
 def test_bad_config_fails_before_importing_tensorflow(tmp_path, five_mistakes, command):
     proc = run_probe(tmp_path, command, str(five_mistakes))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -115,6 +116,9 @@ class Migration:
     written: Path | None       # the file written, if any
     #: (key, old, new) of relative paths rewritten for the written file's folder
     rebased: list = attrs.field(factory=list)
+    #: printed, not written: the folder its relative paths are read against (the legacy
+    #: file's), when that is not the current folder and a path would change; else None
+    relative_to: Path | None = None
 
 
 def migrate_config(path: str | os.PathLike, output: str | os.PathLike | None = None
@@ -127,7 +131,9 @@ def migrate_config(path: str | os.PathLike, output: str | os.PathLike | None = N
     already exists (it is never replaced: it may be the legacy config itself or a config
     edited since), and ConfigError when the migrated config does not validate (nothing is
     written then). Relative paths are rewritten for ``output``'s folder (``.rebased``), so
-    the written config names the data the legacy one named.
+    the written config names the data the legacy one named; without ``output``,
+    ``.relative_to`` names the folder the printed relative paths are read against when it is
+    not the current one.
     """
     from ..config.legacy import migrate_file, write_migrated
     from ..config.loader import rebase_paths
@@ -138,11 +144,13 @@ def migrate_config(path: str | os.PathLike, output: str | os.PathLike | None = N
     registry = get_registry()
     new, rows = migrate_file(path, registry)
     parse_config(new, registry, source=str(path), check_paths=False)
-    rebased = []
+    rebased, relative_to = [], None
     if output is not None:  # relative paths are read against the folder of the file
         rebased = rebase_paths(new, Path(path).parent, Path(output).parent)
+    elif rebase_paths(copy.deepcopy(new), Path(path).parent, Path.cwd()):
+        relative_to = Path(path).parent
     written = write_migrated(new, output) if output is not None else None
-    return Migration(new, rows, written, rebased)
+    return Migration(new, rows, written, rebased, relative_to)
 
 
 def config_schema(output: str | os.PathLike | None = None, *, overwrite: bool = False) -> dict:

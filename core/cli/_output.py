@@ -65,7 +65,7 @@ def print_migration(rows: list, *, header: bool = True) -> None:
 
         if header:
             say(err, ("legacy config of the original suite: migrated as follows", "yellow"))
-        err.print(format_migration(rows))
+        err.print(format_migration(rows, width=err.width), soft_wrap=False)
 
 
 def migration_summary(rows: list, source: str | None) -> str:

@@ -32,11 +32,21 @@ def _cells(row: MigrationRow) -> tuple[str, str, str, str]:
     return row.old_key, _value_cell(row), new_key, row.note
 
 
-def format_migration(rows: list[MigrationRow]):
+#: Narrower consoles get one block per row instead of the table, whose note column would
+#: fold every note over a dozen lines of a dozen characters.
+TABLE_MIN_WIDTH = 120
+
+
+def format_migration(rows: list[MigrationRow], width: int | None = None):
     """A rich Table with columns old key, value (``old -> new`` when converted), new key
-    (``obsolete`` when dropped) and note, one line per row."""
+    (``obsolete`` when dropped) and note, one line per row; for a console ``width`` under
+    :data:`TABLE_MIN_WIDTH`, a rich Group instead: per row ``old key: value -> new key``
+    and its note indented below."""
     from rich.table import Table
     from rich.text import Text
+
+    if width is not None and width < TABLE_MIN_WIDTH:
+        return _blocks(rows)
 
     table = Table(title="legacy config migration", show_lines=False)
     table.add_column("old key", no_wrap=True)
@@ -46,6 +56,22 @@ def format_migration(rows: list[MigrationRow]):
     for row in rows:
         table.add_row(*(Text(cell) for cell in _cells(row)))  # never read as markup
     return table
+
+
+def _blocks(rows: list[MigrationRow]):
+    from rich.console import Group
+    from rich.padding import Padding
+    from rich.text import Text
+
+    parts: list[Any] = [Text("legacy config migration", style="italic")]
+    for row in rows:
+        old_key, value, new_key, note = _cells(row)
+        head = Text(old_key, style="bold")
+        head.append(f": {value} -> {new_key}")  # Text: never read as markup
+        parts.append(head)
+        if note:
+            parts.append(Padding(Text(note), (0, 0, 0, 4)))
+    return Group(*parts)
 
 
 def migration_to_text(rows: list[MigrationRow]) -> str:
