@@ -130,6 +130,11 @@ def test_plugin_tables_show_every_name_whole_in_a_narrow_terminal(args):
     for kind in kinds:
         for entry in names[kind]:
             assert entry["name"] in cells.replace(" ", "").replace("│", ""), entry["name"]
+    if args == ["plugins"]:  # the list: one block per plugin, each name whole on one line
+        words = {w.strip(",;") for line in proc.stdout.splitlines() for w in line.split()}
+        for kind in ("architectures", "losses", "postprocessors", "targets"):
+            assert {e["name"] for e in names[kind]} <= words, kind
+        assert max(len(line.rstrip()) for line in proc.stdout.splitlines()) <= 60
 
 
 def test_plugins_validate_imports_factories():

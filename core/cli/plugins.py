@@ -56,13 +56,32 @@ def _print_problems(out: Console, broken: list[dict], failures: list[dict] | Non
         say(out, ("all factories import", "green"))
 
 
+#: Narrower consoles get one block per plugin: in a table, names such as
+#: categorical_unet_transpose would be cut over two lines of the contributes column.
+TABLE_MIN_WIDTH = 100
+
+
 def _print_plugins(out: Console, description: dict) -> None:
+    from rich.console import Group
+    from rich.padding import Padding
+
+    rows = []
+    for p in description["plugins"]:
+        contrib = [f"{k}: {', '.join(v)}" for k, v in p["contributes"].items() if v]
+        rows.append((p["plugin"], p["dist"] or "-", p["version"] or "-",
+                     contrib or ["(nothing)"]))
+    if out.width < TABLE_MIN_WIDTH:
+        parts: list = [Text("dlsuite plugins", style="italic")]
+        for plugin, dist, version, contrib in rows:
+            parts.append(Text.assemble((plugin, "bold"), f"  {dist} {version}"))
+            parts += [Padding(Text(line), (0, 0, 0, 4)) for line in contrib]
+        out.print(Group(*parts), soft_wrap=False)
+        return
     table = Table(title="dlsuite plugins")
     for col in ("plugin", "distribution", "version", "contributes"):
         table.add_column(col)
-    for p in description["plugins"]:
-        contrib = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["contributes"].items() if v)
-        table.add_row(p["plugin"], p["dist"] or "-", p["version"] or "-", contrib or "(nothing)")
+    for plugin, dist, version, contrib in rows:
+        table.add_row(plugin, dist, version, "; ".join(contrib))
     out.print(table)
 
 
