@@ -192,6 +192,17 @@ def test_cli_json_keys(ctc_root, tmp_path):
     assert json.loads(out_file.read_text()) == data
 
 
+def test_output_and_per_frame_as_one_file_are_refused_before_evaluating(ctc_root, tmp_path,
+                                                                         monkeypatch):
+    """-o X --per-frame X: one would have replaced the other; exit 2, nothing written."""
+    res, gt = ctc_root
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(evaluate_cmd, [str(res), str(gt), "-o", "both.csv",
+                                          "--per-frame", str(tmp_path / "both.csv")])
+    assert r.exit_code == 2
+    assert "are one file" in r.output and not (tmp_path / "both.csv").exists()
+
+
 def test_cli_table_and_per_frame_csv(ctc_root, tmp_path):
     res, gt = ctc_root
     csv_file = tmp_path / "frames.csv"

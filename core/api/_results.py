@@ -4,6 +4,7 @@ TensorFlow; prediction does, when it runs."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from ..registry import get_registry
@@ -30,14 +31,21 @@ def evaluate(res: str | os.PathLike, gt: str | os.PathLike, metrics: Any = None,
     strict JSON, ``per_frame_csv`` the per-frame rows as CSV (both atomically, after the
     evaluation succeeded). An existing ``json_file`` / ``per_frame_csv`` is replaced only with
     ``overwrite`` and only when an earlier evaluation wrote it; otherwise DlsuiteInputError
-    naming it, before anything is read. Raises DlsuiteInputError for an unknown metric,
+    naming it, before anything is read, as are both given as one file. Raises
+    DlsuiteInputError for an unknown metric,
     DataError naming the paths for missing or unpaired data.
     """
     from ..evaluation import evaluate as _evaluate
     from ..evaluation.writers import (is_evaluate_json, is_per_frame_csv, write_metrics_csv,
                                       write_metrics_json)
+    from ..errors import DlsuiteInputError
     from ..output_file import check_output_file
 
+    if (json_file is not None and per_frame_csv is not None
+            and Path(json_file).expanduser().resolve()
+            == Path(per_frame_csv).expanduser().resolve()):
+        raise DlsuiteInputError(f"--output {json_file} and --per-frame {per_frame_csv} are "
+                                "one file: give each its own path")
     for path, label, ours in ((json_file, "--output", is_evaluate_json),
                               (per_frame_csv, "--per-frame", is_per_frame_csv)):
         if path is not None:
