@@ -126,6 +126,23 @@ def test_output_dir_that_is_a_file_is_refused_before_the_pixels_and_left_alone(f
     assert out.read_text() == "my notes"
 
 
+@pytest.mark.parametrize("inside", ["", "inputs/run"])
+def test_output_dir_in_a_data_folder_is_refused_naming_it(frames, tmp_path, inside):
+    """The run's checkpoints and predictions never land among the data: output_dir that is
+    data.train, or a new folder inside its inputs/, is a config error; nothing is created."""
+    out = frames / inside if inside else frames
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(_config(frames, out)))
+    before = sorted(p.relative_to(frames) for p in frames.rglob("*"))
+    for args in (["config", "validate", str(config)], ["run", str(config), "--overwrite"]):
+        proc, _, _ = probe(tmp_path, *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        text = " ".join(proc.stderr.split())
+        assert f"$.output_dir: {out}: is the data folder data.train ({frames})" in text, text
+        assert "TF-NOT-IMPORTED" in proc.stderr
+    assert sorted(p.relative_to(frames) for p in frames.rglob("*")) == before
+
+
 def test_pools_12_model_summary_is_an_error_not_a_hang(tmp_path):
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"model": {"name": "unet", "pools": 12}}))

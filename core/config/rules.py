@@ -18,7 +18,7 @@ and, when the data paths are checked (a run about to start, not a trained run re
 * a training step takes ``datagen.batch_size`` *different* training samples;
 * ``inference.output_folder`` is not one of the run's own files or folders;
 * ``output_dir`` is a folder or does not exist yet (a file there is refused before any
-  pixel is read).
+  pixel is read), and neither a data folder nor inside one.
 
 Each rule takes ``(config, registry)`` and returns ``(json_path, message)`` problems; they are
 run by :func:`dlsuite.config.parse_config` (so ``dlsuite config validate`` reports them) and
@@ -276,6 +276,24 @@ def output_dir_is_a_folder(config, registry) -> list[Problem]:
     return []
 
 
+def output_dir_outside_the_data(config, registry) -> list[Problem]:
+    """``output_dir`` is not a data folder (train, val, test) nor inside one: the run's
+    checkpoints, logs and predictions would land among the data (e.g. in ``inputs/``)."""
+    from pathlib import Path
+
+    out = Path(config.output_dir).expanduser().resolve()
+    for key in ("train", "val", "test"):
+        folder = getattr(config.data, key)
+        if folder is None:
+            continue
+        data = Path(folder).expanduser().resolve()
+        if out == data or data in out.parents:
+            return [("$.output_dir", f"{out}: is the data folder data.{key} ({data}) or "
+                     "inside it: the run's files would mix with the data; choose a folder "
+                     "outside it")]
+    return []
+
+
 Rule = Callable[[Any, Any], list[Problem]]
 #: Rules that need only the config and the registry (run by every validation).
 CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, loss_fits_target,
@@ -285,7 +303,7 @@ CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, 
 #: ``run``, ``train``) and by preflight, not when a trained run's own config is reopened
 #: (``predict``, ``tune``): what it reads (the data) and where it writes.
 DATA_RULES: tuple[Rule, ...] = (enough_training_samples, predictions_apart_from_run_files,
-                                output_dir_is_a_folder)
+                                output_dir_is_a_folder, output_dir_outside_the_data)
 
 
 def config_problems(config, registry) -> list[Problem]:
