@@ -254,7 +254,11 @@ def new_plugin(name: str, kind: str | Iterable[str], directory: str | Path) -> P
     Returns the package folder. Refuses a bad name or kind and an existing folder (nothing
     is written then)."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or keyword.iskeyword(name):
-        raise DlsuiteInputError(f"plugin name {name!r}: use lower case letters, digits and _")
+        why = ("is a Python keyword" if keyword.iskeyword(name) else "starts with a digit"
+               if name[:1].isdigit() else "has characters other than lower case letters, "
+               "digits and _" if name else "is empty")
+        raise DlsuiteInputError(f"plugin name {name!r}: {why}; use lower case letters, digits "
+                                "and _, starting with a letter (e.g. acme_net)")
     kinds = _kinds(kind)
     dist = f"dlsuite-{name.replace('_', '-')}"
     package = f"dlsuite_{name}"

@@ -108,7 +108,11 @@ def test_new_plugin_skeleton_installs_and_passes_its_tests(tmp_path, kind):
 
 
 def test_new_plugin_refuses_bad_name_and_existing_folder(tmp_path):
-    assert run_cli("new-plugin", "Bad-Name", "-d", str(tmp_path)).returncode == 2
+    for name, why in (("Bad-Name", "has characters other than"), ("2net", "starts with a digit"),
+                      ("class", "is a Python keyword")):
+        proc = run_cli("new-plugin", name, "-d", str(tmp_path))
+        assert proc.returncode == 2 and f"plugin name {name!r}: {why}" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
     assert run_cli("new-plugin", "ok_name", "-d", str(tmp_path)).returncode == 0
     proc = run_cli("new-plugin", "ok_name", "-d", str(tmp_path))
     assert proc.returncode == 2 and "already exists" in proc.stderr
