@@ -40,6 +40,7 @@ import numpy as np
 
 from .errors import DlsuiteInputError
 from .fileio import write_json_atomic, write_text_atomic
+from .predict_memory import memory_problem
 from .inference import TileSettings, choose_checkpoint, load_checkpoint, model_tile_settings
 # InputItem, list_inputs, OUTPUT_SUBFOLDERS, SUMMARY_FILE, PredictSummary and
 # default_output_dir lived in this module: re-exported here
@@ -245,7 +246,10 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
         raise DlsuiteInputError("--ctc needs instance labels: drop --no-postprocess")
     items = list_inputs(input_path, as_video=as_video)
     for item in items:  # unreadable files fail before any model is loaded or file written
-        item.check()
+        shape = item.check()
+        too_big = shape and memory_problem(str(item.path), shape, postprocess=postprocess)
+        if too_big:
+            raise DlsuiteInputError(too_big)
     if out_dir is not None:
         _check_apart(Path(out_dir), input_path)
     pred = open_run(run_dir, weights=weights, tile_size=tile_size, halo=halo,

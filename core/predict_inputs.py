@@ -45,14 +45,15 @@ class InputItem:
             return video
         return read_image(self.path)
 
-    def check(self) -> None:
-        """Read the file headers (not the pixels): DataError naming the file when it is
-        unreadable or not a 2D image / video (stacked frames: not 2D or of different
-        shapes). CTC sequences are checked when loaded."""
+    def check(self) -> tuple[int, ...] | None:
+        """Read the file headers (not the pixels) and return the input's shape (``(H, W)``
+        or ``(T, H, W)``; None for a CTC sequence, checked when loaded): DataError naming
+        the file when it is unreadable or not a 2D image / video (stacked frames: not 2D or
+        of different shapes)."""
         from .data.io import read_info
 
         if self.ctc_sequence:
-            return
+            return None
         if self.frames:
             shapes = {}
             for frame_path in self.frames:
@@ -64,10 +65,11 @@ class InputItem:
             if len(shapes) > 1:
                 desc = ", ".join(f"{p.name}: {s}" for s, p in shapes.items())
                 raise DataError(f"{self.path}: frames differ in shape ({desc})")
-            return
+            return (len(self.frames),) + next(iter(shapes))
         shape = read_info(self.path).shape
         if len(shape) not in (2, 3):
             raise DataError(f"{self.path}: expected a 2D image or a video, got shape {shape}")
+        return tuple(shape)
 
 
 def _direct_images(folder: Path) -> list[Path]:

@@ -21,6 +21,7 @@ from ..errors import DataError
 from ..fileio import atomic_write
 from ..ownership import OwnedFolder, check_apart
 from .omezarr import _create_image, is_omezarr, open_source
+from .zarr_module import zarr_module
 
 __all__ = ["tiffs_to_omezarr", "omezarr_to_tiffs"]
 
@@ -78,7 +79,7 @@ def tiffs_to_omezarr(src: str | os.PathLike, dst: str | os.PathLike, *,
 
 def _copy_blocks(source, folder: Path, chunk: int) -> None:
     """Write ``source`` as an OME-Zarr image at ``folder``, block by block."""
-    import zarr
+    zarr = zarr_module()
 
     names = "tyx" if len(source.shape) == 3 else "yx"
     height, width = source.shape[-2:]

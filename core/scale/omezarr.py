@@ -24,6 +24,7 @@ import attrs
 import numpy as np
 
 from ..errors import DataError
+from .zarr_module import zarr_module
 
 __all__ = ["Source", "Target", "open_source", "is_omezarr", "holds_omezarr", "write_image", "read_image_zarr",
            "LABELS_NAME"]
@@ -63,7 +64,7 @@ def holds_omezarr(path: str | os.PathLike) -> bool:
 
 def _open_array(path: str):
     if path not in _OPEN:
-        import zarr
+        zarr = zarr_module()
 
         _OPEN[path] = zarr.open_array(path, mode="r")
     return _OPEN[path]
@@ -72,7 +73,8 @@ def _open_array(path: str):
 def _open_tiff(path: str):
     if path not in _OPEN:
         import tifffile
-        import zarr
+
+        zarr = zarr_module()
 
         store = tifffile.imread(path, aszarr=True)
         _OPEN[path] = zarr.open(store, mode="r")
@@ -245,7 +247,7 @@ class Target:
     def create(cls, path: str | os.PathLike, source: Source, n_classes: int, block: int,
                labels: bool) -> "Target":
         """Create the groups and empty arrays (chunks: one block of one frame)."""
-        import zarr
+        zarr = zarr_module()
 
         path = Path(path)
         temporal = len(source.shape) == 3
@@ -298,7 +300,7 @@ class Target:
 
 
 def _open_array_rw(path: str):
-    import zarr
+    zarr = zarr_module()
 
     return zarr.open_array(path, mode="r+")
 
@@ -311,7 +313,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, pixel_size: tuple
                 unit: str | None = None, chunk: int = 1024) -> Path:
     """Write a 2D ``(H, W)`` or 2D+t ``(T, H, W)`` image as an OME-Zarr image (one level,
     axes ``yx`` / ``tyx``, the pixel size as the scale) at ``path``; returns it."""
-    import zarr
+    zarr = zarr_module()
 
     path = Path(path)
     image = np.asarray(image)
