@@ -110,14 +110,15 @@ def _with_tuned_chain(config, run: RunDir, registry: Registry):
     from .tuning import POSTPROCESS_JSON, read_postprocess_json, tuned_chain
 
     path = run.root / POSTPROCESS_JSON
-    if read_postprocess_json(run.root) is None:
+    data = read_postprocess_json(run.root)
+    if data is None:
         return config, None, None
     own = load_run_config(run.root, registry).config
     if (unstructure_config(config, registry)["postprocess"]
             != unstructure_config(own, registry)["postprocess"]):
         return config, None, (f"{path} not applied: the config's post-processing chain "
                               "differs from the run's (its configured values are used)")
-    steps, note = tuned_chain(config.postprocess, run.root, registry)
+    steps, note = tuned_chain(config.postprocess, run.root, registry, data=data)
     if note:
         return config, None, note
     return attrs.evolve(config, postprocess=steps), str(path), None
