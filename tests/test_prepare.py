@@ -242,6 +242,25 @@ def test_videos_to_ctc_res_from_flat_folder(tmp_path):
         videos_to_ctc(tmp_path / "fl", tmp_path / "y")
 
 
+def test_videos_to_ctc_checks_every_pair_before_creating_the_output(videos, tmp_path):
+    """A frames dataset is named as such, a missing or mis-sized input video names its
+    file; in each case the output folder is not even created."""
+    from dlsuite.data.example import write_example_frames
+
+    frames = write_example_frames(tmp_path / "data", n=2, size=16, seed=1)["frames"]
+    with pytest.raises(DataError, match=r"a frames dataset .* dlsuite prepare videos"):
+        videos_to_ctc(frames, tmp_path / "out1")
+    root, data = videos
+    image, _ = data["vid_a"]
+    write_tiff(root / "inputs" / "vid_a.tif", image[:2])  # the last video: mis-sized
+    with pytest.raises(DataError, match="vid_a.tif: shape differs from labels"):
+        videos_to_ctc(root, tmp_path / "out2")
+    (root / "inputs" / "vid_a.tif").unlink()
+    with pytest.raises(DataError, match="no input video vid_a.tif"):
+        videos_to_ctc(root, tmp_path / "out3")
+    assert not any((tmp_path / f"out{k}").exists() for k in (1, 2, 3))
+
+
 # --- CLI ---------------------------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ from dlsuite.data.io import read_image, read_shape, write_text_atomic, write_tif
 from dlsuite.data.layouts import (
     INPUT_PREFIX,
     LABEL_PREFIX,
+    detect_layout,
     frame_token,
     list_samples,
     load_sample,
@@ -398,27 +399,43 @@ def videos_to_ctc(
         raise DataError(f"{src}: folder not found")
     check_apart(dst, src, what="the CTC sequences", option="DST")
     files, inputs_dir = _label_videos(src)
+    pairs = [(path, _input_video(path, inputs_dir)) for path in files]  # before writing
     owned = _clear_outputs(dst, _ctc_outputs, overwrite)
     owned.record([SEQUENCES_CSV])
     mapping: dict[str, str] = {}
-    for number, path in enumerate(files, start=1):
+    for number, (path, image_path) in enumerate(pairs, start=1):
         labels = _as_video(read_image(path))
-        if labels.dtype.kind not in "biu":
-            raise DataError(f"{path}: {labels.dtype} labels; instance labels must be integers")
-        images = None
-        if inputs_dir is not None:
-            candidates = [inputs_dir / f"{path.stem}{s}" for s in (".tif", ".tiff")]
-            image_path = next((c for c in candidates if c.is_file()), None)
-            if image_path is None:
-                raise DataError(f"{inputs_dir}: no input video {path.stem}.tif for {path}")
-            if tuple(_as_video_shape(read_shape(image_path))) != labels.shape:
-                raise DataError(f"{image_path}: shape differs from labels {path} {labels.shape}")
-            images = _as_video(read_image(image_path))
+        images = None if image_path is None else _as_video(read_image(image_path))
         sequence = ctc.sequence_name(number, len(files))
         write_ctc_sequence(dst, sequence, split_gapped_tracks(labels), images=images, kind=kind)
         mapping[sequence] = path.stem
     write_text_atomic(dst / SEQUENCES_CSV, _csv_text(["sequence", "video"], mapping.items()))
     return mapping
+
+
+def _input_video(labels: Path, inputs_dir: Path | None) -> Path | None:
+    """The input video of the label video ``labels`` (same name in ``inputs_dir``), checked
+    from the headers: integer labels, an input of the same shape. DataError naming the file,
+    or the dataset when it is a frames dataset (2D images, no videos to export)."""
+    from dlsuite.data.io import read_info
+
+    info = read_info(labels)
+    if info.dtype.kind not in "biu":
+        raise DataError(f"{labels}: {info.dtype} labels; instance labels must be integers")
+    if inputs_dir is None:
+        return None
+    candidates = [inputs_dir / f"{labels.stem}{s}" for s in (".tif", ".tiff")]
+    image_path = next((c for c in candidates if c.is_file()), None)
+    if image_path is None:
+        if detect_layout(inputs_dir.parent) == "frames":
+            raise DataError(f"{inputs_dir.parent}: a frames dataset (2D images raw_NNN.tif, "
+                            "instance_ids_NNN.tif): CTC sequences are videos; rebuild them "
+                            "with dlsuite prepare videos, then export those")
+        raise DataError(f"{inputs_dir}: no input video {labels.stem}.tif for {labels}")
+    shape = tuple(_as_video_shape(tuple(info.shape)))
+    if tuple(_as_video_shape(read_shape(image_path))) != shape:
+        raise DataError(f"{image_path}: shape differs from labels {labels} {shape}")
+    return image_path
 
 
 def _as_video_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
