@@ -261,6 +261,19 @@ def test_videos_to_ctc_checks_every_pair_before_creating_the_output(videos, tmp_
     assert not any((tmp_path / f"out{k}").exists() for k in (1, 2, 3))
 
 
+@pytest.mark.parametrize("convert", ["frames", "clips"])
+def test_frames_and_clips_check_every_video_before_writing(videos, tmp_path, convert):
+    """A mis-sized label video after good ones: refused naming it, and no frame of the
+    videos before it written (the folder is not created)."""
+    root, data = videos
+    _, labels = data["vid_b"]
+    write_tiff(root / "labels" / "vid_b.tif", labels[:, :3])
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match=r"vid_b.tif: label shape \(4, 3, 7\)"):
+        videos_to_frames(root, out) if convert == "frames" else make_clips(root, out, T=2)
+    assert not out.exists()
+
+
 # --- CLI ---------------------------------------------------------------------------------------
 
 

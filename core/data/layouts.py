@@ -43,6 +43,7 @@ __all__ = [
     "LoadedSample",
     "Sample",
     "check_dataset",
+    "checked_samples",
     "ctc_frame_files",
     "ctc_seg_files",
     "detect_layout",
@@ -389,6 +390,19 @@ def _sample_problems(sample: Sample) -> list[str]:
     except DataError as exc:
         return [str(exc)]
     return _file_problems(sample, image, labels)
+
+
+def checked_samples(
+    folder: str | os.PathLike, layout: str = "auto", require_labels: bool = True
+) -> list[Sample]:
+    """:func:`list_samples` with every sample's headers checked too (shapes, dtypes,
+    readability, as :func:`check_dataset`): DataError listing every problem, each naming its
+    file, before a caller writes anything from the samples."""
+    samples, problems = _scan(folder, layout, require_labels)
+    for sample in samples:
+        problems += _sample_problems(sample)
+    _raise(problems)
+    return samples
 
 
 def check_dataset(

@@ -35,9 +35,9 @@ from dlsuite.data.io import read_image, read_shape, write_text_atomic, write_tif
 from dlsuite.data.layouts import (
     INPUT_PREFIX,
     LABEL_PREFIX,
+    checked_samples,
     detect_layout,
     frame_token,
-    list_samples,
     load_sample,
     natural_key,
 )
@@ -149,7 +149,7 @@ def videos_to_frames(
     src, dst = Path(src), Path(dst)
     check_apart(dst, src, what="the frames", option="DST")
     labelled = (src / "labels").is_dir()
-    samples = list_samples(src, layout="videos", require_labels=labelled)
+    samples = checked_samples(src, layout="videos", require_labels=labelled)  # before writing
     _clear_outputs(dst, _FRAME_OUTPUTS + (RELATION_CSV,), overwrite)
     rows, index = [], 0
     for sample in samples:
@@ -297,7 +297,7 @@ def make_clips(
     src, dst = Path(src), Path(dst)
     check_apart(dst, src, what="the clips", option="DST")
     rows, index = [], 0
-    samples = list_samples(src, layout=layout, require_labels=True)
+    samples = checked_samples(src, layout=layout, require_labels=True)  # before writing
     _clear_outputs(dst, _FRAME_OUTPUTS + (CLIPS_CSV,), overwrite)
     for sample in samples:
         loaded = load_sample(sample)
