@@ -469,12 +469,13 @@ def test_predict_with_exported_models_gives_the_labels_of_the_run(run, tmp_path)
         zf.extractall(unzipped)
 
     # the CLI with the zip; the API with the unzipped folder, the SavedModel and the .keras
-    # file with the run's config.json as --config
+    # file (each carrying the run's config and tuned values), and the .keras file with the
+    # run's config.json as --config
     proc = run_cli("predict", str(package), str(images), "-o", str(tmp_path / "zip"), "--quiet")
     assert proc.returncode == 0, proc.stderr
     for name, model, options in (("zip", None, {}), ("folder", unzipped, {}),
-                                 ("savedmodel", saved, {}),
-                                 ("keras", plain, {"config": run / "config.json"})):
+                                 ("savedmodel", saved, {}), ("keras", plain, {}),
+                                 ("keras_config", plain, {"config": run / "config.json"})):
         if model is not None:
             summary = api.predict_folder(model, images, tmp_path / name, quiet=True, **options)
             assert summary.checkpoint == Path(model)
@@ -491,10 +492,18 @@ def test_predict_with_exported_models_gives_the_labels_of_the_run(run, tmp_path)
 
 @pytest.mark.slow
 def test_plain_keras_file_without_config_predicts_with_defaults_and_says_so(run, tmp_path):
+    import zipfile
+
     from dlsuite import api
 
     images = _predict_input(run, tmp_path / "in")
-    plain = api.export(run, "keras", tmp_path / "m.keras").path
+    exported = api.export(run, "keras", tmp_path / "exported.keras").path
+    plain = tmp_path / "m.keras"  # the same model as another tool writes it: Keras' own entries
+    with zipfile.ZipFile(exported) as source, zipfile.ZipFile(plain, "w") as copy:
+        assert "dlsuite.json" in source.namelist()
+        for entry in source.namelist():
+            if entry != "dlsuite.json":
+                copy.writestr(entry, source.read(entry))
     summary = api.predict_folder(plain, images, tmp_path / "out", quiet=True, halo=8)
     assert any("no normalization recorded" in n for n in summary.notes)
     probs, labels = _read_prediction(tmp_path / "out")

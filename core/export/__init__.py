@@ -62,6 +62,14 @@ class ExportJob:
 
 def _write_keras(model, path: Path, job: ExportJob | None = None) -> None:
     model.save(path)
+    if job is not None:  # what dlsuite predict needs; keras.models.load_model ignores it
+        import zipfile
+
+        from .embedded import KERAS_METADATA, export_halo, run_metadata
+
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr(KERAS_METADATA, json.dumps(run_metadata(job, export_halo(job)),
+                                                        indent=1))
 
 
 def write_savedmodel(model, path: Path, job: ExportJob | None = None) -> None:

@@ -4,8 +4,10 @@ post-processing chain with the values tuned into ``postprocess.json``, tracking)
 multiple and the halo in pixels.
 
 It is a JSON object (:func:`run_metadata`): the ``config.dlsuite`` field of a bioimage.io
-package's ``rdf.yaml``, and ``assets.extra/dlsuite.json`` in a SavedModel folder (the
-folder TensorFlow Serving reserves for extra files). Other tools ignore it.
+package's ``rdf.yaml``, ``assets.extra/dlsuite.json`` in a SavedModel folder (the
+folder TensorFlow Serving reserves for extra files) and ``dlsuite.json`` in the zip of a
+``.keras`` file (beside Keras' ``config.json``; ``keras.models.load_model`` reads only its
+own entries). Other tools ignore it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["METADATA_VERSION", "SAVEDMODEL_METADATA", "export_halo", "run_metadata"]
+__all__ = ["METADATA_VERSION", "SAVEDMODEL_METADATA", "KERAS_METADATA", "export_halo",
+           "run_metadata"]
 
 #: Version of the layout of :func:`run_metadata`.
 METADATA_VERSION = 1
 #: Where a SavedModel folder written by ``dlsuite export`` holds :func:`run_metadata`.
 SAVEDMODEL_METADATA = Path("assets.extra") / "dlsuite.json"
+#: Where a ``.keras`` file written by ``dlsuite export`` holds :func:`run_metadata` (a zip
+#: entry).
+KERAS_METADATA = "dlsuite.json"
 
 
 def export_halo(job) -> int:

@@ -241,6 +241,22 @@ def _savedmodel_metadata(folder: Path, path: Path) -> dict | None:
                                 f"({exc})") from None
 
 
+def _keras_metadata(path: Path) -> dict | None:
+    """What ``dlsuite export`` embedded in a ``.keras`` file (None: another tool's file, or
+    a run's checkpoint). The archive itself was checked by loading the model."""
+    from .embedded import KERAS_METADATA
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if KERAS_METADATA not in archive.namelist():
+                return None
+            data = json.loads(archive.read(KERAS_METADATA).decode("utf-8"))
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DlsuiteInputError(f"{path}: {KERAS_METADATA} in it is not readable JSON "
+                                f"({exc})") from None
+    return data if isinstance(data, dict) else None
+
+
 def open_export(path) -> OpenedExport:
     """Check and load the exported model at ``path`` (see :func:`exported_kind`).
     DlsuiteInputError naming ``path`` for anything dlsuite cannot predict with: an
@@ -250,7 +266,8 @@ def open_export(path) -> OpenedExport:
     path = Path(path).expanduser()
     kind = exported_kind(path)
     if kind == "keras":
-        return OpenedExport(path, kind, _load_keras(path, path))
+        return OpenedExport(path, kind, _load_keras(path, path),
+                            metadata=_keras_metadata(path))
     if kind == "savedmodel":
         return OpenedExport(path, kind, _load_savedmodel(path, path),
                             metadata=_savedmodel_metadata(path, path))
