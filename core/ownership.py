@@ -218,6 +218,23 @@ class OwnedFolder:
         return sorted(p for p in self.root.iterdir()
                       if not any(fnmatch.fnmatchcase(p.name, t) for t in tops))
 
+    def refusal(self, *, overwrite: bool, holds: str, hint: str) -> str | None:
+        """The message :meth:`claim` would refuse the folder with (None: it would claim it),
+        found without touching anything: to say it before long work."""
+        root = self.root
+        if root.exists() and not root.is_dir():
+            return f"{root}: exists and is not a folder"
+        marker = self.read()
+        if marker is None:
+            if not self.is_empty():
+                return (f"{root} is not empty and was not written by dlsuite (no "
+                        f"{MARKERS[self.kind]} marker): nothing in it is deleted or replaced, "
+                        "not even with --overwrite; choose an empty or new folder")
+            return None
+        if not overwrite and not self._marker_alone():
+            return f"{root} already holds {holds}; {hint}"
+        return None
+
     def claim(self, *, overwrite: bool, written: Iterable[str] = (), holds: str,
               hint: str, before_write: Callable[[], None] | None = None) -> Marker:
         """Apply the reuse rule (module docstring) and return the new marker recording
@@ -227,15 +244,10 @@ class OwnedFolder:
         ``before_write`` is called after those checks and before anything is removed or
         written (e.g. to take the folder's lock; it may refuse too)."""
         root = self.root
-        if root.exists() and not root.is_dir():
-            raise DlsuiteInputError(f"{root}: exists and is not a folder")
+        refusal = self.refusal(overwrite=overwrite, holds=holds, hint=hint)
+        if refusal is not None:
+            raise DlsuiteInputError(refusal)
         marker = self.read()
-        if marker is None:
-            if not self.is_empty():
-                raise DlsuiteInputError(
-                    f"{root} is not empty and was not written by dlsuite (no "
-                    f"{MARKERS[self.kind]} marker): nothing in it is deleted or replaced, not "
-                    "even with --overwrite; choose an empty or new folder")
         if before_write is not None:
             before_write()
         if marker is None:
@@ -245,8 +257,6 @@ class OwnedFolder:
             log.info("%s holds only dlsuite's marker (an earlier %s stopped before writing): "
                      "reused", root, self.kind)
             return self.create(written)
-        if not overwrite:
-            raise DlsuiteInputError(f"{root} already holds {holds}; {hint}")
         removed = self.remove_written()
         kept = self.foreign()
         log.info("--overwrite: removed %d entr%s dlsuite wrote in %s", len(removed),

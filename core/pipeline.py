@@ -31,7 +31,7 @@ from .fileio import write_json_atomic
 from .logging.handlers import attached
 from .registry import Registry, get_registry
 from . import folder_lock
-from .rundir import RunDir, package_versions, prepare_run_dir
+from .rundir import RunDir, package_versions, prepare_run_dir, run_dir_refusal
 from .steps import (Predictions, RunContext, SamplePrediction, TrainingDiverged,
                     TrainingInterrupted, TrainOutput, open_predictor, progress, resolve_halo,
                     sample_probabilities, write_tracked)
@@ -106,6 +106,10 @@ def _start(loaded: LoadedConfig, *, resume: bool, overwrite: bool, quiet: bool,
     from .preflight import preflight
 
     registry = registry or get_registry()
+    if loaded.config.train.distribute.strategy != "multi_worker":  # (a worker's is scratch)
+        refusal = run_dir_refusal(loaded.config.output_dir, resume=resume, overwrite=overwrite)
+        if refusal is not None:  # said before the pixels of the data are read
+            raise DlsuiteInputError(refusal)
     preflight(loaded, registry)  # bad input stops here: no run directory is created
     dist = start_distribution(loaded.config)  # so do a bad cluster and an unsplittable batch
     if not dist.is_chief:  # the chief writes the run; the others a scratch folder

@@ -210,6 +210,31 @@ def _remove_stale_temporaries(run: RunDir) -> None:
                     tmp.unlink(missing_ok=True)
 
 
+_REUSE_HINT = ("pass --resume to continue it or --overwrite to replace it, or choose another "
+               "output_dir")
+
+
+def run_dir_refusal(output_dir: str | os.PathLike, *, resume: bool = False,
+                    overwrite: bool = False) -> str | None:
+    """What :func:`prepare_run_dir` would refuse ``output_dir`` with for these flags (None:
+    it would take it), found without creating, locking or removing anything, so that a
+    run says it before reading the data's pixels. (A run directory another process is
+    writing is found when it is locked.)"""
+    from .ownership import OwnedFolder
+
+    if resume and overwrite:
+        return "--resume and --overwrite exclude each other: pick one"
+    run = RunDir(Path(output_dir).expanduser().resolve())
+    if resume:
+        if not run.resume_state.is_file():
+            return (f"{run.root}: nothing to resume (no "
+                    f"{run.resume_state.relative_to(run.root)}); run without --resume to start "
+                    "a new run")
+        return None
+    return OwnedFolder(run.root, "run").refusal(overwrite=overwrite, holds="a run",
+                                               hint=_REUSE_HINT)
+
+
 def prepare_run_dir(output_dir: str | os.PathLike, *, resume: bool = False,
                     overwrite: bool = False, loaded: Any = None,
                     registry: Any = None) -> RunDir:
@@ -262,9 +287,8 @@ def prepare_run_dir(output_dir: str | os.PathLike, *, resume: bool = False,
             folder.record(entries)  # also adopts a run written before the marker existed
             _remove_stale_temporaries(run)
         else:
-            folder.claim(overwrite=overwrite, written=entries, holds="a run",
-                         hint="pass --resume to continue it or --overwrite to replace it, or "
-                              "choose another output_dir", before_write=lock.acquire)
+            folder.claim(overwrite=overwrite, written=entries, holds="a run", hint=_REUSE_HINT,
+                         before_write=lock.acquire)
         return run.make()
     except BaseException as exc:
         lock.release()

@@ -143,6 +143,28 @@ def test_output_dir_in_a_data_folder_is_refused_naming_it(frames, tmp_path, insi
     assert sorted(p.relative_to(frames) for p in frames.rglob("*")) == before
 
 
+def test_an_output_dir_holding_a_run_is_refused_before_the_pixels(frames, tmp_path):
+    """Without --resume or --overwrite, an output_dir that holds a run is said at once,
+    not after every pixel of the data was read; so are --resume without a resumable state
+    and both flags together."""
+    from dlsuite import folder_lock
+    from dlsuite.rundir import prepare_run_dir
+
+    run = tmp_path / "run"
+    folder_lock.release(prepare_run_dir(run).root)  # a run: its marker and a file it wrote
+    (run / "history.csv").write_text("epoch\n")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(_config(frames, run)))
+    for flags, words in (([], f"{run} already holds a run; pass --resume"),
+                         (["--resume"], "nothing to resume"),
+                         (["--resume", "--overwrite"], "exclude each other")):
+        proc, _, _ = probe(tmp_path, "run", str(config), *flags)
+        assert proc.returncode == 2, (flags, proc.stderr)
+        assert words in proc.stderr and "pixels of" not in proc.stderr, proc.stderr
+        assert "TF-NOT-IMPORTED" in proc.stderr
+    assert (run / "history.csv").read_text() == "epoch\n"
+
+
 def test_pools_12_model_summary_is_an_error_not_a_hang(tmp_path):
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"model": {"name": "unet", "pools": 12}}))
