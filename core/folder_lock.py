@@ -29,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no locking
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_FILE", "LazyLock", "acquire", "release", "held"]
+__all__ = ["LOCK_FILE", "LazyLock", "acquire", "release", "held", "in_use"]
 
 _held: dict[Path, list[int]] = {}  # folder -> [file descriptor, depth]
 
@@ -57,6 +57,29 @@ def acquire(root: str | os.PathLike, what: str = "folder") -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv) or 'python'}\n".encode(), 0)
     _held[root] = [fd, 1]
+
+
+def in_use(root: str | os.PathLike, what: str = "folder") -> str | None:
+    """The message :func:`acquire` would refuse ``root`` with when another process holds
+    its lock, found without creating or locking anything (a shared lock tried and let go at
+    once); None when the folder is free, held by this process, or has no lock file."""
+    root = Path(root).expanduser().resolve()
+    lock = root / LOCK_FILE
+    if fcntl is None or root in _held or not lock.is_file():
+        return None
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
+        return (f"{root}: in use by another dlsuite process ({holder}); wait for it to end "
+                f"or choose another {what}")
+    finally:
+        os.close(fd)  # also lets go of the shared lock
+    return None
 
 
 def release(root: str | os.PathLike) -> None:

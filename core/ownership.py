@@ -218,20 +218,23 @@ class OwnedFolder:
         return sorted(p for p in self.root.iterdir()
                       if not any(fnmatch.fnmatchcase(p.name, t) for t in tops))
 
-    def refusal(self, *, overwrite: bool, holds: str, hint: str) -> str | None:
+    def refusal(self, *, overwrite: bool, holds: str, hint: str,
+                in_use: Callable[[], str | None] | None = None) -> str | None:
         """The message :meth:`claim` would refuse the folder with (None: it would claim it),
-        found without touching anything: to say it before long work."""
+        found without touching anything: to say it before long work. ``in_use`` (the
+        side-effect-free form of ``claim``'s ``before_write``) is asked in the same place."""
         root = self.root
         if root.exists() and not root.is_dir():
             return f"{root}: exists and is not a folder"
         marker = self.read()
-        if marker is None:
-            if not self.is_empty():
-                return (f"{root} is not empty and was not written by dlsuite (no "
-                        f"{MARKERS[self.kind]} marker): nothing in it is deleted or replaced, "
-                        "not even with --overwrite; choose an empty or new folder")
-            return None
-        if not overwrite and not self._marker_alone():
+        if marker is None and not self.is_empty():
+            return (f"{root} is not empty and was not written by dlsuite (no "
+                    f"{MARKERS[self.kind]} marker): nothing in it is deleted or replaced, "
+                    "not even with --overwrite; choose an empty or new folder")
+        busy = in_use() if in_use is not None else None
+        if busy is not None:
+            return busy
+        if marker is not None and not overwrite and not self._marker_alone():
             return f"{root} already holds {holds}; {hint}"
         return None
 
@@ -244,7 +247,8 @@ class OwnedFolder:
         ``before_write`` is called after those checks and before anything is removed or
         written (e.g. to take the folder's lock; it may refuse too)."""
         root = self.root
-        refusal = self.refusal(overwrite=overwrite, holds=holds, hint=hint)
+        # not a folder, or a user's: refused before the lock (overwrite=True: the rest after)
+        refusal = self.refusal(overwrite=True, holds=holds, hint=hint)
         if refusal is not None:
             raise DlsuiteInputError(refusal)
         marker = self.read()
@@ -257,6 +261,8 @@ class OwnedFolder:
             log.info("%s holds only dlsuite's marker (an earlier %s stopped before writing): "
                      "reused", root, self.kind)
             return self.create(written)
+        if not overwrite:
+            raise DlsuiteInputError(f"{root} already holds {holds}; {hint}")
         removed = self.remove_written()
         kept = self.foreign()
         log.info("--overwrite: removed %d entr%s dlsuite wrote in %s", len(removed),

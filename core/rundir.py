@@ -218,8 +218,8 @@ def run_dir_refusal(output_dir: str | os.PathLike, *, resume: bool = False,
                     overwrite: bool = False) -> str | None:
     """What :func:`prepare_run_dir` would refuse ``output_dir`` with for these flags (None:
     it would take it), found without creating, locking or removing anything, so that a
-    run says it before reading the data's pixels. (A run directory another process is
-    writing is found when it is locked.)"""
+    run says it before reading the data's pixels."""
+    from . import folder_lock
     from .ownership import OwnedFolder
 
     if resume and overwrite:
@@ -230,9 +230,10 @@ def run_dir_refusal(output_dir: str | os.PathLike, *, resume: bool = False,
             return (f"{run.root}: nothing to resume (no "
                     f"{run.resume_state.relative_to(run.root)}); run without --resume to start "
                     "a new run")
-        return None
-    return OwnedFolder(run.root, "run").refusal(overwrite=overwrite, holds="a run",
-                                               hint=_REUSE_HINT)
+        return folder_lock.in_use(run.root, "output_dir")
+    return OwnedFolder(run.root, "run").refusal(
+        overwrite=overwrite, holds="a run", hint=_REUSE_HINT,
+        in_use=lambda: folder_lock.in_use(run.root, "output_dir"))
 
 
 def prepare_run_dir(output_dir: str | os.PathLike, *, resume: bool = False,

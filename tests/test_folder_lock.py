@@ -18,7 +18,7 @@ import pytest
 from conftest import run_cli
 from dlsuite import folder_lock
 from dlsuite.errors import DlsuiteInputError
-from dlsuite.rundir import prepare_run_dir
+from dlsuite.rundir import prepare_run_dir, run_dir_refusal
 
 HOLDER = ("import sys; from dlsuite import folder_lock; folder_lock.acquire(sys.argv[1]); "
           "print('ready', flush=True); sys.stdin.read()")
@@ -65,11 +65,16 @@ def test_a_run_directory_in_use_is_refused_untouched(tmp_path, holder):
                 str(info.value)
         else:  # without a flag: in use too (asking for --overwrite would not help)
             assert "in use by another dlsuite process" in str(info.value)
+        # the early check of dlsuite run (before the data's pixels) says the same
+        assert f"in use by another dlsuite process (pid {proc.pid}" in run_dir_refusal(
+            run.root, **flags)
     assert sorted(p.relative_to(run.root) for p in run.root.rglob("*")) == before
     assert (run.root / ".tmp-partial").read_text() == "being written"
 
     proc.kill()
     proc.wait(timeout=30)  # the operating system drops the lock of a killed process
+    assert run_dir_refusal(run.root, overwrite=True) is None
+    assert "already holds a run" in run_dir_refusal(run.root)
     run2 = prepare_run_dir(run.root, overwrite=True)
     folder_lock.release(run2.root)
     assert not (run.root / "history.csv").exists()  # replaced: the run's own file
