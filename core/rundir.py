@@ -214,6 +214,16 @@ _REUSE_HINT = ("pass --resume to continue it or --overwrite to replace it, or ch
                "output_dir")
 
 
+def _flags_refusal(run: RunDir, *, resume: bool, overwrite: bool) -> str | None:
+    """Why ``--resume`` / ``--overwrite`` cannot apply to ``run`` (None: they can)."""
+    if resume and overwrite:
+        return "--resume and --overwrite exclude each other: pick one"
+    if resume and not run.resume_state.is_file():
+        return (f"{run.root}: nothing to resume (no {run.resume_state.relative_to(run.root)}); "
+                "run without --resume to start a new run")
+    return None
+
+
 def run_dir_refusal(output_dir: str | os.PathLike, *, resume: bool = False,
                     overwrite: bool = False) -> str | None:
     """What :func:`prepare_run_dir` would refuse ``output_dir`` with for these flags (None:
@@ -222,15 +232,10 @@ def run_dir_refusal(output_dir: str | os.PathLike, *, resume: bool = False,
     from . import folder_lock
     from .ownership import OwnedFolder
 
-    if resume and overwrite:
-        return "--resume and --overwrite exclude each other: pick one"
     run = RunDir(Path(output_dir).expanduser().resolve())
-    if resume:
-        if not run.resume_state.is_file():
-            return (f"{run.root}: nothing to resume (no "
-                    f"{run.resume_state.relative_to(run.root)}); run without --resume to start "
-                    "a new run")
-        return folder_lock.in_use(run.root, "output_dir")
+    flags = _flags_refusal(run, resume=resume, overwrite=overwrite)
+    if flags is not None or resume:
+        return flags or folder_lock.in_use(run.root, "output_dir")
     return OwnedFolder(run.root, "run").refusal(
         overwrite=overwrite, holds="a run", hint=_REUSE_HINT,
         in_use=lambda: folder_lock.in_use(run.root, "output_dir"))
@@ -266,22 +271,18 @@ def prepare_run_dir(output_dir: str | os.PathLike, *, resume: bool = False,
     from . import folder_lock
     from .ownership import OwnedFolder, output_error
 
-    if resume and overwrite:
-        raise DlsuiteInputError("--resume and --overwrite exclude each other: pick one")
     run = RunDir(Path(output_dir).expanduser().resolve())
     if run.root.exists() and not run.root.is_dir():
         raise DlsuiteInputError(f"{run.root}: output_dir exists and is not a folder")
+    flags = _flags_refusal(run, resume=resume, overwrite=overwrite)
+    if flags is not None:
+        raise DlsuiteInputError(flags)
     folder = OwnedFolder(run.root, "run")
     entries = _run_entries(loaded)
 
     lock = folder_lock.LazyLock(run.root, "output_dir")
     try:
         if resume:
-            if not run.resume_state.is_file():
-                raise DlsuiteInputError(
-                    f"{run.root}: nothing to resume (no "
-                    f"{run.resume_state.relative_to(run.root)}); run without --resume to start "
-                    "a new run")
             lock.acquire()
             if loaded is not None:
                 resume_changes(run, loaded, registry)
