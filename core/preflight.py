@@ -126,9 +126,11 @@ def _shared_folder_meaning(keys: list[str]) -> str:
     return "; ".join(parts) + ": they measure the fit, not how the model does on new images"
 
 
-def _data_pixels(config, registry) -> list[Problem]:
+def data_pixel_problems(config, registry) -> list[Problem]:
     """Every file of train, val and test read once (a folder named by several keys once;
-    folders whose headers are fine)."""
+    folders whose headers are fine); ``(json_path, message)`` problems, notes and warnings
+    logged. The last check of :func:`preflight`, and alone that of ``dlsuite config
+    validate`` (where a config without training data, e.g. for prediction, is valid)."""
     from pathlib import Path
 
     from .data.checks import check_pixels
@@ -158,13 +160,6 @@ def _data_pixels(config, registry) -> list[Problem]:
     return problems
 
 
-def data_pixel_problems(config, registry) -> list[Problem]:
-    """The pixel check of :func:`preflight` alone (``dlsuite config validate``: a config
-    without training data, e.g. for prediction, is valid there): every file of the data
-    folders read once; ``(json_path, message)`` problems, notes and warnings logged."""
-    return _data_pixels(config, registry)
-
-
 def _heads_trained(config, registry) -> list[Problem]:
     from .heads import heads_problems
 
@@ -174,7 +169,7 @@ def _heads_trained(config, registry) -> list[Problem]:
 #: The checks :func:`preflight` runs, in order (the pixel check, the slowest, last).
 CHECKS: tuple[Callable[[Any, Any], list[Problem]], ...] = (
     _data_paths, _plugins, _config_rules, _data_rules, _heads_trained, _wandb_mode_env,
-    _threads_env, _data_pixels)
+    _threads_env, data_pixel_problems)
 
 
 def preflight_problems(config, registry) -> list[Problem]:

@@ -5,9 +5,10 @@ prints the result; the same functions serve Python users with the same behaviour
 modules (TensorFlow, the training pipeline) are imported only by the functions that need
 them: importing ``dlsuite.api`` is cheap and TF-free.
 
-Config and plugins: :func:`load_config`, :func:`check_config`, :func:`validate_config`, :func:`show_config`,
-:func:`migrate_config`, :func:`config_schema`, :func:`plugins`, :func:`describe_plugins`,
-:func:`new_plugin`, :func:`tracking_defaults`, :func:`plugin_failure`. Training:
+Config and plugins: :func:`load_config`, :func:`check_config`, :func:`validate_config`,
+:func:`show_config`, :func:`migrate_config`, :func:`config_schema`, :func:`plugins`,
+:func:`describe_plugins`, :func:`new_plugin`, :func:`tracking_defaults`,
+:func:`plugin_failure`. Training:
 :func:`train`, :func:`run`,
 :func:`model_summary`. Data: :func:`example_data`, :func:`prepare_frames`,
 :func:`prepare_videos`, :func:`prepare_clips`, :func:`prepare_ctc`, :func:`prepare_omezarr`,
@@ -15,7 +16,7 @@ Config and plugins: :func:`load_config`, :func:`check_config`, :func:`validate_c
 :func:`evaluate`, :func:`predict`, :func:`predict_folder`, :func:`tune`, :func:`export`. Comparing runs:
 :func:`test_run`,
 :func:`compare`, :func:`sweep`. ``train``, ``run``, ``load_config``, ``validate_config``,
-``show_config`` and ``test_run`` take ``overrides`` (what ``--set`` gives).
+``check_config``, ``show_config`` and ``test_run`` take ``overrides`` (what ``--set`` gives).
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ from ._compare import compare, sweep, test_run
 from ._training import model_summary, run, train
 
 __all__ = [
-    "load_config", "check_config", "validate_config", "show_config", "migrate_config", "config_schema",
-    "plugins", "describe_plugins", "new_plugin", "tracking_defaults", "plugin_failure",
+    "load_config", "check_config", "validate_config", "show_config", "migrate_config",
+    "config_schema", "plugins", "describe_plugins", "new_plugin", "tracking_defaults",
+    "plugin_failure",
     "train", "run", "model_summary",
     "example_data", "prepare_frames", "prepare_videos", "prepare_clips", "prepare_ctc", "track",
     "prepare_omezarr", "prepare_tiff",

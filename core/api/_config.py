@@ -14,9 +14,9 @@ from ..config import LoadedConfig, load_config as _load_config, parse_config
 from ..config.schema import TrackingConfig
 from ..registry import KINDS, Registry, get_registry
 
-__all__ = ["load_config", "check_config", "validate_config", "show_config", "migrate_config", "config_schema",
-           "plugins", "describe_plugins", "new_plugin", "tracking_defaults", "ResolvedConfig",
-           "Migration"]
+__all__ = ["load_config", "check_config", "validate_config", "show_config", "migrate_config",
+           "config_schema", "plugins", "describe_plugins", "new_plugin", "tracking_defaults",
+           "ResolvedConfig", "Migration"]
 
 
 def load_config(path: str | os.PathLike, *, check_paths: bool = True,

@@ -75,9 +75,9 @@ def config_migrate(file: str, output: str | None) -> None:
         click.echo(json.dumps(migration.config, indent=2))
         if migration.relative_to is not None:
             say(err, ("note:", "yellow"), f" its relative paths name places in "
-                f"{migration.relative_to}/ (the legacy file's folder), as read from a file there; "
-                "to save the config in another folder use -o FILE, which rewrites them for "
-                "FILE's folder")
+                f"{migration.relative_to}/ (the legacy file's folder), as read from a file "
+                "there; to save the config in another folder use -o FILE, which rewrites "
+                "them for FILE's folder")
 
 
 @config_group.command("schema")

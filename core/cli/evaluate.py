@@ -111,8 +111,9 @@ def evaluate(res: Path, gt: Path, metrics: str | None, as_json: bool, output: Pa
     RES and GT are CTC folders (a root holding NN_RES / NN_GT, or the sequence folders
     themselves) or folders of label images with the same file names (2D images or videos).
     GT may be a dataset folder (inputs/ + labels/) and RES the output folder of dlsuite
-    predict on it: results named as the inputs pair with their labels. CTC SEG/DET/TRA follow the official definitions; DET/TRA need TRA ground truth and
-    res_track.txt, otherwise they are reported as n/a with the reason.
+    predict on it: results named as the inputs pair with their labels. CTC SEG/DET/TRA
+    follow the official definitions; DET/TRA need TRA ground truth and res_track.txt,
+    otherwise they are reported as n/a with the reason.
     """
     result = api.evaluate(res, gt, metrics, json_file=output, per_frame_csv=per_frame,
                           overwrite=overwrite)

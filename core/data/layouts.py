@@ -398,11 +398,17 @@ def checked_samples(
     """:func:`list_samples` with every sample's headers checked too (shapes, dtypes,
     readability, as :func:`check_dataset`): DataError listing every problem, each naming its
     file, before a caller writes anything from the samples."""
+    samples, problems = _checked_scan(folder, layout, require_labels)
+    _raise(problems)
+    return samples
+
+
+def _checked_scan(folder, layout: str, require_labels: bool) -> tuple[list[Sample], list[str]]:
+    """The samples of ``folder`` and the problems of their names and headers."""
     samples, problems = _scan(folder, layout, require_labels)
     for sample in samples:
         problems += _sample_problems(sample)
-    _raise(problems)
-    return samples
+    return samples, problems
 
 
 def check_dataset(
@@ -414,12 +420,9 @@ def check_dataset(
     images, image/label shape mismatches and non-integer labels. Reads headers only.
     """
     try:
-        samples, problems = _scan(folder, layout, require_labels)
+        return _checked_scan(folder, layout, require_labels)[1]
     except DlsuiteInputError as exc:
         return [str(exc)]
-    for sample in samples:
-        problems += _sample_problems(sample)
-    return problems
 
 
 # --------------------------------------------------------------------------------------------
