@@ -1,7 +1,7 @@
 """Training input pipeline: batches from all layouts, time windows, seeds,
 deterministic validation, errors naming files, a real Keras fit on the datasets."""
 
-import warnings
+import logging
 
 import numpy as np
 import pytest
@@ -202,14 +202,16 @@ def test_ctc_only_annotated_frames_are_targets(registry, tmp_path):
     assert x.shape == (8, 32, 32, 1)
 
 
-def test_small_images_padded_with_one_warning(registry, tmp_path):
+def test_small_images_padded_with_one_warning(registry, tmp_path, caplog):
     train = write_frames(tmp_path / "train", n=2, shape=(20, 24))
     cfg = config(registry, train, target={"name": "contours"})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with caplog.at_level(logging.WARNING, logger="dlsuite.data"):
         data = build_datasets(cfg, registry, temporal=False)
-    messages = [str(w.message) for w in caught if "reflect-padded" in str(w.message)]
-    assert len(messages) == 1
+    # one dlsuite warning naming the folder, not a Python UserWarning
+    padded = [r for r in caplog.records if "reflect-padded" in r.getMessage()]
+    assert [r.name for r in padded] == ["dlsuite.data"]
+    messages = [padded[0].getMessage()]
+    assert messages[0].startswith(f"{train}: 2 image(s)")
     assert "raw_000.tif" in messages[0] and "raw_001.tif" in messages[0]
     x, y = batches(data.train, 1)[0]
     assert x.shape == (4, 32, 32, 1) and y.shape == (4, 32, 32, 1) and data.n_classes == 3

@@ -140,13 +140,17 @@ def test_videos_to_frames_unlabelled(tmp_path):
 # --- clips ----------------------------------------------------------------------------------
 
 
-def test_make_clips_from_videos(tmp_path):
+def test_make_clips_from_videos(tmp_path, caplog):
     image = _video(7, seed=1)
     labels = (np.arange(7)[:, None, None] + 1 + np.zeros((7, 6, 7))).astype(np.uint16)
     write_tiff(tmp_path / "v" / "inputs" / "m.tif", image)
     write_tiff(tmp_path / "v" / "labels" / "m.tif", labels)
     T = 5
-    dst = make_clips(tmp_path / "v", tmp_path / "clips", T)
+    with caplog.at_level("WARNING", logger="dlsuite.data"):
+        dst = make_clips(tmp_path / "v", tmp_path / "clips", T)
+    # frames 0-3 have fewer than T - 1 frames before them: said once
+    assert [r.getMessage().split(";")[0] for r in caplog.records] == [
+        f"{tmp_path / 'v'}: 4 of 7 clip(s) end before frame 4 (T=5)"]
     assert detect_layout(dst) == "frames" and check_dataset(dst) == []
     rows = (dst / "clips_relation.csv").read_text().splitlines()
     assert rows[0] == "video;frame;index" and len(rows) == 8

@@ -220,6 +220,27 @@ def test_run_shows_warnings_once_and_quiet_shows_nothing_else(tmp_path, mode):
         assert any(line.startswith("epoch 2/2: ") for line in lines), proc.stderr
 
 
+def test_config_validate_and_evaluate_take_quiet(tmp_path):
+    """config validate -q: the exit status and the warnings only; evaluate -q: no table, the
+    results in the -o file (or the --json asked for)."""
+    config = _tiny_run(tmp_path)
+    loud = run_cli("config", "validate", str(config))
+    assert loud.returncode == 0 and "valid" in loud.stdout, loud.stderr
+    quiet = run_cli("config", "validate", str(config), "-q")
+    assert (quiet.returncode, quiet.stdout) == (0, ""), quiet.stderr
+    assert [line.split(": ")[0] for line in quiet.stderr.splitlines()] == ["warning"]
+    assert "constant image" in quiet.stderr
+    labels = tmp_path / "data" / "videos" / "labels"
+    proc = run_cli("evaluate", str(labels), str(labels), "--metrics", "SEG", "-q",
+                   "-o", str(tmp_path / "seg.json"))
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert json.loads((tmp_path / "seg.json").read_text())["metrics"]["SEG"] == 1.0
+    proc = run_cli("evaluate", str(labels), str(labels), "--metrics", "SEG", "-q", "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["metrics"]["SEG"] == 1.0
+    assert "evaluation" in run_cli("evaluate", str(labels), str(labels), "--metrics",
+                                   "SEG").stdout
+
+
 # --------------------------------------------------------------------------------------------
 # legacy configs: one line, the table on request
 

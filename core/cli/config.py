@@ -34,16 +34,19 @@ def config_group() -> None:
                    "and test is read once, as dlsuite run does before it starts).")
 @_VERBOSE
 @_SET
+@click.option("--quiet", "-q", is_flag=True,
+              help="Warnings and errors only: the exit status says valid (0) or not (2).")
 def config_validate(file: str, no_paths: bool, no_pixels: bool, verbose: bool,
-                    overrides: tuple[str, ...]) -> None:
+                    overrides: tuple[str, ...], quiet: bool) -> None:
     """Validate FILE (with --set overrides) and its data as dlsuite run checks them before it
     starts: every problem is listed with its JSON path, or the override that caused it
     (exit 2 if any)."""
-    with console_logging(False):  # notes of the checks (e.g. undeclared post-processors)
+    with console_logging(quiet):  # notes of the checks (e.g. undeclared post-processors)
         loaded = api.check_config(file, check_paths=not no_paths, pixels=not no_pixels,
                                   overrides=list(overrides))
-    announce_migration(loaded.migration, file, verbose=verbose)
-    say(out, (f"{file}: valid", "green"))
+    announce_migration(loaded.migration, file, verbose=verbose, quiet=quiet)
+    if not quiet:
+        say(out, (f"{file}: valid", "green"))
 
 
 @config_group.command("show")

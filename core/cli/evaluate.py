@@ -8,7 +8,8 @@ several), or with ``--json`` exactly ``{"metrics": {...}, "per_sequence": [...],
 [...]}`` on stdout (``matching``: instance precision/recall/F1/AP/PQ per IoU threshold 0.5..0.9,
 null unless precision, recall or f1 is evaluated).
 ``-o FILE`` also writes that JSON object to FILE; ``--per-frame FILE`` writes the per-frame
-rows as CSV. An existing FILE is refused (exit 2, before evaluating) unless ``--overwrite``
+rows as CSV. ``--quiet`` leaves out the table (warnings and errors only; ``--json`` still
+prints the JSON it asks for). An existing FILE is refused (exit 2, before evaluating) unless ``--overwrite``
 and an earlier ``dlsuite evaluate`` wrote it.
 """
 
@@ -104,8 +105,11 @@ def _print_table(result: dict) -> None:
 @click.option("--overwrite", is_flag=True,
               help="Replace --output / --per-frame files an earlier dlsuite evaluate wrote "
                    "(any other existing file is never replaced).")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Warnings and errors only: no table (the results go to -o, --per-frame or "
+                   "--json).")
 def evaluate(res: Path, gt: Path, metrics: str | None, as_json: bool, output: Path | None,
-             per_frame: Path | None, overwrite: bool) -> None:
+             per_frame: Path | None, overwrite: bool, quiet: bool) -> None:
     """Evaluate results RES against ground truth GT.
 
     RES and GT are CTC folders (a root holding NN_RES / NN_GT, or the sequence folders
@@ -123,5 +127,5 @@ def evaluate(res: Path, gt: Path, metrics: str | None, as_json: bool, output: Pa
         click.echo(metrics_json({"metrics": result["metrics"],
                                  "per_sequence": result["per_sequence"],
                                  "matching": result.get("matching")}))
-    else:
+    elif not quiet:
         _print_table(result)

@@ -4,7 +4,7 @@ folder, checks, normalises, resizes and pads them (and caches them) as :class:`P
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Callable
 
 import attrs
@@ -63,9 +63,9 @@ class PatchSource:
         if not any(a.size for a in self.annotated):
             raise DataError(f"{folder}: empty dataset (no annotated frames)")
         if padded:
-            warnings.warn(
-                f"{len(padded)} image(s) smaller than the patch {self.patch_size} are "
-                f"reflect-padded: " + "; ".join(padded), stacklevel=3)
+            logging.getLogger("dlsuite.data").warning(
+                "%s: %d image(s) smaller than the patch %s are reflect-padded: %s",
+                folder, len(padded), self.patch_size, "; ".join(padded))
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io as _io
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -290,13 +291,15 @@ def make_clips(
     writes ``dst/inputs/raw_NNN.tif`` = frames ``window_indices(t, T)`` as ``(T, H, W)`` and
     ``dst/labels/instance_ids_NNN.tif`` = labels at ``t`` ``(H, W)``, numbered from 000, plus
     ``dst/clips_relation.csv`` (``video;frame;index``, frame = t). Returns ``dst``. Refuses a
-    ``dst`` that already holds frames unless ``overwrite``.
+    ``dst`` that already holds frames unless ``overwrite``. Clips ending before frame ``T - 1``
+    have their missing frames mirrored (as the temporal model pads a video's start); one
+    warning says how many.
     """
     if T < 1 or every < 1:
         raise DlsuiteInputError(f"make_clips needs T >= 1 and every >= 1, got T={T}, every={every}")
     src, dst = Path(src), Path(dst)
     check_apart(dst, src, what="the clips", option="DST")
-    rows, index = [], 0
+    rows, index, mirrored = [], 0, 0
     samples = checked_samples(src, layout=layout, require_labels=True)  # before writing
     _clear_outputs(dst, _FRAME_OUTPUTS + (CLIPS_CSV,), overwrite)
     for sample in samples:
@@ -308,8 +311,15 @@ def make_clips(
             write_tiff(dst / "labels" / _frame_name(LABEL_PREFIX, index), loaded.labels[t])
             rows.append((sample.name, t, index))
             index += 1
+            mirrored += t < T - 1
     if not rows:
         raise DataError(f"{src}: no annotated frames to make clips from")
+    if mirrored:
+        logging.getLogger("dlsuite.data").warning(
+            "%s: %d of %d clip(s) end before frame %d (T=%d); their missing earlier frames "
+            "are padded from the video's first frames (mirrored), as the temporal model "
+            "pads a video's start",
+            src, mirrored, len(rows), T - 1, T)
     write_text_atomic(dst / CLIPS_CSV, _csv_text(_RELATION_HEADER, rows))
     return dst
 
