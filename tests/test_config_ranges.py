@@ -189,7 +189,8 @@ def test_receptive_field_is_closed_form_and_fast_at_any_depth():
     # a billion recurrent 3x3 kernels: each adds one pixel per side, no list of a billion ops
     lstm = SimpleNamespace(kernel_size=3, time_windows=10**9, pools=3)
     assert g.unet_lstm_receptive_field(lstm) > 2 * 10**9
-    assert time.perf_counter() - start < 1.0
+    # a hang guard, not a speed measurement: a loop over the billion kernels takes minutes
+    assert time.perf_counter() - start < 30
 
 
 def _brute_force(ops) -> int:

@@ -25,13 +25,23 @@ def example_data(out_dir: str | os.PathLike, kind: str = "videos", **options: An
     "inputs", "labels", "sequences", "annotated"}``. ``kind="frames"``: ``out_dir/frames``
     (frames layout); options ``n``, ``size``, ``seed``. Returns ``{"frames", "inputs",
     "labels"}``. Earlier example files there are replaced. Raises DlsuiteInputError for an
-    unknown kind.
+    unknown kind, and before writing anything when one video (or frame) of that size needs more
+    memory than is available.
     """
     from ..data import example
+    from ..predict_memory import available_bytes
 
     if kind not in _EXAMPLES:
         raise DlsuiteInputError(f"unknown example data kind {kind!r}; choose one of "
                                 f"{', '.join(_EXAMPLES)}")
+    frames = options.get("frames", 8) if kind == "videos" else 1
+    size = options.get("size", 64)
+    need, available = example.example_bytes(frames, size), available_bytes()
+    if available is not None and need > available:
+        raise DlsuiteInputError(
+            f"example data of {frames} frame(s) of {size}x{size} pixels need about "
+            f"{need / 2**30:.1f} GiB, {available / 2**30:.1f} GiB of memory is available; "
+            "choose a smaller --size" + (" or fewer --frames" if kind == "videos" else ""))
     return getattr(example, _EXAMPLES[kind])(out_dir, **options)
 
 
