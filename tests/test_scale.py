@@ -152,6 +152,24 @@ def test_large_tiff_read_lazily_window_by_window(tmp_path):
         open_source(tmp_path)
 
 
+@pytest.mark.parametrize("options", [{}, {"imagej": True}, {"compression": "zlib"}],
+                         ids=["one-strip", "imagej", "compressed"])
+def test_a_tiff_in_one_strip_is_memory_mapped_not_decoded_whole_per_window(tmp_path, options):
+    """tifffile (and dlsuite) write a page as one strip: its windows come from a memory map
+    (a window of a 20000 x 20000 image used to decode the whole 800 MB frame); compressed
+    pages go through tifffile's zarr view. Both give the stored pixels."""
+    from dlsuite.scale.omezarr import open_source
+
+    video = (np.arange(3 * 70 * 90) % 5003).astype(np.uint16).reshape(3, 70, 90)
+    tifffile.imwrite(tmp_path / "v.tif", video, photometric="minisblack", **options)
+    with tifffile.TiffFile(tmp_path / "v.tif") as tif:
+        assert len(tif.pages[0].dataoffsets) == 1  # one strip per frame
+    source = open_source(tmp_path / "v.tif")
+    assert isinstance(source._store(), np.memmap) == ("compression" not in options)
+    assert np.array_equal(source.read(1, 5, 60, 7, 81), video[1, 5:60, 7:81])
+    assert np.array_equal(source.dask(chunk=32).compute(), video)
+
+
 # --------------------------------------------------------------------------------------------
 # batch prediction on the cluster
 
@@ -385,6 +403,16 @@ def test_prepare_tiffs_to_omezarr_and_back_round_trip(data, tmp_path):
         assert x[1] / x[0] == pytest.approx(0.5)
     proc = run_cli("prepare", "ome-zarr", str(src), str(tmp_path / "zarr"))
     assert proc.returncode == 2  # the destination holds a conversion: --overwrite needed
+    # one TIFF as SRC (a stitched image on its own): that file alone
+    proc = run_cli("prepare", "ome-zarr", str(src / "video.tif"), str(tmp_path / "one"), "-q")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert [p.name for p in (tmp_path / "one").iterdir() if not p.name.startswith(".")] == [
+        "video.ome.zarr"]
+    assert np.array_equal(open_source(tmp_path / "one" / "video.ome.zarr").dask().compute(),
+                          video)
+    proc = run_cli("prepare", "ome-zarr", str(src / "nothing.tif"), str(tmp_path / "none"))
+    assert proc.returncode == 2 and f"{src / 'nothing.tif'}: no such file or folder" in proc.stderr
+    assert not (tmp_path / "none").exists()
 
 
 def test_prepare_ome_zarr_of_a_dataset_folder_names_the_folders_to_convert(tmp_path):

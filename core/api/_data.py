@@ -136,9 +136,9 @@ def track(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
 
 def prepare_omezarr(src: str | os.PathLike, dst: str | os.PathLike, *,
                     overwrite: bool = False) -> list[Path]:
-    """Convert every 2D or 2D+t TIFF directly in ``src`` to an OME-Zarr image
-    ``dst/<name>.ome.zarr`` (axes ``yx`` / ``tyx``, pixel size from the TIFF's resolution);
-    copied block by block, so TIFFs larger than memory convert too. Returns the images
+    """Convert the 2D or 2D+t TIFF ``src``, or every one directly in the folder ``src``, to an
+    OME-Zarr image ``dst/<name>.ome.zarr`` (axes ``yx`` / ``tyx``, pixel size from the TIFF's
+    resolution); copied block by block, so TIFFs larger than memory convert too. Returns the images
     written. DataError naming a bad file before anything is written; ``dst`` holding an
     earlier conversion needs ``overwrite``. Needs ``dlsuite[scale]``."""
     from ..scale.cluster import require_scale

@@ -157,13 +157,14 @@ def prepare_ctc(src: Path, dst: Path, kind: str, overwrite: bool, quiet: bool) -
 
 
 @prepare.command("ome-zarr")
-@click.argument("src", type=_DIR)
+@click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=_DIR)
 @click.option("--overwrite", is_flag=True, help="replace earlier outputs in DST")
 @quiet_option
 def prepare_omezarr(src: Path, dst: Path, overwrite: bool, quiet: bool) -> None:
-    """Convert the 2D / 2D+t TIFFs of SRC to OME-Zarr images DST/<name>.ome.zarr (pixel size
-    from the TIFF resolution). Needs dlsuite[scale]."""
+    """Convert the 2D / 2D+t TIFF SRC, or the TIFFs of the folder SRC, to OME-Zarr images
+    DST/<name>.ome.zarr (pixel size from the TIFF resolution), block by block. Needs
+    dlsuite[scale]."""
     written = api.prepare_omezarr(src, dst, overwrite=overwrite)
     if quiet:
         return

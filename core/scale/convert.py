@@ -31,6 +31,8 @@ _BLOCK = 2048
 def _inputs(src: Path, pick) -> list[Path]:
     from ..data.layouts import natural_key
 
+    if not src.exists():
+        raise DataError(f"{src}: no such file or folder")
     if not src.is_dir():
         raise DataError(f"{src}: not a folder")
     found = [p for p in sorted(src.iterdir(), key=lambda p: natural_key(p.name)) if pick(p)]
@@ -55,11 +57,13 @@ def _claim(dst: Path, planned: list[str], overwrite: bool) -> None:
 
 def tiffs_to_omezarr(src: str | os.PathLike, dst: str | os.PathLike, *,
                      overwrite: bool = False, chunk: int = 1024) -> list[Path]:
-    """Convert every TIFF directly in ``src`` to ``dst/<name>.ome.zarr``; returns them.
-    DataError naming a file that is not a 2D or 2D+t image, before anything is written."""
+    """Convert the TIFF ``src``, or every TIFF directly in the folder ``src``, to
+    ``dst/<name>.ome.zarr``; returns them. DataError naming a file that is not a 2D or 2D+t
+    image, before anything is written."""
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
     check_apart(dst, src, what="the OME-Zarr images", option="DST")
-    files = _inputs(src, lambda p: p.is_file() and p.suffix.lower() in (".tif", ".tiff"))
+    is_tiff = lambda p: p.is_file() and p.suffix.lower() in (".tif", ".tiff")  # noqa: E731
+    files = [src] if src.is_file() else _inputs(src, is_tiff)
     sources = [open_source(p) for p in files]  # headers only: bad files fail here
     planned = [f"{s.name}.ome.zarr" for s in sources]
     _claim(dst, planned, overwrite)
@@ -111,12 +115,21 @@ def omezarr_to_tiffs(src: str | os.PathLike, dst: str | os.PathLike, *,
     _claim(dst, planned, overwrite)
     written = []
     for source, name in zip(sources, planned):
-        image = np.asarray(source._store()[...])
-        kwargs = {"metadata": {"axes": "TYX" if image.ndim == 3 else "YX"}}
+        dtype = np.dtype(source.dtype)
+        kwargs = {"metadata": {"axes": "TYX" if len(source.shape) == 3 else "YX"}}
         if source.pixel_size:
             py, px = source.pixel_size
             kwargs["resolution"] = (1.0 / px, 1.0 / py)
-        imagej = image.dtype in (np.uint8, np.uint16, np.float32)
+        imagej = dtype in (np.uint8, np.uint16, np.float32)
         written.append(atomic_write(dst / name, lambda tmp: tifffile.imwrite(
-            tmp, image, imagej=imagej, **kwargs)))
+            tmp, _frames(source), shape=source.shape, dtype=dtype, imagej=imagej,
+            photometric="minisblack", **kwargs)))
     return written
+
+
+def _frames(source):
+    """The frames of ``source`` one at a time (a TIFF page each): one frame in memory, not
+    the whole image."""
+    height, width = source.shape[-2:]
+    for t in range(source.frames):
+        yield source.read(t, 0, height, 0, width)
