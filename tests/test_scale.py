@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -286,6 +287,25 @@ def test_rerun_skips_complete_outputs_and_refuses_foreign_files(
         api.predict_folder(run, data["inputs"], out, quiet=True, weights=str(threshold_model),
                            scheduler=address)
     assert tifffile.imread(out / "labels" / "raw_002.tif").shape == (4, 4)
+
+
+@pytest.mark.slow
+def test_blockwise_prediction_shows_its_progress_on_a_terminal_and_quiet_hides_it(
+        run, data, tmp_path):
+    """A block-wise prediction takes minutes on a large image: a bar per stage (blocks done
+    of all) on a terminal (FORCE_COLOR makes rich take the pipe for one); nothing with -q."""
+    env = {"FORCE_COLOR": "1", "COLUMNS": "150"}
+    proc = run_cli("predict", str(run), str(data["big"]), "-o", str(tmp_path / "shown"),
+                   "--block-size", "32", env=env, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", proc.stderr)
+    for stage in ("probabilities", "labels", "merging labels"):
+        assert f"raw_000: {stage}" in shown, shown
+    assert "9/9" in shown, shown  # 96 x 96 pixels in blocks of 32
+    proc = run_cli("predict", str(run), str(data["big"]), "-o", str(tmp_path / "quiet"),
+                   "--block-size", "32", "-q", env=env, timeout=TIMEOUT)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert (tmp_path / "quiet" / "raw_000.ome.zarr").is_dir()
 
 
 @pytest.mark.slow

@@ -85,22 +85,31 @@ def neighbours(blocks: list[Block]) -> list[tuple]:
 @attrs.frozen
 class Runner:
     """Runs ``fn(*args)`` for each argument tuple: in this process (``client`` None) or as
-    tasks on a ``distributed.Client``; results in the order given."""
+    tasks on a ``distributed.Client``; results in the order given. ``on_done(stage, done,
+    total)``, when given, hears of each finished task of a :meth:`map` given a ``stage``."""
 
     client: Any = None
+    on_done: Callable[[str, int, int], None] | None = None
 
-    def map(self, fn: Callable, arg_list: Iterable[tuple]) -> list:
+    def map(self, fn: Callable, arg_list: Iterable[tuple], stage: str | None = None) -> list:
         arg_list = list(arg_list)
+        tick = self.on_done if stage is not None else None
+        results: list = [None] * len(arg_list)
         if self.client is None:
-            return [fn(*args) for args in arg_list]
+            for i, args in enumerate(arg_list):
+                results[i] = fn(*args)
+                if tick is not None:
+                    tick(stage, i + 1, len(arg_list))
+            return results
         from distributed import as_completed
 
         futures = [self.client.submit(fn, *args, pure=False) for args in arg_list]
         index = {f.key: i for i, f in enumerate(futures)}
-        results: list = [None] * len(futures)
-        for future in as_completed(futures):
+        for done, future in enumerate(as_completed(futures), start=1):
             results[index[future.key]] = future.result()
             future.release()
+            if tick is not None:
+                tick(stage, done, len(futures))
         return results
 
 
@@ -205,14 +214,17 @@ def predict_blocks(runner: Runner, model_key: tuple, source, norm: GlobalNormali
     frames = source.shape[0] if len(source.shape) == 3 else 1
     height, width = source.shape[-2:]
     blocks = block_grid(frames, height, width, block_size)
-    runner.map(probs_task, probs_tasks(model_key, source, norm, blocks, target, time_windows))
+    runner.map(probs_task, probs_tasks(model_key, source, norm, blocks, target, time_windows),
+               stage=f"{source.name}: probabilities")
     objects = None
     if labels:
         from .labels import merge_table
 
-        found = runner.map(labels_task, [(model_key, target, b, margin) for b in blocks])
+        found = runner.map(labels_task, [(model_key, target, b, margin) for b in blocks],
+                           stage=f"{source.name}: labels")
         counts = {key: n for key, n, _ in found}
         block_faces = {key: f for key, _, f in found}
         tables, objects = merge_table(counts, block_faces, neighbours(blocks))
-        runner.map(relabel_task, [(target, b, tables[b.key]) for b in blocks])
+        runner.map(relabel_task, [(target, b, tables[b.key]) for b in blocks],
+                   stage=f"{source.name}: merging labels")
     return {"blocks": len(blocks), "objects": objects}

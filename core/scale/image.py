@@ -103,6 +103,29 @@ def _cluster_client(scheduler: str | None):
 
 
 @contextlib.contextmanager
+def _stage_progress(quiet: bool):
+    """An ``on_done(stage, done, total)`` drawing a progress bar per stage on stderr (a
+    block-wise prediction takes minutes), removed when done; None when ``quiet``."""
+    if quiet:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeRemainingColumn)
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        shown: dict[str, int] = {}
+
+        def on_done(stage: str, done: int, total: int) -> None:
+            if stage not in shown:
+                shown[stage] = bar.add_task(stage, total=total)
+            bar.update(shown[stage], completed=done)
+
+        yield on_done
+
+
+@contextlib.contextmanager
 def _runner(scheduler: str | None):
     if scheduler is None:
         yield Runner(None)
@@ -153,10 +176,10 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
     planned = [SUMMARY_FILE] + [f"{s.name}.ome.zarr" for s in sources]
     rows, notes = [], []
     # a scheduler address answers before the output folder is claimed
-    with _cluster_client(scheduler) as cluster_client:
+    with _cluster_client(scheduler) as cluster_client, _stage_progress(quiet) as on_done:
         _prepare_output(out, input_path, planned, overwrite)
         started = time.perf_counter()
-        runner = Runner(cluster_client())
+        runner = Runner(cluster_client(), on_done)
         info = runner.map(describe_task, [(model_key,)])[0]
         block = block_size_for(block_size or DEFAULT_BLOCK, info["size_multiple"])
         for source in sources:
