@@ -239,48 +239,70 @@ def compare_runs(paths: Iterable[str | os.PathLike], metric: str | None = None,
     return Comparison(runs, _differing(runs), metric_names, sort_by)
 
 
+def run_styles(n: int) -> list[tuple[tuple, str, str]]:
+    """A ``(colour, marker, hatch)`` for each of ``n`` runs, no two alike: the colours of
+    ``tab10`` (``tab20`` beyond 10 runs), then again with another marker and hatch for each
+    further round of colours."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    markers, hatches = "osD^v<>ph*", ("", "//", "..", "xx", "\\\\", "--", "++", "oo", "||", "**")
+    return [(cmap(k % cmap.N), markers[k // cmap.N % len(markers)],
+             hatches[k // cmap.N % len(hatches)]) for k in range(n)]
+
+
 def plot_comparison(comparison: Comparison, output: str | os.PathLike) -> Path:
     """A PNG at ``output``: left, every run's validation curves (the ``val_*`` columns of
     history.csv; the monitor when there are several) on shared axes; right, the test metrics
-    of every run as grouped bars. Written atomically; returns the path."""
+    of every run as grouped bars. Each run has its own colour, marker and hatch
+    (:func:`run_styles`) and one legend beside both panels names them. Written atomically;
+    returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.lines import Line2D
 
     from .fileio import atomic_write
 
     runs = comparison.runs
+    styles = run_styles(len(runs))
     monitors = list(dict.fromkeys(r.monitor for r in runs if r.monitor))
     fig, (curves, bars) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for r in runs:
+    dashes = ("-", "--", ":", "-.")
+    for r, (colour, marker, _) in zip(runs, styles):
         columns = [c for c in monitors if any(row.get(c) is not None for row in r.history)]
-        for column in columns or [c for c in (r.history[0] if r.history else {})
-                                  if c.startswith("val_")][:1]:
+        for k, column in enumerate(columns or [c for c in (r.history[0] if r.history else {})
+                                               if c.startswith("val_")][:1]):
             epochs = [row.get("epoch") for row in r.history]
-            curves.plot(epochs, [row.get(column) for row in r.history], marker="o",
-                        markersize=3, label=f"{r.name} {column}" if len(monitors) > 1 else r.name)
+            curves.plot(epochs, [row.get(column) for row in r.history], marker=marker,
+                        markersize=3, color=colour, linestyle=dashes[k % len(dashes)])
     curves.set_xlabel("epoch")
     curves.set_ylabel(", ".join(monitors) or "validation")
-    curves.set_title("validation curves")
-    if runs and any(r.history for r in runs):
-        curves.legend(fontsize="small")
+    curves.set_title("validation curves" + (" (" + ", ".join(
+        f"{m}: {d}" for m, d in zip(monitors, ("solid", "dashed", "dotted", "dash-dot")))
+        + ")" if len(monitors) > 1 else ""))
     tests = [m for m in comparison.metric_names if m.startswith("test/")]
     if tests:
         width = 0.8 / max(len(runs), 1)
         x = np.arange(len(tests))
-        for k, r in enumerate(runs):
+        for k, (r, (colour, _, hatch)) in enumerate(zip(runs, styles)):
             values = [r.metrics.get(m) if r.metrics.get(m) is not None else np.nan for m in tests]
-            bars.bar(x + k * width - 0.4 + width / 2, values, width, label=r.name)
+            bars.bar(x + k * width - 0.4 + width / 2, values, width, color=colour, hatch=hatch,
+                     edgecolor="white" if hatch else None, linewidth=0)
         bars.set_xticks(x, [m[len("test/"):] for m in tests], rotation=30, ha="right")
         bars.set_title("test metrics")
-        bars.legend(fontsize="small")
     else:
         bars.text(0.5, 0.5, "no test metrics", ha="center", va="center")
         bars.set_axis_off()
+    if runs:
+        handles = [Line2D([], [], color=c, marker=m, markersize=5) for c, m, _ in styles]
+        fig.legend(handles, [r.name for r in runs], loc="center left", fontsize="small",
+                   bbox_to_anchor=(1.0, 0.5), ncols=1 + (len(runs) - 1) // 25)
     fig.tight_layout()
     try:
-        return atomic_write(output, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        return atomic_write(output, lambda tmp: fig.savefig(tmp, format="png", dpi=100,
+                                                            bbox_inches="tight"))
     finally:
         plt.close(fig)

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dlsuite import api
@@ -145,6 +146,25 @@ def _fake_run(folder: Path, n_filters: int, best: float, seg: float | None) -> P
         metrics["test"] = {"SEG": seg, "DET": None, "f1": seg / 2}
     (folder / "metrics.json").write_text(json.dumps(metrics))
     return folder
+
+
+def test_every_run_of_a_plot_has_its_own_colour_and_style(tmp_path):
+    """Eleven runs: matplotlib's ten default colours drew the first and the eleventh alike
+    and the legend covered bars; now each run's colour is in the picture and no two runs
+    share a style, up to many runs."""
+    from skimage.io import imread
+
+    from dlsuite.compare import run_styles
+
+    for n in (3, 11, 25, 45):
+        assert len({(c, m, h) for c, m, h in run_styles(n)}) == n
+    for k in range(11):
+        _fake_run(tmp_path / "s" / f"run{k:02d}", 4 + k, 0.2 + 0.05 * k, 0.1 + 0.05 * k)
+    api.compare([tmp_path / "s"], plot=tmp_path / "many.png")
+    pixels = imread(tmp_path / "many.png")[..., :3].reshape(-1, 3).astype(int)
+    for colour, _, _ in run_styles(11):
+        rgb = np.round(np.array(colour[:3]) * 255).astype(int)
+        assert (np.abs(pixels - rgb).max(axis=1) <= 2).sum() > 20, rgb
 
 
 def test_compare_lists_differing_keys_and_sorts_by_the_metric(tmp_path):
