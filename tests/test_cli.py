@@ -80,10 +80,13 @@ def test_debug_shows_traceback(five_mistakes):
 
 
 @pytest.mark.parametrize("content, needle", [(None, "config file not found"),
-                                             ("{not json", "not valid JSON")])
+                                             ("{not json", "not valid JSON"),
+                                             ("fifo", "not a regular file (a device or a pipe)")])
 def test_missing_or_broken_file_exit_2(tmp_path, content, needle):
     path = tmp_path / "c.json"
-    if content is not None:
+    if content == "fifo":  # read, it would block until a writer comes: refused at once
+        os.mkfifo(path)
+    elif content is not None:
         path.write_text(content)
     proc = run_cli("config", "validate", str(path))
     assert proc.returncode == 2 and needle in proc.stderr and str(path) in proc.stderr

@@ -336,6 +336,38 @@ def test_pixel_check_of_the_real_training_set_is_fast_and_clean(tmp_path):
     found = check_pixels(root, training=True)
     assert found.errors == [] and found.warnings == [] and found.files == 80
     assert found.seconds < 30, found.seconds
+    # inputs and labels swapped: every "label image" is refused as an intensity image
+    swapped = tmp_path / "swapped"
+    (swapped / "inputs").mkdir(parents=True)
+    (swapped / "labels").mkdir()
+    for n in range(1, 41):
+        folder = SHARED / "usiigaci_t98g_phc" / "annotated" / f"set{n}"
+        os.symlink(folder / "instances_ids.png", swapped / "inputs" / f"raw_{n:03d}.png")
+        os.symlink(folder / "raw.tif", swapped / "labels" / f"instance_ids_{n:03d}.tif")
+    errors = check_pixels(swapped, training=True).errors
+    assert len(errors) == 40 and all("not instance labels" in e for e in errors), errors[:2]
+
+
+def test_inputs_given_as_labels_are_refused_once_per_file_naming_it(tmp_path):
+    """A label folder holding intensity images (inputs and labels swapped, raw frames
+    exported as 'labels') trained on grey values as object ids; now an error naming the file
+    (once for a video, not per frame), by config validate before anything runs."""
+    ex = write_example_videos(tmp_path / "v", n_videos=2, frames=4, size=48)
+    videos = ex["videos"]
+    assert check_pixels(videos, training=True).errors == []  # the labels as written pass
+    write_tiff(videos / "labels" / "cells_01.tif", read_image(videos / "inputs" / "cells_01.tif"))
+    (error,) = check_pixels(videos, training=True).errors
+    assert error.startswith(f"{videos / 'labels' / 'cells_01.tif'} (frame 0): not instance "
+                            "labels: ")
+    assert "it looks like an intensity image; are the inputs and labels swapped?" in error
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"name": "swapped", "output_dir": str(tmp_path / "run"),
+                                  "data": {"train": str(videos), "val": str(videos)},
+                                  "datagen": {"patch_size": [32, 32], "batch_size": 1},
+                                  "wandb": {"mode": "disabled"}}))
+    proc = run_cli("config", "validate", str(config))
+    assert proc.returncode == 2 and "not instance labels" in proc.stderr, proc.stderr
+    assert not (tmp_path / "run").exists()
 
 
 # --------------------------------------------------------------------------------------------

@@ -329,3 +329,20 @@ def test_ground_truth_that_looks_like_binary_masks_is_warned_about(tmp_path):
     out = evaluate(tmp_path / "ctc_res", tmp_path / "ctc_gt", "SEG")
     assert len(out["warnings"]) == 1
     assert "man_seg000.tif (and 1 more ground-truth file(s))" in out["warnings"][0]
+
+
+def test_an_intensity_image_in_a_label_folder_is_refused_naming_it(tmp_path):
+    """Evaluating the inputs folder instead of the labels scored every grey value as an
+    object (23429 'objects' for one phase-contrast image); now one error naming the file."""
+    from dlsuite.data.example import write_example_videos
+
+    ex = write_example_videos(tmp_path / "ex", n_videos=1, frames=3, size=48)
+    videos = ex["videos"]
+    assert evaluate(videos / "labels", videos / "labels", "SEG")["metrics"]["SEG"] == 1.0
+    for res, gt, named in ((videos / "inputs", videos / "labels", videos / "inputs"),
+                           (videos / "labels", videos / "inputs", videos / "inputs")):
+        with pytest.raises(DataError) as caught:
+            evaluate(res, gt, "SEG")
+        text = str(caught.value)
+        assert text.startswith(f"{named / 'cells_00.tif'} (frame 0): not a label image: ")
+        assert "it looks like an intensity image" in text

@@ -38,7 +38,10 @@ def load_config_data(path: str | os.PathLike) -> Any:
     """Read a JSON file; a missing file or invalid JSON raises DlsuiteInputError naming it."""
     path = Path(path)
     if not path.is_file():
-        raise DlsuiteInputError(f"{path}: config file not found")
+        what = ("a folder, not a config file" if path.is_dir() else
+                "not a regular file (a device or a pipe), not a config file" if path.exists()
+                else "config file not found")
+        raise DlsuiteInputError(f"{path}: {what}")
     try:
         return json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Windows editors)
     except json.JSONDecodeError as exc:

@@ -6,7 +6,9 @@ the pixels. :func:`check_pixels` reads every sample of a dataset folder once and
 
 errors (bad input: the run must not start)
     a file that cannot be read to its end (truncated, corrupt, colour channels that differ),
-    NaN/Inf pixels in an input image (unless the policy is ``"mask"``), negative label ids.
+    NaN/Inf pixels in an input image (unless the policy is ``"mask"``), negative label ids,
+    a label image that looks like an intensity image (:func:`intensity_problem`: most
+    neighbouring object pixels differ; inputs and labels swapped).
 warnings (the run can start, but probably learns nothing useful from it)
     a constant input image or constant frames of a video; with ``training``: label images
     without any object (the patch sampler has nothing to aim at); masked NaN/Inf pixels;
@@ -36,7 +38,8 @@ from dlsuite.data.layouts import (Sample, ctc_frame_files, ctc_seg_files, list_s
 from dlsuite.errors import DataError, DlsuiteInputError
 
 __all__ = ["NONFINITE_POLICIES", "Findings", "check_pixels", "check_array", "check_inputs",
-           "mask_warning", "one_id_many_regions"]
+           "mask_warning", "one_id_many_regions", "intensity_problem", "boundary_share",
+           "MAX_BOUNDARY_SHARE"]
 
 #: What to do with NaN/Inf pixels of input images: refuse the input (default) or mask them
 #: (the normalizers ignore them and set them to 0).
@@ -167,6 +170,34 @@ _MASK_WARNING = ("one object id in {n}+ separate regions: a binary mask (e.g. 0/
                  "skimage.measure.label)")
 
 
+#: Share of neighbouring object pixels (pairs of pixels, both non-zero) holding different
+#: values above which a label image is taken for an intensity image: label images stay well
+#: under 1 % even with many touching objects, intensity images are mostly above it. Judged
+#: on at least :data:`_MIN_PAIRS` such pairs.
+MAX_BOUNDARY_SHARE, _MIN_PAIRS = 0.5, 64
+
+
+def boundary_share(frame: np.ndarray) -> tuple[float, int]:
+    """``(share, pairs)``: of the ``pairs`` of neighbouring pixels of ``frame`` that are both
+    non-zero, the share whose values differ."""
+    diff = total = 0
+    for a, b in ((frame[:, 1:], frame[:, :-1]), (frame[1:, :], frame[:-1, :])):
+        both = (a != 0) & (b != 0)
+        diff += int(np.count_nonzero((a != b) & both))
+        total += int(np.count_nonzero(both))
+    return (diff / total if total else 0.0), total
+
+
+def intensity_problem(frame: np.ndarray) -> str | None:
+    """Why the 2D integer ``frame`` looks like an intensity image rather than instance labels
+    (most neighbouring non-zero pixels differ, see :data:`MAX_BOUNDARY_SHARE`), or None."""
+    share, pairs = boundary_share(frame)
+    if pairs < _MIN_PAIRS or share <= MAX_BOUNDARY_SHARE:
+        return None
+    return (f"{share:.0%} of its neighbouring object pixels differ (a label image keeps one "
+            "id across each object): it looks like an intensity image")
+
+
 def mask_warning() -> str:
     """The warning for a label image :func:`one_id_many_regions` flags (after its path)."""
     return _MASK_WARNING.format(n=_MASK_REGIONS)
@@ -189,6 +220,7 @@ def one_id_many_regions(frame: np.ndarray) -> bool:
 def _label_checks(sample: Sample, labels: np.ndarray, annotated: np.ndarray, out: Findings,
                   empty: list[Path], total: list[int]) -> None:
     seg_paths = [p for _, p in ctc_seg_files(sample.labels)] if sample.layout == "ctc" else None
+    swapped = False  # one error per sample, not one per frame
     for n, t in enumerate(annotated):
         frame = labels[int(t)]
         path = seg_paths[n] if seg_paths else sample.labels
@@ -198,6 +230,12 @@ def _label_checks(sample: Sample, labels: np.ndarray, annotated: np.ndarray, out
                               "labels are 0 (background) or positive object ids")
         elif not frame.any():
             empty.append(Path(path))
+        elif (frame.ndim == 2 and not swapped
+              and (problem := intensity_problem(frame)) is not None):
+            swapped = True
+            where = f" (frame {int(t)})" if labels.shape[0] > 1 and not seg_paths else ""
+            out.errors.append(f"{path}{where}: not instance labels: {problem}; are the "
+                              "inputs and labels swapped?")
         elif frame.ndim == 2 and one_id_many_regions(frame):
             out.warn(mask_warning(), path)
 

@@ -39,11 +39,26 @@ _NO_TRACKS = ("label-image folders carry no tracks: DET/TRA need CTC folders wit
               "ids are tracks)")
 
 
+def _refuse_intensity(path: Path, frames) -> None:
+    """DataError naming ``path`` when its first, middle or last frame looks like an intensity
+    image (:func:`dlsuite.data.checks.intensity_problem`): scores of grey values as objects
+    mean nothing."""
+    from ..data.checks import intensity_problem
+
+    for t in sorted({0, len(frames) // 2, len(frames) - 1}):
+        problem = intensity_problem(frames[t])
+        if problem is not None:
+            where = f" (frame {t})" if len(frames) > 1 else ""
+            raise DataError(f"{path}{where}: not a label image: {problem}; dlsuite evaluate "
+                            "compares label images (e.g. the labels/ dlsuite predict writes)")
+
+
 def evaluate_files(res_path: str | Path, gt_path: str | Path, metrics: Iterable[str] | str | None = None, name: str | None = None) -> dict:
     """Evaluate one result label image/video against its ground truth file (every frame is
     annotated). Returns a per-sequence dict shaped like :func:`evaluate_ctc`'s (``sequence``,
     the requested metrics, ``unavailable``, ``per_frame``). DET/TRA are unavailable here.
-    Raises DataError naming the files when shapes differ."""
+    Raises DataError naming the files when shapes differ or one looks like an intensity
+    image."""
     names = parse_metrics(metrics)
     res_path, gt_path = Path(res_path), Path(gt_path)
     res = read_labels(res_path)
@@ -52,6 +67,8 @@ def evaluate_files(res_path: str | Path, gt_path: str | Path, metrics: Iterable[
         raise DataError(f"{res_path} has shape {res.shape} but {gt_path} has shape {gt.shape}")
     res_frames = res[None] if res.ndim == 2 else res
     gt_frames = gt[None] if gt.ndim == 2 else gt
+    for path, frames in ((res_path, res_frames), (gt_path, gt_frames)):
+        _refuse_intensity(path, frames)
     seq = name or res_path.name
     out: dict = {"sequence": seq, "n_frames": int(len(res_frames))}
     out.update(mask_warnings([gt_path] if any(map(one_id_many_regions, gt_frames)) else []))

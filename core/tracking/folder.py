@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlsuite.data.checks import MAX_BOUNDARY_SHARE, boundary_share
 from dlsuite.data.ctc import res_folder, sequence_name, write_result
 from dlsuite.errors import DataError
 
@@ -22,9 +23,6 @@ __all__ = ["track_folder", "label_problem"]
 
 #: The file relating each result folder to its video.
 SEQUENCES_CSV = "sequences.csv"
-#: Largest share of neighbouring object pixels with different values in a label image
-#: (label images: well under 1 %, even with many touching objects; intensity images: most).
-MAX_BOUNDARY_SHARE = 0.5
 #: Smallest mean object size (pixels) of a label image.
 MIN_OBJECT_PIXELS = 4
 
@@ -38,16 +36,6 @@ def _videos(input_dir: Path) -> list[Path]:
     if not files:
         raise DataError(f"{input_dir}: no TIFF/PNG videos in this folder")
     return files
-
-
-def _boundary_share(frame: np.ndarray) -> float:
-    """Share of neighbouring pixel pairs, both non-zero, whose values differ."""
-    diff = total = 0
-    for a, b in ((frame[:, 1:], frame[:, :-1]), (frame[1:, :], frame[:-1, :])):
-        both = (a != 0) & (b != 0)
-        diff += int(np.count_nonzero((a != b) & both))
-        total += int(np.count_nonzero(both))
-    return diff / total if total else 0.0
 
 
 def label_problem(video: np.ndarray, path: str | os.PathLike) -> str | None:
@@ -67,7 +55,7 @@ def label_problem(video: np.ndarray, path: str | os.PathLike) -> str | None:
         n_ids = int(np.count_nonzero(ids))
         if n_ids <= 1:
             continue
-        share = _boundary_share(frame)
+        share, _ = boundary_share(frame)
         pixels = int(np.count_nonzero(frame))
         if share > MAX_BOUNDARY_SHARE or n_ids * MIN_OBJECT_PIXELS > pixels:
             return (f"{path}: not a label video: frame {t} has {n_ids} distinct values and "
