@@ -36,13 +36,19 @@ def test_the_refusal_names_the_input_both_amounts_and_the_block_wise_way():
     assert available_bytes() is None or available_bytes() > 0
 
 
-def test_predict_refuses_an_image_far_larger_than_memory_before_reading_it(tmp_path):
+@pytest.mark.parametrize("where", [[], ["--scheduler", "local:1"]], ids=["here", "local-cluster"])
+def test_predict_refuses_an_image_far_larger_than_memory_before_reading_it(tmp_path, where):
     """A 200000 x 200000 uint16 TIFF (80 GB, sparse on disk): one line, exit 2, at once,
-    nothing written; dlsuite would otherwise read it and be killed by the kernel."""
+    nothing written; dlsuite would otherwise read it and be killed by the kernel. A local
+    Dask cluster's workers share this machine's memory: the same (it read the whole file,
+    then a worker died)."""
+    if where:
+        pytest.importorskip("distributed")
     huge = tmp_path / "stitched.tif"
     tifffile.memmap(huge, shape=(200_000, 200_000), dtype=np.uint16).flush()
     start = time.monotonic()
-    proc = run_cli("predict", str(tmp_path / "any-run"), str(huge), "-o", str(tmp_path / "out"))
+    proc = run_cli("predict", str(tmp_path / "any-run"), str(huge), "-o", str(tmp_path / "out"),
+                   *where)
     assert proc.returncode == 2, proc.stderr
     assert f"{huge}: 200000x200000 pixels need about" in proc.stderr
     assert "--block-size" in proc.stderr and "Traceback" not in proc.stderr

@@ -191,6 +191,7 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
     chain) and ``overrides`` (``--set``) as in single-process prediction, checked on the
     client before anything is written (:func:`dlsuite.scale.run_options.worker_run`)."""
     from ..data.checks import check_inputs
+    from ..predict_memory import memory_problem
     from ..registry import get_registry
     from .cluster import parse_scheduler, probe_scheduler, require_scale
 
@@ -202,7 +203,12 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
         raise DlsuiteInputError("--ctc needs instance labels: drop --no-postprocess")
     items = list_inputs(input_path, as_video=as_video)
     for item in items:
-        item.check()
+        shape = item.check()
+        # a local cluster's workers share this machine's memory (a remote one's are unknown)
+        too_big = kind == "local" and shape and memory_problem(
+            str(item.path), shape, postprocess=postprocess is not False)
+        if too_big:
+            raise DlsuiteInputError(too_big)
     registry = registry or get_registry()
     chosen = worker_run(run_dir, registry, weights=weights, tile_size=tile_size, halo=halo,
                         batch_size=batch_size, postprocess=postprocess, overrides=overrides)
