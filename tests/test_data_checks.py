@@ -322,28 +322,28 @@ def test_invalid_wandb_mode_is_one_clear_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.skipif(not (SHARED / "usiigaci_t98g_phc").is_dir(),
-                    reason="real data ../shared/data/usiigaci_t98g_phc is absent")
-def test_pixel_check_of_the_real_training_set_is_fast_and_clean(tmp_path):
-    """The 40 annotated 1022x1024 phase-contrast images and their labels (80 files)."""
-    root = tmp_path / "real"
+def _real_set(root: Path, image: str, labels: str) -> Path:
+    """The 40 annotated sets as a frames dataset at ``root``: ``image`` of each set as its
+    input, ``labels`` as its label image (symlinks)."""
     (root / "inputs").mkdir(parents=True)
     (root / "labels").mkdir()
     for n in range(1, 41):
         folder = SHARED / "usiigaci_t98g_phc" / "annotated" / f"set{n}"
-        os.symlink(folder / "raw.tif", root / "inputs" / f"raw_{n:03d}.tif")
-        os.symlink(folder / "instances_ids.png", root / "labels" / f"instance_ids_{n:03d}.png")
-    found = check_pixels(root, training=True)
+        os.symlink(folder / image, root / "inputs" / f"raw_{n:03d}{Path(image).suffix}")
+        os.symlink(folder / labels, root / "labels" / f"instance_ids_{n:03d}{Path(labels).suffix}")
+    return root
+
+
+@pytest.mark.skipif(not (SHARED / "usiigaci_t98g_phc").is_dir(),
+                    reason="real data ../shared/data/usiigaci_t98g_phc is absent")
+def test_pixel_check_of_the_real_training_set_is_fast_and_clean(tmp_path):
+    """The 40 annotated 1022x1024 phase-contrast images and their labels (80 files)."""
+    found = check_pixels(_real_set(tmp_path / "real", "raw.tif", "instances_ids.png"),
+                         training=True)
     assert found.errors == [] and found.warnings == [] and found.files == 80
     assert found.seconds < 30, found.seconds
     # inputs and labels swapped: every "label image" is refused as an intensity image
-    swapped = tmp_path / "swapped"
-    (swapped / "inputs").mkdir(parents=True)
-    (swapped / "labels").mkdir()
-    for n in range(1, 41):
-        folder = SHARED / "usiigaci_t98g_phc" / "annotated" / f"set{n}"
-        os.symlink(folder / "instances_ids.png", swapped / "inputs" / f"raw_{n:03d}.png")
-        os.symlink(folder / "raw.tif", swapped / "labels" / f"instance_ids_{n:03d}.tif")
+    swapped = _real_set(tmp_path / "swapped", "instances_ids.png", "raw.tif")
     errors = check_pixels(swapped, training=True).errors
     assert len(errors) == 40 and all("not instance labels" in e for e in errors), errors[:2]
 
