@@ -9,8 +9,8 @@ several), or with ``--json`` exactly ``{"metrics": {...}, "per_sequence": [...],
 null unless precision, recall or f1 is evaluated).
 ``-o FILE`` also writes that JSON object to FILE; ``--per-frame FILE`` writes the per-frame
 rows as CSV. ``--quiet`` leaves out the table (warnings and errors only; ``--json`` still
-prints the JSON it asks for). An existing FILE is refused (exit 2, before evaluating) unless ``--overwrite``
-and an earlier ``dlsuite evaluate`` wrote it.
+prints the JSON it asks for). An existing FILE is refused (exit 2, before evaluating) unless
+``--overwrite`` and an earlier ``dlsuite evaluate`` wrote it.
 """
 
 from __future__ import annotations
