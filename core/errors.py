@@ -3,6 +3,13 @@ prints their message without a traceback and exits with status 2."""
 
 from __future__ import annotations
 
+import errno
+
+#: ``OSError`` numbers that mean the location itself refuses the write (permissions, a
+#: read-only or full file system, a quota, a file size limit): bad input, exit 2.
+LOCATION_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+                             errno.EDQUOT, errno.EFBIG})
+
 
 class DlsuiteInputError(Exception):
     """Bad input from the user (config, files, plugin names): a clear message, exit 2."""

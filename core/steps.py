@@ -61,6 +61,21 @@ class TrainingInterrupted(Exception):
             f"(or dlsuite train {config} --resume)")
 
 
+class TrainingStoppedByStorage(DlsuiteInputError):
+    """A write during training was refused by its location (a full disk, a quota, a size
+    limit) after at least one epoch's resumable state was saved: the message names the file,
+    the epoch kept and how to continue."""
+
+    def __init__(self, exc: OSError, run_dir: Path, epoch: int, config_source: str | None):
+        config = config_source or "CONFIG"
+        where = f"{exc.filename}: " if exc.filename else ""
+        super().__init__(
+            f"{where}{exc.strerror or exc}: training stopped; the checkpoints and resumable "
+            f"state of epoch {epoch} are kept in {run_dir / 'checkpoints'}: free space there, "
+            f"then continue with: dlsuite run {config} --resume (or dlsuite train {config} "
+            "--resume)")
+
+
 class TrainingDiverged(DlsuiteInputError):
     """The loss became NaN or infinite; the last good checkpoints were kept."""
 

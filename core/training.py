@@ -25,6 +25,7 @@ The set-up lives in :mod:`dlsuite.training_setup`, the callbacks in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -36,13 +37,14 @@ import numpy as np
 from .checkpoints import (Checkpoints, GracefulStop, Monitor, NanGuard, RestoreCallbackState,
                           ResumeState, StopOnSignal, load_resume_state, restore_model_state)
 from .collapse_recovery import CollapseRecovery
-from .errors import DlsuiteInputError
+from .errors import LOCATION_ERRNOS, DlsuiteInputError
 from .fileio import write_json_atomic
 from .logging.wandb_run import JOB_TRAIN, WandbRun
 from .provenance import describe_provenance
 from .wandb_results import best_summary
 from .rundir import RunDir, write_run_config
-from .steps import RunContext, TrainingDiverged, TrainingInterrupted, TrainOutput
+from .steps import (RunContext, TrainingDiverged, TrainingInterrupted, TrainingStoppedByStorage,
+                    TrainOutput)
 from .threads import threads_line
 # the names imported from the two modules below lived in this module: re-exported here
 from .training_callbacks import (AveragedWeights, DivergenceGuard, StuckLossWarning,
@@ -203,7 +205,7 @@ def fit(ctx: RunContext, *, resume: bool, log_model: bool = True) -> TrainOutput
 
     # written once everything is built, so a config or data error leaves no "run" behind
     write_run_config(ctx.run, ctx.loaded, ctx.registry, seed=ctx.seed, resumed=resume)
-    with stop:
+    with stop, _storage_stop(ctx, checkpoints):
         if initial_epoch < cfg.train.epochs:
             log.info("training %s: epochs %d..%d, %d steps per epoch", cfg.model.name,
                      initial_epoch + 1, cfg.train.epochs, data.steps_per_epoch)
@@ -231,6 +233,20 @@ def fit(ctx: RunContext, *, resume: bool, log_model: bool = True) -> TrainOutput
                                       "best_epoch": checkpoints.best_epoch,
                                       "weights": cfg.inference.weights})
     return TrainOutput(model_path, history, metrics, data.n_classes)
+
+
+@contextlib.contextmanager
+def _storage_stop(ctx: RunContext, checkpoints: Checkpoints):
+    """A full disk (or quota, size limit, read-only location) met by a write during the fit,
+    once an epoch's resumable state exists, becomes :class:`TrainingStoppedByStorage` saying
+    which epoch is kept and how to resume; before that the OSError passes unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in LOCATION_ERRNOS or not checkpoints.epochs_done:
+            raise
+        raise TrainingStoppedByStorage(exc, ctx.run.root, checkpoints.epochs_done,
+                                       ctx.loaded.source) from exc
 
 
 def _fit_datasets(data, dist, cfg) -> tuple[Any, Any]:

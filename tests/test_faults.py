@@ -82,6 +82,52 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_one_and_resume_work
     _loadable(run / "checkpoints" / "last.keras")
 
 
+# Lowers this process's file size limit (RLIMIT_FSIZE, a real OS limit: writes beyond it fail
+# with EFBIG, as on a full disk) when epoch 2 begins, then runs the console entry point.
+FULL_AT_EPOCH_2 = """
+import resource, sys
+import keras
+from dlsuite import hookimpl
+from dlsuite.registry import get_registry
+
+class FullDisk:
+    @hookimpl
+    def dlsuite_callbacks(self, config):
+        class Limit(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                if epoch == 1:
+                    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        return [Limit()]
+
+get_registry().add_plugin(FullDisk(), "full-disk", None, None)
+from dlsuite.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_training_says_which_epoch_is_kept_and_how_to_resume(tmp_path):
+    """The disk fills during epoch 2: exit 2, one line naming the file, the epoch whose
+    checkpoints and resumable state are kept and the --resume command (it said only "check the
+    permissions and free space"); with room again, --resume finishes the run."""
+    config = _small(tmp_path, epochs=3)
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", FULL_AT_EPOCH_2, "train", str(config),
+                           "--quiet"], capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+    assert "File too large: training stopped; the checkpoints and resumable state of epoch 1 " \
+           f"are kept in {run / 'checkpoints'}: free space there, then continue with: " \
+           f"dlsuite run {config} --resume" in line, line
+    assert json.loads((run / "checkpoints" / "resume" / "state.json").read_text())["epoch"] == 1
+    _loadable(run / "checkpoints" / "last.keras")
+    proc = subprocess.run([sys.executable, "-m", "dlsuite.cli", "train", str(config), "--quiet",
+                           "--resume"], capture_output=True, text=True, env=_env(),
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == [1, 2, 3]
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     from dlsuite import api

@@ -12,7 +12,6 @@ import TensorFlow.
 
 from __future__ import annotations
 
-import errno
 import importlib
 import os
 import signal
@@ -24,7 +23,7 @@ from typing import NoReturn
 import click
 
 from dlsuite import __version__
-from dlsuite.errors import ConfigError, DlsuiteInputError
+from dlsuite.errors import LOCATION_ERRNOS, ConfigError, DlsuiteInputError
 
 from ._output import err, say
 
@@ -54,12 +53,6 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("dlsuite.cli.compare", "sweep"),
     ("dlsuite.cli.export", "export"),
 ]
-
-
-# OSError numbers that mean the location cannot be used (no permission, read-only, full,
-# quota, file size limit): bad input naming the path, exit 2, not "please report it"
-_LOCATION_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
-                              errno.EDQUOT, errno.EFBIG})
 
 
 class State:
@@ -132,7 +125,7 @@ def _exit_code(argv: list[str] | None) -> int:
         err.print("terminated")
         return EXIT_SIGTERM
     except OSError as exc:
-        if exc.errno not in _LOCATION_ERRNOS:
+        if exc.errno not in LOCATION_ERRNOS:
             return _unexpected(exc)
         if State.debug:
             traceback.print_exc()
