@@ -207,6 +207,25 @@ def test_compare_cli_json_and_plot(tmp_path):
     assert "test/SEG" in table.stdout and "val_jaccard/best" in table.stdout
 
 
+def test_data_paths_that_differ_below_a_common_folder_are_shown_relative_to_it(tmp_path):
+    """Runs trained on datasets side by side: each long absolute path folded mid-word in its
+    18-character column; the column now names the common folder and each row its own part."""
+    common = tmp_path / "a-rather-long-project-folder" / "datasets"
+    for name, dataset in (("a", "phase-contrast-2024"), ("b", "fluorescence-nuclei")):
+        folder = _fake_run(tmp_path / name, 4, 0.5, 0.2)
+        record = json.loads((folder / "config.json").read_text())
+        record["config"]["data"] = {"train": str(common / dataset / "train")}
+        (folder / "config.json").write_text(json.dumps(record))
+    table = run_cli("compare", str(tmp_path / "a"), str(tmp_path / "b"), env={"COLUMNS": "120"})
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    head = lines[2:next(i for i, line in enumerate(lines) if line.startswith("┡"))]
+    cell = "".join(line.split("┃")[2] for line in head).replace(" ", "")  # its column, unfolded
+    assert cell == f"data.train(in{common}/)".replace(" ", ""), head
+    for dataset in ("phase-contrast-2024/train", "fluorescence-nuclei/train"):
+        assert dataset in table.stdout, table.stdout  # whole, on one line
+
+
 def test_runs_still_training_are_compared_by_their_history(tmp_path):
     """A run without metrics.json (training, or interrupted: a sweep's running trial) has
     its config's monitor at its best so far from history.csv, not an empty row."""

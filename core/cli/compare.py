@@ -29,6 +29,22 @@ def _fmt(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def _shared_folder(values: list[str], key: str) -> tuple[str, list[str]]:
+    """``(header, values)`` of a column: paths that differ below a common folder are shown
+    relative to it, the folder under the key (a long absolute prefix folded each path
+    mid-word); other values as they are."""
+    import os
+
+    paths = [v for v in values if v != "-"]
+    if len(paths) < 2 or not all(os.path.isabs(v) for v in paths):
+        return key, values
+    common = os.path.commonpath(paths)
+    if len(common) < 8 or common in paths:
+        return key, values
+    return (f"{key} (in {common}{os.sep})",
+            [v if v == "-" else os.path.relpath(v, common) for v in values])
+
+
 @click.command("test")
 @click.argument("target", type=click.Path(exists=True))
 @click.option("--weights", type=click.Choice(["best", "last"]), default="best",
@@ -79,13 +95,16 @@ def compare(runs: tuple[str, ...], metric: str | None, as_json: bool, plot: str 
                  "metrics.json)")
     table = Table(title=title if comparison.sort_by else None, title_justify="left")
     table.add_column("run", style="bold")
+    columns = []
     for key in comparison.differing_keys:
-        table.add_column(key)
+        header, values = _shared_folder([_fmt(r.config.get(key)) for r in comparison.runs], key)
+        table.add_column(header)
+        columns.append(values)
     metrics = comparison.headline_metrics()
     for name in metrics:
         table.add_column(name, justify="right")
-    for r in comparison.runs:
-        table.add_row(r.name, *(_fmt(r.config.get(k)) for k in comparison.differing_keys),
+    for i, r in enumerate(comparison.runs):
+        table.add_row(r.name, *(values[i] for values in columns),
                       *(_fmt(r.metrics.get(m)) for m in metrics))
     width = max(120, 18 * (1 + len(comparison.differing_keys) + len(metrics)))
     table_console(width=width).print(table)
