@@ -331,6 +331,27 @@ def report_step(ctx: RunContext, trained: TrainOutput, preds: Predictions,
     return {"metrics": metrics, "pictures": pictures}
 
 
+@contextmanager
+def _resumable_after_training(ctx: RunContext) -> Iterator[None]:
+    """A location refusing a write after training (a full disk while predicting, exporting,
+    reporting) says that training is done and that ``--resume`` finishes the run without
+    training again (DlsuiteInputError, exit 2); other errors pass unchanged."""
+    from .errors import LOCATION_ERRNOS
+
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in LOCATION_ERRNOS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        config = ctx.loaded.source or "CONFIG"
+        raise DlsuiteInputError(
+            f"{where}{exc.strerror or exc}: training is finished (checkpoints in "
+            f"{ctx.run.checkpoints}); free space there (or fix the permissions), then "
+            f"dlsuite run {config} --resume predicts, evaluates and reports without training "
+            "again") from exc
+
+
 def run(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False,
         quiet: bool = False, registry: Registry | None = None) -> RunResult:
     """Train (as :func:`train`), then tune the post-processing on the validation set
@@ -357,12 +378,13 @@ def run(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False,
         if not ctx.distribution.is_chief:  # prediction and the report: the chief's alone
             return RunResult(_result_dir(ctx), {"train": trained.metrics["train"],
                                                 "notes": ctx.notes}, trained.history, None)
-        tune_step(ctx, trained)  # postprocess.json; the test set uses the tuned chain
-        preds = postprocess_step(ctx, predict_step(ctx, trained))
-        exported = export_step(ctx, preds)
-        evaluation = evaluate_step(ctx, preds, exported)
-        if formats:  # the tuned chain is in postprocess.json: the exports carry it
-            export_models_step(ctx, trained)
-        report = report_step(ctx, trained, preds, evaluation)
+        with _resumable_after_training(ctx):
+            tune_step(ctx, trained)  # postprocess.json; the test set uses the tuned chain
+            preds = postprocess_step(ctx, predict_step(ctx, trained))
+            exported = export_step(ctx, preds)
+            evaluation = evaluate_step(ctx, preds, exported)
+            if formats:  # the tuned chain is in postprocess.json: the exports carry it
+                export_models_step(ctx, trained)
+            report = report_step(ctx, trained, preds, evaluation)
         run_id = ctx.wandb.id
     return RunResult(ctx.run.root, report["metrics"], trained.history, run_id)

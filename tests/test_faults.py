@@ -83,25 +83,33 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_one_and_resume_work
 
 
 # Lowers this process's file size limit (RLIMIT_FSIZE, a real OS limit: writes beyond it fail
-# with EFBIG, as on a full disk) when epoch 2 begins, then runs the console entry point.
-FULL_AT_EPOCH_2 = """
+# with EFBIG, as on a full disk) when epoch 2 begins (argv[1] "epoch-2") or when training ends
+# ("train-end"), then runs the console entry point with the remaining arguments.
+FULL_DISK = """
 import resource, sys
 import keras
 from dlsuite import hookimpl
 from dlsuite.registry import get_registry
+
+when = sys.argv[1]
+def full():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 
 class FullDisk:
     @hookimpl
     def dlsuite_callbacks(self, config):
         class Limit(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                if epoch == 1:
-                    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+                if when == "epoch-2" and epoch == 1:
+                    full()
+            def on_train_end(self, logs=None):
+                if when == "train-end":
+                    full()
         return [Limit()]
 
 get_registry().add_plugin(FullDisk(), "full-disk", None, None)
 from dlsuite.cli import main
-main(sys.argv[1:])
+main(sys.argv[2:])
 """
 
 
@@ -112,7 +120,7 @@ def test_a_full_disk_during_training_says_which_epoch_is_kept_and_how_to_resume(
     permissions and free space"); with room again, --resume finishes the run."""
     config = _small(tmp_path, epochs=3)
     run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", FULL_AT_EPOCH_2, "train", str(config),
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK, "epoch-2", "train", str(config),
                            "--quiet"], capture_output=True, text=True, env=_env(), timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
@@ -126,6 +134,33 @@ def test_a_full_disk_during_training_says_which_epoch_is_kept_and_how_to_resume(
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_a_full_disk_after_training_says_that_resume_finishes_the_run_without_training(
+        tmp_path):
+    """The disk fills once training is done (while the test set is predicted): exit 2 naming
+    the file, saying training is finished and that --resume finishes the run; it does, with
+    no epoch trained again."""
+    config = _small(tmp_path, epochs=1)
+    data = json.loads(config.read_text())
+    data["data"]["test"] = data["data"]["val"]
+    config.write_text(json.dumps(data))
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK, "train-end", "run", str(config),
+                           "--quiet"], capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+    assert f"File too large: training is finished (checkpoints in {run / 'checkpoints'}); " \
+           f"free space there (or fix the permissions), then dlsuite run {config} --resume " \
+           "predicts, evaluates and reports without training again" in line, line
+    assert "test" not in json.loads((run / "metrics.json").read_text())  # training's only
+    proc = subprocess.run([sys.executable, "-m", "dlsuite.cli", "run", str(config), "--resume"],
+                          capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "nothing to train: 1 of 1 epochs already done" in proc.stderr
+    assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == [1]
+    assert "SEG" in json.loads((run / "metrics.json").read_text())["test"]
 
 
 @pytest.fixture(scope="module")
