@@ -11,6 +11,13 @@ LOCATION_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSP
                              errno.EDQUOT, errno.EFBIG})
 
 
+def os_error_head(exc: OSError) -> str:
+    """``FILE: reason`` of an OSError (just the reason when it names no file): the start of
+    every one-line message dlsuite prints for a refused read or write."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
 class DlsuiteInputError(Exception):
     """Bad input from the user (config, files, plugin names): a clear message, exit 2."""
 

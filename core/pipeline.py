@@ -336,17 +336,16 @@ def _resumable_after_training(ctx: RunContext) -> Iterator[None]:
     """A location refusing a write after training (a full disk while predicting, exporting,
     reporting) says that training is done and that ``--resume`` finishes the run without
     training again (DlsuiteInputError, exit 2); other errors pass unchanged."""
-    from .errors import LOCATION_ERRNOS
+    from .errors import LOCATION_ERRNOS, os_error_head
 
     try:
         yield
     except OSError as exc:
         if exc.errno not in LOCATION_ERRNOS:
             raise
-        where = f"{exc.filename}: " if exc.filename else ""
         config = ctx.loaded.source or "CONFIG"
         raise DlsuiteInputError(
-            f"{where}{exc.strerror or exc}: training is finished (checkpoints in "
+            f"{os_error_head(exc)}: training is finished (checkpoints in "
             f"{ctx.run.checkpoints}); free space there (or fix the permissions), then "
             f"dlsuite run {config} --resume predicts, evaluates and reports without training "
             "again") from exc

@@ -26,7 +26,7 @@ import attrs
 import numpy as np
 
 from .config import LoadedConfig
-from .errors import DataError, DlsuiteInputError
+from .errors import DataError, DlsuiteInputError, os_error_head
 from .inference.tiling import TileSettings, halo_pixels
 from .logging.wandb_run import WandbRun
 from .registry import Registry
@@ -68,9 +68,8 @@ class TrainingStoppedByStorage(DlsuiteInputError):
 
     def __init__(self, exc: OSError, run_dir: Path, epoch: int, config_source: str | None):
         config = config_source or "CONFIG"
-        where = f"{exc.filename}: " if exc.filename else ""
         super().__init__(
-            f"{where}{exc.strerror or exc}: training stopped; the checkpoints and resumable "
+            f"{os_error_head(exc)}: training stopped; the checkpoints and resumable "
             f"state of epoch {epoch} are kept in {run_dir / 'checkpoints'}: free space there, "
             f"then continue with: dlsuite run {config} --resume (or dlsuite train {config} "
             "--resume)")

@@ -23,7 +23,7 @@ from typing import NoReturn
 import click
 
 from dlsuite import __version__
-from dlsuite.errors import LOCATION_ERRNOS, ConfigError, DlsuiteInputError
+from dlsuite.errors import LOCATION_ERRNOS, ConfigError, DlsuiteInputError, os_error_head
 
 from ._output import err, say
 
@@ -129,8 +129,7 @@ def _exit_code(argv: list[str] | None) -> int:
             return _unexpected(exc)
         if State.debug:
             traceback.print_exc()
-        where = f"{exc.filename}: " if exc.filename else ""
-        say(err, ("error:", "red"), f" {where}{exc.strerror or exc} (check the permissions "
+        say(err, ("error:", "red"), f" {os_error_head(exc)} (check the permissions "
             "and free space of that location)", highlight=False)
         return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - last resort: one line, exit 1
