@@ -315,6 +315,38 @@ def test_an_output_name_the_format_cannot_have_is_refused_before_any_work(run, t
     assert (tmp_path / "m.bin").stat().st_size > 0  # onnx: any name
 
 
+def test_an_unwritable_location_is_exit_2_naming_the_export_before_the_model_loads(run,
+                                                                                   tmp_path):
+    """A folder that refuses writes: one line naming the export (it named the temporary
+    folder, ``.m.keras.abc123``), found before the checkpoint is read (this one is broken,
+    and the location is what the user hears about), nothing written."""
+    from test_rundir import read_only_folder
+
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip")
+    with read_only_folder(tmp_path / "ro") as ro:
+        for fmt, name in (("keras", "m.keras"), ("savedmodel", "m_savedmodel")):
+            proc = run_cli("export", str(run), "--format", fmt, "-o", str(ro / name),
+                           "--weights", str(broken))
+            assert proc.returncode == 2, proc.stderr
+            assert proc.stderr.startswith(f"error: {ro / name}: "), proc.stderr
+            assert "(check the permissions and free space of that location)" in proc.stderr
+        assert list(ro.iterdir()) == []
+
+
+def test_a_weights_path_that_is_no_checkpoint_is_refused_naming_it(run, tmp_path):
+    """Keras' answer for /etc/passwd was a paragraph on legacy SavedModels."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    for weights, message in ((notes, "not a Keras checkpoint"), (tmp_path, "is a folder, not a checkpoint")):
+        proc = run_cli("export", str(run), "--format", "keras", "-o", str(tmp_path / "m.keras"),
+                       "--weights", str(weights))
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr == (f"error: {weights}: {message} (weights names a .keras file, "
+                               "or best, last)\n"), proc.stderr
+    assert not (tmp_path / "m.keras").exists()
+
+
 def test_bad_run_format_and_checkpoint(tmp_path):
     from dlsuite import api
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -423,3 +425,12 @@ def test_choose_checkpoint_best_last_and_paths(tmp_path, monkeypatch):
     assert choose_checkpoint(run, "other.keras") == run.root / "other.keras"  # from the run
     with pytest.raises(DlsuiteInputError, match="missing.keras: checkpoint not found"):
         choose_checkpoint(run, "missing.keras")
+    # another kind of file (Keras' answer was a paragraph on SavedModels) and a folder
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DlsuiteInputError, match=r"notes.txt: not a Keras checkpoint \(weights "
+                       r"names a .keras file"):
+        choose_checkpoint(run, "notes.txt")
+    with pytest.raises(DlsuiteInputError, match="checkpoints: is a folder, not a checkpoint"):
+        choose_checkpoint(run, str(run.checkpoints))
+    (tmp_path / "legacy.h5").write_bytes(b"h")
+    assert choose_checkpoint(run, "legacy.h5") == Path("legacy.h5")

@@ -15,6 +15,7 @@ TensorFlow is imported only when a model is exported.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -23,7 +24,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import attrs
 
@@ -220,14 +221,18 @@ def _normalization(config) -> dict:
             if attrs.has(type(choice.params)) else {}}
 
 
-def _write_atomic(write: Callable[..., None], model, out: Path, job: ExportJob) -> None:
-    """``write`` into a temporary name beside ``out``, then rename it to ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+@contextlib.contextmanager
+def _scratch_beside(out: Path) -> Iterator[Path]:
+    """A new temporary folder beside ``out`` (its parents created), removed at the end; made
+    before the model loads, so a location that refuses writes fails first. An OSError names
+    ``out``, not the temporary folder."""
     try:
-        target = tmp / out.name
-        write(model, target, job)
-        os.replace(target, out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(out)) from exc
+    try:
+        yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -267,27 +272,29 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
     _check_needs(fmt, spec)
     geo = model_geometry(config, registry)
 
-    model = load_checkpoint(checkpoint, config, registry)
-    notes = []
-    if spec.plain_keras:
-        from .plain_keras import custom_layers, to_plain_keras
-
-        replaced = custom_layers(model)
-        model = to_plain_keras(model)
-        if replaced:
-            notes.append(f"rebuilt as plain Keras layers: {', '.join(replaced)}")
-    if config.data.scale != 1:
-        notes.append(f"the model expects images resized by data.scale {config.data.scale:g} "
-                     "(dlsuite predict does it from a SavedModel, or with --config "
-                     "RUN_DIR/config.json)")
-    if config.inference.tta:
-        notes.append("inference.tta is not part of the model: tools other than dlsuite "
-                     "predict one pass (dlsuite predict averages the 8 flips and turns from a "
-                     "SavedModel, or with --config RUN_DIR/config.json)")
     if default and OwnedFolder(run.root, "run").read() is not None:
-        OwnedFolder(run.root, "run").record(["export"])  # before writing it
-    job = ExportJob(config, run.root, checkpoint, geo, registry)
-    _write_atomic(spec.write, model, out, job)
+        OwnedFolder(run.root, "run").record(["export"])  # before creating it
+    with _scratch_beside(out) as scratch:  # write, then rename: never half an export
+        model = load_checkpoint(checkpoint, config, registry)
+        notes = []
+        if spec.plain_keras:
+            from .plain_keras import custom_layers, to_plain_keras
+
+            replaced = custom_layers(model)
+            model = to_plain_keras(model)
+            if replaced:
+                notes.append(f"rebuilt as plain Keras layers: {', '.join(replaced)}")
+        if config.data.scale != 1:
+            notes.append(f"the model expects images resized by data.scale "
+                         f"{config.data.scale:g} (dlsuite predict does it from a SavedModel, "
+                         "or with --config RUN_DIR/config.json)")
+        if config.inference.tta:
+            notes.append("inference.tta is not part of the model: tools other than "
+                         "dlsuite predict one pass (dlsuite predict averages the 8 flips and "
+                         "turns from a SavedModel, or with --config RUN_DIR/config.json)")
+        job = ExportJob(config, run.root, checkpoint, geo, registry)
+        spec.write(model, scratch / out.name, job)
+        os.replace(scratch / out.name, out)
     return ExportResult(
         path=out, format=fmt, checkpoint=checkpoint, architecture=config.model.name,
         input_shape=tuple(model.inputs[0].shape),

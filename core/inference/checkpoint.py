@@ -26,9 +26,9 @@ log = logging.getLogger("dlsuite")
 
 def choose_checkpoint(run: RunDir, weights: str) -> Path:
     """The checkpoint ``weights`` names in ``run``: ``"best"`` (``last.keras`` when there is
-    no ``best.keras``, with a warning), ``"last"``, or a path to a ``.keras`` file (relative
+    no ``best.keras``, with a warning), ``"last"``, or a path to a ``.keras`` (or legacy ``.h5``) file (relative
     paths are tried from the working directory, then from the run). DlsuiteInputError naming
-    the missing file otherwise."""
+    the file when it is missing, a folder or of another kind."""
     if weights in ("best", "last"):
         path = run.best if weights == "best" else run.last
         if weights == "best" and not path.is_file() and run.last.is_file():
@@ -42,9 +42,19 @@ def choose_checkpoint(run: RunDir, weights: str) -> Path:
     path = Path(weights).expanduser()
     if not path.is_file() and not path.is_absolute() and (run.root / path).is_file():
         path = run.root / path
+    if path.is_dir():
+        raise DlsuiteInputError(f"{path}: is a folder, not a checkpoint (weights names a "
+                                ".keras file, or best, last)")
     if not path.is_file():
         raise DlsuiteInputError(f"{path}: checkpoint not found (weights {weights!r})")
+    if path.suffix.lower() not in _MODEL_SUFFIXES:
+        raise DlsuiteInputError(f"{path}: not a Keras checkpoint (weights names a .keras "
+                                "file, or best, last)")
     return path
+
+
+#: File endings Keras 3 loads a whole model from.
+_MODEL_SUFFIXES = (".keras", ".h5")
 
 
 _MODELS: "OrderedDict[tuple, Any]" = OrderedDict()
