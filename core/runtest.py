@@ -48,15 +48,24 @@ class TestResult:
 
 
 def _open(target: Any, registry: Registry, config_loader) -> tuple[LoadedConfig, RunDir]:
-    """(config, run directory) of a run folder, or of a config file whose output_dir holds
+    """(config, run directory) of a run folder, or of a config (file) whose output_dir holds
     the run."""
-    if isinstance(target, LoadedConfig):
-        return target, RunDir(Path(target.config.output_dir).expanduser().resolve())
-    path = Path(target).expanduser()
-    if path.is_dir():
-        return load_run_config(path, registry), RunDir(path.resolve())
-    loaded = config_loader(path)
-    return loaded, RunDir(Path(loaded.config.output_dir).expanduser().resolve())
+    if not isinstance(target, LoadedConfig):
+        path = Path(target).expanduser()
+        if path.is_dir():
+            return load_run_config(path, registry), RunDir(path.resolve())
+        target = config_loader(path)
+    return target, _run_of(target)
+
+
+def _run_of(loaded: LoadedConfig) -> RunDir:
+    """The run a config names: its ``output_dir``, or, for the ``config.json`` a run wrote,
+    the folder holding it (a run copied or moved elsewhere still records the old place)."""
+    if loaded.source:
+        folder = RunDir(Path(loaded.source).expanduser().resolve().parent)
+        if folder.is_run() and folder.config_json == Path(loaded.source).expanduser().resolve():
+            return folder
+    return RunDir(Path(loaded.config.output_dir).expanduser().resolve())
 
 
 def test_run(target: Any, *, weights: str = "best", quiet: bool = False,

@@ -377,6 +377,27 @@ def test_dlsuite_test_evaluates_a_finished_run(grid_sweep):
 
 
 @pytest.mark.slow
+def test_dlsuite_test_of_a_copied_runs_config_tests_the_copy_and_quiet_prints_nothing(
+        grid_sweep, tmp_path):
+    """The config.json a run wrote names the run's first place (output_dir): given the copy's
+    config.json, the copy is tested (the original run got the results). ``-q`` prints no
+    table (the metrics are in the results folder)."""
+    import shutil
+
+    original = grid_sweep["out"] / "trial-001"
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy, ignore=shutil.ignore_patterns(".dlsuite-lock"))
+    before = sorted(p.relative_to(original) for p in original.rglob("*")
+                    if "wandb" not in p.parts)
+    proc = run_cli("test", str(copy / "config.json"), "--quiet")
+    assert (proc.returncode, proc.stdout) == (0, ""), proc.stderr[-3000:]
+    written = json.loads((copy / "test" / "best" / "metrics.json").read_text())
+    assert written["checkpoint"] == str(copy / "checkpoints" / "best.keras")
+    assert sorted(p.relative_to(original) for p in original.rglob("*")
+                  if "wandb" not in p.parts) == before
+
+
+@pytest.mark.slow
 def test_random_sweep_in_parallel(tmp_path):
     _base(tmp_path, epochs=1, test=False)
     sweep_file = _write(tmp_path, "random.yaml", """

@@ -51,7 +51,9 @@ def _shared_folder(values: list[str], key: str) -> tuple[str, list[str]]:
               show_default=True, help="The checkpoint of the run to test.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a value of CONFIG (repeatable), as with dlsuite run.")
-@click.option("--quiet", "-q", is_flag=True, help="Warnings and errors only.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Warnings and errors only: no table (the metrics are in RUN/test/WEIGHTS/"
+                   "metrics.json, or printed with --json).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def test(target: str, weights: str, overrides: tuple[str, ...], quiet: bool,
          as_json: bool) -> None:
@@ -62,6 +64,8 @@ def test(target: str, weights: str, overrides: tuple[str, ...], quiet: bool,
         result = api.test_run(target, weights=weights, quiet=quiet, overrides=list(overrides))
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2, default=str))
+        return
+    if quiet:
         return
     table = Table(title=f"test of {result.run_dir} ({result.checkpoint.name})",
                   title_justify="left", show_header=False)
