@@ -133,6 +133,27 @@ def test_tune_another_chain_into_a_chain_file_that_predict_reads(untuned, tmp_pa
         proc.stderr and not (tmp_path / "x").exists()
 
 
+def test_a_runs_postprocess_json_is_a_chain_predict_takes_for_another_run(untuned, tmp_path):
+    """One run's tuned values tried on another run's predictions: ``predict --postprocess
+    RUN_A/postprocess.json`` (was refused: 'expected a post-processing chain ... got
+    dict')."""
+    import shutil
+
+    from dlsuite import api
+
+    other = tmp_path / "other"
+    shutil.copytree(untuned["run"], other, ignore=shutil.ignore_patterns("postprocess.json"))
+    api.tune(other, metric="SEG", seconds=20, quiet=True)
+    record = json.loads((other / "postprocess.json").read_text())
+    out = tmp_path / "pred"
+    proc = run_cli("predict", str(untuned["run"]), str(untuned["frames"]), "--postprocess",
+                   str(other / "postprocess.json"), "-o", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    chain = json.loads((out / "predict.json").read_text())["chain"]
+    assert chain["file"] == str(other / "postprocess.json")
+    assert chain["steps"] == [{"name": s["name"], **s["params"]} for s in record["steps"]]
+
+
 def test_overwrite_of_a_tuned_run_removes_its_postprocess_json(untuned, tmp_path):
     """The tuned values belong to the model they were searched with: a run retrained with
     ``--overwrite`` (tuning off) must not keep, and ``predict`` must not apply, the old ones."""

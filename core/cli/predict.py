@@ -68,7 +68,8 @@ def _halo(value: str | None):
 @click.option("--postprocess", "chain", type=click.Path(dir_okay=False, path_type=Path),
               metavar="CHAIN.json",
               help="Another post-processing chain to try (no retraining): a JSON file holding "
-                   "a list of steps in the config's \"postprocess\" format; checked against "
+                   "a list of steps in the config's \"postprocess\" format (or a chain "
+                   "dlsuite tune wrote, or another run's postprocess.json); checked against "
                    "the run's model outputs before anything is written.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a key of the run's postprocess, inference or tracking config "

@@ -48,7 +48,8 @@ def read_chain(chain: Any) -> tuple[list, str]:
     """``(items, source)`` of a post-processing chain in the config's own format: a list of
     steps (``"argmax"`` or ``{"name": "threshold", "threshold": 0.6}``), an object holding
     that list under ``"postprocess"`` (and, in a file ``dlsuite tune --output`` wrote, how
-    its values were chosen under ``"tuning"``), or the path of a JSON file holding either.
+    its values were chosen under ``"tuning"``), a run's ``postprocess.json`` (its tuned
+    steps), or the path of a JSON file holding any of them.
     DlsuiteInputError naming the file when it is missing, not JSON or holds something else."""
     source = "the given chain"
     if isinstance(chain, (str, os.PathLike)):
@@ -67,12 +68,24 @@ def read_chain(chain: Any) -> tuple[list, str]:
     if isinstance(chain, dict) and "postprocess" in chain and set(chain) <= {"postprocess",
                                                                             "tuning"}:
         chain = chain["postprocess"]
+    if _is_tuned_record(chain):
+        chain = [{"name": step["name"], **step["params"]} for step in chain["steps"]]
     if not isinstance(chain, (list, tuple)):
         raise DlsuiteInputError(
             f"{source}: expected a post-processing chain: a JSON list of steps as the "
-            "config's \"postprocess\" (e.g. [\"argmax\", \"label\"]) or an object with only "
-            f"that key (and \"tuning\"), got {type(chain).__name__}")
+            "config's \"postprocess\" (e.g. [\"argmax\", \"label\"]), an object with only "
+            "that key (and \"tuning\") or a run's postprocess.json, got "
+            f"{type(chain).__name__}")
     return list(chain), source
+
+
+def _is_tuned_record(data: Any) -> bool:
+    """Whether ``data`` is a run's ``postprocess.json`` (:mod:`dlsuite.tuning`): the tuned
+    ``steps`` as ``{"name", "params"}`` beside the ``tuned`` values."""
+    return isinstance(data, dict) and isinstance(data.get("tuned"), dict) and \
+        isinstance(data.get("steps"), list) and \
+        all(isinstance(s, dict) and isinstance(s.get("name"), str) and
+            isinstance(s.get("params"), dict) for s in data["steps"])
 
 
 def predict_overrides(overrides: Any) -> dict:
