@@ -30,9 +30,12 @@ def _save_png(path: Path, image) -> Path:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Scale a 2D image to uint8 between its 1st and 99.8th percentiles."""
+    """Scale a 2D image to uint8 between the 1st and 99.8th percentiles of its finite
+    pixels (NaN/Inf pixels become 0)."""
     img = np.asarray(image, dtype=np.float32)
-    lo, hi = np.percentile(img, [1, 99.8]) if img.size else (0.0, 1.0)
+    finite = np.isfinite(img)
+    lo, hi = np.percentile(img[finite], [1, 99.8]) if finite.any() else (0.0, 1.0)
+    img = np.where(finite, img, lo)
     if hi <= lo:
         hi = lo + 1.0
     return (np.clip((img - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)

@@ -112,6 +112,30 @@ def test_a_chain_that_cannot_work_is_exit_2_before_anything_is_written(trained, 
     assert not out.exists()
 
 
+def test_nan_pixels_are_refused_or_masked_with_set_data_nonfinite_pixels(trained, tmp_path):
+    """The error's advice (set data.nonfinite_pixels to "mask") works for predict too (it
+    refused every data key); the W&B picture of the masked image warned 'RuntimeWarning:
+    invalid value encountered in cast'. Other data keys stay the run's own."""
+    image = tifffile.imread(trained["image"]).astype(np.float32)
+    image[3, 4] = np.nan
+    nan = tmp_path / "nan.tif"
+    tifffile.imwrite(nan, image)
+    run, out = trained["run"], tmp_path / "out"
+    proc = run_cli("predict", str(run), str(nan), "-o", str(out))
+    assert proc.returncode == 2 and "1 NaN/Inf pixel(s) (first at y=3, x=4)" in proc.stderr
+    assert not out.exists()
+    proc = run_cli("predict", str(run), str(nan), "-o", str(out), "-q",
+                   "--set", "data.nonfinite_pixels=mask")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == (f"warning: {nan}: NaN/Inf pixels are masked (ignored by the "
+                           "normalizer and set to 0; data.nonfinite_pixels is \"mask\")\n")
+    assert _labels(out).shape == (32, 32) and list((out / "wandb").iterdir())
+    proc = run_cli("predict", str(run), str(nan), "-o", str(tmp_path / "o2"),
+                   "--set", "data.scale=2")
+    assert proc.returncode == 2 and "dlsuite predict can change only" in proc.stderr
+    assert not (tmp_path / "o2").exists()
+
+
 # --------------------------------------------------------------------------------------------
 # provenance
 

@@ -38,3 +38,25 @@ def test_empty_history_writes_no_curves_and_the_report_keeps_its_file_names(tmp_
     assert [p.name for p in written] == ["curves.png"]
     with Image.open(written[0]) as img:
         assert img.size[0] >= 400 and img.size[1] >= 300
+
+
+def test_pictures_of_images_with_nan_pixels_scale_the_finite_pixels():
+    """Images with NaN/Inf pixels (allowed by data.nonfinite_pixels "mask") are shown from
+    their finite pixels (a NaN percentile made the whole picture garbage), the others dark;
+    no numpy warning."""
+    import warnings
+
+    import wandb
+
+    from dlsuite.logging.wandb_run import image_with_masks
+    from dlsuite.report import to_uint8
+
+    image = np.tile(np.linspace(10.0, 20.0, 32, dtype=np.float32), (32, 1))
+    image[0, 0], image[1, 1] = np.nan, np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shown = to_uint8(image)
+        picture = image_with_masks(wandb, image)
+    assert shown[0, 0] == 0 and shown[1, 1] == 0
+    assert shown[5, 0] == 0 and shown[5, -1] == 255 and shown[5, 16] in range(110, 146)
+    assert np.asarray(picture.image).min() == 0 and np.asarray(picture.image).max() == 255

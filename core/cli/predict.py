@@ -72,8 +72,9 @@ def _halo(value: str | None):
                    "dlsuite tune wrote, or another run's postprocess.json); checked against "
                    "the run's model outputs before anything is written.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a key of the run's postprocess, inference or tracking config "
-                   "(repeatable), e.g. --set postprocess[0].threshold=0.6.")
+              help="Override a key of the run's postprocess, inference or tracking config, or "
+                   "data.nonfinite_pixels (repeatable), e.g. --set "
+                   "postprocess[0].threshold=0.6.")
 @click.option("--ctc", is_flag=True,
               help="Also track each video and write CTC folders OUT/ctc/NN_RES "
                    "(masks + res_track.txt) with the run's tracking settings.")

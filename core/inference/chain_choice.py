@@ -23,13 +23,15 @@ from ..config.overrides import describe_override, normalize_overrides, path_step
 from ..errors import ConfigError, DlsuiteInputError
 from ..rundir import RunDir, read_json
 
-__all__ = ["PREDICT_SECTIONS", "PredictConfig", "read_chain", "predict_overrides",
+__all__ = ["PREDICT_SECTIONS", "PREDICT_KEYS", "PredictConfig", "read_chain", "predict_overrides",
            "load_predict_config", "chain_record",
            "chain_steps_record"]
 
 #: Config sections ``dlsuite predict --set`` may change (the model, its data pipeline and
 #: training are the run's own).
 PREDICT_SECTIONS = ("postprocess", "inference", "tracking")
+#: Single keys outside those sections it may change: how the inputs are checked.
+PREDICT_KEYS = ("data.nonfinite_pixels",)
 
 
 @attrs.frozen
@@ -90,14 +92,15 @@ def _is_tuned_record(data: Any) -> bool:
 
 def predict_overrides(overrides: Any) -> dict:
     """``{path: value}`` of ``--set`` overrides for prediction; DlsuiteInputError naming an
-    override outside :data:`PREDICT_SECTIONS`."""
+    override outside :data:`PREDICT_SECTIONS` and :data:`PREDICT_KEYS`."""
     overrides = normalize_overrides(overrides)
     for key, value in overrides.items():
-        if path_steps(key, value)[0] not in PREDICT_SECTIONS:
+        steps = path_steps(key, value)
+        if steps[0] not in PREDICT_SECTIONS and ".".join(map(str, steps)) not in PREDICT_KEYS:
             raise DlsuiteInputError(
                 f"{describe_override(key, value)}: dlsuite predict can change only "
-                f"{', '.join(PREDICT_SECTIONS)} keys (the model and its data pipeline are the "
-                "run's own)")
+                f"{', '.join(PREDICT_SECTIONS)} keys and {', '.join(PREDICT_KEYS)} (the model "
+                "and its data pipeline are the run's own)")
     return overrides
 
 

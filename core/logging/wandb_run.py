@@ -373,12 +373,15 @@ class WandbRun:
 
 def image_with_masks(wandb_module, image, *, truth=None, prediction=None,
                      class_labels: Mapping[int, str] | None = None, caption: str | None = None):
-    """Build a ``wandb.Image`` of ``image`` (2D, any dtype; scaled to 0..255 uint8) with
-    optional ``ground_truth`` and ``prediction`` class masks."""
+    """Build a ``wandb.Image`` of ``image`` (2D, any dtype; its finite pixels scaled to
+    0..255 uint8, NaN/Inf pixels 0) with optional ``ground_truth`` and ``prediction`` class
+    masks."""
     import numpy as np
 
     img = np.asarray(image, dtype=np.float32)
-    lo, hi = float(np.nanmin(img)), float(np.nanmax(img))
+    finite = np.isfinite(img)
+    lo, hi = (float(img[finite].min()), float(img[finite].max())) if finite.any() else (0, 0)
+    img = np.where(finite, img, lo)  # NaN/Inf pixels (data.nonfinite_pixels "mask") shown dark
     img8 = ((img - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(img)).astype(np.uint8)
     labels = dict(class_labels or {})
     masks = {}
