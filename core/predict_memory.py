@@ -72,16 +72,21 @@ def available_bytes() -> int | None:
 
 
 def memory_problem(name: str, shape: tuple[int, ...], *, postprocess: bool = True,
-                   available: int | None = None) -> str | None:
+                   available: int | None = None,
+                   what: str = "of memory is available") -> str | None:
     """A one-line message when predicting the input ``name`` of ``shape`` in one piece needs
-    more memory than is ``available`` (default: :func:`available_bytes`), naming both and the
-    block-wise way; None when it fits or nothing is known of the memory."""
+    more memory than is ``available`` (default: :func:`available_bytes`; ``what`` says
+    whose), naming both and the block-wise way; None when it fits or nothing is known of
+    the memory."""
     available = available_bytes() if available is None else available
     need = prediction_bytes(shape, postprocess=postprocess)
     if available is None or need <= available:
         return None
     size = "x".join(str(int(n)) for n in shape)
-    return (f"{name}: {size} pixels need about {need / _GIB:.1f} GiB to predict in one piece, "
-            f"{available / _GIB:.1f} GiB of memory is available; predict it block by block "
+    digits = 1  # enough digits to tell the two apart (not "0.8 GiB ..., 0.8 GiB")
+    while digits < 3 and f"{need / _GIB:.{digits}f}" == f"{available / _GIB:.{digits}f}":
+        digits += 1
+    return (f"{name}: {size} pixels need about {need / _GIB:.{digits}f} GiB to predict in one "
+            f"piece, {available / _GIB:.{digits}f} GiB {what}; predict it block by block "
             "with --block-size 1024 (dlsuite[scale]; or convert it with dlsuite prepare "
             "ome-zarr)")

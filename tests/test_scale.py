@@ -352,6 +352,55 @@ def test_cli_scheduler_address_and_bad_scheduler(run, data, threshold_model, clu
 
 
 @pytest.mark.slow
+def test_a_scheduler_without_workers_or_with_too_little_memory_is_refused(run, data, tmp_path):
+    """A real scheduler on 127.0.0.1 without workers: its tasks would wait for ever (the
+    prediction hung, silent, until killed); refused after DLSUITE_SCHEDULER_TIMEOUT, plain
+    and block-wise. Its worker with a 900 MiB limit (Dask pauses it at 80 %, 720 MiB: less
+    than TensorFlow and a model need): the worker paused and the prediction hung; refused
+    naming the limit. Nothing written either time."""
+    from distributed import LocalCluster
+
+    out = tmp_path / "out"
+    with LocalCluster(n_workers=0, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      scheduler_port=0, dashboard_address=None, memory_limit="900MiB",
+                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local:
+        address = local.scheduler_address
+        for extra in ([], ["--block-size", "64"]):
+            proc = run_cli("predict", str(run), str(data["inputs"]), "-o", str(out), *extra,
+                           "--scheduler", address, env={"DLSUITE_SCHEDULER_TIMEOUT": "3"},
+                           timeout=TIMEOUT)
+            assert proc.returncode == 2, proc.stderr
+            assert proc.stderr.splitlines()[-1] == (
+                f"error: --scheduler {address}: the scheduler has no workers (none joined "
+                "within 3 s; DLSUITE_SCHEDULER_TIMEOUT sets how long to wait); start some "
+                f"with: dask worker {address}")
+            assert not out.exists()
+        local.scale(1)
+        local.wait_for_workers(1, timeout=TIMEOUT)
+        for extra in ([], ["--block-size", "64"]):
+            proc = run_cli("predict", str(run), str(data["inputs"]), "-o", str(out), *extra,
+                           "--scheduler", address, timeout=TIMEOUT)
+            assert proc.returncode == 2, proc.stderr
+            assert (f"error: --scheduler {address}: its smallest worker can use 0.7 GiB (Dask "
+                    "pauses a worker at 80% of its memory limit, 0.9 GiB); TensorFlow and a "
+                    "model alone need about 0.8 GiB") in proc.stderr, proc.stderr
+            assert not out.exists()
+
+
+def test_an_input_larger_than_the_smallest_workers_memory_is_refused(tmp_path):
+    from dlsuite.scale.batch import _check_worker_memory
+
+    item = type("Item", (), {"path": tmp_path / "big.tif"})()
+    _check_worker_memory([(item, (1000, 1000))], True, 3 * 2**30, 4 * 2**30)
+    with pytest.raises(DlsuiteInputError) as caught:
+        _check_worker_memory([(item, (6000, 6000))], True, 3 * 2**30, 4 * 2**30)
+    assert str(caught.value).startswith(
+        f"{tmp_path / 'big.tif'}: 6000x6000 pixels need about 4.0 GiB to predict in one piece, "
+        "3.0 GiB of memory can be used by the smallest worker (Dask pauses a worker at 75% of "
+        "its memory limit, 4.0 GiB); predict it block by block")
+
+
+@pytest.mark.slow
 def test_cli_ctc_on_the_cluster_equals_single_process(run, data, threshold_model, cluster,
                                                       tmp_path):
     """``dlsuite predict --ctc --scheduler``: each video tracked after its prediction into

@@ -32,7 +32,7 @@ from ..predict import FROM_CONFIG, _count_objects, predict_input
 from ..predict_inputs import InputItem, list_inputs
 from ..predict_output import (SUMMARY_FILE, PredictSummary, _check_apart, _planned,
                               _prepare_output, default_output_dir)
-from .cluster import connect_when_needed
+from .cluster import connect_when_needed, pause_note
 from .run_options import worker_run
 
 __all__ = ["predict_folder_on_cluster", "predict_task", "track_task"]
@@ -176,6 +176,27 @@ def _same_job(out: Path, job: dict) -> None:
                                 "; pass --overwrite to replace them, or choose another -o")
 
 
+def _check_memory(shapes: list, postprocess: bool, available: int | None = None,
+                  what: str = "of memory is available") -> None:
+    """DlsuiteInputError for the first input (``(item, shape)`` pairs) whose prediction in
+    one piece needs more than ``available`` bytes (default: this machine's free memory)."""
+    from ..predict_memory import available_bytes, memory_problem
+
+    available = available_bytes() if available is None else available
+    for item, shape in shapes:
+        too_big = shape and memory_problem(str(item.path), shape, postprocess=postprocess,
+                                           available=available, what=what)
+        if too_big:
+            raise DlsuiteInputError(too_big)
+
+
+def _check_worker_memory(shapes: list, postprocess: bool, usable: int, limit: int) -> None:
+    """DlsuiteInputError when the prediction of one of the inputs needs more than the
+    smallest worker's ``usable`` bytes (of its ``limit``; :func:`~.cluster.worker_memory`)."""
+    _check_memory(shapes, postprocess, usable,
+                  f"of memory can be used by the smallest worker ({pause_note(usable, limit)})")
+
+
 def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: str,
                               weights: str | None = None, tile_size=FROM_CONFIG, halo=None,
                               batch_size: int | None = None, postprocess=True,
@@ -191,9 +212,8 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
     chain) and ``overrides`` (``--set``) as in single-process prediction, checked on the
     client before anything is written (:func:`dlsuite.scale.run_options.worker_run`)."""
     from ..data.checks import check_inputs
-    from ..predict_memory import memory_problem
     from ..registry import get_registry
-    from .cluster import parse_scheduler, probe_scheduler, require_scale
+    from .cluster import parse_scheduler, probe_scheduler, require_scale, worker_memory
 
     kind, address = parse_scheduler(scheduler)
     require_scale("--scheduler")
@@ -202,13 +222,9 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
     if ctc and postprocess is False:
         raise DlsuiteInputError("--ctc needs instance labels: drop --no-postprocess")
     items = list_inputs(input_path, as_video=as_video)
-    for item in items:
-        shape = item.check()
-        # a local cluster's workers share this machine's memory (a remote one's are unknown)
-        too_big = kind == "local" and shape and memory_problem(
-            str(item.path), shape, postprocess=postprocess is not False)
-        if too_big:
-            raise DlsuiteInputError(too_big)
+    shapes = [(item, item.check()) for item in items]
+    if kind == "local":  # a local cluster's workers share this machine's memory
+        _check_memory(shapes, postprocess is not False)
     registry = registry or get_registry()
     chosen = worker_run(run_dir, registry, weights=weights, tile_size=tile_size, halo=halo,
                         batch_size=batch_size, postprocess=postprocess, overrides=overrides)
@@ -227,6 +243,9 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
     # a scheduler address answers before the output folder is claimed (a local cluster
     # starts only when there is work)
     with connect_when_needed(scheduler) as cluster_client:
+        memory = worker_memory(cluster_client()) if kind == "address" else None
+        if memory is not None:  # what the smallest worker may use, before anything is written
+            _check_worker_memory(shapes, postprocess, *memory)
         resumed = _claim_or_resume(out, input_path, _planned(items, postprocess, ctc), overwrite)
         options = chosen.key[1]
         rows: dict[str, dict] = {}

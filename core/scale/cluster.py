@@ -19,7 +19,8 @@ from typing import Iterator
 from ..errors import DlsuiteInputError
 
 __all__ = ["SCALE_HINT", "parse_scheduler", "probe_scheduler", "require_scale", "connect",
-           "connect_when_needed", "scheduler_timeout", "worker_predictor", "worker_settings"]
+           "connect_when_needed", "scheduler_timeout", "pause_note", "worker_memory", "worker_predictor",
+           "worker_settings"]
 
 #: What to install when the optional engines are missing.
 SCALE_HINT = "pip install 'dlsuite[scale]' (dask, distributed, zarr, ome-zarr)"
@@ -131,7 +132,8 @@ def connect(scheduler: str, *, timeout: float | None = None) -> Iterator:
     """A ``distributed.Client`` for ``scheduler`` (see :func:`parse_scheduler`); a local
     cluster is started on 127.0.0.1 (no dashboard) and closed on exit. DlsuiteInputError
     naming the address when no scheduler answers within ``timeout`` seconds (default
-    :func:`scheduler_timeout`)."""
+    :func:`scheduler_timeout`), when it has no worker and none joins in that time, or when
+    its smallest worker cannot hold TensorFlow and a model (:func:`worker_memory`)."""
     kind, value = parse_scheduler(scheduler)
     if timeout is None:
         timeout = scheduler_timeout()
@@ -161,7 +163,62 @@ def connect(scheduler: str, *, timeout: float | None = None) -> Iterator:
         raise DlsuiteInputError(f"--scheduler {value}: no Dask scheduler answers there "
                                 f"({exc})") from None
     with client:
+        _require_workers(client, value, timeout)
+        _require_worker_memory(client, value)
         yield client
+
+
+def _require_workers(client, address: str, timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for the scheduler at ``address`` to have a worker:
+    without one its tasks would wait for ever (the prediction hung, silent, until killed).
+    DlsuiteInputError naming the address and how to start workers."""
+    if client.scheduler_info().get("workers"):
+        return
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (TimeoutError, OSError):
+        raise DlsuiteInputError(
+            f"--scheduler {address}: the scheduler has no workers (none joined within "
+            f"{timeout:g} s; DLSUITE_SCHEDULER_TIMEOUT sets how long to wait); start some "
+            f"with: dask worker {address}") from None
+
+
+def pause_note(usable: int, limit: int) -> str:
+    """Why a worker may use ``usable`` of its ``limit`` bytes, for messages."""
+    return (f"Dask pauses a worker at {usable / limit:.0%} of its memory limit, "
+            f"{limit / 2**30:.1f} GiB")
+
+
+def _require_worker_memory(client, address: str) -> None:
+    """DlsuiteInputError when the smallest worker at ``address`` cannot hold TensorFlow and
+    a model before Dask pauses it (it would pause at its first task, for ever)."""
+    from ..predict_memory import BASELINE_BYTES
+
+    memory = worker_memory(client)
+    if memory is not None and memory[0] <= BASELINE_BYTES:
+        usable, limit = memory
+        raise DlsuiteInputError(
+            f"--scheduler {address}: its smallest worker can use {usable / 2**30:.1f} GiB "
+            f"({pause_note(usable, limit)}); TensorFlow and a model alone need about "
+            f"{BASELINE_BYTES / 2**30:.1f} GiB: start workers with a larger memory limit "
+            f"(e.g. dask worker {address} --memory-limit 4GiB)")
+
+
+def worker_memory(client) -> tuple[int, int] | None:
+    """``(usable, limit)`` bytes of the cluster's smallest worker: its memory limit and the
+    part of it a task may use before Dask pauses the worker (``distributed.worker.memory.
+    pause``, 80 % by default; a paused worker never resumes while TensorFlow holds its
+    memory, so the prediction would wait for ever). None when no worker states a limit
+    (``--memory-limit 0``)."""
+    import dask
+
+    limits = [int(w.get("memory_limit") or 0)
+              for w in client.scheduler_info().get("workers", {}).values()]
+    limits = [n for n in limits if n > 0]
+    if not limits:
+        return None
+    pause = dask.config.get("distributed.worker.memory.pause", 0.8) or 1.0
+    return int(min(limits) * float(pause)), min(limits)
 
 
 # --------------------------------------------------------------------------------------------
