@@ -387,6 +387,34 @@ def test_a_scheduler_without_workers_or_with_too_little_memory_is_refused(run, d
             assert not out.exists()
 
 
+@pytest.mark.slow
+def test_a_job_whose_workers_all_left_stops_naming_the_scheduler(monkeypatch):
+    """Every worker gone mid-job (SLURM jobs at their wall time; here the cluster scaled to
+    0): the tasks would wait for ever; after DLSUITE_SCHEDULER_TIMEOUT without a worker,
+    one line naming the scheduler and how to resume. Results that finished came first."""
+    from distributed import Client, LocalCluster
+
+    from dlsuite.scale.cluster import completed
+
+    monkeypatch.setenv("DLSUITE_SCHEDULER_TIMEOUT", "3")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      scheduler_port=0, dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local, \
+            Client(local) as client:
+        quick = client.submit(time.sleep, 0, pure=False)
+        slow = client.submit(time.sleep, 600, pure=False)
+        seen, start = [], time.monotonic()
+        with pytest.raises(DlsuiteInputError) as caught:
+            for future in completed(client, [quick, slow], timeout=TIMEOUT):
+                seen.append(future)
+                local.scale(0)  # the first result is in: every worker leaves
+        assert seen == [quick] and time.monotonic() - start < 60
+    assert str(caught.value) == (
+        f"--scheduler {local.scheduler_address}: every worker left and none came back within "
+        "3 s (DLSUITE_SCHEDULER_TIMEOUT), 1 task(s) not done; start workers, then run the "
+        "same command again (finished outputs are kept)")
+
+
 def test_an_input_larger_than_the_smallest_workers_memory_is_refused(tmp_path):
     from dlsuite.scale.batch import _check_worker_memory
 

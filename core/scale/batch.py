@@ -32,7 +32,7 @@ from ..predict import FROM_CONFIG, _count_objects, predict_input
 from ..predict_inputs import InputItem, list_inputs
 from ..predict_output import (SUMMARY_FILE, PredictSummary, _check_apart, _planned,
                               _prepare_output, default_output_dir)
-from .cluster import connect_when_needed, pause_note
+from .cluster import completed, connect_when_needed, pause_note
 from .run_options import worker_run
 
 __all__ = ["predict_folder_on_cluster", "predict_task", "track_task"]
@@ -263,8 +263,6 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
         log.info("predicting %d input(s) on %s into %s", len(todo), scheduler, out)
         started = time.perf_counter()
         if todo or numbers:
-            from distributed import as_completed
-
             run_key = chosen.key[0]
             tracking = []
 
@@ -287,13 +285,13 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
                        for i, item in enumerate(todo)]
             for name in list(rows):  # complete before: their videos are tracked now
                 track(client, name)
-            for future in as_completed(futures, timeout=RESULT_TIMEOUT):
+            for future in completed(client, futures, timeout=RESULT_TIMEOUT):
                 row = future.result()
                 rows[row["name"]] = row
                 track(client, row["name"])
                 if not quiet:
                     log.info("done %s (%d/%d)", row["name"], len(rows), len(items))
-            for future in as_completed(tracking, timeout=RESULT_TIMEOUT):
+            for future in completed(client, tracking, timeout=RESULT_TIMEOUT):
                 notes.extend(n for n in future.result() if n not in notes)
     _remove_leftovers(out, items)
     ordered = [rows[item.name] for item in items]

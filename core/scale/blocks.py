@@ -101,11 +101,11 @@ class Runner:
                 if tick is not None:
                     tick(stage, i + 1, len(arg_list))
             return results
-        from distributed import as_completed
+        from .cluster import completed
 
         futures = [self.client.submit(fn, *args, pure=False) for args in arg_list]
         index = {f.key: i for i, f in enumerate(futures)}
-        for done, future in enumerate(as_completed(futures), start=1):
+        for done, future in enumerate(completed(self.client, futures), start=1):
             results[index[future.key]] = future.result()
             future.release()
             if tick is not None:

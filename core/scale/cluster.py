@@ -14,11 +14,12 @@ import logging
 import os
 import re
 import threading
-from typing import Iterator
+import time
+from typing import Iterable, Iterator
 
 from ..errors import DlsuiteInputError
 
-__all__ = ["SCALE_HINT", "parse_scheduler", "probe_scheduler", "require_scale", "connect",
+__all__ = ["SCALE_HINT", "completed", "parse_scheduler", "probe_scheduler", "require_scale", "connect",
            "connect_when_needed", "scheduler_timeout", "pause_note", "worker_memory", "worker_predictor",
            "worker_settings"]
 
@@ -219,6 +220,42 @@ def worker_memory(client) -> tuple[int, int] | None:
         return None
     pause = dask.config.get("distributed.worker.memory.pause", 0.8) or 1.0
     return int(min(limits) * float(pause)), min(limits)
+
+
+#: Seconds between two looks at a running job's futures and workers.
+_POLL = 0.5
+
+
+def completed(client, futures: Iterable, *, timeout: float | None = None) -> Iterator:
+    """The ``futures`` in the order they finish (as ``distributed.as_completed``), watching
+    the cluster meanwhile: DlsuiteInputError when it has had no worker for
+    :func:`scheduler_timeout` seconds (every worker gone, e.g. SLURM jobs at their wall time:
+    the tasks would wait for ever), TimeoutError when ``timeout`` seconds pass without all of
+    them done."""
+    from distributed import as_completed
+
+    pending = as_completed(futures)
+    grace = scheduler_timeout()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    alone_since = None
+    while not pending.is_empty():
+        if pending.has_ready():
+            yield from pending.next_batch(block=False)
+            continue
+        now = time.monotonic()
+        if deadline is not None and now > deadline:
+            raise TimeoutError(f"{pending.count()} task(s) not done within {timeout:g} s")
+        if client.scheduler_info().get("workers"):
+            alone_since = None
+        elif alone_since is None:
+            alone_since = now
+        elif now - alone_since > grace:
+            raise DlsuiteInputError(
+                f"--scheduler {client.scheduler.address}: every worker left and none came "
+                f"back within {grace:g} s (DLSUITE_SCHEDULER_TIMEOUT), {pending.count()} "
+                "task(s) not done; start workers, then run the same command again (finished "
+                "outputs are kept)")
+        time.sleep(_POLL)
 
 
 # --------------------------------------------------------------------------------------------
