@@ -154,3 +154,29 @@ def test_man_track_inconsistent_with_markers_is_reported(seq):
     out = evaluate_ctc(res, gt, ["DET", "TRA"])
     assert out["DET"] == 1.0  # DET needs no track file
     assert out["TRA"] is None and "man_track.txt" in out["unavailable"]["TRA"]
+
+
+def test_a_mean_over_some_sequences_says_which_were_left_out(tmp_path):
+    """Sequence 01 lacks the result of a frame only TRA annotates: its DET/TRA are n/a and
+    the summary's were 02's alone, printed as the whole result's without a word."""
+    import json
+
+    from conftest import run_cli
+
+    video, tracks = tracked_squares()
+    for name in ("01", "02"):
+        write_ctc_sequence(tmp_path / "gt" / f"{name}_GT", video, tracks, kind="gt",
+                           seg_frames=[0, 3, 4])
+        write_ctc_sequence(tmp_path / "res" / f"{name}_RES", video, tracks)
+    (tmp_path / "res" / "01_RES" / "mask002.tif").unlink()
+    proc = run_cli("evaluate", str(tmp_path / "res"), str(tmp_path / "gt"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ("warning: DET, TRA: mean over 1 of 2 sequences, without 01: result "
+                           "and TRA ground truth frames differ; no result for frames [2]\n")
+    result = json.loads(proc.stdout)
+    assert result["metrics"]["DET"] == result["per_sequence"][1]["DET"] == 1.0
+    assert result["per_sequence"][0]["DET"] is None
+    # every sequence gives every mean: no warning
+    write_ctc_sequence(tmp_path / "res" / "01_RES", video, tracks)
+    proc = run_cli("evaluate", str(tmp_path / "res"), str(tmp_path / "gt"), "-q")
+    assert (proc.returncode, proc.stderr) == (0, "")

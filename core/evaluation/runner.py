@@ -13,7 +13,8 @@ tp, fp, fn, precision, recall, f1, ap, pq``) over all frames of all sequences; e
 per-sequence row holds its own ``"matching"``.
 
 A metric that no sequence could provide is ``None``; the reason is in each per-sequence row's
-``"unavailable"``.
+``"unavailable"``. A mean over only some sequences adds a line to ``"warnings"`` naming the
+sequences left out and why (:func:`partial_means`).
 """
 
 from __future__ import annotations
@@ -137,6 +138,28 @@ def summarize(per_sequence: list[dict], per_frame: list[dict], names: Iterable[s
     return {n: rules[METRICS[n].aggregate](n) for n in names}
 
 
+def partial_means(per_sequence: list[dict], summary: dict) -> list[str]:
+    """One line per group of metrics whose summary is a mean over only some sequences (the
+    others could not give it: a result frame missing, no object in the ground truth), naming
+    the sequences left out and why; [] when every mean is over all sequences."""
+    groups: dict[tuple, list[str]] = {}
+    for name, value in summary.items():
+        if value is None or METRICS[name].aggregate != "sequences":
+            continue
+        left_out = tuple((s.get("sequence"), s.get("unavailable", {}).get(name, "n/a"))
+                         for s in per_sequence if s.get(name) is None)
+        if left_out:
+            groups.setdefault(left_out, []).append(name)
+    lines = []
+    for left_out, metrics in groups.items():
+        why = "; ".join(f"{seq}: {reason}" for seq, reason in left_out[:3])
+        if len(left_out) > 3:
+            why += f" (and {len(left_out) - 3} more, listed in the per-sequence results)"
+        lines.append(f"{', '.join(metrics)}: mean over {len(per_sequence) - len(left_out)} of "
+                     f"{len(per_sequence)} sequences, without {why}")
+    return lines
+
+
 def evaluate(res: str | Path, gt: str | Path, metrics: Iterable[str] | str | None = None) -> dict:
     """Evaluate results against ground truth; the entry point of ``dlsuite evaluate``.
 
@@ -151,7 +174,7 @@ def evaluate(res: str | Path, gt: str | Path, metrics: Iterable[str] | str | Non
     the metrics, counts and "unavailable" reasons], "per_frame": [dict per evaluated frame],
     "matching": [one dict per IoU threshold] or None, "warnings": [one line each]}`` with
     metric keys spelled exactly as above (``warnings``: ground truth that looks like binary
-    masks, also in its sequence's ``"warnings"``); ``matching`` (see the module docstring) is None unless precision, recall or f1 is
+    masks, also in its sequence's ``"warnings"``, and means over only some sequences); ``matching`` (see the module docstring) is None unless precision, recall or f1 is
     requested. Raises DlsuiteInputError for unknown metrics and
     DataError (naming the paths) for missing, unpaired or inconsistent data.
     """
@@ -163,11 +186,13 @@ def evaluate(res: str | Path, gt: str | Path, metrics: Iterable[str] | str | Non
         row = _evaluate_pair(pair, names)
         per_frame.extend(row.pop("per_frame"))
         per_sequence.append(row)
+    summary = summarize(per_sequence, per_frame, names)
     return {
-        "metrics": summarize(per_sequence, per_frame, names),
+        "metrics": summary,
         "per_sequence": per_sequence,
         "per_frame": per_frame,
-        "warnings": [w for s in per_sequence for w in s.get("warnings", ())],
+        "warnings": [w for s in per_sequence for w in s.get("warnings", ())]
+        + partial_means(per_sequence, summary),
         "matching": (merge_matching(s.get("matching") for s in per_sequence)
                      if instance_matching(names) else None),
     }
