@@ -262,6 +262,7 @@ def evaluate_step(ctx: RunContext, preds: Predictions, export: Export) -> Evalua
     ``evaluation.metrics`` (:func:`dlsuite.evaluation.evaluate`) of the exported CTC folders
     (CTC test data) or label files (frames / videos) against the ground truth."""
     from .evaluation import evaluate
+    from .evaluation.runner import partial_means
 
     if not preds.samples:
         return Evaluation({})
@@ -299,6 +300,8 @@ def evaluate_step(ctx: RunContext, preds: Predictions, export: Export) -> Evalua
                 for reason in dict.fromkeys(unavailable.values()):
                     log.info("test %s not computed: %s", ", ".join(
                         k for k, v in unavailable.items() if v == reason), reason)
+            for line in partial_means(per_sequence, result["metrics"]):
+                log.info("test %s", line)  # a mean over some test sequences only
     log.info("test metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()
                                            if isinstance(v, float)))
     return Evaluation(metrics, per_sequence)
