@@ -108,6 +108,22 @@ def test_default_console_shows_info_and_the_same_warnings_once(capfd):
                                 "warning: UserWarning: beware of the cat"]
 
 
+def test_a_warning_of_an_installed_library_names_it(capfd, tmp_path):
+    """'warning: RuntimeWarning: invalid value encountered in cast' said nothing of where it
+    came from; a library installed in site-packages is named, dlsuite's own and the user's
+    code are not."""
+    lib = str(tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "numpy" / "x.py")
+    ours = str(tmp_path / "venv" / "lib" / "site-packages" / "dlsuite" / "predict.py")
+    with console(quiet=True):
+        warnings.warn_explicit("invalid value encountered in cast", RuntimeWarning, lib, 3)
+        warnings.warn_explicit("ours", UserWarning, ours, 3)
+        warnings.warn_explicit("mine", UserWarning, str(tmp_path / "my_plugin.py"), 3)
+    _, err = capfd.readouterr()
+    assert err.splitlines() == [
+        "warning: RuntimeWarning (from numpy): invalid value encountered in cast",
+        "warning: UserWarning: ours", "warning: UserWarning: mine"]
+
+
 def test_library_warnings_are_lines_and_absl_cannot_make_dlsuite_print_twice():
     """absl logs through logging.basicConfig() when the root logger has no handler (TF's
     SavedModel writer does, in every export), and that root handler printed each dlsuite

@@ -28,6 +28,7 @@ import sys
 import threading
 import warnings
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from .handlers import attached
@@ -155,16 +156,33 @@ def native_stderr_filtered() -> Iterator[None]:
             os.close(saved)  # else a child still writes through the filter to it
 
 
+#: Distributions whose warnings need no "(from ...)": dlsuite's own.
+_OURS = frozenset({"dlsuite", "dlsuite_plugins"})
+
+
+def _installed_package(filename: str | None) -> str | None:
+    """The top-level package of a file installed in ``site-packages`` (or
+    ``dist-packages``), e.g. ``numpy``; None for any other file."""
+    parts = Path(filename or "").parts
+    for i, part in enumerate(parts[:-1]):
+        if part in ("site-packages", "dist-packages"):
+            return parts[i + 1].removesuffix(".py")
+    return None
+
+
 @contextmanager
 def warnings_as_log_lines(logger: logging.Logger | None = None) -> Iterator[None]:
     """Python warnings raised in the block become one WARNING record each on ``logger``
-    (default ``dlsuite.warnings``): ``Category: text``, once per distinct text, without the
-    source file and line."""
+    (default ``dlsuite.warnings``): ``Category: text``, or ``Category (from package): text``
+    when an installed package other than dlsuite raised it, once per distinct text, without
+    the source file and line."""
     logger = logger or logging.getLogger("dlsuite.warnings")
     seen: set[str] = set()
 
     def show(message, category, filename, lineno, file=None, line=None):
-        text = " ".join(f"{category.__name__}: {message}".split())
+        origin = _installed_package(filename)
+        where = f" (from {origin})" if origin and origin not in _OURS else ""
+        text = " ".join(f"{category.__name__}{where}: {message}".split())
         if text not in seen:
             seen.add(text)
             logger.warning("%s", text)
