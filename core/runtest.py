@@ -62,8 +62,9 @@ def _run_of(loaded: LoadedConfig) -> RunDir:
     """The run a config names: its ``output_dir``, or, for the ``config.json`` a run wrote,
     the folder holding it (a run copied or moved elsewhere still records the old place)."""
     if loaded.source:
-        folder = RunDir(Path(loaded.source).expanduser().resolve().parent)
-        if folder.is_run() and folder.config_json == Path(loaded.source).expanduser().resolve():
+        source = Path(loaded.source).expanduser().resolve()
+        folder = RunDir(source.parent)
+        if folder.config_json == source and folder.is_run():
             return folder
     return RunDir(Path(loaded.config.output_dir).expanduser().resolve())
 

@@ -174,9 +174,10 @@ def evaluate(res: str | Path, gt: str | Path, metrics: Iterable[str] | str | Non
     the metrics, counts and "unavailable" reasons], "per_frame": [dict per evaluated frame],
     "matching": [one dict per IoU threshold] or None, "warnings": [one line each]}`` with
     metric keys spelled exactly as above (``warnings``: ground truth that looks like binary
-    masks, also in its sequence's ``"warnings"``, and means over only some sequences); ``matching`` (see the module docstring) is None unless precision, recall or f1 is
-    requested. Raises DlsuiteInputError for unknown metrics and
-    DataError (naming the paths) for missing, unpaired or inconsistent data.
+    masks, also in its sequence's ``"warnings"``, and means over only some sequences);
+    ``matching`` (see the module docstring) is None unless precision, recall or f1 is
+    requested. Raises DlsuiteInputError for unknown metrics and DataError (naming the
+    paths) for missing, unpaired or inconsistent data.
     """
     names = parse_metrics(metrics)
     pairs = discover(res, gt)

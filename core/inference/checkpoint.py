@@ -26,9 +26,9 @@ log = logging.getLogger("dlsuite")
 
 def choose_checkpoint(run: RunDir, weights: str) -> Path:
     """The checkpoint ``weights`` names in ``run``: ``"best"`` (``last.keras`` when there is
-    no ``best.keras``, with a warning), ``"last"``, or a path to a ``.keras`` (or legacy ``.h5``) file (relative
-    paths are tried from the working directory, then from the run). DlsuiteInputError naming
-    the file when it is missing, a folder or of another kind."""
+    no ``best.keras``, with a warning), ``"last"``, or a path to a ``.keras`` (or legacy
+    ``.h5``) file (relative paths are tried from the working directory, then from the run).
+    DlsuiteInputError naming the file when it is missing, a folder or of another kind."""
     if weights in ("best", "last"):
         path = run.best if weights == "best" else run.last
         if weights == "best" and not path.is_file() and run.last.is_file():

@@ -19,9 +19,9 @@ from typing import Iterable, Iterator
 
 from ..errors import DlsuiteInputError
 
-__all__ = ["SCALE_HINT", "completed", "parse_scheduler", "probe_scheduler", "require_scale", "connect",
-           "connect_when_needed", "scheduler_timeout", "pause_note", "worker_memory", "worker_predictor",
-           "worker_settings"]
+__all__ = ["SCALE_HINT", "completed", "parse_scheduler", "probe_scheduler", "require_scale",
+           "connect", "connect_when_needed", "scheduler_timeout", "pause_note", "worker_memory",
+           "worker_predictor", "worker_settings"]
 
 #: What to install when the optional engines are missing.
 SCALE_HINT = "pip install 'dlsuite[scale]' (dask, distributed, zarr, ome-zarr)"
