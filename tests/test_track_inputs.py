@@ -84,13 +84,16 @@ def test_real_phase_contrast_is_refused_and_real_labels_pass():
 
 
 @pytest.mark.parametrize("option, message", [
-    (["--max-distance", "nan"], "need max_distance > 0"),
-    (["--max-distance", "-5"], "need max_distance > 0"),
-    (["--fill-gaps", "--sigma", "nan"], "sigma must be finite and >= 0"),
-    (["--fill-gaps", "--sigma", "inf"], "sigma must be finite and >= 0"),
+    (["--max-distance", "nan"], "'--max-distance': nan is not a finite number > 0"),
+    (["--max-distance", "-5"], "'--max-distance': -5.0 is not a finite number > 0"),
+    (["--max-distance", "0"], "'--max-distance': 0.0 is not a finite number > 0"),
+    (["--fill-gaps", "--sigma", "nan"], "'--sigma': nan is not a finite number >= 0"),
+    (["--fill-gaps", "--sigma", "inf"], "'--sigma': inf is not a finite number >= 0"),
+    (["--min-overlap", "1.5"], "'--min-overlap': 1.5 is not in the range 0<=x<=1"),
 ])
 def test_track_refuses_nan_and_out_of_range_options_before_writing(tmp_path, option, message):
-    # NaN compared false everywhere, so it used to pass the checks and link nothing
+    # NaN compared false everywhere, so it used to pass the checks and link nothing; the
+    # error names the flag the user typed, not the API parameter behind it
     src, out = tmp_path / "in", tmp_path / "out"
     write_tiff(src / "a_labels.tif", _labels())
     proc = run_cli("track", str(src), str(out), *option, timeout=120)

@@ -7,6 +7,7 @@ unreadable or non-video files): exit status 2 without a traceback.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -20,11 +21,24 @@ __all__ = ["track"]
 _DEFAULTS = api.tracking_defaults()
 
 
+def _finite(smallest: float, *, open_: bool):
+    """A click callback refusing NaN, infinity and values below ``smallest`` (or equal to it
+    when ``open_``), so the error names the flag, not the API parameter behind it."""
+    def check(ctx, param, value: float) -> float:
+        low_ok = value > smallest if open_ else value >= smallest
+        if not (math.isfinite(value) and low_ok):
+            raise click.BadParameter(f"{value} is not a finite number "
+                                     f"{'>' if open_ else '>='} {smallest:g}")
+        return value
+    return check
+
+
 @click.command("track")
 @click.argument("input_dir", type=click.Path(path_type=Path))
 @click.argument("output_dir", type=click.Path(path_type=Path))
 @click.option("--max-distance", default=_DEFAULTS["max_distance"], show_default=True,
-              type=float, help="Largest centroid displacement (pixels) of a link.")
+              type=float, callback=_finite(0, open_=True),
+              help="Largest centroid displacement (pixels) of a link.")
 @click.option("--min-overlap", default=_DEFAULTS["min_overlap"], show_default=True,
               type=click.FloatRange(0, 1),
               help="Smallest overlap of linked objects, as a fraction of the smaller one "
@@ -36,6 +50,7 @@ _DEFAULTS = api.tracking_defaults()
 @click.option("--fill-gaps", is_flag=True,
               help="0/1 mask videos: temporal Gaussian gap filling before labelling.")
 @click.option("--sigma", default=2.0, show_default=True, type=float,
+              callback=_finite(0, open_=False),
               help="Gaussian width (frames and pixels) of --fill-gaps.")
 @click.option("--min-size", default=0, show_default=True, type=click.IntRange(0),
               help="0/1 mask videos: drop objects smaller than this (pixels).")
