@@ -26,7 +26,7 @@ import attrs
 import numpy as np
 
 from .config import LoadedConfig
-from .errors import DlsuiteInputError
+from .errors import ConfigError, DlsuiteInputError
 from .fileio import write_json_atomic
 from .logging.handlers import attached
 from .registry import Registry, get_registry
@@ -112,6 +112,7 @@ def _start(loaded: LoadedConfig, *, resume: bool, overwrite: bool, quiet: bool,
             raise DlsuiteInputError(refusal)
     preflight(loaded, registry)  # bad input stops here: no run directory is created
     dist = start_distribution(loaded.config)  # so do a bad cluster and an unsplittable batch
+    _check_training_memory(loaded, registry, workers=dist.workers)
     if not dist.is_chief:  # the chief writes the run; the others a scratch folder
         import tempfile
 
@@ -125,6 +126,16 @@ def _start(loaded: LoadedConfig, *, resume: bool, overwrite: bool, quiet: bool,
     except BaseException:
         folder_lock.release(run_dir.root)
         raise
+
+
+def _check_training_memory(loaded: LoadedConfig, registry: Registry, *, workers: int) -> None:
+    """Refuse, as a config error on ``$.datagen.patch_size``, a training batch that cannot
+    fit in memory (:mod:`dlsuite.training_memory`), before the run directory is made."""
+    from .training_memory import training_memory_problem
+
+    problem = training_memory_problem(loaded.config, registry, workers=workers)
+    if problem is not None:
+        raise ConfigError([("$.datagen.patch_size", problem)], loaded.source)
 
 
 @contextmanager

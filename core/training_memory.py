@@ -1,0 +1,99 @@
+"""Does a training step fit in memory? Checked before the run directory is made, so a
+``datagen.patch_size`` or ``datagen.batch_size`` far too large for the machine stops at once
+with one line naming the keys, instead of the kernel killing the process minutes into the
+first epoch (exit 137, no message).
+
+The estimate is a lower bound: TensorFlow's baseline
+(:data:`dlsuite.predict_memory.BASELINE_BYTES`) plus :data:`ACTIVATION_FACTOR` times the
+bytes of every layer output of one training batch (the activations kept for the gradient),
+counted on the configured model built at the patch size. Peak resident memory of real
+``dlsuite train`` runs on this kind of machine (batch 4) was 1.6 to 1.9 times those bytes
+above the baseline for U-Nets with and without BatchNorm (patches 256 to 1536), 3.0 times
+for ``mobilenet_mobileunet`` and far more for ConvLSTM models, whose unrolled states are not
+layer outputs; :data:`ACTIVATION_FACTOR` stays below all of them, so a refused run could not
+have fitted. A run whose lower bound is over half the memory available gets a warning.
+Models that are not Keras functional models (a plugin's subclassed model) are not counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from .predict_memory import BASELINE_BYTES, available_bytes
+
+__all__ = ["ACTIVATION_FACTOR", "activation_elements", "training_memory_problem"]
+
+log = logging.getLogger("dlsuite.training")
+
+#: Lower bound of the training step's memory per byte of layer outputs (see the module doc).
+ACTIVATION_FACTOR = 1.5
+
+_GIB = 2**30
+
+
+def activation_elements(model, input_shapes: list[tuple[int, ...]]) -> int | None:
+    """The number of values every layer of the functional Keras ``model`` outputs for one
+    sample of ``input_shapes`` (batch dimension included, 1), nested functional models
+    followed into; None for a model whose graph cannot be walked (a subclassed model)."""
+    import keras
+    from keras import tree
+
+    total = 0
+
+    def count(op, *args, **kwargs):
+        nonlocal total
+        if hasattr(op, "_run_through_graph") and hasattr(op, "_nodes_by_depth"):
+            return op._run_through_graph(tree.flatten(args[0]), call_fn=count)
+        out = op.compute_output_spec(*args, **kwargs)
+        total += sum(math.prod(int(d or 1) for d in t.shape[1:]) for t in tree.flatten(out))
+        return out
+
+    if not hasattr(model, "_run_through_graph"):
+        return None
+    model._run_through_graph([keras.KerasTensor(s) for s in input_shapes], call_fn=count)
+    return total
+
+
+def _lower_bound(config, registry, batch: int) -> int | None:
+    import keras
+
+    from .models import build_model
+
+    try:
+        model = build_model(config, registry, spatial=tuple(config.datagen.patch_size))
+        shapes = [(1,) + tuple(int(d) for d in x.shape[1:]) for x in model.inputs]
+        elements = activation_elements(model, shapes)
+    except Exception as exc:  # noqa: BLE001 - an estimate only; training reports real errors
+        log.debug("training memory not estimated: %s: %s", type(exc).__name__, exc)
+        return None
+    finally:
+        keras.backend.clear_session()  # the real model gets the layer names it always had
+    if elements is None:
+        return None
+    value_bytes = 2 if config.train.mixed_precision else 4
+    return int(BASELINE_BYTES + ACTIVATION_FACTOR * batch * elements * value_bytes)
+
+
+def training_memory_problem(config, registry, *, workers: int = 1,
+                            available: int | None = None) -> str | None:
+    """One line when a training batch of ``config`` (``datagen.batch_size`` split over
+    ``workers`` processes) cannot fit in the memory ``available`` (default: what the system
+    has now), naming the patch, the batch and both amounts; a warning is logged when it needs
+    over half of it; None when it fits or nothing is known (memory, or a model that is not a
+    functional Keras model). Imports TensorFlow."""
+    available = available_bytes() if available is None else available
+    batch = max(1, -(-int(config.datagen.batch_size) // max(1, workers)))
+    need = None if available is None else _lower_bound(config, registry, batch)
+    if need is None:
+        return None
+    h, w = config.datagen.patch_size
+    what = (f"a training batch of {batch} patch(es) of {h} x {w} pixels needs at least "
+            f"{need / _GIB:.1f} GiB of memory with model {config.model.name!r}")
+    if need > available:
+        return (f"{what}, {available / _GIB:.1f} GiB is available: lower datagen.patch_size "
+                "or datagen.batch_size")
+    if 2 * need > available:
+        log.warning("%s, over half of the %.1f GiB available: the run may be killed for "
+                    "want of memory", what, available / _GIB)
+    return None

@@ -1,0 +1,98 @@
+"""A training batch that cannot fit in memory is refused before the run directory is made
+(it used to be killed by the kernel minutes into the first epoch, exit 137, no message): the
+activation count it rests on is exact on small real Keras models, nested ones included, and
+the real CLI refuses a 8192 x 8192 patch in seconds naming the key."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import keras
+import pytest
+
+from conftest import run_cli
+from dlsuite.config.loader import load_config
+from dlsuite.registry import get_registry
+from dlsuite.training_memory import activation_elements, training_memory_problem
+
+
+def _nested_model() -> keras.Model:
+    inner_in = keras.Input((None, None, 3))
+    inner = keras.Model(inner_in, keras.layers.Conv2D(2, 3, padding="same")(inner_in))
+    x = keras.Input((None, None, 1))
+    y = keras.layers.Conv2D(3, 3, padding="same")(x)  # 8 x 8 x 3 = 192 values
+    y = inner(y)  # 8 x 8 x 2 = 128, inside the nested model
+    y = keras.layers.MaxPooling2D()(y)  # 4 x 4 x 2 = 32
+    return keras.Model(x, keras.layers.Conv2D(1, 1)(y))  # 4 x 4 x 1 = 16
+
+
+def test_every_layer_output_is_counted_nested_models_included():
+    assert activation_elements(_nested_model(), [(1, 8, 8, 1)]) == 192 + 128 + 32 + 16
+    # the count follows the size asked for, not the size the model was built with
+    assert activation_elements(_nested_model(), [(1, 16, 16, 1)]) == 4 * (192 + 128 + 32 + 16)
+
+
+def test_a_subclassed_model_is_not_counted():
+    class Sub(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(2, 3)
+
+        def call(self, x):
+            return self.conv(x)
+
+    assert activation_elements(Sub(), [(1, 8, 8, 1)]) is None
+
+
+def _config_file(tmp_path: Path, data: Path, patch: int, batch: int = 2) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({
+        "name": "mem", "output_dir": str(tmp_path / "run"), "seed": 1,
+        "data": {"train": str(data), "val": str(data)},
+        "model": {"name": "unet", "n_filters": 4, "pools": 2},
+        "datagen": {"patch_size": [patch, patch], "batch_size": batch, "steps_per_epoch": 1},
+        "train": {"epochs": 1}, "inference": {"tile_size": None},
+        "wandb": {"mode": "disabled"}}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory) -> Path:
+    from dlsuite.data.example import write_example_frames
+
+    return write_example_frames(tmp_path_factory.mktemp("data"), n=2, size=32, seed=1)["frames"]
+
+
+def test_the_bound_grows_with_patch_and_batch_and_names_both_amounts(tmp_path, frames, caplog):
+    config = load_config(_config_file(tmp_path, frames, 512), check_paths=False).config
+    registry = get_registry()
+    gib = 2**30
+    assert training_memory_problem(config, registry, available=1000 * gib) is None
+    problem = training_memory_problem(config, registry, available=gib // 2)
+    assert problem.startswith("a training batch of 2 patch(es) of 512 x 512 pixels needs at "
+                              "least ")
+    assert "GiB of memory with model 'unet', 0.5 GiB is available: lower " \
+           "datagen.patch_size or datagen.batch_size" in problem
+    need = float(problem.split("at least ")[1].split(" GiB")[0])
+    # split over 2 worker processes, each holds one patch of the global batch
+    half = training_memory_problem(config, registry, workers=2, available=gib // 2)
+    assert float(half.split("at least ")[1].split(" GiB")[0]) < need
+    # over half the memory: the run starts, with a warning
+    with caplog.at_level(logging.WARNING, logger="dlsuite.training"):
+        assert training_memory_problem(config, registry, available=int(need * gib * 1.5)) \
+            is None
+    assert "over half of the" in caplog.text and "may be killed" in caplog.text
+    # the throw-away model leaves Keras' layer names as they were for the real one
+    assert keras.layers.Dense(1).name == "dense"
+
+
+def test_run_refuses_a_batch_far_above_memory_before_the_run_directory(tmp_path, frames):
+    config = _config_file(tmp_path, frames, 8192, batch=2)  # ~150 GiB at least
+    proc = run_cli("run", str(config), timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "$.datagen.patch_size: a training batch of 2 patch(es) of 8192 x 8192 pixels " \
+           "needs at least" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
