@@ -59,13 +59,8 @@ def _open(target: Any, registry: Registry, config_loader) -> tuple[LoadedConfig,
 
 
 def _run_of(loaded: LoadedConfig) -> RunDir:
-    """The run a config names: its ``output_dir``, or, for the ``config.json`` a run wrote,
-    the folder holding it (a run copied or moved elsewhere still records the old place)."""
-    if loaded.source:
-        source = Path(loaded.source).expanduser().resolve()
-        folder = RunDir(source.parent)
-        if folder.config_json == source and folder.is_run():
-            return folder
+    """The run a config names: its ``output_dir`` (for the ``config.json`` a run wrote, the
+    folder holding it, as the loader reads it: a run copied or moved elsewhere)."""
     return RunDir(Path(loaded.config.output_dir).expanduser().resolve())
 
 

@@ -116,9 +116,32 @@ def load_config(path: str | os.PathLike, registry: Registry | None = None, *,
                 check_paths: bool = True, overrides: Any = None) -> LoadedConfig:
     """Load, migrate if legacy, apply ``overrides``, validate and path-check the config file
     at ``path``."""
-    data = load_config_data(path)
+    data = _run_where_it_is(Path(path), load_config_data(path))
     return parse_config(data, registry, source=str(path), check_paths=check_paths,
                         base_dir=Path(path).resolve().parent, overrides=overrides)
+
+
+def _run_where_it_is(path: Path, data: Any) -> Any:
+    """A run's own ``config.json`` (the record in a folder dlsuite marked as a run) names
+    that folder as ``output_dir``, wherever the run was first written: a run copied or moved
+    elsewhere is trained, resumed, overwritten and tested where the user points, never at
+    the place it records (``--set output_dir=...`` still chooses another)."""
+    import logging
+
+    from ..ownership import MARKERS
+
+    if run_record_config(data) is data or path.name != "config.json":
+        return data
+    folder = path.expanduser().resolve().parent
+    if not (folder / MARKERS["run"]).is_file():
+        return data
+    recorded = data["config"].get("output_dir")
+    if isinstance(recorded, str) and (folder / Path(recorded).expanduser()).resolve() == folder:
+        return data
+    logging.getLogger("dlsuite.config").info(
+        "%s is the config.json of the run in %s (first written to %s): output_dir is that "
+        "folder", path, folder, recorded)
+    return {**data, "config": {**data["config"], "output_dir": str(folder)}}
 
 
 def _resolve(base: Path, value: str | None) -> str | None:
