@@ -35,7 +35,8 @@ from .fileio import atomic_write, write_json_atomic
 from .rundir import RunDir, read_json
 
 __all__ = ["Monitor", "Checkpoints", "GracefulStop", "StopOnSignal", "NanGuard", "ResumeState",
-           "load_resume_state", "restore_model_state", "RestoreCallbackState"]
+           "load_resume_state", "original_sharing_wandb_run", "restore_model_state",
+           "RestoreCallbackState"]
 
 log = logging.getLogger("dlsuite.training")
 
@@ -160,6 +161,23 @@ def load_resume_state(run: RunDir) -> ResumeState:
         return ResumeState(**data)
     except TypeError as exc:
         raise DlsuiteInputError(f"{run.resume_state}: not a dlsuite resume state ({exc})") from None
+
+
+def original_sharing_wandb_run(run: RunDir, run_id: str | None) -> Path | None:
+    """The run ``run`` was copied from when that one still continues the W&B run ``run_id``:
+    the folder ``run``'s ``config.json`` records as output_dir, another run directory whose
+    resumable state names the same W&B run. None for a run in the place it was first
+    written, a run moved (nothing left there) or a W&B run of its own."""
+    if run_id is None or not run.config_json.is_file():
+        return None
+    try:
+        recorded = read_json(run.config_json)["config"]["output_dir"]
+        other = RunDir(Path(recorded).expanduser().resolve())
+        if other.root == run.root.resolve() or not other.resume_state.is_file():
+            return None
+        return other.root if load_resume_state(other).wandb_run_id == run_id else None
+    except (DlsuiteInputError, KeyError, TypeError, OSError):
+        return None  # an unreadable original shares nothing that can be told
 
 
 def _save_optimizer(path: Path, optimizer) -> None:

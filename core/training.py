@@ -35,7 +35,8 @@ import keras
 import numpy as np
 
 from .checkpoints import (Checkpoints, GracefulStop, Monitor, NanGuard, RestoreCallbackState,
-                          ResumeState, StopOnSignal, load_resume_state, restore_model_state)
+                          ResumeState, StopOnSignal, load_resume_state,
+                          original_sharing_wandb_run, restore_model_state)
 from .collapse_recovery import CollapseRecovery
 from .errors import LOCATION_ERRNOS, DlsuiteInputError
 from .fileio import write_json_atomic
@@ -189,11 +190,17 @@ def fit(ctx: RunContext, *, resume: bool, log_model: bool = True) -> TrainOutput
 
     prov = ctx.provenance()
     log.info("plugins: %s", describe_provenance(prov))
+    resume_id = state.wandb_run_id if state is not None else None
+    original = original_sharing_wandb_run(ctx.run, resume_id) if dist.is_chief else None
+    if original is not None:  # its own W&B run, or syncing would merge it into the original's
+        log.info("this run is a copy of the run in %s: it continues in a new W&B run (%s "
+                 "keeps W&B run %s)", original, original, resume_id)
+        resume_id = None
     if dist.is_chief:
         ctx.wandb = WandbRun.start(wandb_config=cfg.wandb, run_dir=ctx.run.root, name=cfg.name,
                                    config={**unstructure_config(cfg, ctx.registry),
                                            "provenance": prov},
-                                   resume_id=state.wandb_run_id if state is not None else None,
+                                   resume_id=resume_id,
                                    job_type=cfg.wandb.job_type or JOB_TRAIN,
                                    overrides=ctx.loaded.overrides)
         ctx.wandb.track_best(monitor.name, monitor.mode)

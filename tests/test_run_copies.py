@@ -1,7 +1,8 @@
 """A run copied (or moved) elsewhere and given by its own ``config.json`` is that copy, for
 ``run`` and ``train`` as for ``test``: ``--overwrite`` used to wipe the *original* run (the
-place the record names as output_dir) and ``--resume`` to continue it there. Real trainings
-through the CLI; the original's files are compared byte for byte."""
+place the record names as output_dir) and ``--resume`` to continue it there, in the
+original's W&B run (syncing both would have merged them). Real trainings through the CLI,
+real offline W&B runs; the original's files are compared byte for byte."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
+from dlsuite.checkpoints import original_sharing_wandb_run
 from dlsuite.config.loader import load_config
+from dlsuite.rundir import RunDir
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -42,7 +45,8 @@ def original(tmp_path_factory) -> Path:
         "model": {"name": "unet", "n_filters": 4, "pools": 2},
         "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 1},
         "train": {"epochs": 1, "tensorboard": {"enabled": False}},
-        "evaluation": {"tune_postprocess": False}, "wandb": {"mode": "disabled"}}))
+        "evaluation": {"tune_postprocess": False},
+        "wandb": {"mode": "offline", "project": "copies"}}))
     proc = run_cli("train", str(config), "--quiet", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root / "original"
@@ -88,3 +92,31 @@ def test_overwrite_and_resume_of_a_copy_leave_the_original_alone(original, tmp_p
     assert _epochs(copy) == 1
     assert json.loads((copy / "config.json").read_text())["config"]["output_dir"] == str(copy)
     assert _digest(original) == before
+
+
+def _wandb_id(run: Path) -> str:
+    return json.loads((run / "checkpoints" / "resume" / "state.json").read_text())["wandb_run_id"]
+
+
+@pytest.mark.slow
+def test_a_resumed_copy_gets_its_own_wandb_run_a_moved_run_keeps_its_own(original, tmp_path):
+    first = _wandb_id(original)
+    copy = _copy(original, tmp_path)
+    assert original_sharing_wandb_run(RunDir(copy), first) == original
+    proc = run_cli("train", str(copy / "config.json"), "--resume",
+                   "--set", "train.epochs=2", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"this run is a copy of the run in {original}: it continues in a new W&B run" \
+        in proc.stderr
+    second = _wandb_id(copy)
+    assert second and second != first and _wandb_id(original) == first
+    assert list((copy / "wandb").glob(f"offline-run-*-{second}"))
+    # resumed again, the copy continues its own W&B run
+    assert original_sharing_wandb_run(RunDir(copy), second) is None
+    # a run moved here (nothing left where it was first written) keeps its W&B run
+    moved = tmp_path / "moved"
+    shutil.copytree(original, moved, ignore=shutil.ignore_patterns(".dlsuite-lock"))
+    record = json.loads((moved / "config.json").read_text())
+    record["config"]["output_dir"] = str(tmp_path / "first-place")
+    (moved / "config.json").write_text(json.dumps(record))
+    assert original_sharing_wandb_run(RunDir(moved), first) is None
