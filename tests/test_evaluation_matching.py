@@ -258,3 +258,19 @@ def test_agrees_with_stardist_matching_dataset():
             assert a["pq"] == pytest.approx(b.panoptic_quality, rel=1e-6), a["iou"]
         else:  # ours maximises the matched IoU sum, StarDist a sum including unmatched pairs
             assert a["pq"] >= b.panoptic_quality * (1 - 1e-6)
+
+
+def test_the_table_says_what_nothing_to_match_scores(tmp_path):
+    # the summary's 1.0 and the matching table's 0.0 for label images without any object are
+    # two conventions side by side: the table says both, not only the modules
+    from dlsuite.data.io import write_tiff
+
+    for folder in ("res", "gt"):
+        write_tiff(tmp_path / folder / "a.tif", np.zeros((16, 16), np.uint16))
+    proc = run_cli("evaluate", str(tmp_path / "res"), str(tmp_path / "gt"), "--metrics",
+                   "precision,f1", env={"COLUMNS": "250"})
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if "precision" in line)
+    assert "1.0000" in row and "1.0 when no frame holds an object" in row
+    title = " ".join(proc.stdout.split())  # the title is folded to its table's width
+    assert "0 when nothing is predicted or nothing is to be found" in title

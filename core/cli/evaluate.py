@@ -80,7 +80,8 @@ def _print_table(result: dict) -> None:
     if len(result["per_sequence"]) > 1:
         _print_per_sequence(console, names, result["per_sequence"])
     if result.get("matching"):
-        match = Table(title="instance matching (one-to-one, IoU >= threshold)",
+        match = Table(title="instance matching (one-to-one, IoU >= threshold; 0 when "
+                            "nothing is predicted or nothing is to be found)",
                       title_justify="left")
         keys = ("iou", "tp", "fp", "fn", "precision", "recall", "f1", "ap", "pq")
         for k in keys:

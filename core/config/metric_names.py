@@ -35,9 +35,9 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("TRA", "tracking", "CTC TRA: 1 - normalised AOGM (tracking graph edits), via py-ctcmetrics"),
         MetricInfo("jaccard", "frame", "foreground Jaccard (IoU), mean over frames; 1.0 when both empty", "frames"),
         MetricInfo("dice", "frame", "foreground Dice, mean over frames; 1.0 when both empty", "frames"),
-        MetricInfo("precision", "frame", "instance precision at IoU > 0.5 (micro over frames)", "counts"),
-        MetricInfo("recall", "frame", "instance recall at IoU > 0.5 (micro over frames)", "counts"),
-        MetricInfo("f1", "frame", "instance F1 at IoU > 0.5 (micro over frames)", "counts"),
+        MetricInfo("precision", "frame", "instance precision at IoU > 0.5 (micro over frames; 1.0 when no frame holds an object)", "counts"),
+        MetricInfo("recall", "frame", "instance recall at IoU > 0.5 (micro over frames; 1.0 when no frame holds an object)", "counts"),
+        MetricInfo("f1", "frame", "instance F1 at IoU > 0.5 (micro over frames; 1.0 when no frame holds an object)", "counts"),
         MetricInfo("temporal_stability", "temporal", "mean foreground Jaccard of consecutive result frames"),
         MetricInfo("temporal_stability_gt", "temporal", "the same for the ground truth (reference for flicker)"),
     )
