@@ -63,11 +63,17 @@ class TrainingInterrupted(Exception):
 
 class TrainingStoppedByStorage(DlsuiteInputError):
     """A write during training was refused by its location (a full disk, a quota, a size
-    limit) after at least one epoch's resumable state was saved: the message names the file,
-    the epoch kept and how to continue."""
+    limit): the message names the file, the epoch kept and how to continue, or, in the first
+    epoch (``epoch`` 0), that nothing can be resumed and how to start again."""
 
     def __init__(self, exc: OSError, run_dir: Path, epoch: int, config_source: str | None):
         config = config_source or "CONFIG"
+        if epoch == 0:
+            super().__init__(
+                f"{os_error_head(exc)}: training stopped in its first epoch, before any "
+                f"checkpoint was written (nothing to resume): free space in {run_dir}, then "
+                f"start again with: dlsuite run {config} --overwrite")
+            return
         super().__init__(
             f"{os_error_head(exc)}: training stopped; the checkpoints and resumable "
             f"state of epoch {epoch} are kept in {run_dir / 'checkpoints'}: free space there, "

@@ -244,13 +244,13 @@ def fit(ctx: RunContext, *, resume: bool, log_model: bool = True) -> TrainOutput
 
 @contextlib.contextmanager
 def _storage_stop(ctx: RunContext, checkpoints: Checkpoints):
-    """A full disk (or quota, size limit, read-only location) met by a write during the fit,
-    once an epoch's resumable state exists, becomes :class:`TrainingStoppedByStorage` saying
-    which epoch is kept and how to resume; before that the OSError passes unchanged."""
+    """A full disk (or quota, size limit, read-only location) met by a write during the fit
+    becomes :class:`TrainingStoppedByStorage` saying which epoch is kept and how to resume
+    (in the first epoch: that nothing is, and how to start again)."""
     try:
         yield
     except OSError as exc:
-        if exc.errno not in LOCATION_ERRNOS or not checkpoints.epochs_done:
+        if exc.errno not in LOCATION_ERRNOS:
             raise
         raise TrainingStoppedByStorage(exc, ctx.run.root, checkpoints.epochs_done,
                                        ctx.loaded.source) from exc

@@ -83,8 +83,8 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_one_and_resume_work
 
 
 # Lowers this process's file size limit (RLIMIT_FSIZE, a real OS limit: writes beyond it fail
-# with EFBIG, as on a full disk) when epoch 2 begins (argv[1] "epoch-2") or when training ends
-# ("train-end"), then runs the console entry point with the remaining arguments.
+# with EFBIG, as on a full disk) when epoch 1 or 2 begins (argv[1] "epoch-1", "epoch-2") or
+# when training ends ("train-end"), then runs the console entry point with the remaining arguments.
 FULL_DISK = """
 import resource, sys
 import keras
@@ -100,7 +100,7 @@ class FullDisk:
     def dlsuite_callbacks(self, config):
         class Limit(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                if when == "epoch-2" and epoch == 1:
+                if (when, epoch) in (("epoch-1", 0), ("epoch-2", 1)):
                     full()
             def on_train_end(self, logs=None):
                 if when == "train-end":
@@ -134,6 +134,27 @@ def test_a_full_disk_during_training_says_which_epoch_is_kept_and_how_to_resume(
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_a_full_disk_in_the_first_epoch_says_nothing_is_kept_and_how_to_start_again(tmp_path):
+    """The disk fills in epoch 1, before any checkpoint: exit 2, one line naming the file,
+    saying there is nothing to resume and the --overwrite command (it said only "check the
+    permissions and free space"); with room again, that command trains the run."""
+    config = _small(tmp_path, epochs=1)
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK, "epoch-1", "train", str(config),
+                           "--quiet"], capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+    assert "File too large: training stopped in its first epoch, before any checkpoint was " \
+           f"written (nothing to resume): free space in {run}, then start again with: " \
+           f"dlsuite run {config} --overwrite" in line, line
+    proc = subprocess.run([sys.executable, "-m", "dlsuite.cli", "run", str(config), "--quiet",
+                           "--overwrite"], capture_output=True, text=True, env=_env(),
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == [1]
 
 
 @pytest.mark.slow
