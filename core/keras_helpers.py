@@ -10,6 +10,8 @@
   (``dlsuite model summary``).
 * :func:`infer_size_multiple`: the multiple a built model needs its H and W to have, from the
   strides of its layers (for bare models whose architecture spec is unknown).
+* :func:`activation_elements`: how many values the layers of a functional model output for
+  one sample of a given size (training and prediction memory estimates).
 
 The functions only walk attributes of the model they are given, so they work on any Keras 3
 model without importing Keras themselves.
@@ -27,6 +29,7 @@ __all__ = [
     "set_encoder_trainable",
     "summarize",
     "infer_size_multiple",
+    "activation_elements",
 ]
 
 ENCODER_NAME = "encoder"
@@ -117,4 +120,28 @@ def infer_size_multiple(model: Any) -> int:
     total = 1
     for layer in _walk(model, {id(model)}):
         total *= _stride(layer)
+    return total
+
+
+def activation_elements(model: Any, input_shapes: list[tuple[int, ...]]) -> int | None:
+    """The number of values every layer of the functional Keras ``model`` outputs for one
+    sample of ``input_shapes`` (batch dimension included, 1), nested functional models
+    followed into; None for a model whose graph cannot be walked (a subclassed model).
+    Imports Keras."""
+    import keras
+    from keras import tree
+
+    total = 0
+
+    def count(op, *args, **kwargs):
+        nonlocal total
+        if hasattr(op, "_run_through_graph") and hasattr(op, "_nodes_by_depth"):
+            return op._run_through_graph(tree.flatten(args[0]), call_fn=count)
+        out = op.compute_output_spec(*args, **kwargs)
+        total += sum(math.prod(int(d or 1) for d in t.shape[1:]) for t in tree.flatten(out))
+        return out
+
+    if not hasattr(model, "_run_through_graph"):
+        return None
+    model._run_through_graph([keras.KerasTensor(s) for s in input_shapes], call_fn=count)
     return total

@@ -193,6 +193,24 @@ def _count_objects(labels: np.ndarray) -> int:
     return int(sum(len(np.unique(f[f > 0])) for f in frames))
 
 
+def _check_model_memory(pred: Predictor, items, shapes, postprocess: bool) -> None:
+    """Refuse, before anything is written, an input whose prediction cannot fit in memory
+    once the model's own pass is counted (:func:`dlsuite.predict_memory.model_pass_bytes`:
+    with ``inference.tile_size`` null the model sees the whole image at once)."""
+    from .predict_memory import model_pass_bytes
+
+    for item, shape in zip(items, shapes):
+        if not shape:
+            continue
+        pass_bytes = model_pass_bytes(pred.model, pred.tiles, shape,
+                                      scale=pred.ctx.config.data.scale)
+        too_big = memory_problem(str(item.path), shape, postprocess=postprocess,
+                                 pass_bytes=pass_bytes,
+                                 whole_image=pred.tiles.tile_size is None)
+        if too_big:
+            raise DlsuiteInputError(too_big)
+
+
 def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
                    out_dir: str | os.PathLike | None = None, *, weights: str | None = None,
                    tile_size=FROM_CONFIG, halo: int | str | None = None,
@@ -245,9 +263,11 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     if ctc and not postprocess:
         raise DlsuiteInputError("--ctc needs instance labels: drop --no-postprocess")
     items = list_inputs(input_path, as_video=as_video)
+    shapes = []
     for item in items:  # unreadable files fail before any model is loaded or file written
-        shape = item.check()
-        too_big = shape and memory_problem(str(item.path), shape, postprocess=postprocess)
+        shapes.append(item.check())
+        too_big = shapes[-1] and memory_problem(str(item.path), shapes[-1],
+                                                postprocess=postprocess)
         if too_big:
             raise DlsuiteInputError(too_big)
     if out_dir is not None:
@@ -256,6 +276,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
                     batch_size=batch_size, quiet=True, chain=given_chain,
                     overrides=overrides, config=config, registry=registry)
     ctx = pred.ctx
+    _check_model_memory(pred, items, shapes, postprocess)
     check_inputs(items, ctx.config.data.nonfinite_pixels)  # pixels: before anything is written
     chain = build_postprocess(ctx.config.postprocess, ctx.registry) if postprocess else None
     out = Path(out_dir).expanduser() if out_dir is not None else default_output_dir(

@@ -12,6 +12,12 @@ augmentation, ``distance_watershed``) the estimate is 1.06 to 1.10 times the pea
 2048 x 2048 and 4096 x 4096 images and a 20-frame 1024 x 1024 video, with and without the
 chain (2.16 GiB measured for the 4096 x 4096 image with its chain). Memory available is the
 kernel's ``MemAvailable``, bounded by a cgroup (container) limit when there is one.
+
+Once the model is loaded, :func:`model_pass_bytes` adds a lower bound of its own pass: the
+values its layers output for the pixels one pass sees, times :data:`PASS_BYTES_PER_VALUE`.
+With tiles that is a small constant (the benchmark's figures above); with
+``inference.tile_size`` null the model sees the whole image, and it dominates (measured: 7.3
+GB peak for a 4096 x 4096 image with the quickstart U-Net, where the header estimate said 2.4).
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["BASELINE_BYTES", "BYTES_PER_PIXEL", "CHAIN_BYTES_PER_PIXEL", "prediction_bytes",
-           "available_bytes", "memory_problem"]
+__all__ = ["BASELINE_BYTES", "BYTES_PER_PIXEL", "CHAIN_BYTES_PER_PIXEL", "PASS_BYTES_PER_VALUE",
+           "prediction_bytes", "model_pass_bytes", "available_bytes", "memory_problem"]
 
 #: TensorFlow, Keras and a small model loaded (measured: 0.76 GiB).
 BASELINE_BYTES = 800 * 2**20
@@ -33,13 +39,50 @@ CHAIN_BYTES_PER_PIXEL = 32
 _GIB = 2**30
 
 
-def prediction_bytes(shape: tuple[int, ...], *, postprocess: bool = True) -> int:
+#: Per value the model's layers output in one inference pass: a lower bound of the bytes
+#: the pass adds (measured whole-image at 2048 x 2048: 1.25 for a U-Net with BatchNorm, 1.5
+#: for the quickstart U-Net, 3.5 for ``mobilenet_mobileunet``).
+PASS_BYTES_PER_VALUE = 1.2
+
+
+def prediction_bytes(shape: tuple[int, ...], *, postprocess: bool = True,
+                     pass_bytes: int = 0) -> int:
     """Peak memory, in bytes, expected of predicting one input of ``shape`` (``(H, W)`` or
-    ``(T, H, W)``, as :func:`dlsuite.data.io.read_info` gives it) in one piece."""
+    ``(T, H, W)``, as :func:`dlsuite.data.io.read_info` gives it) in one piece, the model's
+    pass taking ``pass_bytes`` (:func:`model_pass_bytes`; 0: not counted)."""
     frame = int(shape[-2]) * int(shape[-1])
     frames = int(shape[0]) if len(shape) == 3 else 1
     return (BASELINE_BYTES + frames * frame * BYTES_PER_PIXEL
-            + (frame * CHAIN_BYTES_PER_PIXEL if postprocess else 0))
+            + (frame * CHAIN_BYTES_PER_PIXEL if postprocess else 0) + int(pass_bytes))
+
+
+def model_pass_bytes(model, tiles, shape: tuple[int, ...], *, scale: float = 1.0) -> int:
+    """A lower bound of the memory one pass of ``model`` adds when predicting an input of
+    ``shape`` with the tiling ``tiles`` (:class:`dlsuite.inference.TileSettings`): the values
+    its layers output per pixel (counted at a small size) for the pixels one pass sees (the
+    whole frame, resized by ``scale``, when ``tiles.tile_size`` is None; else
+    ``tiles.batch_size`` tiles of tile + 2 halo), times :data:`PASS_BYTES_PER_VALUE`.
+    0 for a model whose layers cannot be counted (not a functional Keras model)."""
+    from .keras_helpers import activation_elements
+
+    height, width = (max(1, round(int(n) * scale)) for n in shape[-2:])
+    m = max(1, int(tiles.size_multiple))
+    side = -(-64 // m) * m
+    try:
+        dims = tuple(model.inputs[0].shape[1:])
+        sample = tuple(side if d is None else int(d) for d in dims)
+        elements = activation_elements(model, [(1,) + sample])
+    except Exception:  # noqa: BLE001 - an estimate only: the prediction reports real errors
+        return 0
+    if not elements:
+        return 0
+    per_pixel = elements / (sample[-3] * sample[-2])
+    if tiles.tile_size is None:
+        pixels = height * width
+    else:
+        edge = int(tiles.tile_size) + 2 * int(tiles.halo)
+        pixels = min(edge, height) * min(edge, width) * int(tiles.batch_size)
+    return int(PASS_BYTES_PER_VALUE * per_pixel * pixels)
 
 
 def _cgroup_limit() -> int | None:
@@ -73,20 +116,24 @@ def available_bytes() -> int | None:
 
 def memory_problem(name: str, shape: tuple[int, ...], *, postprocess: bool = True,
                    available: int | None = None,
-                   what: str = "of memory is available") -> str | None:
+                   what: str = "of memory is available", pass_bytes: int = 0,
+                   whole_image: bool = False) -> str | None:
     """A one-line message when predicting the input ``name`` of ``shape`` in one piece needs
     more memory than is ``available`` (default: :func:`available_bytes`; ``what`` says
-    whose), naming both and the block-wise way; None when it fits or nothing is known of
-    the memory."""
+    whose), naming both and the block-wise way (with ``whole_image``, a model pass over the
+    whole image, taking ``pass_bytes``: the tiled way first); None when it fits or nothing
+    is known of the memory."""
     available = available_bytes() if available is None else available
-    need = prediction_bytes(shape, postprocess=postprocess)
+    need = prediction_bytes(shape, postprocess=postprocess, pass_bytes=pass_bytes)
     if available is None or need <= available:
         return None
     size = "x".join(str(int(n)) for n in shape)
     digits = 1  # enough digits to tell the two apart (not "0.8 GiB ..., 0.8 GiB")
     while digits < 3 and f"{need / _GIB:.{digits}f}" == f"{available / _GIB:.{digits}f}":
         digits += 1
+    tiled = ("the model sees the whole image at once (inference.tile_size null): predict it "
+             "in tiles with --tile-size 1024, or " if whole_image else "predict it ")
     return (f"{name}: {size} pixels need about {need / _GIB:.{digits}f} GiB to predict in one "
-            f"piece, {available / _GIB:.{digits}f} GiB {what}; predict it block by block "
+            f"piece, {available / _GIB:.{digits}f} GiB {what}; {tiled}block by block "
             "with --block-size 1024 (dlsuite[scale]; or convert it with dlsuite prepare "
             "ome-zarr)")

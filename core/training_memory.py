@@ -18,11 +18,11 @@ Models that are not Keras functional models (a plugin's subclassed model) are no
 from __future__ import annotations
 
 import logging
-import math
 
+from .keras_helpers import activation_elements
 from .predict_memory import BASELINE_BYTES, available_bytes
 
-__all__ = ["ACTIVATION_FACTOR", "activation_elements", "training_memory_problem"]
+__all__ = ["ACTIVATION_FACTOR", "training_memory_problem"]
 
 log = logging.getLogger("dlsuite.training")
 
@@ -30,29 +30,6 @@ log = logging.getLogger("dlsuite.training")
 ACTIVATION_FACTOR = 1.5
 
 _GIB = 2**30
-
-
-def activation_elements(model, input_shapes: list[tuple[int, ...]]) -> int | None:
-    """The number of values every layer of the functional Keras ``model`` outputs for one
-    sample of ``input_shapes`` (batch dimension included, 1), nested functional models
-    followed into; None for a model whose graph cannot be walked (a subclassed model)."""
-    import keras
-    from keras import tree
-
-    total = 0
-
-    def count(op, *args, **kwargs):
-        nonlocal total
-        if hasattr(op, "_run_through_graph") and hasattr(op, "_nodes_by_depth"):
-            return op._run_through_graph(tree.flatten(args[0]), call_fn=count)
-        out = op.compute_output_spec(*args, **kwargs)
-        total += sum(math.prod(int(d or 1) for d in t.shape[1:]) for t in tree.flatten(out))
-        return out
-
-    if not hasattr(model, "_run_through_graph"):
-        return None
-    model._run_through_graph([keras.KerasTensor(s) for s in input_shapes], call_fn=count)
-    return total
 
 
 def _lower_bound(config, registry, batch: int) -> int | None:

@@ -80,3 +80,82 @@ def test_exit_during_a_zarr_read_prints_no_traceback(hooked):
         assert proc.stderr == "", proc.stderr
     else:
         assert "Cannot close a running event loop" in proc.stderr
+
+
+def test_the_model_pass_counts_the_whole_image_or_the_tiles_it_sees():
+    import keras
+
+    from dlsuite.inference import TileSettings
+    from dlsuite.keras_helpers import activation_elements
+    from dlsuite.predict_memory import PASS_BYTES_PER_VALUE, model_pass_bytes
+
+    x = keras.Input((None, None, 1))
+    model = keras.Model(x, keras.layers.Conv2D(1, 1)(keras.layers.Conv2D(8, 3,
+                                                                       padding="same")(x)))
+    per_pixel = activation_elements(model, [(1, 64, 64, 1)]) / 64**2
+    assert per_pixel == 9  # 8 + 1 values per pixel
+    whole = TileSettings(tile_size=None, halo=0, batch_size=2)
+    assert model_pass_bytes(model, whole, (3000, 2000)) == int(
+        PASS_BYTES_PER_VALUE * 9 * (3000 * 2000))
+    # data.scale 0.5: the model sees a quarter of the pixels
+    assert model_pass_bytes(model, whole, (3000, 2000), scale=0.5) == int(
+        PASS_BYTES_PER_VALUE * 9 * (1500 * 1000))
+    # tiled: batch_size tiles of tile + 2 halo, whatever the image's size
+    tiles = TileSettings(tile_size=256, halo=32, batch_size=2)
+    assert model_pass_bytes(model, tiles, (3000, 2000)) == int(
+        PASS_BYTES_PER_VALUE * 9 * (320 * 320 * 2))
+    assert model_pass_bytes(model, tiles, (30000, 20000)) == model_pass_bytes(
+        model, tiles, (3000, 2000))
+
+
+@pytest.fixture(scope="module")
+def wide_run(tmp_path_factory):
+    """A trained run whose U-Net outputs a few hundred values per pixel."""
+    import json
+
+    from dlsuite import api
+    from dlsuite.data.example import write_example_frames
+
+    root = tmp_path_factory.mktemp("wide")
+    data = write_example_frames(root / "data", n=2, size=32, seed=1)["frames"]
+    config = root / "config.json"
+    config.write_text(json.dumps({
+        "name": "wide", "output_dir": str(root / "run"), "seed": 1,
+        "data": {"train": str(data), "val": str(data)},
+        "model": {"name": "unet", "n_filters": 16, "pools": 2},
+        "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 1},
+        "train": {"epochs": 1, "tensorboard": {"enabled": False}},
+        "evaluation": {"tune_postprocess": False}, "wandb": {"mode": "disabled"}}))
+    return api.train(config, quiet=True).run_dir
+
+
+@pytest.mark.slow
+def test_whole_image_prediction_counts_the_model_and_points_at_tiles(wide_run, tmp_path):
+    """With ``--tile-size none`` the model sees the whole image at once: an input whose
+    pixels alone would fit (half the memory available) but whose model pass does not is
+    refused before a pixel is read, naming the tiled way; it used to be read and predicted
+    until the kernel killed the process."""
+    from dlsuite.inference import TileSettings
+    from dlsuite.predict import open_run
+    from dlsuite.predict_memory import model_pass_bytes
+
+    available = available_bytes()
+    if available is None:
+        pytest.skip("this system does not say how much memory is available")
+    per_pixel_input = BYTES_PER_PIXEL + CHAIN_BYTES_PER_PIXEL
+    model = open_run(wide_run, quiet=True).model
+    per_pixel_pass = model_pass_bytes(model, TileSettings(None, 0, 1), (1000, 1000)) / 1e6
+    assert per_pixel_pass > 1.5 * per_pixel_input  # so the model's pass decides
+    side = int((0.5 * available / per_pixel_input) ** 0.5)
+    assert prediction_bytes((side, side)) < available  # the header check lets it through
+    big = tmp_path / "in" / "big.tif"
+    big.parent.mkdir()
+    tifffile.memmap(big, shape=(side, side), dtype=np.uint16).flush()  # sparse on disk
+    proc = run_cli("predict", str(wide_run), str(big.parent), "-o", str(tmp_path / "out"),
+                   "--tile-size", "none")
+    assert proc.returncode == 2, proc.stderr
+    line = " ".join(proc.stderr.split())
+    assert f"{big}: {side}x{side} pixels need about" in line
+    assert "the model sees the whole image at once (inference.tile_size null): predict it " \
+           "in tiles with --tile-size 1024" in line
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()

@@ -15,7 +15,8 @@ import pytest
 from conftest import run_cli
 from dlsuite.config.loader import load_config
 from dlsuite.registry import get_registry
-from dlsuite.training_memory import activation_elements, training_memory_problem
+from dlsuite.keras_helpers import activation_elements
+from dlsuite.training_memory import training_memory_problem
 
 
 def _nested_model() -> keras.Model:
