@@ -5,14 +5,15 @@ first epoch (exit 137, no message).
 
 The estimate is a lower bound: TensorFlow's baseline
 (:data:`dlsuite.predict_memory.BASELINE_BYTES`) plus :data:`ACTIVATION_FACTOR` times the
-bytes of every layer output of one training batch (the activations kept for the gradient),
-counted on the configured model built at the patch size. Peak resident memory of real
-``dlsuite train`` runs on this kind of machine (batch 4) was 1.6 to 1.9 times those bytes
-above the baseline for U-Nets with and without BatchNorm (patches 256 to 1536), 3.0 times
-for ``mobilenet_mobileunet`` and far more for ConvLSTM models, whose unrolled states are not
-layer outputs; :data:`ACTIVATION_FACTOR` stays below all of them, so a refused run could not
-have fitted. A run whose lower bound is over half the memory available gets a warning.
-Models that are not Keras functional models (a plugin's subclassed model) are not counted.
+bytes of every layer output for one training batch (``batch_size * patches_per_image``
+patches; the activations kept for the gradient), counted on the configured model built at
+the patch size. Peak resident memory of real ``dlsuite train`` runs on this kind of machine
+(4 images x 2 patches) was 0.8 to 0.95 times those bytes above the baseline for U-Nets with
+and without BatchNorm (patches 256 to 1536), 1.5 times for ``mobilenet_mobileunet`` and far
+more for ConvLSTM models, whose unrolled states are not layer outputs;
+:data:`ACTIVATION_FACTOR` stays below all of them, so a refused run could not have fitted.
+A run whose lower bound is over half the memory available gets a warning. Models that are
+not Keras functional models (a plugin's subclassed model) are not counted.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = ["ACTIVATION_FACTOR", "training_memory_problem"]
 log = logging.getLogger("dlsuite.training")
 
 #: Lower bound of the training step's memory per byte of layer outputs (see the module doc).
-ACTIVATION_FACTOR = 1.5
+ACTIVATION_FACTOR = 0.75
 
 _GIB = 2**30
 
@@ -54,22 +55,27 @@ def _lower_bound(config, registry, batch: int) -> int | None:
 
 def training_memory_problem(config, registry, *, workers: int = 1,
                             available: int | None = None) -> str | None:
-    """One line when a training batch of ``config`` (``datagen.batch_size`` split over
-    ``workers`` processes) cannot fit in the memory ``available`` (default: what the system
-    has now), naming the patch, the batch and both amounts; a warning is logged when it needs
-    over half of it; None when it fits or nothing is known (memory, or a model that is not a
-    functional Keras model). Imports TensorFlow."""
+    """One line when a training batch of ``config`` (``datagen.batch_size`` images times
+    ``datagen.patches_per_image`` patches, split over ``workers`` processes) cannot fit in
+    the memory ``available`` (default: what the system has now), naming the patch, the batch
+    and both amounts; a warning is logged when it needs over half of it; None when it fits
+    or nothing is known (memory, or a model that is not a functional Keras model). Imports
+    TensorFlow."""
     available = available_bytes() if available is None else available
-    batch = max(1, -(-int(config.datagen.batch_size) // max(1, workers)))
+    d = config.datagen
+    patches = int(d.batch_size) * int(d.patches_per_image)
+    batch = max(1, -(-patches // max(1, workers)))
     need = None if available is None else _lower_bound(config, registry, batch)
     if need is None:
         return None
-    h, w = config.datagen.patch_size
-    what = (f"a training batch of {batch} patch(es) of {h} x {w} pixels needs at least "
-            f"{need / _GIB:.1f} GiB of memory with model {config.model.name!r}")
+    h, w = d.patch_size
+    what = (f"a training batch of {batch} patch(es) of {h} x {w} pixels "
+            f"(datagen.batch_size x patches_per_image{' per worker' if workers > 1 else ''}) "
+            f"needs at least {need / _GIB:.1f} GiB of memory with model "
+            f"{config.model.name!r}")
     if need > available:
-        return (f"{what}, {available / _GIB:.1f} GiB is available: lower datagen.patch_size "
-                "or datagen.batch_size")
+        return (f"{what}, {available / _GIB:.1f} GiB is available: lower datagen.patch_size, "
+                "batch_size or patches_per_image")
     if 2 * need > available:
         log.warning("%s, over half of the %.1f GiB available: the run may be killed for "
                     "want of memory", what, available / _GIB)

@@ -47,13 +47,15 @@ def test_a_subclassed_model_is_not_counted():
     assert activation_elements(Sub(), [(1, 8, 8, 1)]) is None
 
 
-def _config_file(tmp_path: Path, data: Path, patch: int, batch: int = 2) -> Path:
+def _config_file(tmp_path: Path, data: Path, patch: int, batch: int = 2,
+                 patches_per_image: int = 1) -> Path:
     path = tmp_path / "config.json"
     path.write_text(json.dumps({
         "name": "mem", "output_dir": str(tmp_path / "run"), "seed": 1,
         "data": {"train": str(data), "val": str(data)},
         "model": {"name": "unet", "n_filters": 4, "pools": 2},
-        "datagen": {"patch_size": [patch, patch], "batch_size": batch, "steps_per_epoch": 1},
+        "datagen": {"patch_size": [patch, patch], "batch_size": batch,
+                    "patches_per_image": patches_per_image, "steps_per_epoch": 1},
         "train": {"epochs": 1}, "inference": {"tile_size": None},
         "wandb": {"mode": "disabled"}}))
     return path
@@ -72,14 +74,22 @@ def test_the_bound_grows_with_patch_and_batch_and_names_both_amounts(tmp_path, f
     gib = 2**30
     assert training_memory_problem(config, registry, available=1000 * gib) is None
     problem = training_memory_problem(config, registry, available=gib // 2)
-    assert problem.startswith("a training batch of 2 patch(es) of 512 x 512 pixels needs at "
-                              "least ")
+    assert problem.startswith("a training batch of 2 patch(es) of 512 x 512 pixels "
+                              "(datagen.batch_size x patches_per_image) needs at least ")
     assert "GiB of memory with model 'unet', 0.5 GiB is available: lower " \
-           "datagen.patch_size or datagen.batch_size" in problem
+           "datagen.patch_size, batch_size or patches_per_image" in problem
     need = float(problem.split("at least ")[1].split(" GiB")[0])
     # split over 2 worker processes, each holds one patch of the global batch
     half = training_memory_problem(config, registry, workers=2, available=gib // 2)
+    assert half.startswith("a training batch of 1 patch(es) of 512 x 512 pixels (datagen."
+                           "batch_size x patches_per_image per worker)")
     assert float(half.split("at least ")[1].split(" GiB")[0]) < need
+    # every image gives patches_per_image patches to the batch
+    three = load_config(_config_file(tmp_path, frames, 512, patches_per_image=3),
+                        check_paths=False).config
+    six = training_memory_problem(three, registry, available=gib // 2)
+    assert six.startswith("a training batch of 6 patch(es)")
+    assert float(six.split("at least ")[1].split(" GiB")[0]) > need
     # over half the memory: the run starts, with a warning
     with caplog.at_level(logging.WARNING, logger="dlsuite.training"):
         assert training_memory_problem(config, registry, available=int(need * gib * 1.5)) \
@@ -90,10 +100,10 @@ def test_the_bound_grows_with_patch_and_batch_and_names_both_amounts(tmp_path, f
 
 
 def test_run_refuses_a_batch_far_above_memory_before_the_run_directory(tmp_path, frames):
-    config = _config_file(tmp_path, frames, 8192, batch=2)  # ~150 GiB at least
+    config = _config_file(tmp_path, frames, 8192, batch=2)  # tens of GiB at least
     proc = run_cli("run", str(config), timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert "$.datagen.patch_size: a training batch of 2 patch(es) of 8192 x 8192 pixels " \
-           "needs at least" in proc.stderr, proc.stderr
+           "(datagen.batch_size x patches_per_image) needs at least" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
