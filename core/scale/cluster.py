@@ -226,35 +226,74 @@ def worker_memory(client) -> tuple[int, int] | None:
 _POLL = 0.5
 
 
+_MEMORY_WAY = ("give the workers more memory (dask worker {address} --memory-limit 8GiB) or "
+               "predict block by block (--block-size 1024; with --tile-size none the model "
+               "sees whole images), then run the same command again (finished outputs are "
+               "kept)")
+
+
+def _killed_worker(client, future) -> DlsuiteInputError | None:
+    """The error for a task that killed every worker it ran on (Dask's KilledWorker: a
+    worker's nanny restarts it at 95% of its memory limit), None for any other outcome."""
+    if future.status != "error":
+        return None
+    from distributed import KilledWorker
+
+    exc = future.exception()
+    if not isinstance(exc, KilledWorker):
+        return None
+    address = client.scheduler.address
+    return DlsuiteInputError(
+        f"--scheduler {address}: task {exc.args[0] if exc.args else future.key!r} ended "
+        "every worker that ran it (Dask restarts a worker that goes over 95% of its memory "
+        "limit; the workers' logs say why); " + _MEMORY_WAY.format(address=address))
+
+
+def _all_paused(client) -> bool:
+    workers = client.scheduler_info().get("workers") or {}
+    return bool(workers) and all(w.get("status") == "paused" for w in workers.values())
+
+
 def completed(client, futures: Iterable, *, timeout: float | None = None) -> Iterator:
     """The ``futures`` in the order they finish (as ``distributed.as_completed``), watching
-    the cluster meanwhile: DlsuiteInputError when it has had no worker for
-    :func:`scheduler_timeout` seconds (every worker gone, e.g. SLURM jobs at their wall time:
-    the tasks would wait for ever), TimeoutError when ``timeout`` seconds pass without all of
-    them done."""
+    the cluster meanwhile: DlsuiteInputError when it has had no worker, or only workers Dask
+    paused for want of memory, for :func:`scheduler_timeout` seconds (every worker gone,
+    e.g. SLURM jobs at their wall time, or stuck above 80% of its memory limit: the tasks
+    would wait for ever), or when a task killed every worker it ran on (memory); TimeoutError
+    when ``timeout`` seconds pass without all of them done."""
     from distributed import as_completed
 
     pending = as_completed(futures)
     grace = scheduler_timeout()
     deadline = None if timeout is None else time.monotonic() + timeout
-    alone_since = None
+    alone_since = paused_since = None
     while not pending.is_empty():
         if pending.has_ready():
-            yield from pending.next_batch(block=False)
+            for future in pending.next_batch(block=False):
+                killed = _killed_worker(client, future)
+                if killed is not None:
+                    raise killed
+                yield future
             continue
         now = time.monotonic()
         if deadline is not None and now > deadline:
             raise TimeoutError(f"{pending.count()} task(s) not done within {timeout:g} s")
-        if client.scheduler_info().get("workers"):
-            alone_since = None
-        elif alone_since is None:
-            alone_since = now
-        elif now - alone_since > grace:
+        workers = client.scheduler_info().get("workers")
+        alone_since = None if workers else (alone_since or now)
+        paused_since = (paused_since or now) if _all_paused(client) else None
+        address = client.scheduler.address
+        if alone_since is not None and now - alone_since > grace:
             raise DlsuiteInputError(
-                f"--scheduler {client.scheduler.address}: every worker left and none came "
+                f"--scheduler {address}: every worker left and none came "
                 f"back within {grace:g} s (DLSUITE_SCHEDULER_TIMEOUT), {pending.count()} "
                 "task(s) not done; start workers, then run the same command again (finished "
                 "outputs are kept)")
+        if paused_since is not None and now - paused_since > grace:
+            raise DlsuiteInputError(
+                f"--scheduler {address}: every worker has been paused by Dask for want of "
+                f"memory (above 80% of its memory limit) for {grace:g} s "
+                f"(DLSUITE_SCHEDULER_TIMEOUT), {pending.count()} task(s) not done; "
+                + _MEMORY_WAY.format(address=address))
         time.sleep(_POLL)
 
 
