@@ -118,3 +118,23 @@ def threshold_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("threshold") / "threshold.keras"
     model.save(path)
     return path
+
+
+def tiny_training_config(root: Path, *, n_filters: int = 4, wandb: str = "disabled") -> Path:
+    """``root/config.json``: one epoch of one step of a small U-Net on two 32 x 32 example
+    images (``root/data``, train and val) into ``root/run``, no tuning, W&B ``wandb``."""
+    import json
+
+    from dlsuite.data.example import write_example_frames
+
+    data = write_example_frames(root / "data", n=2, size=32, seed=1)["frames"]
+    config = root / "config.json"
+    config.write_text(json.dumps({
+        "name": root.name, "output_dir": str(root / "run"), "seed": 1,
+        "data": {"train": str(data), "val": str(data)},
+        "model": {"name": "unet", "n_filters": n_filters, "pools": 2},
+        "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 1},
+        "train": {"epochs": 1, "tensorboard": {"enabled": False}},
+        "evaluation": {"tune_postprocess": False},
+        "wandb": {"mode": wandb, "project": "dlsuite-tests"}}))
+    return config

@@ -71,10 +71,7 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_one_and_resume_work
     assert list(run.rglob(".tmp-*")), "the kill did not happen during an atomic write"
     for name in ("best.keras", "last.keras"):  # epoch 1's checkpoints are intact
         _loadable(run / "checkpoints" / name)
-    proc = subprocess.run([sys.executable, "-m", "dlsuite.cli", "train", str(config), "--quiet",
-                           "--resume"], capture_output=True, text=True, env=_env(),
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _succeeds("train", config, "--resume")
     assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == [1, 2, 3]
     final = json.loads((run / "checkpoints" / "resume" / "state.json").read_text())
     assert final["epoch"] == 3
@@ -113,6 +110,22 @@ main(sys.argv[2:])
 """
 
 
+def _full_disk_error(when: str, config: Path) -> str:
+    """The one error line of ``dlsuite train CONFIG`` whose disk fills ``when`` (FULL_DISK);
+    exit status 2."""
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK, when, "train", str(config),
+                           "--quiet"], capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+    return line
+
+
+def _succeeds(command: str, config: Path, *flags: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "dlsuite.cli", command, str(config), "--quiet",
+                           *flags], capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_a_full_disk_during_training_says_which_epoch_is_kept_and_how_to_resume(tmp_path):
     """The disk fills during epoch 2: exit 2, one line naming the file, the epoch whose
@@ -120,19 +133,13 @@ def test_a_full_disk_during_training_says_which_epoch_is_kept_and_how_to_resume(
     permissions and free space"); with room again, --resume finishes the run."""
     config = _small(tmp_path, epochs=3)
     run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", FULL_DISK, "epoch-2", "train", str(config),
-                           "--quiet"], capture_output=True, text=True, env=_env(), timeout=300)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+    line = _full_disk_error("epoch-2", config)
     assert "File too large: training stopped; the checkpoints and resumable state of epoch 1 " \
            f"are kept in {run / 'checkpoints'}: free space there, then continue with: " \
            f"dlsuite run {config} --resume" in line, line
     assert json.loads((run / "checkpoints" / "resume" / "state.json").read_text())["epoch"] == 1
     _loadable(run / "checkpoints" / "last.keras")
-    proc = subprocess.run([sys.executable, "-m", "dlsuite.cli", "train", str(config), "--quiet",
-                           "--resume"], capture_output=True, text=True, env=_env(),
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _succeeds("train", config, "--resume")
     assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == [1, 2, 3]
 
 
@@ -143,17 +150,11 @@ def test_a_full_disk_in_the_first_epoch_says_nothing_is_kept_and_how_to_start_ag
     permissions and free space"); with room again, that command trains the run."""
     config = _small(tmp_path, epochs=1)
     run = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", FULL_DISK, "epoch-1", "train", str(config),
-                           "--quiet"], capture_output=True, text=True, env=_env(), timeout=300)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+    line = _full_disk_error("epoch-1", config)
     assert "File too large: training stopped in its first epoch, before any checkpoint was " \
            f"written (nothing to resume): free space in {run}, then start again with: " \
            f"dlsuite run {config} --overwrite" in line, line
-    proc = subprocess.run([sys.executable, "-m", "dlsuite.cli", "run", str(config), "--quiet",
-                           "--overwrite"], capture_output=True, text=True, env=_env(),
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _succeeds("run", config, "--overwrite")
     assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == [1]
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import run_cli
+from conftest import run_cli, tiny_training_config
 from dlsuite.predict_memory import (BASELINE_BYTES, BYTES_PER_PIXEL, CHAIN_BYTES_PER_PIXEL,
                                     available_bytes, memory_problem, prediction_bytes)
 
@@ -111,21 +111,9 @@ def test_the_model_pass_counts_the_whole_image_or_the_tiles_it_sees():
 @pytest.fixture(scope="module")
 def wide_run(tmp_path_factory):
     """A trained run whose U-Net outputs a few hundred values per pixel."""
-    import json
-
     from dlsuite import api
-    from dlsuite.data.example import write_example_frames
 
-    root = tmp_path_factory.mktemp("wide")
-    data = write_example_frames(root / "data", n=2, size=32, seed=1)["frames"]
-    config = root / "config.json"
-    config.write_text(json.dumps({
-        "name": "wide", "output_dir": str(root / "run"), "seed": 1,
-        "data": {"train": str(data), "val": str(data)},
-        "model": {"name": "unet", "n_filters": 16, "pools": 2},
-        "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 1},
-        "train": {"epochs": 1, "tensorboard": {"enabled": False}},
-        "evaluation": {"tune_postprocess": False}, "wandb": {"mode": "disabled"}}))
+    config = tiny_training_config(tmp_path_factory.mktemp("wide"), n_filters=16)
     return api.train(config, quiet=True).run_dir
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, tiny_training_config
 from dlsuite.checkpoints import original_sharing_wandb_run
 from dlsuite.config.loader import load_config
 from dlsuite.rundir import RunDir
@@ -34,22 +34,10 @@ def _epochs(run: Path) -> int:
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory) -> Path:
-    from dlsuite.data.example import write_example_frames
-
-    root = tmp_path_factory.mktemp("copies")
-    data = write_example_frames(root / "data", n=2, size=32, seed=1)["frames"]
-    config = root / "config.json"
-    config.write_text(json.dumps({
-        "name": "copies", "output_dir": str(root / "original"), "seed": 1,
-        "data": {"train": str(data), "val": str(data)},
-        "model": {"name": "unet", "n_filters": 4, "pools": 2},
-        "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 1},
-        "train": {"epochs": 1, "tensorboard": {"enabled": False}},
-        "evaluation": {"tune_postprocess": False},
-        "wandb": {"mode": "offline", "project": "copies"}}))
+    config = tiny_training_config(tmp_path_factory.mktemp("copies"), wandb="offline")
     proc = run_cli("train", str(config), "--quiet", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return root / "original"
+    return config.parent / "run"
 
 
 def _copy(original: Path, where: Path) -> Path:
