@@ -126,36 +126,35 @@ def _succeeds(command: str, config: Path, *flags: str) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-@pytest.mark.slow
-def test_a_full_disk_during_training_says_which_epoch_is_kept_and_how_to_resume(tmp_path):
-    """The disk fills during epoch 2: exit 2, one line naming the file, the epoch whose
-    checkpoints and resumable state are kept and the --resume command (it said only "check the
-    permissions and free space"); with room again, --resume finishes the run."""
-    config = _small(tmp_path, epochs=3)
-    run = tmp_path / "run"
-    line = _full_disk_error("epoch-2", config)
-    assert "File too large: training stopped; the checkpoints and resumable state of epoch 1 " \
-           f"are kept in {run / 'checkpoints'}: free space there, then continue with: " \
-           f"dlsuite run {config} --resume" in line, line
-    assert json.loads((run / "checkpoints" / "resume" / "state.json").read_text())["epoch"] == 1
-    _loadable(run / "checkpoints" / "last.keras")
-    _succeeds("train", config, "--resume")
-    assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == [1, 2, 3]
+# when the disk fills -> (epochs, the message's words, the flag that carries on, epochs trained)
+FULL_DURING_TRAINING = {
+    # it said only "check the permissions and free space"
+    "epoch-2": (3, "File too large: training stopped; the checkpoints and resumable state of "
+                "epoch 1 are kept in {run}/checkpoints: free space there, then continue with: "
+                "dlsuite run {config} --resume", "--resume", [1, 2, 3]),
+    "epoch-1": (1, "File too large: training stopped in its first epoch, before any "
+                "checkpoint was written (nothing to resume): free space in {run}, then start "
+                "again with: dlsuite run {config} --overwrite", "--overwrite", [1]),
+}
 
 
 @pytest.mark.slow
-def test_a_full_disk_in_the_first_epoch_says_nothing_is_kept_and_how_to_start_again(tmp_path):
-    """The disk fills in epoch 1, before any checkpoint: exit 2, one line naming the file,
-    saying there is nothing to resume and the --overwrite command (it said only "check the
-    permissions and free space"); with room again, that command trains the run."""
-    config = _small(tmp_path, epochs=1)
+@pytest.mark.parametrize("when", list(FULL_DURING_TRAINING))
+def test_a_full_disk_during_training_says_what_is_kept_and_how_to_go_on(tmp_path, when):
+    """The disk fills during epoch 2 (epoch 1 is kept) or epoch 1 (nothing is): exit 2, one
+    line naming the file, what is kept and the command that goes on; with room again, that
+    command finishes the run."""
+    epochs, words, flag, trained = FULL_DURING_TRAINING[when]
+    config = _small(tmp_path, epochs=epochs)
     run = tmp_path / "run"
-    line = _full_disk_error("epoch-1", config)
-    assert "File too large: training stopped in its first epoch, before any checkpoint was " \
-           f"written (nothing to resume): free space in {run}, then start again with: " \
-           f"dlsuite run {config} --overwrite" in line, line
-    _succeeds("run", config, "--overwrite")
-    assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == [1]
+    line = _full_disk_error(when, config)
+    assert words.format(run=run, config=config) in line, line
+    if when == "epoch-2":
+        state = json.loads((run / "checkpoints" / "resume" / "state.json").read_text())
+        assert state["epoch"] == 1
+        _loadable(run / "checkpoints" / "last.keras")
+    _succeeds("train", config, flag)
+    assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == trained
 
 
 @pytest.mark.slow
