@@ -13,8 +13,9 @@
 * :func:`activation_elements`: how many values the layers of a functional model output for
   one sample of a given size (training and prediction memory estimates).
 
-The functions only walk attributes of the model they are given, so they work on any Keras 3
-model without importing Keras themselves.
+The functions but :func:`activation_elements` (which traces shapes with Keras) only walk
+attributes of the model they are given, so they work on any Keras 3 model without importing
+Keras themselves.
 """
 
 from __future__ import annotations
