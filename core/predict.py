@@ -197,12 +197,13 @@ def _check_model_memory(pred: Predictor, items, shapes, postprocess: bool) -> No
     """Refuse, before anything is written, an input whose prediction cannot fit in memory
     once the model's own pass is counted (:func:`dlsuite.predict_memory.model_pass_bytes`:
     with ``inference.tile_size`` null the model sees the whole image at once)."""
-    from .predict_memory import model_pass_bytes
+    from .predict_memory import model_pass_bytes, pass_values_per_pixel
 
+    per_pixel = pass_values_per_pixel(pred.model, pred.tiles.size_multiple)  # traced once
     for item, shape in zip(items, shapes):
         if not shape:
             continue
-        pass_bytes = model_pass_bytes(pred.model, pred.tiles, shape,
+        pass_bytes = model_pass_bytes(per_pixel, pred.tiles, shape,
                                       scale=pred.ctx.config.data.scale)
         too_big = memory_problem(str(item.path), shape, postprocess=postprocess,
                                  pass_bytes=pass_bytes,

@@ -26,7 +26,8 @@ import os
 from pathlib import Path
 
 __all__ = ["BASELINE_BYTES", "BYTES_PER_PIXEL", "CHAIN_BYTES_PER_PIXEL", "PASS_BYTES_PER_VALUE",
-           "prediction_bytes", "model_pass_bytes", "available_bytes", "memory_problem"]
+           "prediction_bytes", "pass_values_per_pixel", "model_pass_bytes", "available_bytes",
+           "memory_problem"]
 
 #: TensorFlow, Keras and a small model loaded (measured: 0.76 GiB).
 BASELINE_BYTES = 800 * 2**20
@@ -56,33 +57,37 @@ def prediction_bytes(shape: tuple[int, ...], *, postprocess: bool = True,
             + (frame * CHAIN_BYTES_PER_PIXEL if postprocess else 0) + int(pass_bytes))
 
 
-def model_pass_bytes(model, tiles, shape: tuple[int, ...], *, scale: float = 1.0) -> int:
-    """A lower bound of the memory one pass of ``model`` adds when predicting an input of
-    ``shape`` with the tiling ``tiles`` (:class:`dlsuite.inference.TileSettings`): the values
-    its layers output per pixel (counted at a small size) for the pixels one pass sees (the
-    whole frame, resized by ``scale``, when ``tiles.tile_size`` is None; else
-    ``tiles.batch_size`` tiles of tile + 2 halo), times :data:`PASS_BYTES_PER_VALUE`.
-    0 for a model whose layers cannot be counted (not a functional Keras model)."""
+def pass_values_per_pixel(model, size_multiple: int = 1) -> float:
+    """How many values the layers of ``model`` output per input pixel (counted once at a
+    small size, :func:`dlsuite.keras_helpers.activation_elements`); 0 for a model whose
+    layers cannot be counted (not a functional Keras model)."""
     from .keras_helpers import activation_elements
 
-    height, width = (max(1, round(int(n) * scale)) for n in shape[-2:])
-    m = max(1, int(tiles.size_multiple))
+    m = max(1, int(size_multiple))
     side = -(-64 // m) * m
     try:
         dims = tuple(model.inputs[0].shape[1:])
         sample = tuple(side if d is None else int(d) for d in dims)
         elements = activation_elements(model, [(1,) + sample])
     except Exception:  # noqa: BLE001 - an estimate only: the prediction reports real errors
-        return 0
-    if not elements:
-        return 0
-    per_pixel = elements / (sample[-3] * sample[-2])
+        return 0.0
+    return elements / (sample[-3] * sample[-2]) if elements else 0.0
+
+
+def model_pass_bytes(values_per_pixel: float, tiles, shape: tuple[int, ...], *,
+                     scale: float = 1.0) -> int:
+    """A lower bound of the memory one pass of a model outputting ``values_per_pixel``
+    (:func:`pass_values_per_pixel`) adds when predicting an input of ``shape`` with the
+    tiling ``tiles`` (:class:`dlsuite.inference.TileSettings`): those values for the pixels
+    one pass sees (the whole frame, resized by ``scale``, when ``tiles.tile_size`` is None;
+    else ``tiles.batch_size`` tiles of tile + 2 halo), times :data:`PASS_BYTES_PER_VALUE`."""
+    height, width = (max(1, round(int(n) * scale)) for n in shape[-2:])
     if tiles.tile_size is None:
         pixels = height * width
     else:
         edge = int(tiles.tile_size) + 2 * int(tiles.halo)
         pixels = min(edge, height) * min(edge, width) * int(tiles.batch_size)
-    return int(PASS_BYTES_PER_VALUE * per_pixel * pixels)
+    return int(PASS_BYTES_PER_VALUE * values_per_pixel * pixels)
 
 
 def _cgroup_limit() -> int | None:

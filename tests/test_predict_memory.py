@@ -87,25 +87,27 @@ def test_the_model_pass_counts_the_whole_image_or_the_tiles_it_sees():
 
     from dlsuite.inference import TileSettings
     from dlsuite.keras_helpers import activation_elements
-    from dlsuite.predict_memory import PASS_BYTES_PER_VALUE, model_pass_bytes
+    from dlsuite.predict_memory import (PASS_BYTES_PER_VALUE, model_pass_bytes,
+                                        pass_values_per_pixel)
 
     x = keras.Input((None, None, 1))
     model = keras.Model(x, keras.layers.Conv2D(1, 1)(keras.layers.Conv2D(8, 3,
                                                                        padding="same")(x)))
-    per_pixel = activation_elements(model, [(1, 64, 64, 1)]) / 64**2
-    assert per_pixel == 9  # 8 + 1 values per pixel
+    assert activation_elements(model, [(1, 64, 64, 1)]) / 64**2 == 9  # 8 + 1 per pixel
+    per_pixel = pass_values_per_pixel(model, size_multiple=8)
+    assert per_pixel == 9
     whole = TileSettings(tile_size=None, halo=0, batch_size=2)
-    assert model_pass_bytes(model, whole, (3000, 2000)) == int(
+    assert model_pass_bytes(per_pixel, whole, (3000, 2000)) == int(
         PASS_BYTES_PER_VALUE * 9 * (3000 * 2000))
     # data.scale 0.5: the model sees a quarter of the pixels
-    assert model_pass_bytes(model, whole, (3000, 2000), scale=0.5) == int(
+    assert model_pass_bytes(per_pixel, whole, (3000, 2000), scale=0.5) == int(
         PASS_BYTES_PER_VALUE * 9 * (1500 * 1000))
     # tiled: batch_size tiles of tile + 2 halo, whatever the image's size
     tiles = TileSettings(tile_size=256, halo=32, batch_size=2)
-    assert model_pass_bytes(model, tiles, (3000, 2000)) == int(
+    assert model_pass_bytes(per_pixel, tiles, (3000, 2000)) == int(
         PASS_BYTES_PER_VALUE * 9 * (320 * 320 * 2))
-    assert model_pass_bytes(model, tiles, (30000, 20000)) == model_pass_bytes(
-        model, tiles, (3000, 2000))
+    assert model_pass_bytes(per_pixel, tiles, (30000, 20000)) == model_pass_bytes(
+        per_pixel, tiles, (3000, 2000))
 
 
 @pytest.fixture(scope="module")
@@ -125,14 +127,15 @@ def test_whole_image_prediction_counts_the_model_and_points_at_tiles(wide_run, t
     until the kernel killed the process."""
     from dlsuite.inference import TileSettings
     from dlsuite.predict import open_run
-    from dlsuite.predict_memory import model_pass_bytes
+    from dlsuite.predict_memory import model_pass_bytes, pass_values_per_pixel
 
     available = available_bytes()
     if available is None:
         pytest.skip("this system does not say how much memory is available")
     per_pixel_input = BYTES_PER_PIXEL + CHAIN_BYTES_PER_PIXEL
     model = open_run(wide_run, quiet=True).model
-    per_pixel_pass = model_pass_bytes(model, TileSettings(None, 0, 1), (1000, 1000)) / 1e6
+    per_pixel_pass = model_pass_bytes(pass_values_per_pixel(model), TileSettings(None, 0, 1),
+                                      (1000, 1000)) / 1e6
     assert per_pixel_pass > 1.5 * per_pixel_input  # so the model's pass decides
     side = int((0.5 * available / per_pixel_input) ** 0.5)
     assert prediction_bytes((side, side)) < available  # the header check lets it through
