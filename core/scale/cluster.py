@@ -249,8 +249,8 @@ def _killed_worker(client, future) -> DlsuiteInputError | None:
         "limit; the workers' logs say why); " + _MEMORY_WAY.format(address=address))
 
 
-def _all_paused(client) -> bool:
-    workers = client.scheduler_info().get("workers") or {}
+def _all_paused(workers: dict | None) -> bool:
+    """Whether every worker of the scheduler's ``workers`` info is paused (none: False)."""
     return bool(workers) and all(w.get("status") == "paused" for w in workers.values())
 
 
@@ -280,7 +280,7 @@ def completed(client, futures: Iterable, *, timeout: float | None = None) -> Ite
             raise TimeoutError(f"{pending.count()} task(s) not done within {timeout:g} s")
         workers = client.scheduler_info().get("workers")
         alone_since = None if workers else (alone_since or now)
-        paused_since = (paused_since or now) if _all_paused(client) else None
+        paused_since = (paused_since or now) if _all_paused(workers) else None
         address = client.scheduler.address
         if alone_since is not None and now - alone_since > grace:
             raise DlsuiteInputError(
