@@ -83,10 +83,14 @@ class Marker:
     id: str
     created: str
     written: tuple[str, ...] = ()
+    #: The settings of the job writing the folder (``predict``: run, checkpoint, tiling, ...),
+    #: recorded before its first output so that resuming it can be checked; None: not given.
+    job: dict | None = None
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "id": self.id, "created": self.created,
+        data = {"kind": self.kind, "id": self.id, "created": self.created,
                 "written": list(self.written)}
+        return data if self.job is None else {**data, "job": self.job}
 
 
 def _safe_entry(entry: str) -> bool:
@@ -123,7 +127,10 @@ class OwnedFolder:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             marker = Marker(kind=data["kind"], id=str(data["id"]), created=str(data["created"]),
-                            written=tuple(str(e) for e in data.get("written", ())))
+                            written=tuple(str(e) for e in data.get("written", ())),
+                            job=data.get("job"))
+            if marker.job is not None and not isinstance(marker.job, dict):
+                raise TypeError("job is not an object")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DlsuiteInputError(f"{path}: unreadable dlsuite marker ({exc}); nothing in "
                                     f"{self.root} is touched") from None
@@ -171,6 +178,14 @@ class OwnedFolder:
         if new == marker.written:
             return marker
         return self._write(attrs.evolve(marker, written=new))
+
+    def record_job(self, job: dict) -> Marker:
+        """Record the settings of the job about to write the folder (:attr:`Marker.job`);
+        returns the marker."""
+        marker = self.read()
+        if marker is None:
+            marker = self.create()
+        return self._write(attrs.evolve(marker, job=job))
 
     def matches(self, entry: str) -> list[Path]:
         """The existing paths an entry of ``written`` stands for: never the marker, nothing

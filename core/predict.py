@@ -45,8 +45,11 @@ from .inference import TileSettings, choose_checkpoint, load_checkpoint, model_t
 # InputItem, list_inputs, OUTPUT_SUBFOLDERS, SUMMARY_FILE, PredictSummary and
 # default_output_dir lived in this module: re-exported here
 from .predict_inputs import InputItem, list_inputs
+from .ownership import OwnedFolder
 from .predict_output import (OUTPUT_SUBFOLDERS, SUMMARY_FILE, PredictSummary, _check_apart,
-                             _planned, _prepare_output, default_output_dir)
+                             _planned, _prepare_output, claim_or_resume, complete_row,
+                             count_objects, default_output_dir, record_job, remove_leftovers,
+                             same_job, stopped_note)
 from .rundir import RunDir, load_run_config
 from .steps import Predictor, RunContext, open_predictor, probabilities, progress, write_tracked
 
@@ -187,12 +190,6 @@ def _first_frame(array: np.ndarray | None) -> np.ndarray | None:
     return array if array is None or array.ndim == 2 else array[0]
 
 
-def _count_objects(labels: np.ndarray) -> int:
-    """Objects summed over frames (a 2D label image is one frame)."""
-    frames = labels.reshape((-1,) + labels.shape[-2:])
-    return int(sum(len(np.unique(f[f > 0])) for f in frames))
-
-
 def _check_model_memory(pred: Predictor, items, shapes, postprocess: bool) -> None:
     """Refuse, before anything is written, an input whose prediction cannot fit in memory
     once the model's own pass is counted (:func:`dlsuite.predict_memory.model_pass_bytes`:
@@ -216,9 +213,9 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
                    out_dir: str | os.PathLike | None = None, *, weights: str | None = None,
                    tile_size=FROM_CONFIG, halo: int | str | None = None,
                    batch_size: int | None = None, postprocess: Any = True, ctc: bool = False,
-                   as_video: bool = False, overwrite: bool = False, quiet: bool = False,
-                   overrides: Any = None, config: str | os.PathLike | None = None,
-                   registry=None) -> PredictSummary:
+                   as_video: bool = False, overwrite: bool = False, resume: bool = False,
+                   quiet: bool = False, overrides: Any = None,
+                   config: str | os.PathLike | None = None, registry=None) -> PredictSummary:
     """Predict every input of ``input_path`` (see :func:`list_inputs`) with the run in
     ``run_dir`` and write, under ``out_dir`` (default :func:`default_output_dir`):
     ``probabilities/<name>.tif`` (float32, class axis first: ``CYX`` / ``TCYX``),
@@ -251,18 +248,28 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     (:mod:`dlsuite.ownership`). An ``out_dir`` that is, or lies inside, or holds the input
     is refused; so is a non-empty ``out_dir`` without the marker (also with ``overwrite``) or
     with it unless ``overwrite``, which removes only what the earlier prediction wrote (and
-    refuses when a file about to be written exists but was not written by it). Errors:
+    refuses when a file about to be written exists but was not written by it).
+
+    ``resume``: continue a prediction into ``out_dir`` that was interrupted (or finished):
+    the inputs whose outputs are all there are read back, not predicted again (their rows
+    marked ``skipped``); refused when the earlier prediction used another run, checkpoint,
+    input, tiling, chain or overrides (the folder's marker records them before the first
+    prediction; ``predict.json`` is written only when it finishes), and together with
+    ``overwrite``. Interrupted (Ctrl-C, SIGTERM), the command
+    warns how many inputs are complete and that ``--resume`` continues. Errors:
     DlsuiteInputError / DataError naming the run, checkpoint, input or output path;
     nothing is written before the inputs, the run and the output folder were checked.
     """
     from .data.checks import check_inputs
-    from .inference import build_postprocess, write_predictions
-    from .inference.chain_choice import chain_record
+    from .inference import build_postprocess
 
     given_chain = None if isinstance(postprocess, bool) else postprocess
     postprocess = postprocess is not False
     if ctc and not postprocess:
         raise DlsuiteInputError("--ctc needs instance labels: drop --no-postprocess")
+    if resume and overwrite:
+        raise DlsuiteInputError("--resume and --overwrite exclude each other: --resume "
+                                "continues the predictions in -o, --overwrite replaces them")
     items = list_inputs(input_path, as_video=as_video)
     shapes = []
     for item in items:  # unreadable files fail before any model is loaded or file written
@@ -282,27 +289,42 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     chain = build_postprocess(ctx.config.postprocess, ctx.registry) if postprocess else None
     out = Path(out_dir).expanduser() if out_dir is not None else default_output_dir(
         run_dir, input_path, ctx.config.inference.output_folder)
-    owned = _prepare_output(out, input_path, _planned(items, postprocess, ctc), overwrite)
+    job = _job(ctx, pred, input_path, postprocess, given_chain)
+    planned = _planned(items, postprocess, ctc)
+    resumed = False
+    if resume:
+        same_job(out, job)
+        resumed = claim_or_resume(out, input_path, planned, overwrite=False)
+        if resumed:
+            remove_leftovers(out, items)  # a write the interruption stopped half-way
+    else:
+        _prepare_output(out, input_path, planned, overwrite)
+    owned = OwnedFolder(out, "predict")
+    record_job(out, job)  # before the first prediction: what --resume compares
     log.info("predicting %d input(s) from %s with %s into %s", len(items), input_path,
              pred.checkpoint, out)
     rows, sequences, notes, shown = [], [], [], []
-    for item in progress(items, "predicting", quiet):
-        shape, probs, labels = predict_input(pred, item, chain)
-        if len(shown) < ctx.config.wandb.n_images:  # for the W&B table: the first frame
-            shown.append((item.name, _first_frame(item.load()), _first_frame(labels)))
-        row = {"name": item.name, "input": str(item.path), "shape": list(shape),
-               "objects": None if labels is None else _count_objects(labels),
-               "sequence": None}
-        if ctc and len(shape) == 3:
-            number = (item.name if item.ctc_sequence and item.name.isdigit()
-                      else f"{len(sequences) + 1:02d}")
-            owned.record([f"ctc/{number}_RES"])  # before writing, so --overwrite finds it
-            write_tracked(ctx, out / "ctc" / f"{number}_RES", labels)
-            sequences.append((number, item.name))
-            row["sequence"] = number
-        written = write_predictions(out, f"{item.name}.tif", probs=probs, labels=labels)
-        row.update({k: str(v) for k, v in written.items()})
-        rows.append(row)
+    try:
+        for item in progress(items, "predicting", quiet):
+            row, labels = _predicted_row(pred, item, chain, out, resumed)
+            if len(shown) < ctx.config.wandb.n_images:  # for the W&B table: the first frame
+                shown.append((item.name, _first_frame(item.load()), _first_frame(labels())))
+            if ctc and len(row["shape"]) == 3:
+                number = (item.name if item.ctc_sequence and item.name.isdigit()
+                          else f"{len(sequences) + 1:02d}")
+                owned.record([f"ctc/{number}_RES"])  # before writing, so --overwrite finds it
+                write_tracked(ctx, out / "ctc" / f"{number}_RES", labels())
+                sequences.append((number, item.name))
+                row["sequence"] = number
+            rows.append(row)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: say how to go on
+            log.warning(stopped_note(len(rows), len(items), out, "the same command with "
+                                     "--resume continues"))
+        raise
+    if resumed:
+        notes.append(f"resumed: {sum('skipped' in r for r in rows)} of {len(items)} "
+                     f"input(s) already complete in {out}")
     ctc_dir = None
     if ctc:
         if sequences:
@@ -321,12 +343,43 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
                       logged in ("best", "last") else None,
                       before_writing=lambda: owned.record(["wandb"]))
     write_json_atomic(out / SUMMARY_FILE, {
-        "run_dir": str(ctx.run.root), "checkpoint": str(pred.checkpoint),
-        "input": str(Path(input_path).expanduser().resolve()), "tiles": attrs.asdict(pred.tiles),
-        "postprocess": postprocess, "ctc": ctc, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "chain": chain_record(ctx, given_chain) if postprocess else None,
-        "overrides": dict(ctx.loaded.overrides or {}), "inputs": rows, "notes": notes})
+        **job, "tiles": attrs.asdict(pred.tiles), "ctc": ctc,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "inputs": rows, "notes": notes})
     return PredictSummary(out, rows, pred.checkpoint, ctc_dir, notes)
+
+
+def _job(ctx, pred: Predictor, input_path, postprocess: bool, given_chain) -> dict:
+    """What ``predict.json`` records of the prediction's settings (the keys a Dask job
+    records too): a resumed folder must have been predicted with the same."""
+    from .inference.chain_choice import chain_record
+
+    inference = ctx.config.inference
+    return {"run_dir": str(ctx.run.root), "checkpoint": str(pred.checkpoint),
+            "input": str(Path(input_path).expanduser().resolve()), "postprocess": postprocess,
+            "tiling": {"tile_size": inference.tile_size, "halo": inference.halo,
+                       "batch_size": inference.batch_size},
+            "chain": chain_record(ctx, given_chain) if postprocess else None,
+            "overrides": dict(ctx.loaded.overrides or {})}
+
+
+def _predicted_row(pred: Predictor, item: InputItem, chain, out: Path, resumed: bool):
+    """``(row, labels)`` of one input for ``predict.json``: predicted and written now, or,
+    in a resumed folder whose outputs of ``item`` are all there, read back (the row marked
+    ``skipped``). ``labels()`` gives its instance labels (None without a chain)."""
+    from .inference import write_predictions
+
+    row = complete_row(out, item, chain is not None) if resumed else None
+    if row is not None:
+        import tifffile
+
+        path = row.get("labels")
+        return row, lambda: None if path is None else tifffile.imread(path)
+    shape, probs, labels = predict_input(pred, item, chain)
+    row = {"name": item.name, "input": str(item.path), "shape": list(shape),
+           "objects": None if labels is None else count_objects(labels), "sequence": None}
+    written = write_predictions(out, f"{item.name}.tif", probs=probs, labels=labels)
+    row.update({k: str(v) for k, v in written.items()})
+    return row, lambda: labels
 
 
 # --------------------------------------------------------------------------------------------

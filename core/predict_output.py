@@ -1,6 +1,12 @@
 """The output folder of ``dlsuite predict``: where it lies by default, the check that it is
-apart from the input, the files planned in it, claiming it (:mod:`dlsuite.ownership`), and
-:class:`PredictSummary`, what was written there.
+apart from the input, the files planned in it, claiming it (:mod:`dlsuite.ownership`) or
+resuming it, and :class:`PredictSummary`, what was written there.
+
+Resuming (``--resume``; a Dask job always resumes): the folder's marker records the job (run,
+checkpoint, input, tiling, chain, overrides) before the first prediction, so a folder a
+stopped job left is continued only with the same job (:func:`same_job`), and the inputs whose
+files are all there are skipped (:func:`complete_row`). ``predict.json`` is written when a
+prediction finishes.
 """
 
 from __future__ import annotations
@@ -9,9 +15,11 @@ import os
 from pathlib import Path
 
 import attrs
+import numpy as np
 
 from .data.test_videos import TEST_VIDEOS
 from .errors import DlsuiteInputError
+from .fileio import leftover_temporaries
 from .ownership import OwnedFolder, check_apart
 from .predict_inputs import InputItem, _stem
 
@@ -85,6 +93,102 @@ def _prepare_output(out: Path, input_path: str | os.PathLike, planned: list[str]
     folder.claim(overwrite=overwrite, written=planned, holds="predictions",
                  hint="pass --overwrite to replace them, or choose another -o")
     return folder
+
+
+def count_objects(labels: np.ndarray) -> int:
+    """Objects summed over frames (a 2D label image is one frame)."""
+    frames = labels.reshape((-1,) + labels.shape[-2:])
+    return int(sum(len(np.unique(f[f > 0])) for f in frames))
+
+
+def claim_or_resume(out: Path, input_path, planned: list[str], overwrite: bool) -> bool:
+    """Claim ``out`` as :func:`_prepare_output` does, except that a folder dlsuite predict
+    wrote is resumed (no ``overwrite``): True when resuming. Refused when a file about to be
+    written exists but is not recorded in the marker."""
+    folder = OwnedFolder(out, "predict")
+    marker = folder.read() if out.is_dir() else None
+    if marker is None or overwrite:
+        _prepare_output(out, input_path, planned, overwrite)
+        return False
+    _check_apart(out, input_path)
+    recorded = {p for entry in marker.written for p in folder.matches(entry)}
+    for entry in planned:
+        target = out / entry
+        if target.exists() and not ({target, *target.parents} & recorded):
+            raise DlsuiteInputError(f"{target}: exists and was not written by dlsuite predict; "
+                                    "it is not replaced: move it, or choose another -o")
+    folder.record(planned)
+    return True
+
+
+def same_job(out: Path, job: dict) -> None:
+    """Refuse to resume a folder whose earlier prediction (finished or stopped: the job its
+    marker records, or its ``predict.json``) used another run, checkpoint, input, tiling,
+    chain or overrides: the outputs would mix. Only the keys both records hold are
+    compared."""
+    import json
+
+    marker = OwnedFolder(out, "predict").read() if out.is_dir() else None
+    before = marker.job if marker is not None else None
+    path = out / SUMMARY_FILE
+    if before is None and path.is_file():
+        try:
+            before = json.loads(path.read_text())
+        except (OSError, ValueError):
+            before = None
+    if not isinstance(before, dict):
+        return
+    differs = [k for k, v in job.items() if k in before and before[k] != v]
+    if differs:
+        raise DlsuiteInputError(f"{out}: holds predictions made with other {', '.join(differs)}"
+                                "; pass --overwrite to replace them, or choose another -o")
+
+
+def record_job(out: Path, job: dict) -> None:
+    """Record ``job`` (the prediction's settings) in ``out``'s marker before the first
+    output is written: what :func:`same_job` compares when a stopped job is resumed
+    (``predict.json`` is written only when a prediction finishes)."""
+    OwnedFolder(out, "predict").record_job(job)
+
+
+def complete_row(out: Path, item: InputItem, postprocess: bool) -> dict | None:
+    """The ``predict.json`` row of an input whose outputs are all on disk (read back; marked
+    ``skipped``), else None."""
+    import tifffile
+
+    from .inference.outputs import prediction_paths
+
+    paths = prediction_paths(f"{item.name}.tif")
+    kinds = ("probabilities", "labels") if postprocess else ("probabilities",)
+    if not all((out / paths[k]).is_file() for k in kinds):
+        return None
+    with tifffile.TiffFile(out / paths["probabilities"]) as tif:
+        shape = tif.series[0].shape
+    shape = list(shape[:-3] + shape[-2:])  # class axis dropped: the input's shape
+    row = {"name": item.name, "input": str(item.path), "shape": shape, "objects": None,
+           "sequence": None, "skipped": True}
+    if postprocess:
+        row["objects"] = count_objects(tifffile.imread(out / paths["labels"]))
+    row.update({k: str(out / paths[k]) for k in kinds})
+    return row
+
+
+def stopped_note(done: int, total: int, out: Path, how: str) -> str:
+    """The warning of a prediction interrupted (Ctrl-C, SIGTERM) after ``done`` of ``total``
+    inputs: what ``out`` keeps and ``how`` to go on."""
+    return (f"stopped after {done} of {total} input(s): {out} keeps their predictions; {how} "
+            "(inputs whose outputs are all there are skipped)")
+
+
+def remove_leftovers(out: Path, items: list[InputItem]) -> None:
+    """Delete the temporary files of output writes that were stopped mid-write (a killed
+    worker, an interrupted command): called once nothing writes them any more."""
+    from .inference.outputs import prediction_paths
+
+    for item in items:
+        for rel in prediction_paths(f"{item.name}.tif").values():
+            for tmp in leftover_temporaries(out / rel):
+                tmp.unlink(missing_ok=True)
 
 
 @attrs.frozen

@@ -290,6 +290,52 @@ def test_rerun_skips_complete_outputs_and_refuses_foreign_files(
 
 
 @pytest.mark.slow
+def test_a_stopped_job_resumes_only_with_the_same_checkpoint_and_tiling(
+        run, data, threshold_model, cluster, tmp_path):
+    """SIGTERM to ``dlsuite predict --scheduler ADDRESS`` once its first output is on disk:
+    the folder's marker records the job before any task ran, so a rerun with another checkpoint or
+    tiling is refused (it used to complete the folder, mixing two models' outputs), and the
+    same command completes it."""
+    import subprocess
+    import sys
+
+    inputs = tmp_path / "many"
+    inputs.mkdir()
+    for k in range(N_KILL):
+        src = sorted(data["inputs"].iterdir())[k % 6]
+        tifffile.imwrite(inputs / f"img_{k:02d}.tif", np.tile(tifffile.imread(src), (5, 5)))
+    address, out = cluster.scheduler.address, tmp_path / "out"
+    command = [sys.executable, "-m", "dlsuite.cli", "predict", str(run), str(inputs), "-o",
+               str(out), "--weights", str(threshold_model), "--scheduler", address]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.is_dir() and list((out / "labels").glob("img_*.tif")):
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.05)
+    _, stderr = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 143, stderr
+    assert re.search(r"stopped after \d+ of 20 input\(s\): .+; the same command continues",
+                     stderr), stderr
+    assert not (out / "predict.json").exists()
+    assert json.loads((out / ".dlsuite-predict").read_text())["job"]["checkpoint"] == str(
+        threshold_model)
+    other = run_cli("predict", str(run), str(inputs), "-o", str(out), "--scheduler", address,
+                    "--tile-size", "64", timeout=TIMEOUT)
+    assert other.returncode == 2, other.stderr
+    assert "holds predictions made with other checkpoint, tiling" in other.stderr
+    again = run_cli(*command[3:], timeout=TIMEOUT)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads((out / "predict.json").read_text())
+    assert len(summary["inputs"]) == N_KILL
+    assert any(r.get("skipped") for r in summary["inputs"])
+    single = api.predict_folder(run, inputs, tmp_path / "single", quiet=True,
+                                weights=str(threshold_model))
+    _same_outputs(single.out_dir, out, [f"img_{k:02d}" for k in range(N_KILL)])
+
+
+@pytest.mark.slow
 def test_blockwise_prediction_shows_its_progress_on_a_terminal_and_quiet_hides_it(
         run, data, tmp_path):
     """A block-wise prediction takes minutes on a large image: a bar per stage (blocks done

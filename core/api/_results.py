@@ -124,7 +124,10 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     the whole image), ``halo`` (int or ``"auto"``), ``batch_size``; and ``postprocess``
     (default True; False writes probabilities only), ``ctc`` (also track each video into
     ``out_dir/ctc/NN_RES``), ``as_video`` (stack a folder of 2D images into one video),
-    ``overwrite`` (replace predictions in a non-empty ``out_dir``), ``quiet`` (no progress
+    ``overwrite`` (replace predictions in a non-empty ``out_dir``), ``resume`` (continue a
+    prediction into ``out_dir`` that was interrupted: inputs whose outputs are all there are
+    skipped; refused when it used another run, checkpoint, input, tiling, chain or
+    overrides; a ``scheduler`` job always resumes), ``quiet`` (no progress
     bar), ``config`` (see above), ``scheduler`` (``local[:N]`` or a Dask scheduler address:
     every input a task on that cluster, the model loaded once per worker, outputs written as
     tasks finish; rerunning on the same ``out_dir`` skips complete outputs; needs
@@ -147,8 +150,14 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
 
     blockwise = options.get("block_size") is not None or is_omezarr(input_path) or \
         holds_omezarr(input_path)
+    if options.get("resume") and options.get("overwrite"):
+        from ..errors import DlsuiteInputError
+
+        raise DlsuiteInputError("--resume and --overwrite exclude each other: --resume "
+                                "continues the predictions in -o, --overwrite replaces them")
     if blockwise or options.get("scheduler") is not None:
         _run_directory_only(options, "--block-size/OME-Zarr" if blockwise else "--scheduler")
+        _resume_on_cluster_only(options, blockwise)
     if blockwise:  # images larger than memory: block by block into OME-Zarr
         from ..scale.image import predict_blockwise
 
@@ -164,6 +173,16 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     from ..predict import predict_folder as _predict_folder
 
     return _predict_folder(run_dir, input_path, out_dir, registry=get_registry(), **options)
+
+
+def _resume_on_cluster_only(options: dict, blockwise: bool) -> None:
+    """Drop ``resume`` for a Dask job (it always resumes); block-wise prediction cannot
+    resume: a DlsuiteInputError saying so, before anything is written."""
+    from ..errors import DlsuiteInputError
+
+    if options.pop("resume", False) and blockwise:
+        raise DlsuiteInputError("--resume: block-wise prediction (--block-size, OME-Zarr "
+                                "inputs) starts again; use --overwrite")
 
 
 def _run_directory_only(options: dict, where: str) -> None:

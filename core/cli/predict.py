@@ -82,6 +82,10 @@ def _halo(value: str | None):
               help="INPUT is a folder of 2D images: stack them (natural name order) into one "
                    "video, e.g. a time-lapse saved one file per frame.")
 @click.option("--overwrite", is_flag=True, help="Replace the predictions in a non-empty OUT.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted prediction into OUT: inputs whose outputs are "
+                   "all there are skipped (refused when OUT was predicted with another run, "
+                   "checkpoint, input, tiling, chain or overrides).")
 @click.option("--scheduler", metavar="local[:N]|ADDRESS",
               help="Predict the inputs as tasks on a Dask cluster: local:N starts N "
                    "single-threaded worker processes on this machine, an address "
@@ -99,7 +103,7 @@ def _halo(value: str | None):
 def predict(run_dir: Path, input_path: Path, out_dir: Path | None, weights: str | None,
             tile_size, halo, batch_size: int | None, no_postprocess: bool, chain: Path | None,
             overrides: tuple[str, ...], ctc: bool, as_video: bool, overwrite: bool,
-            scheduler: str | None, block_size: int | None, quiet: bool,
+            resume: bool, scheduler: str | None, block_size: int | None, quiet: bool,
             config_file: Path | None) -> None:
     """Predict INPUT with the trained run RUN_DIR and write per input
     probabilities/<name>.tif (float32) and labels/<name>.tif (instance labels).
@@ -123,6 +127,8 @@ def predict(run_dir: Path, input_path: Path, out_dir: Path | None, weights: str 
         options["scheduler"] = scheduler
     if block_size is not None:
         options["block_size"] = block_size
+    if resume:
+        options["resume"] = True
     if tile_size is not None:
         options["tile_size"] = None if tile_size == "whole" else tile_size
     with console_logging(quiet):  # --quiet: warnings and errors only, one line each

@@ -25,13 +25,14 @@ import time
 from pathlib import Path
 
 from ..errors import DlsuiteInputError
-from ..fileio import leftover_temporaries, write_json_atomic, write_text_atomic
+from ..fileio import write_json_atomic, write_text_atomic
 from ..inference.outputs import prediction_paths
 from ..ownership import OwnedFolder
-from ..predict import FROM_CONFIG, _count_objects, predict_input
+from ..predict import FROM_CONFIG, predict_input
 from ..predict_inputs import InputItem, list_inputs
-from ..predict_output import (SUMMARY_FILE, PredictSummary, _check_apart, _planned,
-                              _prepare_output, default_output_dir)
+from ..predict_output import (SUMMARY_FILE, PredictSummary, _planned, claim_or_resume,
+                              complete_row, count_objects, default_output_dir, record_job,
+                              remove_leftovers, same_job, stopped_note)
 from .cluster import completed, connect_when_needed, pause_note
 from .run_options import worker_run
 
@@ -71,7 +72,7 @@ def predict_task(run_dir: str, options: tuple, postprocess: bool, item: InputIte
     with lock:
         shape, probs, labels = predict_input(pred, item, chain)
     row = {"name": item.name, "input": str(item.path), "shape": list(shape),
-           "objects": None if labels is None else _count_objects(labels), "sequence": None}
+           "objects": None if labels is None else count_objects(labels), "sequence": None}
     row.update(_write_missing(Path(out), item.name, probs, labels))
     row["worker"] = os.getpid()
     return row
@@ -108,72 +109,6 @@ def _sequence_numbers(items: list[InputItem]) -> dict[str, str]:
             numbers[item.name] = (item.name if item.ctc_sequence and item.name.isdigit()
                                   else f"{len(numbers) + 1:02d}")
     return numbers
-
-
-def _remove_leftovers(out: Path, items: list[InputItem]) -> None:
-    """Delete the temporary files of output writes whose worker was killed mid-write (its
-    task ran again elsewhere): called once no task of the job runs any more."""
-    for item in items:
-        for rel in prediction_paths(f"{item.name}.tif").values():
-            for tmp in leftover_temporaries(out / rel):
-                tmp.unlink(missing_ok=True)
-
-
-def _complete_row(out: Path, item: InputItem, postprocess: bool) -> dict | None:
-    """The row of an input whose outputs are all on disk (read back), else None."""
-    import tifffile
-
-    paths = prediction_paths(f"{item.name}.tif")
-    kinds = ("probabilities", "labels") if postprocess else ("probabilities",)
-    if not all((out / paths[k]).is_file() for k in kinds):
-        return None
-    with tifffile.TiffFile(out / paths["probabilities"]) as tif:
-        shape = tif.series[0].shape
-    shape = list(shape[:-3] + shape[-2:])  # class axis dropped: the input's shape
-    row = {"name": item.name, "input": str(item.path), "shape": shape, "objects": None,
-           "sequence": None, "skipped": True}
-    if postprocess:
-        row["objects"] = _count_objects(tifffile.imread(out / paths["labels"]))
-    row.update({k: str(out / paths[k]) for k in kinds})
-    return row
-
-
-def _claim_or_resume(out: Path, input_path, planned: list[str], overwrite: bool) -> bool:
-    """Claim ``out`` like single-process predict, except that a folder dlsuite predict
-    wrote is resumed (no ``overwrite``): True when resuming. Refused when a file about to be
-    written exists but is not recorded in the marker."""
-    folder = OwnedFolder(out, "predict")
-    marker = folder.read() if out.is_dir() else None
-    if marker is None or overwrite:
-        _prepare_output(out, input_path, planned, overwrite)
-        return False
-    _check_apart(out, input_path)
-    recorded = {p for entry in marker.written for p in folder.matches(entry)}
-    for entry in planned:
-        target = out / entry
-        if target.exists() and not ({target, *target.parents} & recorded):
-            raise DlsuiteInputError(f"{target}: exists and was not written by dlsuite predict; "
-                                    "it is not replaced: move it, or choose another -o")
-    folder.record(planned)
-    return True
-
-
-def _same_job(out: Path, job: dict) -> None:
-    """Refuse to resume a folder whose earlier prediction used another run, checkpoint,
-    tiling or post-processing (its outputs would mix)."""
-    import json
-
-    path = out / SUMMARY_FILE
-    if not path.is_file():
-        return
-    try:
-        before = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    differs = [k for k, v in job.items() if k in before and before[k] != v]
-    if differs:
-        raise DlsuiteInputError(f"{out}: holds predictions made with other {', '.join(differs)}"
-                                "; pass --overwrite to replace them, or choose another -o")
 
 
 def _check_memory(shapes: list, postprocess: bool, available: int | None = None,
@@ -237,8 +172,8 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
            "input": str(Path(input_path).expanduser().resolve()), "postprocess": postprocess,
            "tiling": {"tile_size": inference.tile_size, "halo": inference.halo,
                       "batch_size": inference.batch_size}, **chosen.record}
-    if not overwrite and (out / SUMMARY_FILE).is_file():
-        _same_job(out, job)
+    if not overwrite:
+        same_job(out, job)
     numbers = _sequence_numbers(items) if ctc else {}
     # a scheduler address answers before the output folder is claimed (a local cluster
     # starts only when there is work)
@@ -246,12 +181,13 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
         memory = worker_memory(cluster_client()) if kind == "address" else None
         if memory is not None:  # what the smallest worker may use, before anything is written
             _check_worker_memory(shapes, postprocess, *memory)
-        resumed = _claim_or_resume(out, input_path, _planned(items, postprocess, ctc), overwrite)
+        resumed = claim_or_resume(out, input_path, _planned(items, postprocess, ctc), overwrite)
+        record_job(out, job)  # before any task: a rerun after a stop compares it
         options = chosen.key[1]
         rows: dict[str, dict] = {}
         todo = []
         for item in items:
-            row = _complete_row(out, item, postprocess) if resumed else None
+            row = complete_row(out, item, postprocess) if resumed else None
             if row is not None:
                 rows[item.name] = row
             else:
@@ -285,15 +221,21 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
                        for i, item in enumerate(todo)]
             for name in list(rows):  # complete before: their videos are tracked now
                 track(client, name)
-            for future in completed(client, futures, timeout=RESULT_TIMEOUT):
-                row = future.result()
-                rows[row["name"]] = row
-                track(client, row["name"])
-                if not quiet:
-                    log.info("done %s (%d/%d)", row["name"], len(rows), len(items))
+            try:
+                for future in completed(client, futures, timeout=RESULT_TIMEOUT):
+                    row = future.result()
+                    rows[row["name"]] = row
+                    track(client, row["name"])
+                    if not quiet:
+                        log.info("done %s (%d/%d)", row["name"], len(rows), len(items))
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: say how to go on
+                    log.warning(stopped_note(len(rows), len(items), out,
+                                             "the same command continues"))
+                raise
             for future in completed(client, tracking, timeout=RESULT_TIMEOUT):
                 notes.extend(n for n in future.result() if n not in notes)
-    _remove_leftovers(out, items)
+    remove_leftovers(out, items)
     ordered = [rows[item.name] for item in items]
     workers = sorted({r.pop("worker") for r in ordered if "worker" in r})
     ctc_dir = None

@@ -1,0 +1,134 @@
+"""``dlsuite predict --resume``: a prediction of a folder stopped by SIGTERM part-way keeps what
+it wrote, says how to go on, and continues where it stopped, but never with another checkpoint
+(the outputs would mix). A real tiny trained run, real TIFFs, the real CLI in a subprocess
+stopped by a real signal."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import run_cli
+
+N_INPUTS = 40
+TIMEOUT = 300  # seconds any command may take on a loaded 2-core machine
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny unet run (1 epoch of 2 steps) with small tiles, so that each of the
+    ``N_INPUTS`` inputs below takes a noticeable time to predict."""
+    from dlsuite import api
+    from dlsuite.data.example import write_example_frames
+
+    root = tmp_path_factory.mktemp("resume-run")
+    frames = write_example_frames(root / "data", n=2, size=32, seed=0)["frames"]
+    cfg = {"name": "run", "output_dir": str(root / "run"), "seed": 0,
+           "model": {"name": "unet", "n_filters": 4, "pools": 2},
+           "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 2},
+           "train": {"epochs": 1}, "inference": {"tile_size": 16, "halo": 8},
+           "wandb": {"mode": "disabled"},
+           "data": {"train": str(frames), "val": str(frames), "test": None}}
+    return Path(api.train(cfg, quiet=True).run_dir)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("resume-inputs")
+    rng = np.random.default_rng(0)
+    for k in range(N_INPUTS):
+        tifffile.imwrite(folder / f"img_{k:02d}.tif",
+                         rng.integers(0, 255, (160, 160), dtype=np.uint8))
+    return folder
+
+
+def _stopped(run: Path, inputs: Path, out: Path) -> subprocess.CompletedProcess:
+    """``dlsuite predict RUN INPUTS -o OUT`` sent SIGTERM once its first labels are on disk."""
+    proc = subprocess.Popen([sys.executable, "-m", "dlsuite.cli", "predict", str(run),
+                             str(inputs), "-o", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.is_dir() and list((out / "labels").glob("img_*.tif")):
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.05)
+    stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+@pytest.mark.slow
+def test_a_stopped_prediction_resumes_where_it_stopped_and_only_with_the_same_job(
+        run, inputs, tmp_path):
+    out = tmp_path / "out"
+    stopped = _stopped(run, inputs, out)
+    assert stopped.returncode == 143, stopped.stderr
+    said = re.search(r"stopped after (\d+) of (\d+) input\(s\): (.+) keeps their "
+                     r"predictions; the same command with --resume continues", stopped.stderr)
+    assert said, stopped.stderr
+    done, total = int(said[1]), int(said[2])
+    assert said[3] == str(out) and total == N_INPUTS and 1 <= done < N_INPUTS
+    written = sorted((out / "labels").glob("img_*.tif"))
+    assert done <= len(written) < N_INPUTS
+    assert not (out / "predict.json").exists()  # written only when a prediction finishes
+    job = json.loads((out / ".dlsuite-predict").read_text())["job"]  # before any output
+    assert job["checkpoint"].endswith("best.keras")
+    assert job["tiling"] == {"tile_size": 16, "halo": 8, "batch_size": 2}
+    stamps = {p: p.stat().st_mtime_ns for p in written}
+
+    # without --resume the folder is refused as before; with another checkpoint, or
+    # together with --overwrite, --resume is refused: nothing is written
+    plain = run_cli("predict", str(run), str(inputs), "-o", str(out))
+    assert plain.returncode == 2 and "already holds predictions" in plain.stderr
+    other = run_cli("predict", str(run), str(inputs), "-o", str(out), "--resume",
+                    "--weights", "last")
+    assert other.returncode == 2, other.stderr
+    assert f"{out}: holds predictions made with other checkpoint" in other.stderr
+    both = run_cli("predict", str(run), str(inputs), "-o", str(out), "--resume", "--overwrite")
+    assert both.returncode == 2 and "--resume and --overwrite exclude each other" in both.stderr
+    assert sorted((out / "labels").glob("img_*.tif")) == written
+
+    resumed = run_cli("predict", str(run), str(inputs), "-o", str(out), "--resume",
+                      timeout=TIMEOUT)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"wrote {N_INPUTS} prediction(s)" in resumed.stdout
+    names = [f"img_{k:02d}.tif" for k in range(N_INPUTS)]
+    for kind in ("labels", "probabilities"):
+        assert sorted(p.name for p in (out / kind).iterdir()) == names
+    assert not list(out.rglob(".tmp-*"))
+    for path, stamp in stamps.items():  # complete before: read back, not predicted again
+        assert path.stat().st_mtime_ns == stamp, path
+    summary = json.loads((out / "predict.json").read_text())
+    assert len(summary["inputs"]) == N_INPUTS
+    skipped = [r["name"] for r in summary["inputs"] if r.get("skipped")]
+    assert skipped == [p.stem for p in written]
+    assert f"resumed: {len(written)} of {N_INPUTS} input(s) already complete" in resumed.stderr
+    # the resumed folder equals one prediction that was never stopped
+    whole = tmp_path / "whole"
+    assert run_cli("predict", str(run), str(inputs), "-o", str(whole), "-q",
+                   timeout=TIMEOUT).returncode == 0
+    for name in names:
+        assert np.array_equal(tifffile.imread(out / "labels" / name),
+                              tifffile.imread(whole / "labels" / name)), name
+    assert [r["objects"] for r in summary["inputs"]] == [
+        r["objects"] for r in json.loads((whole / "predict.json").read_text())["inputs"]]
+
+
+def test_resume_of_a_blockwise_prediction_is_refused_before_anything_is_written(
+        run, inputs, tmp_path):
+    pytest.importorskip("ome_zarr")
+    proc = run_cli("predict", str(run), str(inputs / "img_00.tif"), "-o", str(tmp_path / "o"),
+                   "--block-size", "64", "--resume")
+    assert proc.returncode == 2
+    assert "--resume: block-wise prediction (--block-size, OME-Zarr inputs) starts again" \
+        in proc.stderr
+    assert not (tmp_path / "o").exists()
