@@ -42,6 +42,8 @@ def problems_of(data, registry=None) -> dict[str, str]:
     ({"optimizer": {"learning_rate": float("inf")}}, "$.optimizer.learning_rate",
      "finite number, got Infinity"),
     ({"datagen": {"batch_size": 0}}, "$.datagen.batch_size", "must be > 0, got 0"),
+    ({"evaluation": {"tune_seconds": -5}}, "$.evaluation.tune_seconds", "must be > 0, got -5"),
+    ({"evaluation": {"tune_seconds": 0}}, "$.evaluation.tune_seconds", "must be > 0, got 0"),
     ({"train": {"epochs": -5}}, "$.train.epochs", "must be > 0, got -5"),
     ({"model": {"name": "unet", "n_filters": -3}}, "$.model.n_filters", "must be > 0, got -3"),
     ({"model": {"name": "unet", "pools": 0}}, "$.model.pools", "must be in [1, 8], got 0"),

@@ -383,7 +383,7 @@ class EvaluationConfig:
         "SEG", help="what the search maximises: CTC SEG, or instance F1 at IoU 0.5")
     tune_seconds: float = param(
         120.0, help="time budget of the search in seconds (the best values found so far are "
-                    "kept when it runs out)")
+                    "kept when it runs out)", validator=positive())
 
 
 @attrs.frozen
