@@ -3,7 +3,8 @@
 ``RUN_DIR/export``), and the W&B model artifact carrying them.
 
 :func:`export_problems` runs before the run starts (no TensorFlow): a format whose optional
-packages are missing stops the run with exit 2 before anything is written. An export failing after training (e.g. validation images
+packages are missing, or bioimage.io metadata a package cannot hold (a bad ORCID iD, DOI,
+licence), stops the run with exit 2 before anything is written. An export failing after training (e.g. validation images
 smaller than the package's minimum input) is recorded as a note of the run, which keeps its
 results.
 """
@@ -24,7 +25,8 @@ log = logging.getLogger("dlsuite")
 
 def export_problems(config, registry) -> list[tuple[str, str]]:
     """``(json_path, message)`` for every format of ``export.formats`` the run could not
-    write: its packages are not installed."""
+    write: its packages are not installed, or (``bioimageio``) a value of the ``export``
+    section a package cannot hold (:func:`dlsuite.export.metadata.metadata_problems`)."""
     from .export import FORMATS, missing_modules
 
     problems = []
@@ -33,6 +35,10 @@ def export_problems(config, registry) -> list[tuple[str, str]]:
         if missing:
             problems.append((f"$.export.formats[{i}]", f"{fmt!r} needs {', '.join(missing)}: "
                              "pip install 'dlsuite[export]'"))
+        elif fmt == "bioimageio":
+            from .export.metadata import metadata_problems
+
+            problems += metadata_problems(config)
     return problems
 
 

@@ -618,6 +618,92 @@ def test_unknown_export_format_is_refused_by_config_validate(tmp_path):
     assert "$.export.formats[1]" in proc.stderr and "'tflite'" in proc.stderr
 
 
+BAD_METADATA = {"license": "NOTALICENSE",
+                "authors": [{"name": "A", "orcid": "123"}, {"name": "B", "email": "nope"}],
+                "cite": [{"text": "no link"}, {"text": "x", "doi": "not-a-doi"}]}
+BAD_METADATA_PATHS = ["$.export.authors[0].orcid", "$.export.authors[1].email",
+                      "$.export.cite[0]", "$.export.cite[1].doi", "$.export.license"]
+
+
+def _error_paths(stderr: str) -> list[str]:
+    return [line.split(":")[0].strip() for line in stderr.splitlines()[1:] if "$." in line]
+
+
+@pytest.mark.skipif(not HAS_BIOIMAGEIO, reason="bioimageio.spec not installed "
+                                               "(pip install 'dlsuite[export]')")
+def test_bioimageio_metadata_a_package_cannot_hold_is_refused_before_training(tmp_path):
+    """A bad ORCID iD, e-mail, DOI or licence with ``export.formats`` bioimageio: config
+    validate and dlsuite run name each at its JSON path (exit 2; the run used to train to the
+    end, then fail with exit 1); without that format the section is not checked."""
+    from conftest import tiny_training_config
+
+    config = tiny_training_config(tmp_path)
+    cfg = json.loads(config.read_text())
+    cfg["export"] = {**BAD_METADATA, "formats": ["bioimageio"]}
+    config.write_text(json.dumps(cfg))
+    checked = run_cli("config", "validate", str(config), "--no-pixels")
+    assert checked.returncode == 2 and f"{config}: 5 config error(s)" in checked.stderr
+    assert _error_paths(checked.stderr) == BAD_METADATA_PATHS, checked.stderr
+    assert "'NOTALICENSE' is not a licence bioimage.io accepts" in checked.stderr
+    assert "'123 is not a valid ORCID iD" in checked.stderr
+    run = run_cli("run", str(config))
+    assert run.returncode == 2 and _error_paths(run.stderr) == BAD_METADATA_PATHS, run.stderr
+    assert not Path(cfg["output_dir"]).exists()
+    assert run_cli("config", "validate", str(config), "--no-pixels", "--set",
+                   "export.formats=[]").returncode == 0
+
+
+@pytest.mark.skipif(not HAS_BIOIMAGEIO, reason="bioimageio.spec not installed "
+                                               "(pip install 'dlsuite[export]')")
+def test_export_bioimageio_refuses_bad_metadata_before_the_model_loads_and_takes_any_name(
+        run, tmp_path):
+    """``dlsuite export --format bioimageio`` of a run whose config holds metadata a package
+    cannot hold: exit 2 naming the keys, nothing written. A run name with characters
+    bioimage.io does not allow in a model's name (it used to end in exit 1) is exported
+    under a name it allows."""
+    import shutil
+    import zipfile
+
+    import yaml
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("export", "wandb"))
+    record = json.loads((copy / "config.json").read_text())
+    good = dict(record["config"]["export"])
+    record["config"]["export"] = {**good, **BAD_METADATA}
+    (copy / "config.json").write_text(json.dumps(record))
+    out = tmp_path / "bad.zip"
+    proc = run_cli("export", str(copy), "--format", "bioimageio", "-o", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert f"{copy / 'config.json'}: 5 config error(s)" in proc.stderr
+    assert _error_paths(proc.stderr) == BAD_METADATA_PATHS
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    record["config"]["export"] = good
+    record["config"]["name"] = "rün_é/1"
+    (copy / "config.json").write_text(json.dumps(record))
+    proc = run_cli("export", str(copy), "--format", "bioimageio", "-o", str(out), "-q")
+    assert proc.returncode == 0, proc.stderr
+    with zipfile.ZipFile(out) as package:
+        assert yaml.safe_load(package.read("rdf.yaml"))["name"] == "run e-1"
+
+
+@pytest.mark.skipif(not HAS_BIOIMAGEIO, reason="bioimageio.spec not installed")
+@pytest.mark.parametrize("name, expected", [("rün 1", "run 1"), ("ab", "dlsuite ab"),
+                                            ("x" * 200, "x" * 128), ("a_b_c_d", "a b c d"),
+                                            ("日本", "dlsuite --")])
+def test_package_names_are_what_bioimageio_allows(name, expected):
+    from bioimageio.spec.model import v0_5
+    from pydantic import TypeAdapter
+
+    from dlsuite.export.metadata import package_name
+
+    field = v0_5.ModelDescr.model_fields["name"]
+    from typing import Annotated
+
+    assert package_name(name) == expected
+    TypeAdapter(Annotated[(str, *field.metadata[:3])]).validate_python(package_name(name))
+
+
 def _md5_b64(path: Path) -> bytes:
     import base64
     import hashlib

@@ -44,19 +44,23 @@ def check_config(path: str | os.PathLike, *, check_paths: bool = True, pixels: b
     """:func:`load_config`, then (with ``check_paths`` and ``pixels``) the pixel check
     ``dlsuite run`` makes before it starts (:func:`dlsuite.preflight.data_pixel_problems`:
     every file of train, val and test read once; truncated files, NaN/Inf pixels and
-    negative label ids are problems), so a config and data that pass are not refused for
-    their pixels by the run. Raises :class:`~dlsuite.errors.ConfigError` listing every
+    negative label ids are problems), and the checks of ``export.formats`` ``dlsuite run``
+    makes (optional packages installed, bioimage.io metadata a package can hold), so a
+    config and data that pass are not refused for them by the run. Raises :class:`~dlsuite.errors.ConfigError` listing every
     problem with its JSON path; info lines and warnings go to the ``dlsuite`` logger.
     Imports no TensorFlow."""
     from ..errors import ConfigError
 
+    from ..export_step import export_problems
+
     loaded = load_config(path, check_paths=check_paths, overrides=overrides)
+    problems = export_problems(loaded.config, get_registry())  # as dlsuite run: first
     if check_paths and pixels:
         from ..preflight import data_pixel_problems
 
-        problems = data_pixel_problems(loaded.config, get_registry())
-        if problems:
-            raise ConfigError(problems, loaded.source)
+        problems += data_pixel_problems(loaded.config, get_registry())
+    if problems:
+        raise ConfigError(problems, loaded.source)
     return loaded
 
 

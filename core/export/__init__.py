@@ -270,6 +270,14 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
     out = _default_out(run.root, config.name, spec) if default else Path(out).expanduser()
     _check_out(out, fmt)
     _check_needs(fmt, spec)
+    if fmt == "bioimageio":  # the config's export section: before the model loads
+        from dlsuite.errors import ConfigError
+
+        from .metadata import metadata_problems
+
+        problems = metadata_problems(config)
+        if problems:
+            raise ConfigError(problems, str(root / "config.json"))
     geo = model_geometry(config, registry)
 
     if default and OwnedFolder(run.root, "run").read() is not None:

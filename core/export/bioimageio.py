@@ -37,6 +37,7 @@ import attrs
 import numpy as np
 
 from dlsuite.errors import DataError, DlsuiteInputError
+from dlsuite.export.metadata import package_name
 
 __all__ = ["BioimageioInfo", "write_bioimageio", "PREPROCESSING"]
 
@@ -309,8 +310,7 @@ def write_bioimageio(model, config, *, run_root: Path, checkpoint: Path, halo: i
         tags = list(info.tags) + (["timelapse"] if temporal and "timelapse" not in info.tags
                                   else [])
         descr = v0_5.ModelDescr(
-            name=config.name.replace("_", " ")[:128] if len(config.name) >= 5
-            else f"dlsuite {config.name}",
+            name=package_name(config.name),
             description=info.description or (
                 f"{config.model.name} segmentation ({n_classes} classes"
                 f"{f'; {frames}-frame windows, last frame predicted' if temporal else ''}) "
