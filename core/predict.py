@@ -48,8 +48,8 @@ from .predict_inputs import InputItem, list_inputs
 from .ownership import OwnedFolder
 from .predict_output import (OUTPUT_SUBFOLDERS, SUMMARY_FILE, PredictSummary, _check_apart,
                              _planned, _prepare_output, claim_or_resume, complete_row,
-                             count_objects, default_output_dir, record_job, remove_leftovers,
-                             same_job, stopped_note)
+                             count_objects, default_output_dir, output_lock, record_job,
+                             remove_leftovers, same_job, stopped_note)
 from .rundir import RunDir, load_run_config
 from .steps import Predictor, RunContext, open_predictor, probabilities, progress, write_tracked
 
@@ -255,8 +255,9 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     marked ``skipped``); refused when the earlier prediction used another run, checkpoint,
     input, tiling, chain or overrides (the folder's marker records them before the first
     prediction; ``predict.json`` is written only when it finishes), and together with
-    ``overwrite``. Interrupted (Ctrl-C, SIGTERM), the command
-    warns how many inputs are complete and that ``--resume`` continues. Errors:
+    ``overwrite``. Stopped (Ctrl-C, SIGTERM, a full disk), the command warns how many
+    inputs are complete and that ``--resume`` continues. While it writes, the folder's lock
+    (:func:`dlsuite.predict_output.output_lock`) refuses a second prediction into it. Errors:
     DlsuiteInputError / DataError naming the run, checkpoint, input or output path;
     nothing is written before the inputs, the run and the output folder were checked.
     """
@@ -291,18 +292,32 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
         run_dir, input_path, ctx.config.inference.output_folder)
     job = _job(ctx, pred, input_path, postprocess, given_chain)
     planned = _planned(items, postprocess, ctc)
-    resumed = False
-    if resume:
-        same_job(out, job)
-        resumed = claim_or_resume(out, input_path, planned, overwrite=False)
-        if resumed:
-            remove_leftovers(out, items)  # a write the interruption stopped half-way
-    else:
-        _prepare_output(out, input_path, planned, overwrite)
+    lock = output_lock(out)  # taken once the folder passed its checks
+    try:
+        resumed = False
+        if resume:
+            same_job(out, job)
+            resumed = claim_or_resume(out, input_path, planned, overwrite=False,
+                                      before_write=lock.acquire)
+            if resumed:
+                remove_leftovers(out, items)  # a write the interruption stopped half-way
+        else:
+            _prepare_output(out, input_path, planned, overwrite, before_write=lock.acquire)
+        record_job(out, job)  # before the first prediction: what --resume compares
+        log.info("predicting %d input(s) from %s with %s into %s", len(items), input_path,
+                 pred.checkpoint, out)
+        return _predict_into(out, pred, items, chain, job, resumed=resumed, ctc=ctc,
+                             quiet=quiet, weights=weights)
+    finally:
+        lock.release()
+
+
+def _predict_into(out: Path, pred: Predictor, items: list[InputItem], chain, job: dict, *,
+                  resumed: bool, ctc: bool, quiet: bool, weights) -> PredictSummary:
+    """:func:`predict_folder` once ``out`` is claimed: every input predicted (or, resumed,
+    read back) and written, videos tracked with ``ctc``, the W&B run, ``predict.json``."""
+    ctx = pred.ctx
     owned = OwnedFolder(out, "predict")
-    record_job(out, job)  # before the first prediction: what --resume compares
-    log.info("predicting %d input(s) from %s with %s into %s", len(items), input_path,
-             pred.checkpoint, out)
     rows, sequences, notes, shown = [], [], [], []
     try:
         for item in progress(items, "predicting", quiet):
@@ -318,7 +333,8 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
                 row["sequence"] = number
             rows.append(row)
     except BaseException as exc:
-        if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: say how to go on
+        if isinstance(exc, OSError) or not isinstance(exc, Exception):  # a full disk,
+            # Ctrl-C, SIGTERM: say how to go on
             log.warning(stopped_note(len(rows), len(items), out, "the same command with "
                                      "--resume continues"))
         raise

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import attrs
 import numpy as np
@@ -74,11 +75,14 @@ def _planned(items: list[InputItem], postprocess: bool, ctc: bool) -> list[str]:
 
 
 def _prepare_output(out: Path, input_path: str | os.PathLike, planned: list[str],
-                    overwrite: bool) -> OwnedFolder:
+                    overwrite: bool, before_write: Callable[[], None] | None = None
+                    ) -> OwnedFolder:
     """Claim ``out`` for predictions (:meth:`dlsuite.ownership.OwnedFolder.claim`: a
     non-empty folder not written by ``dlsuite predict`` is refused, ``overwrite`` removes
     only what an earlier prediction wrote) after checking that ``out`` and the input are
-    apart and that no file about to be written exists unrecorded."""
+    apart and that no file about to be written exists unrecorded. ``before_write`` (e.g.
+    taking the folder's lock, :func:`output_lock`) runs once the folder passed its checks,
+    before anything in it is removed or written."""
     _check_apart(out, input_path)
     folder = OwnedFolder(out, "predict")
     marker = folder.read()
@@ -91,7 +95,8 @@ def _prepare_output(out: Path, input_path: str | os.PathLike, planned: list[str]
                     f"{target}: exists and was not written by dlsuite predict; it is not "
                     "replaced: move it, or choose another -o")
     folder.claim(overwrite=overwrite, written=planned, holds="predictions",
-                 hint="pass --overwrite to replace them, or choose another -o")
+                 hint="pass --overwrite to replace them, or choose another -o",
+                 before_write=before_write)
     return folder
 
 
@@ -101,14 +106,25 @@ def count_objects(labels: np.ndarray) -> int:
     return int(sum(len(np.unique(f[f > 0])) for f in frames))
 
 
-def claim_or_resume(out: Path, input_path, planned: list[str], overwrite: bool) -> bool:
+def output_lock(out: Path):
+    """The lock of the output folder ``out`` (:class:`dlsuite.folder_lock.LazyLock`): taken
+    as ``before_write`` of the claim, so a second ``dlsuite predict`` into the same folder
+    (``--overwrite`` would delete the first one's outputs, ``--resume`` write them twice) is
+    refused naming the first; release it when the prediction ends."""
+    from .folder_lock import LazyLock
+
+    return LazyLock(out, "-o")
+
+
+def claim_or_resume(out: Path, input_path, planned: list[str], overwrite: bool,
+                    before_write: Callable[[], None] | None = None) -> bool:
     """Claim ``out`` as :func:`_prepare_output` does, except that a folder dlsuite predict
     wrote is resumed (no ``overwrite``): True when resuming. Refused when a file about to be
     written exists but is not recorded in the marker."""
     folder = OwnedFolder(out, "predict")
     marker = folder.read() if out.is_dir() else None
     if marker is None or overwrite:
-        _prepare_output(out, input_path, planned, overwrite)
+        _prepare_output(out, input_path, planned, overwrite, before_write)
         return False
     _check_apart(out, input_path)
     recorded = {p for entry in marker.written for p in folder.matches(entry)}
@@ -117,6 +133,8 @@ def claim_or_resume(out: Path, input_path, planned: list[str], overwrite: bool) 
         if target.exists() and not ({target, *target.parents} & recorded):
             raise DlsuiteInputError(f"{target}: exists and was not written by dlsuite predict; "
                                     "it is not replaced: move it, or choose another -o")
+    if before_write is not None:
+        before_write()
     folder.record(planned)
     return True
 

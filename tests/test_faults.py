@@ -218,7 +218,9 @@ def test_full_disk_during_prediction_exits_2_without_half_written_files(trained_
     assert str(out / "probabilities" / "raw_000.tif") in " ".join(proc.stderr.split())
     assert "File too large" in proc.stderr
     left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert left == [".dlsuite-predict"]  # no half-written output, no temporary file
+    # no half-written output, no temporary file: dlsuite's marker and lock file alone
+    assert left == [".dlsuite-lock", ".dlsuite-predict"]
+    assert "stopped after 0 of 2 input(s)" in proc.stderr and "--resume continues" in proc.stderr
     # the same command with room to write succeeds and replaces nothing of anyone else's
     proc = subprocess.run([sys.executable, "-m", "dlsuite.cli", "predict", str(trained_run),
                            str(images), "-o", str(out), "--quiet", "--overwrite"],

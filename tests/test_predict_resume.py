@@ -51,17 +51,37 @@ def inputs(tmp_path_factory):
     return folder
 
 
-def _stopped(run: Path, inputs: Path, out: Path) -> subprocess.CompletedProcess:
-    """``dlsuite predict RUN INPUTS -o OUT`` sent SIGTERM once its first labels are on disk."""
+@pytest.fixture(scope="module")
+def large_inputs(tmp_path_factory):
+    """Inputs that take long enough to predict (tens of seconds) for a second command to
+    start while the first is still writing."""
+    folder = tmp_path_factory.mktemp("resume-large")
+    rng = np.random.default_rng(1)
+    for k in range(N_INPUTS):
+        tifffile.imwrite(folder / f"img_{k:02d}.tif",
+                         rng.integers(0, 255, (320, 320), dtype=np.uint8))
+    return folder
+
+
+def _under_way(run: Path, inputs: Path, out: Path) -> subprocess.Popen:
+    """``dlsuite predict RUN INPUTS -o OUT`` started, returned once its first labels are on
+    disk (the test fails when that takes too long or the command ends first)."""
     proc = subprocess.Popen([sys.executable, "-m", "dlsuite.cli", "predict", str(run),
                              str(inputs), "-o", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline and proc.poll() is None:
-        if out.is_dir() and list((out / "labels").glob("img_*.tif")):
-            proc.send_signal(signal.SIGTERM)
-            break
+    while not (out.is_dir() and list((out / "labels").glob("img_*.tif"))):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no prediction under way: {proc.communicate()[1][-2000:]}")
         time.sleep(0.05)
+    return proc
+
+
+def _stopped(run: Path, inputs: Path, out: Path) -> subprocess.CompletedProcess:
+    """``dlsuite predict RUN INPUTS -o OUT`` sent SIGTERM once its first labels are on disk."""
+    proc = _under_way(run, inputs, out)
+    proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=TIMEOUT)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
@@ -121,6 +141,36 @@ def test_a_stopped_prediction_resumes_where_it_stopped_and_only_with_the_same_jo
                               tifffile.imread(whole / "labels" / name)), name
     assert [r["objects"] for r in summary["inputs"]] == [
         r["objects"] for r in json.loads((whole / "predict.json").read_text())["inputs"]]
+
+
+@pytest.mark.slow
+def test_a_second_prediction_into_a_folder_being_written_is_refused_naming_the_first(
+        run, large_inputs, tmp_path):
+    """``--overwrite`` (or ``--resume``) into a folder another ``dlsuite predict`` is writing
+    used to delete (or write twice) the first one's outputs while it ran; now it is refused,
+    naming that process, and the first one completes untouched."""
+    out = tmp_path / "out"
+    first = _under_way(run, large_inputs, out)
+    try:
+        seconds = {flag: subprocess.Popen(  # both at once: the first is still writing
+            [sys.executable, "-m", "dlsuite.cli", "predict", str(run), str(large_inputs), "-o",
+             str(out), flag], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for flag in ("--overwrite", "--resume")}
+        for flag, second in seconds.items():
+            _, err = second.communicate(timeout=TIMEOUT)
+            assert second.returncode == 2, (flag, err)
+            assert f"{out}: in use by another dlsuite process (pid {first.pid}: " in err, err
+        assert first.poll() is None, "the first prediction ended before the second started"
+        stdout, stderr = first.communicate(timeout=TIMEOUT)
+    finally:
+        first.kill()
+    assert first.returncode == 0, stderr
+    assert f"wrote {N_INPUTS} prediction(s)" in stdout
+    assert len(list((out / "labels").glob("img_*.tif"))) == N_INPUTS
+    assert len(json.loads((out / "predict.json").read_text())["inputs"]) == N_INPUTS
+    from dlsuite.folder_lock import in_use
+
+    assert in_use(out) is None  # once the first has ended, the folder is free
 
 
 def test_resume_of_a_blockwise_prediction_is_refused_before_anything_is_written(

@@ -31,8 +31,8 @@ from ..ownership import OwnedFolder
 from ..predict import FROM_CONFIG, predict_input
 from ..predict_inputs import InputItem, list_inputs
 from ..predict_output import (SUMMARY_FILE, PredictSummary, _planned, claim_or_resume,
-                              complete_row, count_objects, default_output_dir, record_job,
-                              remove_leftovers, same_job, stopped_note)
+                              complete_row, count_objects, default_output_dir, output_lock,
+                              record_job, remove_leftovers, same_job, stopped_note)
 from .cluster import completed, connect_when_needed, pause_note
 from .run_options import worker_run
 
@@ -177,77 +177,82 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
     numbers = _sequence_numbers(items) if ctc else {}
     # a scheduler address answers before the output folder is claimed (a local cluster
     # starts only when there is work)
-    with connect_when_needed(scheduler) as cluster_client:
-        memory = worker_memory(cluster_client()) if kind == "address" else None
-        if memory is not None:  # what the smallest worker may use, before anything is written
-            _check_worker_memory(shapes, postprocess, *memory)
-        resumed = claim_or_resume(out, input_path, _planned(items, postprocess, ctc), overwrite)
-        record_job(out, job)  # before any task: a rerun after a stop compares it
-        options = chosen.key[1]
-        rows: dict[str, dict] = {}
-        todo = []
-        for item in items:
-            row = complete_row(out, item, postprocess) if resumed else None
-            if row is not None:
-                rows[item.name] = row
-            else:
-                todo.append(item)
-        notes = []
-        if resumed:
-            notes.append(f"resumed: {len(rows)} of {len(items)} input(s) already complete "
-                         f"in {out}")
-        log.info("predicting %d input(s) on %s into %s", len(todo), scheduler, out)
-        started = time.perf_counter()
-        if todo or numbers:
-            run_key = chosen.key[0]
-            tracking = []
+    lock = output_lock(out)  # taken once the folder passed its checks
+    try:
+        with connect_when_needed(scheduler) as cluster_client:
+            memory = worker_memory(cluster_client()) if kind == "address" else None
+            if memory is not None:  # what the smallest worker may use, before anything is written
+                _check_worker_memory(shapes, postprocess, *memory)
+            resumed = claim_or_resume(out, input_path, _planned(items, postprocess, ctc),
+                                      overwrite, before_write=lock.acquire)
+            record_job(out, job)  # before any task: a rerun after a stop compares it
+            options = chosen.key[1]
+            rows: dict[str, dict] = {}
+            todo = []
+            for item in items:
+                row = complete_row(out, item, postprocess) if resumed else None
+                if row is not None:
+                    rows[item.name] = row
+                else:
+                    todo.append(item)
+            notes = []
+            if resumed:
+                notes.append(f"resumed: {len(rows)} of {len(items)} input(s) already complete "
+                             f"in {out}")
+            log.info("predicting %d input(s) on %s into %s", len(todo), scheduler, out)
+            started = time.perf_counter()
+            if todo or numbers:
+                run_key = chosen.key[0]
+                tracking = []
 
-            def track(client, name: str) -> None:
-                """Track video ``name`` once its labels are on disk (every video again on a
-                resumed folder: the CTC folders are rewritten, recorded before as ours)."""
-                if name not in numbers:
-                    return
-                OwnedFolder(out, "predict").record([f"ctc/{numbers[name]}_RES"])
-                rows[name]["sequence"] = numbers[name]
-                tracking.append(client.submit(track_task, run_key, options, str(out.resolve()),
-                                              name, str((out / "ctc" / f"{numbers[name]}_RES")
-                                                        .resolve()),
-                                              key=f"dlsuite-track-{numbers[name]}", pure=False))
+                def track(client, name: str) -> None:
+                    """Track video ``name`` once its labels are on disk (every video again on a
+                    resumed folder: the CTC folders are rewritten, recorded before as ours)."""
+                    if name not in numbers:
+                        return
+                    OwnedFolder(out, "predict").record([f"ctc/{numbers[name]}_RES"])
+                    rows[name]["sequence"] = numbers[name]
+                    tracking.append(client.submit(track_task, run_key, options, str(out.resolve()),
+                                                  name, str((out / "ctc" / f"{numbers[name]}_RES")
+                                                            .resolve()),
+                                                  key=f"dlsuite-track-{numbers[name]}", pure=False))
 
-            client = cluster_client()
-            futures = [client.submit(predict_task, run_key, options, postprocess,
-                                     item, str(out.resolve()), key=f"dlsuite-predict-{i}-"
-                                     f"{item.name}", pure=False)
-                       for i, item in enumerate(todo)]
-            for name in list(rows):  # complete before: their videos are tracked now
-                track(client, name)
-            try:
-                for future in completed(client, futures, timeout=RESULT_TIMEOUT):
-                    row = future.result()
-                    rows[row["name"]] = row
-                    track(client, row["name"])
-                    if not quiet:
-                        log.info("done %s (%d/%d)", row["name"], len(rows), len(items))
-            except BaseException as exc:
-                if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: say how to go on
-                    log.warning(stopped_note(len(rows), len(items), out,
-                                             "the same command continues"))
-                raise
-            for future in completed(client, tracking, timeout=RESULT_TIMEOUT):
-                notes.extend(n for n in future.result() if n not in notes)
-    remove_leftovers(out, items)
-    ordered = [rows[item.name] for item in items]
-    workers = sorted({r.pop("worker") for r in ordered if "worker" in r})
-    ctc_dir = None
-    if ctc and numbers:
-        ctc_dir = out / "ctc"
-        write_text_atomic(ctc_dir / "sequences.csv", "sequence,input\n" + "".join(
-            f"{numbers[item.name]},{item.name}\n" for item in items if item.name in numbers))
-    elif ctc:
-        notes.append("--ctc: no video among the inputs; CTC results are written for videos "
-                     "only")
-    write_json_atomic(out / SUMMARY_FILE, {
-        **job, "scheduler": scheduler, "workers": len(workers),
-        "seconds": round(time.perf_counter() - started, 3), "ctc": ctc,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "inputs": ordered, "notes": notes})
-    return PredictSummary(out, ordered, checkpoint, ctc_dir, notes)
+                client = cluster_client()
+                futures = [client.submit(predict_task, run_key, options, postprocess,
+                                         item, str(out.resolve()), key=f"dlsuite-predict-{i}-"
+                                         f"{item.name}", pure=False)
+                           for i, item in enumerate(todo)]
+                for name in list(rows):  # complete before: their videos are tracked now
+                    track(client, name)
+                try:
+                    for future in completed(client, futures, timeout=RESULT_TIMEOUT):
+                        row = future.result()
+                        rows[row["name"]] = row
+                        track(client, row["name"])
+                        if not quiet:
+                            log.info("done %s (%d/%d)", row["name"], len(rows), len(items))
+                except BaseException as exc:
+                    if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: say how to go on
+                        log.warning(stopped_note(len(rows), len(items), out,
+                                                 "the same command continues"))
+                    raise
+                for future in completed(client, tracking, timeout=RESULT_TIMEOUT):
+                    notes.extend(n for n in future.result() if n not in notes)
+        remove_leftovers(out, items)
+        ordered = [rows[item.name] for item in items]
+        workers = sorted({r.pop("worker") for r in ordered if "worker" in r})
+        ctc_dir = None
+        if ctc and numbers:
+            ctc_dir = out / "ctc"
+            write_text_atomic(ctc_dir / "sequences.csv", "sequence,input\n" + "".join(
+                f"{numbers[item.name]},{item.name}\n" for item in items if item.name in numbers))
+        elif ctc:
+            notes.append("--ctc: no video among the inputs; CTC results are written for videos "
+                         "only")
+        write_json_atomic(out / SUMMARY_FILE, {
+            **job, "scheduler": scheduler, "workers": len(workers),
+            "seconds": round(time.perf_counter() - started, 3), "ctc": ctc,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "inputs": ordered, "notes": notes})
+        return PredictSummary(out, ordered, checkpoint, ctc_dir, notes)
+    finally:
+        lock.release()

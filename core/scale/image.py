@@ -21,7 +21,8 @@ import numpy as np
 from ..errors import DataError, DlsuiteInputError
 from ..fileio import write_json_atomic
 from ..predict import FROM_CONFIG
-from ..predict_output import SUMMARY_FILE, PredictSummary, _prepare_output, default_output_dir
+from ..predict_output import (SUMMARY_FILE, PredictSummary, _prepare_output, default_output_dir,
+                              output_lock)
 from .blocks import Runner, block_size_for, predict_blocks
 from .omezarr import Source, Target, is_omezarr, open_source
 from .run_options import worker_run
@@ -176,30 +177,34 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
     planned = [SUMMARY_FILE] + [f"{s.name}.ome.zarr" for s in sources]
     rows, notes = [], []
     # a scheduler address answers before the output folder is claimed
-    with _cluster_client(scheduler) as cluster_client, _stage_progress(quiet) as on_done:
-        _prepare_output(out, input_path, planned, overwrite)
-        started = time.perf_counter()
-        runner = Runner(cluster_client(), on_done)
-        info = runner.map(describe_task, [(model_key,)])[0]
-        block = block_size_for(block_size or DEFAULT_BLOCK, info["size_multiple"])
-        for source in sources:
-            norm = _normalizer(info, source, block, notes)
-            target = Target.create(out / f"{source.name}.ome.zarr", source, info["n_classes"],
-                                   block, info["labels"])
-            done = predict_blocks(runner, model_key, source, norm, target, block,
-                                  info["halo"], info["labels"], info["time_windows"])
-            rows.append({"name": source.name, "input": source.path, "shape": list(source.shape),
-                         "pixel_size": source.pixel_size, "output": target.path,
-                         "objects": done["objects"], "blocks": done["blocks"],
-                         "sequence": None})
-    write_json_atomic(out / SUMMARY_FILE, {
-        "run_dir": model_key[0], "checkpoint": str(checkpoint),
-        "input": str(Path(input_path).expanduser().resolve()), "blockwise": True,
-        "block_size": block, "scheduler": scheduler, "postprocess": postprocess is not False,
-        "ctc": False, **chosen.record,
-        "seconds": round(time.perf_counter() - started, 3),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "inputs": rows, "notes": notes})
-    return PredictSummary(out, rows, Path(checkpoint), None, notes)
+    lock = output_lock(out)  # taken once the folder passed its checks
+    try:
+        with _cluster_client(scheduler) as cluster_client, _stage_progress(quiet) as on_done:
+            _prepare_output(out, input_path, planned, overwrite, before_write=lock.acquire)
+            started = time.perf_counter()
+            runner = Runner(cluster_client(), on_done)
+            info = runner.map(describe_task, [(model_key,)])[0]
+            block = block_size_for(block_size or DEFAULT_BLOCK, info["size_multiple"])
+            for source in sources:
+                norm = _normalizer(info, source, block, notes)
+                target = Target.create(out / f"{source.name}.ome.zarr", source, info["n_classes"],
+                                       block, info["labels"])
+                done = predict_blocks(runner, model_key, source, norm, target, block,
+                                      info["halo"], info["labels"], info["time_windows"])
+                rows.append({"name": source.name, "input": source.path, "shape": list(source.shape),
+                             "pixel_size": source.pixel_size, "output": target.path,
+                             "objects": done["objects"], "blocks": done["blocks"],
+                             "sequence": None})
+        write_json_atomic(out / SUMMARY_FILE, {
+            "run_dir": model_key[0], "checkpoint": str(checkpoint),
+            "input": str(Path(input_path).expanduser().resolve()), "blockwise": True,
+            "block_size": block, "scheduler": scheduler, "postprocess": postprocess is not False,
+            "ctc": False, **chosen.record,
+            "seconds": round(time.perf_counter() - started, 3),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "inputs": rows, "notes": notes})
+        return PredictSummary(out, rows, Path(checkpoint), None, notes)
+    finally:
+        lock.release()
 
 
 def predict_array(run_dir, image, *, scheduler: str, block_size: int | None = None,
