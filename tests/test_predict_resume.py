@@ -41,26 +41,25 @@ def run(tmp_path_factory):
     return Path(api.train(cfg, quiet=True).run_dir)
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("resume-inputs")
-    rng = np.random.default_rng(0)
+def _random_images(folder: Path, size: int, seed: int) -> Path:
+    """``N_INPUTS`` random 8-bit images of ``size`` x ``size`` in ``folder``."""
+    rng = np.random.default_rng(seed)
     for k in range(N_INPUTS):
         tifffile.imwrite(folder / f"img_{k:02d}.tif",
-                         rng.integers(0, 255, (160, 160), dtype=np.uint8))
+                         rng.integers(0, 255, (size, size), dtype=np.uint8))
     return folder
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    return _random_images(tmp_path_factory.mktemp("resume-inputs"), 160, seed=0)
 
 
 @pytest.fixture(scope="module")
 def large_inputs(tmp_path_factory):
     """Inputs that take long enough to predict (tens of seconds) for a second command to
     start while the first is still writing."""
-    folder = tmp_path_factory.mktemp("resume-large")
-    rng = np.random.default_rng(1)
-    for k in range(N_INPUTS):
-        tifffile.imwrite(folder / f"img_{k:02d}.tif",
-                         rng.integers(0, 255, (320, 320), dtype=np.uint8))
-    return folder
+    return _random_images(tmp_path_factory.mktemp("resume-large"), 320, seed=1)
 
 
 def _under_way(run: Path, inputs: Path, out: Path) -> subprocess.Popen:
