@@ -192,8 +192,8 @@ def complete_row(out: Path, item: InputItem, postprocess: bool) -> dict | None:
 
 
 def stopped_note(done: int, total: int, out: Path, how: str) -> str:
-    """The warning of a prediction interrupted (Ctrl-C, SIGTERM) after ``done`` of ``total``
-    inputs: what ``out`` keeps and ``how`` to go on."""
+    """The warning of a prediction stopped (Ctrl-C, SIGTERM, a full disk) after ``done`` of
+    ``total`` inputs: what ``out`` keeps and ``how`` to go on."""
     return (f"stopped after {done} of {total} input(s): {out} keeps their predictions; {how} "
             "(inputs whose outputs are all there are skipped)")
 
