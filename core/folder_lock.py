@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import DlsuiteInputError
-from .ownership import LOCK_FILE
+from .ownership import LOCK_FILE, output_error
 
 try:
     import fcntl
@@ -37,15 +37,21 @@ _held: dict[Path, list[int]] = {}  # folder -> [file descriptor, depth]
 def acquire(root: str | os.PathLike, what: str = "folder") -> None:
     """Hold the lock of the folder ``root`` (created if missing) for this process. Raises
     DlsuiteInputError naming ``root`` and the holder when another process holds it; ``what``
-    names what to choose instead (e.g. ``"output_dir"``)."""
-    root = Path(root).expanduser().resolve()
+    names what to choose instead (e.g. ``"output_dir"``). A folder that cannot be written
+    (read-only, full) is the DlsuiteInputError of :func:`dlsuite.ownership.output_error`
+    naming ``root`` as given."""
+    given = Path(root).expanduser()
+    root = given.resolve()
     if root in _held:
         _held[root][1] += 1
         return
     if fcntl is None:  # pragma: no cover
         return
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise output_error(given, exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
