@@ -14,8 +14,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-import attrs
-
 __all__ = ["metadata_problems", "package_name"]
 
 #: The characters bioimage.io allows in a model's name.
@@ -30,10 +28,6 @@ def package_name(name: str) -> str:
     plain = "".join(c for c in plain if not unicodedata.combining(c))
     plain = re.sub(f"[^{_NAME_CHARACTERS}]", "-", plain).strip()[:128]
     return plain if len(plain) >= 5 else f"dlsuite {plain}".strip()[:128]
-
-
-def _given(obj) -> dict:
-    return {k: v for k, v in attrs.asdict(obj).items() if v is not None}
 
 
 def _message(field: str, value, error: dict) -> str:
@@ -52,19 +46,19 @@ def metadata_problems(config) -> list[tuple[str, str]]:
     from bioimageio.spec.model import v0_5
     from pydantic import TypeAdapter, ValidationError
 
-    section = config.export
-    values = {"authors": [_given(a) for a in section.authors],
-              "cite": [_given(c) for c in section.cite],
-              "license": section.license, "tags": list(section.tags)}
-    if section.description is not None:
-        values["description"] = section.description
+    from .bioimageio import BioimageioInfo
+
+    info = BioimageioInfo.from_config(config)  # what the package would carry
+    values = {"authors": list(info.authors), "cite": list(info.cite), "license": info.license,
+              "tags": list(info.tags)}
+    if config.export.description is not None:
+        values["description"] = info.description
     problems = []
     fields = v0_5.ModelDescr.model_fields
     for field, value in values.items():
-        info = fields[field]
         try:
             with ValidationContext(perform_io_checks=False):
-                TypeAdapter(info.annotation).validate_python(value)
+                TypeAdapter(fields[field].annotation).validate_python(value)
                 if field == "description" and len(value) > 1024:
                     problems.append(("$.export.description",
                                      f"at most 1024 characters, got {len(value)}"))
