@@ -251,8 +251,9 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     refuses when a file about to be written exists but was not written by it).
 
     ``resume``: continue a prediction into ``out_dir`` that was interrupted (or finished):
-    the inputs whose outputs are all there are read back, not predicted again (their rows
-    marked ``skipped``); refused when the earlier prediction used another run, checkpoint,
+    the inputs whose outputs are all there, newer than the input, are read back, not
+    predicted again (their rows marked ``skipped``; an input replaced since is predicted
+    again); refused when the earlier prediction used another run, checkpoint,
     input, tiling, chain or overrides (the folder's marker records them before the first
     prediction; ``predict.json`` is written only when it finishes), and together with
     ``overwrite``. Stopped (Ctrl-C, SIGTERM, a full disk), the command warns how many

@@ -169,9 +169,22 @@ def record_job(out: Path, job: dict) -> None:
     OwnedFolder(out, "predict").record_job(job)
 
 
+def _input_mtime(item: InputItem) -> int:
+    """When the input last changed (ns): its file, or the newest of its frames or of the
+    files of its CTC sequence folder."""
+    if item.frames:
+        files = list(item.frames)
+    elif item.path.is_dir():
+        files = [p for p in item.path.iterdir() if p.is_file()]
+    else:
+        files = [item.path]
+    return max((p.stat().st_mtime_ns for p in files), default=0)
+
+
 def complete_row(out: Path, item: InputItem, postprocess: bool) -> dict | None:
-    """The ``predict.json`` row of an input whose outputs are all on disk (read back; marked
-    ``skipped``), else None."""
+    """The ``predict.json`` row of an input whose outputs are all on disk and newer than
+    the input (read back; marked ``skipped``), else None: an input replaced after its
+    prediction was written is predicted again."""
     import tifffile
 
     from .inference.outputs import prediction_paths
@@ -179,6 +192,9 @@ def complete_row(out: Path, item: InputItem, postprocess: bool) -> dict | None:
     paths = prediction_paths(f"{item.name}.tif")
     kinds = ("probabilities", "labels") if postprocess else ("probabilities",)
     if not all((out / paths[k]).is_file() for k in kinds):
+        return None
+    changed = _input_mtime(item)
+    if any((out / paths[k]).stat().st_mtime_ns < changed for k in kinds):
         return None
     with tifffile.TiffFile(out / paths["probabilities"]) as tif:
         shape = tif.series[0].shape

@@ -115,6 +115,10 @@ def test_a_stopped_prediction_resumes_where_it_stopped_and_only_with_the_same_jo
     both = run_cli("predict", str(run), str(inputs), "-o", str(out), "--resume", "--overwrite")
     assert both.returncode == 2 and "--resume and --overwrite exclude each other" in both.stderr
     assert sorted((out / "labels").glob("img_*.tif")) == written
+    # an input replaced after its prediction was written is predicted again, not kept
+    replaced = written[0]
+    tifffile.imwrite(inputs / replaced.name, 255 - tifffile.imread(inputs / replaced.name))
+    kept = written[1:]
 
     resumed = run_cli("predict", str(run), str(inputs), "-o", str(out), "--resume",
                       timeout=TIMEOUT)
@@ -124,23 +128,25 @@ def test_a_stopped_prediction_resumes_where_it_stopped_and_only_with_the_same_jo
     for kind in ("labels", "probabilities"):
         assert sorted(p.name for p in (out / kind).iterdir()) == names
     assert not list(out.rglob(".tmp-*"))
-    for path, stamp in stamps.items():  # complete before: read back, not predicted again
-        assert path.stat().st_mtime_ns == stamp, path
+    for path in kept:  # complete before: read back, not predicted again
+        assert path.stat().st_mtime_ns == stamps[path], path
+    assert replaced.stat().st_mtime_ns > stamps[replaced]
     summary = json.loads((out / "predict.json").read_text())
     assert len(summary["inputs"]) == N_INPUTS
     skipped = [r["name"] for r in summary["inputs"] if r.get("skipped")]
-    assert skipped == [p.stem for p in written]
-    assert f"resumed: {len(written)} of {N_INPUTS} input(s) already complete" in resumed.stderr
+    assert skipped == [p.stem for p in kept]
+    assert f"resumed: {len(kept)} of {N_INPUTS} input(s) already complete" in resumed.stderr
     # the resumed folder equals a prediction that was never stopped: checked in this process
-    # (the run's model is loaded here already) on the first input, predicted before the stop,
-    # and the last two, predicted after it
+    # (the run's model is loaded here already) on the first input (replaced after the stop,
+    # so predicted again), the next one predicted before the stop, if any, and the last two
     import shutil
 
     from dlsuite import api
 
     some = tmp_path / "some"
     some.mkdir()
-    for name in (names[0], *names[-2:]):
+    assert replaced.name == names[0]
+    for name in {names[0], *(p.name for p in kept[:1]), *names[-2:]}:
         shutil.copy(inputs / name, some / name)
     whole = api.predict_folder(run, some, tmp_path / "whole", quiet=True)
     by_name = {r["name"]: r for r in summary["inputs"]}
