@@ -242,13 +242,15 @@ def postprocess_step(ctx: RunContext, preds: Predictions) -> Predictions:
 
 def export_step(ctx: RunContext, preds: Predictions) -> Export:
     """Write probabilities and instance labels under ``inference.output_folder`` (label file
-    named as the sample's ground-truth file) and, for videos, CTC ``NN_RES`` folders with the
+    named as the sample's ground-truth file; what an earlier prediction of the run wrote
+    there is removed first) and, for videos, CTC ``NN_RES`` folders with the
     overlap tracker's ``res_track.txt`` when tracking is enabled."""
     from .inference import write_predictions
 
     if not preds.samples:
         return Export(None, None)
     root = ctx.run.root / ctx.config.inference.output_folder
+    _remove_earlier_predictions(root)
     for s in preds.samples:
         # named like the ground-truth file, so label folders pair by name for evaluation
         name = (s.truth_path.name if s.truth_path is not None and s.layout != "ctc"
@@ -266,6 +268,23 @@ def export_step(ctx: RunContext, preds: Predictions) -> Export:
             sequence = s.name if s.layout == "ctc" else f"{k:02d}"
             write_tracked(ctx, ctc_dir / f"{sequence}_RES", s.labels)
     return Export(root / "labels", ctc_dir)
+
+
+def _remove_earlier_predictions(root: Path) -> None:
+    """Remove the label, probability and CTC folders an earlier prediction of this run wrote
+    under ``root`` (the run's ``inference.output_folder`` or ``test/<weights>``, both
+    recorded as dlsuite's own): after ``--resume`` or ``dlsuite test`` with another
+    ``data.test``, its files would stay beside the new ones and evaluation would pair them."""
+    import shutil
+
+    from .inference.outputs import prediction_paths
+
+    kinds = {rel.split("/")[0] for rel in prediction_paths("x.tif").values()} | {"ctc"}
+    for kind in sorted(kinds):
+        folder = root / kind
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder)
+            log.debug("removed the earlier predictions in %s", folder)
 
 
 def evaluate_step(ctx: RunContext, preds: Predictions, export: Export) -> Evaluation:

@@ -398,6 +398,35 @@ def test_dlsuite_test_of_a_copied_runs_config_tests_the_copy_and_quiet_prints_no
 
 
 @pytest.mark.slow
+def test_dlsuite_test_of_another_test_set_replaces_the_earlier_predictions(grid_sweep, tmp_path):
+    """A test of two videos, then of the run's own one-video test set: the second test's
+    folder holds its own predictions only (the other video's labels and CTC folder, left
+    beside them, made evaluation skip as 'unpaired')."""
+    import shutil
+
+    from dlsuite.data.example import write_example_videos
+
+    copy = tmp_path / "copy"
+    shutil.copytree(grid_sweep["out"] / "trial-001", copy,
+                    ignore=shutil.ignore_patterns(".dlsuite-lock"))
+    two = write_example_videos(tmp_path / "two", n_videos=2, frames=2, size=32)["videos"]
+    first = run_cli("test", str(copy / "config.json"), "--set", f"data.test={two}", "-q")
+    assert first.returncode == 0, first.stderr[-3000:]
+    results = copy / "test" / "best"
+    assert sorted(p.name for p in (results / "labels").iterdir()) == ["cells_00.tif",
+                                                                      "cells_01.tif"]
+    assert sorted(p.name for p in (results / "ctc").glob("*_RES")) == ["01_RES", "02_RES"]
+    second = run_cli("test", str(copy / "config.json"), "-q", "--json")
+    assert second.returncode == 0, second.stderr[-3000:]
+    metrics = json.loads(second.stdout)
+    assert not [n for n in metrics["notes"] if "evaluation skipped" in n], metrics["notes"]
+    assert metrics["test"]["SEG"] is not None
+    assert sorted(p.name for p in (results / "labels").iterdir()) == ["cells_00.tif"]
+    assert sorted(p.name for p in (results / "ctc").glob("*_RES")) == ["01_RES"]
+    assert len(list((results / "wandb").glob("offline-run-*"))) == 2  # both tests' kept
+
+
+@pytest.mark.slow
 def test_random_sweep_in_parallel(tmp_path):
     _base(tmp_path, epochs=1, test=False)
     sweep_file = _write(tmp_path, "random.yaml", """
