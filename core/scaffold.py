@@ -2,7 +2,8 @@
 
 The skeleton has a ``pyproject.toml`` with the ``dlsuite`` entry point, a TF-free
 ``plugin.py`` with one parameter class, spec and hook per kind, one factory module per kind
-(``architecture.py``, ``loss.py``, ``postprocessor.py``), and one contract test per kind
+(``architecture.py``, ``loss.py``, ``postprocessor.py``, ``target.py``,
+``augmentation.py``), and one contract test per kind
 using the testing kit (:mod:`dlsuite.testing`). A package may contribute several kinds; each
 contribution is then named ``<name>_<kind>`` (``<name>`` alone with one kind). Templates
 are declared per kind in ``KINDS``.
@@ -154,6 +155,72 @@ KINDS: dict[str, KindTemplate] = {
         # typed chains: what it takes and returns, checked at `dlsuite config validate`
         spec_extra=('accepts=("mask",),  # a class map serves as a mask too\n'
                     '        gives="mask"'),
+    ),
+    "target": KindTemplate(
+        hook="dlsuite_targets", spec="TargetSpec", contract="TargetContract",
+        params='''
+            width: int = param(1, help="width in pixels of the boundary class")
+        ''',
+        factory='''
+            """The {name} target."""
+
+            import numpy as np
+            from scipy import ndimage
+            from skimage.segmentation import find_boundaries
+
+
+            def build(params):
+                """A function mapping instance labels (H, W) to the training target
+                (H, W, 1) float32: class 0 background, 1 cell, 2 the inner boundary of each
+                cell, ``width`` pixels wide (where touching cells part)."""
+
+                def make(labels):
+                    labels = np.asarray(labels)
+                    cells = labels > 0
+                    boundary = find_boundaries(labels, mode="inner") & cells
+                    if params.width > 1:
+                        boundary = ndimage.binary_dilation(
+                            boundary, iterations=params.width - 1) & cells
+                    target = cells.astype(np.float32)
+                    target[boundary] = 2.0
+                    return target[..., None]
+
+                return make
+        ''',
+        test_params="{{}}",
+        # the class head's size; a post-processor must make instances of 3 classes
+        spec_extra="n_classes=3",
+    ),
+    "augmentation": KindTemplate(
+        hook="dlsuite_augmentations", spec="AugmentationSpec", contract="AugmentationContract",
+        params='''
+            sigma: float = param(1.0, help="largest Gaussian blur (pixels)")
+            probability: float = param(0.5, help="chance that a patch is blurred")
+        ''',
+        factory='''
+            """The {name} augmentation."""
+
+            import numpy as np
+            from scipy import ndimage
+
+
+            def build(params):
+                """A random transform ``(image, target, rng) -> (image, target)``: the image
+                (frames first, (..., H, W) float32) blurred with a Gaussian of a random
+                width up to ``sigma``, the same for every frame; the target (H, W, C)
+                unchanged. A transform that moves pixels must move the target the same
+                way, with nearest interpolation for its class channel."""
+
+                def blur(image, target, rng):
+                    if rng.random() >= params.probability:
+                        return image, target
+                    sigma = rng.uniform(0.0, params.sigma)
+                    widths = (0.0,) * (image.ndim - 2) + (sigma, sigma)
+                    return ndimage.gaussian_filter(image, widths).astype(np.float32), target
+
+                return blur
+        ''',
+        test_params="{{}}",
     ),
 }
 

@@ -91,7 +91,8 @@ def test_broken_package_does_not_break_validation_of_unrelated_config(fake_site,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["architecture", "loss", "postprocessor"])
+@pytest.mark.parametrize("kind", ["architecture", "loss", "postprocessor", "target",
+                                  "augmentation"])
 def test_new_plugin_skeleton_installs_and_passes_its_tests(tmp_path, kind):
     proc = run_cli("new-plugin", f"my_{kind}", "--kind", kind, "-d", str(tmp_path))
     assert proc.returncode == 0, proc.stderr

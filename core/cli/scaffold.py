@@ -13,7 +13,8 @@ __all__ = ["new_plugin_command"]
 
 @click.command("new-plugin")
 @click.argument("name")
-@click.option("--kind", "kinds", type=click.Choice(["architecture", "loss", "postprocessor"]),
+@click.option("--kind", "kinds", type=click.Choice(["architecture", "loss", "postprocessor",
+                                                    "target", "augmentation"]),
               multiple=True, default=("architecture",), show_default=True,
               help="What the plugin contributes; repeat for several kinds (each contribution "
                    "is then named NAME_KIND).")
