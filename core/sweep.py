@@ -277,20 +277,32 @@ def trial_overrides(sweep: Sweep, trial: Trial, output: Path, base: LoadedConfig
             "wandb.job_type": JOB_SWEEP_TRIAL}
 
 
+#: Failing trials named one by one in the error (the count says how many there are).
+_TRIALS_LISTED = 10
+
+
 def _validate(sweep: Sweep, trials: list[Trial], output: Path, registry: Registry
               ) -> LoadedConfig:
-    """Every trial's config validated (data paths too) before anything is written; the
-    error names the trial and the parameter."""
+    """Every trial's config validated (data paths too) before anything is written. All the
+    failing trials are reported at once, each line naming the trial, its parameters and
+    each problem's path (at most :data:`_TRIALS_LISTED` lines; the count says how many)."""
     from .errors import ConfigError
 
     base = load_config(sweep.base, registry)
+    failing = []
     for trial in trials:
         try:
             load_config(sweep.base, registry, check_paths=False,
                         overrides=trial_overrides(sweep, trial, output, base))
         except ConfigError as exc:
-            raise DlsuiteInputError(f"{sweep.path}: {trial.name} "
-                                    f"({', '.join(_tags(trial.overrides))}): {exc}") from None
+            problems = "; ".join(f"{path}: {msg}" for path, msg in exc.problems)
+            failing.append(f"{trial.name} ({', '.join(_tags(trial.overrides))}): {problems}")
+    if failing:
+        lines = [f"{sweep.path}: {len(failing)} of {len(trials)} trial(s) have config errors "
+                 f"(base {sweep.base}):", *(f"  {line}" for line in failing[:_TRIALS_LISTED])]
+        if len(failing) > _TRIALS_LISTED:
+            lines.append(f"  ... and {len(failing) - _TRIALS_LISTED} more")
+        raise DlsuiteInputError("\n".join(lines))
     return base
 
 

@@ -118,6 +118,20 @@ def test_a_bad_parameter_stops_the_sweep_before_anything_is_written(tmp_path):
     assert "trial-000" in proc.stderr
     assert "override model.n_filtres=2: unknown key; did you mean n_filters?" in proc.stderr
     assert not (tmp_path / "out").exists()
+    # every failing trial is reported at once, each with all its problems
+    path = _write(tmp_path, "t.yaml", GRID.replace("[2, 3]", "[2, 0]").replace(
+        "[sparse_cce, dice]", "[sparse_cce, no_such_loss]"))
+    proc = run_cli("sweep", str(path), "-o", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr
+    assert "3 of 4 trial(s) have config errors" in proc.stderr
+    lines = {line.split(" (")[0].strip(): line for line in proc.stderr.splitlines()
+             if line.strip().startswith("trial-")}
+    assert sorted(lines) == ["trial-001", "trial-002", "trial-003"]
+    assert "override model.n_filters=0: must be > 0" in lines["trial-002"]
+    assert "unknown loss 'no_such_loss'" in lines["trial-001"]
+    assert ("override model.n_filters=0" in lines["trial-003"]
+            and "unknown loss 'no_such_loss'" in lines["trial-003"])
+    assert not (tmp_path / "out").exists()
     # an output folder the user filled is refused, untouched
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")
