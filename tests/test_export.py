@@ -453,6 +453,41 @@ def test_every_builtin_architecture_exports_to_onnx(tmp_path):
     assert failures == {}
 
 
+@pytest.mark.skipif(not HAS_ONNX, reason="tf2onnx/onnx/onnxruntime not installed "
+                                         "(pip install 'dlsuite[export]')")
+def test_onnx_export_of_operations_onnx_does_not_know_is_refused_naming_them(tmp_path):
+    """tf2onnx writes an operation it cannot convert (here an FFT, as a third-party
+    architecture might use) into the file as it is, and the file fails wherever it is
+    opened: the export is refused naming the operations, and a bioimage.io package leaves
+    the ONNX weights out, saying why."""
+    import keras
+    from keras import layers, ops
+
+    from dlsuite.export import FORMATS
+    from dlsuite.export.bioimageio import _onnx_weights
+
+    class Spectrum(layers.Layer):
+        def call(self, x):
+            x = ops.transpose(x, (0, 3, 1, 2))
+            re, im = ops.fft2((x, ops.zeros_like(x)))
+            return ops.transpose(ops.sqrt(re * re + im * im + 1e-6), (0, 2, 3, 1))
+
+    inputs = keras.Input((None, None, 1))
+    x = layers.Conv2D(2, 3, padding="same")(inputs)
+    model = keras.Model(inputs, layers.Concatenate()([x, Spectrum()(x)]))
+    with pytest.raises(DlsuiteInputError) as err:
+        FORMATS["onnx"].write(model, tmp_path / "m.onnx")
+    message = str(err.value)
+    assert "cannot be exported to ONNX" in message and "FFT2D" in message
+    assert "savedmodel or keras" in message
+    reason = _onnx_weights(model, tmp_path / "p.onnx")
+    assert isinstance(reason, str) and "FFT2D" in reason
+    # the same model without the FFT exports and passes the check
+    plain = keras.Model(inputs, x)
+    FORMATS["onnx"].write(plain, tmp_path / "plain.onnx")
+    assert (tmp_path / "plain.onnx").stat().st_size > 0
+
+
 # --------------------------------------------------------------------------------------------
 # round trip: dlsuite predict with the exported model in place of RUN_DIR
 

@@ -3,7 +3,9 @@
 Formats (:data:`FORMATS`): ``keras`` (a ``.keras`` file of plain Keras layers,
 :mod:`dlsuite.export.plain_keras`), ``savedmodel`` (a TensorFlow SavedModel whose ``serve``
 signature takes any height and width that are multiples of the size multiple), ``onnx``
-(through Keras' own ``model.export(format="onnx")``; needs the ``export`` extra). Every
+(through Keras' own ``model.export(format="onnx")``, then run in onnxruntime and compared
+with the Keras model, so a file with operations ONNX does not know is never written; needs
+the ``export`` extra). Every
 format carries the model as trained: input normalized as the run normalized it, output
 logits (softmax over the last axis gives the probabilities ``dlsuite predict`` writes).
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import shutil
@@ -109,12 +112,66 @@ def _write_onnx(model, path: Path, job: ExportJob | None = None) -> None:
                                                       range(len(model.inputs))]
     specs = [tf.TensorSpec(tuple(t.shape), tf.float32, name=n)
              for n, t in zip(names, model.inputs)]
-    with warnings.catch_warnings():
-        # Keras' tf2onnx patch asks NumPy 2 for np.object: a warning about Keras' code that
-        # says nothing about the export
-        warnings.filterwarnings("ignore", message=r"In the future `np\.object`",
-                                category=FutureWarning)
-        model.export(str(path), format="onnx", input_signature=specs, verbose=False)
+    converter = logging.getLogger("tf2onnx")
+    level = converter.level
+    # its error records name each operation it cannot convert: _check_onnx says it in one line
+    converter.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            # Keras' tf2onnx patch asks NumPy 2 for np.object: a warning about Keras' code
+            # that says nothing about the export
+            warnings.filterwarnings("ignore", message=r"In the future `np\.object`",
+                                    category=FutureWarning)
+            model.export(str(path), format="onnx", input_signature=specs, verbose=False)
+    finally:
+        converter.setLevel(level)
+    _check_onnx(model, path, 16 if job is None else int(job.geometry["size_multiple"]))
+
+
+#: Largest difference allowed between the ONNX file's outputs and the Keras model's, as a
+#: fraction of the largest output (float32 arithmetic in another order).
+ONNX_TOLERANCE = 1e-3
+
+
+def _check_onnx(model, path: Path, multiple: int) -> None:
+    """The ONNX file ``path`` runs in onnxruntime and gives ``model``'s outputs on a random
+    input (height and width the smallest multiple of ``multiple`` from 32, where the model
+    leaves them open). DlsuiteInputError naming the operations ONNX does not know (tf2onnx
+    writes an operation it cannot convert as it is, and the file then fails wherever it is
+    opened) or the difference, before the file is moved into place."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    graph = onnx.load(str(path)).graph
+    unknown = sorted({n.op_type for n in graph.node if not onnx.defs.has(n.op_type, n.domain)})
+    if unknown:
+        raise DlsuiteInputError(
+            f"the model cannot be exported to ONNX: tf2onnx does not convert its operations "
+            f"{', '.join(unknown)}; export it as savedmodel or keras instead")
+    side = multiple * -(-32 // multiple)
+    rng = np.random.default_rng(0)
+    inputs = [rng.random(tuple(1 if i == 0 else side if d is None else int(d)
+                               for i, d in enumerate(t.shape)), dtype=np.float32)
+              for t in model.inputs]
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {i.name: x for i, x in zip(session.get_inputs(), inputs)})
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise DlsuiteInputError(f"the model cannot be exported to ONNX: onnxruntime cannot "
+                                f"run the converted file ({type(exc).__name__}: {first}); "
+                                "export it as savedmodel or keras instead") from None
+    want = model(inputs if len(inputs) > 1 else inputs[0], training=False)
+    want = [np.asarray(w) for w in (want.values() if isinstance(want, dict) else
+                                    want if isinstance(want, (list, tuple)) else [want])]
+    for name, g, w in zip(model.output_names, got, want):
+        diff = float(np.max(np.abs(np.asarray(g) - w))) if w.size else 0.0
+        if g.shape != w.shape or diff > ONNX_TOLERANCE * max(1.0, float(np.abs(w).max())):
+            raise DlsuiteInputError(
+                f"the model cannot be exported to ONNX faithfully: output {name!r} of the "
+                f"ONNX file differs from the Keras model's (shape {g.shape} vs {w.shape}, "
+                f"largest difference {diff:.3g}); export it as savedmodel or keras instead")
 
 
 def _write_bioimageio(model, path: Path, job: ExportJob) -> None:
@@ -138,8 +195,9 @@ FORMATS: dict[str, ExportFormat] = {
                           help="a .keras file of plain Keras layers"),
     "savedmodel": ExportFormat("_savedmodel", write_savedmodel,
                                help="a TensorFlow SavedModel folder, signature 'serve'"),
-    "onnx": ExportFormat(".onnx", _write_onnx, needs=("tf2onnx", "onnx"),
-                         help="an ONNX file (Keras' exporter through tf2onnx)"),
+    "onnx": ExportFormat(".onnx", _write_onnx, needs=("tf2onnx", "onnx", "onnxruntime"),
+                         help="an ONNX file (Keras' exporter through tf2onnx), checked "
+                              "against the model in onnxruntime"),
     "bioimageio": ExportFormat(".bioimageio.zip", _write_bioimageio,
                                needs=("bioimageio.spec",), plain_keras=True,
                                out_suffix=".zip",

@@ -31,7 +31,6 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import attrs
 import numpy as np
@@ -171,17 +170,15 @@ def _documentation(config, run_root: Path, checkpoint: Path, source: str,
 def _onnx_weights(model, path: Path):
     """Write ``model`` as ONNX to ``path``: its ``OnnxWeightsDescr``, or the reason (a
     string) when the exporter's packages are missing or it fails."""
-    import importlib.util
-
     from bioimageio.spec.model import v0_5
 
-    missing = [m for m in ("tf2onnx", "onnx") if importlib.util.find_spec(m) is None]
+    from . import FORMATS, missing_modules
+
+    missing = missing_modules(FORMATS["onnx"])
     if missing:
         return f"{', '.join(missing)} not installed"
     try:
         import onnx
-
-        from . import FORMATS
 
         FORMATS["onnx"].write(model, path)
         imports = onnx.load(str(path)).opset_import
