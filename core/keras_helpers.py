@@ -124,11 +124,41 @@ def infer_size_multiple(model: Any) -> int:
     return total
 
 
-def activation_elements(model: Any, input_shapes: list[tuple[int, ...]]) -> int | None:
+#: Values a ConvLSTM cell keeps per output pixel, filter and time step for the gradient:
+#: the input and recurrent convolutions of its 4 gates (the gates' activations and the cell
+#: state are not counted, so the figure stays a lower bound).
+CONVLSTM_STEP_VALUES = 8
+
+
+def _hidden_elements(op: Any, args: tuple, training: bool) -> int:
+    """Values a layer holds beyond its output: the inner model of a ``TimeDistributed``
+    (its layers' outputs for every frame) and the unrolled states of a ConvLSTM (every time
+    step when ``training``, else one)."""
+    import keras
+
+    if not args or not hasattr(args[0], "shape"):
+        return 0
+    shape = tuple(args[0].shape)
+    if isinstance(op, keras.layers.TimeDistributed) and len(shape) > 2:
+        inner = activation_elements(op.layer, [(1,) + shape[2:]], training=training)
+        return int(shape[1] or 1) * (inner or 0)
+    if isinstance(op, keras.layers.ConvLSTM2D) and len(shape) == 5:
+        out = op.compute_output_spec(*args)
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        h, w = int(out.shape[-3] or 1), int(out.shape[-2] or 1)
+        steps = int(shape[1] or 1) if training else 1
+        return steps * h * w * int(op.filters) * CONVLSTM_STEP_VALUES
+    return 0
+
+
+def activation_elements(model: Any, input_shapes: list[tuple[int, ...]], *,
+                        training: bool = False) -> int | None:
     """The number of values every layer of the functional Keras ``model`` outputs for one
-    sample of ``input_shapes`` (batch dimension included, 1), nested functional models
-    followed into; None for a model whose graph cannot be walked (a subclassed model).
-    Imports Keras."""
+    sample of ``input_shapes`` (batch dimension included, 1), nested functional models and
+    the models wrapped in ``TimeDistributed`` (once per frame) followed into, plus the
+    states of ConvLSTM cells (:data:`CONVLSTM_STEP_VALUES`; every time step when
+    ``training``, as the gradient keeps them); None for a model whose graph cannot be walked
+    (a subclassed model). Imports Keras."""
     import keras
     from keras import tree
 
@@ -140,6 +170,7 @@ def activation_elements(model: Any, input_shapes: list[tuple[int, ...]]) -> int 
             return op._run_through_graph(tree.flatten(args[0]), call_fn=count)
         out = op.compute_output_spec(*args, **kwargs)
         total += sum(math.prod(int(d or 1) for d in t.shape[1:]) for t in tree.flatten(out))
+        total += _hidden_elements(op, args, training)
         return out
 
     if not hasattr(model, "_run_through_graph"):

@@ -7,11 +7,16 @@ The estimate is a lower bound: TensorFlow's baseline
 (:data:`dlsuite.predict_memory.BASELINE_BYTES`) plus :data:`ACTIVATION_FACTOR` times the
 bytes of every layer output for one training batch (``batch_size * patches_per_image``
 patches; the activations kept for the gradient), counted on the configured model built at
-the patch size. Peak resident memory of real ``dlsuite train`` runs on this kind of machine
-(4 images x 2 patches) was 0.8 to 0.95 times those bytes above the baseline for U-Nets with
-and without BatchNorm (patches 256 to 1536), 1.5 times for ``mobilenet_mobileunet`` and far
-more for ConvLSTM models, whose unrolled states are not layer outputs;
-:data:`ACTIVATION_FACTOR` stays below all of them, so a refused run could not have fitted.
+the patch size, with the per-frame network of a ``TimeDistributed`` counted for every frame
+and a ConvLSTM's gate convolutions for every time step
+(:func:`dlsuite.keras_helpers.activation_elements`). Peak resident memory of real
+``dlsuite train`` runs on this kind of machine (4 images x 2 patches) was 0.8 to 0.95 times
+those bytes above the baseline for U-Nets with and without BatchNorm (patches 256 to 1536),
+1.5 times for ``mobilenet_mobileunet``; and (4 patches) 1.19 and 1.25 times for
+``unet_lstm`` (16 filters, patch 256 x 5 frames, 384 x 3) and 1.15 times for
+``mobilenet_mobileunet_lstm`` (512 x 5: 12.7 GiB, where the layer outputs alone, before the
+frames and states were counted, came to 0.4 GiB); :data:`ACTIVATION_FACTOR` stays below all
+of them, so a refused run could not have fitted.
 A run whose lower bound is over half the memory available gets a warning. Models that are
 not Keras functional models (a plugin's subclassed model) are not counted.
 """
@@ -41,7 +46,7 @@ def _lower_bound(config, registry, batch: int) -> int | None:
     try:
         model = build_model(config, registry, spatial=tuple(config.datagen.patch_size))
         shapes = [(1,) + tuple(int(d) for d in x.shape[1:]) for x in model.inputs]
-        elements = activation_elements(model, shapes)
+        elements = activation_elements(model, shapes, training=True)
     except Exception as exc:  # noqa: BLE001 - an estimate only; training reports real errors
         log.debug("training memory not estimated: %s: %s", type(exc).__name__, exc)
         return None

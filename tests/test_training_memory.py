@@ -35,6 +35,24 @@ def test_every_layer_output_is_counted_nested_models_included():
     assert activation_elements(_nested_model(), [(1, 16, 16, 1)]) == 4 * (192 + 128 + 32 + 16)
 
 
+def test_the_frames_of_a_time_distributed_model_and_convlstm_states_are_counted():
+    """The per-frame network inside ``TimeDistributed`` is counted once per frame (a
+    temporal MobileNet's 12.7 GiB training step was estimated at 0.4 GiB from its outer
+    layers alone) and a ConvLSTM's gate convolutions once per time step when training."""
+    from dlsuite.keras_helpers import CONVLSTM_STEP_VALUES
+
+    frame = keras.Input((None, None, 1))
+    per_frame = keras.Model(frame, keras.layers.Conv2D(3, 3, padding="same")(frame))
+    x = keras.Input((5, 8, 8, 1))
+    y = keras.layers.TimeDistributed(per_frame)(x)  # 5 x 8 x 8 x 3 = 960, and 192 per frame
+    y = keras.layers.ConvLSTM2D(2, 3, padding="same")(y)  # 8 x 8 x 2 = 128
+    model = keras.Model(x, y)
+    layers = 960 + 5 * 192 + 128
+    state = 8 * 8 * 2 * CONVLSTM_STEP_VALUES
+    assert activation_elements(model, [(1, 5, 8, 8, 1)]) == layers + state
+    assert activation_elements(model, [(1, 5, 8, 8, 1)], training=True) == layers + 5 * state
+
+
 def test_a_subclassed_model_is_not_counted():
     class Sub(keras.Model):
         def __init__(self):
@@ -97,6 +115,22 @@ def test_the_bound_grows_with_patch_and_batch_and_names_both_amounts(tmp_path, f
     assert "over half of the" in caplog.text and "may be killed" in caplog.text
     # the throw-away model leaves Keras' layer names as they were for the real one
     assert keras.layers.Dense(1).name == "dense"
+
+
+def test_a_temporal_batch_counts_every_frame_and_state(tmp_path, frames):
+    """A temporal MobileNet at 1536 x 1536 x 5 frames, 4 patches: over 24 GiB (measured at
+    512 x 512: 12.7 GiB, so about 9 times that here), where the outer layers alone gave 3.4
+    GiB and the run was left to the kernel's OOM killer."""
+    path = tmp_path / "temporal.json"
+    path.write_text(json.dumps({
+        "output_dir": str(tmp_path / "run"), "data": {"train": str(frames), "val": str(frames)},
+        "model": {"name": "mobilenet_mobileunet_lstm", "n_filters": 16, "pools": 3,
+                  "alpha": 0.35, "time_windows": 5},
+        "datagen": {"patch_size": [1536, 1536], "batch_size": 2, "patches_per_image": 2}}))
+    config = load_config(path, check_paths=False).config
+    problem = training_memory_problem(config, get_registry(), available=24 * 2**30)
+    assert problem is not None and "model 'mobilenet_mobileunet_lstm'" in problem
+    assert float(problem.split("at least ")[1].split(" GiB")[0]) > 24
 
 
 def test_run_refuses_a_batch_far_above_memory_before_the_run_directory(tmp_path, frames):
