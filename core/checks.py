@@ -37,7 +37,7 @@ import attrs
 from .errors import DlsuiteInputError
 
 __all__ = ["Check", "CheckError", "in_range", "positive", "non_negative", "finite", "one_of",
-           "non_empty", "relative_path", "each", "greater_than", "not_both_enabled",
+           "non_empty", "max_length", "relative_path", "each", "greater_than", "not_both_enabled",
            "not_both_set", "checks_of", "json_schema_of"]
 
 
@@ -207,6 +207,25 @@ class _NonEmpty(Check):
 def non_empty() -> Check:
     """A non-blank string or a non-empty list (``minLength``/``minItems`` 1)."""
     return _NonEmpty()
+
+
+@attrs.frozen
+class _MaxLength(Check):
+    limit: int
+    json_types = ("string",)
+
+    def problem(self, value: Any, instance: Any) -> str | None:
+        if isinstance(value, str) and len(value) > self.limit:
+            return f"must be at most {self.limit} characters long, got {len(value)}"
+        return None
+
+    def json_schema(self) -> dict:
+        return {"maxLength": self.limit}
+
+
+def max_length(limit: int) -> Check:
+    """A string of at most ``limit`` characters (``maxLength``)."""
+    return _MaxLength(limit)
 
 
 def _control(value: str) -> bool:

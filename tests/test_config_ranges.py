@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from dlsuite import ArchitectureSpec, hookimpl, param
 from dlsuite.config import parse_config
-from dlsuite.checks import (CheckError, _Each, _NonEmpty, _OneOf, _Range, _RelativePath,
-                            checks_of, greater_than, in_range, positive)
+from dlsuite.checks import (CheckError, _Each, _MaxLength, _NonEmpty, _OneOf, _Range,
+                            _RelativePath, checks_of, greater_than, in_range, positive)
 from dlsuite.config.converter import unstructure_config
 from dlsuite.config.jsonschema import config_json_schema
 from dlsuite.config.schema import Choice, Config
@@ -65,6 +65,8 @@ def problems_of(data, registry=None) -> dict[str, str]:
     ({"seed": -1}, "$.seed", "must be in [0, 4294967295]"),
     ({"schema_version": 2}, "$.schema_version", "must be one of 1, got 2"),
     ({"output_dir": ""}, "$.output_dir", "must not be empty"),
+    # the W&B model artifact (model-<name>) and export file names must stay short enough
+    ({"name": "x" * 101}, "$.name", "must be at most 100 characters long, got 101"),
     # predictions go inside the run, never over its own files or outside it
     ({"inference": {"output_folder": "../data/test"}}, "$.inference.output_folder",
      "must stay inside its folder (no '..')"),
@@ -395,8 +397,8 @@ def checked_fields(config: Config):
         attrs.resolve_types(type(obj))
         for field in attrs.fields(type(obj)):
             sub = f"{path}.{field.name}"
-            if any(isinstance(c, (_Range, _OneOf, _NonEmpty, _Each, _RelativePath))
-                   for c in checks_of(field)):
+            if any(isinstance(c, (_Range, _OneOf, _NonEmpty, _MaxLength, _Each,
+                                  _RelativePath)) for c in checks_of(field)):
                 out.append((sub, field))
             walk(getattr(obj, field.name), sub)
 
@@ -443,6 +445,8 @@ def _bad_values(field):
             out.append(("", [] if typing.get_origin(field.type) is list else " "))
         elif isinstance(check, _RelativePath):
             out += [("", "../x"), ("", "/x")]
+        elif isinstance(check, _MaxLength):
+            out.append(("", "x" * (check.limit + 1)))
         elif isinstance(check, _Each):
             for inner in check.checks:
                 if isinstance(inner, _Range) and inner.lo is not None:

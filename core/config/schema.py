@@ -18,11 +18,15 @@ from typing import Any, ClassVar, Literal, Optional, Union
 import attrs
 
 from ..specs import param
-from ..checks import (Check, CheckError, each, greater_than, in_range, non_empty,
-                      non_negative, not_both_enabled, not_both_set, one_of, positive,
-                      relative_path)
+from ..checks import (Check, CheckError, each, greater_than, in_range, max_length,
+                      non_empty, non_negative, not_both_enabled, not_both_set, one_of,
+                      positive, relative_path)
 
 SCHEMA_VERSION = 1
+#: Longest run ``name``: W&B artifact names (``model-<name>``) end at 128 characters, and
+#: an export's file name (``<name>.bioimageio.zip``) must stay well within a file system's
+#: 255 bytes.
+RUN_NAME_LIMIT = 100
 
 
 @attrs.frozen
@@ -409,9 +413,11 @@ class Config:
 
     schema_version: int = param(SCHEMA_VERSION, help="version of this config schema",
                                 validator=one_of(SCHEMA_VERSION))
-    name: str = param("dlsuite-run", help="run name (exported models are named after it, "
-                                          "characters other than A-Z a-z 0-9 _ . - as -)",
-                      validator=non_empty())
+    name: str = param("dlsuite-run", help="run name, at most 100 characters (exported "
+                                          "models and the W&B model artifact are named "
+                                          "after it, characters other than A-Z a-z 0-9 _ . "
+                                          "- as -)",
+                      validator=[non_empty(), max_length(RUN_NAME_LIMIT)])
     output_dir: str = param("runs/dlsuite-run", help="run directory (checkpoints, results)",
                             validator=non_empty())
     seed: Optional[int] = param(0, help="seed of Python, NumPy and TensorFlow; null: random",
