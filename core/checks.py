@@ -37,7 +37,7 @@ import attrs
 from .errors import DlsuiteInputError
 
 __all__ = ["Check", "CheckError", "in_range", "positive", "non_negative", "finite", "one_of",
-           "non_empty", "max_length", "relative_path", "each", "greater_than", "not_both_enabled",
+           "non_empty", "max_length", "excludes", "relative_path", "each", "greater_than", "not_both_enabled",
            "not_both_set", "checks_of", "json_schema_of"]
 
 
@@ -226,6 +226,34 @@ class _MaxLength(Check):
 def max_length(limit: int) -> Check:
     """A string of at most ``limit`` characters (``maxLength``)."""
     return _MaxLength(limit)
+
+
+@attrs.frozen
+class _Excludes(Check):
+    chars: str
+    why: str = ""
+    json_types = ("string",)
+
+    def problem(self, value: Any, instance: Any) -> str | None:
+        if not isinstance(value, str):
+            return None
+        found = sorted({c for c in value if c in self.chars}, key=self.chars.index)
+        if found:
+            listed = " ".join(self.chars)
+            return (f"must not contain {' '.join(found)} (any of {listed}){self.why}, "
+                    f"got {value!r}")
+        return None
+
+    def json_schema(self) -> dict:
+        import re
+
+        return {"pattern": f"^[^{re.escape(self.chars)}]*$"}
+
+
+def excludes(chars: str, why: str = "") -> Check:
+    """A string without any of the characters ``chars`` (a JSON Schema ``pattern``);
+    ``why`` is added to the message (e.g. ``"; put the team in wandb.entity"``)."""
+    return _Excludes(chars, why)
 
 
 def _control(value: str) -> bool:

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from dlsuite import ArchitectureSpec, hookimpl, param
 from dlsuite.config import parse_config
-from dlsuite.checks import (CheckError, _Each, _MaxLength, _NonEmpty, _OneOf, _Range,
-                            _RelativePath, checks_of, greater_than, in_range, positive)
+from dlsuite.checks import (CheckError, _Each, _Excludes, _MaxLength, _NonEmpty, _OneOf,
+                            _Range, _RelativePath, checks_of, greater_than, in_range,
+                            positive)
 from dlsuite.config.converter import unstructure_config
 from dlsuite.config.jsonschema import config_json_schema
 from dlsuite.config.schema import Choice, Config
@@ -67,6 +68,14 @@ def problems_of(data, registry=None) -> dict[str, str]:
     ({"output_dir": ""}, "$.output_dir", "must not be empty"),
     # the W&B model artifact (model-<name>) and export file names must stay short enough
     ({"name": "x" * 101}, "$.name", "must be at most 100 characters long, got 101"),
+    # W&B refuses these at wandb.init: the run would train without W&B
+    ({"wandb": {"project": "lab/cells"}}, "$.wandb.project",
+     "must not contain / (any of / \\ # ? % :); W&B refuses them in a project name (the "
+     "team goes in wandb.entity), got 'lab/cells'"),
+    ({"wandb": {"project": "p" * 129}}, "$.wandb.project", "at most 128 characters"),
+    ({"wandb": {"tags": ["ok", "t" * 65]}}, "$.wandb.tags[1]",
+     "must be at most 64 characters long, got 65"),
+    ({"wandb": {"tags": [""]}}, "$.wandb.tags[0]", "must not be empty"),
     # predictions go inside the run, never over its own files or outside it
     ({"inference": {"output_folder": "../data/test"}}, "$.inference.output_folder",
      "must stay inside its folder (no '..')"),
@@ -397,7 +406,7 @@ def checked_fields(config: Config):
         attrs.resolve_types(type(obj))
         for field in attrs.fields(type(obj)):
             sub = f"{path}.{field.name}"
-            if any(isinstance(c, (_Range, _OneOf, _NonEmpty, _MaxLength, _Each,
+            if any(isinstance(c, (_Range, _OneOf, _NonEmpty, _MaxLength, _Excludes, _Each,
                                   _RelativePath)) for c in checks_of(field)):
                 out.append((sub, field))
             walk(getattr(obj, field.name), sub)
@@ -447,10 +456,16 @@ def _bad_values(field):
             out += [("", "../x"), ("", "/x")]
         elif isinstance(check, _MaxLength):
             out.append(("", "x" * (check.limit + 1)))
+        elif isinstance(check, _Excludes):
+            out.append(("", f"a{check.chars[-1]}b"))
         elif isinstance(check, _Each):
             for inner in check.checks:
                 if isinstance(inner, _Range) and inner.lo is not None:
                     out.append(("[0]", inner.lo if inner.lo_open else inner.lo - 1))
+                elif isinstance(inner, _NonEmpty):
+                    out.append(("[0]", ""))
+                elif isinstance(inner, _MaxLength):
+                    out.append(("[0]", "x" * (inner.limit + 1)))
     if floating:
         out += [("", float("nan")), ("", float("inf")), ("", -float("inf"))]
     return out

@@ -18,9 +18,9 @@ from typing import Any, ClassVar, Literal, Optional, Union
 import attrs
 
 from ..specs import param
-from ..checks import (Check, CheckError, each, greater_than, in_range, max_length,
-                      non_empty, non_negative, not_both_enabled, not_both_set, one_of,
-                      positive, relative_path)
+from ..checks import (Check, CheckError, each, excludes, greater_than, in_range,
+                      max_length, non_empty, non_negative, not_both_enabled, not_both_set,
+                      one_of, positive, relative_path)
 
 SCHEMA_VERSION = 1
 #: Longest run ``name``: W&B artifact names (``model-<name>``) end at 128 characters, and
@@ -394,10 +394,15 @@ class EvaluationConfig:
 class WandbConfig:
     mode: Literal["offline", "online", "disabled"] = param(
         "offline", help="W&B mode (env WANDB_MODE overrides); offline needs no account")
-    project: str = param("dlsuite", help="W&B project", validator=non_empty())
+    project: str = param(
+        "dlsuite", help="W&B project (at most 128 characters, none of / \\ # ? % :)",
+        validator=[non_empty(), max_length(128),
+                   excludes("/\\#?%:", "; W&B refuses them in a project name (the team "
+                                         "goes in wandb.entity)")])
     entity: Optional[str] = param(None, help="W&B entity (team or user)")
     group: Optional[str] = param(None, help="group runs in the dashboard")
-    tags: list[str] = param([], help="tags of the run")
+    tags: list[str] = param([], help="tags of the run (1 to 64 characters each)",
+                            validator=each(non_empty(), max_length(64)))
     job_type: Optional[str] = param(
         None, help="W&B job type; null: the command's own (train for train/run, evaluate "
                    "for test); sweep trials set sweep-trial")
