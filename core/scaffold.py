@@ -172,7 +172,8 @@ KINDS: dict[str, KindTemplate] = {
             def build(params):
                 """A function mapping instance labels (H, W) to the training target
                 (H, W, 1) float32: class 0 background, 1 cell, 2 the inner boundary of each
-                cell, ``width`` pixels wide (where touching cells part)."""
+                cell, ``width`` pixels wide (where touching cells part). A config using it
+                post-processes with ``["argmax", "watershed_split"]``."""
 
                 def make(labels):
                     labels = np.asarray(labels)
