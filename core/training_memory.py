@@ -28,7 +28,7 @@ import logging
 from .keras_helpers import activation_elements
 from .predict_memory import BASELINE_BYTES, available_bytes
 
-__all__ = ["ACTIVATION_FACTOR", "training_memory_problem"]
+__all__ = ["ACTIVATION_FACTOR", "training_memory_bytes", "training_memory_problem"]
 
 log = logging.getLogger("dlsuite.training")
 
@@ -58,6 +58,19 @@ def _lower_bound(config, registry, batch: int) -> int | None:
     return int(BASELINE_BYTES + ACTIVATION_FACTOR * batch * elements * value_bytes)
 
 
+def _batch(config, workers: int) -> int:
+    """Patches one process holds per training step."""
+    patches = int(config.datagen.batch_size) * int(config.datagen.patches_per_image)
+    return max(1, -(-patches // max(1, workers)))
+
+
+def training_memory_bytes(config, registry, *, workers: int = 1) -> int | None:
+    """The lower bound (bytes) of the memory one process needs for a training step of
+    ``config`` (module docstring), split over ``workers`` processes; None when the model is
+    not a functional Keras model or cannot be built. Imports TensorFlow."""
+    return _lower_bound(config, registry, _batch(config, workers))
+
+
 def training_memory_problem(config, registry, *, workers: int = 1,
                             available: int | None = None) -> str | None:
     """One line when a training batch of ``config`` (``datagen.batch_size`` images times
@@ -68,8 +81,7 @@ def training_memory_problem(config, registry, *, workers: int = 1,
     TensorFlow."""
     available = available_bytes() if available is None else available
     d = config.datagen
-    patches = int(d.batch_size) * int(d.patches_per_image)
-    batch = max(1, -(-patches // max(1, workers)))
+    batch = _batch(config, workers)
     need = None if available is None else _lower_bound(config, registry, batch)
     if need is None:
         return None

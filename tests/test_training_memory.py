@@ -141,3 +141,24 @@ def test_run_refuses_a_batch_far_above_memory_before_the_run_directory(tmp_path,
            "(datagen.batch_size x patches_per_image) needs at least" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_model_summary_shows_the_bound_a_run_refuses_by(tmp_path, frames):
+    """``dlsuite model summary`` tells, before any run, what a training step of the
+    configured batch needs at least: the figure ``dlsuite run`` compares with the memory
+    available (and the size multiple and receptive field)."""
+    from dlsuite.models import model_geometry
+    from dlsuite.training_memory import training_memory_bytes
+
+    path = _config_file(tmp_path, frames, 512, batch=2, patches_per_image=3)
+    proc = run_cli("model", "summary", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    config = load_config(path, check_paths=False).config
+    need = training_memory_bytes(config, get_registry())
+    assert info["training_memory_gib"] == round(need / 2**30, 2) > 0
+    geometry = model_geometry(config, get_registry())
+    assert info["size_multiple"] == geometry["size_multiple"] == 4
+    assert info["receptive_field"] == geometry["receptive_field"]
+    table = run_cli("model", "summary", str(path))
+    assert table.returncode == 0 and f"at least {need / 2**30:.2f} GiB" in table.stdout

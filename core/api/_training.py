@@ -59,11 +59,23 @@ def model_summary(config: Any) -> dict:
     checked) and return ``{"name"`` (the Keras model name), ``"total", "trainable",
     "non_trainable"`` (parameter counts),
     ``"input_shape", "output_shape"`` (lists, None for free dimensions), ``"architecture"``
-    (the model name)}. Imports TensorFlow. Raises ConfigError for an invalid config."""
+    (the model name), ``"size_multiple"`` (height and width must be multiples of it),
+    ``"receptive_field"`` (pixels, None when the architecture declares none) and
+    ``"training_memory_gib"`` (the lower bound ``dlsuite run`` refuses a training batch
+    by, :mod:`dlsuite.training_memory`; None when not known)}. Imports TensorFlow. Raises
+    ConfigError for an invalid config."""
     from ..keras_helpers import summarize
-    from ..models import build_model
+    from ..models import build_model, model_geometry
+    from ..training_memory import training_memory_bytes
 
     result = loaded(config, check_paths=False)
-    info = summarize(build_model(result.config, get_registry()))
+    registry = get_registry()
+    info = summarize(build_model(result.config, registry))
     info["architecture"] = result.config.model.name
+    geometry = model_geometry(result.config, registry)
+    info["size_multiple"] = int(geometry["size_multiple"])
+    field = geometry["receptive_field"]
+    info["receptive_field"] = None if field is None else int(field)
+    need = training_memory_bytes(result.config, registry)
+    info["training_memory_gib"] = None if need is None else round(need / 2**30, 2)
     return info

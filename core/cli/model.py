@@ -22,9 +22,12 @@ def model_group() -> None:
 @model_group.command("summary")
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON with keys total, trainable, "
-              "non_trainable, input_shape, output_shape.")
+              "non_trainable, input_shape, output_shape, size_multiple, receptive_field, "
+              "training_memory_gib.")
 def summary(config: str, as_json: bool) -> None:
-    """Build the model of CONFIG; print total/trainable/non-trainable parameters and shapes."""
+    """Build the model of CONFIG; print total/trainable/non-trainable parameters, shapes,
+    size multiple, receptive field and the least memory a training step of the configured
+    batch needs."""
     with console_logging(False):  # one line per message, no TensorFlow log lines
         info = api.model_summary(config)
     if as_json:
@@ -37,4 +40,11 @@ def summary(config: str, as_json: bool) -> None:
         table.add_row(f"{key} parameters", f"{info[key]:,}")
     table.add_row("input shape", str(info["input_shape"]))
     table.add_row("output shape", str(info["output_shape"]))
+    table.add_row("size multiple", str(info["size_multiple"]))
+    field = info["receptive_field"]
+    table.add_row("receptive field", "measured when predicting" if field is None
+                  else f"{field} px")
+    need = info["training_memory_gib"]
+    table.add_row("training step memory", "not known" if need is None
+                  else f"at least {need:.2f} GiB")
     table_console().print(table)
