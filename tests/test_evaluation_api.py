@@ -133,6 +133,9 @@ def test_dataset_folder_as_ground_truth_pairs_results_named_as_its_inputs(tmp_pa
     result = evaluate(out, tmp_path / "data", metrics="SEG,f1")
     assert result["metrics"]["SEG"] == 1.0 and result["metrics"]["f1"] == 1.0
     assert [s["sequence"] for s in result["per_sequence"]] == ["raw_001.tif", "raw_002.tif"]
+    # the dataset's labels/ folder given as the ground truth pairs the same way
+    by_labels = evaluate(out, tmp_path / "data" / "labels", metrics="SEG,f1")
+    assert by_labels["metrics"] == result["metrics"]
     # results named as the label files pair too; a missing one is named
     (out / "labels" / "raw_002.tif").rename(out / "labels" / "instance_ids_002.tif")
     assert evaluate(out / "labels", tmp_path / "data", metrics="SEG")["metrics"]["SEG"] == 1.0

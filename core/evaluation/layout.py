@@ -14,7 +14,8 @@ Two kinds of input are recognised, tried in this order:
    (``inputs/`` + ``labels/``, frames or videos layout): its labels are paired with results
    named as their label files or as their input images (``raw_001.tif`` with
    ``labels/instance_ids_001.tif``, as ``dlsuite predict`` names what it predicts of that
-   dataset). ``RES`` may be the output folder of ``dlsuite predict``: its ``labels/``.
+   dataset); so may its ``labels/`` folder. ``RES`` may be the output folder of
+   ``dlsuite predict``: its ``labels/``.
 
 CTC names (``NN_RES``, ``NN_GT``, ``SEG``, ``TRA``, ``maskTTT.tif``) are those of
 :mod:`dlsuite.data.ctc`, matched in any case.
@@ -156,6 +157,8 @@ def _files(res: Path, gt: Path) -> list[Pair]:
             f"{res}: no CTC sequence (NN_RES with maskTTT.tif) and no label image found"
         )
     gt_files = _dataset_truth(gt, set(res_files))
+    if gt_files is None and gt.name == "labels":  # a dataset's labels/: paired as the dataset
+        gt_files = _dataset_truth(gt.parent, set(res_files))
     if gt_files is None:
         gt_files = _images_in(gt)
     only_res = sorted(set(res_files) - set(gt_files))
