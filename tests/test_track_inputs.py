@@ -70,6 +70,20 @@ def test_track_refuses_before_writing_anything(tmp_path):
     assert time.monotonic() - start < 60
 
 
+def test_track_refuses_an_output_folder_inside_or_around_its_input(tmp_path):
+    """CTC results written into the label folder (or around it) would mix with the labels,
+    as predictions with their inputs: refused like ``predict -o``, nothing written."""
+    src = tmp_path / "data" / "labels"
+    write_tiff(src / "a.tif", _labels())
+    for out in (src / "tracks", tmp_path / "data"):
+        proc = run_cli("track", str(src), str(out))
+        assert proc.returncode == 2, proc.stderr
+        assert f"error: {out}: the output folder" in proc.stderr
+        assert "tracking results would mix with (or replace) the inputs" in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "data").rglob("*")) == ["a.tif", "labels"]
+    assert run_cli("track", str(src), str(tmp_path / "tracks"), "-q").returncode == 0
+
+
 @pytest.mark.skipif(not REAL.is_dir(), reason="real data ../shared/data/usiigaci_t98g_phc absent")
 def test_real_phase_contrast_is_refused_and_real_labels_pass():
     frames = sorted((REAL / "video_T98G_sample").glob("*.tif"))[:10]

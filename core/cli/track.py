@@ -62,8 +62,9 @@ def track(input_dir: Path, output_dir: Path, quiet: bool, **options) -> None:
     """Track the label (or 0/1 mask) videos of INPUT_DIR and write CTC result folders
     OUTPUT_DIR/01_RES, 02_RES, ... (maskTTT.tif + res_track.txt) and sequences.csv.
 
-    OUTPUT_DIR must be new, empty or hold an earlier dlsuite track's results (replaced with
-    --overwrite); a folder with other files is refused, nothing in it touched."""
+    OUTPUT_DIR (outside INPUT_DIR) must be new, empty or hold an earlier dlsuite track's
+    results (replaced with --overwrite); a folder with other files is refused, nothing in it
+    touched."""
     def n(count: int, word: str) -> str:
         return f"{count} {word}{'' if count == 1 else 's'}"
 

@@ -95,20 +95,22 @@ def track_folder(
     video). 0/1 mask videos become per-frame instances first (temporal gap filling with
     ``fill_gaps``; objects under ``min_size`` px dropped). Returns one summary dict per video.
     Raises DataError naming the file, before anything is written, for a missing folder, an
-    unreadable file, a 2D image or a video that is not a label video (:func:`label_problem`).
+    unreadable file, a 2D image or a video that is not a label video (:func:`label_problem`),
+    and DlsuiteInputError for an ``output_dir`` that is ``input_dir``, inside it or holds it.
     ``output_dir`` follows the reuse rule of :class:`~dlsuite.ownership.OwnedFolder` (marker
     ``.dlsuite-track``): new or empty, or holding an earlier ``dlsuite track``'s results,
     which ``overwrite`` replaces (DlsuiteInputError naming the folder otherwise, before
     anything is written).
     """
     from dlsuite.data.io import read_image, read_info, write_text_atomic
-    from dlsuite.ownership import OwnedFolder
+    from dlsuite.ownership import OwnedFolder, check_apart
 
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     for problem in (linking_problem(max_distance, min_overlap, gap_closing),
                     gap_fill_problem(sigma, min_size)):
         if problem is not None:  # the cheapest refusal: before any file is read
             raise DataError(problem)
+    check_apart(output_dir, input_dir, what="tracking results", option="OUTPUT_DIR")
     files = _videos(input_dir)
     for path in files:  # headers first: the cheapest refusals
         info = read_info(path)
