@@ -37,7 +37,8 @@ import attrs
 from .errors import DlsuiteInputError
 
 __all__ = ["Check", "CheckError", "in_range", "positive", "non_negative", "finite", "one_of",
-           "non_empty", "max_length", "excludes", "relative_path", "each", "greater_than", "not_both_enabled",
+           "non_empty", "max_length", "excludes", "relative_path", "each", "greater_than",
+           "not_both_enabled",
            "not_both_set", "checks_of", "json_schema_of"]
 
 

@@ -125,7 +125,13 @@ def _write_onnx(model, path: Path, job: ExportJob | None = None) -> None:
             model.export(str(path), format="onnx", input_signature=specs, verbose=False)
     finally:
         converter.setLevel(level)
-    _check_onnx(model, path, 16 if job is None else int(job.geometry["size_multiple"]))
+    if job is not None:
+        multiple = int(job.geometry["size_multiple"])
+    else:
+        from dlsuite.keras_helpers import infer_size_multiple
+
+        multiple = infer_size_multiple(model)
+    _check_onnx(model, path, multiple)
 
 
 #: Largest difference allowed between the ONNX file's outputs and the Keras model's, as a
@@ -166,7 +172,8 @@ def _check_onnx(model, path: Path, multiple: int) -> None:
     want = [np.asarray(w) for w in (want.values() if isinstance(want, dict) else
                                     want if isinstance(want, (list, tuple)) else [want])]
     for name, g, w in zip(model.output_names, got, want):
-        diff = float(np.max(np.abs(np.asarray(g) - w))) if w.size else 0.0
+        g = np.asarray(g)
+        diff = float(np.max(np.abs(g - w))) if g.shape == w.shape and w.size else 0.0
         if g.shape != w.shape or diff > ONNX_TOLERANCE * max(1.0, float(np.abs(w).max())):
             raise DlsuiteInputError(
                 f"the model cannot be exported to ONNX faithfully: output {name!r} of the "
