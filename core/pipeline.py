@@ -277,10 +277,9 @@ def _remove_earlier_predictions(root: Path) -> None:
     ``data.test``, its files would stay beside the new ones and evaluation would pair them."""
     import shutil
 
-    from .inference.outputs import prediction_paths
+    from .predict_output import OUTPUT_SUBFOLDERS
 
-    kinds = {rel.split("/")[0] for rel in prediction_paths("x.tif").values()} | {"ctc"}
-    for kind in sorted(kinds):
+    for kind in OUTPUT_SUBFOLDERS:
         folder = root / kind
         if folder.is_dir() and not folder.is_symlink():
             shutil.rmtree(folder)
