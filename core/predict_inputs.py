@@ -5,6 +5,7 @@ its pixels.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import attrs
 import numpy as np
 
 from .errors import DataError, DlsuiteInputError
+
+log = logging.getLogger("dlsuite.predict")
 
 
 @attrs.frozen
@@ -92,8 +95,8 @@ def _unique(items: list[InputItem], where: Path) -> list[InputItem]:
 
 def list_inputs(path: str | os.PathLike, *, as_video: bool = False) -> list[InputItem]:
     """The inputs under ``path``, in natural order: the file itself; the TIFF/PNG files
-    directly in a folder (one input each, or with ``as_video`` one video stacked from them,
-    named after the folder); a folder of CTC frames ``tNNN.tif`` (one video named after the
+    directly in a folder (one input each, a warning naming its subfolders that hold images
+    too; or with ``as_video`` one video stacked from them, named after the folder); a folder of CTC frames ``tNNN.tif`` (one video named after the
     folder); or the samples of a dataset folder (frames, videos or CTC layout; labels not
     needed). DataError naming the path when it does not exist or holds no image."""
     from .data.layouts import ctc_frame_files, list_samples
@@ -114,6 +117,7 @@ def list_inputs(path: str | os.PathLike, *, as_video: bool = False) -> list[Inpu
     if files and len(ctc_frame_files(path)) == len(files):
         return [InputItem(path.resolve().name, path, ctc_sequence=True)]
     if files:
+        _warn_of_subfolders(path)
         return _unique([InputItem(_stem(p), p) for p in files], path)
     try:
         samples = list_samples(path, "auto", require_labels=False)
@@ -121,6 +125,18 @@ def list_inputs(path: str | os.PathLike, *, as_video: bool = False) -> list[Inpu
         raise DataError(f"{path}: no TIFF/PNG images to predict in this folder, and no dataset "
                         f"layout ({exc})") from None
     return _unique([InputItem(s.name, s.image, s.layout == "ctc") for s in samples], path)
+
+
+def _warn_of_subfolders(folder: Path) -> None:
+    """A warning naming the subfolders of ``folder`` that hold images too: only the images
+    directly in ``folder`` are predicted."""
+    nested = [d.name for d in sorted(folder.iterdir(), key=lambda d: d.name)
+              if d.is_dir() and not d.name.startswith(".") and _direct_images(d)]
+    if nested:
+        shown = ", ".join(nested[:5]) + (f" and {len(nested) - 5} more" if len(nested) > 5
+                                         else "")
+        log.warning("%s: the images directly in it are predicted, not those of its "
+                    "subfolder(s) %s: predict each folder on its own", folder, shown)
 
 
 def _stem(path: Path) -> str:

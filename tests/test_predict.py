@@ -446,3 +446,27 @@ def test_predict_records_a_wandb_predict_run_in_its_output_folder(run, data, tmp
     assert wb["summary"]["predict/objects"] == sum(r["objects"] for r in summary.rows)
     assert wb["summary"]["predict/images"]["nrows"] == 2
     assert "wandb" in json.loads((out / ".dlsuite-predict").read_text())["written"]
+
+
+def test_a_folder_of_images_names_its_subfolders_of_images_that_are_not_predicted(
+        tmp_path, caplog):
+    """Only the images directly in a folder are inputs; subfolders holding images too are
+    named in a warning (they used to be left out silently), hidden ones and empty ones not."""
+    import logging
+
+    from dlsuite.predict_inputs import list_inputs
+
+    image = np.zeros((16, 16), np.uint8)
+    for rel in ("top.tif", "day1/a.tif", "day2/b.tif", ".cache/c.tif"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(tmp_path / rel, image)
+    (tmp_path / "empty").mkdir()
+    with caplog.at_level(logging.WARNING, logger="dlsuite"):
+        items = list_inputs(tmp_path)
+    assert [i.name for i in items] == ["top"]
+    assert (f"{tmp_path}: the images directly in it are predicted, not those of its "
+            "subfolder(s) day1, day2: predict each folder on its own") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dlsuite"):
+        list_inputs(tmp_path / "day1")
+    assert caplog.text == ""
