@@ -108,6 +108,15 @@ def test_new_plugin_skeleton_installs_and_passes_its_tests(tmp_path, kind):
     assert " passed" in tests.stdout
 
 
+def test_new_plugin_offers_every_kind_it_scaffolds():
+    from dlsuite.cli import load_commands
+    from dlsuite.scaffold import KINDS
+
+    command = load_commands().commands["new-plugin"]
+    (kind,) = [p for p in command.params if p.name == "kinds"]
+    assert list(kind.type.choices) == list(KINDS)
+
+
 def test_new_plugin_refuses_bad_name_and_existing_folder(tmp_path):
     for name, why in (("Bad-Name", "has characters other than"), ("2net", "starts with a digit"),
                       ("class", "is a Python keyword")):
