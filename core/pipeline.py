@@ -271,19 +271,25 @@ def export_step(ctx: RunContext, preds: Predictions) -> Export:
 
 
 def _remove_earlier_predictions(root: Path) -> None:
-    """Remove the label, probability and CTC folders an earlier prediction of this run wrote
-    under ``root`` (the run's ``inference.output_folder`` or ``test/<weights>``, both
-    recorded as dlsuite's own): after ``--resume`` or ``dlsuite test`` with another
-    ``data.test``, its files would stay beside the new ones and evaluation would pair them."""
+    """Remove what an earlier prediction of this run wrote under ``root`` (the run's
+    ``inference.output_folder`` or ``test/<weights>``): the TIFFs of its label and
+    probability folders and its CTC ``NN_RES`` folders (other files stay). After
+    ``--resume`` or ``dlsuite test`` with another ``data.test`` they would stay beside the
+    new ones, and evaluation would pair them."""
     import shutil
 
     from .predict_output import OUTPUT_SUBFOLDERS
 
     for kind in OUTPUT_SUBFOLDERS:
         folder = root / kind
-        if folder.is_dir() and not folder.is_symlink():
-            shutil.rmtree(folder)
-            log.debug("removed the earlier predictions in %s", folder)
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for entry in folder.iterdir():
+            if kind == "ctc" and entry.is_dir() and entry.name.upper().endswith("_RES"):
+                shutil.rmtree(entry)
+            elif kind != "ctc" and entry.is_file() and entry.suffix.lower() in (".tif",
+                                                                                 ".tiff"):
+                entry.unlink()
 
 
 def evaluate_step(ctx: RunContext, preds: Predictions, export: Export) -> Evaluation:

@@ -430,12 +430,14 @@ def test_dlsuite_test_of_another_test_set_replaces_the_earlier_predictions(grid_
     assert sorted(p.name for p in (results / "labels").iterdir()) == ["cells_00.tif",
                                                                       "cells_01.tif"]
     assert sorted(p.name for p in (results / "ctc").glob("*_RES")) == ["01_RES", "02_RES"]
+    (results / "labels" / "notes.txt").write_text("mine")  # a user's file: it stays
     second = run_cli("test", str(copy / "config.json"), "-q", "--json")
     assert second.returncode == 0, second.stderr[-3000:]
     metrics = json.loads(second.stdout)
     assert not [n for n in metrics["notes"] if "evaluation skipped" in n], metrics["notes"]
     assert metrics["test"]["SEG"] is not None
-    assert sorted(p.name for p in (results / "labels").iterdir()) == ["cells_00.tif"]
+    assert sorted(p.name for p in (results / "labels").iterdir()) == ["cells_00.tif",
+                                                                      "notes.txt"]
     assert sorted(p.name for p in (results / "ctc").glob("*_RES")) == ["01_RES"]
     assert len(list((results / "wandb").glob("offline-run-*"))) == 2  # both tests' kept
 
