@@ -130,10 +130,10 @@ def infer_size_multiple(model: Any) -> int:
 CONVLSTM_STEP_VALUES = 8
 
 
-def _hidden_elements(op: Any, args: tuple, training: bool) -> int:
-    """Values a layer holds beyond its output: the inner model of a ``TimeDistributed``
-    (its layers' outputs for every frame) and the unrolled states of a ConvLSTM (every time
-    step when ``training``, else one)."""
+def _hidden_elements(op: Any, args: tuple, out: Any, training: bool) -> int:
+    """Values a layer holds beyond its output ``out``: the inner model of a
+    ``TimeDistributed`` (its layers' outputs for every frame) and the unrolled states of a
+    ConvLSTM (every time step when ``training``, else one)."""
     import keras
 
     if not args or not hasattr(args[0], "shape"):
@@ -143,7 +143,6 @@ def _hidden_elements(op: Any, args: tuple, training: bool) -> int:
         inner = activation_elements(op.layer, [(1,) + shape[2:]], training=training)
         return int(shape[1] or 1) * (inner or 0)
     if isinstance(op, keras.layers.ConvLSTM2D) and len(shape) == 5:
-        out = op.compute_output_spec(*args)
         out = out[0] if isinstance(out, (list, tuple)) else out
         h, w = int(out.shape[-3] or 1), int(out.shape[-2] or 1)
         steps = int(shape[1] or 1) if training else 1
@@ -170,7 +169,7 @@ def activation_elements(model: Any, input_shapes: list[tuple[int, ...]], *,
             return op._run_through_graph(tree.flatten(args[0]), call_fn=count)
         out = op.compute_output_spec(*args, **kwargs)
         total += sum(math.prod(int(d or 1) for d in t.shape[1:]) for t in tree.flatten(out))
-        total += _hidden_elements(op, args, training)
+        total += _hidden_elements(op, args, out, training)
         return out
 
     if not hasattr(model, "_run_through_graph"):

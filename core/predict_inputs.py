@@ -96,8 +96,8 @@ def _unique(items: list[InputItem], where: Path) -> list[InputItem]:
 def list_inputs(path: str | os.PathLike, *, as_video: bool = False) -> list[InputItem]:
     """The inputs under ``path``, in natural order: the file itself; the TIFF/PNG files
     directly in a folder (one input each, a warning naming its subfolders that hold images
-    too; or with ``as_video`` one video stacked from them, named after the folder); a folder of CTC frames ``tNNN.tif`` (one video named after the
-    folder); or the samples of a dataset folder (frames, videos or CTC layout; labels not
+    too; or with ``as_video`` one video stacked from them, named after the folder); a
+    folder of CTC frames ``tNNN.tif`` (one video named after the folder); or the samples of a dataset folder (frames, videos or CTC layout; labels not
     needed). DataError naming the path when it does not exist or holds no image."""
     from .data.layouts import ctc_frame_files, list_samples
 
