@@ -185,12 +185,95 @@ def test_a_second_prediction_into_a_folder_being_written_is_refused_naming_the_f
     assert in_use(out) is None  # once the first has ended, the folder is free
 
 
-def test_resume_of_a_blockwise_prediction_is_refused_before_anything_is_written(
-        run, inputs, tmp_path):
+#: ``dlsuite predict`` in a subprocess whose block-wise prediction receives a real SIGTERM
+#: once the probabilities of its fifth block are written, before its task reports back (so
+#: the client has recorded four).
+STOPPED_BLOCKWISE = """
+import os, signal, sys
+from dlsuite.scale import blocks
+
+real, done = blocks.probs_task, []
+def probs_task(*args):
+    result = real(*args)
+    done.append(1)
+    if len(done) == 5:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return result
+
+blocks.probs_task = probs_task
+from dlsuite.cli import main
+sys.argv = ["dlsuite", *sys.argv[1:]]
+main()
+"""
+
+
+def _blockwise_stopped(run: Path, image: Path, out: Path) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-c", STOPPED_BLOCKWISE, "predict", str(run),
+                           str(image), "-o", str(out), "--block-size", "32", "--quiet"],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 143, proc.stderr
+    assert "stopped after 0 of 1 image(s); 4 block(s) of big predicted" in proc.stderr
+    assert "the same command with --resume goes on" in proc.stderr
+    return proc
+
+
+def _blockwise_outputs(out: Path) -> tuple[np.ndarray, np.ndarray]:
+    import zarr
+
+    image = out / "big.ome.zarr"
+    return (np.asarray(zarr.open_array(str(image / "0"), mode="r")[...]),
+            np.asarray(zarr.open_array(str(image / "labels" / "instances" / "0"),
+                                       mode="r")[...]))
+
+
+def test_a_stopped_blockwise_prediction_resumes_from_its_last_block(run, tmp_path,
+                                                                   monkeypatch):
+    """``--block-size`` prediction of a 160 x 160 TIFF (25 blocks of 32 px) stopped by SIGTERM
+    while its fifth block is written: exit 143, the warning says what is kept (4 blocks
+    recorded) and that ``--resume`` goes on; ``--resume`` predicts only the 21 blocks left
+    (the fifth again, whole), and the outputs equal those of a prediction
+    never stopped (probabilities and labels bit for bit). Resuming the finished folder
+    predicts nothing; another block size is refused; an input rewritten after the stop is
+    predicted again whole, not mixed with its old blocks."""
     pytest.importorskip("ome_zarr")
-    proc = run_cli("predict", str(run), str(inputs / "img_00.tif"), "-o", str(tmp_path / "o"),
-                   "--block-size", "64", "--resume")
-    assert proc.returncode == 2
-    assert "--resume: block-wise prediction (--block-size, OME-Zarr inputs) starts again" \
-        in proc.stderr
-    assert not (tmp_path / "o").exists()
+    from dlsuite import api
+    from dlsuite.errors import DlsuiteInputError
+    from dlsuite.scale import blocks
+
+    rng = np.random.default_rng(3)
+    image = tmp_path / "in" / "big.tif"
+    image.parent.mkdir()
+    tifffile.imwrite(image, rng.integers(0, 255, (160, 160), dtype=np.uint8))
+    whole = api.predict_folder(run, image, tmp_path / "whole", block_size=32, quiet=True)
+    assert whole.rows[0]["blocks"] == 25
+
+    calls = []
+    real = blocks.probs_task
+    monkeypatch.setattr(blocks, "probs_task", lambda *a: calls.append(1) or real(*a))
+    out = tmp_path / "out"
+    _blockwise_stopped(run, image, out)
+    api.predict_folder(run, image, out, block_size=32, resume=True, quiet=True)
+    assert len(calls) == 21
+    resumed = json.loads((out / "predict.json").read_text())
+    assert "big: resumed, 4 block(s) already predicted" in resumed["notes"]
+    for mine, theirs in zip(_blockwise_outputs(out), _blockwise_outputs(tmp_path / "whole")):
+        assert np.array_equal(mine, theirs)
+    assert not (out / ".dlsuite-blocks").exists()  # progress removed once finished
+
+    calls.clear()
+    again = api.predict_folder(run, image, out, block_size=32, resume=True, quiet=True)
+    assert calls == [] and again.rows[0]["objects"] == whole.rows[0]["objects"]
+    with pytest.raises(DlsuiteInputError, match="other block_size"):
+        api.predict_folder(run, image, out, block_size=64, resume=True, quiet=True)
+
+    out2 = tmp_path / "out2"
+    _blockwise_stopped(run, image, out2)
+    tifffile.imwrite(image, rng.integers(0, 255, (160, 160), dtype=np.uint8))  # replaced
+    fresh = api.predict_folder(run, image, tmp_path / "fresh", block_size=32, quiet=True)
+    proc = run_cli("predict", str(run), str(image), "-o", str(out2), "--block-size", "32",
+                   "--resume", "--quiet")
+    assert proc.returncode == 0 and proc.stdout == "", proc.stderr
+    assert not any("resumed" in n for n in json.loads((out2 / "predict.json").read_text())[
+        "notes"])  # the new image's blocks all predicted
+    for mine, theirs in zip(_blockwise_outputs(out2), _blockwise_outputs(tmp_path / "fresh")):
+        assert np.array_equal(mine, theirs)

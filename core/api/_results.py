@@ -176,13 +176,10 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
 
 
 def _resume_on_cluster_only(options: dict, blockwise: bool) -> None:
-    """Drop ``resume`` for a Dask job (it always resumes); block-wise prediction cannot
-    resume: a DlsuiteInputError saying so, before anything is written."""
-    from ..errors import DlsuiteInputError
-
-    if options.pop("resume", False) and blockwise:
-        raise DlsuiteInputError("--resume: block-wise prediction (--block-size, OME-Zarr "
-                                "inputs) starts again; use --overwrite")
+    """Drop ``resume`` for a Dask job of whole inputs (it always resumes); block-wise
+    prediction resumes only when asked (it keeps ``resume``)."""
+    if not blockwise:
+        options.pop("resume", None)
 
 
 def _run_directory_only(options: dict, where: str) -> None:

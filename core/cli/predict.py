@@ -84,9 +84,10 @@ def _halo(value: str | None):
 @click.option("--overwrite", is_flag=True, help="Replace the predictions in a non-empty OUT.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted prediction into OUT: inputs whose outputs are "
-                   "all there (newer than the input) are skipped (refused when OUT was "
-                   "predicted with another run, checkpoint, input, tiling, chain or "
-                   "overrides).")
+                   "all there (newer than the input) are skipped, and so are the blocks "
+                   "already predicted of a block-wise (OME-Zarr) prediction (refused when "
+                   "OUT was predicted with another run, checkpoint, input, tiling, block "
+                   "size, chain or overrides).")
 @click.option("--scheduler", metavar="local[:N]|ADDRESS",
               help="Predict the inputs as tasks on a Dask cluster: local:N starts N "
                    "single-threaded worker processes on this machine, an address "

@@ -86,18 +86,22 @@ def neighbours(blocks: list[Block]) -> list[tuple]:
 class Runner:
     """Runs ``fn(*args)`` for each argument tuple: in this process (``client`` None) or as
     tasks on a ``distributed.Client``; results in the order given. ``on_done(stage, done,
-    total)``, when given, hears of each finished task of a :meth:`map` given a ``stage``."""
+    total)``, when given, hears of each finished task of a :meth:`map` given a ``stage``;
+    ``on_result(i)``, given to :meth:`map`, of each finished task by its index."""
 
     client: Any = None
     on_done: Callable[[str, int, int], None] | None = None
 
-    def map(self, fn: Callable, arg_list: Iterable[tuple], stage: str | None = None) -> list:
+    def map(self, fn: Callable, arg_list: Iterable[tuple], stage: str | None = None,
+            on_result: Callable[[int], None] | None = None) -> list:
         arg_list = list(arg_list)
         tick = self.on_done if stage is not None else None
         results: list = [None] * len(arg_list)
         if self.client is None:
             for i, args in enumerate(arg_list):
                 results[i] = fn(*args)
+                if on_result is not None:
+                    on_result(i)
                 if tick is not None:
                     tick(stage, i + 1, len(arg_list))
             return results
@@ -108,6 +112,8 @@ class Runner:
         for done, future in enumerate(completed(self.client, futures), start=1):
             results[index[future.key]] = future.result()
             future.release()
+            if on_result is not None:
+                on_result(index[future.key])
             if tick is not None:
                 tick(stage, done, len(futures))
         return results
@@ -204,18 +210,29 @@ def probs_tasks(model_key: tuple, source, norm: GlobalNormalizer, blocks: list[B
 
 
 def predict_blocks(runner: Runner, model_key: tuple, source, norm: GlobalNormalizer, target,
-                   block_size: int, margin: int, labels: bool, time_windows: int = 1) -> dict:
+                   block_size: int, margin: int, labels: bool, time_windows: int = 1,
+                   progress=None) -> dict:
     """Predict every block (``block_size``, a multiple of the model's size multiple) of
     ``source`` into ``target``: probabilities (a temporal model, ``time_windows`` > 1: each
     block over runs of frames, every frame from its whole-video window), then, with
     ``labels``, instance labels from the probabilities of each block and ``margin`` pixels
-    around it, made global and merged across borders. Returns ``{"blocks": n, "objects": N
-    or None}``."""
+    around it, made global and merged across borders. ``progress`` (a
+    :class:`~.progress.BlockProgress`): the blocks it holds as done are not predicted again,
+    and each block predicted is recorded in it as its task reports back. Returns
+    ``{"blocks": n, "objects": N or None}``."""
     frames = source.shape[0] if len(source.shape) == 3 else 1
     height, width = source.shape[-2:]
     blocks = block_grid(frames, height, width, block_size)
-    runner.map(probs_task, probs_tasks(model_key, source, norm, blocks, target, time_windows),
-               stage=f"{source.name}: probabilities")
+    done = progress.done if progress is not None else set()
+    tasks = probs_tasks(model_key, source, norm, [b for b in blocks if b.key not in done],
+                        target, time_windows)
+
+    def record(i: int) -> None:
+        group = tasks[i][3]
+        progress.finished([b.key for b in ([group] if isinstance(group, Block) else group)])
+
+    runner.map(probs_task, tasks, stage=f"{source.name}: probabilities",
+               on_result=record if progress is not None else None)
     objects = None
     if labels:
         from .labels import merge_table

@@ -12,7 +12,9 @@ pixel size; labels under its ``labels/instances``) and ``OUT/predict.json``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -21,16 +23,19 @@ import numpy as np
 from ..errors import DataError, DlsuiteInputError
 from ..fileio import write_json_atomic
 from ..predict import FROM_CONFIG
-from ..predict_output import (SUMMARY_FILE, PredictSummary, _prepare_output, default_output_dir,
-                              output_lock)
+from ..predict_output import (SUMMARY_FILE, PredictSummary, _prepare_output, claim_or_resume,
+                              default_output_dir, output_lock, record_job, same_job)
 from .blocks import Runner, block_size_for, predict_blocks
 from .omezarr import Source, Target, is_omezarr, open_source
+from .progress import PROGRESS_FOLDER, BlockProgress, input_mtime
 from .run_options import worker_run
 
 __all__ = ["DEFAULT_BLOCK", "list_sources", "predict_blockwise", "predict_array"]
 
 #: Output pixels per block edge when ``--block-size`` is not given.
 DEFAULT_BLOCK = 1024
+
+log = logging.getLogger("dlsuite")
 
 
 def list_sources(path: str | os.PathLike) -> list[Source]:
@@ -141,14 +146,19 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
                       block_size: int | None = None, weights: str | None = None,
                       tile_size=FROM_CONFIG, halo=None, batch_size: int | None = None,
                       postprocess=True, overrides=None, ctc: bool = False,
-                      as_video: bool = False, overwrite: bool = False, quiet: bool = False,
-                      registry=None) -> PredictSummary:
+                      as_video: bool = False, overwrite: bool = False, resume: bool = False,
+                      quiet: bool = False, registry=None) -> PredictSummary:
     """Predict every image of ``input_path`` (:func:`list_sources`) block by block into
     ``out_dir/<name>.ome.zarr`` (module docstring), on the cluster ``scheduler`` when given.
     Output folder rules as :func:`dlsuite.predict.predict_folder`. ``ctc`` / ``as_video``
     are refused (block-wise prediction writes OME-Zarr, no CTC folders). ``postprocess``
     (True, False or another chain) and ``overrides`` (``--set``) as in single-process
-    prediction (:func:`dlsuite.scale.run_options.worker_run`)."""
+    prediction (:func:`dlsuite.scale.run_options.worker_run`). ``resume``: go on with a
+    stopped prediction into ``out_dir`` (:mod:`.progress`): blocks whose probabilities are
+    written and images that are complete are not predicted again (an input changed since is
+    predicted again); refused when it used another run, checkpoint, input, tiling, block
+    size, chain or overrides. Stopped, it warns how much is kept and that ``--resume``
+    goes on."""
     from ..registry import get_registry
     from .cluster import parse_scheduler, probe_scheduler, require_scale
 
@@ -160,6 +170,9 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
     if ctc or as_video:
         raise DlsuiteInputError(f"{'--ctc' if ctc else '--as-video'}: not available for "
                                 "block-wise (OME-Zarr) prediction")
+    if resume and overwrite:
+        raise DlsuiteInputError("--resume and --overwrite exclude each other: --resume "
+                                "continues the predictions in -o, --overwrite replaces them")
     if block_size is not None and int(block_size) < 1:
         raise DlsuiteInputError(f"--block-size {block_size}: must be >= 1")
     sources = list_sources(input_path)
@@ -174,37 +187,106 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
                                 "images (with or without --scheduler) instead")
     out = Path(out_dir).expanduser() if out_dir is not None else default_output_dir(
         run_dir, input_path, cfg.inference.output_folder)
-    planned = [SUMMARY_FILE] + [f"{s.name}.ome.zarr" for s in sources]
-    rows, notes = [], []
+    inference = cfg.inference
+    job = {"run_dir": model_key[0], "checkpoint": str(checkpoint),
+           "input": str(Path(input_path).expanduser().resolve()),
+           "postprocess": postprocess is not False,
+           "tiling": {"tile_size": inference.tile_size, "halo": inference.halo,
+                      "batch_size": inference.batch_size},
+           "block_size": int(block_size or DEFAULT_BLOCK), **chosen.record}
+    planned = [SUMMARY_FILE, PROGRESS_FOLDER] + [f"{s.name}.ome.zarr" for s in sources]
+    rows, notes, current = [], [], []
     # a scheduler address answers before the output folder is claimed
     lock = output_lock(out)  # taken once the folder passed its checks
     try:
         with _cluster_client(scheduler) as cluster_client, _stage_progress(quiet) as on_done:
-            _prepare_output(out, input_path, planned, overwrite, before_write=lock.acquire)
+            if resume:
+                same_job(out, job)
+                resumed = claim_or_resume(out, input_path, planned, overwrite=False,
+                                          before_write=lock.acquire)
+            else:
+                resumed = False
+                _prepare_output(out, input_path, planned, overwrite, before_write=lock.acquire)
+            record_job(out, job)  # before the first block: what --resume compares
             started = time.perf_counter()
             runner = Runner(cluster_client(), on_done)
             info = runner.map(describe_task, [(model_key,)])[0]
             block = block_size_for(block_size or DEFAULT_BLOCK, info["size_multiple"])
+            finished = _finished_rows(out) if resumed else {}
             for source in sources:
-                norm = _normalizer(info, source, block, notes)
-                target = Target.create(out / f"{source.name}.ome.zarr", source, info["n_classes"],
-                                       block, info["labels"])
-                done = predict_blocks(runner, model_key, source, norm, target, block,
-                                      info["halo"], info["labels"], info["time_windows"])
-                rows.append({"name": source.name, "input": source.path, "shape": list(source.shape),
-                             "pixel_size": source.pixel_size, "output": target.path,
-                             "objects": done["objects"], "blocks": done["blocks"],
-                             "sequence": None})
+                rows.append(finished.get(source.name) or _predict_source(
+                    runner, model_key, info, source, out, block, resumed, notes, current))
         write_json_atomic(out / SUMMARY_FILE, {
-            "run_dir": model_key[0], "checkpoint": str(checkpoint),
-            "input": str(Path(input_path).expanduser().resolve()), "blockwise": True,
-            "block_size": block, "scheduler": scheduler, "postprocess": postprocess is not False,
-            "ctc": False, **chosen.record,
-            "seconds": round(time.perf_counter() - started, 3),
+            **job, "blockwise": True, "block_size": block, "scheduler": scheduler,
+            "ctc": False, "seconds": round(time.perf_counter() - started, 3),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "inputs": rows, "notes": notes})
+        shutil.rmtree(out / PROGRESS_FOLDER, ignore_errors=True)
         return PredictSummary(out, rows, Path(checkpoint), None, notes)
+    except BaseException as exc:
+        if not isinstance(exc, Exception) and out.is_dir():  # Ctrl-C, SIGTERM: how to go on
+            log.warning(_stopped_note(out, sources, rows, current))
+        raise
     finally:
         lock.release()
+
+
+def _finished_rows(out: Path) -> dict[str, dict]:
+    """The rows of the images a finished earlier prediction into ``out`` wrote (its
+    ``predict.json``; being resumed, it used the same job), by name."""
+    import json
+
+    try:
+        rows = json.loads((out / SUMMARY_FILE).read_text())["inputs"]
+        return {r["name"]: r for r in rows if Path(r["output"]).exists()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _predict_source(runner: Runner, model_key: tuple, info: dict, source: Source, out: Path,
+                    block: int, resumed: bool, notes: list, current: list) -> dict:
+    """Predict ``source`` into ``out/<name>.ome.zarr``, going on from what a stopped
+    prediction finished when ``resumed``; its ``predict.json`` row. Its progress record
+    is appended to ``current`` (for the note of a stop)."""
+    path = out / f"{source.name}.ome.zarr"
+    mtime = input_mtime(source.path) if source.kind != "memory" else 0
+    progress = BlockProgress(out, source.name)
+    current.append(progress)
+    target = None
+    if resumed:
+        progress.load(block, mtime)
+        if progress.row is not None and path.exists():
+            return progress.row
+        kept = progress.normalizer()
+        target = kept and Target.reopen(path, source, info["n_classes"], block, info["labels"])
+    if target:
+        norm, its_notes = kept
+        notes.extend(its_notes)
+        notes.append(f"{source.name}: resumed, {len(progress.done)} block(s) already "
+                     "predicted")
+    else:
+        its_notes: list = []
+        norm = _normalizer(info, source, block, its_notes)
+        notes.extend(its_notes)
+        target = Target.create(path, source, info["n_classes"], block, info["labels"])
+        progress.start(block, mtime, norm, its_notes)
+    done = predict_blocks(runner, model_key, source, norm, target, block, info["halo"],
+                          info["labels"], info["time_windows"], progress=progress)
+    row = {"name": source.name, "input": source.path, "shape": list(source.shape),
+           "pixel_size": source.pixel_size, "output": target.path,
+           "objects": done["objects"], "blocks": done["blocks"], "sequence": None}
+    progress.complete(row)
+    return row
+
+
+def _stopped_note(out: Path, sources: list[Source], rows: list[dict],
+                  current: list) -> str:
+    """The warning of a block-wise prediction stopped part-way: what ``out`` keeps."""
+    where = ""
+    if len(rows) < len(sources) and current and current[-1].header is not None:
+        progress = current[-1]
+        where = f"; {len(progress.done)} block(s) of {sources[len(rows)].name} predicted"
+    return (f"stopped after {len(rows)} of {len(sources)} image(s){where}: {out} keeps them; "
+            "the same command with --resume goes on from there")
 
 
 def predict_array(run_dir, image, *, scheduler: str, block_size: int | None = None,

@@ -278,6 +278,28 @@ class Target:
             write_label_metadata(lroot, LABELS_NAME)  # lists it in labels/, marks it a label image
         return cls(str(path), (height, width), source.frames, temporal, labels)
 
+    @classmethod
+    def reopen(cls, path: str | os.PathLike, source: Source, n_classes: int, block: int,
+               labels: bool) -> "Target | None":
+        """The output :meth:`create` made earlier with these arguments (a stopped prediction
+        being resumed), or None when it is missing or its arrays differ."""
+        temporal = len(source.shape) == 3
+        height, width = source.shape[-2:]
+        lead = (source.frames,) if temporal else ()
+        wanted = [("0", lead + (n_classes, height, width),
+                   ((1,) if temporal else ()) + (n_classes, block, block))]
+        if labels:
+            wanted.append((os.path.join("labels", LABELS_NAME, "0"), lead + (height, width),
+                           ((1,) if temporal else ()) + (block, block)))
+        for sub, shape, chunks in wanted:
+            try:
+                arr = _open_array_rw(os.path.join(str(path), sub))
+            except Exception:  # missing or unreadable: predicted again from scratch
+                return None
+            if tuple(arr.shape) != shape or tuple(arr.chunks) != chunks:
+                return None
+        return cls(str(path), (height, width), source.frames, temporal, labels)
+
     def _probs(self):
         return _open_array_rw(os.path.join(self.path, "0"))
 
