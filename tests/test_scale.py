@@ -434,31 +434,36 @@ def test_a_scheduler_without_workers_or_with_too_little_memory_is_refused(run, d
 
 
 @pytest.mark.slow
-def test_a_job_whose_workers_all_left_stops_naming_the_scheduler(monkeypatch):
+@pytest.mark.parametrize("blockwise", [False, True])
+def test_a_job_whose_workers_all_left_stops_naming_the_scheduler(monkeypatch, blockwise):
     """Every worker gone mid-job (SLURM jobs at their wall time; here the cluster scaled to
     0): the tasks would wait for ever; after DLSUITE_SCHEDULER_TIMEOUT without a worker,
-    one line naming the scheduler and how to resume. Results that finished came first."""
+    one line naming the scheduler and how to resume (a block-wise prediction's runner: with
+    --resume). Results that finished came first."""
     from distributed import Client, LocalCluster
 
-    from dlsuite.scale.cluster import completed
+    from dlsuite.scale.blocks import Runner
 
     monkeypatch.setenv("DLSUITE_SCHEDULER_TIMEOUT", "3")
+    rerun = "run the same command with --resume (the blocks predicted are kept)"
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                       scheduler_port=0, dashboard_address=None,
                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local, \
             Client(local) as client:
-        quick = client.submit(time.sleep, 0, pure=False)
-        slow = client.submit(time.sleep, 600, pure=False)
         seen, start = [], time.monotonic()
+
+        def first_in(i: int) -> None:
+            seen.append(i)
+            local.scale(0)  # the first result is in: every worker leaves
+
+        runner = Runner(client, rerun=rerun if blockwise else None)
         with pytest.raises(DlsuiteInputError) as caught:
-            for future in completed(client, [quick, slow], timeout=TIMEOUT):
-                seen.append(future)
-                local.scale(0)  # the first result is in: every worker leaves
-        assert seen == [quick] and time.monotonic() - start < 60
+            runner.map(time.sleep, [(0,), (600,)], on_result=first_in)
+        assert seen == [0] and time.monotonic() - start < 60
+    way = rerun if blockwise else "run the same command again (finished outputs are kept)"
     assert str(caught.value) == (
         f"--scheduler {local.scheduler_address}: every worker left and none came back within "
-        "3 s (DLSUITE_SCHEDULER_TIMEOUT), 1 task(s) not done; start workers, then run the "
-        "same command again (finished outputs are kept)")
+        f"3 s (DLSUITE_SCHEDULER_TIMEOUT), 1 task(s) not done; start workers, then {way}")
 
 
 def test_an_input_larger_than_the_smallest_workers_memory_is_refused(tmp_path):

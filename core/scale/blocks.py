@@ -87,10 +87,12 @@ class Runner:
     """Runs ``fn(*args)`` for each argument tuple: in this process (``client`` None) or as
     tasks on a ``distributed.Client``; results in the order given. ``on_done(stage, done,
     total)``, when given, hears of each finished task of a :meth:`map` given a ``stage``;
-    ``on_result(i)``, given to :meth:`map`, of each finished task by its index."""
+    ``on_result(i)``, given to :meth:`map`, of each finished task by its index. ``rerun``:
+    how a lost cluster's error says to go on (:func:`~.cluster.completed`)."""
 
     client: Any = None
     on_done: Callable[[str, int, int], None] | None = None
+    rerun: str | None = None
 
     def map(self, fn: Callable, arg_list: Iterable[tuple], stage: str | None = None,
             on_result: Callable[[int], None] | None = None) -> list:
@@ -109,7 +111,8 @@ class Runner:
 
         futures = [self.client.submit(fn, *args, pure=False) for args in arg_list]
         index = {f.key: i for i, f in enumerate(futures)}
-        for done, future in enumerate(completed(self.client, futures), start=1):
+        again = {} if self.rerun is None else {"rerun": self.rerun}
+        for done, future in enumerate(completed(self.client, futures, **again), start=1):
             results[index[future.key]] = future.result()
             future.release()
             if on_result is not None:

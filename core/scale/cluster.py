@@ -228,11 +228,12 @@ _POLL = 0.5
 
 _MEMORY_WAY = ("give the workers more memory (dask worker {address} --memory-limit 8GiB) or "
                "predict block by block (--block-size 1024; with --tile-size none the model "
-               "sees whole images), then run the same command again (finished outputs are "
-               "kept)")
+               "sees whole images), then {rerun}")
+#: How to go on after a stopped job, in the errors of :func:`completed`.
+RERUN = "run the same command again (finished outputs are kept)"
 
 
-def _killed_worker(client, future) -> DlsuiteInputError | None:
+def _killed_worker(client, future, rerun: str = RERUN) -> DlsuiteInputError | None:
     """The error for a task that killed every worker it ran on (Dask's KilledWorker: a
     worker's nanny restarts it at 95% of its memory limit), None for any other outcome."""
     if future.status != "error":
@@ -246,7 +247,8 @@ def _killed_worker(client, future) -> DlsuiteInputError | None:
     return DlsuiteInputError(
         f"--scheduler {address}: task {exc.args[0] if exc.args else future.key!r} ended "
         "every worker that ran it (Dask restarts a worker that goes over 95% of its memory "
-        "limit; the workers' logs say why); " + _MEMORY_WAY.format(address=address))
+        "limit; the workers' logs say why); " + _MEMORY_WAY.format(address=address,
+                                                                  rerun=rerun))
 
 
 def _all_paused(workers: dict | None) -> bool:
@@ -254,13 +256,15 @@ def _all_paused(workers: dict | None) -> bool:
     return bool(workers) and all(w.get("status") == "paused" for w in workers.values())
 
 
-def completed(client, futures: Iterable, *, timeout: float | None = None) -> Iterator:
+def completed(client, futures: Iterable, *, timeout: float | None = None,
+              rerun: str = RERUN) -> Iterator:
     """The ``futures`` in the order they finish (as ``distributed.as_completed``), watching
     the cluster meanwhile: DlsuiteInputError when it has had no worker, or only workers Dask
     paused for want of memory, for :func:`scheduler_timeout` seconds (every worker gone,
     e.g. SLURM jobs at their wall time, or stuck above 80% of its memory limit: the tasks
     would wait for ever), or when a task killed every worker it ran on (memory); TimeoutError
-    when ``timeout`` seconds pass without all of them done."""
+    when ``timeout`` seconds pass without all of them done. ``rerun``: how the errors say
+    to go on."""
     from distributed import as_completed
 
     pending = as_completed(futures)
@@ -270,7 +274,7 @@ def completed(client, futures: Iterable, *, timeout: float | None = None) -> Ite
     while not pending.is_empty():
         if pending.has_ready():
             for future in pending.next_batch(block=False):
-                killed = _killed_worker(client, future)
+                killed = _killed_worker(client, future, rerun)
                 if killed is not None:
                     raise killed
                 yield future
@@ -286,14 +290,13 @@ def completed(client, futures: Iterable, *, timeout: float | None = None) -> Ite
             raise DlsuiteInputError(
                 f"--scheduler {address}: every worker left and none came "
                 f"back within {grace:g} s (DLSUITE_SCHEDULER_TIMEOUT), {pending.count()} "
-                "task(s) not done; start workers, then run the same command again (finished "
-                "outputs are kept)")
+                f"task(s) not done; start workers, then {rerun}")
         if paused_since is not None and now - paused_since > grace:
             raise DlsuiteInputError(
                 f"--scheduler {address}: every worker has been paused by Dask for want of "
                 f"memory (above 80% of its memory limit) for {grace:g} s "
                 f"(DLSUITE_SCHEDULER_TIMEOUT), {pending.count()} task(s) not done; "
-                + _MEMORY_WAY.format(address=address))
+                + _MEMORY_WAY.format(address=address, rerun=rerun))
         time.sleep(_POLL)
 
 

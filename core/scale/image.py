@@ -209,7 +209,8 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
                 _prepare_output(out, input_path, planned, overwrite, before_write=lock.acquire)
             record_job(out, job)  # before the first block: what --resume compares
             started = time.perf_counter()
-            runner = Runner(cluster_client(), on_done)
+            runner = Runner(cluster_client(), on_done, rerun="run the same command with "
+                            "--resume (the blocks predicted are kept)")
             info = runner.map(describe_task, [(model_key,)])[0]
             block = block_size_for(block_size or DEFAULT_BLOCK, info["size_multiple"])
             finished = _finished_rows(out) if resumed else {}
@@ -223,7 +224,8 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
         shutil.rmtree(out / PROGRESS_FOLDER, ignore_errors=True)
         return PredictSummary(out, rows, Path(checkpoint), None, notes)
     except BaseException as exc:
-        if not isinstance(exc, Exception) and out.is_dir():  # Ctrl-C, SIGTERM: how to go on
+        kept = rows or any(p.done for p in current)
+        if out.is_dir() and (kept or not isinstance(exc, Exception)):  # how to go on
             log.warning(_stopped_note(out, sources, rows, current))
         raise
     finally:
