@@ -16,7 +16,7 @@ import logging
 import attrs
 import numpy as np
 
-__all__ = ["tune_step", "tune_run", "validation_predictions"]
+__all__ = ["tune_step", "tune_run", "validation_predictions", "stale_exports"]
 
 log = logging.getLogger("dlsuite")
 
@@ -180,8 +180,48 @@ def tune_run(run_dir, *, weights: str = "best", metric: str | None = None,
         result = tune_step(ctx, TrainOutput(checkpoint, [], {}, 0), write=output is None)
     if result is None:  # tune_step noted why
         raise DlsuiteInputError(f"{cfg.data.val}: " + "; ".join(ctx.notes))
+    if output is None:
+        stale = stale_exports(run.root, cfg.name)
+        if stale:
+            formats = [fmt for _, fmt in stale]
+            how = (f"--format {formats[0]} --overwrite" if len(stale) == 1 else
+                   f"--format FORMAT --overwrite, for each FORMAT of {', '.join(formats)}")
+            log.warning("%s: %s still carr%s the earlier post-processing values; export "
+                        "again: dlsuite export %s %s", run.root / "export",
+                        ", ".join(p.name for p, _ in stale),
+                        "ies" if len(stale) == 1 else "y", run.root, how)
     if output is not None:
         check_chain_output(target, overwrite)  # again: a file may have appeared meanwhile
         write_tuned_chain(target, result, run=run.root, checkpoint=Path(checkpoint),
                           chain_from=chain_from)
     return result
+
+
+def stale_exports(run_root, name: str) -> list:
+    """``(path, format)`` of the exports in the run's ``export/`` (``dlsuite run`` or
+    ``dlsuite export`` at their default paths) whose embedded post-processing chain differs
+    from that of the run's ``postprocess.json`` now: ``dlsuite predict`` from them would not use the
+    values just tuned."""
+    import json
+    from pathlib import Path
+
+    from .export import FORMATS, default_export_path
+    from .export.embedded import embedded_metadata
+
+    tuned = Path(run_root) / "postprocess.json"
+    try:
+        now = json.loads(tuned.read_text(encoding="utf-8")) if tuned.is_file() else None
+    except (OSError, ValueError):
+        return []
+    stale = []
+    for fmt in FORMATS:
+        path = default_export_path(run_root, name, fmt)
+        meta = embedded_metadata(path, fmt) if path.exists() else None
+        if meta is not None and _steps(meta.get("postprocess_json")) != _steps(now):
+            stale.append((path, fmt))
+    return stale
+
+
+def _steps(tuned: dict | None):
+    """The chain a ``postprocess.json`` sets (its ``steps``), not how it was searched."""
+    return tuned.get("steps") if isinstance(tuned, dict) else None

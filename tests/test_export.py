@@ -260,6 +260,79 @@ def test_existing_output_is_refused_and_left_alone(run, tmp_path):
     assert mine.read_text() == "not dlsuite's"
 
 
+def test_overwrite_replaces_only_an_export_dlsuite_wrote(run, tmp_path):
+    """``--overwrite`` replaces an export dlsuite wrote: at the default path in a run's
+    ``export/`` and, by the run's metadata it carries, a SavedModel or ONNX file written
+    elsewhere (the new export complete, then moved in: the SavedModel folder holds only the
+    new files). A user's file or folder at ``-o`` stays untouched, exit 2, also with
+    ``--overwrite``."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("export", "wandb"))
+    default = copy / "export" / "tiny.keras"
+    assert run_cli("export", str(copy), "--format", "keras", "--quiet").returncode == 0
+    first = default.stat().st_ino
+    proc = run_cli("export", str(copy), "--format", "keras")
+    assert proc.returncode == 2 and "pass --overwrite" in proc.stderr
+    assert default.stat().st_ino == first
+    proc = run_cli("export", str(copy), "--format", "keras", "--overwrite", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert default.stat().st_ino != first
+    import keras
+
+    keras.models.load_model(default)
+    formats = ["savedmodel"] + (["onnx"] if HAS_ONNX else [])
+    for fmt in formats:
+        out = tmp_path / "elsewhere" / ("model.onnx" if fmt == "onnx" else "model_sm")
+        assert run_cli("export", str(copy), "--format", fmt, "-o", str(out),
+                       "--quiet").returncode == 0
+        if out.is_dir():
+            (out / "variables" / "stale.txt").write_text("an earlier export's file")
+        proc = run_cli("export", str(copy), "--format", fmt, "-o", str(out), "--overwrite")
+        assert proc.returncode == 0, proc.stderr
+        if out.is_dir():
+            assert not (out / "variables" / "stale.txt").exists()
+            assert (out / "saved_model.pb").is_file()
+    assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == sorted(
+        "model.onnx" if f == "onnx" else "model_sm" for f in formats)
+    mine = tmp_path / "mine.keras"
+    mine.write_text("not dlsuite's")
+    folder = tmp_path / "mine_savedmodel"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_text("someone else's model")
+    for fmt, out in [("keras", mine), ("savedmodel", folder)]:
+        proc = run_cli("export", str(copy), "--format", fmt, "-o", str(out), "--overwrite")
+        assert proc.returncode == 2
+        assert f"{out}: exists and is not a {fmt} export dlsuite wrote" in proc.stderr
+    assert mine.read_text() == "not dlsuite's"
+    assert [p.name for p in folder.iterdir()] == ["saved_model.pb"]
+
+
+def test_tune_warns_of_exports_carrying_other_post_processing_values(run, tmp_path):
+    """An export carries the run's tuned post-processing values; ``dlsuite tune`` that
+    changes them warns naming the stale exports and the command that updates them; after
+    that command nothing is stale."""
+    import shutil
+
+    from dlsuite.tune_step import stale_exports
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("export", "wandb",
+                                                             "postprocess.json"))
+    assert run_cli("export", str(copy), "--format", "keras", "--quiet").returncode == 0
+    assert stale_exports(copy, "tiny") == []  # untuned, as the run is
+    proc = run_cli("tune", str(copy), "--seconds", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert (copy / "postprocess.json").is_file()
+    assert (f"warning: {copy / 'export'}: tiny.keras still carries the earlier "
+            "post-processing values; export again: dlsuite export "
+            f"{copy} --format keras --overwrite") in proc.stderr
+    assert run_cli("export", str(copy), "--format", "keras", "--overwrite",
+                   "--quiet").returncode == 0
+    assert stale_exports(copy, "tiny") == []
+
+
 @pytest.mark.parametrize("name, stem", [("tiny", "tiny"), ("../../escaped x", "escaped-x"),
                                         ("team/run 1", "team-run-1"), ("..", "model")])
 def test_a_run_name_that_looks_like_a_path_exports_inside_export(run, tmp_path, name, stem):

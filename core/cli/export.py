@@ -24,14 +24,17 @@ FORMAT_NAMES = ("keras", "savedmodel", "onnx", "bioimageio")
                    "(signature 'serve'); onnx: ONNX file; bioimageio: bioimage.io "
                    "model package, 2D models (onnx and bioimageio need dlsuite[export]).")
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path),
-              help="Where to write (must not exist; a name ending in .keras for keras, .zip "
-                   "for bioimageio) "
+              help="Where to write (must not exist unless --overwrite; a name ending in "
+                   ".keras for keras, .zip for bioimageio) "
                    "[default: RUN_DIR/export/<run name>.keras|_savedmodel|.onnx|.bioimageio.zip].")
 @click.option("--weights", help="Checkpoint: best, last or a path to a .keras file "
                                 "[default: the run's inference.weights].")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier export dlsuite wrote at that path (e.g. after dlsuite "
+                   "tune), once the new one is complete; anything else there is refused.")
 @click.option("-q", "--quiet", is_flag=True,
               help="Warnings and errors only: no notes, model description or 'wrote' line.")
-def export(run_dir: Path, fmt: str, out: Path | None, weights: str | None,
+def export(run_dir: Path, fmt: str, out: Path | None, weights: str | None, overwrite: bool,
            quiet: bool) -> None:
     """Export the model of the trained run RUN_DIR for use without dlsuite.
 
@@ -40,7 +43,7 @@ def export(run_dir: Path, fmt: str, out: Path | None, weights: str | None,
     (softmax over the last axis gives the class probabilities).
     """
     with console_logging(quiet):  # one line per message, no TensorFlow log lines
-        result = api.export(run_dir, fmt, out, weights=weights)
+        result = api.export(run_dir, fmt, out, weights=weights, overwrite=overwrite)
     if quiet:
         return
     for note in result.notes:

@@ -132,6 +132,15 @@ def _write_onnx(model, path: Path, job: ExportJob | None = None) -> None:
 
         multiple = infer_size_multiple(model)
     _check_onnx(model, path, multiple)
+    if job is not None:  # what dlsuite wrote: a later export --overwrite may replace it
+        import onnx
+
+        from .embedded import ONNX_METADATA, export_halo, run_metadata
+
+        graph = onnx.load(str(path))
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = ONNX_METADATA, json.dumps(run_metadata(job, export_halo(job)))
+        onnx.save(graph, str(path))
 
 
 #: Largest difference allowed between the ONNX file's outputs and the Keras model's, as a
@@ -247,16 +256,46 @@ def default_export_path(run_root: str | os.PathLike, name: str, fmt: str) -> Pat
     return _default_out(Path(run_root), name, FORMATS[fmt])
 
 
-def _check_out(out: Path, fmt: str) -> None:
+def _check_out(out: Path, fmt: str, overwrite: bool = False) -> None:
     wanted = FORMATS[fmt].out_suffix
     if wanted and not out.name.endswith(wanted):
         raise DlsuiteInputError(f"{out}: a {fmt} export is a {wanted} file; give -o a name "
                                 f"ending in {wanted}")
     if out.exists() or out.is_symlink():
-        raise DlsuiteInputError(f"{out}: already exists; export never replaces a file, "
-                                "choose another path with -o or remove it first")
+        if not overwrite:
+            raise DlsuiteInputError(f"{out}: already exists; pass --overwrite to replace an "
+                                    "earlier dlsuite export, or choose another path with -o")
+        if not written_by_export(out, fmt):
+            raise DlsuiteInputError(f"{out}: exists and is not a {fmt} export dlsuite wrote; "
+                                    "it is not replaced, not even with --overwrite: choose "
+                                    "another path with -o")
     if out.parent.exists() and not out.parent.is_dir():
         raise DlsuiteInputError(f"{out.parent}: exists and is not a folder")
+
+
+def written_by_export(path: Path, fmt: str) -> bool:
+    """Whether ``path`` is a ``fmt`` export ``dlsuite export`` (or ``dlsuite run``) wrote:
+    it carries the run's metadata (:mod:`.embedded`), or it lies in the ``export/`` folder
+    of a run directory, which dlsuite owns."""
+    from dlsuite.ownership import OwnedFolder
+
+    if path.is_symlink():
+        return False
+    run = OwnedFolder(path.parent.parent, "run").read() if path.parent.name == "export" \
+        else None
+    if run is not None and "export" in run.written:
+        return True
+    from .embedded import embedded_metadata
+
+    return embedded_metadata(path, fmt) is not None
+
+
+def _move_into_place(new: Path, out: Path, scratch: Path) -> None:
+    """``new`` (in ``scratch``) to ``out``, replacing what is there (checked by
+    :func:`_check_out`): a file atomically, a folder moved aside into ``scratch`` first."""
+    if out.is_dir():
+        os.rename(out, scratch / ".replaced")
+    os.replace(new, out)
 
 
 def _find(module: str):
@@ -303,13 +342,16 @@ def _scratch_beside(out: Path) -> Iterator[Path]:
 
 
 def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | None = None, *,
-               weights: str | None = None, registry=None) -> ExportResult:
+               weights: str | None = None, overwrite: bool = False,
+               registry=None) -> ExportResult:
     """Export the model of the trained run ``run_dir`` in format ``fmt`` (a key of
     :data:`FORMATS`) to ``out`` (default ``RUN_DIR/export/<run name><suffix>``), from the
     checkpoint ``weights`` names (``best``/``last``/a path; default the run's
-    ``inference.weights``). DlsuiteInputError before anything is written for an unknown
-    format, a missing run or checkpoint, an existing ``out``, a missing optional package, or
-    a model that cannot be plain Keras (custom layers without a converter)."""
+    ``inference.weights``). ``overwrite``: replace an existing ``out`` that is an export
+    dlsuite wrote (:func:`written_by_export`), once the new one is complete. DlsuiteInputError
+    before anything is written for an unknown format, a missing run or checkpoint, an
+    existing ``out`` (without ``overwrite``, or not dlsuite's export), a missing optional
+    package, or a model that cannot be plain Keras (custom layers without a converter)."""
     from dlsuite.config.rules import scale_export_problem
     from dlsuite.inference.checkpoint import choose_checkpoint, load_checkpoint
     from dlsuite.models import model_geometry
@@ -333,7 +375,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
     checkpoint = choose_checkpoint(run, weights or config.inference.weights)
     default = out is None
     out = _default_out(run.root, config.name, spec) if default else Path(out).expanduser()
-    _check_out(out, fmt)
+    _check_out(out, fmt, overwrite)
     _check_needs(fmt, spec)
     if fmt == "bioimageio":  # the config's export section: before the model loads
         from dlsuite.errors import ConfigError
@@ -367,7 +409,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
                          "turns from a SavedModel, or with --config RUN_DIR/config.json)")
         job = ExportJob(config, run.root, checkpoint, geo, registry)
         spec.write(model, scratch / out.name, job)
-        os.replace(scratch / out.name, out)
+        _move_into_place(scratch / out.name, out, scratch)
     return ExportResult(
         path=out, format=fmt, checkpoint=checkpoint, architecture=config.model.name,
         input_shape=tuple(model.inputs[0].shape),

@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["METADATA_VERSION", "SAVEDMODEL_METADATA", "KERAS_METADATA", "export_halo",
-           "run_metadata"]
+__all__ = ["METADATA_VERSION", "SAVEDMODEL_METADATA", "KERAS_METADATA", "ONNX_METADATA",
+           "embedded_metadata", "export_halo", "run_metadata"]
 
 #: Version of the layout of :func:`run_metadata`.
 METADATA_VERSION = 1
@@ -26,6 +26,40 @@ SAVEDMODEL_METADATA = Path("assets.extra") / "dlsuite.json"
 #: Where a ``.keras`` file written by ``dlsuite export`` holds :func:`run_metadata` (a zip
 #: entry).
 KERAS_METADATA = "dlsuite.json"
+#: The key of an ONNX file's ``metadata_props`` entry holding :func:`run_metadata`.
+ONNX_METADATA = "dlsuite"
+#: Where a bioimage.io package holds the package description (the first one present).
+_RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
+
+
+def embedded_metadata(path: Path, fmt: str) -> dict | None:
+    """The :func:`run_metadata` a ``fmt`` export at ``path`` carries; None when it carries
+    none or is not such an export (unreadable, another tool's file)."""
+    import zipfile
+
+    try:
+        if fmt == "savedmodel":
+            data = json.loads((path / SAVEDMODEL_METADATA).read_text(encoding="utf-8"))
+        elif fmt == "keras":
+            with zipfile.ZipFile(path) as archive:
+                data = json.loads(archive.read(KERAS_METADATA).decode("utf-8"))
+        elif fmt == "onnx":
+            import onnx
+
+            props = onnx.load(str(path), load_external_data=False).metadata_props
+            data = json.loads(next(p.value for p in props if p.key == ONNX_METADATA))
+        elif fmt == "bioimageio":
+            import yaml
+
+            with zipfile.ZipFile(path) as archive:
+                name = next(n for n in _RDF_NAMES if n in archive.namelist())
+                rdf = yaml.safe_load(archive.read(name).decode("utf-8"))
+            data = rdf.get("config", {}).get("dlsuite")
+        else:
+            return None
+    except Exception:  # noqa: BLE001 -- anything unreadable is not dlsuite's export
+        return None
+    return data if isinstance(data, dict) and "dlsuite_version" in data else None
 
 
 def export_halo(job) -> int:
