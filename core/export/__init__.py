@@ -292,10 +292,17 @@ def written_by_export(path: Path, fmt: str) -> bool:
 
 def _move_into_place(new: Path, out: Path, scratch: Path) -> None:
     """``new`` (in ``scratch``) to ``out``, replacing what is there (checked by
-    :func:`_check_out`): a file atomically, a folder moved aside into ``scratch`` first."""
-    if out.is_dir():
-        os.rename(out, scratch / ".replaced")
-    os.replace(new, out)
+    :func:`_check_out`): a file atomically, a folder moved aside into ``scratch`` first
+    (Ctrl-C is held between the two moves: it would leave neither export)."""
+    from dlsuite.fileio import _hold_signals, _release_signals
+
+    held = _hold_signals()
+    try:
+        if out.is_dir():
+            os.rename(out, scratch / ".replaced")
+        os.replace(new, out)
+    finally:
+        _release_signals(held)
 
 
 def _find(module: str):
