@@ -170,9 +170,6 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
     if ctc or as_video:
         raise DlsuiteInputError(f"{'--ctc' if ctc else '--as-video'}: not available for "
                                 "block-wise (OME-Zarr) prediction")
-    if resume and overwrite:
-        raise DlsuiteInputError("--resume and --overwrite exclude each other: --resume "
-                                "continues the predictions in -o, --overwrite replaces them")
     if block_size is not None and int(block_size) < 1:
         raise DlsuiteInputError(f"--block-size {block_size}: must be >= 1")
     sources = list_sources(input_path)
