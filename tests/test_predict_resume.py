@@ -263,6 +263,8 @@ def test_a_stopped_blockwise_prediction_resumes_from_its_last_block(run, tmp_pat
     calls.clear()
     again = api.predict_folder(run, image, out, block_size=32, resume=True, quiet=True)
     assert calls == [] and again.rows[0]["objects"] == whole.rows[0]["objects"]
+    assert again.rows[0]["skipped"] and f"resumed: 1 of 1 image(s) already complete in {out}" \
+        in again.notes
     with pytest.raises(DlsuiteInputError, match="other block_size"):
         api.predict_folder(run, image, out, block_size=64, resume=True, quiet=True)
 

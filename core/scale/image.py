@@ -214,6 +214,10 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
             for source in sources:
                 rows.append(finished.get(source.name) or _predict_source(
                     runner, model_key, info, source, out, block, resumed, notes, current))
+            skipped = sum(bool(r.get("skipped")) for r in rows)
+            if skipped:
+                notes.insert(0, f"resumed: {skipped} of {len(rows)} image(s) already "
+                                f"complete in {out}")
         write_json_atomic(out / SUMMARY_FILE, {
             **job, "blockwise": True, "block_size": block, "scheduler": scheduler,
             "ctc": False, "seconds": round(time.perf_counter() - started, 3),
@@ -236,7 +240,7 @@ def _finished_rows(out: Path) -> dict[str, dict]:
 
     try:
         rows = json.loads((out / SUMMARY_FILE).read_text())["inputs"]
-        return {r["name"]: r for r in rows if Path(r["output"]).exists()}
+        return {r["name"]: {**r, "skipped": True} for r in rows if Path(r["output"]).exists()}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
 
@@ -254,7 +258,7 @@ def _predict_source(runner: Runner, model_key: tuple, info: dict, source: Source
     if resumed:
         progress.load(block, mtime)
         if progress.row is not None and path.exists():
-            return progress.row
+            return {**progress.row, "skipped": True}
         kept = progress.normalizer()
         target = kept and Target.reopen(path, source, info["n_classes"], block, info["labels"])
     if target:
