@@ -268,10 +268,14 @@ def test_overwrite_replaces_only_an_export_dlsuite_wrote(run, tmp_path):
     ``--overwrite``."""
     import shutil
 
+    import keras
+
+    from dlsuite import api
+
     copy = tmp_path / "run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("export", "wandb"))
     default = copy / "export" / "tiny.keras"
-    assert run_cli("export", str(copy), "--format", "keras", "--quiet").returncode == 0
+    api.export(copy, "keras")
     first = default.stat().st_ino
     proc = run_cli("export", str(copy), "--format", "keras")
     assert proc.returncode == 2 and "pass --overwrite" in proc.stderr
@@ -279,18 +283,16 @@ def test_overwrite_replaces_only_an_export_dlsuite_wrote(run, tmp_path):
     proc = run_cli("export", str(copy), "--format", "keras", "--overwrite", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert default.stat().st_ino != first
-    import keras
-
     keras.models.load_model(default)
     formats = ["savedmodel"] + (["onnx"] if HAS_ONNX else [])
     for fmt in formats:
         out = tmp_path / "elsewhere" / ("model.onnx" if fmt == "onnx" else "model_sm")
-        assert run_cli("export", str(copy), "--format", fmt, "-o", str(out),
-                       "--quiet").returncode == 0
+        api.export(copy, fmt, out)
         if out.is_dir():
             (out / "variables" / "stale.txt").write_text("an earlier export's file")
-        proc = run_cli("export", str(copy), "--format", fmt, "-o", str(out), "--overwrite")
-        assert proc.returncode == 0, proc.stderr
+        with pytest.raises(DlsuiteInputError, match="pass --overwrite"):
+            api.export(copy, fmt, out)
+        api.export(copy, fmt, out, overwrite=True)
         if out.is_dir():
             assert not (out / "variables" / "stale.txt").exists()
             assert (out / "saved_model.pb").is_file()
@@ -301,10 +303,12 @@ def test_overwrite_replaces_only_an_export_dlsuite_wrote(run, tmp_path):
     folder = tmp_path / "mine_savedmodel"
     folder.mkdir()
     (folder / "saved_model.pb").write_text("someone else's model")
-    for fmt, out in [("keras", mine), ("savedmodel", folder)]:
-        proc = run_cli("export", str(copy), "--format", fmt, "-o", str(out), "--overwrite")
-        assert proc.returncode == 2
-        assert f"{out}: exists and is not a {fmt} export dlsuite wrote" in proc.stderr
+    proc = run_cli("export", str(copy), "--format", "keras", "-o", str(mine), "--overwrite")
+    assert proc.returncode == 2
+    assert f"{mine}: exists and is not a keras export dlsuite wrote" in proc.stderr
+    with pytest.raises(DlsuiteInputError, match="exists and is not a savedmodel export "
+                                                "dlsuite wrote"):
+        api.export(copy, "savedmodel", folder, overwrite=True)
     assert mine.read_text() == "not dlsuite's"
     assert [p.name for p in folder.iterdir()] == ["saved_model.pb"]
 
