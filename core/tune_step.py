@@ -175,12 +175,22 @@ def tune_run(run_dir, *, weights: str = "best", metric: str | None = None,
                       tune_seconds=float(seconds or cfg.evaluation.tune_seconds))
     ctx = RunContext(attrs.evolve(loaded, config=attrs.evolve(cfg, evaluation=ev)), registry,
                      run, quiet=quiet)
+    before = _steps(_read_json(run.root / "postprocess.json"))
     # writing postprocess.json: not while another process writes the run
     with folder_lock.held(run.root, "run") if output is None else nullcontext():
         result = tune_step(ctx, TrainOutput(checkpoint, [], {}, 0), write=output is None)
     if result is None:  # tune_step noted why
         raise DlsuiteInputError(f"{cfg.data.val}: " + "; ".join(ctx.notes))
     if output is None:
+        if _steps(_read_json(run.root / "postprocess.json")) != before:
+            scored = [p for p in [run.root / "metrics.json",
+                                  *sorted(run.root.glob("test/*/metrics.json"))]
+                      if (_read_json(p) or {}).get("test")]
+            if scored:
+                log.warning("%s: test scores computed with the earlier post-processing "
+                            "values; dlsuite test %s scores the test set with the new ones",
+                            ", ".join(str(p.relative_to(run.root)) for p in scored),
+                            run.root)
         stale = stale_exports(run.root, cfg.name)
         if stale:
             formats = [fmt for _, fmt in stale]
@@ -202,17 +212,12 @@ def stale_exports(run_root, name: str) -> list:
     ``dlsuite export`` at their default paths) whose embedded post-processing chain differs
     from that of the run's ``postprocess.json`` now: ``dlsuite predict`` from them would not use the
     values just tuned."""
-    import json
     from pathlib import Path
 
     from .export import FORMATS, default_export_path
     from .export.embedded import embedded_metadata
 
-    tuned = Path(run_root) / "postprocess.json"
-    try:
-        now = json.loads(tuned.read_text(encoding="utf-8")) if tuned.is_file() else None
-    except (OSError, ValueError):
-        return []
+    now = _read_json(Path(run_root) / "postprocess.json")
     stale = []
     for fmt in FORMATS:
         path = default_export_path(run_root, name, fmt)
@@ -225,3 +230,14 @@ def stale_exports(run_root, name: str) -> list:
 def _steps(tuned: dict | None):
     """The chain a ``postprocess.json`` sets (its ``steps``), not how it was searched."""
     return tuned.get("steps") if isinstance(tuned, dict) else None
+
+
+def _read_json(path) -> dict | None:
+    """The JSON object in ``path``; None when it is missing or unreadable."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

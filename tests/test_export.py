@@ -313,22 +313,30 @@ def test_overwrite_replaces_only_an_export_dlsuite_wrote(run, tmp_path):
     assert [p.name for p in folder.iterdir()] == ["saved_model.pb"]
 
 
-def test_tune_warns_of_exports_carrying_other_post_processing_values(run, tmp_path):
-    """An export carries the run's tuned post-processing values; ``dlsuite tune`` that
-    changes them warns naming the stale exports and the command that updates them; after
-    that command nothing is stale."""
+def test_tune_warns_of_exports_and_scores_made_with_other_post_processing_values(run,
+                                                                               tmp_path):
+    """An export carries the run's tuned post-processing values, test scores were computed
+    with them; ``dlsuite tune`` that changes them warns naming the stale exports and score
+    files and the commands that update them; after the export command nothing is stale."""
     import shutil
 
+    from dlsuite import api
     from dlsuite.tune_step import stale_exports
 
     copy = tmp_path / "run"
-    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("export", "wandb",
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("export", "wandb", "test",
                                                              "postprocess.json"))
-    assert run_cli("export", str(copy), "--format", "keras", "--quiet").returncode == 0
+    api.export(copy, "keras")
     assert stale_exports(copy, "tiny") == []  # untuned, as the run is
+    config = json.loads((copy / "config.json").read_text())["config"]
+    config["output_dir"], config["data"]["test"] = str(copy), config["data"]["val"]
+    api.test_run(config, quiet=True)
     proc = run_cli("tune", str(copy), "--seconds", "2")
     assert proc.returncode == 0, proc.stderr
     assert (copy / "postprocess.json").is_file()
+    assert ("warning: test/best/metrics.json: test scores computed with the earlier "
+            f"post-processing values; dlsuite test {copy} scores the test set with the new "
+            "ones") in proc.stderr
     assert (f"warning: {copy / 'export'}: tiny.keras still carries the earlier "
             "post-processing values; export again: dlsuite export "
             f"{copy} --format keras --overwrite") in proc.stderr
