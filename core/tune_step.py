@@ -182,25 +182,8 @@ def tune_run(run_dir, *, weights: str = "best", metric: str | None = None,
     if result is None:  # tune_step noted why
         raise DlsuiteInputError(f"{cfg.data.val}: " + "; ".join(ctx.notes))
     if output is None:
-        if _steps(_read_json(run.root / "postprocess.json")) != before:
-            scored = [p for p in [run.root / "metrics.json",
-                                  *sorted(run.root.glob("test/*/metrics.json"))]
-                      if (_read_json(p) or {}).get("test")]
-            if scored:
-                log.warning("%s: test scores computed with the earlier post-processing "
-                            "values; dlsuite test %s scores the test set with the new ones",
-                            ", ".join(str(p.relative_to(run.root)) for p in scored),
-                            run.root)
-        stale = stale_exports(run.root, cfg.name)
-        if stale:
-            formats = [fmt for _, fmt in stale]
-            how = (f"--format {formats[0]} --overwrite" if len(stale) == 1 else
-                   f"--format FORMAT --overwrite, for each FORMAT of {', '.join(formats)}")
-            log.warning("%s: %s still carr%s the earlier post-processing values; export "
-                        "again: dlsuite export %s %s", run.root / "export",
-                        ", ".join(p.name for p, _ in stale),
-                        "ies" if len(stale) == 1 else "y", run.root, how)
-    if output is not None:
+        _warn_of_stale_results(run.root, cfg.name, before)
+    else:
         check_chain_output(target, overwrite)  # again: a file may have appeared meanwhile
         write_tuned_chain(target, result, run=run.root, checkpoint=Path(checkpoint),
                           chain_from=chain_from)
@@ -241,3 +224,24 @@ def _read_json(path) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _warn_of_stale_results(root, name: str, before) -> None:
+    """Warn, after ``postprocess.json`` changed from the chain ``before``, naming the test
+    scores and the exports of the run in ``root`` made with the earlier values, and the
+    commands that make them again."""
+    if _steps(_read_json(root / "postprocess.json")) != before:
+        scored = [p for p in [root / "metrics.json", *sorted(root.glob("test/*/metrics.json"))]
+                  if (_read_json(p) or {}).get("test")]
+        if scored:
+            log.warning("%s: test scores computed with the earlier post-processing values; "
+                        "dlsuite test %s scores the test set with the new ones",
+                        ", ".join(str(p.relative_to(root)) for p in scored), root)
+    stale = stale_exports(root, name)
+    if stale:
+        formats = [fmt for _, fmt in stale]
+        how = (f"--format {formats[0]} --overwrite" if len(stale) == 1 else
+               f"--format FORMAT --overwrite, for each FORMAT of {', '.join(formats)}")
+        log.warning("%s: %s still carr%s the earlier post-processing values; export again: "
+                    "dlsuite export %s %s", root / "export", ", ".join(p.name for p, _ in stale),
+                    "ies" if len(stale) == 1 else "y", root, how)

@@ -6,6 +6,7 @@ stopped by a real signal."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -233,8 +234,8 @@ def test_a_stopped_blockwise_prediction_resumes_from_its_last_block(run, tmp_pat
     recorded) and that ``--resume`` goes on; ``--resume`` predicts only the 21 blocks left
     (the fifth again, whole), and the outputs equal those of a prediction
     never stopped (probabilities and labels bit for bit). Resuming the finished folder
-    predicts nothing; another block size is refused; an input rewritten after the stop is
-    predicted again whole, not mixed with its old blocks."""
+    predicts nothing (touched since: every block again); another block size is refused; an
+    input rewritten after the stop is predicted again whole, not mixed with its old blocks."""
     pytest.importorskip("ome_zarr")
     from dlsuite import api
     from dlsuite.errors import DlsuiteInputError
@@ -265,6 +266,10 @@ def test_a_stopped_blockwise_prediction_resumes_from_its_last_block(run, tmp_pat
     assert calls == [] and again.rows[0]["objects"] == whole.rows[0]["objects"]
     assert again.rows[0]["skipped"] and f"resumed: 1 of 1 image(s) already complete in {out}" \
         in again.notes
+    later = (out / "predict.json").stat().st_mtime_ns + 10**9
+    os.utime(image, ns=(later, later))  # the input changed after the finished prediction
+    api.predict_folder(run, image, out, block_size=32, resume=True, quiet=True)
+    assert len(calls) == 25
     with pytest.raises(DlsuiteInputError, match="other block_size"):
         api.predict_folder(run, image, out, block_size=64, resume=True, quiet=True)
 

@@ -235,12 +235,16 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
 
 def _finished_rows(out: Path) -> dict[str, dict]:
     """The rows of the images a finished earlier prediction into ``out`` wrote (its
-    ``predict.json``; being resumed, it used the same job), by name."""
+    ``predict.json``; being resumed, it used the same job), by name; not those of an input
+    changed since."""
     import json
 
+    summary = out / SUMMARY_FILE
     try:
-        rows = json.loads((out / SUMMARY_FILE).read_text())["inputs"]
-        return {r["name"]: {**r, "skipped": True} for r in rows if Path(r["output"]).exists()}
+        rows = json.loads(summary.read_text())["inputs"]
+        written = summary.stat().st_mtime_ns
+        return {r["name"]: {**r, "skipped": True} for r in rows
+                if Path(r["output"]).exists() and input_mtime(r["input"]) <= written}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
 
@@ -267,7 +271,7 @@ def _predict_source(runner: Runner, model_key: tuple, info: dict, source: Source
         notes.append(f"{source.name}: resumed, {len(progress.done)} block(s) already "
                      "predicted")
     else:
-        its_notes: list = []
+        its_notes = []
         norm = _normalizer(info, source, block, its_notes)
         notes.extend(its_notes)
         target = Target.create(path, source, info["n_classes"], block, info["labels"])
