@@ -127,7 +127,8 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
     ``overwrite`` (replace predictions in a non-empty ``out_dir``), ``resume`` (continue a
     prediction into ``out_dir`` that was interrupted: inputs whose outputs are all there,
     newer than the input, are skipped; refused when it used another run, checkpoint, input,
-    tiling, chain or overrides; a ``scheduler`` job always resumes), ``quiet`` (no progress
+    tiling, chain or overrides; a ``scheduler`` job always resumes; a block-wise one skips
+    the blocks already predicted), ``quiet`` (no progress
     bar), ``config`` (see above), ``scheduler`` (``local[:N]`` or a Dask scheduler address:
     every input a task on that cluster, the model loaded once per worker, outputs written as
     tasks finish; rerunning on the same ``out_dir`` skips complete outputs; needs
