@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["METADATA_VERSION", "SAVEDMODEL_METADATA", "KERAS_METADATA", "ONNX_METADATA",
+           "RDF_NAMES",
            "embedded_metadata", "export_halo", "run_metadata"]
 
 #: Version of the layout of :func:`run_metadata`.
@@ -28,8 +29,8 @@ SAVEDMODEL_METADATA = Path("assets.extra") / "dlsuite.json"
 KERAS_METADATA = "dlsuite.json"
 #: The key of an ONNX file's ``metadata_props`` entry holding :func:`run_metadata`.
 ONNX_METADATA = "dlsuite"
-#: Where a bioimage.io package holds the package description (the first one present).
-_RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
+#: The names of a bioimage.io package's description file (the first one present).
+RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
 
 
 def embedded_metadata(path: Path, fmt: str) -> dict | None:
@@ -52,7 +53,7 @@ def embedded_metadata(path: Path, fmt: str) -> dict | None:
             import yaml
 
             with zipfile.ZipFile(path) as archive:
-                name = next(n for n in _RDF_NAMES if n in archive.namelist())
+                name = next(n for n in RDF_NAMES if n in archive.namelist())
                 rdf = yaml.safe_load(archive.read(name).decode("utf-8"))
             data = rdf.get("config", {}).get("dlsuite")
         else:

@@ -24,12 +24,13 @@ import attrs
 
 from dlsuite.errors import DlsuiteInputError
 
+from .embedded import RDF_NAMES
+
 __all__ = ["EXPORT_KINDS", "OpenedExport", "exported_kind", "open_export"]
 
 #: What :func:`exported_kind` recognises, for messages.
 EXPORT_KINDS = ("a bioimage.io package (.zip, or a folder with rdf.yaml)", "a .keras file",
                 "a SavedModel folder")
-_RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
 #: ``scale_range`` axes (sorted) -> the ``per`` of dlsuite's percentile normalizer.
 _SCALE_AXES = {("x", "y"): "image", ("time", "x", "y"): "video"}
 #: Input axis types dlsuite predicts with: 2D, temporal.
@@ -61,11 +62,11 @@ def exported_kind(path) -> str | None:
     p = Path(path).expanduser()
     name = p.name.lower()
     if p.is_file():
-        if name.endswith(".zip") or name in _RDF_NAMES or name.endswith(".bioimageio.yaml"):
+        if name.endswith(".zip") or name in RDF_NAMES or name.endswith(".bioimageio.yaml"):
             return "bioimageio"
         return "keras" if name.endswith(".keras") else None
     if p.is_dir() and not (p / "config.json").is_file():
-        if any((p / n).is_file() for n in _RDF_NAMES):
+        if any((p / n).is_file() for n in RDF_NAMES):
             return "bioimageio"
         if (p / "saved_model.pb").is_file():
             return "savedmodel"
@@ -81,7 +82,7 @@ def _temporary_folder() -> Path:
 def _unzip(path: Path) -> Path:
     try:
         with zipfile.ZipFile(path) as zf:
-            if not any(n in zf.namelist() for n in _RDF_NAMES):
+            if not any(n in zf.namelist() for n in RDF_NAMES):
                 raise DlsuiteInputError(f"{path}: no rdf.yaml in this zip: not a bioimage.io "
                                         "model package")
             folder = _temporary_folder()
@@ -98,7 +99,7 @@ def _read_rdf(path: Path) -> tuple[dict, Path]:
     folder = _unzip(path) if path.is_file() and path.name.lower().endswith(".zip") else (
         path.parent if path.is_file() else path)
     rdf_file = path if path.is_file() and not path.name.lower().endswith(".zip") else next(
-        folder / n for n in _RDF_NAMES if (folder / n).is_file())
+        folder / n for n in RDF_NAMES if (folder / n).is_file())
     try:
         rdf = yaml.safe_load(rdf_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:

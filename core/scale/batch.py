@@ -163,15 +163,12 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
     registry = registry or get_registry()
     chosen = worker_run(run_dir, registry, weights=weights, tile_size=tile_size, halo=halo,
                         batch_size=batch_size, postprocess=postprocess, overrides=overrides)
-    cfg, checkpoint, inference = chosen.config, chosen.checkpoint, chosen.config.inference
+    cfg, checkpoint = chosen.config, chosen.checkpoint
     postprocess = postprocess is not False
     check_inputs(items, cfg.data.nonfinite_pixels)
     out = Path(out_dir).expanduser() if out_dir is not None else default_output_dir(
         run_dir, input_path, cfg.inference.output_folder)
-    job = {"run_dir": chosen.key[0], "checkpoint": str(checkpoint),
-           "input": str(Path(input_path).expanduser().resolve()), "postprocess": postprocess,
-           "tiling": {"tile_size": inference.tile_size, "halo": inference.halo,
-                      "batch_size": inference.batch_size}, **chosen.record}
+    job = chosen.job(input_path, postprocess)
     if not overwrite:
         same_job(out, job)
     numbers = _sequence_numbers(items) if ctc else {}

@@ -184,13 +184,8 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
                                 "images (with or without --scheduler) instead")
     out = Path(out_dir).expanduser() if out_dir is not None else default_output_dir(
         run_dir, input_path, cfg.inference.output_folder)
-    inference = cfg.inference
-    job = {"run_dir": model_key[0], "checkpoint": str(checkpoint),
-           "input": str(Path(input_path).expanduser().resolve()),
-           "postprocess": postprocess is not False,
-           "tiling": {"tile_size": inference.tile_size, "halo": inference.halo,
-                      "batch_size": inference.batch_size},
-           "block_size": int(block_size or DEFAULT_BLOCK), **chosen.record}
+    job = {**chosen.job(input_path, postprocess is not False),
+           "block_size": int(block_size or DEFAULT_BLOCK)}
     planned = [SUMMARY_FILE, PROGRESS_FOLDER] + [f"{s.name}.ome.zarr" for s in sources]
     rows, notes, current = [], [], []
     # a scheduler address answers before the output folder is claimed

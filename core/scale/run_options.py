@@ -39,6 +39,16 @@ class WorkerRun:
     checkpoint: Path
     record: dict
 
+    def job(self, input_path, postprocess: bool) -> dict:
+        """What a prediction of ``input_path`` with this choice records in its output
+        folder's marker and ``predict.json`` (what ``--resume`` compares)."""
+        inference = self.config.inference
+        return {"run_dir": self.key[0], "checkpoint": str(self.checkpoint),
+                "input": str(Path(input_path).expanduser().resolve()),
+                "postprocess": postprocess,
+                "tiling": {"tile_size": inference.tile_size, "halo": inference.halo,
+                           "batch_size": inference.batch_size}, **self.record}
+
 
 def worker_run(run_dir, registry, *, weights=None, tile_size, halo=None, batch_size=None,
                postprocess: Any = True, overrides: Any = None) -> WorkerRun:
