@@ -273,8 +273,19 @@ def test_a_stopped_blockwise_prediction_resumes_from_its_last_block(run, tmp_pat
     with pytest.raises(DlsuiteInputError, match="other block_size"):
         api.predict_folder(run, image, out, block_size=64, resume=True, quiet=True)
 
-    out2 = tmp_path / "out2"
-    _blockwise_stopped(run, image, out2)
+    out2 = tmp_path / "out2"  # stopped again, in this process: Ctrl-C in the fifth task
+
+    def ctrl_c_at_fifth(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    calls.clear()
+    monkeypatch.setattr(blocks, "probs_task", ctrl_c_at_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        api.predict_folder(run, image, out2, block_size=32, quiet=True)
+    assert len((out2 / ".dlsuite-blocks" / "big.jsonl").read_text().splitlines()) == 1 + 4
     tifffile.imwrite(image, rng.integers(0, 255, (160, 160), dtype=np.uint8))  # replaced
     fresh = api.predict_folder(run, image, tmp_path / "fresh", block_size=32, quiet=True)
     proc = run_cli("predict", str(run), str(image), "-o", str(out2), "--block-size", "32",
