@@ -142,8 +142,8 @@ def claim_or_resume(out: Path, input_path, planned: list[str], overwrite: bool,
 def same_job(out: Path, job: dict) -> None:
     """Refuse to resume a folder whose earlier prediction (finished or stopped: the job its
     marker records, or its ``predict.json``) used another run, checkpoint, input, tiling,
-    chain or overrides: the outputs would mix. Only the keys both records hold are
-    compared."""
+    chain or overrides, or was block-wise where this one is not (or the reverse): the
+    outputs would mix. Only the keys both records hold are compared."""
     import json
 
     marker = OwnedFolder(out, "predict").read() if out.is_dir() else None
@@ -156,6 +156,10 @@ def same_job(out: Path, job: dict) -> None:
             before = None
     if not isinstance(before, dict):
         return
+    if ("block_size" in before) != ("block_size" in job):  # only block-wise jobs record it
+        how = "block by block (OME-Zarr)" if "block_size" in before else "whole (TIFF)"
+        raise DlsuiteInputError(f"{out}: holds predictions made {how}; pass --overwrite to "
+                                "replace them, or choose another -o")
     differs = [k for k, v in job.items() if k in before and before[k] != v]
     if differs:
         raise DlsuiteInputError(f"{out}: holds predictions made with other {', '.join(differs)}"

@@ -234,7 +234,8 @@ def test_a_stopped_blockwise_prediction_resumes_from_its_last_block(run, tmp_pat
     recorded) and that ``--resume`` goes on; ``--resume`` predicts only the 21 blocks left
     (the fifth again, whole), and the outputs equal those of a prediction
     never stopped (probabilities and labels bit for bit). Resuming the finished folder
-    predicts nothing (touched since: every block again); another block size is refused; an
+    predicts nothing (touched since: every block again); another block size, or resuming
+    whole-image prediction into it (or the reverse), is refused; an
     input rewritten after the stop is predicted again whole, not mixed with its old blocks."""
     pytest.importorskip("ome_zarr")
     from dlsuite import api
@@ -272,6 +273,12 @@ def test_a_stopped_blockwise_prediction_resumes_from_its_last_block(run, tmp_pat
     assert len(calls) == 25
     with pytest.raises(DlsuiteInputError, match="other block_size"):
         api.predict_folder(run, image, out, block_size=64, resume=True, quiet=True)
+    with pytest.raises(DlsuiteInputError, match="holds predictions made block by block"):
+        api.predict_folder(run, image, out, resume=True, quiet=True)  # whole, into OME-Zarr
+    api.predict_folder(run, image, tmp_path / "whole_tiff", quiet=True)  # the reverse
+    with pytest.raises(DlsuiteInputError, match="holds predictions made whole"):
+        api.predict_folder(run, image, tmp_path / "whole_tiff", block_size=32, resume=True,
+                           quiet=True)
 
     out2 = tmp_path / "out2"  # stopped again, in this process: Ctrl-C in the fifth task
 
