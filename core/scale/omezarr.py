@@ -239,6 +239,25 @@ def _create_image(group, names: str, shape: tuple, chunks: tuple, dtype, pixel, 
     return arr
 
 
+#: The labels array of a :class:`Target`, relative to its folder.
+_LABELS_ARRAY = os.path.join("labels", LABELS_NAME, "0")
+
+
+def _target_arrays(source: Source, n_classes: int, block: int, labels: bool) -> dict:
+    """``{array path in the target: (axis names, shape, chunks)}`` of the output of
+    ``source``: probabilities ``(t,) c, y, x`` and, with ``labels``, labels ``(t,) y, x``;
+    chunks one block of one frame."""
+    temporal = len(source.shape) == 3
+    lead = (source.frames,) if temporal else ()
+    one = (1,) if temporal else ()
+    t = "t" if temporal else ""
+    height, width = source.shape[-2:]
+    arrays = {"0": (t + "cyx", lead + (n_classes, height, width), one + (n_classes, block, block))}
+    if labels:
+        arrays[_LABELS_ARRAY] = (t + "yx", lead + (height, width), one + (block, block))
+    return arrays
+
+
 @attrs.frozen
 class Target:
     """The OME-Zarr output of one image (``path``: ``<name>.ome.zarr``): probabilities and,
@@ -257,12 +276,9 @@ class Target:
         zarr = zarr_module()
 
         path = Path(path)
-        temporal = len(source.shape) == 3
-        height, width = source.shape[-2:]
+        layout = _target_arrays(source, n_classes, block, labels)
         root = zarr.open_group(str(path), mode="w")
-        names = ("t" if temporal else "") + "cyx"
-        shape = ((source.frames,) if temporal else ()) + (n_classes, height, width)
-        chunks = ((1,) if temporal else ()) + (n_classes, block, block)
+        names, shape, chunks = layout["0"]
         _create_image(root, names, shape, chunks, "float32", source.pixel_size, source.unit,
                       f"{source.name} probabilities")
         if labels:
@@ -270,41 +286,33 @@ class Target:
 
             lroot = root.require_group("labels")
             lgroup = lroot.require_group(LABELS_NAME)
-            lnames = ("t" if temporal else "") + "yx"
-            lshape = ((source.frames,) if temporal else ()) + (height, width)
-            lchunks = ((1,) if temporal else ()) + (block, block)
-            _create_image(lgroup, lnames, lshape, lchunks, "uint32", source.pixel_size,
+            names, shape, chunks = layout[_LABELS_ARRAY]
+            _create_image(lgroup, names, shape, chunks, "uint32", source.pixel_size,
                           source.unit, LABELS_NAME)
             write_label_metadata(lroot, LABELS_NAME)  # lists it in labels/, marks it a label image
-        return cls(str(path), (height, width), source.frames, temporal, labels)
+        return cls(str(path), tuple(source.shape[-2:]), source.frames, len(source.shape) == 3,
+                   labels)
 
     @classmethod
     def reopen(cls, path: str | os.PathLike, source: Source, n_classes: int, block: int,
                labels: bool) -> "Target | None":
         """The output :meth:`create` made earlier with these arguments (a stopped prediction
         being resumed), or None when it is missing or its arrays differ."""
-        temporal = len(source.shape) == 3
-        height, width = source.shape[-2:]
-        lead = (source.frames,) if temporal else ()
-        wanted = [("0", lead + (n_classes, height, width),
-                   ((1,) if temporal else ()) + (n_classes, block, block))]
-        if labels:
-            wanted.append((os.path.join("labels", LABELS_NAME, "0"), lead + (height, width),
-                           ((1,) if temporal else ()) + (block, block)))
-        for sub, shape, chunks in wanted:
+        for sub, (_, shape, chunks) in _target_arrays(source, n_classes, block, labels).items():
             try:
                 arr = _open_array_rw(os.path.join(str(path), sub))
             except Exception:  # missing or unreadable: predicted again from scratch
                 return None
             if tuple(arr.shape) != shape or tuple(arr.chunks) != chunks:
                 return None
-        return cls(str(path), (height, width), source.frames, temporal, labels)
+        return cls(str(path), tuple(source.shape[-2:]), source.frames, len(source.shape) == 3,
+                   labels)
 
     def _probs(self):
         return _open_array_rw(os.path.join(self.path, "0"))
 
     def _labels(self):
-        return _open_array_rw(os.path.join(self.path, "labels", LABELS_NAME, "0"))
+        return _open_array_rw(os.path.join(self.path, _LABELS_ARRAY))
 
     def _index(self, t: int, *rest) -> tuple:
         return ((t,) if self.temporal else ()) + tuple(rest)
