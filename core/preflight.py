@@ -24,7 +24,9 @@ data, repeated here for configs parsed with ``check_paths=False``. What is check
 * heads: a target with several output heads is trained by a multi-head loss.
 * amount of data: a training step takes ``datagen.batch_size`` *different* training samples
   (images, videos or CTC sequences); fewer training samples than ``batch_size`` is an error
-  rather than a silent repetition of the same images within one batch.
+  rather than a silent repetition of the same images within one batch; a side of
+  ``datagen.patch_size`` over twice the largest training frame's (after ``data.scale``) is
+  an error too: such patches would be mostly mirrored padding.
 * W&B: a ``WANDB_MODE`` environment variable that is not a W&B mode; threads: a
   ``DLSUITE_THREADS`` that is not a positive whole number (:mod:`dlsuite.threads`).
 * roles: data keys naming one folder are an info line saying what the scores then measure

@@ -66,6 +66,10 @@ CASES = {
     "batch_larger_than_training_set": (
         lambda f: {"datagen": {"batch_size": 3}},
         ["$.datagen.batch_size", "only 2 labelled images", "at most 2"]),
+    "patch_over_twice_the_frames": (  # used to pad 32 px frames to 128 px, far into memory
+        lambda f: {"datagen": {"patch_size": [128, 128]}},
+        ["$.datagen.patch_size", "[128, 128] is over 2 times the largest training frame "
+         "(32 x 32 in", "mostly mirrored padding"]),
     "halo_leaves_no_core_for_static_model": (
         lambda f: {"model": {"name": "mobilenet_mobileunet_lstm", "n_filters": 4, "pools": 3,
                              "time_windows": 2},
@@ -112,6 +116,24 @@ def test_halo_without_core_for_a_static_size_model_is_refused_before_training(fr
     assert preflight_problems(parse_config(ok).config, get_registry()) == []
     ok["inference"]["halo"], ok["data"]["test"] = "auto", None
     assert preflight_problems(parse_config(ok).config, get_registry()) == []
+
+
+def test_a_patch_up_to_twice_the_frames_passes_and_data_scale_counts(frames, tmp_path):
+    """Frames smaller than the patch are padded (up to twice their side); ``data.scale``
+    resizes the frames before patches are cut, so it counts in the limit."""
+    registry = get_registry()
+
+    def problems(patch: int, scale: float = 1.0) -> list[str]:
+        cfg = _config(frames, tmp_path / "run", datagen={"patch_size": [patch, patch]},
+                      data={"train": str(frames), "val": str(frames), "test": None,
+                            "scale": scale})
+        config = parse_config(cfg, check_paths=False).config
+        return [p for p, _ in preflight_problems(config, registry)]
+
+    assert problems(64) == []
+    assert problems(32, scale=0.5) == []  # 32 px frames at scale 0.5 are 16 px
+    assert problems(64, scale=0.5) == ["$.datagen.patch_size"]
+    assert problems(68) == ["$.datagen.patch_size"]
 
 
 def test_api_refuses_before_creating_the_run_directory(frames, tmp_path):

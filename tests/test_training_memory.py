@@ -133,8 +133,27 @@ def test_a_temporal_batch_counts_every_frame_and_state(tmp_path, frames):
     assert float(problem.split("at least ")[1].split(" GiB")[0]) > 24
 
 
-def test_run_refuses_a_batch_far_above_memory_before_the_run_directory(tmp_path, frames):
-    config = _config_file(tmp_path, frames, 8192, batch=2)  # tens of GiB at least
+def _large_frames(root: Path, size: int) -> Path:
+    """Two ``size`` x ``size`` frames, each with one square cell (a patch at most twice
+    the frames' side passes the data checks)."""
+    import numpy as np
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    for k in (1, 2):
+        labels = np.zeros((size, size), np.uint16)
+        labels[size // 4: size // 2, size // 4: size // 2] = 1
+        image = (rng.integers(0, 50, (size, size)) + 100 * (labels > 0)).astype(np.uint8)
+        for folder, prefix, array in (("inputs", "raw_", image),
+                                      ("labels", "instance_ids_", labels)):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            tifffile.imwrite(root / folder / f"{prefix}{k:03d}.tif", array)
+    return root
+
+
+def test_run_refuses_a_batch_far_above_memory_before_the_run_directory(tmp_path):
+    data = _large_frames(tmp_path / "data", 4096)
+    config = _config_file(tmp_path, data, 8192, batch=2)  # tens of GiB at least
     proc = run_cli("run", str(config), timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert "$.datagen.patch_size: a training batch of 2 patch(es) of 8192 x 8192 pixels " \

@@ -16,6 +16,8 @@ Single values and the rules inside one section are attrs validators on the schem
 and, when the data paths are checked (a run about to start, not a trained run reopened):
 
 * a training step takes ``datagen.batch_size`` *different* training samples;
+* ``datagen.patch_size`` is at most twice the largest training frame (after ``data.scale``)
+  in each side: a larger patch is mostly mirrored padding (and memory);
 * ``inference.output_folder`` is not one of the run's own files or folders;
 * ``output_dir`` is a folder or does not exist yet (a file there is refused before any
   pixel is read), and neither a data folder nor inside one.
@@ -182,6 +184,39 @@ def enough_training_samples(config, registry) -> list[Problem]:
              "step) or add training data")]
 
 
+#: How many times the largest training frame's side a patch side may be (reflect padding).
+PATCH_OVER_FRAME = 2
+
+
+def patch_within_training_frames(config, registry) -> list[Problem]:
+    """A side of ``datagen.patch_size`` more than :data:`PATCH_OVER_FRAME` times that of
+    the largest training frame (headers read, after ``data.scale``) is refused: every patch
+    would be mostly reflect padding, and memory goes to copies of mirrored pixels. Smaller
+    frames than the patch are padded (and warned about) when training starts."""
+    from ..data.layouts import frame_size, list_samples
+    from ..data.resize import scaled_size
+
+    if not config.data.train:
+        return []
+    try:
+        samples = list_samples(config.data.train, config.data.layout, require_labels=True)
+    except DlsuiteInputError:
+        return []  # the folder itself is reported by the path checks
+    sizes = [s for s in map(frame_size, samples) if s is not None]
+    if not sizes:
+        return []
+    largest = scaled_size(max(h for h, _ in sizes), max(w for _, w in sizes),
+                          float(config.data.scale))
+    patch = [int(v) for v in config.datagen.patch_size]
+    if all(p <= PATCH_OVER_FRAME * f for p, f in zip(patch, largest)):
+        return []
+    scaled = "" if float(config.data.scale) == 1 else f" at data.scale {config.data.scale}"
+    return [("$.datagen.patch_size",
+             f"{patch} is over {PATCH_OVER_FRAME} times the largest training frame "
+             f"({largest[0]} x {largest[1]}{scaled} in {config.data.train}): every patch "
+             f"would be mostly mirrored padding; choose a patch no larger than the frames")]
+
+
 def distribution_fits_batch(config, registry) -> list[Problem]:
     """``train.distribute``: named ``devices`` only with ``mirrored``, each a device name
     (``GPU:0``, ``/gpu:1``, ``/device:CPU:0``) named once, and ``datagen.batch_size`` (the
@@ -302,7 +337,8 @@ CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, 
 #: Rules for a run about to start, run when data paths are checked (``config validate``,
 #: ``run``, ``train``) and by preflight, not when a trained run's own config is reopened
 #: (``predict``, ``tune``): what it reads (the data) and where it writes.
-DATA_RULES: tuple[Rule, ...] = (enough_training_samples, predictions_apart_from_run_files,
+DATA_RULES: tuple[Rule, ...] = (enough_training_samples, patch_within_training_frames,
+                                predictions_apart_from_run_files,
                                 output_dir_is_a_folder, output_dir_outside_the_data)
 
 

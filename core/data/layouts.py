@@ -45,6 +45,7 @@ __all__ = [
     "check_dataset",
     "checked_samples",
     "ctc_frame_files",
+    "frame_size",
     "ctc_seg_files",
     "detect_layout",
     "frame_token",
@@ -379,6 +380,20 @@ def _ctc_problems(sample: Sample) -> list[str]:
                     f"{path}: label shape {info.shape} does not match frame shape {frame_shape}"
                 )
     return problems
+
+
+def frame_size(sample: Sample) -> tuple[int, int] | None:
+    """``(H, W)`` of the frames of ``sample`` read from a header (the first frame of a CTC
+    sequence); None when it cannot be read (the dataset checks report that)."""
+    try:
+        if sample.layout == "ctc":
+            frames = ctc_frame_files(sample.image)
+            shape = read_info(frames[0][1]).shape if frames else None
+        else:
+            shape = read_info(sample.image).shape
+    except DataError:
+        return None
+    return None if shape is None else (int(shape[-2]), int(shape[-1]))
 
 
 def _sample_problems(sample: Sample) -> list[str]:
