@@ -133,3 +133,36 @@ def test_a_sweep_in_progress_is_not_resumed_twice(tmp_path, holder):
     assert result.returncode == 2 and f"pid {proc.pid}" in result.stderr, result.stderr
     assert "in use by another dlsuite process" in result.stderr
     assert (out / "sweep.json").read_text() == "{}"
+
+
+def test_a_track_output_in_use_is_refused_untouched(tmp_path, holder):
+    """A second ``dlsuite track --overwrite`` into the folder another one is writing used to
+    remove the first one's results while it wrote them: refused, naming the holder; the
+    same command goes through once the holder is gone."""
+    import numpy as np
+    import tifffile
+
+    from dlsuite import api
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    labels = np.zeros((4, 16, 16), np.uint16)
+    labels[:, 4:8, 4:8] = 1
+    tifffile.imwrite(videos / "a.tif", labels, photometric="minisblack")
+    out = tmp_path / "tracked"
+    api.track(videos, out)
+    def results() -> dict:
+        return {p.relative_to(out): p.read_bytes() for p in out.rglob("*")
+                if p.is_file() and p.name != folder_lock.LOCK_FILE}
+
+    before = results()
+    proc = holder(out)
+    with pytest.raises(DlsuiteInputError) as info:
+        api.track(videos, out, overwrite=True)
+    assert f"{out}: in use by another dlsuite process (pid {proc.pid}" in str(info.value)
+    assert "choose another OUTPUT_DIR" in str(info.value)
+    assert results() == before
+    proc.kill()
+    proc.wait(timeout=30)
+    assert api.track(videos, out, overwrite=True)[0]["tracks"] == 1
+    assert not folder_lock.in_use(out)

@@ -122,8 +122,8 @@ def track(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
     ``{"sequence", "video", "frames", "tracks", "divisions", "res_dir"}`` per video. Raises
     DataError naming the file for a missing folder, an unreadable file or a 2D image, and
     DlsuiteInputError naming ``output_dir`` when it holds anything but an earlier ``track``'s
-    results, or those without ``overwrite`` (which replaces exactly them), all before
-    anything is written.
+    results, or those without ``overwrite`` (which replaces exactly them), or while another
+    process tracks into it, all before anything is written.
     """
     from ..tracking.folder import track_folder
 

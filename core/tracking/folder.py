@@ -15,6 +15,7 @@ import numpy as np
 from dlsuite.data.checks import MAX_BOUNDARY_SHARE, boundary_share
 from dlsuite.data.ctc import res_folder, sequence_name, write_result
 from dlsuite.errors import DataError
+from dlsuite.folder_lock import LazyLock
 
 from .gapfill import gap_fill, gap_fill_problem
 from .tracker import linking_problem, track
@@ -100,9 +101,10 @@ def track_folder(
     ``output_dir`` follows the reuse rule of :class:`~dlsuite.ownership.OwnedFolder` (marker
     ``.dlsuite-track``): new or empty, or holding an earlier ``dlsuite track``'s results,
     which ``overwrite`` replaces (DlsuiteInputError naming the folder otherwise, before
-    anything is written).
+    anything is written), and not while another process tracks into it (DlsuiteInputError
+    naming the folder and that process; :mod:`dlsuite.folder_lock`).
     """
-    from dlsuite.data.io import read_image, read_info, write_text_atomic
+    from dlsuite.data.io import read_image, read_info
     from dlsuite.ownership import OwnedFolder, check_apart
 
     input_dir, output_dir = Path(input_dir), Path(output_dir)
@@ -123,9 +125,27 @@ def track_folder(
         if problem is not None:
             raise DataError(problem)
     written = [res_folder(output_dir, sequence_name(n)).name for n in range(1, len(files) + 1)]
-    OwnedFolder(output_dir, "track").claim(
-        overwrite=overwrite, written=[*written, SEQUENCES_CSV], holds="tracking results",
-        hint="pass --overwrite to replace them (files you added beside them stay)")
+    # one process at a time: a second one's --overwrite would remove this one's results
+    lock = LazyLock(output_dir, "OUTPUT_DIR")
+    try:
+        OwnedFolder(output_dir, "track").claim(
+            overwrite=overwrite, written=[*written, SEQUENCES_CSV], holds="tracking results",
+            hint="pass --overwrite to replace them (files you added beside them stay)",
+            before_write=lock.acquire)
+        return _track_into(output_dir, files, fill_gaps=fill_gaps, sigma=sigma,
+                           min_size=min_size, max_distance=max_distance,
+                           min_overlap=min_overlap, gap_closing=gap_closing,
+                           splitting=splitting)
+    finally:
+        lock.release()
+
+
+def _track_into(output_dir: Path, files: list[Path], *, fill_gaps: bool, sigma: float,
+                min_size: int, max_distance: float, min_overlap: float, gap_closing: int,
+                splitting: bool) -> list[dict]:
+    """Track and write each video of ``files`` into the claimed ``output_dir``."""
+    from dlsuite.data.io import read_image, write_text_atomic
+
     summary = []
     for number, path in enumerate(files, start=1):
         video = read_image(path)
