@@ -110,6 +110,23 @@ def test_grey_rgb_is_reduced_true_colour_is_refused(tmp_path):
         read_image(tmp_path / "colour.tif")
 
 
+def test_a_short_video_stored_as_colour_planes_is_refused_with_the_way_out(tmp_path):
+    """``tifffile.imwrite`` stores a (3, H, W) or (4, H, W) array as RGB(A) planes: such a
+    3-frame video is refused as a colour image, saying how to write it as a video; a true
+    colour image (channels last) gets no such hint."""
+    frames = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
+    tifffile.imwrite(tmp_path / "planes.tif", frames, photometric="rgb", planarconfig="separate")
+    with pytest.raises(DataError, match="planes.tif.*the 3 frames of a video.*photometric="
+                                        "'minisblack'"):
+        read_image(tmp_path / "planes.tif")
+    tifffile.imwrite(tmp_path / "video.tif", frames, photometric="minisblack")
+    assert read_image(tmp_path / "video.tif").shape == (3, 4, 5)
+    tifffile.imwrite(tmp_path / "colour.tif", np.moveaxis(frames, 0, -1), photometric="rgb")
+    with pytest.raises(DataError) as info:
+        read_image(tmp_path / "colour.tif")
+    assert "frames of a video" not in str(info.value)
+
+
 def test_png_2d(tmp_path):
     image = np.arange(30, dtype=np.uint8).reshape(5, 6)
     iio.imwrite(tmp_path / "a.png", image)

@@ -127,9 +127,13 @@ def _apply_plan(path: Path, array: np.ndarray, squeeze, collapse) -> np.ndarray:
     for i in sorted(collapse, reverse=True):
         first = np.take(array, [0], axis=i)
         if not np.all(array == first):
+            # planes before the rows: how tifffile.imwrite stores a (3|4, H, W) array
+            video = (f"; if they are the {array.shape[i]} frames of a video, write it again "
+                     "with tifffile.imwrite(..., photometric='minisblack')") if i == 0 else ""
             raise DataError(
                 f"{path}: colour/multi-channel images are not supported "
                 f"(axis {i} has {array.shape[i]} different channels); convert it to one channel"
+                f"{video}"
             )
         array = first
     drop = tuple(sorted(set(squeeze) | set(collapse)))
