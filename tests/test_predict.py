@@ -470,3 +470,50 @@ def test_a_folder_of_images_names_its_subfolders_of_images_that_are_not_predicte
     with caplog.at_level(logging.WARNING, logger="dlsuite"):
         list_inputs(tmp_path / "day1")
     assert caplog.text == ""
+
+
+def test_images_in_formats_dlsuite_does_not_read_are_named_not_skipped(tmp_path, caplog):
+    """JPEG (or vendor) files beside TIFFs used to be left out without a word, and a folder
+    of them only was "no dataset layout": predict, track and the dataset checks name them
+    and say how to convert them."""
+    import logging
+
+    import imageio.v3 as iio
+
+    from dlsuite import api
+    from dlsuite.data.layouts import check_dataset
+    from dlsuite.predict_inputs import list_inputs
+
+    image = np.zeros((16, 16), np.uint16)
+    image[4:8, 4:8], image[10:14, 2:6] = 1, 2  # a label image: one id per object
+    photos, mixed = tmp_path / "photos", tmp_path / "mixed"
+    for folder in (photos, mixed):
+        folder.mkdir()
+        iio.imwrite(folder / "cells.jpg", image.astype(np.uint8) * 30)
+    (photos / "notes.txt").write_text("not an image: never named")
+    tifffile.imwrite(mixed / "video.tif", np.stack([image] * 4), photometric="minisblack")
+    convert = "convert them to TIFF (e.g. Fiji: File > Save As > Tiff)"
+    with pytest.raises(DataError) as info:
+        list_inputs(photos)
+    assert str(info.value) == (f"{photos}: no TIFF/PNG image to predict, only 1 file(s) in a "
+                               f"format dlsuite does not read: cells.jpg; {convert}")
+    with pytest.raises(DataError, match="no TIFF/PNG video to track, only 1 file"):
+        api.track(photos, tmp_path / "tracked")
+    assert not (tmp_path / "tracked").exists()
+    with caplog.at_level(logging.WARNING, logger="dlsuite"):
+        assert [i.name for i in list_inputs(mixed)] == ["video"]
+        assert api.track(mixed, tmp_path / "tracked")[0]["video"] == "video.tif"
+    assert (f"{mixed}: 1 file(s) in a format dlsuite does not read are not predicted: "
+            f"cells.jpg; {convert}") in caplog.text
+    assert "are not tracked: cells.jpg" in caplog.text
+    # a training set whose input is a JPEG: its label is named, and so is the JPEG
+    data = tmp_path / "train"
+    for sub in ("inputs", "labels"):
+        (data / sub).mkdir(parents=True)
+    iio.imwrite(data / "inputs" / "raw_001.jpg", image.astype(np.uint8))
+    tifffile.imwrite(data / "inputs" / "raw_002.tif", image)
+    for k in (1, 2):
+        tifffile.imwrite(data / "labels" / f"instance_ids_{k:03d}.tif", image)
+    assert check_dataset(data, "frames") == [
+        f"{data / 'inputs'}: no input for 1 label file(s): instance_ids_001.tif; it holds 1 "
+        f"file(s) in a format dlsuite does not read: raw_001.jpg; {convert}"]

@@ -38,6 +38,8 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ImageInfo",
     "is_image_file",
+    "unread_images",
+    "unread_note",
     "read_image",
     "read_info",
     "read_shape",
@@ -266,6 +268,32 @@ def is_image_file(path: str | os.PathLike) -> bool:
     not a hidden file."""
     p = Path(path)
     return p.suffix.lower() in _READERS and not p.name.startswith(".")
+
+
+#: Image formats users meet that dlsuite does not read (photo and microscope vendor files).
+UNREAD_SUFFIXES = (".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".jp2", ".czi", ".nd2", ".lif",
+                   ".oib", ".oif", ".ims", ".vsi", ".zvi", ".dv")
+
+
+def unread_images(folder: str | os.PathLike) -> list[Path]:
+    """The files directly in ``folder`` (sorted by name) whose suffix is an image format
+    dlsuite does not read (:data:`UNREAD_SUFFIXES`): callers name them instead of skipping
+    them silently. Empty when ``folder`` is not a folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.suffix.lower() in UNREAD_SUFFIXES), key=lambda p: p.name)
+
+
+def unread_note(files: list[Path], lead: str) -> str:
+    """``lead`` (``{n}`` stands for the number of ``files``, e.g. ``"{n} file(s) ... are not
+    predicted"``), the names of ``files`` (:func:`unread_images`) and how to convert them;
+    callers put the folder first."""
+    shown = ", ".join(p.name for p in files[:5]) + (
+        f" and {len(files) - 5} more" if len(files) > 5 else "")
+    return (f"{lead.format(n=len(files))}: {shown}; convert them to TIFF (e.g. Fiji: File > "
+            "Save As > Tiff)")
 
 
 def _reader(path: Path, which: int):

@@ -33,7 +33,8 @@ import attrs
 import numpy as np
 
 from dlsuite.data import ctc
-from dlsuite.data.io import ImageInfo, is_image_file, read_image, read_info
+from dlsuite.data.io import (ImageInfo, is_image_file, read_image, read_info, unread_images,
+                             unread_note)
 from dlsuite.errors import DataError, DlsuiteInputError
 
 __all__ = [
@@ -119,6 +120,15 @@ def _images(folder: Path) -> list[Path]:
         return []
     files = [p for p in folder.iterdir() if p.is_file() and is_image_file(p)]
     return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def _unread_hint(folder: Path) -> str:
+    """``"; it holds ... a.jpg; convert them to TIFF ..."`` when ``folder`` holds images in
+    a format dlsuite does not read (the likely missing partners), else ``""``."""
+    unread = unread_images(folder)
+    if not unread:
+        return ""
+    return "; " + unread_note(unread, "it holds {n} file(s) in a format dlsuite does not read")
 
 
 def _listing(names: Iterable[str]) -> str:
@@ -223,13 +233,12 @@ def _pair(
         if lonely:
             problems.append(
                 f"{folder / 'labels'}: no label for {len(lonely)} input(s): {_listing(lonely)}"
-            )
+                + _unread_hint(folder / "labels"))
         orphans = [by_lab[k].name for k in by_lab if k not in by_in]
         if orphans:
             problems.append(
                 f"{folder / 'inputs'}: no input for {len(orphans)} label file(s): "
-                f"{_listing(orphans)}"
-            )
+                f"{_listing(orphans)}" + _unread_hint(folder / "inputs"))
     return [(p, by_lab.get(k)) for k, p in by_in.items()], problems
 
 
