@@ -517,3 +517,7 @@ def test_images_in_formats_dlsuite_does_not_read_are_named_not_skipped(tmp_path,
     assert check_dataset(data, "frames") == [
         f"{data / 'inputs'}: no input for 1 label file(s): instance_ids_001.tif; it holds 1 "
         f"file(s) in a format dlsuite does not read: raw_001.jpg; {convert}"]
+    (data / "inputs" / "raw_002.tif").unlink()
+    assert check_dataset(data, "auto") == [
+        f"{data / 'inputs'}: no input images (.tif, .tiff, .png) found; it holds 1 file(s) in "
+        f"a format dlsuite does not read: raw_001.jpg; {convert}"]

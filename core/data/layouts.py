@@ -184,7 +184,8 @@ def detect_layout(folder: str | os.PathLike) -> str:
     if _ctc_sequences(root):
         return "ctc"
     if (root / "inputs").is_dir():
-        raise DataError(f"{root / 'inputs'}: no input images (.tif, .tiff, .png) found")
+        raise DataError(f"{root / 'inputs'}: no input images (.tif, .tiff, .png) found"
+                        + _unread_hint(root / "inputs"))
     nested = _dataset_subfolders(root)
     hint = (f"; its subfolder(s) {', '.join(p.name + '/' for p in nested)} hold a dataset: "
             "give one of them" if nested else "")
@@ -263,7 +264,8 @@ def _misnamed(files: list[Path], prefix: str, what: str, folder: Path) -> list[s
 def _scan_files(root: Path, layout: str, require_labels: bool):
     inputs = _images(root / "inputs")
     if not inputs:
-        return [], [f"{root / 'inputs'}: no input images (.tif, .tiff, .png) found"]
+        return [], [f"{root / 'inputs'}: no input images (.tif, .tiff, .png) found"
+                    + _unread_hint(root / "inputs")]
     labels = _images(root / "labels")
     if require_labels and not (root / "labels").is_dir():
         return [], [f"{root / 'labels'}: labels folder not found"]
