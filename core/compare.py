@@ -30,7 +30,7 @@ from .rundir import flatten_keys
 from .rundir import RunDir, read_json
 
 __all__ = ["RunSummary", "Comparison", "find_runs", "read_run", "compare_runs",
-           "plot_comparison", "IGNORED_KEYS"]
+           "plot_comparison", "run_status", "IGNORED_KEYS", "STATUSES"]
 
 #: Config keys that name or place a run rather than change it: never listed as differing.
 IGNORED_KEYS = ("output_dir", "schema_version", "name", "wandb.tags", "wandb.group")
@@ -49,6 +49,30 @@ class RunSummary:
     history: list     # history.csv rows (numbers)
     monitor: str | None
     mode: str | None  # "min" | "max" of the monitor
+    status: str = "finished"  # a key of STATUSES
+
+
+#: What a run's files say about it (:func:`run_status`), as ``compare`` shows it.
+STATUSES = {
+    "finished": "its training ended (metrics.json)",
+    "running": "another dlsuite process is writing it now",
+    "resumable": "stopped with a saved state: dlsuite run CONFIG --resume continues it",
+    "stopped": "stopped before its first epoch ended (nothing to resume)",
+}
+
+
+def run_status(run: RunDir) -> str:
+    """The status of the run directory ``run`` (a key of :data:`STATUSES`): ``running``
+    while another process holds its lock, else ``finished`` once training wrote
+    ``metrics.json``, else ``resumable`` with a saved state, else ``stopped`` (killed or
+    failed before its first epoch ended)."""
+    from .folder_lock import in_use
+
+    if in_use(run.root):
+        return "running"
+    if run.metrics_json.is_file():
+        return "finished"
+    return "resumable" if run.resume_state.is_file() else "stopped"
 
 
 @attrs.frozen
@@ -69,11 +93,16 @@ class Comparison:
             wanted.append(self.sort_by)
         return wanted
 
+    def unfinished(self) -> dict[str, str]:
+        """``{status: what it means}`` (:data:`STATUSES`) of the runs not finished, in the
+        runs' order; empty when every run finished."""
+        return {r.status: STATUSES[r.status] for r in self.runs if r.status != "finished"}
+
     def to_json(self) -> dict:
-        """``{"runs": [{name, path, config: {differing key: value}, overrides}],
+        """``{"runs": [{name, path, status, config: {differing key: value}, overrides}],
         "differing_keys": [...], "metrics": {run name: {metric: value}}, "sort_by"}``."""
         return {
-            "runs": [{"name": r.name, "path": str(r.path),
+            "runs": [{"name": r.name, "path": str(r.path), "status": r.status,
                       "config": {k: r.config.get(k) for k in self.differing_keys},
                       "overrides": r.overrides} for r in self.runs],
             "differing_keys": list(self.differing_keys),
@@ -176,7 +205,8 @@ def read_run(path: str | os.PathLike, name: str | None = None) -> RunSummary:
         config.update({k: v for k, v in flatten_keys({"provenance": data["provenance"]}).items()
                        if not k.endswith(".name")})
     return RunSummary(name or run.root.name, run.root, config,
-                      dict(data.get("overrides") or {}), values, history, monitor, mode)
+                      dict(data.get("overrides") or {}), values, history, monitor, mode,
+                      run_status(run))
 
 
 def _differing(runs: list[RunSummary]) -> list[str]:

@@ -260,7 +260,48 @@ def test_runs_still_training_are_compared_by_their_history(tmp_path):
     (running / "history.csv").unlink()
     proc = run_cli("compare", str(running))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == "1 run(s); none has metrics yet (no history.csv or metrics.json)\n"
+    assert proc.stderr == ("1 run(s); none has metrics yet (no history.csv or metrics.json)\n"
+                           "stopped: stopped before its first epoch ended (nothing to resume)"
+                           "\n")
+
+
+def test_compare_says_which_runs_did_not_finish(tmp_path):
+    """A run killed before its first epoch ended (e.g. for want of memory) used to be a row
+    of dashes like any other: its status says so, and so do those of a run another process
+    is writing and of one ``--resume`` continues; the table shows the column only then."""
+    from test_folder_lock import HOLDER
+
+    from dlsuite.rundir import RunDir
+
+    done = _fake_run(tmp_path / "done", 4, 0.5, 0.2)
+    killed = _fake_run(tmp_path / "killed", 8, 0.7, None)
+    for name in ("metrics.json", "history.csv"):
+        (killed / name).unlink()
+    resumable = _fake_run(tmp_path / "resumable", 16, 0.6, None)
+    (resumable / "metrics.json").unlink()
+    state = RunDir(resumable).resume_state
+    state.parent.mkdir(parents=True)
+    state.write_text("{}")
+    proc = run_cli("compare", str(done), str(killed), str(resumable), env={"COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in proc.stdout.splitlines() if line.startswith("│")}
+    assert rows == {"resumable": "resumable", "done": "finished", "killed": "stopped"}
+    assert ("stopped: stopped before its first epoch ended (nothing to resume)"
+            in proc.stderr), proc.stderr
+    assert "resumable: stopped with a saved state: dlsuite run CONFIG --resume" in proc.stderr
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(killed)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        runs = api.compare([done, killed]).to_json()["runs"]
+        assert {r["name"]: r["status"] for r in runs} == {"done": "finished",
+                                                         "killed": "running"}
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    table = run_cli("compare", str(done), env={"COLUMNS": "200"})
+    assert "status" not in table.stdout and table.stderr == ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,11 +332,12 @@ def grid_sweep(tmp_path_factory):
     proc.send_signal(signal.SIGINT)
     _, interrupted_err = proc.communicate(timeout=300)
     state = json.loads((out / "sweep.json").read_text())
+    statuses = {r["name"]: r["status"] for r in api.compare([out]).to_json()["runs"]}
     resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env,
                              timeout=1200)
     return {"folder": folder, "out": out, "interrupted_rc": proc.returncode,
             "interrupted_err": interrupted_err, "state_after_signal": state,
-            "resumed": resumed, "first_done": first_done}
+            "resumed": resumed, "first_done": first_done, "statuses_after_signal": statuses}
 
 
 @pytest.mark.slow
@@ -305,6 +347,9 @@ def test_sweep_interrupted_then_resumed(grid_sweep):
     assert "--resume" in grid_sweep["interrupted_err"]
     statuses = [t["status"] for t in grid_sweep["state_after_signal"]["trials"]]
     assert statuses == ["finished", "interrupted", "pending", "pending"]
+    # compare says which trial --resume continues (trial-002 and -003 were not started)
+    assert grid_sweep["statuses_after_signal"] == {"trial-000": "finished",
+                                                   "trial-001": "resumable"}
     resumed = grid_sweep["resumed"]
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     final = json.loads((out / "sweep.json").read_text())
@@ -345,6 +390,7 @@ def test_compare_the_sweep(grid_sweep, tmp_path):
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert sorted(r["name"] for r in data["runs"]) == [f"trial-{k:03d}" for k in range(4)]
+    assert {r["status"] for r in data["runs"]} == {"finished"}
     assert data["differing_keys"] == ["loss.name", "model.n_filters"]
     for name, metrics in data["metrics"].items():
         assert metrics["val_jaccard/best"] is not None, name

@@ -88,7 +88,8 @@ def test(target: str, weights: str, overrides: tuple[str, ...], quiet: bool,
 def compare(runs: tuple[str, ...], metric: str | None, as_json: bool, plot: str | None) -> None:
     """Compare runs: RUN_DIR... or a SWEEP_DIR (a folder of runs). Shows the config keys
     that differ between them and their final and best metrics, best run first (a run still
-    training or interrupted: its monitor's best so far, from history.csv)."""
+    training or interrupted: its monitor's best so far, from history.csv), and the status of
+    runs not finished (running, resumable, stopped)."""
     comparison = api.compare(list(runs), metric=metric, plot=plot)
     if as_json:
         click.echo(json.dumps(comparison.to_json(), indent=2, default=str))
@@ -99,6 +100,10 @@ def compare(runs: tuple[str, ...], metric: str | None, as_json: bool, plot: str 
                  "metrics.json)")
     table = Table(title=title if comparison.sort_by else None, title_justify="left")
     table.add_column("run", style="bold")
+    # a status column only when a run is not finished (running, resumable, stopped)
+    statuses = [r.status for r in comparison.runs]
+    if any(s != "finished" for s in statuses):
+        table.add_column("status")
     columns = []
     for key in comparison.differing_keys:
         header, values = _shared_folder([_fmt(r.config.get(key)) for r in comparison.runs], key)
@@ -107,11 +112,14 @@ def compare(runs: tuple[str, ...], metric: str | None, as_json: bool, plot: str 
     metrics = comparison.headline_metrics()
     for name in metrics:
         table.add_column(name, justify="right")
+    shown = statuses if any(s != "finished" for s in statuses) else []
     for i, r in enumerate(comparison.runs):
-        table.add_row(r.name, *(values[i] for values in columns),
+        table.add_row(r.name, *shown[i:i + 1], *(values[i] for values in columns),
                       *(_fmt(r.metrics.get(m)) for m in metrics))
-    width = max(120, 18 * (1 + len(comparison.differing_keys) + len(metrics)))
+    width = max(120, 18 * (1 + len(comparison.differing_keys) + len(metrics) + bool(shown)))
     table_console(width=width).print(table)
+    for status, meaning in comparison.unfinished().items():
+        say(err, f"{status}: {meaning}")
     if plot:
         say(err, (f"wrote {plot}", "green"))
 
