@@ -212,15 +212,30 @@ def _remove_stale_temporaries(run: RunDir) -> None:
 
 _REUSE_HINT = ("pass --resume to continue it or --overwrite to replace it, or choose another "
                "output_dir")
+#: A run without a resumable state: killed (e.g. for want of memory) or failed before the
+#: end of its first epoch. --resume cannot help; saying so ends a loop of advice.
+_RESTART = "pass --overwrite to start it again, or choose another output_dir"
+_STOPPED_HINT = f"it stopped before its first epoch ended, with nothing to resume: {_RESTART}"
+
+
+def _reuse_hint(run: RunDir) -> str:
+    """What to pass for a folder already holding ``run``."""
+    return _REUSE_HINT if run.resume_state.is_file() else _STOPPED_HINT
 
 
 def _flags_refusal(run: RunDir, *, resume: bool, overwrite: bool) -> str | None:
     """Why ``--resume`` / ``--overwrite`` cannot apply to ``run`` (None: they can)."""
+    from .ownership import OwnedFolder
+
     if resume and overwrite:
         return "--resume and --overwrite exclude each other: pick one"
     if resume and not run.resume_state.is_file():
-        return (f"{run.root}: nothing to resume (no {run.resume_state.relative_to(run.root)}); "
-                "run without --resume to start a new run")
+        missing = run.resume_state.relative_to(run.root)
+        if run.root.is_dir() and OwnedFolder(run.root, "run").read() is not None:
+            return (f"{run.root}: nothing to resume (no {missing}): the run stopped before "
+                    f"its first epoch ended; {_RESTART}")
+        return (f"{run.root}: nothing to resume (no {missing}); run without --resume to start "
+                "a new run")
     return None
 
 
@@ -237,7 +252,7 @@ def run_dir_refusal(output_dir: str | os.PathLike, *, resume: bool = False,
     if flags is not None or resume:
         return flags or folder_lock.in_use(run.root, "output_dir")
     return OwnedFolder(run.root, "run").refusal(
-        overwrite=overwrite, holds="a run", hint=_REUSE_HINT,
+        overwrite=overwrite, holds="a run", hint=_reuse_hint(run),
         in_use=lambda: folder_lock.in_use(run.root, "output_dir"))
 
 
@@ -289,7 +304,8 @@ def prepare_run_dir(output_dir: str | os.PathLike, *, resume: bool = False,
             folder.record(entries)  # also adopts a run written before the marker existed
             _remove_stale_temporaries(run)
         else:
-            folder.claim(overwrite=overwrite, written=entries, holds="a run", hint=_REUSE_HINT,
+            folder.claim(overwrite=overwrite, written=entries, holds="a run",
+                         hint=_reuse_hint(run),
                          before_write=lock.acquire)
         return run.make()
     except BaseException as exc:

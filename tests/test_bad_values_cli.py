@@ -148,20 +148,32 @@ def test_an_output_dir_holding_a_run_is_refused_before_the_pixels(frames, tmp_pa
     not after every pixel of the data was read; so are --resume without a resumable state
     and both flags together."""
     from dlsuite import folder_lock
-    from dlsuite.rundir import prepare_run_dir
+    from dlsuite.rundir import RunDir, prepare_run_dir
 
     run = tmp_path / "run"
     folder_lock.release(prepare_run_dir(run).root)  # a run: its marker and a file it wrote
     (run / "history.csv").write_text("epoch\n")
     config = tmp_path / "config.json"
     config.write_text(json.dumps(_config(frames, run)))
-    for flags, words in (([], f"{run} already holds a run; pass --resume"),
-                         (["--resume"], "nothing to resume"),
+    # a run killed before its first epoch ended: --resume cannot help, and is not advised
+    # (each refusal used to send the user to the other)
+    stopped = "it stopped before its first epoch ended, with nothing to resume: pass " \
+              "--overwrite to start it again, or choose another output_dir"
+    for flags, words in (([], f"{run} already holds a run; {stopped}"),
+                         (["--resume"], f"{run}: nothing to resume (no checkpoints/resume/"
+                                        "state.json): the run stopped before its first epoch "
+                                        "ended; pass --overwrite to start it again"),
                          (["--resume", "--overwrite"], "exclude each other")):
         proc, _, _ = probe(tmp_path, "run", str(config), *flags)
         assert proc.returncode == 2, (flags, proc.stderr)
-        assert words in proc.stderr and "pixels of" not in proc.stderr, proc.stderr
-        assert "TF-NOT-IMPORTED" in proc.stderr
+        assert words in " ".join(proc.stderr.split()), proc.stderr
+        assert "pixels of" not in proc.stderr and "TF-NOT-IMPORTED" in proc.stderr
+    state = RunDir(run).resume_state  # a run with a saved state: either flag
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text("{}")
+    proc, _, _ = probe(tmp_path, "run", str(config))
+    assert proc.returncode == 2 and f"{run} already holds a run; pass --resume to continue " \
+        "it or --overwrite to replace it" in " ".join(proc.stderr.split()), proc.stderr
     assert (run / "history.csv").read_text() == "epoch\n"
 
 

@@ -87,7 +87,8 @@ def test_overwrite_removes_only_what_the_run_recorded(tmp_path):
     (run.root / "analysis").mkdir()
     (run.root / "analysis" / "plot.png").write_text("mine")
     first = json.loads((run.root / ".dlsuite-run").read_text())["id"]
-    with pytest.raises(DlsuiteInputError, match="already holds a run.*--resume.*--overwrite"):
+    with pytest.raises(DlsuiteInputError, match="already holds a run; it stopped before its "
+                                                "first epoch ended.*--overwrite"):
         prepare_run_dir(run.root)
     again = prepare_run_dir(run.root, overwrite=True)
     assert not again.config_json.exists() and not again.periodic(3).exists()

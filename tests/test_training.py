@@ -64,7 +64,7 @@ def test_existing_run_is_refused_unless_resume_or_overwrite(tmp_path):
     run = prepare_run_dir(tmp_path / "r")
     run.config_json.write_text("{}")
     (run.checkpoints / "old.keras").write_text("x")
-    with pytest.raises(DlsuiteInputError, match="--resume.*--overwrite"):
+    with pytest.raises(DlsuiteInputError, match="stopped before its first epoch.*--overwrite"):
         prepare_run_dir(tmp_path / "r")
     with pytest.raises(DlsuiteInputError, match="nothing to resume"):
         prepare_run_dir(tmp_path / "r", resume=True)
