@@ -413,8 +413,11 @@ def test_choose_checkpoint_best_last_and_paths(tmp_path, monkeypatch):
     from dlsuite.rundir import RunDir
 
     run = RunDir(tmp_path / "run").make()
-    with pytest.raises(DlsuiteInputError, match="best.keras: no checkpoint"):
-        choose_checkpoint(run, "best")
+    for weights in ("best", "last"):  # no epoch ended: said, with the way out
+        with pytest.raises(DlsuiteInputError, match=f"{weights}.keras: no checkpoint to predict "
+                           "with .* the run has no checkpoint yet: it stopped before its first "
+                           "epoch ended, or is still in it; finish its training first"):
+            choose_checkpoint(run, weights)
     run.last.write_bytes(b"last")
     assert choose_checkpoint(run, "best") == run.last  # no best.keras: last.keras
     run.best.write_bytes(b"best")

@@ -36,8 +36,12 @@ def choose_checkpoint(run: RunDir, weights: str) -> Path:
                         "last.keras", run.checkpoints)
             path = run.last
         if not path.is_file():
-            raise DlsuiteInputError(f"{path}: no checkpoint to predict with (weights "
-                                    f"{weights!r}); train the run first or pass --weights PATH")
+            # no last.keras either: no epoch ended (killed, failed, or still in the first)
+            raise DlsuiteInputError(
+                f"{path}: no checkpoint to predict with (weights {weights!r}); the run has "
+                "no checkpoint yet: it stopped before its first epoch ended, or is still in "
+                "it; finish its training first, or give a checkpoint file (dlsuite predict "
+                "and export: --weights PATH)")
         return path
     path = Path(weights).expanduser()
     if not path.is_file() and not path.is_absolute() and (run.root / path).is_file():
