@@ -23,7 +23,7 @@ pytest.importorskip("ome_zarr")
 
 from conftest import run_cli  # noqa: E402
 from dlsuite import api  # noqa: E402
-from dlsuite.errors import DlsuiteInputError  # noqa: E402
+from dlsuite.errors import DataError, DlsuiteInputError  # noqa: E402
 
 TINY = {"model": {"name": "unet", "n_filters": 4, "pools": 2},
         "datagen": {"patch_size": [32, 32], "batch_size": 2, "steps_per_epoch": 2},
@@ -573,6 +573,32 @@ def test_prepare_ome_zarr_of_a_dataset_folder_names_the_folders_to_convert(tmp_p
     assert (f"{tmp_path / 'set'}: nothing to convert directly in this folder; its folders "
             "inputs/, labels/ hold some") in proc.stderr, proc.stderr
     assert not (tmp_path / "zarr").exists()
+
+
+def test_prepare_ome_zarr_names_the_images_it_does_not_convert(tmp_path, caplog):
+    """PNG and JPEG files beside the TIFFs used to be left out without a word, and a folder
+    of them alone was "nothing to convert": both name them."""
+    import logging
+
+    import imageio.v3 as iio
+
+    from dlsuite import api
+
+    src = tmp_path / "src"
+    src.mkdir()
+    iio.imwrite(src / "b.png", np.zeros((8, 8), np.uint8))
+    iio.imwrite(src / "c.jpg", np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError) as info:
+        api.prepare_omezarr(src, tmp_path / "none")
+    assert str(info.value).startswith(f"{src}: no TIFF to convert, only 2 image file(s) in "
+                                      "other formats: b.png, c.jpg; convert them to TIFF")
+    assert not (tmp_path / "none").exists()
+    tifffile.imwrite(src / "a.tif", np.zeros((8, 8), np.uint16))
+    with caplog.at_level(logging.WARNING, logger="dlsuite"):
+        written = api.prepare_omezarr(src, tmp_path / "zarr")
+    assert [p.name for p in written] == ["a.ome.zarr"]
+    assert (f"{src}: 2 image file(s) that are not TIFFs are not converted: b.png, c.jpg"
+            in caplog.text)
 
 
 INTERRUPTED_CONVERSION = """

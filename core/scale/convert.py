@@ -63,6 +63,7 @@ def tiffs_to_omezarr(src: str | os.PathLike, dst: str | os.PathLike, *,
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
     check_apart(dst, src, what="the OME-Zarr images", option="DST")
     is_tiff = lambda p: p.is_file() and p.suffix.lower() in (".tif", ".tiff")  # noqa: E731
+    _name_other_images(src, is_tiff)
     files = [src] if src.is_file() else _inputs(src, is_tiff)
     sources = [open_source(p) for p in files]  # headers only: bad files fail here
     planned = [f"{s.name}.ome.zarr" for s in sources]
@@ -79,6 +80,28 @@ def tiffs_to_omezarr(src: str | os.PathLike, dst: str | os.PathLike, *,
             raise
         written.append(dst / name)
     return written
+
+
+def _name_other_images(src: Path, is_tiff) -> None:
+    """Images directly in the folder ``src`` that are not TIFFs (PNG, JPEG, vendor files)
+    are not converted: a warning names them, or the error when there is no TIFF."""
+    import logging
+
+    from ..data.io import is_image_file, unread_images, unread_note
+
+    if not src.is_dir():
+        return
+    others = sorted({*unread_images(src), *(p for p in src.iterdir()
+                                            if p.is_file() and is_image_file(p)
+                                            and not is_tiff(p))}, key=lambda p: p.name)
+    if not others:
+        return
+    if any(is_tiff(p) for p in src.iterdir()):
+        logging.getLogger("dlsuite").warning("%s: %s", src, unread_note(
+            others, "{n} image file(s) that are not TIFFs are not converted"))
+        return
+    raise DataError(f"{src}: " + unread_note(others, "no TIFF to convert, only {n} image "
+                                                     "file(s) in other formats"))
 
 
 def _copy_blocks(source, folder: Path, chunk: int) -> None:
