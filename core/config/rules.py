@@ -161,17 +161,25 @@ def _channels(registry, name: str) -> tuple[str, ...]:
         return ()
 
 
-def enough_training_samples(config, registry) -> list[Problem]:
-    """A training step takes ``datagen.batch_size`` different training samples (images,
-    videos or CTC sequences): fewer is an error rather than a silent repetition."""
+def _training_samples(config) -> list | None:
+    """The labelled samples of ``data.train``; None without training data or when the
+    folder cannot be listed (the path checks report that)."""
     from ..data.layouts import list_samples
 
     if not config.data.train:
-        return []
+        return None
     try:
-        samples = list_samples(config.data.train, config.data.layout, require_labels=True)
+        return list_samples(config.data.train, config.data.layout, require_labels=True)
     except DlsuiteInputError:
-        return []  # the folder itself is reported by the path checks
+        return None
+
+
+def enough_training_samples(config, registry) -> list[Problem]:
+    """A training step takes ``datagen.batch_size`` different training samples (images,
+    videos or CTC sequences): fewer is an error rather than a silent repetition."""
+    samples = _training_samples(config)
+    if samples is None:
+        return []
     batch = int(config.datagen.batch_size)
     if len(samples) >= batch:
         return []
@@ -193,16 +201,10 @@ def patch_within_training_frames(config, registry) -> list[Problem]:
     the largest training frame (headers read, after ``data.scale``) is refused: every patch
     would be mostly reflect padding, and memory goes to copies of mirrored pixels. Smaller
     frames than the patch are padded (and warned about) when training starts."""
-    from ..data.layouts import frame_size, list_samples
+    from ..data.layouts import frame_size
     from ..data.resize import scaled_size
 
-    if not config.data.train:
-        return []
-    try:
-        samples = list_samples(config.data.train, config.data.layout, require_labels=True)
-    except DlsuiteInputError:
-        return []  # the folder itself is reported by the path checks
-    sizes = [s for s in map(frame_size, samples) if s is not None]
+    sizes = [s for s in map(frame_size, _training_samples(config) or []) if s is not None]
     if not sizes:
         return []
     largest = scaled_size(max(h for h, _ in sizes), max(w for _, w in sizes),
