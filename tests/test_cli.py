@@ -192,7 +192,7 @@ def test_migrate_to_another_folder_keeps_the_data_it_names(tmp_path):
     folder too; a file beside the old one keeps them as they were."""
     from dlsuite.data.example import write_example_frames
 
-    frames = write_example_frames(tmp_path / "data", n=2, size=32, seed=1)["frames"]
+    frames = write_example_frames(tmp_path / "data", n=2, size=128, seed=1)["frames"]
     (tmp_path / "legacy").mkdir()
     old = tmp_path / "legacy" / "old.json"
     rel = os.path.relpath(frames, tmp_path / "legacy")  # ../data/frames

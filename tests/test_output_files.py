@@ -109,8 +109,9 @@ def test_track_output_folder_follows_the_reuse_rule(tmp_path):
 
     out = tmp_path / "tracks"
     assert run_cli("track", str(tmp_path / "in"), str(out)).returncode == 0
-    assert sorted(p.name for p in out.iterdir()) == [".dlsuite-track", "01_RES", "02_RES",
-                                                      "sequences.csv"]
+    # the lock file of the folder (one track at a time) is dlsuite's own too
+    assert sorted(p.name for p in out.iterdir()) == [".dlsuite-lock", ".dlsuite-track",
+                                                      "01_RES", "02_RES", "sequences.csv"]
     assert "--overwrite" in _error_line(run_cli("track", str(tmp_path / "in"), str(out)))
     (out / "mine.txt").write_text("kept")
     # one shorter video now: nothing of the earlier results may linger beside the new ones
@@ -119,8 +120,8 @@ def test_track_output_folder_follows_the_reuse_rule(tmp_path):
     _videos(tmp_path / "in", [5])
     proc = run_cli("track", str(tmp_path / "in"), str(out), "--overwrite")
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == [".dlsuite-track", "01_RES", "mine.txt",
-                                                      "sequences.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".dlsuite-lock", ".dlsuite-track",
+                                                      "01_RES", "mine.txt", "sequences.csv"]
     assert sorted(p.name for p in (out / "01_RES").iterdir()) == [
         *(f"mask{t:03d}.tif" for t in range(5)), "res_track.txt"]
     assert (out / "sequences.csv").read_text() == "sequence,video\n01,v0.tif\n"

@@ -138,8 +138,10 @@ def test_cli_refuses_an_existing_run_and_names_the_flags(example, tmp_path):
 
     videos, _, _ = example
     out = tmp_path / "run"
-    prepare_run_dir(out)  # a run: the folder carries dlsuite's marker
+    run_dir = prepare_run_dir(out)  # a run: the folder carries dlsuite's marker
     (out / "config.json").write_text("{}")
+    run_dir.resume_state.parent.mkdir(parents=True, exist_ok=True)  # resumable: both flags
+    run_dir.resume_state.write_text("{}")
     config = tmp_path / "config.json"
     config.write_text(json.dumps(_config(videos, videos, out)))
     for command in (train, run):
