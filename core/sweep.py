@@ -283,19 +283,26 @@ _TRIALS_LISTED = 10
 
 def _validate(sweep: Sweep, trials: list[Trial], output: Path, registry: Registry
               ) -> LoadedConfig:
-    """Every trial's config validated (data paths too) before anything is written. All the
-    failing trials are reported at once, each line naming the trial, its parameters and
-    each problem's path (at most :data:`_TRIALS_LISTED` lines; the count says how many)."""
+    """Every trial's config validated (data paths too) before anything is written, with the
+    rules that read the data (:data:`dlsuite.config.rules.DATA_RULES`: enough training
+    samples for the batch, a patch the frames can fill; the base's data paths are checked
+    once). All the failing trials are reported at once, each line naming the trial, its
+    parameters and each problem's path (at most :data:`_TRIALS_LISTED` lines; the count
+    says how many)."""
+    from .config.rules import data_problems
     from .errors import ConfigError
 
     base = load_config(sweep.base, registry)
     failing = []
     for trial in trials:
         try:
-            load_config(sweep.base, registry, check_paths=False,
-                        overrides=trial_overrides(sweep, trial, output, base))
+            loaded = load_config(sweep.base, registry, check_paths=False,
+                                 overrides=trial_overrides(sweep, trial, output, base))
+            found = data_problems(loaded.config, registry)
         except ConfigError as exc:
-            problems = "; ".join(f"{path}: {msg}" for path, msg in exc.problems)
+            found = exc.problems
+        if found:
+            problems = "; ".join(f"{path}: {msg}" for path, msg in found)
             failing.append(f"{trial.name} ({', '.join(_tags(trial.overrides))}): {problems}")
     if failing:
         lines = [f"{sweep.path}: {len(failing)} of {len(trials)} trial(s) have config errors "

@@ -132,6 +132,23 @@ def test_a_bad_parameter_stops_the_sweep_before_anything_is_written(tmp_path):
     assert ("override model.n_filters=0" in lines["trial-003"]
             and "unknown loss 'no_such_loss'" in lines["trial-003"])
     assert not (tmp_path / "out").exists()
+    # what only the data can tell (too few samples for the batch, a patch far over the
+    # frames) is found before the first trial too: such trials used to fail one by one
+    # after the others had trained
+    path = _write(tmp_path, "d.yaml", GRID.replace("n_filters: {values: [2, 3]}",
+                                                   "n_filters: {values: [2]}").replace(
+        "loss: {values: [sparse_cce, dice]}", "datagen:\n    parameters:\n"
+        "      batch_size: {values: [1, 2]}\n      patch_size: {values: [[32, 32], [128, 128]]}"))
+    proc = run_cli("sweep", str(path), "-o", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr
+    assert "3 of 4 trial(s) have config errors" in proc.stderr, proc.stderr
+    lines = {line.split(" (")[0].strip(): line for line in proc.stderr.splitlines()
+             if line.strip().startswith("trial-")}
+    assert sorted(lines) == ["trial-001", "trial-002", "trial-003"]
+    assert "$.datagen.patch_size: [128, 128] is over 2 times the largest training frame " \
+        "(32 x 32" in lines["trial-001"]
+    assert "$.datagen.batch_size: 2 training samples per batch" in lines["trial-002"]
+    assert not (tmp_path / "out").exists()
     # an output folder the user filled is refused, untouched
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")
