@@ -270,9 +270,10 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return p.suffix.lower() in _READERS and not p.name.startswith(".")
 
 
-#: Image formats users meet that dlsuite does not read (photo and microscope vendor files).
+#: Image formats users meet that dlsuite does not read (photo and microscope vendor files,
+#: NumPy arrays).
 UNREAD_SUFFIXES = (".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".jp2", ".czi", ".nd2", ".lif",
-                   ".oib", ".oif", ".ims", ".vsi", ".zvi", ".dv")
+                   ".oib", ".oif", ".ims", ".vsi", ".zvi", ".dv", ".npy", ".npz")
 
 
 def unread_images(folder: str | os.PathLike) -> list[Path]:
