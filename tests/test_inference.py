@@ -418,6 +418,11 @@ def test_choose_checkpoint_best_last_and_paths(tmp_path, monkeypatch):
                            "with .* the run has no checkpoint yet: it stopped before its first "
                            "epoch ended, or is still in it; finish its training first"):
             choose_checkpoint(run, weights)
+    run.best.write_bytes(b"best")
+    with pytest.raises(DlsuiteInputError, match="last.keras: no checkpoint to predict with "
+                       r"\(weights 'last'\); the run has best.keras: weights best"):
+        choose_checkpoint(run, "last")
+    run.best.unlink()
     run.last.write_bytes(b"last")
     assert choose_checkpoint(run, "best") == run.last  # no best.keras: last.keras
     run.best.write_bytes(b"best")

@@ -35,8 +35,11 @@ def choose_checkpoint(run: RunDir, weights: str) -> Path:
             log.warning("%s: no best.keras (the monitored metric was never logged), using "
                         "last.keras", run.checkpoints)
             path = run.last
+        if not path.is_file() and run.best.is_file():  # last.keras removed by hand
+            raise DlsuiteInputError(f"{path}: no checkpoint to predict with (weights "
+                                    f"{weights!r}); the run has {run.best.name}: weights best")
         if not path.is_file():
-            # no last.keras either: no epoch ended (killed, failed, or still in the first)
+            # neither file: no epoch ended (killed, failed, or still in the first)
             raise DlsuiteInputError(
                 f"{path}: no checkpoint to predict with (weights {weights!r}); the run has "
                 "no checkpoint yet: it stopped before its first epoch ended, or is still in "
