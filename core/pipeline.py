@@ -5,9 +5,10 @@ datasets, model, callbacks, checkpoints, W&B, signals) -> metrics.json.
 
 ``run(loaded)``: :func:`train`'s steps, then :func:`predict_step` (test set, tiled/temporal)
 -> :func:`postprocess_step` -> :func:`export_step` (label TIFFs, CTC ``NN_RES`` with tracks)
--> :func:`evaluate_step` -> the model exported in ``export.formats``
-(:func:`dlsuite.export_step.export_models_step`) -> :func:`report_step` (metrics.json,
-pictures, W&B summary).
+-> :func:`evaluate_step` -> :func:`report_step` (metrics.json, pictures, W&B summary) -> the
+model exported in ``export.formats`` (:func:`dlsuite.export_step.export_models_step`; its
+notes are added to metrics.json). The scores are written before the exports, so a stop or a
+failure while exporting keeps them.
 Things the user should know (e.g. CTC export without ``laptrack``, an evaluation that could
 not run) are listed in ``RunResult.metrics["notes"]``.
 
@@ -393,8 +394,8 @@ def run(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False,
         quiet: bool = False, registry: Registry | None = None) -> RunResult:
     """Train (as :func:`train`), then tune the post-processing on the validation set
     (:func:`dlsuite.tune_step.tune_step`), predict the test set, post-process, export,
-    evaluate, export the model in ``export.formats`` (:mod:`dlsuite.export_step`, with the
-    W&B model artifact) and report. Same errors as :func:`train`, and ConfigError before
+    evaluate, report, and export the model in ``export.formats`` (:mod:`dlsuite.export_step`,
+    with the W&B model artifact). Same errors as :func:`train`, and ConfigError before
     anything is written for an ``export.formats`` entry the run could not write. ``metrics``
     holds ``train``, ``test`` and ``notes`` (steps skipped because a module is not
     installed)."""
@@ -420,8 +421,14 @@ def run(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False,
             preds = postprocess_step(ctx, predict_step(ctx, trained))
             exported = export_step(ctx, preds)
             evaluation = evaluate_step(ctx, preds, exported)
-            if formats:  # the tuned chain is in postprocess.json: the exports carry it
-                export_models_step(ctx, trained)
+            # the scores first: a Ctrl-C or an error while exporting (the slowest formats
+            # take minutes) used to leave metrics.json without them
             report = report_step(ctx, trained, preds, evaluation)
+            if formats:  # the tuned chain is in postprocess.json: the exports carry it
+                noted = len(ctx.notes)
+                export_models_step(ctx, trained)
+                if len(ctx.notes) > noted:  # a format failed: metrics.json says so too
+                    write_json_atomic(ctx.run.metrics_json,
+                                      {**report["metrics"], "notes": ctx.notes})
         run_id = ctx.wandb.id
     return RunResult(ctx.run.root, report["metrics"], trained.history, run_id)

@@ -738,6 +738,69 @@ def test_unknown_export_format_is_refused_by_config_validate(tmp_path):
     assert "$.export.formats[1]" in proc.stderr and "'tflite'" in proc.stderr
 
 
+@pytest.mark.slow
+def test_a_stop_while_the_run_exports_keeps_its_scores(tmp_path):
+    """Ctrl-C while ``dlsuite run`` exported its model at the end (slow formats take
+    minutes) used to leave metrics.json without the test scores the run had printed: the
+    scores and the report are written before the exports now."""
+    import signal
+    import time
+
+    from dlsuite.data.example import write_example_videos
+
+    data = write_example_videos(tmp_path / "data", n_videos=2, frames=3, size=32,
+                                seed=0)["videos"]
+    run_dir = tmp_path / "run"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        **TINY_RUN, "name": "tiny", "output_dir": str(run_dir),
+        "data": {"train": str(data), "val": str(data), "test": str(data)},
+        "postprocess": [{"name": "threshold", "threshold": 0.4}, {"name": "label"}],
+        "export": {"formats": ["savedmodel"]}}))
+    proc = subprocess.Popen([sys.executable, "-m", "dlsuite.cli", "run", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        # the export's scratch folder (made before the model loads): the export is under way
+        while not list((run_dir / "export").glob(".tiny_savedmodel.*")):
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the export did not start in time"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"]["SEG"] is not None and "f1" in metrics["test"], metrics
+    assert list((run_dir / "report").glob("*.png"))
+    assert [p.name for p in (run_dir / "export").iterdir()] == []  # no half export
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_BIOIMAGEIO, reason="bioimageio.spec not installed "
+                                               "(pip install 'dlsuite[export]')")
+def test_an_export_that_fails_after_the_scores_is_a_note_of_metrics_json(tmp_path):
+    """The scores are written before the exports; a format that then fails (images smaller
+    than a bioimage.io package's minimum input) is added to metrics.json's notes, and the
+    other formats are still written."""
+    from dlsuite import api
+    from dlsuite.data.example import write_example_videos
+
+    data = write_example_videos(tmp_path / "data", n_videos=2, frames=3, size=32,
+                                seed=0)["videos"]
+    result = api.run({**TINY_RUN, "name": "tiny", "output_dir": str(tmp_path / "run"),
+                      "data": {"train": str(data), "val": str(data), "test": str(data)},
+                      "export": {**TINY_RUN["export"], "formats": ["bioimageio", "keras"]}},
+                     quiet=True)
+    metrics = json.loads((Path(result.run_dir) / "metrics.json").read_text())
+    assert "SEG" in metrics["test"]
+    assert [n for n in metrics["notes"] if n.startswith("export bioimageio failed: ")] \
+        == [n for n in result.metrics["notes"] if n.startswith("export bioimageio failed: ")]
+    assert len([n for n in metrics["notes"] if "bioimageio" in n]) == 1
+    assert [p.name for p in (Path(result.run_dir) / "export").iterdir()] == ["tiny.keras"]
+
+
 BAD_METADATA = {"license": "NOTALICENSE",
                 "authors": [{"name": "A", "orcid": "123"}, {"name": "B", "email": "nope"}],
                 "cite": [{"text": "no link"}, {"text": "x", "doi": "not-a-doi"}]}
