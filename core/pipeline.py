@@ -428,7 +428,6 @@ def run(loaded: LoadedConfig, *, resume: bool = False, overwrite: bool = False,
                 noted = len(ctx.notes)
                 export_models_step(ctx, trained)
                 if len(ctx.notes) > noted:  # a format failed: metrics.json says so too
-                    write_json_atomic(ctx.run.metrics_json,
-                                      {**report["metrics"], "notes": ctx.notes})
+                    write_json_atomic(ctx.run.metrics_json, report["metrics"])  # notes: ctx's
         run_id = ctx.wandb.id
     return RunResult(ctx.run.root, report["metrics"], trained.history, run_id)

@@ -99,7 +99,7 @@ def list_inputs(path: str | os.PathLike, *, as_video: bool = False) -> list[Inpu
     too; or with ``as_video`` one video stacked from them, named after the folder); a
     folder of CTC frames ``tNNN.tif`` (one video named after the folder); or the samples of a dataset folder (frames, videos or CTC layout; labels not
     needed). DataError naming the path when it does not exist or holds no image."""
-    from .data.io import unread_images, unread_note
+    from .data.io import unread_images, warn_or_refuse_unread
     from .data.layouts import ctc_frame_files, list_samples
 
     path = Path(path).expanduser()
@@ -117,17 +117,15 @@ def list_inputs(path: str | os.PathLike, *, as_video: bool = False) -> list[Inpu
         return [InputItem(path.resolve().name, path, frames=tuple(files))]
     if files and len(ctc_frame_files(path)) == len(files):
         return [InputItem(path.resolve().name, path, ctc_sequence=True)]
-    unread = unread_images(path)
+    # named (a warning, or the error rather than "no dataset layout"), not skipped silently
+    warn_or_refuse_unread(
+        path, unread_images(path), found=bool(files),
+        skipped="{n} file(s) in a format dlsuite does not read are not predicted",
+        nothing="no TIFF/PNG image to predict, only {n} file(s) in a format dlsuite does not "
+                "read")
     if files:
         _warn_of_subfolders(path)
-        if unread:
-            log.warning("%s: %s", path, unread_note(
-                unread, "{n} file(s) in a format dlsuite does not read are not predicted"))
         return _unique([InputItem(_stem(p), p) for p in files], path)
-    if unread:  # rather than "no dataset layout"
-        raise DataError(f"{path}: " + unread_note(
-            unread, "no TIFF/PNG image to predict, only {n} file(s) in a format dlsuite does "
-            "not read"))
     try:
         samples = list_samples(path, "auto", require_labels=False)
     except DataError as exc:

@@ -101,8 +101,8 @@ def compare(runs: tuple[str, ...], metric: str | None, as_json: bool, plot: str 
     table = Table(title=title if comparison.sort_by else None, title_justify="left")
     table.add_column("run", style="bold")
     # a status column only when a run is not finished (running, resumable, stopped)
-    statuses = [r.status for r in comparison.runs]
-    if any(s != "finished" for s in statuses):
+    shown = [r.status for r in comparison.runs] if comparison.unfinished() else []
+    if shown:
         table.add_column("status")
     columns = []
     for key in comparison.differing_keys:
@@ -112,7 +112,6 @@ def compare(runs: tuple[str, ...], metric: str | None, as_json: bool, plot: str 
     metrics = comparison.headline_metrics()
     for name in metrics:
         table.add_column(name, justify="right")
-    shown = statuses if any(s != "finished" for s in statuses) else []
     for i, r in enumerate(comparison.runs):
         table.add_row(r.name, *shown[i:i + 1], *(values[i] for values in columns),
                       *(_fmt(r.metrics.get(m)) for m in metrics))

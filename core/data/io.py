@@ -40,6 +40,7 @@ __all__ = [
     "is_image_file",
     "unread_images",
     "unread_note",
+    "warn_or_refuse_unread",
     "read_image",
     "read_info",
     "read_shape",
@@ -295,6 +296,19 @@ def unread_note(files: list[Path], lead: str) -> str:
         f" and {len(files) - 5} more" if len(files) > 5 else "")
     return (f"{lead.format(n=len(files))}: {shown}; convert them to TIFF (e.g. Fiji: File > "
             "Save As > Tiff)")
+
+
+def warn_or_refuse_unread(folder: Path, unread: list[Path], *, found: bool, skipped: str,
+                          nothing: str) -> None:
+    """Name the files ``unread`` of ``folder`` that a command leaves out: a warning
+    (``skipped``, a :func:`unread_note` lead) when it ``found`` files it reads, else a
+    DataError (``nothing``); nothing when ``unread`` is empty."""
+    if not unread:
+        return
+    if found:
+        logging.getLogger("dlsuite").warning("%s: %s", folder, unread_note(unread, skipped))
+        return
+    raise DataError(f"{folder}: " + unread_note(unread, nothing))
 
 
 def _reader(path: Path, which: int):

@@ -85,23 +85,18 @@ def tiffs_to_omezarr(src: str | os.PathLike, dst: str | os.PathLike, *,
 def _name_other_images(src: Path, is_tiff) -> None:
     """Images directly in the folder ``src`` that are not TIFFs (PNG, JPEG, vendor files)
     are not converted: a warning names them, or the error when there is no TIFF."""
-    import logging
-
-    from ..data.io import is_image_file, unread_images, unread_note
+    from ..data.io import is_image_file, unread_images, warn_or_refuse_unread
 
     if not src.is_dir():
         return
-    others = sorted({*unread_images(src), *(p for p in src.iterdir()
-                                            if p.is_file() and is_image_file(p)
-                                            and not is_tiff(p))}, key=lambda p: p.name)
-    if not others:
-        return
-    if any(is_tiff(p) for p in src.iterdir()):
-        logging.getLogger("dlsuite").warning("%s: %s", src, unread_note(
-            others, "{n} image file(s) that are not TIFFs are not converted"))
-        return
-    raise DataError(f"{src}: " + unread_note(others, "no TIFF to convert, only {n} image "
-                                                     "file(s) in other formats"))
+    entries = [p for p in src.iterdir() if p.is_file()]
+    others = sorted({*unread_images(src), *(p for p in entries
+                                            if is_image_file(p) and not is_tiff(p))},
+                    key=lambda p: p.name)
+    warn_or_refuse_unread(
+        src, others, found=any(is_tiff(p) for p in entries),
+        skipped="{n} image file(s) that are not TIFFs are not converted",
+        nothing="no TIFF to convert, only {n} image file(s) in other formats")
 
 
 def _copy_blocks(source, folder: Path, chunk: int) -> None:

@@ -31,21 +31,16 @@ MIN_OBJECT_PIXELS = 4
 def _videos(input_dir: Path) -> list[Path]:
     """The TIFF/PNG files of ``input_dir``; files in formats dlsuite does not read are named
     (a warning, or the error when there is nothing else)."""
-    import logging
-
-    from dlsuite.data.io import is_image_file, unread_images, unread_note
+    from dlsuite.data.io import is_image_file, unread_images, warn_or_refuse_unread
 
     if not input_dir.is_dir():
         raise DataError(f"{input_dir}: input folder not found")
     files = sorted(p for p in input_dir.iterdir() if p.is_file() and is_image_file(p))
-    unread = unread_images(input_dir)
-    if unread and files:
-        logging.getLogger("dlsuite").warning("%s: %s", input_dir, unread_note(
-            unread, "{n} file(s) in a format dlsuite does not read are not tracked"))
-    elif unread:
-        raise DataError(f"{input_dir}: " + unread_note(
-            unread, "no TIFF/PNG video to track, only {n} file(s) in a format dlsuite does "
-            "not read"))
+    warn_or_refuse_unread(
+        input_dir, unread_images(input_dir), found=bool(files),
+        skipped="{n} file(s) in a format dlsuite does not read are not tracked",
+        nothing="no TIFF/PNG video to track, only {n} file(s) in a format dlsuite does not "
+                "read")
     if not files:
         raise DataError(f"{input_dir}: no TIFF/PNG videos in this folder")
     return files
