@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -246,17 +248,36 @@ def test_check_shape_mismatch_named_and_load_raises(tmp_path):
 
 
 def test_check_float_labels_and_unreadable(tmp_path):
+    """Float labels holding whole numbers (a label image saved as 32-bit, as Fiji does) are
+    read as int32 ids, as ``dlsuite evaluate`` reads them; any other value is refused when
+    the pixels are read, naming the file and the value; complex labels are refused from
+    the header."""
+    from dlsuite.data.checks import check_pixels
+
     make_frames(tmp_path)
-    write_tiff(tmp_path / "labels" / "instance_ids_001.tif", np.zeros((8, 9), np.float32))
+    whole = np.zeros((8, 9), np.float32)
+    whole[2:5, 2:5], whole[6:, 6:] = 3, 70000
+    write_tiff(tmp_path / "labels" / "instance_ids_000.tif", whole)
+    halves = whole.copy()
+    halves[0, 0] = 2.5
+    write_tiff(tmp_path / "labels" / "instance_ids_001.tif", halves)
     (tmp_path / "inputs" / "raw_002.tif").write_bytes(b"garbage")
     problems = check_dataset(tmp_path)
-    assert any("instance_ids_001.tif" in p and "float" in p for p in problems)
-    assert any("raw_002.tif" in p and "unreadable" in p for p in problems)
+    assert len(problems) == 1 and "raw_002.tif" in problems[0] and "unreadable" in problems[0]
     samples = list_samples(tmp_path)
-    with pytest.raises(DataError, match="instance_ids_001.tif.*float"):
+    loaded = load_sample(samples[0])
+    assert loaded.labels.dtype == np.int32 and np.array_equal(loaded.labels[0], whole)
+    message = (f"{tmp_path / 'labels' / 'instance_ids_001.tif'}: float labels (float32) "
+               "holding 2.5, not a whole-number id")
+    with pytest.raises(DataError, match=re.escape(message)):
         load_sample(samples[1])
     with pytest.raises(DataError, match="raw_002.tif"):
         load_sample(samples[2])
+    errors = check_pixels(tmp_path).errors
+    assert any(e.startswith(message) for e in errors), errors
+    assert not any("instance_ids_000.tif" in e for e in errors), errors
+    write_tiff(tmp_path / "labels" / "instance_ids_001.tif", whole.astype(np.complex64))
+    assert any("instance_ids_001.tif: complex64 labels" in p for p in check_dataset(tmp_path))
 
 
 def test_check_ctc_problems(tmp_path):

@@ -333,10 +333,33 @@ def _video_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _label_dtype_problem(path: Path, dtype: np.dtype) -> list[str]:
-    if dtype.kind in "biu":
+    """Integer and float labels pass (float ones are checked for whole numbers once their
+    pixels are read: :func:`_whole_number_labels`); any other type is a problem."""
+    if dtype.kind in "biuf":
         return []
-    what = "float-valued" if dtype.kind == "f" else f"{dtype}"
-    return [f"{path}: {what} labels ({dtype}); instance labels must be an integer type"]
+    return [f"{path}: {dtype} labels; instance labels must be whole-number ids (an integer "
+            "type, or floats holding whole numbers)"]
+
+
+#: Float labels are read as this integer type when every value is a whole number in its range.
+_FLOAT_LABELS_AS = np.int32
+
+
+def _whole_number_labels(path: Path, labels: np.ndarray) -> np.ndarray:
+    """``labels`` as read, or float labels (e.g. a label image Fiji saved as 32-bit) as
+    int32 when every value is a whole number in its range, as ``dlsuite evaluate`` takes
+    them. DataError naming ``path`` and a value that is not."""
+    if labels.dtype.kind != "f":
+        return labels
+    limits = np.iinfo(_FLOAT_LABELS_AS)
+    bad = ~np.isfinite(labels) | (labels != np.round(labels)) | (labels < limits.min) \
+        | (labels > limits.max)
+    if bad.any():
+        value = labels[bad].flat[0]
+        raise DataError(f"{path}: float labels ({labels.dtype}) holding {float(value):g}, not a "
+                        "whole-number id; instance labels are whole numbers, 0 for background: "
+                        "save them as 16-bit integers (e.g. Fiji: Image > Type > 16-bit)")
+    return labels.astype(_FLOAT_LABELS_AS)
 
 
 def _file_problems(sample: Sample, image: ImageInfo, labels: ImageInfo | None) -> list[str]:
@@ -443,7 +466,8 @@ def check_dataset(
     """All problems of a dataset folder, each naming the file; an empty list means usable.
 
     Reports: missing folder, no inputs, unknown layout, unpaired inputs/labels, unreadable
-    images, image/label shape mismatches and non-integer labels. Reads headers only.
+    images, image/label shape mismatches and labels of a type that cannot hold ids (float
+    labels pass: their values are checked by :func:`load_sample`). Reads headers only.
     """
     try:
         return _checked_scan(folder, layout, require_labels)[1]
@@ -464,7 +488,7 @@ def _load_files(sample: Sample) -> LoadedSample:
     if sample.labels is None:
         video = _as_video(image)
         return LoadedSample(sample.name, video, None, np.zeros(0, dtype=np.int64))
-    labels = read_image(sample.labels)
+    labels = _whole_number_labels(sample.labels, read_image(sample.labels))
     info = lambda a: ImageInfo(a.shape, a.dtype)  # noqa: E731
     _raise(_file_problems(sample, info(image), info(labels)))
     video = _as_video(image)
@@ -482,7 +506,8 @@ def _load_ctc(sample: Sample) -> LoadedSample:
     first = image[0]
     if sample.labels is None:
         return LoadedSample(sample.name, image, None, np.zeros(0, dtype=np.int64))
-    segs = [(index, path, read_image(path)) for index, path in ctc_seg_files(sample.labels)]
+    segs = [(index, path, _whole_number_labels(path, read_image(path)))
+            for index, path in ctc_seg_files(sample.labels)]
     problems = []
     for index, path, seg in segs:
         problems += _label_dtype_problem(path, seg.dtype)
@@ -507,7 +532,8 @@ _LOADERS = {"frames": _load_files, "videos": _load_files, "ctc": _load_ctc}
 def load_sample(sample: Sample) -> LoadedSample:
     """Load a :class:`Sample` as ``(T, H, W)`` arrays (see :class:`LoadedSample`).
 
-    Raises DataError naming the file for unreadable images, shape mismatches and non-integer
-    labels. Dtypes are kept as stored.
+    Raises DataError naming the file for unreadable images, shape mismatches and labels
+    that are not whole numbers. Dtypes are kept as stored, except float labels of whole
+    numbers, read as int32.
     """
     return _LOADERS[sample.layout](sample)
