@@ -218,8 +218,15 @@ def test_small_images_padded_with_one_warning(registry, tmp_path, caplog):
 
 
 def test_float_labels_error_names_file(registry, tmp_path):
+    """Whole-number float labels train; a float label that is not a whole number is refused
+    naming its file."""
     train = write_frames(tmp_path / "train", n=1, label_dtype=np.float32)
-    with pytest.raises(DataError, match="instance_ids_000.tif"):
+    build_datasets(config(registry, train), registry, temporal=False)
+    path = train / "labels" / "instance_ids_000.tif"
+    labels = tifffile.imread(path)
+    labels[labels > 0] += 0.25
+    tifffile.imwrite(path, labels)
+    with pytest.raises(DataError, match="instance_ids_000.tif: float labels .* not a whole"):
         build_datasets(config(registry, train), registry, temporal=False)
 
 
