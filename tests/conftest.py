@@ -29,10 +29,6 @@ def _share_cores_among_workers() -> None:
 
 
 _share_cores_among_workers()
-#: ``run_cli(env=...)`` for a command that runs as a user's does, on every core: the README
-#: examples' figures were measured so (a thread count changes the training's numbers).
-EVERY_CORE = {"TF_NUM_INTRAOP_THREADS": None, "TF_NUM_INTEROP_THREADS": None}
-
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
@@ -75,9 +71,8 @@ def fake_site(tmp_path, monkeypatch):
 
 def run_cli(*args: str, env: dict | None = None, cwd: str | os.PathLike | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m dlsuite.cli ARGS`` in a subprocess and capture its output; ``env``
-    adds to this process's environment (a value of None removes that variable)."""
-    full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
+    """Run ``python -m dlsuite.cli ARGS`` in a subprocess and capture its output."""
+    full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "dlsuite.cli", *args], capture_output=True,
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
 
