@@ -12,23 +12,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _share_cores_among_workers() -> None:
-    """Under pytest-xdist, each worker's TensorFlow (and that of every CLI it starts) gets its
-    share of the cores instead of all of them: with every core each, the workers' thread
-    pools compete (as ``dlsuite sweep --parallel`` does for its trials, dlsuite.threads).
-    TensorFlow's own variables, so that no dlsuite output changes; set before it loads."""
-    from dlsuite.threads import share_of_cores
-
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
-    if workers > 1:
-        share = str(share_of_cores(workers))
-        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", share)
-        os.environ.setdefault("TF_NUM_INTEROP_THREADS", share)
-
-
-_share_cores_among_workers()
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
