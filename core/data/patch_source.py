@@ -81,9 +81,6 @@ class PatchSource:
         if loaded.labels is None:
             raise DataError(f"{sample.image}: no labels")
         labels = loaded.labels
-        if labels.dtype.kind not in "iub":
-            raise DataError(f"{where}: float-valued ({labels.dtype}) labels; instance labels "
-                            "must be an integer type")
         if labels.shape != loaded.image.shape:
             raise DataError(f"{where}: label shape {labels.shape} does not match image "
                             f"{sample.image} shape {loaded.image.shape}")

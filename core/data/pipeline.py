@@ -137,8 +137,8 @@ def build_datasets(config, registry, *, temporal: bool,
     ``config`` (see module docstring). ``time_windows`` defaults to the model's
     ``time_windows`` parameter for temporal models.
 
-    Raises DataError naming the folder/file for unusable data (float labels, shape mismatch,
-    empty dataset, no data.train), PluginError for unknown plugins.
+    Raises DataError naming the folder/file for unusable data (labels that are not whole
+    numbers, shape mismatch, empty dataset, no data.train), PluginError for unknown plugins.
     """
     d = config.datagen
     if not config.data.train:
