@@ -49,7 +49,7 @@ from .ownership import OwnedFolder
 from .predict_output import (OUTPUT_SUBFOLDERS, SUMMARY_FILE, PredictSummary, _check_apart,
                              _planned, _prepare_output, claim_or_resume, complete_row,
                              count_objects, default_output_dir, output_lock, record_job,
-                             remove_leftovers, same_job, stopped_note)
+                             refuse_early, remove_leftovers, same_job, stopped_note)
 from .rundir import RunDir, load_run_config
 from .steps import Predictor, RunContext, open_predictor, probabilities, progress, write_tracked
 
@@ -282,6 +282,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
             raise DlsuiteInputError(too_big)
     if out_dir is not None:
         _check_apart(Path(out_dir), input_path)
+    refuse_early(out_dir, overwrite=overwrite, resume=resume)
     pred = open_run(run_dir, weights=weights, tile_size=tile_size, halo=halo,
                     batch_size=batch_size, quiet=True, chain=given_chain,
                     overrides=overrides, config=config, registry=registry)

@@ -58,6 +58,10 @@ def _check_apart(out: Path, input_path: str | os.PathLike) -> None:
     check_apart(out, input_path, what="predictions", option="-o")
 
 
+#: How a refusal of a folder holding predictions names them, and what it advises.
+HOLDS, HINT = "predictions", "pass --overwrite to replace them, or choose another -o"
+
+
 def _planned(items: list[InputItem], postprocess: bool, ctc: bool) -> list[str]:
     """The files :func:`predict_folder` is about to write, relative to its output folder
     (CTC result folders are recorded when written: their numbers follow the inputs)."""
@@ -94,8 +98,7 @@ def _prepare_output(out: Path, input_path: str | os.PathLike, planned: list[str]
                 raise DlsuiteInputError(
                     f"{target}: exists and was not written by dlsuite predict; it is not "
                     "replaced: move it, or choose another -o")
-    folder.claim(overwrite=overwrite, written=planned, holds="predictions",
-                 hint="pass --overwrite to replace them, or choose another -o",
+    folder.claim(overwrite=overwrite, written=planned, holds=HOLDS, hint=HINT,
                  before_write=before_write)
     return folder
 
@@ -104,6 +107,27 @@ def count_objects(labels: np.ndarray) -> int:
     """Objects summed over frames (a 2D label image is one frame)."""
     frames = labels.reshape((-1,) + labels.shape[-2:])
     return int(sum(len(np.unique(f[f > 0])) for f in frames))
+
+
+def refuse_early(out_dir, *, overwrite: bool, resume: bool = False) -> None:
+    """Refuse (DlsuiteInputError), before any model is loaded, an ``-o`` the claim of
+    :func:`_prepare_output` would refuse once TensorFlow started: not a folder, a folder
+    dlsuite did not write, predictions there without ``overwrite``, or a folder another
+    dlsuite process is writing (the message of :func:`output_lock`). With ``resume`` only
+    the last is checked here (what may be resumed depends on the run). Nothing to check
+    without ``out_dir`` (the default folder is known once the run is open)."""
+    from .folder_lock import in_use
+
+    if out_dir is None:
+        return
+    out = Path(out_dir).expanduser()
+    if resume:
+        refusal = in_use(out, "-o")
+    else:
+        refusal = OwnedFolder(out, "predict").refusal(
+            overwrite=overwrite, holds=HOLDS, hint=HINT, in_use=lambda: in_use(out, "-o"))
+    if refusal:
+        raise DlsuiteInputError(refusal)
 
 
 def output_lock(out: Path):

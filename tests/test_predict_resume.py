@@ -58,9 +58,10 @@ def inputs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def large_inputs(tmp_path_factory):
-    """Inputs that take long enough to predict (tens of seconds) for a second command to
-    start while the first is still writing."""
-    return _random_images(tmp_path_factory.mktemp("resume-large"), 320, seed=1)
+    """Inputs that take long enough to predict (several seconds after the first is written)
+    for a second command, refused before it loads TensorFlow, to run while the first is
+    still writing."""
+    return _random_images(tmp_path_factory.mktemp("resume-large"), 192, seed=1)
 
 
 def _under_way(run: Path, inputs: Path, out: Path) -> subprocess.Popen:
@@ -107,8 +108,11 @@ def test_a_stopped_prediction_resumes_where_it_stopped_and_only_with_the_same_jo
 
     # without --resume the folder is refused as before; with another checkpoint, or
     # together with --overwrite, --resume is refused: nothing is written
-    plain = run_cli("predict", str(run), str(inputs), "-o", str(out))
+    from test_bad_values_cli import probe
+
+    plain, _, _ = probe(tmp_path, "predict", str(run), str(inputs), "-o", str(out))
     assert plain.returncode == 2 and "already holds predictions" in plain.stderr
+    assert "TF-NOT-IMPORTED" in plain.stderr  # refused before the model is loaded
     other = run_cli("predict", str(run), str(inputs), "-o", str(out), "--resume",
                     "--weights", "last")
     assert other.returncode == 2, other.stderr
@@ -162,17 +166,22 @@ def test_a_second_prediction_into_a_folder_being_written_is_refused_naming_the_f
     """``--overwrite`` (or ``--resume``) into a folder another ``dlsuite predict`` is writing
     used to delete (or write twice) the first one's outputs while it ran; now it is refused,
     naming that process, and the first one completes untouched."""
+    from test_bad_values_cli import PROBE
+
     out = tmp_path / "out"
+    probe = tmp_path / "probe.py"  # the CLI, saying whether it imported TensorFlow
+    probe.write_text(PROBE)
     first = _under_way(run, large_inputs, out)
     try:
         seconds = {flag: subprocess.Popen(  # both at once: the first is still writing
-            [sys.executable, "-m", "dlsuite.cli", "predict", str(run), str(large_inputs), "-o",
+            [sys.executable, str(probe), "predict", str(run), str(large_inputs), "-o",
              str(out), flag], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for flag in ("--overwrite", "--resume")}
         for flag, second in seconds.items():
             _, err = second.communicate(timeout=TIMEOUT)
             assert second.returncode == 2, (flag, err)
             assert f"{out}: in use by another dlsuite process (pid {first.pid}: " in err, err
+            assert "TF-NOT-IMPORTED" in err, err  # refused before the model is loaded
         assert first.poll() is None, "the first prediction ended before the second started"
         stdout, stderr = first.communicate(timeout=TIMEOUT)
     finally:

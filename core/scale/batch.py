@@ -32,7 +32,8 @@ from ..predict import FROM_CONFIG, predict_input
 from ..predict_inputs import InputItem, list_inputs
 from ..predict_output import (SUMMARY_FILE, PredictSummary, _planned, claim_or_resume,
                               complete_row, count_objects, default_output_dir, output_lock,
-                              record_job, remove_leftovers, same_job, stopped_note)
+                              record_job, refuse_early, remove_leftovers, same_job,
+                              stopped_note)
 from .cluster import completed, connect_when_needed, pause_note
 from .run_options import worker_run
 
@@ -157,6 +158,8 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
     if ctc and postprocess is False:
         raise DlsuiteInputError("--ctc needs instance labels: drop --no-postprocess")
     items = list_inputs(input_path, as_video=as_video)
+    # a folder with predictions is resumed here (restart), not refused
+    refuse_early(out_dir, overwrite=overwrite, resume=True)  # before the run is opened
     shapes = [(item, item.check()) for item in items]
     if kind == "local":  # a local cluster's workers share this machine's memory
         _check_memory(shapes, postprocess is not False)

@@ -24,7 +24,8 @@ from ..errors import DataError, DlsuiteInputError
 from ..fileio import write_json_atomic
 from ..predict import FROM_CONFIG
 from ..predict_output import (SUMMARY_FILE, PredictSummary, _prepare_output, claim_or_resume,
-                              default_output_dir, output_lock, record_job, same_job)
+                              default_output_dir, output_lock, record_job, refuse_early,
+                              same_job)
 from .blocks import Runner, block_size_for, predict_blocks
 from .omezarr import Source, Target, is_omezarr, open_source
 from .progress import PROGRESS_FOLDER, BlockProgress, input_mtime
@@ -173,6 +174,7 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
     if block_size is not None and int(block_size) < 1:
         raise DlsuiteInputError(f"--block-size {block_size}: must be >= 1")
     sources = list_sources(input_path)
+    refuse_early(out_dir, overwrite=overwrite, resume=resume)  # before the run is opened
     root = Path(run_dir).expanduser()
     registry = registry or get_registry()
     chosen = worker_run(root, registry, weights=weights, tile_size=tile_size, halo=halo,
