@@ -262,7 +262,13 @@ def test_videos_to_ctc_checks_every_pair_before_creating_the_output(videos, tmp_
     (root / "inputs" / "vid_a.tif").unlink()
     with pytest.raises(DataError, match="no input video vid_a.tif"):
         videos_to_ctc(root, tmp_path / "out3")
-    assert not any((tmp_path / f"out{k}").exists() for k in (1, 2, 3))
+    write_tiff(root / "inputs" / "vid_a.tif", image)
+    _, labels = data["vid_b"]  # float labels (as Fiji saves 32-bit): how to convert them
+    write_tiff(root / "labels" / "vid_b.tif", labels.astype(np.float32))
+    with pytest.raises(DataError, match=r"vid_b.tif: float32 labels; CTC sequences need "
+                                        r"integer .* Fiji: Image > Type > 16-bit"):
+        videos_to_ctc(root, tmp_path / "out4")
+    assert not any((tmp_path / f"out{k}").exists() for k in (1, 2, 3, 4))
 
 
 @pytest.mark.parametrize("convert", ["frames", "clips"])

@@ -431,7 +431,9 @@ def _input_video(labels: Path, inputs_dir: Path | None) -> Path | None:
 
     info = read_info(labels)
     if info.dtype.kind not in "biu":
-        raise DataError(f"{labels}: {info.dtype} labels; instance labels must be integers")
+        raise DataError(f"{labels}: {info.dtype} labels; CTC sequences need integer instance "
+                        "labels: save them as 16-bit integers (e.g. Fiji: Image > Type > "
+                        "16-bit)")
     if inputs_dir is None:
         return None
     candidates = [inputs_dir / f"{labels.stem}{s}" for s in (".tif", ".tiff")]
