@@ -343,6 +343,8 @@ def _label_dtype_problem(path: Path, dtype: np.dtype) -> list[str]:
 
 #: Float labels are read as this integer type when every value is a whole number in its range.
 _FLOAT_LABELS_AS = np.int32
+#: How to turn float labels into integer ones, for the messages that refuse them.
+INTEGER_LABELS_HINT = "save them as 16-bit integers (e.g. Fiji: Image > Type > 16-bit)"
 
 
 def _whole_number_labels(path: Path, labels: np.ndarray) -> np.ndarray:
@@ -358,7 +360,7 @@ def _whole_number_labels(path: Path, labels: np.ndarray) -> np.ndarray:
         value = labels[bad].flat[0]
         raise DataError(f"{path}: float labels ({labels.dtype}) holding {float(value):g}, not a "
                         "whole-number id; instance labels are whole numbers, 0 for background: "
-                        "save them as 16-bit integers (e.g. Fiji: Image > Type > 16-bit)")
+                        f"{INTEGER_LABELS_HINT}")
     return labels.astype(_FLOAT_LABELS_AS)
 
 

@@ -34,6 +34,7 @@ from dlsuite.data import ctc
 from dlsuite.data.ctc import Track, split_gapped_tracks, track_table
 from dlsuite.data.io import read_image, read_shape, write_text_atomic, write_tiff
 from dlsuite.data.layouts import (
+    INTEGER_LABELS_HINT,
     INPUT_PREFIX,
     LABEL_PREFIX,
     checked_samples,
@@ -432,8 +433,7 @@ def _input_video(labels: Path, inputs_dir: Path | None) -> Path | None:
     info = read_info(labels)
     if info.dtype.kind not in "biu":
         raise DataError(f"{labels}: {info.dtype} labels; CTC sequences need integer instance "
-                        "labels: save them as 16-bit integers (e.g. Fiji: Image > Type > "
-                        "16-bit)")
+                        f"labels: {INTEGER_LABELS_HINT}")
     if inputs_dir is None:
         return None
     candidates = [inputs_dir / f"{labels.stem}{s}" for s in (".tif", ".tiff")]
