@@ -46,7 +46,7 @@ from .inference import TileSettings, choose_checkpoint, load_checkpoint, model_t
 # default_output_dir lived in this module: re-exported here
 from .predict_inputs import InputItem, list_inputs
 from .ownership import OwnedFolder
-from .predict_output import (OUTPUT_SUBFOLDERS, SUMMARY_FILE, PredictSummary, _check_apart,
+from .predict_output import (OUTPUT_SUBFOLDERS, SUMMARY_FILE, PredictSummary,
                              _planned, _prepare_output, claim_or_resume, complete_row,
                              count_objects, default_output_dir, output_lock, record_job,
                              refuse_early, remove_leftovers, same_job, stopped_note)
@@ -280,9 +280,7 @@ def predict_folder(run_dir: str | os.PathLike, input_path: str | os.PathLike,
                                                 postprocess=postprocess)
         if too_big:
             raise DlsuiteInputError(too_big)
-    if out_dir is not None:
-        _check_apart(Path(out_dir), input_path)
-    refuse_early(out_dir, overwrite=overwrite, resume=resume)
+    refuse_early(out_dir, input_path, overwrite=overwrite, resume=resume)
     pred = open_run(run_dir, weights=weights, tile_size=tile_size, halo=halo,
                     batch_size=batch_size, quiet=True, chain=given_chain,
                     overrides=overrides, config=config, registry=registry)

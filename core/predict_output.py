@@ -109,18 +109,20 @@ def count_objects(labels: np.ndarray) -> int:
     return int(sum(len(np.unique(f[f > 0])) for f in frames))
 
 
-def refuse_early(out_dir, *, overwrite: bool, resume: bool = False) -> None:
-    """Refuse (DlsuiteInputError), before any model is loaded, an ``-o`` the claim of
-    :func:`_prepare_output` would refuse once TensorFlow started: not a folder, a folder
-    dlsuite did not write, predictions there without ``overwrite``, or a folder another
-    dlsuite process is writing (the message of :func:`output_lock`). With ``resume`` only
-    the last is checked here (what may be resumed depends on the run). Nothing to check
-    without ``out_dir`` (the default folder is known once the run is open)."""
+def refuse_early(out_dir, input_path, *, overwrite: bool, resume: bool = False) -> None:
+    """Refuse (DlsuiteInputError), before any model is loaded, an ``-o`` that
+    :func:`_prepare_output` would refuse once TensorFlow started, in its order: not apart
+    from ``input_path``, not a folder, a folder dlsuite did not write, predictions there
+    without ``overwrite``, or a folder another dlsuite process is writing (the message of
+    :func:`output_lock`). With ``resume`` only the first and the last are checked here (what
+    may be resumed depends on the run). Nothing to check without ``out_dir`` (the default
+    folder is known once the run is open)."""
     from .folder_lock import in_use
 
     if out_dir is None:
         return
     out = Path(out_dir).expanduser()
+    _check_apart(out, input_path)
     if resume:
         refusal = in_use(out, "-o")
     else:

@@ -807,6 +807,22 @@ def _doc_commands() -> list[str]:
     return [line for block in blocks for line in block.splitlines() if line.strip()]
 
 
+def test_blockwise_and_cluster_outputs_are_checked_apart_from_the_input_first(run, data,
+                                                                             tmp_path):
+    """Block-wise and cluster prediction check ``-o`` in the single-process order, before
+    the run is opened: an ``-o`` that is the input folder is named as the input (not as a
+    folder dlsuite did not write), and nothing is written into it."""
+    import shutil
+
+    folder = tmp_path / "inputs"
+    shutil.copytree(data["inputs"], folder)
+    before = sorted(p.name for p in folder.iterdir())
+    for options in ({"block_size": 32}, {"scheduler": "local:1"}):
+        with pytest.raises(DlsuiteInputError, match=re.escape(str(folder)) + ".* is the input"):
+            api.predict_folder(run, folder, folder, quiet=True, **options)
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
 @pytest.mark.slow
 def test_docs_scale_bash_blocks_run_as_written(run, data, tmp_path):
     """Every ```bash block of docs/scale.md, with its placeholders replaced by real paths, in

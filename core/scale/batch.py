@@ -159,7 +159,7 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
         raise DlsuiteInputError("--ctc needs instance labels: drop --no-postprocess")
     items = list_inputs(input_path, as_video=as_video)
     # a folder with predictions is resumed here (restart), not refused
-    refuse_early(out_dir, overwrite=overwrite, resume=True)  # before the run is opened
+    refuse_early(out_dir, input_path, overwrite=overwrite, resume=True)  # before the run is opened
     shapes = [(item, item.check()) for item in items]
     if kind == "local":  # a local cluster's workers share this machine's memory
         _check_memory(shapes, postprocess is not False)

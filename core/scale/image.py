@@ -174,7 +174,8 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
     if block_size is not None and int(block_size) < 1:
         raise DlsuiteInputError(f"--block-size {block_size}: must be >= 1")
     sources = list_sources(input_path)
-    refuse_early(out_dir, overwrite=overwrite, resume=resume)  # before the run is opened
+    # before the run is opened
+    refuse_early(out_dir, input_path, overwrite=overwrite, resume=resume)
     root = Path(run_dir).expanduser()
     registry = registry or get_registry()
     chosen = worker_run(root, registry, weights=weights, tile_size=tile_size, halo=halo,
