@@ -133,8 +133,26 @@ def _exit_code(argv: list[str] | None) -> int:
             "and free space of that location)", highlight=False)
         return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - last resort: one line, exit 1
+        stop = signal_behind(exc)
+        if stop is not None:
+            err.print("interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated")
+            return EXIT_SIGINT if isinstance(stop, KeyboardInterrupt) else EXIT_SIGTERM
         return _unexpected(exc)
     return code if isinstance(code, int) and not isinstance(code, bool) else EXIT_OK
+
+
+def signal_behind(exc: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt or :class:`Terminated` that ``exc`` was raised from, if any
+    (its ``__cause__`` / ``__context__`` chain): a signal's exception raised while C code
+    ran (numpy's ``__array__`` of a TensorFlow tensor) comes back as a SystemError
+    ("returned a result with an exception set") caused by it; None otherwise."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (KeyboardInterrupt, Terminated)):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _unexpected(exc: BaseException) -> int:
