@@ -38,7 +38,7 @@ from typing import Any, Callable
 import attrs
 import numpy as np
 
-from .errors import DlsuiteInputError
+from .errors import DlsuiteInputError, signal_behind
 from .fileio import write_json_atomic, write_text_atomic
 from .predict_memory import memory_problem
 from .inference import TileSettings, choose_checkpoint, load_checkpoint, model_tile_settings
@@ -333,8 +333,8 @@ def _predict_into(out: Path, pred: Predictor, items: list[InputItem], chain, job
                 row["sequence"] = number
             rows.append(row)
     except BaseException as exc:
-        if isinstance(exc, OSError) or not isinstance(exc, Exception):  # a full disk,
-            # Ctrl-C, SIGTERM: say how to go on
+        if isinstance(exc, OSError) or signal_behind(exc) is not None:  # a full disk,
+            # Ctrl-C, SIGTERM (also wrapped by C code): say how to go on
             log.warning(stopped_note(len(rows), len(items), out, "the same command with "
                                      "--resume continues"))
         raise

@@ -160,6 +160,39 @@ def test_a_stopped_prediction_resumes_where_it_stopped_and_only_with_the_same_jo
                               tifffile.imread(row["labels"])), row["name"]
         assert by_name[row["name"]]["objects"] == row["objects"]
 
+def test_a_ctrl_c_wrapped_by_c_code_still_says_how_to_go_on(run, tmp_path, monkeypatch,
+                                                             caplog):
+    """A Ctrl-C raised while C code runs comes back as a SystemError caused by it; the
+    prediction stopped by it still says what it keeps and how to continue, as for a plain
+    Ctrl-C, and re-raises it for the CLI's exit code 130."""
+    from dlsuite import api, predict
+
+    few = tmp_path / "few"
+    few.mkdir()
+    rng = np.random.default_rng(3)
+    for k in range(3):
+        tifffile.imwrite(few / f"img_{k}.tif", rng.integers(0, 255, (32, 32), dtype=np.uint8))
+    real, calls = predict._predicted_row, []
+
+    def wrapped_ctrl_c_at_second(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as exc:
+                raise SystemError("<built-in method __array__> returned a result with an "
+                                  "exception set") from exc
+        return real(*args)
+
+    monkeypatch.setattr(predict, "_predicted_row", wrapped_ctrl_c_at_second)
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="dlsuite"), pytest.raises(SystemError):
+        api.predict_folder(run, few, out, quiet=True)
+    assert (f"stopped after 1 of 3 input(s): {out} keeps their predictions; the same "
+            "command with --resume continues") in caplog.text
+    assert [p.name for p in (out / "labels").glob("*.tif")] == ["img_0.tif"]
+
+
 @pytest.mark.slow
 def test_a_second_prediction_into_a_folder_being_written_is_refused_naming_the_first(
         run, large_inputs, tmp_path):

@@ -23,7 +23,8 @@ from typing import NoReturn
 import click
 
 from dlsuite import __version__
-from dlsuite.errors import LOCATION_ERRNOS, ConfigError, DlsuiteInputError, os_error_head
+from dlsuite.errors import (LOCATION_ERRNOS, ConfigError, DlsuiteInputError, Terminated,
+                            os_error_head, signal_behind)
 
 from ._output import err, say
 
@@ -85,11 +86,6 @@ def load_commands() -> click.Group:
     return cli
 
 
-class Terminated(BaseException):
-    """SIGTERM outside training (training handles it itself and saves a resumable state).
-    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it."""
-
-
 def _on_sigterm(signum, frame) -> NoReturn:
     raise Terminated
 
@@ -139,20 +135,6 @@ def _exit_code(argv: list[str] | None) -> int:
             return EXIT_SIGINT if isinstance(stop, KeyboardInterrupt) else EXIT_SIGTERM
         return _unexpected(exc)
     return code if isinstance(code, int) and not isinstance(code, bool) else EXIT_OK
-
-
-def signal_behind(exc: BaseException) -> BaseException | None:
-    """The KeyboardInterrupt or :class:`Terminated` that ``exc`` was raised from, if any
-    (its ``__cause__`` / ``__context__`` chain): a signal's exception raised while C code
-    ran (numpy's ``__array__`` of a TensorFlow tensor) comes back as a SystemError
-    ("returned a result with an exception set") caused by it; None otherwise."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, (KeyboardInterrupt, Terminated)):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
 
 
 def _unexpected(exc: BaseException) -> int:

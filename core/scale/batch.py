@@ -24,7 +24,7 @@ import os
 import time
 from pathlib import Path
 
-from ..errors import DlsuiteInputError
+from ..errors import DlsuiteInputError, signal_behind
 from ..fileio import write_json_atomic, write_text_atomic
 from ..inference.outputs import prediction_paths
 from ..ownership import OwnedFolder
@@ -232,7 +232,7 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
                         if not quiet:
                             log.info("done %s (%d/%d)", row["name"], len(rows), len(items))
                 except BaseException as exc:
-                    if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: say how to go on
+                    if signal_behind(exc) is not None:  # Ctrl-C, SIGTERM: say how to go on
                         log.warning(stopped_note(len(rows), len(items), out,
                                                  "the same command continues"))
                     raise

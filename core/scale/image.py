@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, DlsuiteInputError
+from ..errors import DataError, DlsuiteInputError, signal_behind
 from ..fileio import write_json_atomic
 from ..predict import FROM_CONFIG
 from ..predict_output import (SUMMARY_FILE, PredictSummary, _prepare_output, claim_or_resume,
@@ -224,7 +224,7 @@ def predict_blockwise(run_dir, input_path, out_dir=None, *, scheduler: str | Non
         return PredictSummary(out, rows, Path(checkpoint), None, notes)
     except BaseException as exc:
         kept = rows or any(p.done for p in current)
-        if out.is_dir() and (kept or not isinstance(exc, Exception)):  # how to go on
+        if out.is_dir() and (kept or signal_behind(exc) is not None):  # how to go on
             log.warning(_stopped_note(out, sources, rows, current))
         raise
     finally:
