@@ -19,6 +19,7 @@ writing anything: it is claimed again as if empty). Nothing here imports TensorF
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import glob
 import json
@@ -35,7 +36,8 @@ import attrs
 from .errors import DlsuiteInputError
 from .fileio import write_json_atomic
 
-__all__ = ["LOCK_FILE", "MARKERS", "Marker", "OwnedFolder", "check_apart", "output_error"]
+__all__ = ["LOCK_FILE", "MARKERS", "Marker", "OwnedFolder", "check_apart", "output_error",
+           "unwritable"]
 
 log = logging.getLogger("dlsuite")
 
@@ -56,6 +58,22 @@ def output_error(path: str | os.PathLike, exc: OSError) -> DlsuiteInputError:
     reason = exc.strerror or str(exc)
     return DlsuiteInputError(f"{path}: cannot write here ({reason}); choose a writable "
                              "location with free space")
+
+
+def unwritable(path: str | os.PathLike) -> str | None:
+    """The one-line refusal (:func:`output_error`'s) of a folder ``path`` this process could
+    not create or write into: the nearest existing folder at or above it is not a folder or
+    denies writing (permissions, a read-only file system, the immutable attribute); None when
+    it looks writable. Asked before long work; the write itself may still fail (a full disk)."""
+    target = Path(path).expanduser().absolute()
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    code = (errno.ENOTDIR if not existing.is_dir() else
+            None if os.access(existing, os.W_OK | os.X_OK) else errno.EACCES)
+    if code is None:
+        return None
+    return output_error(path, OSError(code, os.strerror(code))).args[0]
 
 
 def check_apart(out: str | os.PathLike, source: str | os.PathLike, *, what: str,
@@ -251,7 +269,7 @@ class OwnedFolder:
             return busy
         if marker is not None and not overwrite and not self._marker_alone():
             return f"{root} already holds {holds}; {hint}"
-        return None
+        return unwritable(root)
 
     def claim(self, *, overwrite: bool, written: Iterable[str] = (), holds: str,
               hint: str, before_write: Callable[[], None] | None = None) -> Marker:

@@ -232,11 +232,18 @@ def test_predict_succeeds_with_0_and_an_unwritable_output_is_2(trained, example,
                    str(tmp_path / "out"), "--quiet", timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list((tmp_path / "out" / "labels").iterdir())) == 2
+    from test_bad_values_cli import probe
+
+    (tmp_path / "a_file").write_text("mine")
     with read_only_folder(tmp_path / "ro") as ro:
-        proc = run_cli("predict", str(trained["run"]), str(example["videos"]), "-o",
-                       str(ro / "out"), "--quiet", timeout=300)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    _one_error_line(proc, str(ro / "out"), "cannot write here")
+        for out in (ro / "out", ro, tmp_path / "a_file" / "out"):
+            proc, _, _ = probe(tmp_path, "predict", str(trained["run"]),
+                               str(example["videos"]), "-o", str(out), "--quiet")
+            assert proc.returncode == 2, proc.stderr[-2000:]
+            _one_error_line(proc, f"{out}: cannot write here")
+            assert "TF-NOT-IMPORTED" in proc.stderr  # refused before the model loads
+    assert not (tmp_path / "ro" / "out").exists()
+    assert (tmp_path / "a_file").read_text() == "mine"
 
 
 @pytest.mark.slow
