@@ -32,6 +32,7 @@ import numpy as np
 
 from .errors import DlsuiteInputError
 from .fileio import atomic_write, write_json_atomic
+from .signal_handlers import install
 from .rundir import RunDir, read_json
 
 __all__ = ["Monitor", "Checkpoints", "GracefulStop", "StopOnSignal", "NanGuard", "ResumeState",
@@ -65,7 +66,8 @@ class Monitor:
 class GracefulStop:
     """Context manager: the first SIGINT/SIGTERM sets ``signum`` (training stops at a safe
     point); a second one raises KeyboardInterrupt at once. Handlers are installed only in the
-    main thread and restored on exit."""
+    main thread (not for a signal inherited as ignored: it stays ignored) and restored on
+    exit."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -84,7 +86,7 @@ class GracefulStop:
     def __enter__(self) -> "GracefulStop":
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
+                self._previous[sig] = install(sig, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -45,6 +45,7 @@ from . import folder_lock
 from .ownership import OwnedFolder
 from .registry import Registry, get_registry
 from .rundir import RunDir
+from .signal_handlers import install
 from .threads import threads_from_env
 
 __all__ = ["Sweep", "Trial", "SweepResult", "load_sweep", "plan_trials", "run_sweep",
@@ -424,7 +425,7 @@ def run_sweep(path: str | os.PathLike, *, output: str | os.PathLike | None = Non
         handlers = {}
         try:
             for signum in (signal.SIGINT, signal.SIGTERM):
-                handlers[signum] = signal.signal(signum, forward)
+                handlers[signum] = install(signum, forward)
         except ValueError:  # not the main thread: no signal handling
             handlers = {}
         try:

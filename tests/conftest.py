@@ -52,6 +52,15 @@ def fake_site(tmp_path, monkeypatch):
         sys.modules.pop(module, None)
 
 
+def sigint_default() -> None:
+    """``preexec_fn`` of a CLI process a test sends SIGINT: pytest-xdist workers ignore
+    SIGINT, an ignored signal is inherited across exec (POSIX) and dlsuite leaves an inherited
+    ignored signal ignored; this gives the process the default a terminal's user has."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str, env: dict | None = None, cwd: str | os.PathLike | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -m dlsuite.cli ARGS`` in a subprocess and capture its output."""

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, sigint_default
 from test_resume import _config, _rows
 
 WAITING_PLUGIN = """
@@ -40,20 +40,12 @@ def dlsuite_add_commands(cli):
 """
 
 
-def _sigint_default() -> None:
-    # pytest-xdist workers ignore SIGINT, and an ignored signal is inherited across exec
-    # (POSIX): give the CLI the default disposition a terminal's user has
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     full_env.pop("WANDB_MODE", None)
     return subprocess.Popen([sys.executable, "-m", "dlsuite.cli", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=full_env, preexec_fn=_sigint_default)
+                            env=full_env, preexec_fn=sigint_default)
 
 
 @pytest.fixture
@@ -74,6 +66,33 @@ def test_signal_outside_training_exits_with_its_code(waiting_plugin, sig, code):
         proc.kill()
     assert proc.returncode == code, err[-2000:]
     assert "Traceback" not in err
+
+
+def test_a_signal_inherited_as_ignored_stays_ignored(waiting_plugin):
+    """A background job of a non-interactive shell starts with SIGINT ignored (and nohup-like
+    launchers may ignore SIGTERM): dlsuite keeps such a signal ignored, as POSIX tools do,
+    instead of being stopped by a signal meant for the foreground."""
+    import signal as signals
+
+    def ignore_sigterm() -> None:
+        signals.signal(signals.SIGTERM, signals.SIG_IGN)
+        sigint_default()
+
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **waiting_plugin}
+    proc = subprocess.Popen([sys.executable, "-m", "dlsuite.cli", "wait"], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env,
+                            preexec_fn=ignore_sigterm)
+    try:
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-2000:]
+        proc.send_signal(signal.SIGTERM)
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)  # still running: SIGTERM stayed ignored
+        proc.send_signal(signal.SIGINT)  # not ignored: stops it as usual
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert "terminated" not in err
 
 
 def test_unexpected_error_exits_1_with_one_line(waiting_plugin):

@@ -22,7 +22,7 @@ from dlsuite import api
 from dlsuite.errors import DlsuiteInputError
 from dlsuite.sweep import load_sweep, plan_trials
 from dlsuite.threads import share_of_cores
-from conftest import run_cli
+from conftest import run_cli, sigint_default
 
 SWEEP_NAME = "h12grid"
 GRID = f"""
@@ -339,7 +339,7 @@ def grid_sweep(tmp_path_factory):
     env.pop("WANDB_MODE", None)
     cmd = [sys.executable, "-m", "dlsuite.cli", "sweep", str(sweep_file), "-o", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+                            env=env, preexec_fn=sigint_default)
     deadline = time.monotonic() + 600
     while _history_rows(out / "trial-001" / "history.csv") < 1:
         assert proc.poll() is None, f"sweep ended early: {proc.communicate()[1][-3000:]}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import load_with_plugins
+from conftest import load_with_plugins, sigint_default
 from dlsuite import hookimpl
 
 EPOCHS, STEPS = 6, 4
@@ -49,7 +49,8 @@ def _start(config: Path, *flags: str) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("WANDB_MODE", None)
     return subprocess.Popen([sys.executable, "-c", DRIVER, str(config), "--quiet", *flags],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=sigint_default)
 
 
 @pytest.mark.slow

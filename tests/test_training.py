@@ -248,6 +248,23 @@ def test_graceful_stop_turns_sigterm_into_a_flag():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_graceful_stop_leaves_a_signal_inherited_as_ignored_ignored():
+    """A background job of a non-interactive shell starts with SIGINT ignored: training
+    does not start catching it (a Ctrl-C meant for the foreground would stop it)."""
+    from dlsuite.training import GracefulStop
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with GracefulStop() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            assert stop.signum is None
+            assert signal.getsignal(signal.SIGTERM) == stop._handle  # still handled
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_seed_everything_seeds_numpy_python_and_tensorflow():
     import random
 

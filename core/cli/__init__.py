@@ -25,6 +25,7 @@ import click
 from dlsuite import __version__
 from dlsuite.errors import (LOCATION_ERRNOS, ConfigError, DlsuiteInputError, Terminated,
                             os_error_head, signal_behind)
+from dlsuite.signal_handlers import install
 
 from ._output import err, say
 
@@ -158,6 +159,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
     SIGINT, 143 SIGTERM) on every path."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        install(signal.SIGTERM, _on_sigterm)
     load_commands()
     sys.exit(_exit_code(argv))
