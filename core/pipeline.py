@@ -193,7 +193,8 @@ def predict_step(ctx: RunContext, trained: TrainOutput) -> Predictions:
     """Probabilities for every test sample with the checkpoint ``inference.weights`` names
     (:func:`dlsuite.steps.open_predictor`: the same normalization, tiling and temporal
     windows as ``dlsuite predict``)."""
-    from .data.layouts import list_samples, load_sample
+    from .data.layouts import list_samples
+    from .data.sample_loading import load_sample
 
     cfg = ctx.config
     if cfg.data.test is None:

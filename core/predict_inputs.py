@@ -32,7 +32,8 @@ class InputItem:
         """The pixels: ``(H, W)`` or ``(T, H, W)`` as stored (a CTC sequence or a stack of
         frames is a video). DataError naming the file for unreadable or mismatched frames."""
         from .data.io import read_image
-        from .data.layouts import Sample, load_sample
+        from .data.layouts import Sample
+        from .data.sample_loading import load_sample
 
         if self.ctc_sequence:
             return load_sample(Sample(self.name, "ctc", self.path, None)).image

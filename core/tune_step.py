@@ -29,7 +29,8 @@ def validation_predictions(ctx, model_path) -> tuple[list, list]:
     does not predict these samples again."""
     from pathlib import Path
 
-    from .data.layouts import list_samples, load_sample
+    from .data.layouts import list_samples
+    from .data.sample_loading import load_sample
     from .steps import open_predictor, sample_probabilities
 
     cfg = ctx.config

@@ -16,9 +16,10 @@ Three layouts are understood:
     follow :mod:`dlsuite.data.ctc` (matched in any case).
 
 :func:`detect_layout` decides between them (``layout: auto``), :func:`list_samples` lists the
-:class:`Sample` s in a deterministic (natural-sorted) order, :func:`load_sample` loads one as
-``(T, H, W)`` arrays with the indices of annotated frames, and :func:`check_dataset` reports
-every problem it can find from file headers alone. Label dtypes are kept as stored (no cast, no
+:class:`Sample` s in a deterministic (natural-sorted) order, :func:`check_dataset` reports
+every problem it can find from file headers alone, and
+:func:`dlsuite.data.sample_loading.load_sample` loads one as ``(T, H, W)`` arrays with the
+indices of annotated frames. Label dtypes are kept as stored (no cast, no
 wrap at 256). Nothing here imports TensorFlow.
 """
 
@@ -33,8 +34,7 @@ import attrs
 import numpy as np
 
 from dlsuite.data import ctc
-from dlsuite.data.io import (ImageInfo, is_image_file, read_image, read_info, unread_images,
-                             unread_note)
+from dlsuite.data.io import ImageInfo, is_image_file, read_info, unread_images, unread_note
 from dlsuite.errors import DataError, DlsuiteInputError
 
 __all__ = [
@@ -51,7 +51,6 @@ __all__ = [
     "detect_layout",
     "frame_token",
     "list_samples",
-    "load_sample",
     "natural_key",
 ]
 
@@ -477,65 +476,11 @@ def check_dataset(
         return [str(exc)]
 
 
-# --------------------------------------------------------------------------------------------
-# loading
+def __getattr__(name: str):
+    """``load_sample`` (:mod:`dlsuite.data.sample_loading`, which imports this module) is
+    still importable from here, where it always was."""
+    if name == "load_sample":
+        from dlsuite.data.sample_loading import load_sample
 
-
-def _as_video(array: np.ndarray) -> np.ndarray:
-    return array[np.newaxis] if array.ndim == 2 else array
-
-
-def _load_files(sample: Sample) -> LoadedSample:
-    image = read_image(sample.image)
-    if sample.labels is None:
-        video = _as_video(image)
-        return LoadedSample(sample.name, video, None, np.zeros(0, dtype=np.int64))
-    labels = _whole_number_labels(sample.labels, read_image(sample.labels))
-    info = lambda a: ImageInfo(a.shape, a.dtype)  # noqa: E731
-    _raise(_file_problems(sample, info(image), info(labels)))
-    video = _as_video(image)
-    n = video.shape[0]
-    if sample.layout == "frames" and n > 1 and labels.ndim == 2:
-        full = np.zeros(video.shape, dtype=labels.dtype)  # clip: target is the last frame
-        full[-1] = labels
-        return LoadedSample(sample.name, video, full, np.array([n - 1], dtype=np.int64))
-    return LoadedSample(sample.name, video, _as_video(labels), np.arange(n, dtype=np.int64))
-
-
-def _load_ctc(sample: Sample) -> LoadedSample:
-    indices, image = ctc.read_sequence(sample.image, "image")
-    position = {index: i for i, index in enumerate(indices)}
-    first = image[0]
-    if sample.labels is None:
-        return LoadedSample(sample.name, image, None, np.zeros(0, dtype=np.int64))
-    segs = [(index, path, _whole_number_labels(path, read_image(path)))
-            for index, path in ctc_seg_files(sample.labels)]
-    problems = []
-    for index, path, seg in segs:
-        problems += _label_dtype_problem(path, seg.dtype)
-        if index not in position:
-            problems.append(f"{path}: no frame {ctc.frame_name('image', index)} in "
-                            f"{sample.image}")
-        if seg.shape != first.shape:
-            problems.append(f"{path}: label shape {seg.shape} does not match frame {first.shape}")
-    _raise(problems)
-    dtype = np.result_type(*[seg.dtype for _, _, seg in segs]) if segs else np.uint16
-    labels = np.zeros(image.shape, dtype=dtype)
-    annotated = []
-    for index, _, seg in segs:
-        labels[position[index]] = seg
-        annotated.append(position[index])
-    return LoadedSample(sample.name, image, labels, np.array(sorted(annotated), dtype=np.int64))
-
-
-_LOADERS = {"frames": _load_files, "videos": _load_files, "ctc": _load_ctc}
-
-
-def load_sample(sample: Sample) -> LoadedSample:
-    """Load a :class:`Sample` as ``(T, H, W)`` arrays (see :class:`LoadedSample`).
-
-    Raises DataError naming the file for unreadable images, shape mismatches and labels
-    that are not whole numbers. Dtypes are kept as stored, except float labels of whole
-    numbers, read as int32.
-    """
-    return _LOADERS[sample.layout](sample)
+        return load_sample
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

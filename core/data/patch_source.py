@@ -10,7 +10,8 @@ from collections.abc import Callable
 import attrs
 import numpy as np
 
-from dlsuite.data.layouts import LoadedSample, Sample, list_samples, load_sample
+from dlsuite.data.layouts import LoadedSample, Sample, list_samples
+from dlsuite.data.sample_loading import load_sample
 from dlsuite.data.resize import resize_frames, resize_labels
 from dlsuite.errors import DataError, DlsuiteInputError
 

@@ -111,7 +111,8 @@ def _validation_image(config, multiple: int, limit: int = 256,
     training) data, or with ``frames`` the window ``(frames, h, w)`` ending at frame
     ``frames - 1`` (mirrored in time as dlsuite does when the video is shorter), cropped to
     a multiple of ``multiple`` (at most ``limit`` px a side)."""
-    from dlsuite.data.layouts import list_samples, load_sample
+    from dlsuite.data.layouts import list_samples
+    from dlsuite.data.sample_loading import load_sample
     from dlsuite.data.windows import window_indices
 
     folder = config.data.val or config.data.train
