@@ -42,21 +42,3 @@ class ConfigError(DlsuiteInputError):
         lines += [f"  {path}: {msg}" for path, msg in self.problems]
         super().__init__("\n".join(lines))
 
-
-class Terminated(BaseException):
-    """SIGTERM outside training (training handles it itself and saves a resumable state).
-    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it."""
-
-
-def signal_behind(exc: BaseException) -> BaseException | None:
-    """The KeyboardInterrupt or :class:`Terminated` that ``exc`` is or was raised from, if
-    any (its ``__cause__`` / ``__context__`` chain): a signal's exception raised while C code
-    ran (numpy's ``__array__`` of a TensorFlow tensor) comes back as a SystemError
-    ("returned a result with an exception set") caused by it; None otherwise."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, (KeyboardInterrupt, Terminated)):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None

@@ -38,7 +38,8 @@ from typing import Any, Callable
 import attrs
 import numpy as np
 
-from .errors import DlsuiteInputError, signal_behind
+from .errors import DlsuiteInputError
+from .signal_handlers import signal_behind
 from .fileio import write_json_atomic, write_text_atomic
 from .predict_memory import memory_problem
 from .inference import TileSettings, choose_checkpoint, load_checkpoint, model_tile_settings

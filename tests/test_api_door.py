@@ -2,10 +2,10 @@
 calls exactly one ``dlsuite.api`` function and prints the result (issue 11).
 
 Checked on the source (AST): the CLI modules import no dlsuite module but the API, the
-exception classes and, in ``dlsuite.cli._output`` only, named display helpers; each leaf
-command's callback calls exactly one ``api.<function>``. The linking defaults of
-``dlsuite track`` are the config schema's (the values ``dlsuite run`` uses), shown on real
-data in a subprocess.
+exception classes, the process's signal handling (``dlsuite.signal_handlers``) and, in
+``dlsuite.cli._output`` only, named display helpers; each leaf command's callback calls
+exactly one ``api.<function>``. The linking defaults of ``dlsuite track`` are the config
+schema's (the values ``dlsuite run`` uses), shown on real data in a subprocess.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def import_problems(path: Path) -> list[str]:
         top = module.split(".")[0]
         if top in sys.stdlib_module_names or top in THIRD_PARTY:
             continue
-        if module.startswith("dlsuite.cli") or module in ("dlsuite.api", "dlsuite.errors"):
+        if module.startswith("dlsuite.cli") or module in ("dlsuite.api", "dlsuite.errors",
+                                                         "dlsuite.signal_handlers"):
             continue
         if module == "dlsuite" and names <= {"api", "__version__"}:
             continue

@@ -23,9 +23,8 @@ from typing import NoReturn
 import click
 
 from dlsuite import __version__
-from dlsuite.errors import (LOCATION_ERRNOS, ConfigError, DlsuiteInputError, Terminated,
-                            os_error_head, signal_behind)
-from dlsuite.signal_handlers import install
+from dlsuite.errors import LOCATION_ERRNOS, ConfigError, DlsuiteInputError, os_error_head
+from dlsuite.signal_handlers import Terminated, install, signal_behind
 
 from ._output import err, say
 

@@ -24,7 +24,8 @@ import os
 import time
 from pathlib import Path
 
-from ..errors import DlsuiteInputError, signal_behind
+from ..errors import DlsuiteInputError
+from ..signal_handlers import signal_behind
 from ..fileio import write_json_atomic, write_text_atomic
 from ..inference.outputs import prediction_paths
 from ..ownership import OwnedFolder

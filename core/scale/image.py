@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, DlsuiteInputError, signal_behind
+from ..errors import DataError, DlsuiteInputError
+from ..signal_handlers import signal_behind
 from ..fileio import write_json_atomic
 from ..predict import FROM_CONFIG
 from ..predict_output import (SUMMARY_FILE, PredictSummary, _prepare_output, claim_or_resume,
