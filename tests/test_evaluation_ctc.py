@@ -84,6 +84,37 @@ def test_det_without_res_track_tra_unavailable(seq):
     assert out["TRA"] is None and "res_track.txt" in out["unavailable"]["TRA"]
 
 
+def test_an_empty_result_scores_zero_as_py_ctcmetrics_and_a_mean_counts_it(seq, tmp_path):
+    """A sequence in which nothing was found (empty masks, empty res_track.txt, as
+    ``dlsuite track`` writes them) is a valid result scoring DET = TRA = 0, not an invalid
+    one left out of a mean over sequences (which would then show only the good ones)."""
+    video, _, res, gt = seq
+    empty = write_ctc_sequence(tmp_path / "02_RES", np.zeros_like(video), None)
+    write_track_file(empty / "res_track.txt", [])
+    out = evaluate_ctc(empty, gt)  # (py-ctcmetrics' own evaluate_sequence fails on it)
+    assert out["unavailable"] == {}
+    assert out["SEG"] == 0.0 and out["DET"] == 0.0 and out["TRA"] == 0.0
+    # by the definitions: every marker missed (FN weight 10 each), nothing else to correct,
+    # so the AOGM equals that of building the graph from nothing
+    assert out["AOGM_FN"] == 21 and out["AOGM"] == out["AOGM_0"] > 0
+    # the mean over a perfect and an empty sequence is 0.5, not the perfect one's 1.0
+    from dlsuite import api
+
+    video, tracks = tracked_squares()
+    both = tmp_path / "both"
+    for number in ("01", "02"):
+        write_ctc_sequence(both / "gt" / f"{number}_GT", video, tracks, kind="gt",
+                           seg_frames=[0, 3, 4])
+    write_ctc_sequence(both / "res" / "01_RES", video, tracks)
+    write_ctc_sequence(both / "res" / "02_RES", np.zeros_like(video), None)
+    write_track_file(both / "res" / "02_RES" / "res_track.txt", [])
+    mean = api.evaluate(both / "res", both / "gt", ["SEG", "DET", "TRA"])["metrics"]
+    assert mean == {"SEG": 0.5, "DET": 0.5, "TRA": 0.5}
+    # empty tracks but objects in the masks: inconsistent, still refused
+    write_track_file(res / "res_track.txt", [])
+    assert "invalid result" in evaluate_ctc(res, gt, ["DET", "TRA"])["unavailable"]["TRA"]
+
+
 def test_no_tra_ground_truth_reports_reason(tmp_path):
     video, tracks = tracked_squares()
     gt = write_ctc_sequence(tmp_path / "01_GT", video, None, kind="gt")  # SEG only

@@ -124,7 +124,9 @@ def tracking_measures(res_dir: str | Path, gt_dir: str | Path, metrics: Iterable
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                ok = valid([str(res_frames[t]) for t in frames], comp_tracks, labels_comp) if len(comp_tracks) else 0
+                # no track and no object in any mask: a valid, empty result (it scores 0)
+                ok = (valid([str(res_frames[t]) for t in frames], comp_tracks, labels_comp)
+                      if len(comp_tracks) else not any(len(lc) for lc in labels_comp))
             except (AssertionError, IndexError, ValueError) as exc:  # py-ctcmetrics asserts
                 return give_up(f"invalid result: {res_track} is malformed ({type(exc).__name__}: {exc})")
         if not ok:
