@@ -111,6 +111,11 @@ def _start(loaded: LoadedConfig, *, resume: bool, overwrite: bool, quiet: bool,
         refusal = run_dir_refusal(loaded.config.output_dir, resume=resume, overwrite=overwrite)
         if refusal is not None:  # said before the pixels of the data are read
             raise DlsuiteInputError(refusal)
+        if resume:  # a user's file among the earlier test predictions: said before training
+            from . import run_predictions
+
+            run_predictions.refuse_foreign(Path(loaded.config.output_dir).expanduser()
+                                           / loaded.config.inference.output_folder)
     preflight(loaded, registry)  # bad input stops here: no run directory is created
     dist = start_distribution(loaded.config)  # so do a bad cluster and an unsplittable batch
     _check_training_memory(loaded, registry, workers=dist.workers)
@@ -245,53 +250,38 @@ def postprocess_step(ctx: RunContext, preds: Predictions) -> Predictions:
 def export_step(ctx: RunContext, preds: Predictions) -> Export:
     """Write probabilities and instance labels under ``inference.output_folder`` (label file
     named as the sample's ground-truth file; what an earlier prediction of the run wrote
-    there is removed first) and, for videos, CTC ``NN_RES`` folders with the
+    there is removed first, :mod:`dlsuite.run_predictions`) and, for videos, CTC ``NN_RES`` folders with the
     overlap tracker's ``res_track.txt`` when tracking is enabled."""
+    from . import run_predictions
     from .inference import write_predictions
+    from .inference.outputs import prediction_paths
 
     if not preds.samples:
         return Export(None, None)
     root = ctx.run.root / ctx.config.inference.output_folder
-    _remove_earlier_predictions(root)
-    for s in preds.samples:
-        # named like the ground-truth file, so label folders pair by name for evaluation
-        name = (s.truth_path.name if s.truth_path is not None and s.layout != "ctc"
-                else f"{s.name}.tif")
-        probs = s.probs if ctx.config.inference.save_probabilities else None
+    run_predictions.remove_earlier(root)
+    save_probs = ctx.config.inference.save_probabilities
+    # named like the ground-truth file, so label folders pair by name for evaluation
+    names = [s.truth_path.name if s.truth_path is not None and s.layout != "ctc"
+             else f"{s.name}.tif" for s in preds.samples]
+    videos = [s for s in preds.samples if s.layout != "frames"]
+    tracked = ctx.config.tracking.enabled and bool(videos)
+    sequences = [s.name if s.layout == "ctc" else f"{k:02d}" for k, s in
+                 enumerate(videos, start=1)] if tracked else []
+    run_predictions.record(root, [  # before writing: the next prediction replaces just these
+        *(path for name in names for kind, path in prediction_paths(name).items()
+          if kind == "labels" or save_probs),
+        *(f"ctc/{sequence}_RES" for sequence in sequences)])
+    for s, name in zip(preds.samples, names):
+        probs = s.probs if save_probs else None
         labels = s.labels
         if s.layout == "frames":  # single images stay 2D
             labels, probs = labels[0], None if probs is None else probs[0]
         write_predictions(root, name, probs=probs, labels=labels)
-    ctc_dir = None
-    videos = [s for s in preds.samples if s.layout != "frames"]
-    if ctx.config.tracking.enabled and videos:
-        ctc_dir = root / "ctc"
-        for k, s in enumerate(videos, start=1):
-            sequence = s.name if s.layout == "ctc" else f"{k:02d}"
-            write_tracked(ctx, ctc_dir / f"{sequence}_RES", s.labels)
+    ctc_dir = root / "ctc" if tracked else None
+    for s, sequence in zip(videos if tracked else [], sequences):
+        write_tracked(ctx, ctc_dir / f"{sequence}_RES", s.labels)
     return Export(root / "labels", ctc_dir)
-
-
-def _remove_earlier_predictions(root: Path) -> None:
-    """Remove what an earlier prediction of this run wrote under ``root`` (the run's
-    ``inference.output_folder`` or ``test/<weights>``): the TIFFs of its label and
-    probability folders and its CTC ``NN_RES`` folders (other files stay). After
-    ``--resume`` or ``dlsuite test`` with another ``data.test`` they would stay beside the
-    new ones, and evaluation would pair them."""
-    import shutil
-
-    from .predict_output import OUTPUT_SUBFOLDERS
-
-    for kind in OUTPUT_SUBFOLDERS:
-        folder = root / kind
-        if not folder.is_dir() or folder.is_symlink():
-            continue
-        for entry in folder.iterdir():
-            if kind == "ctc" and entry.is_dir() and entry.name.upper().endswith("_RES"):
-                shutil.rmtree(entry)
-            elif kind != "ctc" and entry.is_file() and entry.suffix.lower() in (".tif",
-                                                                                 ".tiff"):
-                entry.unlink()
 
 
 def evaluate_step(ctx: RunContext, preds: Predictions, export: Export) -> Evaluation:

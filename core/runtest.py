@@ -73,7 +73,7 @@ def test_run(target: Any, *, weights: str = "best", quiet: bool = False,
     chain differs from the run's). DlsuiteInputError
     naming the folder when it holds no run or no such checkpoint, or when the config has no
     existing ``data.test``."""
-    from . import folder_lock
+    from . import folder_lock, run_predictions
     from .inference import choose_checkpoint
     from .ownership import OwnedFolder
     from .steps import RunContext
@@ -93,6 +93,7 @@ def test_run(target: Any, *, weights: str = "best", quiet: bool = False,
         raise DlsuiteInputError(f"{test}: test data folder not found (data.test)")
     checkpoint = choose_checkpoint(run, weights)
     folder = f"{TEST_FOLDER}/{weights}"
+    run_predictions.refuse_foreign(run.root / folder)  # a user's file there: said first
     config, tuned, note = _with_tuned_chain(loaded.config, run, registry)
     config = attrs.evolve(config, inference=attrs.evolve(
         config.inference, weights=weights, output_folder=folder))

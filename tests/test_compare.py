@@ -503,6 +503,16 @@ def test_dlsuite_test_of_another_test_set_replaces_the_earlier_predictions(grid_
                                                                       "notes.txt"]
     assert sorted(p.name for p in (results / "ctc").glob("*_RES")) == ["01_RES"]
     assert len(list((results / "wandb").glob("offline-run-*"))) == 2  # both tests' kept
+    # a hand-corrected label image saved beside the predictions: neither deleted nor
+    # evaluated as one; the next test refuses the folder before any work, naming it
+    corrected = results / "labels" / "cells_00_corrected.tif"
+    shutil.copy(results / "labels" / "cells_00.tif", corrected)
+    third = run_cli("test", str(copy / "config.json"), "-q")
+    assert third.returncode == 2, third.stderr[-3000:]
+    assert f"{corrected}: in the run's prediction folder but not written by dlsuite" in \
+        " ".join(third.stderr.split())
+    assert corrected.read_bytes() == (results / "labels" / "cells_00.tif").read_bytes()
+    assert len(list((results / "wandb").glob("offline-run-*"))) == 2  # no work started
 
 
 @pytest.mark.slow
