@@ -264,8 +264,8 @@ def test_overwrite_replaces_only_an_export_dlsuite_wrote(run, tmp_path):
     """``--overwrite`` replaces an export dlsuite wrote: at the default path in a run's
     ``export/`` and, by the run's metadata it carries, a SavedModel or ONNX file written
     elsewhere (the new export complete, then moved in: the SavedModel folder holds only the
-    new files). A user's file or folder at ``-o`` stays untouched, exit 2, also with
-    ``--overwrite``."""
+    new files). A user's file or folder at ``-o``, or a file added to a SavedModel folder,
+    stays untouched, exit 2, also with ``--overwrite``."""
     import shutil
 
     import keras
@@ -288,13 +288,21 @@ def test_overwrite_replaces_only_an_export_dlsuite_wrote(run, tmp_path):
     for fmt in formats:
         out = tmp_path / "elsewhere" / ("model.onnx" if fmt == "onnx" else "model_sm")
         api.export(copy, fmt, out)
+        stale = out / "variables" / "variables.data-00001-of-00002"  # an earlier export's
         if out.is_dir():
-            (out / "variables" / "stale.txt").write_text("an earlier export's file")
+            stale.write_text("a shard of an earlier, larger export")
+            notes = out / "assets" / "NOTES.txt"  # a user's file added to the export
+            notes.write_text("mine")
+            with pytest.raises(DlsuiteInputError, match=f"{notes}: not written by dlsuite "
+                               "export .* not even with --overwrite"):
+                api.export(copy, fmt, out, overwrite=True)
+            assert notes.read_text() == "mine" and stale.exists()
+            notes.unlink()
         with pytest.raises(DlsuiteInputError, match="pass --overwrite"):
             api.export(copy, fmt, out)
         api.export(copy, fmt, out, overwrite=True)
         if out.is_dir():
-            assert not (out / "variables" / "stale.txt").exists()
+            assert not stale.exists()
             assert (out / "saved_model.pb").is_file()
     assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == sorted(
         "model.onnx" if f == "onnx" else "model_sm" for f in formats)

@@ -269,8 +269,31 @@ def _check_out(out: Path, fmt: str, overwrite: bool = False) -> None:
             raise DlsuiteInputError(f"{out}: exists and is not a {fmt} export dlsuite wrote; "
                                     "it is not replaced, not even with --overwrite: choose "
                                     "another path with -o")
+        added = _added_to_folder_export(out)
+        if added:
+            raise DlsuiteInputError(f"{added[0]}: not written by dlsuite export ({len(added)} "
+                                    f"such file(s) in {out}); the export is not replaced, not "
+                                    "even with --overwrite: move them, or choose another "
+                                    "path with -o")
     if out.parent.exists() and not out.parent.is_dir():
         raise DlsuiteInputError(f"{out.parent}: exists and is not a folder")
+
+
+#: The files of a SavedModel folder dlsuite export writes (TensorFlow's, and its metadata).
+_SAVEDMODEL_FILES = ("saved_model.pb", "fingerprint.pb", "variables/variables.index",
+                     "variables/variables.data-*-of-*", "assets.extra/dlsuite.json")
+
+
+def _added_to_folder_export(path: Path) -> list[Path]:
+    """The files in the export folder ``path`` (a SavedModel) that an export does not
+    write: someone added them, and replacing the folder would delete them."""
+    import fnmatch
+
+    if not path.is_dir() or path.is_symlink():
+        return []
+    return sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink()) and not any(
+        fnmatch.fnmatchcase(p.relative_to(path).as_posix(), pattern)
+        for pattern in _SAVEDMODEL_FILES))
 
 
 def written_by_export(path: Path, fmt: str) -> bool:
