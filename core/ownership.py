@@ -239,6 +239,14 @@ class OwnedFolder:
             raise output_error(exc.filename or self.root, exc) from None
         return removed
 
+    def _left_inside(self, marker: Marker) -> list[Path]:
+        """Files still in the folders of recorded entries once those were removed (recorded
+        as patterns, e.g. ``01_RES/mask*.tif``): what the user added there."""
+        tops = {PurePosixPath(e).parts[0] for e in marker.written if _safe_entry(e)
+                and len(PurePosixPath(e).parts) > 1}
+        return sorted(p for top in tops if (self.root / top).is_dir()
+                      for p in (self.root / top).rglob("*") if p.is_file())
+
     def foreign(self) -> list[Path]:
         """Entries directly in the folder that are neither the marker nor (the top folder
         of) an entry the marker records: what dlsuite did not write there."""
@@ -297,10 +305,11 @@ class OwnedFolder:
         if not overwrite:
             raise DlsuiteInputError(f"{root} already holds {holds}; {hint}")
         removed = self.remove_written()
-        kept = self.foreign()
+        kept = self.foreign() + self._left_inside(marker)
         log.info("--overwrite: removed %d entr%s dlsuite wrote in %s", len(removed),
                  "y" if len(removed) == 1 else "ies", root)
         if kept:
             log.warning("--overwrite kept %d file(s) dlsuite did not write in %s: %s",
-                        len(kept), root, ", ".join(p.name for p in kept[:5]))
+                        len(kept), root, ", ".join(p.relative_to(root).as_posix()
+                                                   for p in kept[:5]))
         return self.create(written)

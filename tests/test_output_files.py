@@ -114,6 +114,7 @@ def test_track_output_folder_follows_the_reuse_rule(tmp_path):
                                                       "01_RES", "02_RES", "sequences.csv"]
     assert "--overwrite" in _error_line(run_cli("track", str(tmp_path / "in"), str(out)))
     (out / "mine.txt").write_text("kept")
+    (out / "02_RES" / "notes.txt").write_text("kept too")  # added inside a result folder
     # one shorter video now: nothing of the earlier results may linger beside the new ones
     for p in (tmp_path / "in").iterdir():
         p.unlink()
@@ -121,9 +122,13 @@ def test_track_output_folder_follows_the_reuse_rule(tmp_path):
     proc = run_cli("track", str(tmp_path / "in"), str(out), "--overwrite")
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == [".dlsuite-lock", ".dlsuite-track",
-                                                      "01_RES", "mine.txt", "sequences.csv"]
+                                                      "01_RES", "02_RES", "mine.txt",
+                                                      "sequences.csv"]
     assert sorted(p.name for p in (out / "01_RES").iterdir()) == [
         *(f"mask{t:03d}.tif" for t in range(5)), "res_track.txt"]
+    assert [p.name for p in (out / "02_RES").iterdir()] == ["notes.txt"]
+    assert "kept 2 file(s) dlsuite did not write" in proc.stderr
+    assert "mine.txt, 02_RES/notes.txt" in " ".join(proc.stderr.split())
     assert (out / "sequences.csv").read_text() == "sequence,video\n01,v0.tif\n"
 
 

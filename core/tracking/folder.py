@@ -131,7 +131,9 @@ def track_folder(
         problem = label_problem(read_image(path), path)
         if problem is not None:
             raise DataError(problem)
-    written = [res_folder(output_dir, sequence_name(n)).name for n in range(1, len(files) + 1)]
+    # each NN_RES folder's own files, not the folder: a file the user added there stays
+    written = [f"{res_folder(output_dir, sequence_name(n)).name}/{name}"
+               for n in range(1, len(files) + 1) for name in ("mask*.tif", "res_track.txt")]
     # one process at a time: a second one's --overwrite would remove this one's results
     lock = LazyLock(output_dir, "OUTPUT_DIR")
     try:
