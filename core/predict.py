@@ -38,6 +38,7 @@ from typing import Any, Callable
 import attrs
 import numpy as np
 
+from .data.ctc import RES_FILES
 from .errors import DlsuiteInputError
 from .signal_handlers import signal_behind
 from .fileio import write_json_atomic, write_text_atomic
@@ -328,7 +329,8 @@ def _predict_into(out: Path, pred: Predictor, items: list[InputItem], chain, job
             if ctc and len(row["shape"]) == 3:
                 number = (item.name if item.ctc_sequence and item.name.isdigit()
                           else f"{len(sequences) + 1:02d}")
-                owned.record([f"ctc/{number}_RES"])  # before writing, so --overwrite finds it
+                # before writing, so --overwrite finds them
+                owned.record([f"ctc/{number}_RES/{f}" for f in RES_FILES])
                 write_tracked(ctx, out / "ctc" / f"{number}_RES", labels())
                 sequences.append((number, item.name))
                 row["sequence"] = number

@@ -44,6 +44,7 @@ from dlsuite.fileio import write_text_atomic
 
 __all__ = [
     "FRAME_KINDS",
+    "RES_FILES",
     "Track",
     "check_tracks",
     "folder_sequence",
@@ -149,6 +150,11 @@ def lookup(folder: str | os.PathLike, name: str) -> Path:
 def gt_folder(root: str | os.PathLike, sequence: str) -> Path:
     """The ``NN_GT`` folder of ``sequence`` under ``root`` (an existing one in any case)."""
     return lookup(root, f"{sequence}_GT")
+
+
+#: The files of an ``NN_RES`` folder (globs): what a writer of one records as written, so
+#: that replacing it leaves a file someone added there.
+RES_FILES = ("mask*.tif", "res_track.txt")
 
 
 def res_folder(root: str | os.PathLike, sequence: str) -> Path:

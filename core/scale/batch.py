@@ -24,6 +24,7 @@ import os
 import time
 from pathlib import Path
 
+from ..data.ctc import RES_FILES
 from ..errors import DlsuiteInputError
 from ..signal_handlers import signal_behind
 from ..fileio import write_json_atomic, write_text_atomic
@@ -211,7 +212,8 @@ def predict_folder_on_cluster(run_dir, input_path, out_dir=None, *, scheduler: s
                     resumed folder: the CTC folders are rewritten, recorded before as ours)."""
                     if name not in numbers:
                         return
-                    OwnedFolder(out, "predict").record([f"ctc/{numbers[name]}_RES"])
+                    OwnedFolder(out, "predict").record(
+                        [f"ctc/{numbers[name]}_RES/{f}" for f in RES_FILES])
                     rows[name]["sequence"] = numbers[name]
                     tracking.append(client.submit(track_task, run_key, options, str(out.resolve()),
                                                   name, str((out / "ctc" / f"{numbers[name]}_RES")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dlsuite.data.checks import MAX_BOUNDARY_SHARE, boundary_share
-from dlsuite.data.ctc import res_folder, sequence_name, write_result
+from dlsuite.data.ctc import RES_FILES, res_folder, sequence_name, write_result
 from dlsuite.errors import DataError
 from dlsuite.folder_lock import LazyLock
 
@@ -133,7 +133,7 @@ def track_folder(
             raise DataError(problem)
     # each NN_RES folder's own files, not the folder: a file the user added there stays
     written = [f"{res_folder(output_dir, sequence_name(n)).name}/{name}"
-               for n in range(1, len(files) + 1) for name in ("mask*.tif", "res_track.txt")]
+               for n in range(1, len(files) + 1) for name in RES_FILES]
     # one process at a time: a second one's --overwrite would remove this one's results
     lock = LazyLock(output_dir, "OUTPUT_DIR")
     try:
