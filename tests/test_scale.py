@@ -693,6 +693,16 @@ def test_blockwise_equals_untiled_and_labels_are_merged(run, data, threshold_mod
     assert crossing > 0, "no object crosses a block border: the test proves nothing"
     probs = np.asarray(zarr.open_array(str(out / "big.ome.zarr" / "0"), mode="r")[...])
     assert probs.shape == (2, 90, 94) and probs.dtype == np.float32
+    # one block larger than the image: its chunks are the image's size, not the block's
+    # (a 10^5-pixel block once made zarr allocate 112 GiB for the first chunk)
+    whole = api.predict_folder(run, image, tmp_path / "whole", weights=str(threshold_model),
+                               block_size=10**5, quiet=True)
+    array = zarr.open_array(str(tmp_path / "whole" / "big.ome.zarr" / "0"), mode="r")
+    assert tuple(array.chunks) == (2, 90, 94)
+    assert whole.rows[0]["objects"] == summary.rows[0]["objects"]
+    assert np.array_equal(np.asarray(zarr.open_array(str(
+        tmp_path / "whole" / "big.ome.zarr" / "labels" / "instances" / "0"), mode="r")[...]) > 0,
+        labels > 0)
 
 
 @pytest.mark.slow

@@ -246,15 +246,16 @@ _LABELS_ARRAY = os.path.join("labels", LABELS_NAME, "0")
 def _target_arrays(source: Source, n_classes: int, block: int, labels: bool) -> dict:
     """``{array path in the target: (axis names, shape, chunks)}`` of the output of
     ``source``: probabilities ``(t,) c, y, x`` and, with ``labels``, labels ``(t,) y, x``;
-    chunks one block of one frame."""
+    chunks one block of one frame (no larger than the image: a chunk is allocated whole)."""
     temporal = len(source.shape) == 3
     lead = (source.frames,) if temporal else ()
     one = (1,) if temporal else ()
     t = "t" if temporal else ""
     height, width = source.shape[-2:]
-    arrays = {"0": (t + "cyx", lead + (n_classes, height, width), one + (n_classes, block, block))}
+    edges = (min(block, height), min(block, width))
+    arrays = {"0": (t + "cyx", lead + (n_classes, height, width), one + (n_classes, *edges))}
     if labels:
-        arrays[_LABELS_ARRAY] = (t + "yx", lead + (height, width), one + (block, block))
+        arrays[_LABELS_ARRAY] = (t + "yx", lead + (height, width), one + edges)
     return arrays
 
 
