@@ -526,6 +526,32 @@ def test_cli_ctc_on_the_cluster_equals_single_process(run, data, threshold_model
 # OME-Zarr and block-wise prediction
 
 
+def test_prepare_omezarr_refuses_colour_and_damaged_tiffs_with_one_line(data, run, tmp_path):
+    """A TIFF whose third axis holds colour samples (a grey image saved as RGB) would become
+    a video of 3-pixel-wide frames; a truncated TIFF failed part-way with an unexpected
+    error and tifffile's own log lines. Both: exit 2, one line naming the file, nothing
+    written."""
+    frame = tifffile.imread(sorted(data["inputs"].iterdir())[0])
+    tifffile.imwrite(tmp_path / "rgb.tif", np.stack([frame] * 3, -1), photometric="rgb")
+    whole = (tmp_path / "rgb.tif").read_bytes()
+    tifffile.imwrite(tmp_path / "plain.tif", frame)
+    cut = (tmp_path / "plain.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(cut[: len(cut) // 2])
+    for name, words in (("rgb.tif", "(axes YXS): a colour or channel axis"),
+                        ("cut.tif", "damaged or truncated TIFF")):
+        out = tmp_path / f"out-{name}"
+        proc = run_cli("prepare", "ome-zarr", str(tmp_path / name), str(out))
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert lines[0].startswith(f"error: {tmp_path / name}") and words in proc.stderr, lines
+        assert all(not line.startswith("error:") for line in lines[1:]), lines  # one error
+        assert not out.exists()
+        with pytest.raises(DataError, match=re.escape(words)):  # nor predicted block-wise
+            api.predict_folder(run, tmp_path / name, tmp_path / f"p-{name}",
+                               block_size=32, quiet=True)
+    assert (tmp_path / "rgb.tif").read_bytes() == whole
+
+
 def test_prepare_tiffs_to_omezarr_and_back_round_trip(data, tmp_path):
     """``dlsuite prepare ome-zarr`` / ``prepare tiff``: 2D and 2D+t TIFFs to OME-Zarr (axes,
     pixel size) and back, pixel for pixel."""

@@ -38,6 +38,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ImageInfo",
     "is_image_file",
+    "tifffile_damage",
     "unread_images",
     "unread_note",
     "warn_or_refuse_unread",
@@ -174,7 +175,7 @@ class _Records(logging.Handler):
 
 
 @contextmanager
-def _tifffile_damage(path: Path) -> Iterator[None]:
+def tifffile_damage(path: Path) -> Iterator[None]:
     """tifffile only *logs* what it finds damaged (and then reads a part of the file): such
     a message becomes a DataError naming the file; its other messages a dlsuite warning."""
     logger = logging.getLogger("tifffile")
@@ -196,7 +197,7 @@ def _tifffile_damage(path: Path) -> Iterator[None]:
 def _tiff_info(path: Path) -> ImageInfo:
     import tifffile
 
-    with _tifffile_damage(path), tifffile.TiffFile(path) as tif:
+    with tifffile_damage(path), tifffile.TiffFile(path) as tif:
         shape, axes = _tiff_shape_axes(tif, path)
         dtype = np.dtype(tif.series[0].dtype)
     squeeze, collapse = _plan(path, shape, axes)
@@ -207,7 +208,7 @@ def _tiff_info(path: Path) -> ImageInfo:
 def _tiff_read(path: Path) -> np.ndarray:
     import tifffile
 
-    with _tifffile_damage(path), tifffile.TiffFile(path) as tif:
+    with tifffile_damage(path), tifffile.TiffFile(path) as tif:
         shape, axes = _tiff_shape_axes(tif, path)
         array = tif.series[0].asarray()
     array = array.reshape(shape)

@@ -113,7 +113,21 @@ class Source:
         return _open_array(self.path) if self.kind == "zarr" else _open_tiff(self.path)
 
     def read(self, t: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """Pixels ``[y0:y1, x0:x1]`` of frame ``t`` (native dtype)."""
+        """Pixels ``[y0:y1, x0:x1]`` of frame ``t`` (native dtype). DataError naming the
+        file when its pixels there cannot be read (a damaged or truncated TIFF)."""
+        if self.kind != "tiff":
+            return self._window(t, y0, y1, x0, x1)
+        from ..data.io import tifffile_damage
+
+        try:
+            with tifffile_damage(Path(self.path)):
+                return self._window(t, y0, y1, x0, x1)
+        except DataError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - tifffile raises many types for bad files
+            raise DataError(f"{self.path}: damaged or truncated TIFF ({exc})") from None
+
+    def _window(self, t: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         store = self._store()
         if len(self.shape) == 3:
             return np.asarray(store[t, y0:y1, x0:x1])
@@ -167,25 +181,46 @@ def open_source(path: str | os.PathLike) -> Source:
 def _tiff_source(p: Path) -> Source:
     import tifffile
 
+    from ..data.io import tifffile_damage
+
     try:
-        with tifffile.TiffFile(p) as tif:
+        with tifffile_damage(p), tifffile.TiffFile(p) as tif:
             series = tif.series[0]
             shape = tuple(int(n) for n in series.shape)
             dtype = str(series.dtype)
             axes = series.axes
             pixel = _tiff_pixel_size(tif)
+            _check_complete(tif, p)
+    except DataError:
+        raise
     except Exception as exc:  # tifffile raises many types for broken files
         raise DataError(f"{p}: unreadable TIFF ({exc})") from None
     squeezed = tuple(n for n, a in zip(shape, axes) if not (n == 1 and a not in "YX"))
     if len(squeezed) not in (2, 3) or len(squeezed) != len(shape):
         raise DataError(f"{p}: shape {shape} (axes {axes}): block-wise prediction reads 2D "
                         "(YX) or 2D+t TIFFs")
+    if any(a == "S" and n > 1 for n, a in zip(shape, axes)):  # read lazily as they are stored, colour samples would become frames
+        raise DataError(f"{p}: shape {shape} (axes {axes}): a colour or channel axis; "
+                        "block-wise prediction and OME-Zarr conversion read 2D (YX) or 2D+t "
+                        "greyscale TIFFs: save it as one greyscale channel (e.g. Fiji: Image > "
+                        "Type > 8-bit), or predict it whole (without --block-size)")
     name = p.name
     for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
     return Source("tiff", str(p), shape, dtype, name, pixel, "micrometer" if pixel else None)
+
+
+def _check_complete(tif, p: Path) -> None:
+    """DataError when a page's pixel data ends past the end of the file (a truncated copy):
+    found from the headers, before a conversion or prediction writes anything."""
+    size = p.stat().st_size
+    for page in tif.pages:
+        ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts) if n]
+        if ends and max(ends) > size:
+            raise DataError(f"{p}: damaged or truncated TIFF (the pixels of page {page.index} "
+                            f"end at byte {max(ends)}, the file has {size})")
 
 
 def _tiff_pixel_size(tif) -> tuple | None:
