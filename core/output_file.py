@@ -17,6 +17,9 @@ from .errors import DlsuiteInputError
 
 __all__ = ["check_output_file", "json_object_with"]
 
+#: Larger than any JSON file a command writes (a schema, scores, a tuned chain).
+_LARGEST_OWN_JSON = 64 * 2**20
+
 
 def check_output_file(path: str | os.PathLike, label: str, *, writer: str,
                       overwrite: bool = False,
@@ -28,6 +31,9 @@ def check_output_file(path: str | os.PathLike, label: str, *, writer: str,
     target = Path(path).expanduser()
     if target.is_dir():
         raise DlsuiteInputError(f"{label}: is a folder; give a file's path")
+    if target.exists() and not target.is_file():  # reading it to recognise it could hang
+        raise DlsuiteInputError(f"{label}: exists and is not a regular file (a device, FIFO "
+                                "or socket); choose another path")
     if not target.parent.is_dir():
         raise DlsuiteInputError(f"{label}: folder {target.parent} does not exist")
     if target.exists() or target.is_symlink():
@@ -49,9 +55,11 @@ def json_object_with(path: Path, keys: frozenset[str] | None = None,
     """True when ``path`` (not a symbolic link) holds a JSON object whose key set is ``keys``
     (when given) and whose entries equal ``values``: how a command recognises a JSON file it
     wrote."""
-    if path.is_symlink():
+    if path.is_symlink() or not path.is_file():
         return False
     try:
+        if path.stat().st_size > _LARGEST_OWN_JSON:  # none of ours: not read into memory
+            return False
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False

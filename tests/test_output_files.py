@@ -64,6 +64,24 @@ def test_evaluate_outputs_never_replace_a_users_file(labels, tmp_path):
     assert "does not exist" in line
 
 
+def test_an_output_path_that_is_not_a_regular_file_is_refused_without_reading_it(labels,
+                                                                                  tmp_path):
+    """Recognising an existing output file as the command's own read it first: a FIFO there
+    hung the command, /dev/zero filled the memory. Refused at once, exit 2, one line."""
+    import os
+
+    res, gt = labels
+    fifo, zero = tmp_path / "pipe", tmp_path / "zero.json"
+    os.mkfifo(fifo)
+    zero.symlink_to("/dev/zero")
+    for path in (fifo, zero):
+        for args in (("config", "schema", str(path)),
+                     ("evaluate", str(res), str(gt), "-o", str(path), "--overwrite"),
+                     ("evaluate", str(res), str(gt), "--per-frame", str(path))):
+            line = _error_line(run_cli(*args, timeout=60))
+            assert f"{path}: exists and is not a regular file" in line, args
+
+
 def test_config_schema_and_migrate_never_replace_a_users_file(tmp_path):
     config = tmp_path / "config.json"
     config.write_text('{"schema_version": 1}')

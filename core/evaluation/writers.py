@@ -64,6 +64,6 @@ def is_per_frame_csv(path: Path) -> bool:
         return False
     try:
         with open(path, encoding="utf-8", newline="") as fh:
-            return fh.readline().startswith("sequence,frame,")
+            return fh.readline(4096).startswith("sequence,frame,")
     except (OSError, UnicodeDecodeError):
         return False
