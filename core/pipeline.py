@@ -108,7 +108,8 @@ def _start(loaded: LoadedConfig, *, resume: bool, overwrite: bool, quiet: bool,
 
     registry = registry or get_registry()
     if loaded.config.train.distribute.strategy != "multi_worker":  # (a worker's is scratch)
-        refusal = run_dir_refusal(loaded.config.output_dir, resume=resume, overwrite=overwrite)
+        refusal = run_dir_refusal(loaded.config.output_dir, resume=resume, overwrite=overwrite,
+                                  output_folder=loaded.config.inference.output_folder)
         if refusal is not None:  # said before the pixels of the data are read
             raise DlsuiteInputError(refusal)
         if resume:  # a user's file among the earlier test predictions: said before training

@@ -136,6 +136,24 @@ def _run_entries(loaded: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(entries))
 
 
+def _output_folder_refusal(run: RunDir, output_folder: str | None) -> str | None:
+    """A refusal when ``inference.output_folder`` names a folder of the run directory that
+    its marker does not record: the user's, which the run would adopt as its own (and a
+    later ``--overwrite`` remove with everything in it)."""
+    from .ownership import OwnedFolder
+
+    if output_folder is None:
+        return None
+    top = Path(output_folder).parts[0]
+    marker = OwnedFolder(run.root, "run").read()
+    if marker is None or not (run.root / top).exists() or any(
+            Path(e).parts[:1] == (top,) for e in marker.written):
+        return None
+    return (f"{run.root / top}: inference.output_folder names an existing folder dlsuite did "
+            "not write in the run directory; the run would take it as its own (and a later "
+            "--overwrite remove it): choose another inference.output_folder, or move it")
+
+
 def _under(key: str, prefixes: tuple[str, ...]) -> bool:
     return any(key == p or key.startswith(p + ".") for p in prefixes)
 
@@ -240,20 +258,23 @@ def _flags_refusal(run: RunDir, *, resume: bool, overwrite: bool) -> str | None:
 
 
 def run_dir_refusal(output_dir: str | os.PathLike, *, resume: bool = False,
-                    overwrite: bool = False) -> str | None:
+                    overwrite: bool = False, output_folder: str | None = None) -> str | None:
     """What :func:`prepare_run_dir` would refuse ``output_dir`` with for these flags (None:
     it would take it), found without creating, locking or removing anything, so that a
-    run says it before reading the data's pixels."""
+    run says it before reading the data's pixels. ``output_folder``: the config's
+    ``inference.output_folder``, refused when it names a folder of the user's there."""
     from . import folder_lock
     from .ownership import OwnedFolder
 
     run = RunDir(Path(output_dir).expanduser().resolve())
     flags = _flags_refusal(run, resume=resume, overwrite=overwrite)
     if flags is not None or resume:
-        return flags or folder_lock.in_use(run.root, "output_dir")
+        return (flags or _output_folder_refusal(run, output_folder)
+                or folder_lock.in_use(run.root, "output_dir"))
     return OwnedFolder(run.root, "run").refusal(
         overwrite=overwrite, holds="a run", hint=_reuse_hint(run),
-        in_use=lambda: folder_lock.in_use(run.root, "output_dir"))
+        in_use=lambda: folder_lock.in_use(run.root, "output_dir")) or \
+        _output_folder_refusal(run, output_folder)
 
 
 def prepare_run_dir(output_dir: str | os.PathLike, *, resume: bool = False,
@@ -294,6 +315,10 @@ def prepare_run_dir(output_dir: str | os.PathLike, *, resume: bool = False,
         raise DlsuiteInputError(flags)
     folder = OwnedFolder(run.root, "run")
     entries = _run_entries(loaded)
+    adopted = _output_folder_refusal(
+        run, loaded.config.inference.output_folder if loaded is not None else None)
+    if adopted is not None:
+        raise DlsuiteInputError(adopted)
 
     lock = folder_lock.LazyLock(run.root, "output_dir")
     try:

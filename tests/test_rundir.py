@@ -16,7 +16,8 @@ import pytest
 
 from dlsuite.errors import DataError, DlsuiteInputError
 from dlsuite.ownership import MARKERS, OwnedFolder
-from dlsuite.rundir import RUN_ENTRIES, RunDir, prepare_run_dir, resume_changes, write_run_config
+from dlsuite.rundir import (RUN_ENTRIES, RunDir, prepare_run_dir, resume_changes,
+                            run_dir_refusal, write_run_config)
 
 
 @contextlib.contextmanager
@@ -327,3 +328,26 @@ def test_a_runs_config_json_is_read_as_the_config_it_ran(tmp_path):
     shown = json.loads(proc.stdout)
     assert shown["model"]["n_filters"] == 6 and shown["name"] == loaded.config.name
     assert "config_hash" not in shown
+
+
+def test_an_output_folder_naming_a_users_folder_in_the_run_is_refused(tmp_path):
+    """``inference.output_folder`` naming a folder the user made in an existing run was
+    adopted (recorded as the run's), and the next ``--overwrite`` deleted it with its files.
+    Refused, before anything is written, for a new, an overwritten and a resumed run; a
+    folder the run itself wrote there is fine."""
+    loaded, registry = _loaded(tmp_path)
+    run = prepare_run_dir(tmp_path / "r", loaded=loaded, registry=registry)
+    (run.root / "notes").mkdir()
+    (run.root / "notes" / "important.txt").write_text("precious")
+    (run.resume_state).write_text("{}")
+    mine, _ = _loaded(tmp_path, inference__output_folder="notes")
+    for flags in ({"overwrite": True}, {"resume": True}):
+        assert "inference.output_folder names an existing folder dlsuite did not write" in \
+            run_dir_refusal(run.root, output_folder="notes", **flags)
+        with pytest.raises(DlsuiteInputError, match=r"r/notes: inference.output_folder"):
+            prepare_run_dir(run.root, loaded=mine, registry=registry, **flags)
+    assert (run.root / "notes" / "important.txt").read_text() == "precious"
+    assert "notes" not in json.loads((run.root / ".dlsuite-run").read_text())["written"]
+    nested, _ = _loaded(tmp_path, inference__output_folder="predictions/again")
+    assert run_dir_refusal(run.root, overwrite=True, output_folder="predictions/again") is None
+    prepare_run_dir(run.root, overwrite=True, loaded=nested, registry=registry)
