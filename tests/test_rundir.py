@@ -91,8 +91,15 @@ def test_overwrite_removes_only_what_the_run_recorded(tmp_path):
     with pytest.raises(DlsuiteInputError, match="already holds a run; it stopped before its "
                                                 "first epoch ended.*--overwrite"):
         prepare_run_dir(run.root)
+    for path in (run.best, run.last, run.resume_state, run.checkpoints / ".tmp-last-ab12.keras"):
+        path.write_text("the run's")
+    # the user's copy of a good model, saved beside the checkpoints: it stays
+    (run.checkpoints / "my_good_model.keras").write_text("mine")
     again = prepare_run_dir(run.root, overwrite=True)
     assert not again.config_json.exists() and not again.periodic(3).exists()
+    assert sorted(p.name for p in again.checkpoints.iterdir()) == ["my_good_model.keras",
+                                                                    "resume"]
+    assert list(again.resume_dir.iterdir()) == []
     assert not (run.root / "wandb").exists()
     assert (run.root / "notes.txt").read_text() == "mine"
     assert (run.root / "analysis" / "plot.png").read_text() == "mine"
