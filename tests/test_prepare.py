@@ -128,6 +128,12 @@ def test_frames_to_videos_errors(tmp_path):
         read_relation(tmp_path / "bad.csv")
     with pytest.raises(DataError, match="nope.csv"):
         read_relation(tmp_path / "nope.csv")
+    # a video name is a file name in DST: "../../escaped" wrote outside it
+    for name in ("../../escaped", "sub/v", "..", "a\\b"):
+        (tmp_path / "out.csv").write_text(f"video;frame;index\n{name};0;0\n")
+        with pytest.raises(DataError, match=r"out.csv: video name .* is not a file name"):
+            frames_to_videos(tmp_path / "pred", tmp_path / "dst", tmp_path / "out.csv")
+    assert not (tmp_path / "dst").exists() and not (tmp_path.parent / "escaped.tif").exists()
 
 
 def test_videos_to_frames_unlabelled(tmp_path):

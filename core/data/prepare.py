@@ -202,6 +202,10 @@ def read_relation(csv_path: str | os.PathLike) -> dict[str, list[int]]:
         raise DataError(f"{path}: malformed row ({exc})") from exc
     out = {}
     for video, per in frames.items():
+        if not video or video in (".", "..") or any(c in video for c in '/\\\0'):
+            # the name of a file written into the destination, not a path out of it
+            raise DataError(f"{path}: video name {video!r} is not a file name (no folders, "
+                            "'/', '\\' or '..')")
         if sorted(per) != list(range(len(per))):
             raise DataError(f"{path}: frames of {video} are not 0..{len(per) - 1}: {sorted(per)}")
         out[video] = [per[f] for f in range(len(per))]
