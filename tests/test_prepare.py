@@ -21,6 +21,7 @@ from dlsuite.data.prepare import (
 )
 from dlsuite.data.windows import window_indices
 from dlsuite.errors import DataError, DlsuiteInputError
+from dlsuite.ownership import OwnedFolder
 
 
 def _video(t, seed, dtype=np.uint16, size=(6, 7)):
@@ -325,7 +326,9 @@ def test_cli_bad_input_raises_input_error(tmp_path):
 def test_outputs_are_not_silently_mixed_with_older_runs(videos, tmp_path):
     src, _ = videos
     dst = videos_to_frames(src, tmp_path / "frames")
-    write_tiff(dst / "inputs" / "raw_099.tif", np.zeros((6, 7), np.uint16))  # stale extra frame
+    # a stale extra frame of an earlier, larger conversion (recorded before it was written)
+    OwnedFolder(dst, "prepare").record(["inputs/raw_099.tif"])
+    write_tiff(dst / "inputs" / "raw_099.tif", np.zeros((6, 7), np.uint16))
     with pytest.raises(DataError, match="already holds"):
         videos_to_frames(src, dst)
     videos_to_frames(src, dst, overwrite=True)

@@ -295,6 +295,36 @@ def test_prepare_overwrite_never_deletes_frames_it_did_not_write(tmp_path):
     assert video.read_text() == "the user's video"
 
 
+def test_a_file_named_like_dlsuites_added_later_is_never_taken_for_one(tmp_path):
+    """The marker recorded ``inputs/raw_*.tif``: a frame the user added later, named like
+    dlsuite's, was deleted by ``prepare --overwrite`` and by simply writing the example data
+    again. Each file is recorded by name now: such a file is refused and kept; so is a
+    non-empty folder dlsuite did not write."""
+    from dlsuite.data.example import write_example_frames, write_example_videos
+    from dlsuite.data.prepare import videos_to_frames
+
+    ex = write_example_frames(tmp_path / "ex", n=2, size=16)["frames"]
+    marker = json.loads((ex / MARKERS["prepare"]).read_text())["written"]
+    assert "inputs/raw_001.tif" in marker and "inputs/raw_*.tif" not in marker
+    src = write_example_videos(tmp_path / "src", n_videos=1, frames=3, size=16)["videos"]
+    dst = videos_to_frames(src, tmp_path / "dst")
+    for folder, write_again in ((ex, lambda: write_example_frames(tmp_path / "ex", n=2,
+                                                                  size=16)),
+                                (dst, lambda: videos_to_frames(src, dst, overwrite=True))):
+        mine = folder / "inputs" / "raw_500.tif"
+        mine.write_text("my own annotated frame")
+        with pytest.raises(DataError, match="raw_500.tif: exists and was not written"):
+            write_again()
+        assert mine.read_text() == "my own annotated frame"
+        mine.unlink()
+        write_again()  # without it, its own files are replaced
+    (tmp_path / "mine" / "frames").mkdir(parents=True)
+    (tmp_path / "mine" / "frames" / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="frames is not empty and was not written by dlsuite"):
+        write_example_frames(tmp_path / "mine", n=2, size=16)
+    assert [p.name for p in (tmp_path / "mine" / "frames").iterdir()] == ["notes.txt"]
+
+
 def test_config_changes_compare_json_values_and_skip_the_output_dir():
     from dlsuite.rundir import config_changes
 

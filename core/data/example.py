@@ -36,7 +36,8 @@ import numpy as np
 
 from dlsuite.data.io import write_text_atomic, write_tiff
 from dlsuite.data.layouts import INPUT_PREFIX, LABEL_PREFIX
-from dlsuite.data.prepare import _CTC_OUTPUTS, _FRAME_OUTPUTS, _clear_outputs, write_ctc_sequence
+from dlsuite.data.prepare import (_CTC_OUTPUTS, _FRAME_OUTPUTS, _clear_outputs, _record,
+                                  write_ctc_sequence)
 
 __all__ = ["SyntheticVideo", "synthetic_video", "write_example_frames", "write_example_videos",
            "example_bytes"]
@@ -208,8 +209,11 @@ def write_example_videos(
                      "sequences": [], "annotated": _sparse_annotation(frames)}
     rows = ["sequence;video"]
     # a rerun with other sizes must not leave files of the previous run behind
-    _clear_outputs(videos_root, ("inputs/cells_*.tif", "labels/cells_*.tif"), overwrite=True)
+    owned = _clear_outputs(videos_root, ("inputs/cells_*.tif", "labels/cells_*.tif"),
+                           overwrite=True)
     _clear_outputs(ctc_root, _CTC_OUTPUTS, overwrite=True)
+    _record(owned, [videos_root / kind / f"cells_{k:02d}.tif" for k in range(n_videos)
+                    for kind in ("inputs", "labels")])
     for k in range(n_videos):
         video = synthetic_video(frames, size, seed=(seed, k))
         name, sequence = f"cells_{k:02d}", f"{k + 1:02d}"
@@ -232,7 +236,9 @@ def write_example_frames(
     """
     root = Path(out_dir) / "frames"
     written: dict = {"frames": root, "inputs": [], "labels": []}
-    _clear_outputs(root, _FRAME_OUTPUTS, overwrite=True)
+    owned = _clear_outputs(root, _FRAME_OUTPUTS, overwrite=True)
+    _record(owned, [root / kind / f"{prefix}{k:03d}.tif" for k in range(n)
+                    for kind, prefix in (("inputs", INPUT_PREFIX), ("labels", LABEL_PREFIX))])
     for k in range(n):
         video = synthetic_video(1, size, seed=(seed, k, 1))
         image_path = root / "inputs" / f"{INPUT_PREFIX}{k:03d}.tif"

@@ -22,6 +22,7 @@ atomic.
 from __future__ import annotations
 
 import csv
+import glob
 import io as _io
 import logging
 import os
@@ -100,14 +101,21 @@ def _clear_outputs(dst: Path, outputs: tuple[str, ...] | Callable[[Path], list[P
     function listing them) so no stale numbered file from a previous, larger run survives next
     to the new ones. Only files an earlier ``prepare`` recorded in ``dst``'s
     ``.dlsuite-prepare`` marker are deleted: other files with those names are refused, also
-    with ``overwrite``. Glob patterns are then recorded (before anything is written), so the
-    files written next are the folder's own. Returns the folder."""
+    with ``overwrite``, and so is a non-empty ``dst`` without the marker. With patterns, the
+    marker then records the fixed names among them; the writer records each file it writes,
+    by name, before writing it (:func:`_record`), so a file someone adds there later, even
+    named like dlsuite's, is never taken for one. Returns the folder."""
+    folder = OwnedFolder(dst, "prepare")
     if callable(outputs):
         old = outputs(dst)
     else:
         old = [p for pattern in outputs for p in dst.glob(pattern) if p.is_file()]
-    folder = OwnedFolder(dst, "prepare")
     _refuse_unrecorded(folder, old)  # first: --overwrite would not help with these
+    if folder.read() is None and dst.is_dir() and next(
+            (p for p in dst.rglob("*") if not p.is_dir() or p.is_symlink()), None):
+        raise DataError(f"{dst} is not empty and was not written by dlsuite (no "
+                        ".dlsuite-prepare marker): nothing in it is deleted or replaced, not "
+                        "even with --overwrite; choose an empty or new folder")
     if old and not overwrite:
         raise DataError(
             f"{dst}: already holds {len(old)} output file(s) of an earlier dlsuite prepare "
@@ -117,8 +125,17 @@ def _clear_outputs(dst: Path, outputs: tuple[str, ...] | Callable[[Path], list[P
     for p in old:
         p.unlink()
     if not callable(outputs):  # claimed before writing: what is written next is recorded
-        folder.record(outputs)
+        marker = folder.read()
+        gone = {p.relative_to(dst).as_posix() for p in old}
+        kept = [e for e in (marker.written if marker else ()) if e not in outputs
+                and e not in gone]
+        folder.create([*kept, *(o for o in outputs if not glob.has_magic(o))])
     return folder
+
+
+def _record(folder: OwnedFolder, paths: Iterable[Path]) -> None:
+    """Record ``paths`` (inside ``folder``) as written, before writing them."""
+    folder.record(p.relative_to(folder.root).as_posix() for p in paths)
 
 
 def _refuse_unrecorded(folder: OwnedFolder, paths: list[Path]) -> None:
@@ -152,10 +169,14 @@ def videos_to_frames(
     check_apart(dst, src, what="the frames", option="DST")
     labelled = (src / "labels").is_dir()
     samples = checked_samples(src, layout="videos", require_labels=labelled)  # before writing
-    _clear_outputs(dst, _FRAME_OUTPUTS + (RELATION_CSV,), overwrite)
+    owned = _clear_outputs(dst, _FRAME_OUTPUTS + (RELATION_CSV,), overwrite)
     rows, index = [], 0
     for sample in samples:
         loaded = load_sample(sample)
+        numbers = range(index, index + loaded.image.shape[0])
+        _record(owned, [dst / kind / _frame_name(prefix, i) for i in numbers
+                        for kind, prefix in (("inputs", INPUT_PREFIX), ("labels", LABEL_PREFIX))
+                        if kind == "inputs" or loaded.labels is not None])
         for frame in range(loaded.image.shape[0]):
             write_tiff(dst / "inputs" / _frame_name(INPUT_PREFIX, index), loaded.image[frame])
             if loaded.labels is not None:
@@ -306,9 +327,12 @@ def make_clips(
     check_apart(dst, src, what="the clips", option="DST")
     rows, index, mirrored = [], 0, 0
     samples = checked_samples(src, layout=layout, require_labels=True)  # before writing
-    _clear_outputs(dst, _FRAME_OUTPUTS + (CLIPS_CSV,), overwrite)
+    owned = _clear_outputs(dst, _FRAME_OUTPUTS + (CLIPS_CSV,), overwrite)
     for sample in samples:
         loaded = load_sample(sample)
+        numbers = range(index, index + len(loaded.annotated[::every]))
+        _record(owned, [dst / kind / _frame_name(prefix, i) for i in numbers
+                        for kind, prefix in (("inputs", INPUT_PREFIX), ("labels", LABEL_PREFIX))])
         for t in loaded.annotated[::every]:
             t = int(t)
             clip = loaded.image[window_indices(t, T)]
