@@ -93,16 +93,24 @@ def _flatten_parameters(path: Path, parameters: Any, prefix: str = "") -> dict:
     return out
 
 
+def _number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
 def _check_spec(path: Path, name: str, spec: dict, method: str) -> None:
     where = f"parameters.{name}"
     if "values" in spec:
         if not isinstance(spec["values"], list) or not spec["values"]:
             raise _bad(path, where, "values must be a non-empty list")
         probs = spec.get("probabilities")
-        if probs is not None and (not isinstance(probs, list) or len(probs) != len(
-                spec["values"]) or abs(sum(probs) - 1) > 1e-6):
-            raise _bad(path, where, "probabilities must be a list as long as values, "
-                       "summing to 1")
+        if probs is not None and (
+                not isinstance(probs, list) or len(probs) != len(spec["values"])
+                or not all(_number(p) and 0 <= p for p in probs)
+                or abs(sum(probs) - 1) > 1e-6):
+            raise _bad(path, where, "probabilities must be a list of numbers >= 0 as long as "
+                       "values, summing to 1")
         return
     if "value" in spec:
         return
@@ -115,12 +123,14 @@ def _check_spec(path: Path, name: str, spec: dict, method: str) -> None:
         raise _bad(path, where, "a grid sweep needs value or values (a distribution is "
                    "sampled: use method random)")
     if dist == "normal":
-        if not all(isinstance(spec.get(k, 0), (int, float)) for k in ("mu", "sigma")):
+        if not all(_number(spec.get(k, 0)) for k in ("mu", "sigma")):
             raise _bad(path, where, "mu and sigma must be numbers")
         return
     lo, hi = spec.get("min"), spec.get("max")
-    if not isinstance(lo, (int, float)) or not isinstance(hi, (int, float)) or lo > hi:
+    if not _number(lo) or not _number(hi) or lo > hi:
         raise _bad(path, where, f"{dist} needs numbers min <= max")
+    if "q" in spec and not (_number(spec["q"]) and spec["q"] > 0):
+        raise _bad(path, where, f"q must be a number > 0, got {spec['q']!r}")
     if dist.startswith(("log", "q_log")) and lo <= 0:
         raise _bad(path, where, f"{dist} needs min > 0")
 

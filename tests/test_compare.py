@@ -77,6 +77,15 @@ def _write(folder: Path, name: str, text: str) -> Path:
     ("base: b.json\nmethod: random\nrun_cap: 2\nparameters:\n"
      "  optimizer.learning_rate: {distribution: log_uniform_values, min: 0, max: 1}",
      "needs min > 0"),
+    # these were unexpected errors (TypeError, ValueError, ZeroDivisionError), exit 1
+    *(("base: b.json\nmethod: random\nrun_cap: 1\nparameters:\n"
+       f"  model.n_filters: {{values: [4, 8], probabilities: {probs}}}",
+       "parameters.model.n_filters: probabilities must be a list of numbers >= 0")
+      for probs in ("[a, b]", "[.nan, .nan]", "[-1, 2]")),
+    *(("base: b.json\nmethod: random\nrun_cap: 1\nparameters:\n"
+       f"  optimizer.learning_rate: {{distribution: q_uniform, min: 0.001, max: 0.01, q: {q}}}",
+       "parameters.optimizer.learning_rate: q must be a number > 0")
+      for q in ("0", "x")),
 ])
 def test_bad_sweep_files_are_named(tmp_path, text, message):
     path = _write(tmp_path, "sweep.yaml", text)
