@@ -27,6 +27,9 @@ from .errors import DlsuiteInputError
 
 __all__ = ["new_plugin", "KINDS"]
 
+#: The longest plugin name (it names the package folder, module and entry point).
+_LONGEST_NAME = 64
+
 
 @attrs.frozen
 class KindTemplate:
@@ -266,6 +269,7 @@ class {camel}Params:
 
 
 {helpers}@hookimpl
+
 def {hook}():
     """Contribute {name}."""
     return [{spec}(
@@ -327,6 +331,9 @@ def new_plugin(name: str, kind: str | Iterable[str], directory: str | Path) -> P
                "digits and _" if name else "is empty")
         raise DlsuiteInputError(f"plugin name {name!r}: {why}; use lower case letters, digits "
                                 "and _, starting with a letter (e.g. acme_net)")
+    if len(name) > _LONGEST_NAME:  # it names folders and files: keep them under any limit
+        raise DlsuiteInputError(f"plugin name {name[:20]}...: {len(name)} characters; use at "
+                                f"most {_LONGEST_NAME}")
     kinds = _kinds(kind)
     dist = f"dlsuite-{name.replace('_', '-')}"
     package = f"dlsuite_{name}"

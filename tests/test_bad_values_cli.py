@@ -232,3 +232,22 @@ def test_legacy_unknown_normalization_is_an_error_not_a_silent_default():
         "(legacy key normalization)")
     with pytest.raises(ConfigError):  # the migrated config alone is refused as well
         parse_config(new, check_paths=False)
+
+
+@pytest.mark.parametrize("args, words", [
+    # these were unexpected errors, exit 1
+    (("example-data", "frames", "OUT", "--seed", "-1"), "'--seed': -1 is not in the range"),
+    (("new-plugin", "p" + "a" * 300, "-d", "OUT"), "301 characters; use at most 64"),
+    (("config", "validate", "DEEP"), "DEEP: not a config: lists or objects nested too deeply"),
+])
+def test_more_bad_values_exit_2_with_one_line(tmp_path, args, words):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    out = tmp_path / "out"
+    swap = {"OUT": str(out), "DEEP": str(deep)}
+    args = tuple(swap.get(a, a) for a in args)
+    words = words.replace("DEEP", str(deep))
+    proc, _, _ = probe(tmp_path, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert words in " ".join(proc.stderr.split()) and "Traceback" not in proc.stderr
+    assert not out.exists()

@@ -32,7 +32,7 @@ def example_data() -> None:
 @click.option("--n-videos", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option("--frames", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--size", default=64, show_default=True, type=click.IntRange(min=16))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @quiet_option
 def example_videos(out_dir: Path, n_videos: int, frames: int, size: int, seed: int,
                    quiet: bool) -> None:
@@ -56,7 +56,7 @@ def example_videos(out_dir: Path, n_videos: int, frames: int, size: int, seed: i
 @click.argument("out_dir", type=_DIR)
 @click.option("--n", "n", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--size", default=64, show_default=True, type=click.IntRange(min=16))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
 @quiet_option
 def example_frames(out_dir: Path, n: int, size: int, seed: int, quiet: bool) -> None:
     """Write synthetic 2D frames to OUT_DIR/frames (frames layout)."""

@@ -49,6 +49,9 @@ def load_config_data(path: str | os.PathLike) -> Any:
             f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DlsuiteInputError(f"{path}: cannot read config: {exc}") from None
+    except RecursionError:
+        raise DlsuiteInputError(f"{path}: not a config: lists or objects nested too deeply "
+                                "to read") from None
 
 
 def parse_config(data: Any, registry: Registry | None = None, *, source: str | None = None,
