@@ -141,10 +141,17 @@ def _number(value: Any) -> float | None:
 
 
 def _history(path: Path) -> list[dict]:
+    """The rows of a run's ``history.csv`` (numbers; [] without it); DlsuiteInputError
+    naming a damaged one."""
     if not path.is_file():
         return []
-    with path.open(newline="", encoding="utf-8") as fh:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return [{k: _number(v) for k, v in row.items() if isinstance(k, str)}
+                    for row in csv.DictReader(fh)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DlsuiteInputError(f"{path}: damaged history ({exc}); move the file aside to "
+                                "compare the run without its curves") from None
 
 
 def _test_metrics(run: RunDir, metrics: dict) -> dict:
@@ -204,9 +211,12 @@ def read_run(path: str | os.PathLike, name: str | None = None) -> RunSummary:
         # the choice's name is the config's own key (loss.name, ...): not repeated here
         config.update({k: v for k, v in flatten_keys({"provenance": data["provenance"]}).items()
                        if not k.endswith(".name")})
-    return RunSummary(name or run.root.name, run.root, config,
-                      dict(data.get("overrides") or {}), values, history, monitor, mode,
-                      run_status(run))
+    overrides = data.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise DlsuiteInputError(f"{run.config_json}: \"overrides\" is not an object of "
+                                "config keys and values: not a config.json dlsuite wrote")
+    return RunSummary(name or run.root.name, run.root, config, dict(overrides), values,
+                      history, monitor, mode, run_status(run))
 
 
 def _differing(runs: list[RunSummary]) -> list[str]:

@@ -8,6 +8,7 @@ its second trial and resumed."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -227,6 +228,32 @@ def test_compare_lists_differing_keys_and_sorts_by_the_metric(tmp_path):
         api.compare([tmp_path / "s"], metric="TRA")
     with pytest.raises(DlsuiteInputError, match="not-a-run: neither a run directory"):
         api.compare([tmp_path / "s" / "not-a-run"])
+
+
+def test_a_damaged_run_is_named_and_one_data_folder_is_one_value(tmp_path):
+    """A history.csv that is not text and a config.json whose overrides are not an object
+    were unexpected errors (exit 1); each is named now. The same data folder written
+    relative to two configs' folders (``d/frames``, ``sub/../d/frames``) is one value, not
+    a difference."""
+    from dlsuite.config.loader import load_config
+
+    for name, damage in (("history", lambda run: (run / "history.csv").write_bytes(
+                             b"\xff\xfe\x00binary")),
+                         ("overrides", lambda run: (run / "config.json").write_text(
+                             json.dumps({"config": {"name": "x"}, "overrides": [1, 2]})))):
+        run = _fake_run(tmp_path / name, 4, 0.5, 0.2)
+        damage(run)
+        with pytest.raises(DlsuiteInputError, match=re.escape(str(run)) + ".*(damaged history"
+                           "|overrides\" is not an object)"):
+            api.compare([run])
+    (tmp_path / "d" / "frames").mkdir(parents=True)
+    (tmp_path / "sub").mkdir()
+    paths = []
+    for folder, data in ((tmp_path, "d/frames"), (tmp_path / "sub", "../d/frames")):
+        config = folder / "c.json"
+        config.write_text(json.dumps({"data": {"train": data, "val": data}}))
+        paths.append(load_config(config, check_paths=False).config.data.train)
+    assert paths[0] == paths[1] == str(tmp_path / "d" / "frames")
 
 
 def test_compare_cli_json_and_plot(tmp_path):

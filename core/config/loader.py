@@ -148,10 +148,22 @@ def _run_where_it_is(path: Path, data: Any) -> Any:
 
 
 def _resolve(base: Path, value: str | None) -> str | None:
+    """``value`` (``~`` expanded) against ``base`` when relative, with ``..`` folded away
+    when that names the same place (``sub/../d`` and ``d`` are one folder to ``compare``;
+    not through a symbolic link, where they may differ)."""
     if value is None:
         return None
     p = Path(os.path.expanduser(value))
-    return str(p if p.is_absolute() else (base / p))
+    joined = str(p if p.is_absolute() else (base / p))
+    there = joined  # the part that exists (an output_dir may not yet)
+    while not os.path.exists(there) and os.path.dirname(there) != there:
+        there = os.path.dirname(there)
+    missing = Path(joined).parts[len(Path(there).parts):]
+    try:
+        same = os.path.samefile(there, os.path.normpath(there)) and ".." not in missing
+    except OSError:
+        same = False
+    return os.path.normpath(joined) if same else joined
 
 
 #: The config keys holding paths, read against the config file's folder, each with the
