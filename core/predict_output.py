@@ -11,6 +11,7 @@ prediction finishes.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Callable
@@ -23,6 +24,8 @@ from .errors import DlsuiteInputError
 from .fileio import leftover_temporaries
 from .ownership import OwnedFolder, check_apart
 from .predict_inputs import InputItem, _stem
+
+log = logging.getLogger("dlsuite")
 
 #: Folders :func:`predict_folder` writes inside its output folder.
 OUTPUT_SUBFOLDERS = ("probabilities", "labels", "ctc")
@@ -217,6 +220,7 @@ def complete_row(out: Path, item: InputItem, postprocess: bool) -> dict | None:
     prediction was written is predicted again."""
     import tifffile
 
+    from .data.io import tifffile_damage
     from .inference.outputs import prediction_paths
 
     paths = prediction_paths(f"{item.name}.tif")
@@ -226,13 +230,23 @@ def complete_row(out: Path, item: InputItem, postprocess: bool) -> dict | None:
     changed = _input_mtime(item)
     if any((out / paths[k]).stat().st_mtime_ns < changed for k in kinds):
         return None
-    with tifffile.TiffFile(out / paths["probabilities"]) as tif:
-        shape = tif.series[0].shape
+    try:  # a damaged output (a copy cut short, a disk error) is predicted again
+        with tifffile_damage(out / paths["probabilities"]), \
+                tifffile.TiffFile(out / paths["probabilities"]) as tif:
+            shape = tif.series[0].shape
+            tif.series[0].asarray()  # every byte there
+        labels = None
+        if postprocess:
+            with tifffile_damage(out / paths["labels"]):
+                labels = tifffile.imread(out / paths["labels"])
+    except Exception:  # noqa: BLE001 - tifffile raises many types for damaged files
+        log.warning("%s: its outputs in %s are damaged: predicted again", item.name, out)
+        return None
     shape = list(shape[:-3] + shape[-2:])  # class axis dropped: the input's shape
     row = {"name": item.name, "input": str(item.path), "shape": shape, "objects": None,
            "sequence": None, "skipped": True}
-    if postprocess:
-        row["objects"] = count_objects(tifffile.imread(out / paths["labels"]))
+    if labels is not None:
+        row["objects"] = count_objects(labels)
     row.update({k: str(out / paths[k]) for k in kinds})
     return row
 

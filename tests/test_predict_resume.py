@@ -193,6 +193,28 @@ def test_a_ctrl_c_wrapped_by_c_code_still_says_how_to_go_on(run, tmp_path, monke
     assert [p.name for p in (out / "labels").glob("*.tif")] == ["img_0.tif"]
 
 
+def test_resume_predicts_an_input_whose_output_is_damaged_again(run, tmp_path, caplog):
+    """An output cut short (a copy, a disk error) made --resume fail with an unexpected
+    error reading it back; it is predicted again, with a warning, the others skipped."""
+    from dlsuite import api
+
+    few = tmp_path / "few"
+    few.mkdir()
+    rng = np.random.default_rng(4)
+    for k in range(3):
+        tifffile.imwrite(few / f"img_{k}.tif", rng.integers(0, 255, (32, 32), dtype=np.uint8))
+    out = tmp_path / "out"
+    first = api.predict_folder(run, few, out, quiet=True)
+    damaged = out / "labels" / "img_1.tif"
+    damaged.write_bytes(damaged.read_bytes()[:300])
+    with caplog.at_level("WARNING", logger="dlsuite"):
+        again = api.predict_folder(run, few, out, resume=True, quiet=True)
+    assert f"img_1: its outputs in {out} are damaged: predicted again" in caplog.text
+    assert [bool(r.get("skipped")) for r in again.rows] == [True, False, True]
+    assert [r["objects"] for r in again.rows] == [r["objects"] for r in first.rows]
+    assert tifffile.imread(damaged).shape == (32, 32)
+
+
 @pytest.mark.slow
 def test_a_second_prediction_into_a_folder_being_written_is_refused_naming_the_first(
         run, large_inputs, tmp_path):
