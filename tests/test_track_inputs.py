@@ -57,6 +57,27 @@ def test_float_and_negative_videos_are_refused():
         np.full((2, 4, 4), -3, np.int16), "n.tif")
 
 
+def test_float_label_videos_of_whole_numbers_are_tracked_as_evaluate_takes_them(tmp_path):
+    """A label video Fiji saved as 32-bit floats was refused as an intensity image, while
+    ``dlsuite evaluate`` accepts it: tracked as the integer video; fractional values are
+    still refused, naming the file and a value."""
+    from dlsuite import api
+
+    write_tiff(tmp_path / "ints" / "v.tif", _labels())
+    write_tiff(tmp_path / "floats" / "v.tif", _labels().astype(np.float32))
+    ints = api.track(tmp_path / "ints", tmp_path / "out_ints")
+    floats = api.track(tmp_path / "floats", tmp_path / "out_floats")
+    assert [r["tracks"] for r in floats] == [r["tracks"] for r in ints] == [2]
+    for t in range(3):
+        assert np.array_equal(read_image(tmp_path / "out_floats" / "01_RES" / f"mask{t:03d}.tif"),
+                              read_image(tmp_path / "out_ints" / "01_RES" / f"mask{t:03d}.tif"))
+    write_tiff(tmp_path / "half" / "v.tif", _labels().astype(np.float32) / 2)
+    proc = run_cli("track", str(tmp_path / "half"), str(tmp_path / "out_half"))
+    assert proc.returncode == 2 and "v.tif: float labels (float32) holding 0.5" in \
+        " ".join(proc.stderr.split()), proc.stderr
+    assert not (tmp_path / "out_half").exists()
+
+
 def test_track_refuses_before_writing_anything(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     write_tiff(src / "a_labels.tif", _labels())

@@ -52,6 +52,7 @@ __all__ = [
     "frame_token",
     "list_samples",
     "natural_key",
+    "whole_number_labels",
 ]
 
 LAYOUTS = ("frames", "videos", "ctc")
@@ -333,7 +334,7 @@ def _video_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def _label_dtype_problem(path: Path, dtype: np.dtype) -> list[str]:
     """Integer and float labels pass (float ones are checked for whole numbers once their
-    pixels are read: :func:`_whole_number_labels`); any other type is a problem."""
+    pixels are read: :func:`whole_number_labels`); any other type is a problem."""
     if dtype.kind in "biuf":
         return []
     return [f"{path}: {dtype} labels; instance labels must be whole-number ids (an integer "
@@ -346,7 +347,7 @@ _FLOAT_LABELS_AS = np.int32
 INTEGER_LABELS_HINT = "save them as 16-bit integers (e.g. Fiji: Image > Type > 16-bit)"
 
 
-def _whole_number_labels(path: Path, labels: np.ndarray) -> np.ndarray:
+def whole_number_labels(path: Path, labels: np.ndarray) -> np.ndarray:
     """``labels`` as read, or float labels (e.g. a label image Fiji saved as 32-bit) as
     int32 when every value is a whole number in its range, as ``dlsuite evaluate`` takes
     them. DataError naming ``path`` and a value that is not."""

@@ -10,7 +10,7 @@ import numpy as np
 from dlsuite.data import ctc
 from dlsuite.data.io import ImageInfo, read_image
 from dlsuite.data.layouts import (LoadedSample, Sample, _file_problems, _label_dtype_problem,
-                                  _raise, _whole_number_labels, ctc_seg_files)
+                                  _raise, whole_number_labels, ctc_seg_files)
 
 __all__ = ["load_sample"]
 
@@ -24,7 +24,7 @@ def _load_files(sample: Sample) -> LoadedSample:
     if sample.labels is None:
         video = _as_video(image)
         return LoadedSample(sample.name, video, None, np.zeros(0, dtype=np.int64))
-    labels = _whole_number_labels(sample.labels, read_image(sample.labels))
+    labels = whole_number_labels(sample.labels, read_image(sample.labels))
     info = lambda a: ImageInfo(a.shape, a.dtype)  # noqa: E731
     _raise(_file_problems(sample, info(image), info(labels)))
     video = _as_video(image)
@@ -42,7 +42,7 @@ def _load_ctc(sample: Sample) -> LoadedSample:
     first = image[0]
     if sample.labels is None:
         return LoadedSample(sample.name, image, None, np.zeros(0, dtype=np.int64))
-    segs = [(index, path, _whole_number_labels(path, read_image(path)))
+    segs = [(index, path, whole_number_labels(path, read_image(path)))
             for index, path in ctc_seg_files(sample.labels)]
     problems = []
     for index, path, seg in segs:

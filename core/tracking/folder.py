@@ -74,6 +74,16 @@ def label_problem(video: np.ndarray, path: str | os.PathLike) -> str | None:
     return None
 
 
+def _label_video(path: Path) -> np.ndarray:
+    """The video at ``path`` as read; float labels (Fiji's 32-bit) as integers when every
+    value is a whole number (DataError naming a value that is not), as ``dlsuite evaluate``
+    takes them."""
+    from dlsuite.data.io import read_image
+    from dlsuite.data.layouts import whole_number_labels
+
+    return whole_number_labels(path, read_image(path))
+
+
 def _instances(video: np.ndarray, path: Path, fill: bool, sigma: float, min_size: int):
     """Per-frame instances: 0/1 masks are gap-filled (``fill``) or split into 8-connected
     components; label videos are used as they are (checked by :func:`label_problem`)."""
@@ -111,7 +121,7 @@ def track_folder(
     anything is written), and not while another process tracks into it (DlsuiteInputError
     naming the folder and that process; :mod:`dlsuite.folder_lock`).
     """
-    from dlsuite.data.io import read_image, read_info
+    from dlsuite.data.io import read_info
     from dlsuite.ownership import OwnedFolder, check_apart
 
     input_dir, output_dir = Path(input_dir), Path(output_dir)
@@ -125,10 +135,10 @@ def track_folder(
         info = read_info(path)
         if len(info.shape) != 3:
             raise DataError(f"{path}: expected a video (T, H, W), got a 2D image {info.shape}")
-        if not (np.issubdtype(info.dtype, np.integer) or info.dtype == np.bool_):
+        if info.dtype.kind not in "biuf":  # floats: whole numbers, checked once read
             raise DataError(label_problem(np.zeros((0, 0, 0), info.dtype), path))
     for path in files:
-        problem = label_problem(read_image(path), path)
+        problem = label_problem(_label_video(path), path)
         if problem is not None:
             raise DataError(problem)
     # each NN_RES folder's own files, not the folder: a file the user added there stays
@@ -153,11 +163,11 @@ def _track_into(output_dir: Path, files: list[Path], *, fill_gaps: bool, sigma: 
                 min_size: int, max_distance: float, min_overlap: float, gap_closing: int,
                 splitting: bool) -> list[dict]:
     """Track and write each video of ``files`` into the claimed ``output_dir``."""
-    from dlsuite.data.io import read_image, write_text_atomic
+    from dlsuite.data.io import write_text_atomic
 
     summary = []
     for number, path in enumerate(files, start=1):
-        video = read_image(path)
+        video = _label_video(path)
         labels = _instances(video, path, fill_gaps, sigma, min_size)
         relabelled, tracks = track(labels, max_distance=max_distance, min_overlap=min_overlap,
                                    gap_closing=gap_closing, splitting=splitting)
