@@ -81,6 +81,11 @@ CASES = {
                          "$.datagen.normalization.high", "must be greater than low (99), got 1"),
     "patch_not_divisible": ({"model": {"pools": 3}, "datagen": {"patch_size": [36, 36]}},
                             "$.datagen.patch_size", "divisible by 8"),
+    # trained to the end, warning that best.keras was not kept
+    "monitor_misspelt": ({"train": {"monitor": "val_jacard"}}, "$.train.monitor",
+                         "'val_jacard' is not a value training logs; choose one of val_loss"),
+    "monitor_of_no_metric": ({"metrics": [], "train": {"monitor": "val_dice"}},
+                             "$.train.monitor", "choose one of val_loss, loss (the metrics"),
 }
 
 

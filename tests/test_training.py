@@ -63,7 +63,7 @@ def trained(videos, tmp_path_factory):
 def test_existing_run_is_refused_unless_resume_or_overwrite(tmp_path):
     run = prepare_run_dir(tmp_path / "r")
     run.config_json.write_text("{}")
-    (run.checkpoints / "old.keras").write_text("x")
+    run.last.write_text("x")
     with pytest.raises(DlsuiteInputError, match="stopped before its first epoch.*--overwrite"):
         prepare_run_dir(tmp_path / "r")
     with pytest.raises(DlsuiteInputError, match="nothing to resume"):
@@ -71,7 +71,7 @@ def test_existing_run_is_refused_unless_resume_or_overwrite(tmp_path):
     with pytest.raises(DlsuiteInputError, match="exclude"):
         prepare_run_dir(tmp_path / "r", resume=True, overwrite=True)
     again = prepare_run_dir(tmp_path / "r", overwrite=True)
-    assert not again.config_json.exists() and not (again.checkpoints / "old.keras").exists()
+    assert not again.config_json.exists() and not again.last.exists()
     assert again.checkpoints.is_dir() and again.report.is_dir()
 
 

@@ -331,11 +331,24 @@ def output_dir_outside_the_data(config, registry) -> list[Problem]:
     return []
 
 
+def monitor_is_logged(config, registry) -> list[Problem]:
+    """``train.monitor`` names a value training logs: ``loss`` or a configured metric (a
+    metric plugin's Keras metric carries its name: the contract tests check it), or either
+    with ``val_``. A misspelt monitor trained to the end without a best checkpoint."""
+    names = ["loss", *dict.fromkeys(c.name.rpartition(":")[2] for c in config.metrics)]
+    monitor = config.train.monitor
+    if monitor in names or (monitor.startswith("val_") and monitor[4:] in names):
+        return []
+    choices = ", ".join(n for name in names for n in (f"val_{name}", name))
+    return [("$.train.monitor", f"{monitor!r} is not a value training logs; choose one of "
+             f"{choices} (the metrics are the config's 'metrics')")]
+
+
 Rule = Callable[[Any, Any], list[Problem]]
 #: Rules that need only the config and the registry (run by every validation).
 CONFIG_RULES: tuple[Rule, ...] = (patch_fits_model, static_model_leaves_a_core, loss_fits_target,
                                   postprocess_chain_works, distribution_fits_batch,
-                                  export_keeps_scale)
+                                  export_keeps_scale, monitor_is_logged)
 #: Rules for a run about to start, run when data paths are checked (``config validate``,
 #: ``run``, ``train``) and by preflight, not when a trained run's own config is reopened
 #: (``predict``, ``tune``): what it reads (the data) and where it writes.
