@@ -205,7 +205,7 @@ def _check_model_memory(pred: Predictor, items, shapes, postprocess: bool) -> No
         pass_bytes = model_pass_bytes(per_pixel, pred.tiles, shape,
                                       scale=pred.ctx.config.data.scale)
         too_big = memory_problem(str(item.path), shape, postprocess=postprocess,
-                                 pass_bytes=pass_bytes,
+                                 pass_bytes=pass_bytes, halo=pred.tiles.halo,
                                  whole_image=pred.tiles.tile_size is None)
         if too_big:
             raise DlsuiteInputError(too_big)

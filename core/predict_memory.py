@@ -80,13 +80,15 @@ def model_pass_bytes(values_per_pixel: float, tiles, shape: tuple[int, ...], *,
     (:func:`pass_values_per_pixel`) adds when predicting an input of ``shape`` with the
     tiling ``tiles`` (:class:`dlsuite.inference.TileSettings`): those values for the pixels
     one pass sees (the whole frame, resized by ``scale``, when ``tiles.tile_size`` is None;
-    else ``tiles.batch_size`` tiles of tile + 2 halo), times :data:`PASS_BYTES_PER_VALUE`."""
+    else ``tiles.batch_size`` tiles; each, or the frame, extended by the mirrored halo on
+    every side, as tiling does, however large the halo), times :data:`PASS_BYTES_PER_VALUE`."""
     height, width = (max(1, round(int(n) * scale)) for n in shape[-2:])
+    halo = 2 * int(tiles.halo)
     if tiles.tile_size is None:
-        pixels = height * width
+        pixels = (height + halo) * (width + halo)
     else:
-        edge = int(tiles.tile_size) + 2 * int(tiles.halo)
-        pixels = min(edge, height) * min(edge, width) * int(tiles.batch_size)
+        core = int(tiles.tile_size)
+        pixels = (min(core, height) + halo) * (min(core, width) + halo) * int(tiles.batch_size)
     return int(PASS_BYTES_PER_VALUE * values_per_pixel * pixels)
 
 
@@ -122,12 +124,12 @@ def available_bytes() -> int | None:
 def memory_problem(name: str, shape: tuple[int, ...], *, postprocess: bool = True,
                    available: int | None = None,
                    what: str = "of memory is available", pass_bytes: int = 0,
-                   whole_image: bool = False) -> str | None:
+                   whole_image: bool = False, halo: int = 0) -> str | None:
     """A one-line message when predicting the input ``name`` of ``shape`` in one piece needs
     more memory than is ``available`` (default: :func:`available_bytes`; ``what`` says
     whose), naming both and the block-wise way (with ``whole_image``, a model pass over the
-    whole image, taking ``pass_bytes``: the tiled way first); None when it fits or nothing
-    is known of the memory."""
+    whole image, taking ``pass_bytes``: the tiled way first; with a ``halo`` wider than the
+    image, lowering it); None when it fits or nothing is known of the memory."""
     available = available_bytes() if available is None else available
     need = prediction_bytes(shape, postprocess=postprocess, pass_bytes=pass_bytes)
     if available is None or need <= available:
@@ -136,6 +138,11 @@ def memory_problem(name: str, shape: tuple[int, ...], *, postprocess: bool = Tru
     digits = 1  # enough digits to tell the two apart (not "0.8 GiB ..., 0.8 GiB")
     while digits < 3 and f"{need / _GIB:.{digits}f}" == f"{available / _GIB:.{digits}f}":
         digits += 1
+    if halo > max(int(n) for n in shape[-2:]):  # the mirrored context is most of the pass
+        return (f"{name}: {size} pixels need about {need / _GIB:.{digits}f} GiB to predict "
+                f"with a halo of {halo} px on every side, {available / _GIB:.{digits}f} GiB "
+                f"{what}; the halo is wider than the image: lower --halo (inference.halo; "
+                "'auto' measures the model's reach)")
     tiled = ("the model sees the whole image at once (inference.tile_size null): predict it "
              "in tiles with --tile-size 1024, or " if whole_image else "predict it ")
     return (f"{name}: {size} pixels need about {need / _GIB:.{digits}f} GiB to predict in one "

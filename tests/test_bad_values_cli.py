@@ -81,6 +81,9 @@ CASES = {
                          "$.datagen.normalization.high", "must be greater than low (99), got 1"),
     "patch_not_divisible": ({"model": {"pools": 3}, "datagen": {"patch_size": [36, 36]}},
                             "$.datagen.patch_size", "divisible by 8"),
+    # trained, then a MemoryError predicting the test set
+    "halo_100000": ({"inference": {"halo": 100000}}, "$.inference.halo",
+                    "must be in [0, 4096], got 100000"),
     # trained to the end, warning that best.keras was not kept
     "monitor_misspelt": ({"train": {"monitor": "val_jacard"}}, "$.train.monitor",
                          "'val_jacard' is not a value training logs; choose one of val_loss"),

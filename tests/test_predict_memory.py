@@ -108,6 +108,18 @@ def test_the_model_pass_counts_the_whole_image_or_the_tiles_it_sees():
         PASS_BYTES_PER_VALUE * 9 * (320 * 320 * 2))
     assert model_pass_bytes(per_pixel, tiles, (30000, 20000)) == model_pass_bytes(
         per_pixel, tiles, (3000, 2000))
+    # an image smaller than a tile: its own size, plus the mirrored halo all the same (a
+    # halo of 100000 px on a 32-px image was counted as 32 px, then the pass took 149 GiB)
+    wide = TileSettings(tile_size=256, halo=4096, batch_size=1)
+    assert model_pass_bytes(per_pixel, wide, (32, 32)) == int(
+        PASS_BYTES_PER_VALUE * 9 * (32 + 8192) ** 2)
+    whole_halo = TileSettings(tile_size=None, halo=64, batch_size=1)
+    assert model_pass_bytes(per_pixel, whole_halo, (100, 50)) == int(
+        PASS_BYTES_PER_VALUE * 9 * (228 * 178))
+    too_big = memory_problem("a.tif", (32, 32), available=10**6, halo=4096,
+                             pass_bytes=model_pass_bytes(per_pixel, wide, (32, 32)))
+    assert too_big.startswith("a.tif: 32x32 pixels need about") and \
+        "the halo is wider than the image: lower --halo" in too_big
 
 
 @pytest.fixture(scope="module")

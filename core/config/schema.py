@@ -27,6 +27,9 @@ SCHEMA_VERSION = 1
 #: an export's file name (``<name>.bioimageio.zip``) must stay well within a file system's
 #: 255 bytes.
 RUN_NAME_LIMIT = 100
+#: Widest ``inference.halo``: far beyond any model's reach (a 5-pool U-Net sees ~200 px to
+#: each side), and a larger one makes every tile's pass mostly mirrored context.
+MAX_HALO = 4096
 
 
 @attrs.frozen
@@ -296,8 +299,8 @@ class InferenceConfig:
         1024, help="output tile edge in pixels (the network sees tile + 2 halo); "
                    "null: whole image", validator=positive())
     halo: Union[int, Literal["auto"]] = param(
-        "auto", help="pixels of context around each tile; auto: from the receptive field",
-        validator=non_negative())
+        "auto", help="pixels of context around each tile (at most 4096); auto: from the "
+                     "receptive field", validator=in_range(0, MAX_HALO))
     batch_size: int = param(2, help="tiles (or frames) per prediction batch",
                             validator=positive())
     weights: str = param("best", help="'best', 'last' or a path to a .keras file",
