@@ -84,6 +84,9 @@ CASES = {
     # trained, then a MemoryError predicting the test set
     "halo_100000": ({"inference": {"halo": 100000}}, "$.inference.halo",
                     "must be in [0, 4096], got 100000"),
+    # trained, then "checkpoint not found"
+    "weights_missing": ({"inference": {"weights": "/nonexistent/model.keras"}},
+                        "$.inference.weights", "/nonexistent/model.keras: file not found"),
     # trained to the end, warning that best.keras was not kept
     "monitor_misspelt": ({"train": {"monitor": "val_jacard"}}, "$.train.monitor",
                          "'val_jacard' is not a value training logs; choose one of val_loss"),

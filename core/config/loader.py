@@ -228,6 +228,12 @@ def check_data_paths(config: Config) -> list[tuple[str, str]]:
     if config.train.pretrained_weights and not Path(config.train.pretrained_weights).is_file():
         problems.append(("$.train.pretrained_weights",
                          f"{config.train.pretrained_weights}: file not found"))
+    weights = config.inference.weights
+    if weights not in ("best", "last") and not Path(weights).is_file():
+        out = Path(config.output_dir).expanduser().resolve()
+        if out not in Path(weights).expanduser().resolve().parents:  # a run's own: later
+            problems.append(("$.inference.weights", f"{weights}: file not found (a .keras "
+                             "file, or best, last); it is needed once training ends"))
     return problems
 
 
