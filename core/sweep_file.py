@@ -20,6 +20,8 @@ __all__ = ["Sweep", "Trial", "load_sweep", "plan_trials"]
 
 _KEYS = {"method", "metric", "parameters", "run_cap", "name", "base", "description",
          "program", "command", "early_terminate", "project", "entity"}
+#: Config keys the sweep sets for every trial: a parameter of them would be ignored.
+_SET_PER_TRIAL = ("output_dir", "name")
 _DISTRIBUTIONS = ("constant", "categorical", "int_uniform", "uniform", "log_uniform_values",
                   "q_uniform", "q_log_uniform_values", "normal")
 
@@ -172,10 +174,14 @@ def load_sweep(path: str | os.PathLike, methods: tuple = ("grid", "random")) -> 
                    "(relative to the sweep file)")
     parameters = _flatten_parameters(path, data.get("parameters"))
     for name, spec in parameters.items():
+        if name in _SET_PER_TRIAL:
+            raise _bad(path, f"parameters.{name}", "set by the sweep for each trial (its "
+                       "folder OUTPUT/trial-NNN and name): not a parameter")
         _check_spec(path, name, spec, method)
     name = data.get("name") or path.stem
-    if not isinstance(name, str) or not name.strip() or "/" in name:
-        raise _bad(path, "name", f"expected a name without '/', got {name!r}")
+    if not isinstance(name, str) or not name.strip() or "/" in name or name.strip() in (
+            ".", ".."):
+        raise _bad(path, "name", f"expected a name without '/' (not . or ..), got {name!r}")
     return Sweep(path, name, method, metric, parameters, run_cap,
                  (path.parent / base).resolve(), data)
 

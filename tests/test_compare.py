@@ -78,6 +78,11 @@ def _write(folder: Path, name: str, text: str) -> Path:
     ("base: b.json\nmethod: random\nrun_cap: 2\nparameters:\n"
      "  optimizer.learning_rate: {distribution: log_uniform_values, min: 0, max: 1}",
      "needs min > 0"),
+    # silently ignored: the sweep sets them for each trial; a name that is a folder
+    ("base: b.json\nparameters: {output_dir: {values: [a, b]}}",
+     "parameters.output_dir: set by the sweep for each trial"),
+    ("base: b.json\nname: '..'\nparameters: {seed: {values: [1]}}",
+     "name: expected a name without '/' (not . or ..)"),
     # these were unexpected errors (TypeError, ValueError, ZeroDivisionError), exit 1
     *(("base: b.json\nmethod: random\nrun_cap: 1\nparameters:\n"
        f"  model.n_filters: {{values: [4, 8], probabilities: {probs}}}",
