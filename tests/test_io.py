@@ -167,3 +167,16 @@ def test_write_is_atomic_and_creates_folders(tmp_path):
     assert sorted(os.listdir(target.parent)) == ["img.tif"]
     write_text_atomic(tmp_path / "t" / "x.txt", "hello\n")
     assert (tmp_path / "t" / "x.txt").read_text() == "hello\n"
+
+
+@pytest.mark.parametrize("shape, axes", [((3, 64, 1), "CYX"), ((2, 1, 40), "CYX"),
+                                         ((64, 1), "YX"), ((4, 1, 1), "TYX")])
+def test_one_pixel_wide_images_are_written_readable(tmp_path, shape, axes):
+    """A one-pixel-wide prediction (a 64 x 1 input) was written ImageJ-style, which tifffile
+    reads back as damaged ("ImageJ series metadata invalid"): written as a plain TIFF now."""
+    from dlsuite.data.io import tifffile_damage
+
+    array = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    path = write_tiff(tmp_path / "x.tif", array, axes=axes)
+    with tifffile_damage(path):
+        assert np.array_equal(tifffile.imread(path), array)

@@ -374,6 +374,8 @@ def _axes_for(array: np.ndarray, axes: str | None) -> str:
 def _imagej_ok(array: np.ndarray, axes: str) -> bool:
     if array.dtype not in IMAGEJ_DTYPES:
         return False
+    if any(n < 2 for n, a in zip(array.shape, axes) if a in "YX"):
+        return False  # tifffile reads an ImageJ file one pixel wide back as damaged
     positions = [IMAGEJ_AXES.find(a) for a in axes]
     return all(p >= 0 for p in positions) and positions == sorted(positions)
 
