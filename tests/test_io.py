@@ -180,3 +180,13 @@ def test_one_pixel_wide_images_are_written_readable(tmp_path, shape, axes):
     path = write_tiff(tmp_path / "x.tif", array, axes=axes)
     with tifffile_damage(path):
         assert np.array_equal(tifffile.imread(path), array)
+
+
+def test_complex_pixels_are_refused_naming_the_file(tmp_path):
+    """A complex TIFF (an FFT's output) was predicted from its real part, with only NumPy's
+    ComplexWarning to say so."""
+    path = tmp_path / "fft.tif"
+    tifffile.imwrite(path, np.ones((8, 8), np.complex64) * (1 + 2j))
+    for read in (read_info, read_image):
+        with pytest.raises(DataError, match=r"fft.tif: complex64 pixels: dlsuite reads"):
+            read(path)

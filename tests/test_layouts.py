@@ -277,7 +277,7 @@ def test_check_float_labels_and_unreadable(tmp_path):
     assert any(e.startswith(message) for e in errors), errors
     assert not any("instance_ids_000.tif" in e for e in errors), errors
     write_tiff(tmp_path / "labels" / "instance_ids_001.tif", whole.astype(np.complex64))
-    assert any("instance_ids_001.tif: complex64 labels" in p for p in check_dataset(tmp_path))
+    assert any("instance_ids_001.tif: complex64 pixels" in p for p in check_dataset(tmp_path))
 
 
 def test_check_ctc_problems(tmp_path):

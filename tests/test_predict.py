@@ -226,10 +226,13 @@ def test_predict_records_what_it_writes_and_never_replaces_other_files(run, data
     (out / "labels" / "01.tif").unlink()
     predict_folder(run, data["ctc"], out, quiet=True, overwrite=True, ctc=True)
     written = json.loads((out / ".dlsuite-predict").read_text())["written"]
-    assert {"labels/01.tif", "ctc/01_RES", "ctc/02_RES", "ctc/sequences.csv"} <= set(written)
+    assert {"labels/01.tif", "ctc/01_RES/mask*.tif", "ctc/01_RES/res_track.txt",
+            "ctc/02_RES/mask*.tif", "ctc/sequences.csv"} <= set(written)
     (out / "ctc" / "notes.txt").write_text("mine")
+    (out / "ctc" / "01_RES" / "notes.txt").write_text("mine too")  # inside a result folder
     predict_folder(run, data["ctc"], out, quiet=True, overwrite=True, postprocess=False)
-    assert sorted(p.name for p in (out / "ctc").iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in (out / "ctc").iterdir()) == ["01_RES", "notes.txt"]
+    assert [p.name for p in (out / "ctc" / "01_RES").iterdir()] == ["notes.txt"]
     assert not (out / "labels").exists()
 
 

@@ -328,11 +328,15 @@ def _reader(path: Path, which: int):
 
 def _call(path: Path, fn):
     try:
-        return fn(path)
+        found = fn(path)
     except DataError:
         raise
     except Exception as exc:  # tifffile/imageio raise many types for corrupt files
         raise DataError(f"{path}: unreadable image ({type(exc).__name__}: {exc})") from exc
+    if found.dtype.kind not in "biuf":  # complex (FFT output), strings, records
+        raise DataError(f"{path}: {found.dtype} pixels: dlsuite reads images of integers or "
+                        "real numbers (save the magnitude or the real part)")
+    return found
 
 
 def read_info(path: str | os.PathLike) -> ImageInfo:
