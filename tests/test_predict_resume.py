@@ -358,7 +358,7 @@ def test_a_stopped_blockwise_prediction_resumes_from_its_last_block(run, tmp_pat
         api.predict_folder(run, image, out2, block_size=32, quiet=True)
     assert len((out2 / ".dlsuite-blocks" / "big.jsonl").read_text().splitlines()) == 1 + 4
     tifffile.imwrite(image, rng.integers(0, 255, (160, 160), dtype=np.uint8))  # replaced
-    fresh = api.predict_folder(run, image, tmp_path / "fresh", block_size=32, quiet=True)
+    api.predict_folder(run, image, tmp_path / "fresh", block_size=32, quiet=True)
     proc = run_cli("predict", str(run), str(image), "-o", str(out2), "--block-size", "32",
                    "--resume", "--quiet")
     assert proc.returncode == 0 and proc.stdout == "", proc.stderr
