@@ -35,6 +35,10 @@ def test_parse_override_values_are_json_else_strings():
         parse_override("seed")
     with pytest.raises(DlsuiteInputError, match=r"override a\.\.b=1: not a config path"):
         parse_override("a..b=1")
+    for raw in ("1e999", "NaN", "-Infinity"):  # JSON numbers Python reads as inf / nan
+        with pytest.raises(DlsuiteInputError, match=f"--set model.n_filters={raw}: {raw} is "
+                           "not a finite number"):
+            parse_override(f"model.n_filters={raw}")
 
 
 def test_apply_overrides_walks_paths_with_defaults_shorthands_and_plugin_switches():

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -54,6 +55,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = json.loads(raw)
     except ValueError:
         value = raw
+    if isinstance(value, float) and not math.isfinite(value):  # 1e999, NaN, Infinity
+        raise DlsuiteInputError(f"--set {text}: {raw.strip()} is not a finite number")
     path_steps(key, value)
     return key, value
 
