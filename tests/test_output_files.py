@@ -161,6 +161,15 @@ def test_prepare_names_a_users_file_before_asking_for_overwrite(tmp_path):
     line = _error_line(run_cli("prepare", "ctc", str(tmp_path / "videos"), str(dst)))
     assert "sequences.csv" in line and "not written by dlsuite prepare" in line
     assert (dst / "sequences.csv").read_text() == "mine\n"
+    # inside the sequence folders it writes: a note added there survives --overwrite (the
+    # marker recorded whole NN_GT folders, and --overwrite removed them with the note)
+    (dst / "sequences.csv").unlink()
+    assert run_cli("prepare", "ctc", str(tmp_path / "videos"), str(dst), "-q").returncode == 0
+    (dst / "01_GT" / "SEG" / "notes.txt").write_text("mine")
+    proc = run_cli("prepare", "ctc", str(tmp_path / "videos"), str(dst), "-q", "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert (dst / "01_GT" / "SEG" / "notes.txt").read_text() == "mine"
+    assert list((dst / "01_GT" / "TRA").glob("man_track*.tif"))  # written again
 
 
 @pytest.mark.parametrize("command, dst", [

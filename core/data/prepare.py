@@ -380,7 +380,7 @@ def write_ctc_sequence(
     all frames, ``man_track.txt``, SEG masks of the ``annotated`` frames, default all);
     ``kind="RES"`` writes ``NN_RES`` (:func:`dlsuite.data.ctc.write_result`).
     ``images`` (``(T, H, W)``), if given, go to ``NN/tTTT.tif``. Masks are uint16 when the ids
-    fit, else uint32 (kept rather than refused: ids never wrap). The sequence's folders are
+    fit, else uint32 (kept rather than refused: ids never wrap). The sequence's files are
     recorded in ``root``'s ``.dlsuite-prepare`` marker first.
     """
     _check_kind(kind)
@@ -392,9 +392,20 @@ def write_ctc_sequence(
         if images.shape != labels.shape:
             raise DataError(f"sequence {sequence}: images {images.shape} vs labels {labels.shape}")
     folder = ctc.gt_folder(root, sequence) if kind == "GT" else ctc.res_folder(root, sequence)
-    # recorded before writing: a later --overwrite may remove exactly these
-    OwnedFolder(root, "prepare").record([folder.relative_to(root).as_posix()]
-                                        + ([sequence] if images is not None else []))
+    # recorded before writing, file by file (a file someone adds to a sequence folder is
+    # not dlsuite's): a later --overwrite may remove exactly these
+    def rel(path: Path) -> str:
+        return path.relative_to(root).as_posix()
+
+    if kind == "GT":
+        tra = rel(ctc.tra_folder(folder))
+        entries = [f"{rel(ctc.seg_folder(folder))}/{ctc.FRAME_KINDS['seg']}*.tif",
+                   f"{tra}/{ctc.FRAME_KINDS['tra']}*.tif", rel(ctc.man_track_file(folder))]
+    else:
+        entries = [f"{rel(folder)}/{name}" for name in ctc.RES_FILES]
+    if images is not None:
+        entries.append(f"{sequence}/{ctc.FRAME_KINDS['image']}*.tif")
+    OwnedFolder(root, "prepare").record(entries)
     out: dict[str, Path] = {}
     if images is not None:
         out["images"] = ctc.write_frames(root / sequence, "image", images)
