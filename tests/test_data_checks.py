@@ -46,6 +46,19 @@ def test_nan_pixel_is_refused_naming_the_file_and_the_pixel(tmp_path):
     assert not masked.errors and any("masked" in w for w in masked.warnings), masked.warnings
 
 
+def test_an_image_of_nan_only_says_so_without_numpys_warning(tmp_path):
+    """An image of NaN only is refused as NaN pixels; NumPy's "All-NaN slice encountered"
+    (from the constant-image check) leaked before the error as a dlsuite warning."""
+    import warnings
+
+    from dlsuite.data.checks import check_array
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        found = check_array(np.full((2, 8, 8), np.nan, np.float32), tmp_path / "nan.tif")
+    assert len(found.errors) == 1 and "NaN/Inf pixel(s)" in found.errors[0]
+
+
 def test_inf_in_a_video_names_the_frame(tmp_path):
     videos = write_example_videos(tmp_path, n_videos=1, frames=3, size=32)["videos"]
     path = videos / "inputs" / "cells_00.tif"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -123,7 +124,9 @@ def _constant(array: np.ndarray, path: Path, frame_paths, out: Findings) -> None
     if array.size == 0:
         return
     frames = _frames(array).reshape(_frames(array).shape[0], -1)
-    with np.errstate(invalid="ignore"):
+    # a frame of NaN only: reported as such by _nonfinite, not as NumPy's "All-NaN slice"
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         lo = np.nanmin(frames, axis=1) if array.dtype.kind == "f" else frames.min(axis=1)
         hi = np.nanmax(frames, axis=1) if array.dtype.kind == "f" else frames.max(axis=1)
     flat = (lo == hi) | np.isnan(lo.astype(np.float64))
