@@ -190,3 +190,17 @@ def test_complex_pixels_are_refused_naming_the_file(tmp_path):
     for read in (read_info, read_image):
         with pytest.raises(DataError, match=r"fft.tif: complex64 pixels: dlsuite reads"):
             read(path)
+
+
+def test_a_grey_rgba_tiff_with_an_opaque_alpha_reads_as_grey(tmp_path):
+    """Equal RGB channels beside a constant (opaque) alpha were refused as '4 different
+    channels'; the alpha carries nothing and is set aside. Different RGB still refused."""
+    grey = np.arange(32 * 32, dtype=np.uint8).reshape(32, 32)
+    opaque = np.full_like(grey, 255)
+    tifffile.imwrite(tmp_path / "grey.tif", np.stack([grey, grey, grey, opaque], -1),
+                     photometric="rgb", extrasamples=["unassalpha"])
+    assert np.array_equal(read_image(tmp_path / "grey.tif"), grey)
+    tifffile.imwrite(tmp_path / "colour.tif", np.stack([grey, grey // 2, grey, opaque], -1),
+                     photometric="rgb", extrasamples=["unassalpha"])
+    with pytest.raises(DataError, match="colour.tif: colour/multi-channel images are not"):
+        read_image(tmp_path / "colour.tif")

@@ -129,6 +129,10 @@ def _planned_shape(shape, squeeze, collapse) -> tuple[int, ...]:
 
 def _apply_plan(path: Path, array: np.ndarray, squeeze, collapse) -> np.ndarray:
     for i in sorted(collapse, reverse=True):
+        if array.shape[i] == 4:  # RGBA: a constant alpha channel (opaque) carries nothing
+            alpha = np.take(array, [3], axis=i)
+            if np.all(alpha == alpha.flat[0]):
+                array = np.take(array, [0, 1, 2], axis=i)
         first = np.take(array, [0], axis=i)
         if not np.all(array == first):
             # planes before the rows: how tifffile.imwrite stores a (3|4, H, W) array
