@@ -234,14 +234,33 @@ def _differing(runs: list[RunSummary]) -> list[str]:
             or not any(k.startswith(s + ".") for s in switched)]
 
 
-def _resolve_metric(metric: str | None, names: list[str], runs: list[RunSummary]) -> str | None:
-    if metric is None:  # the validation monitor at its best, else the first test metric
-        monitors = [f"{r.monitor}/best" for r in runs if r.monitor]
-        return monitors[0] if monitors else (names[0] if names else None)
+def named_metric(metric: str, names: Iterable[str]) -> str | None:
+    """The name among ``names`` (a run's metric names) that ``metric`` stands for: itself,
+    ``test/<metric>`` or ``<metric>/best``, in any case; None when none is."""
     lowered = {n.lower(): n for n in names}
     for candidate in (metric, f"test/{metric}", f"{metric}/best"):
         if candidate.lower() in lowered:
             return lowered[candidate.lower()]
+    return None
+
+
+def metrics_a_run_records(config) -> list[str]:
+    """The metric names a finished run of the (structured) ``config`` has in a comparison:
+    its monitor's best and final values and, with a test set, the test scores."""
+    names = [f"{config.train.monitor}/best", f"{config.train.monitor}/final"]
+    if config.data.test is not None:
+        names += [f"test/{k}" for k in ("foreground_jaccard", "foreground_dice",
+                                        *config.evaluation.metrics)]
+    return names
+
+
+def _resolve_metric(metric: str | None, names: list[str], runs: list[RunSummary]) -> str | None:
+    if metric is None:  # the validation monitor at its best, else the first test metric
+        monitors = [f"{r.monitor}/best" for r in runs if r.monitor]
+        return monitors[0] if monitors else (names[0] if names else None)
+    found = named_metric(metric, names)
+    if found is not None:
+        return found
     raise DlsuiteInputError(f"--metric {metric}: no run has it; choose one of "
                             f"{', '.join(names) or '(none: the runs have no metrics)'}")
 

@@ -100,13 +100,16 @@ def _validate(sweep: Sweep, trials: list[Trial], output: Path, registry: Registr
     from .config.rules import data_problems
     from .errors import ConfigError
 
+    from .compare import metrics_a_run_records, named_metric
+
     base = load_config(sweep.base, registry)
-    failing = []
+    failing, recorded = [], []
     for trial in trials:
         try:
             loaded = load_config(sweep.base, registry, check_paths=False,
                                  overrides=trial_overrides(sweep, trial, output, base))
             found = data_problems(loaded.config, registry)
+            recorded.append(metrics_a_run_records(loaded.config))
         except ConfigError as exc:
             found = exc.problems
         if found:
@@ -118,6 +121,11 @@ def _validate(sweep: Sweep, trials: list[Trial], output: Path, registry: Registr
         if len(failing) > _TRIALS_LISTED:
             lines.append(f"  ... and {len(failing) - _TRIALS_LISTED} more")
         raise DlsuiteInputError("\n".join(lines))
+    wanted = sweep.metric["name"] if sweep.metric else None
+    if wanted and not any(named_metric(wanted, names) for names in recorded):
+        # every trial would run, then the best could not be named
+        raise DlsuiteInputError(f"{sweep.path}: metric: {wanted!r} is not a value the trials "
+                                f"record; choose one of {', '.join(recorded[0])}")
     return base
 
 

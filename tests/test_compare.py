@@ -164,6 +164,16 @@ def test_a_bad_parameter_stops_the_sweep_before_anything_is_written(tmp_path):
         "(32 x 32" in lines["trial-001"]
     assert "$.datagen.batch_size: 2 training samples per batch" in lines["trial-002"]
     assert not (tmp_path / "out").exists()
+    # a metric no trial records (misspelt; a test score without a test set): every trial
+    # ran, then "no run has it" and exit 0
+    for metric in ("val_jacard", "test/SEGG"):
+        path = _write(tmp_path, "m.yaml", GRID.replace("val_jaccard", metric))
+        proc = run_cli("sweep", str(path), "-o", str(tmp_path / "out"))
+        assert proc.returncode == 2, proc.stderr
+        assert f"m.yaml: metric: '{metric}' is not a value the trials record; choose one " \
+            "of val_jaccard/best, val_jaccard/final, test/foreground_jaccard" in \
+            " ".join(proc.stderr.split()), proc.stderr
+        assert not (tmp_path / "out").exists()
     # an output folder the user filled is refused, untouched
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")
