@@ -251,8 +251,8 @@ def postprocess_step(ctx: RunContext, preds: Predictions) -> Predictions:
 def export_step(ctx: RunContext, preds: Predictions) -> Export:
     """Write probabilities and instance labels under ``inference.output_folder`` (label file
     named as the sample's ground-truth file; what an earlier prediction of the run wrote
-    there is removed first, :mod:`dlsuite.run_predictions`) and, for videos, CTC ``NN_RES`` folders with the
-    overlap tracker's ``res_track.txt`` when tracking is enabled."""
+    there is removed first, :mod:`dlsuite.run_predictions`) and, for videos, CTC ``NN_RES``
+    folders with the overlap tracker's ``res_track.txt`` when tracking is enabled."""
     from . import run_predictions
     from .inference import write_predictions
     from .inference.outputs import prediction_paths

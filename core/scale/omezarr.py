@@ -199,7 +199,8 @@ def _tiff_source(p: Path) -> Source:
     if len(squeezed) not in (2, 3) or len(squeezed) != len(shape):
         raise DataError(f"{p}: shape {shape} (axes {axes}): block-wise prediction reads 2D "
                         "(YX) or 2D+t TIFFs")
-    if any(a == "S" and n > 1 for n, a in zip(shape, axes)):  # read lazily as they are stored, colour samples would become frames
+    # read lazily as they are stored, colour samples would become frames
+    if any(a == "S" and n > 1 for n, a in zip(shape, axes)):
         raise DataError(f"{p}: shape {shape} (axes {axes}): a colour or channel axis; "
                         "block-wise prediction and OME-Zarr conversion read 2D (YX) or 2D+t "
                         "greyscale TIFFs: save it as one greyscale channel (e.g. Fiji: Image > "
