@@ -168,6 +168,12 @@ def test_all_problems_at_once_type_key_range_and_cross_field_in_one_section():
     }
 
 
+def test_a_null_is_named_once():
+    """``metrics: null`` read "expected an array, got null None"."""
+    assert problems_of({"metrics": None}) == {"$.metrics": "expected an array, got null"}
+    assert problems_of({"seed": "x"})["$.seed"].endswith("got string 'x'")
+
+
 def test_cross_field_check_is_skipped_when_the_other_field_has_a_type_error():
     problems = problems_of({"datagen": {"normalization": {"name": "percentile", "low": "x",
                                                           "high": 1}}})

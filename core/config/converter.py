@@ -43,15 +43,21 @@ def _json_type(value: Any) -> str:
             float: "number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
+def _got(value: Any) -> str:
+    """What a wrong value is, for "expected ..., got ...": its JSON type and the value
+    (``null`` alone: "got null None" said it twice)."""
+    return "null" if value is None else f"{_json_type(value)} {value!r}"
+
+
 def _strict_int(value: Any, _t: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigValueError(f"expected an integer, got {_json_type(value)} {value!r}")
+        raise ConfigValueError(f"expected an integer, got {_got(value)}")
     return value
 
 
 def _strict_float(value: Any, _t: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigValueError(f"expected a number, got {_json_type(value)} {value!r}")
+        raise ConfigValueError(f"expected a number, got {_got(value)}")
     if not math.isfinite(value):  # Python's json reads NaN and Infinity; no setting wants them
         text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
         raise ConfigValueError(f"expected a finite number, got {text}")
@@ -60,13 +66,13 @@ def _strict_float(value: Any, _t: Any) -> float:
 
 def _strict_bool(value: Any, _t: Any) -> bool:
     if not isinstance(value, bool):
-        raise ConfigValueError(f"expected true or false, got {_json_type(value)} {value!r}")
+        raise ConfigValueError(f"expected true or false, got {_got(value)}")
     return value
 
 
 def _strict_str(value: Any, _t: Any) -> str:
     if not isinstance(value, str):
-        raise ConfigValueError(f"expected a string, got {_json_type(value)} {value!r}")
+        raise ConfigValueError(f"expected a string, got {_got(value)}")
     return value
 
 
@@ -125,7 +131,7 @@ def structure_attrs(conv: cattrs.Converter, value: Any, cl: type) -> Any:
     sub-exceptions carry AttributeValidationNotes (turned into JSON paths by
     :func:`collect_problems`)."""
     if not isinstance(value, dict):
-        raise ConfigValueError(f"expected an object, got {_json_type(value)} {value!r}")
+        raise ConfigValueError(f"expected an object, got {_got(value)}")
     fields = [f for f in attrs.fields(cl) if f.init]
     names = {f.name for f in fields}
     by_field: dict[str, Exception] = {}  # reported in field order, unknown keys last
@@ -214,7 +220,7 @@ def make_converter(registry: Registry) -> cattrs.Converter:
     def tuple_hook(value: Any, t: Any) -> tuple:
         args = typing.get_args(t)
         if not isinstance(value, (list, tuple)):
-            raise ConfigValueError(f"expected an array, got {_json_type(value)} {value!r}")
+            raise ConfigValueError(f"expected an array, got {_got(value)}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(conv.structure(v, args[0]) for v in value)
         if args and len(value) != len(args):
@@ -226,7 +232,7 @@ def make_converter(registry: Registry) -> cattrs.Converter:
 
     def list_guard(value: Any, t: Any) -> list:
         if not isinstance(value, list):
-            raise ConfigValueError(f"expected an array, got {_json_type(value)} {value!r}")
+            raise ConfigValueError(f"expected an array, got {_got(value)}")
         (item_type,) = typing.get_args(t) or (Any,)
         out, errors = [], []
         for i, item in enumerate(value):
