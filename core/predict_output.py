@@ -239,6 +239,8 @@ def complete_row(out: Path, item: InputItem, postprocess: bool) -> dict | None:
         if postprocess:
             with tifffile_damage(out / paths["labels"]):
                 labels = tifffile.imread(out / paths["labels"])
+    except MemoryError:  # not a damaged file
+        raise
     except Exception:  # noqa: BLE001 - tifffile raises many types for damaged files
         log.warning("%s: its outputs in %s are damaged: predicted again", item.name, out)
         return None

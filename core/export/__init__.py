@@ -279,9 +279,9 @@ def _check_out(out: Path, fmt: str, overwrite: bool = False) -> None:
         raise DlsuiteInputError(f"{out.parent}: exists and is not a folder")
 
 
-#: The files of a SavedModel folder dlsuite export writes (TensorFlow's, and its metadata).
+#: The files TensorFlow writes into a SavedModel folder (dlsuite adds its metadata).
 _SAVEDMODEL_FILES = ("saved_model.pb", "fingerprint.pb", "variables/variables.index",
-                     "variables/variables.data-*-of-*", "assets.extra/dlsuite.json")
+                     "variables/variables.data-*-of-*")
 
 
 def _added_to_folder_export(path: Path) -> list[Path]:
@@ -289,11 +289,13 @@ def _added_to_folder_export(path: Path) -> list[Path]:
     write: someone added them, and replacing the folder would delete them."""
     import fnmatch
 
+    from .embedded import SAVEDMODEL_METADATA
+
     if not path.is_dir() or path.is_symlink():
         return []
+    written = (*_SAVEDMODEL_FILES, SAVEDMODEL_METADATA.as_posix())
     return sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink()) and not any(
-        fnmatch.fnmatchcase(p.relative_to(path).as_posix(), pattern)
-        for pattern in _SAVEDMODEL_FILES))
+        fnmatch.fnmatchcase(p.relative_to(path).as_posix(), pattern) for pattern in written))
 
 
 def written_by_export(path: Path, fmt: str) -> bool:

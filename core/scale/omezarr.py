@@ -122,7 +122,7 @@ class Source:
         try:
             with tifffile_damage(Path(self.path)):
                 return self._window(t, y0, y1, x0, x1)
-        except DataError:
+        except (DataError, MemoryError):  # a block too large is not a damaged file
             raise
         except Exception as exc:  # noqa: BLE001 - tifffile raises many types for bad files
             raise DataError(f"{self.path}: damaged or truncated TIFF ({exc})") from None
