@@ -94,25 +94,51 @@ def _temporary_beside(path: Path) -> Path:
     return Path(name)
 
 
-_HELD = frozenset({signal.SIGINT, signal.SIGTERM})
+_HELD = (signal.SIGINT, signal.SIGTERM)
 
 
-def _hold_signals() -> set | None:
-    """Block SIGINT/SIGTERM in the main thread; the previous mask, or None where signals
-    cannot be blocked or are not handled (other threads, Windows). Between creating the
-    temporary file and knowing its name no KeyboardInterrupt may land: it would leave the
-    file behind (seen in CI: a Ctrl-C left ``.tmp-img_00-*.tif``)."""
-    if not hasattr(signal, "pthread_sigmask") \
-            or threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+class _SignalHold:
+    """SIGINT/SIGTERM held at Python level in the main thread: their Python handlers are
+    swapped for a recorder and restored by :meth:`release`, which then raises what was
+    recorded. Not a thread signal mask: the kernel may hand the signal to any thread (with
+    TensorFlow's running, often another one), while Python handlers always run in the main
+    thread; a mask there let a KeyboardInterrupt land between creating the temporary file and
+    knowing its name (seen in CI: a Ctrl-C left ``.tmp-img_00-*.tif``). A handler that is not
+    Python's (``SIG_DFL``, ``SIG_IGN``) is left alone: the kernel acts on it, nothing raises."""
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+        self._caught: list[int] = []
+        if threading.current_thread() is not threading.main_thread():
+            return  # Python handlers run in the main thread only: nothing can land here
+        for signum in _HELD:
+            if callable(signal.getsignal(signum)):
+                self._previous[signum] = signal.signal(signum, self._record)
+
+    def _record(self, signum: int, frame: Any) -> None:
+        self._caught.append(signum)
+
+    def release(self) -> None:
+        """Restore the handlers; a signal recorded meanwhile is raised again now (its
+        handler's exception comes from this call). Idempotent."""
+        previous, self._previous = self._previous, {}
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        caught, self._caught = self._caught, []
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)
 
 
-def _release_signals(held: set | None) -> None:
-    """Restore the mask :func:`_hold_signals` returned; a signal that arrived meanwhile is
+def _hold_signals() -> _SignalHold:
+    """Hold SIGINT/SIGTERM until :func:`_release_signals` (see :class:`_SignalHold`)."""
+    return _SignalHold()
+
+
+def _release_signals(held: _SignalHold | None) -> None:
+    """Release what :func:`_hold_signals` held; a signal that arrived meanwhile is
     delivered now (Python raises its handler's exception from this call)."""
     if held is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        held.release()
 
 
 #: errno values that mean "this location cannot be written" (no permission, read-only, full,

@@ -283,16 +283,23 @@ def test_leftover_temporaries_finds_what_a_killed_atomic_write_left_and_nothing_
 
 
 SIGNALLED_DRIVER = """
-import os, signal, sys, tempfile
+import os, signal, sys, tempfile, threading, time
 from pathlib import Path
 from dlsuite.fileio import atomic_write
 
 signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest-xdist ignores it
 real_mkstemp = tempfile.mkstemp
+# a thread like TensorFlow's: the kernel may hand the process's SIGINT to it
+other = threading.Thread(target=time.sleep, args=(30,), daemon=True)
+other.start()
 
 def mkstemp_then_ctrl_c(*args, **kwargs):  # the worst moment: the file exists, unnamed yet
     made = real_mkstemp(*args, **kwargs)
-    os.kill(os.getpid(), signal.SIGINT)
+    if sys.argv[2] == "main":
+        os.kill(os.getpid(), signal.SIGINT)
+    else:
+        signal.pthread_kill(other.ident, signal.SIGINT)
+    time.sleep(0.3)  # Python runs the handler in this thread meanwhile, unless it is held
     return made
 
 tempfile.mkstemp = mkstemp_then_ctrl_c
@@ -303,9 +310,37 @@ except KeyboardInterrupt:
 """
 
 
-def test_a_ctrl_c_right_after_the_temporary_file_is_made_leaves_nothing(tmp_path):
+@pytest.mark.parametrize("thread", ["main", "other"])
+def test_a_ctrl_c_right_after_the_temporary_file_is_made_leaves_nothing(tmp_path, thread):
+    """Whichever thread the kernel hands SIGINT to (CI once saw one left behind)."""
     target = tmp_path / "labels" / "img_00.tif"
-    proc = subprocess.run([sys.executable, "-c", SIGNALLED_DRIVER, str(target)],
+    proc = subprocess.run([sys.executable, "-c", SIGNALLED_DRIVER, str(target), thread],
                           capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == ["interrupted"], proc.stderr
     assert list(target.parent.iterdir()) == []
+
+
+def test_an_atomic_write_gives_back_the_signal_handlers_it_held_and_works_in_other_threads(
+        tmp_path):
+    """The hold swaps only Python handlers, and only in the main thread, and restores them."""
+    import signal
+    import threading
+
+    from dlsuite.fileio import atomic_write
+
+    def mine(signum, frame):
+        raise AssertionError("not expected")
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        atomic_write(tmp_path / "a.txt", lambda tmp: tmp.write_text("a"))
+        assert signal.getsignal(signal.SIGTERM) is mine
+        done = []
+        worker = threading.Thread(target=lambda: done.append(
+            atomic_write(tmp_path / "b.txt", lambda tmp: tmp.write_text("b"))))
+        worker.start()
+        worker.join(30)
+        assert done == [tmp_path / "b.txt"] and (tmp_path / "b.txt").read_text() == "b"
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
