@@ -141,7 +141,8 @@ def test_seg_negative_or_float_labels_rejected():
     gt = square().astype(np.int32)
     with pytest.raises(DataError, match="negative"):
         seg_score({0: gt}, {0: -gt})
-    with pytest.raises(DataError, match="whole numbers"):
+    # named as track and prepare name it: the value, and how to save integer labels
+    with pytest.raises(DataError, match=r"holding 0\.5, not a whole-number id.*16-bit"):
         seg_score({0: gt}, {0: gt * 0.5})
 
 

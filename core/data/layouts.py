@@ -347,7 +347,7 @@ _FLOAT_LABELS_AS = np.int32
 INTEGER_LABELS_HINT = "save them as 16-bit integers (e.g. Fiji: Image > Type > 16-bit)"
 
 
-def whole_number_labels(path: Path, labels: np.ndarray) -> np.ndarray:
+def whole_number_labels(path: str | os.PathLike, labels: np.ndarray) -> np.ndarray:
     """``labels`` as read, or float labels (e.g. a label image Fiji saved as 32-bit) as
     int32 when every value is a whole number in its range, as ``dlsuite evaluate`` takes
     them. DataError naming ``path`` and a value that is not."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
+from dlsuite.data.layouts import whole_number_labels
 from dlsuite.errors import DataError
 
 # Above this many label values, areas are counted with np.unique instead of a dense bincount.
@@ -51,15 +52,14 @@ def as_label_array(array, what: str = "label image") -> np.ndarray:
     """Return ``array`` as a non-negative integer ndarray (int64 view/copy), or raise DataError.
 
     Float arrays are accepted only when they hold whole numbers (some tools save labels as
-    float32); negative labels are rejected. ``what`` names the source in the error message.
+    float32), as everywhere in dlsuite (:func:`dlsuite.data.layouts.whole_number_labels`);
+    negative labels are rejected. ``what`` names the source in the error message.
     """
     arr = np.asarray(array)
     if arr.dtype == bool:
         return arr.astype(np.int64)
     if np.issubdtype(arr.dtype, np.floating):
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise DataError(f"{what}: labels must be whole numbers, got non-integer floats")
-        arr = arr.astype(np.int64)
+        arr = whole_number_labels(what, arr).astype(np.int64)
     elif not np.issubdtype(arr.dtype, np.integer):
         raise DataError(f"{what}: labels must be integers, got dtype {arr.dtype}")
     if arr.size and np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < 0:
