@@ -324,12 +324,30 @@ def collect_problems(exc: BaseException, path: str = "$") -> list[tuple[str, str
     return [(path, f"invalid value ({type(exc).__name__}: {exc})")]
 
 
+#: The converters of the last few registries (a process has one; tests make several).
+_RECENT: list[tuple[Registry, cattrs.Converter]] = []
+
+
+def converter_for(registry: Registry) -> cattrs.Converter:
+    """:func:`make_converter`'s converter for ``registry``, made once: cattrs keeps the hooks
+    it generates in its converter, so reusing one loads a config several times faster (a
+    sweep validates every trial's config). Plugins are resolved in ``registry`` at each
+    structuring, so plugins added to it later are seen."""
+    for known, conv in _RECENT:
+        if known is registry:
+            return conv
+    conv = make_converter(registry)
+    _RECENT.insert(0, (registry, conv))
+    del _RECENT[4:]
+    return conv
+
+
 def structure_config(data: Any, registry: Registry, source: str | None = None) -> Config:
     """Build the typed config from JSON data, plugin parameters included and defaults filled.
 
     Raises ConfigError with all problems (never another exception for any JSON input).
     """
-    conv = make_converter(registry)
+    conv = converter_for(registry)
     try:
         config = conv.structure(data, Config)
     except ConfigError:
@@ -372,4 +390,4 @@ def fill_plugin_defaults(config: Config, registry: Registry, conv: cattrs.Conver
 
 def unstructure_config(config: Config, registry: Registry) -> dict:
     """The config as plain JSON-able data (plugin sections flattened to ``{name, ...}``)."""
-    return make_converter(registry).unstructure(config)
+    return converter_for(registry).unstructure(config)
