@@ -204,3 +204,34 @@ def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path):
     chain.write_bytes(b"\xef\xbb\xbf" + b'["argmax", {"name": "label"}]')
     items, source = read_chain(chain)
     assert items == ["argmax", {"name": "label"}] and source == str(chain)
+
+
+def test_a_plugin_added_to_a_registry_after_a_config_was_read_through_it_is_validated():
+    """Configs are structured by one converter per registry (it keeps cattrs' hooks); a plugin
+    registered later is still found, with its own parameters checked by their JSON path."""
+    import attrs as _attrs
+
+    from dlsuite import LossSpec, hookimpl, param
+    from dlsuite.config.converter import converter_for
+    from dlsuite.registry import Registry
+
+    registry = Registry.from_entry_points()
+    assert parse_config({}, registry).config.loss.name != "late_loss"
+    assert converter_for(registry) is converter_for(registry)
+
+    @_attrs.define
+    class LateParams:
+        gamma: float = param(2.0, validator=_attrs.validators.ge(0))
+
+    class Late:
+        @hookimpl
+        def dlsuite_losses(self):
+            return [LossSpec(name="late_loss", factory="x:y", params=LateParams)]
+
+    registry.add_plugin(Late(), "late", None, None)
+    loaded = parse_config({"loss": {"name": "late_loss", "gamma": 0.5}}, registry)
+    assert loaded.config.loss.params.gamma == 0.5
+    with pytest.raises(ConfigError, match=r"\$\.loss\.gamma"):
+        parse_config({"loss": {"name": "late_loss", "gamma": -1}}, registry)
+    with pytest.raises(ConfigError, match="late_loss"):  # not in another registry
+        parse_config({"loss": "late_loss"}, Registry.from_entry_points())
