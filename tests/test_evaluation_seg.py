@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from conftest import run_cli
 from dlsuite.errors import DataError
 from dlsuite.evaluation import seg_details, seg_score
 from dlsuite.evaluation.overlap import overlap_table
@@ -157,6 +158,22 @@ def test_seg_uint16_high_labels_do_not_wrap(tmp_path):
     assert seg_score({0: gt}, {0: res}) == pytest.approx(expected)
     assert abs(seg_score({0: gt}, {0: res}) - reference_seg(tmp_path, {0: gt}, {0: res})) < 1e-6
     assert gt.dtype == np.uint16 and res.max() == 65534  # inputs untouched
+
+
+def test_uint64_labels_count_up_to_the_int64_limit_and_larger_ids_are_named(tmp_path):
+    """Labels are counted as int64: uint64 ids up to 2**63 - 1 score as any other; a larger
+    id is refused naming the file (it was an unexpected error, exit 1)."""
+    gt = square(label=1).astype(np.uint64)
+    gt[gt == 1] = 2**63 - 1
+    assert seg_score({0: gt}, {0: gt}) == 1.0
+    gt[gt > 0] = 2**63 + 5
+    (tmp_path / "res").mkdir()
+    (tmp_path / "gt").mkdir()
+    tifffile.imwrite(tmp_path / "res" / "a.tif", gt)
+    tifffile.imwrite(tmp_path / "gt" / "a.tif", square(label=1))
+    proc = run_cli("evaluate", str(tmp_path / "res"), str(tmp_path / "gt"), "--metrics", "SEG")
+    assert proc.returncode == 2, proc.stderr
+    assert "a.tif: label id 9223372036854775813 is too large" in proc.stderr
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -64,6 +64,10 @@ def as_label_array(array, what: str = "label image") -> np.ndarray:
         raise DataError(f"{what}: labels must be integers, got dtype {arr.dtype}")
     if arr.size and np.issubdtype(arr.dtype, np.signedinteger) and arr.min() < 0:
         raise DataError(f"{what}: negative labels are not allowed (min {arr.min()})")
+    if arr.size and arr.dtype == np.uint64 and int(arr.max()) > np.iinfo(np.int64).max:
+        raise DataError(f"{what}: label id {int(arr.max())} is too large: ids are counted as "
+                        "64-bit signed integers (at most 2**63 - 1); relabel the image, e.g. "
+                        "skimage.segmentation.relabel_sequential")
     return arr
 
 
