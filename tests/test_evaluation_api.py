@@ -206,6 +206,20 @@ def test_output_and_per_frame_as_one_file_are_refused_before_evaluating(ctc_root
     assert "are one file" in str(r.exception) and not (tmp_path / "both.csv").exists()
 
 
+@pytest.mark.parametrize("metrics", ["DET", "TRA,temporal_stability"])
+def test_per_frame_with_only_per_sequence_metrics_is_refused_before_evaluating(
+        ctc_root, tmp_path, metrics):
+    """--per-frame with DET/TRA/temporal metrics alone wrote an empty CSV (CTC) or frame names
+    only, which the next --overwrite then refused as not dlsuite's; now refused at once."""
+    res, gt = ctc_root
+    csv_file = tmp_path / "frames.csv"
+    r = CliRunner().invoke(evaluate_cmd, [str(res), str(gt), "--metrics", metrics,
+                                          "--per-frame", str(csv_file)])
+    assert isinstance(r.exception, DlsuiteInputError)  # exit 2 in the CLI's main
+    assert str(r.exception).startswith("--per-frame: none of the metrics asked for")
+    assert "add one of SEG, jaccard" in str(r.exception) and not csv_file.exists()
+
+
 def test_cli_table_and_per_frame_csv(ctc_root, tmp_path):
     res, gt = ctc_root
     csv_file = tmp_path / "frames.csv"

@@ -46,6 +46,8 @@ def evaluate(res: str | os.PathLike, gt: str | os.PathLike, metrics: Any = None,
             == Path(per_frame_csv).expanduser().resolve()):
         raise DlsuiteInputError(f"--output {json_file} and --per-frame {per_frame_csv} are "
                                 "one file: give each its own path")
+    if per_frame_csv is not None:
+        _check_per_frame_metrics(metrics)
     for path, label, ours in ((json_file, "--output", is_evaluate_json),
                               (per_frame_csv, "--per-frame", is_per_frame_csv)):
         if path is not None:
@@ -59,6 +61,24 @@ def evaluate(res: str | os.PathLike, gt: str | os.PathLike, metrics: Any = None,
     if per_frame_csv is not None:
         write_metrics_csv(per_frame_csv, result["per_frame"])
     return result
+
+
+def _check_per_frame_metrics(metrics: Any) -> None:
+    """DlsuiteInputError when none of ``metrics`` is computed per frame: ``--per-frame``
+    would write a CSV of frame names only (or an empty one, for CTC folders)."""
+    from ..config.metric_names import METRICS, parse_metrics
+    from ..errors import DlsuiteInputError
+
+    names = parse_metrics(metrics)
+    if not any(METRICS[n].family in _PER_FRAME_FAMILIES for n in names):
+        per_frame = [n for n, m in METRICS.items() if m.family in _PER_FRAME_FAMILIES]
+        raise DlsuiteInputError(f"--per-frame: none of the metrics asked for "
+                                f"({', '.join(names)}) is computed per frame; add one of "
+                                f"{', '.join(per_frame)}")
+
+
+#: The metric families with a value per frame (the others are per sequence).
+_PER_FRAME_FAMILIES = ("seg", "frame")
 
 
 def predict(model_or_run_dir: Any, image_or_video: Any, **overrides: Any):
