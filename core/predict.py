@@ -38,7 +38,7 @@ from typing import Any, Callable
 import attrs
 import numpy as np
 
-from .data.ctc import RES_FILES
+from .data.ctc import PREDICT_CTC_FOLDER, RES_FILES
 from .errors import DlsuiteInputError
 from .signal_handlers import signal_behind
 from .fileio import write_json_atomic, write_text_atomic
@@ -330,8 +330,8 @@ def _predict_into(out: Path, pred: Predictor, items: list[InputItem], chain, job
                 number = (item.name if item.ctc_sequence and item.name.isdigit()
                           else f"{len(sequences) + 1:02d}")
                 # before writing, so --overwrite finds them
-                owned.record([f"ctc/{number}_RES/{f}" for f in RES_FILES])
-                write_tracked(ctx, out / "ctc" / f"{number}_RES", labels())
+                owned.record([f"{PREDICT_CTC_FOLDER}/{number}_RES/{f}" for f in RES_FILES])
+                write_tracked(ctx, out / PREDICT_CTC_FOLDER / f"{number}_RES", labels())
                 sequences.append((number, item.name))
                 row["sequence"] = number
             rows.append(row)
@@ -347,7 +347,7 @@ def _predict_into(out: Path, pred: Predictor, items: list[InputItem], chain, job
     ctc_dir = None
     if ctc:
         if sequences:
-            ctc_dir = out / "ctc"
+            ctc_dir = out / PREDICT_CTC_FOLDER
             write_text_atomic(ctc_dir / "sequences.csv", "sequence,input\n" + "".join(
                 f"{number},{name}\n" for number, name in sequences))
         else:

@@ -32,6 +32,26 @@ def ctc_root(tmp_path):
     return tmp_path / "res", tmp_path / "gt"
 
 
+def test_a_predict_ctc_output_folder_is_compared_with_the_ctc_dataset_it_predicted(ctc_root,
+                                                                                   tmp_path):
+    """dlsuite predict --ctc writes OUT/ctc/NN_RES: ``evaluate OUT DATASET`` pairs them with
+    DATASET/NN_GT (it looked for DATASET/ctc/NN_GT); label videos against CTC ground truth
+    are refused with a pointer to the CTC results."""
+    import shutil
+
+    res, gt = ctc_root
+    out = tmp_path / "out"
+    shutil.copytree(res, out / "ctc")
+    (out / "labels").mkdir()
+    result = evaluate(out, gt, "SEG")
+    assert [s["sequence"] for s in result["per_sequence"]] == ["01", "02"]
+    assert result["metrics"]["SEG"] == pytest.approx(evaluate(res, gt, "SEG")["metrics"]["SEG"])
+    shutil.rmtree(out / "ctc")
+    tifffile.imwrite(out / "labels" / "01.tif", np.zeros((3, 8, 8), np.uint16))
+    with pytest.raises(DataError, match="is CTC ground truth .*dlsuite predict --ctc"):
+        evaluate(out, gt, "SEG")
+
+
 def test_ctc_roots_every_sequence_including_01(ctc_root):
     res, gt = ctc_root
     out = evaluate(res, gt)

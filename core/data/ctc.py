@@ -44,6 +44,7 @@ from dlsuite.fileio import write_text_atomic
 
 __all__ = [
     "FRAME_KINDS",
+    "PREDICT_CTC_FOLDER",
     "RES_FILES",
     "Track",
     "check_tracks",
@@ -155,6 +156,9 @@ def gt_folder(root: str | os.PathLike, sequence: str) -> Path:
 #: The files of an ``NN_RES`` folder (globs): what a writer of one records as written, so
 #: that replacing it leaves a file someone added there.
 RES_FILES = ("mask*.tif", "res_track.txt")
+
+#: The folder of ``dlsuite predict --ctc``'s output holding its ``NN_RES`` folders.
+PREDICT_CTC_FOLDER = "ctc"
 
 
 def res_folder(root: str | os.PathLike, sequence: str) -> Path:

@@ -8,7 +8,9 @@ Two kinds of input are recognised, tried in this order:
    ``RES`` is a root holding ``NN_RES`` folders (directly or in sub-folders such as
    ``DATASET/NN_RES``) and ``GT`` the root holding the matching ``NN_GT`` at the same
    relative place (it may be the same root), or the one ``NN_GT`` folder when ``RES`` holds a
-   single sequence. Every sequence is evaluated, ``01`` included.
+   single sequence; ``RES`` may be ``dlsuite predict --ctc``'s output folder (its
+   ``ctc/NN_RES``) with ``GT`` the CTC dataset it predicted. Every sequence is evaluated,
+   ``01`` included.
 2. Folders of label images (any format ``dlsuite.data.io`` reads, 2D or videos), paired by
    identical file names; or two single label files. ``GT`` may be a dataset folder
    (``inputs/`` + ``labels/``, frames or videos layout): its labels are paired with results
@@ -100,6 +102,11 @@ def _ctc_roots(res: Path, gt: Path, res_dirs: list[Path]) -> list[Pair]:
         rel = rd.parent.relative_to(res)
         num = _res_number(rd)
         gd = ctc.gt_folder(gt / rel, num)
+        if (not gd.is_dir() and rel.parts[:1] == (ctc.PREDICT_CTC_FOLDER,)
+                and ctc.gt_folder(gt / Path(*rel.parts[1:]), num).is_dir()):
+            # dlsuite predict --ctc's OUT/ctc/NN_RES against the CTC dataset it predicted
+            rel = Path(*rel.parts[1:])
+            gd = ctc.gt_folder(gt / rel, num)
         name = str(rel / num) if str(rel) != "." else num
         if gd.is_dir():
             pairs.append(Pair("ctc", name, rd, gd))
@@ -169,6 +176,9 @@ def _files(res: Path, gt: Path) -> list[Pair]:
             parts.append(f"no ground truth in {gt} for: {', '.join(only_res[:20])}")
         if only_gt:
             parts.append(f"no result in {res} for: {', '.join(only_gt[:20])}")
+        if only_res and gt.is_dir() and _gt_sequences(gt):
+            parts.append(f"{gt} is CTC ground truth (NN_GT folders): compare CTC results "
+                         "with it, e.g. those of dlsuite predict --ctc (OUT, or OUT/ctc)")
         raise DataError("unpaired label images; " + "; ".join(parts))
     return [Pair("files", n, res_files[n], gt_files[n]) for n in sorted(res_files)]
 
