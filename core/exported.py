@@ -94,18 +94,31 @@ def _defaults(opened, registry) -> tuple[Any, list]:
     return config, notes
 
 
-def _check_fixed_size(opened, tiles) -> None:
-    """A SavedModel cannot be rebuilt at another size (a temporal one has a fixed height and
-    width): refuse, before anything is written, a halo that leaves its tiles no core."""
+def _fit_fixed_size(opened, tiles, ctx):
+    """The tile settings a SavedModel with a fixed height and width (a temporal one) is run
+    with: it cannot be rebuilt at another size, so each tile's core is that size minus the
+    halo on both sides, whatever ``tile_size`` asked (recorded as such, with a note). Refuses,
+    before anything is written, a halo that leaves its tiles no core."""
     shape = opened.model.input_shape
     fixed = [int(n) for n in shape[-3:-1] if n is not None]
+    if opened.kind != "savedmodel" or not fixed:
+        return tiles
     m = max(1, tiles.size_multiple)
-    if opened.kind == "savedmodel" and fixed and (min(fixed) - 2 * tiles.halo) // m < 1:
+    core = (min(fixed) - 2 * tiles.halo) // m * m
+    if core < 1:
         raise DlsuiteInputError(
             f"{opened.path}: the SavedModel takes a fixed {shape[-3]} x {shape[-2]} px input, "
             f"which leaves no core inside the halo of {tiles.halo} px (a SavedModel cannot be "
             "rebuilt at a larger size); pass a smaller --halo, or predict with the run's "
             "bioimage.io package or .keras export")
+    if tiles.tile_size != core:
+        ctx.note(f"the SavedModel takes a fixed {shape[-3]} x {shape[-2]} px input (it cannot "
+                 f"be rebuilt at another size): tiles of {core} px inside the halo of "
+                 f"{tiles.halo} px, not tile_size {tiles.tile_size}; probabilities may differ "
+                 "slightly from the run's at tile borders (the .keras or bioimage.io export "
+                 "predicts as the run did)")
+        tiles = attrs.evolve(tiles, tile_size=core)
+    return tiles
 
 
 def open_exported(path: str | os.PathLike, *, inference_overrides: Callable,
@@ -148,7 +161,7 @@ def open_exported(path: str | os.PathLike, *, inference_overrides: Callable,
                                     batch_size=inf.batch_size,
                                     size_multiple=opened.size_multiple,
                                     time_windows=time_windows)
-    _check_fixed_size(opened, tiles)
+    tiles = _fit_fixed_size(opened, tiles, ctx)
     if callable(normalize):
         normalizer = normalize
     elif normalize:

@@ -1036,3 +1036,8 @@ def test_a_temporal_savedmodel_predicts_at_its_fixed_size_or_is_refused_before_w
     assert proc.returncode == 0, proc.stderr
     probs = tifffile.imread(out / "probabilities" / "cells.tif")
     assert probs.shape == (6, 2, 96, 88) and probs.std() > 0
+    # its tiles: cores of 32 - 2 x 8 px, recorded and said so (it recorded the run's size)
+    record = json.loads((out / "predict.json").read_text())
+    assert record["tiles"]["tile_size"] == 16 and record["tiles"]["halo"] == 8
+    assert any("fixed 32 x 32 px input" in n and "tiles of 16 px" in n
+               for n in record["notes"]), record["notes"]
