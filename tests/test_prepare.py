@@ -15,6 +15,7 @@ from dlsuite.data.prepare import (
     make_clips,
     read_relation,
     split_gapped_tracks,
+    split_gaps,
     track_table,
     videos_to_ctc,
     videos_to_frames,
@@ -205,6 +206,14 @@ def test_split_gapped_tracks_and_track_table():
     assert fixed[4, 0, 0] == 8 and fixed[0, 0, 0] == 3
     assert track_table(fixed) == [Track(3, 0, 1, 0), Track(7, 1, 4, 0), Track(8, 4, 4, 0)]
     assert split_gapped_tracks(fixed) is fixed
+    labels[[0, 2, 4], 3, 3] = 9  # two gaps: each run the child of the run before it
+    split, parents = split_gaps(labels)
+    assert parents == {10: 3, 11: 9, 12: 11}
+    assert split[0, 3, 3] == 9 and split[2, 3, 3] == 11 and split[4, 3, 3] == 12
+    assert split_gaps(split)[1] == {}
+    assert track_table(split, parents) == [Track(3, 0, 1, 0), Track(7, 1, 4, 0),
+                                           Track(9, 0, 0, 0), Track(10, 4, 4, 3),
+                                           Track(11, 2, 2, 9), Track(12, 4, 4, 11)]
     with pytest.raises(DataError, match="parent 99"):
         track_table(fixed, parents={7: 99})
 
@@ -232,7 +241,10 @@ def test_videos_to_ctc_gt(videos, tmp_path):
     lines = (gt / "TRA" / "man_track.txt").read_text().splitlines()
     assert lines == ["1 0 0 0", "2 1 1 0", "3 2 2 0", "4 3 3 0", "5 4 4 0", "6 5 5 0", "70000 0 5 0"]
     gap_lines = (tmp_path / "ctc" / f"{seq['vid_gap']}_GT" / "TRA" / "man_track.txt").read_text()
-    assert gap_lines.splitlines() == ["5 0 1 0", "6 3 3 0"]
+    # one object missed in frame 2: the run after the gap is the child of the one before,
+    # as CTC links a track across a gap (it had no parent: a new object, TRA < 1 for the
+    # same labels tracked by dlsuite track)
+    assert gap_lines.splitlines() == ["5 0 1 0", "6 3 3 5"]
     tra3 = read_image(tmp_path / "ctc" / f"{seq['vid_gap']}_GT" / "TRA" / "man_track003.tif")
     assert tra3.dtype == np.uint16 and tra3[0, 0] == 6
 

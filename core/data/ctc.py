@@ -65,6 +65,7 @@ __all__ = [
     "seg_folder",
     "sequence_name",
     "split_gapped_tracks",
+    "split_gaps",
     "track_table",
     "tra_folder",
     "write_frames",
@@ -315,22 +316,33 @@ def split_gapped_tracks(labels: np.ndarray) -> np.ndarray:
     """Give every temporally disconnected run of a label its own id, so the video obeys the
     no-gap rule. ``labels`` is ``(T, H, W)``; the first run keeps its id, later runs get new
     ids above the current maximum (the dtype is widened if needed). Returns ``labels`` itself
-    when no label has a gap, else a relabelled copy."""
+    when no label has a gap, else a relabelled copy. :func:`split_gaps` also gives the links
+    that keep each object's identity across its gaps."""
+    return split_gaps(labels)[0]
+
+
+def split_gaps(labels: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
+    """``(labels, parents)``: :func:`split_gapped_tracks`' video, and for each new id the id of
+    the run before its gap, its parent, as the CTC format links a track across a gap (one
+    object: the same id before and after frames it is missing from). ``{}`` without gaps."""
     presence = _presence(labels)
     gapped = {k: _runs(v) for k, v in presence.items() if len(_runs(v)) > 1}
     if not gapped:
-        return labels
+        return labels, {}
     n_new = sum(len(r) - 1 for r in gapped.values())
     top = max(presence) + n_new
     dtype = np.result_type(labels.dtype, np.min_scalar_type(top))
     out = labels.astype(dtype, copy=True)
     next_id = max(presence) + 1
+    parents: dict[int, int] = {}
     for label in sorted(gapped):
+        before = label
         for run in gapped[label][1:]:
             for t in run:
                 out[t][labels[t] == label] = next_id
+            parents[next_id], before = before, next_id
             next_id += 1
-    return out
+    return out, parents
 
 
 def check_tracks(labels, tracks: Iterable) -> list[str]:

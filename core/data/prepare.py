@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from dlsuite.data import ctc
-from dlsuite.data.ctc import Track, split_gapped_tracks, track_table
+from dlsuite.data.ctc import Track, split_gapped_tracks, split_gaps, track_table
 from dlsuite.data.io import read_image, read_shape, write_text_atomic, write_tiff
 from dlsuite.data.layouts import (
     INTEGER_LABELS_HINT,
@@ -57,6 +57,7 @@ __all__ = [
     "make_clips",
     "read_relation",
     "split_gapped_tracks",
+    "split_gaps",
     "track_table",
     "videos_to_ctc",
     "videos_to_frames",
@@ -439,7 +440,8 @@ def videos_to_ctc(
 
     ``src`` is a videos-layout folder (labels from ``labels/``, images from ``inputs/`` are
     written to ``NN/tTTT.tif`` when present) or a flat folder of label videos. Labels with a
-    temporal gap are split into separate tracks. Writes ``dst/sequences.csv``
+    temporal gap are split into separate tracks, the later one the child of the earlier
+    (CTC's link across a gap). Writes ``dst/sequences.csv``
     (``sequence;video``). Returns ``{sequence: video name}``. Refuses a ``dst`` that already
     holds CTC files unless ``overwrite`` (then they are deleted first).
     """
@@ -457,7 +459,8 @@ def videos_to_ctc(
         labels = _as_video(read_image(path))
         images = None if image_path is None else _as_video(read_image(image_path))
         sequence = ctc.sequence_name(number, len(files))
-        write_ctc_sequence(dst, sequence, split_gapped_tracks(labels), images=images, kind=kind)
+        split, parents = split_gaps(labels)  # a gap keeps its object's identity
+        write_ctc_sequence(dst, sequence, split, images=images, kind=kind, parents=parents)
         mapping[sequence] = path.stem
     write_text_atomic(dst / SEQUENCES_CSV, _csv_text(["sequence", "video"], mapping.items()))
     return mapping
