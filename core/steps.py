@@ -32,7 +32,7 @@ from .logging.wandb_run import WandbRun
 from .registry import Registry
 from .rundir import RunDir
 
-__all__ = ["TrainingInterrupted", "TrainingDiverged", "RunContext", "TrainOutput",
+__all__ = ["TrainingInterrupted", "TrainingDiverged", "RunContext", "TrainOutput", "resume_config",
            "SamplePrediction", "Predictions", "Predictor", "open_predictor", "probabilities",
            "progress", "receptive_field", "sample_probabilities",
            "resolve_halo", "tile_settings", "write_tracked"]
@@ -59,6 +59,15 @@ class TrainingInterrupted(Exception):
             f"training interrupted by {name} after {epoch} epoch(s); resumable state saved in "
             f"{run_dir / 'checkpoints' / 'resume'}. Continue with: dlsuite run {config} --resume "
             f"(or dlsuite train {config} --resume)")
+
+
+def resume_config(ctx: "RunContext") -> str:
+    """The config to name in "continue with: dlsuite run CONFIG --resume": the one given,
+    or, when ``--set`` overrides changed it (another ``output_dir`` perhaps), the run's own
+    ``config.json``, which records them (the given file would resume another run)."""
+    if ctx.loaded.overrides:
+        return str(ctx.run.config_json)
+    return ctx.loaded.source or "CONFIG"
 
 
 class TrainingStoppedByStorage(DlsuiteInputError):

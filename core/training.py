@@ -45,7 +45,7 @@ from .provenance import describe_provenance
 from .wandb_results import best_summary
 from .rundir import RunDir, write_run_config
 from .steps import (RunContext, TrainingDiverged, TrainingInterrupted, TrainingStoppedByStorage,
-                    TrainOutput)
+                    TrainOutput, resume_config)
 from .threads import threads_line
 # the names imported from the two modules below lived in this module: re-exported here
 from .training_callbacks import (AveragedWeights, DivergenceGuard, StuckLossWarning,
@@ -253,7 +253,7 @@ def _storage_stop(ctx: RunContext, checkpoints: Checkpoints):
         if exc.errno not in LOCATION_ERRNOS:
             raise
         raise TrainingStoppedByStorage(exc, ctx.run.root, checkpoints.epochs_done,
-                                       ctx.loaded.source) from exc
+                                       resume_config(ctx)) from exc
 
 
 def _fit_datasets(data, dist, cfg) -> tuple[Any, Any]:
@@ -284,7 +284,7 @@ def _raise_unless_finished(ctx: RunContext, nan_guard: NanGuard, stop: GracefulS
                                f"{kept}. Check the data and {hint}")
     if stop.signum is not None:
         raise TrainingInterrupted(stop.signum, ctx.run.root, checkpoints.epochs_done,
-                                  ctx.loaded.source)
+                                  resume_config(ctx))
 
 
 def _train_metrics(history: list, monitor: Monitor, checkpoints: Checkpoints) -> dict:

@@ -149,6 +149,31 @@ def test_sigterm_in_process_cuts_the_epoch_and_resume_redoes_it(tmp_path):
     assert final["iterations"] == STEPS + 2 + 2 * STEPS
 
 
+@pytest.mark.slow
+def test_the_resume_command_of_a_run_with_overrides_names_that_run(tmp_path):
+    """``dlsuite run c.json --set output_dir=b`` interrupted: the printed command resumes b
+    (its config.json records the overrides), not c.json's own output_dir, which it rewrote."""
+    from dlsuite import pipeline
+    from dlsuite.config import load_config
+    from dlsuite.registry import Registry
+
+    config = _config(tmp_path)
+    data = json.loads(config.read_text())
+    data.update(wandb={"mode": "disabled"}, train={"epochs": 2, "tensorboard": {"enabled": False}})
+    config.write_text(json.dumps(data))
+    registry = Registry.from_entry_points()
+    registry.add_plugin(_SigtermInEpoch2(), "sigterm", None, None)
+    other = tmp_path / "other"
+    loaded = load_config(config, registry, overrides={"output_dir": str(other)})
+    with pytest.raises(pipeline.TrainingInterrupted) as info:
+        pipeline.train(loaded, quiet=True, registry=registry)
+    assert f"Continue with: dlsuite run {other / 'config.json'} --resume" in str(info.value)
+    resumed = load_config(other / "config.json", registry)
+    result = pipeline.train(resumed, quiet=True, registry=registry, resume=True)
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    assert not (tmp_path / "run").exists()  # c.json's own output_dir: never written
+
+
 # --------------------------------------------------------------------------------------------
 # resume with a changed config, broken resumable files
 
