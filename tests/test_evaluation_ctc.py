@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pytest
+import tifffile
 
 from dlsuite.errors import DataError
 from dlsuite.evaluation import evaluate_ctc
@@ -164,6 +165,17 @@ def test_temporal_stability_reported_beside_gt(seq, tmp_path):
     # the GT value (pair 3->4) is the same whatever the result
     assert out["temporal_stability_gt"] == perfect["temporal_stability_gt"] == pytest.approx(7 / 9)
     assert out["temporal_stability_on_gt_pairs"] == pytest.approx(7 / 9)
+
+
+def test_a_result_frame_of_another_shape_is_named_by_temporal_stability(seq):
+    """Two consecutive result frames of different shapes: both files named (the message
+    called them "reference" and "result" and named neither)."""
+    _, _, res, gt = seq
+    frame = res / "mask004.tif"
+    tifffile.imwrite(frame, tifffile.imread(frame)[:, :-2])
+    with pytest.raises(DataError, match=r"mask004\.tif: shape .* differs from the frame "
+                                        r"before it, .*mask003\.tif"):
+        evaluate_ctc(res, gt, ["temporal_stability"])
 
 
 def test_track_file_with_unknown_parent_is_reported_not_raised(seq):

@@ -271,6 +271,11 @@ def test_check_float_labels_and_unreadable(tmp_path):
                "holding 2.5, not a whole-number id")
     with pytest.raises(DataError, match=re.escape(message)):
         load_sample(samples[1])
+    # a whole number beyond int32 is named as such, not as "not a whole-number id"
+    from dlsuite.data.layouts import whole_number_labels
+
+    with pytest.raises(DataError, match=r"holding 4e\+09, beyond the ids .* up to 2147483647"):
+        whole_number_labels("big.tif", np.array([[0.0, 4e9]]))
     with pytest.raises(DataError, match="raw_002.tif"):
         load_sample(samples[2])
     errors = check_pixels(tmp_path).errors

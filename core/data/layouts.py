@@ -354,13 +354,18 @@ def whole_number_labels(path: str | os.PathLike, labels: np.ndarray) -> np.ndarr
     if labels.dtype.kind != "f":
         return labels
     limits = np.iinfo(_FLOAT_LABELS_AS)
-    bad = ~np.isfinite(labels) | (labels != np.round(labels)) | (labels < limits.min) \
-        | (labels > limits.max)
+    bad = ~np.isfinite(labels) | (labels != np.round(labels))
     if bad.any():
         value = labels[bad].flat[0]
         raise DataError(f"{path}: float labels ({labels.dtype}) holding {float(value):g}, not a "
                         "whole-number id; instance labels are whole numbers, 0 for background: "
                         f"{INTEGER_LABELS_HINT}")
+    far = (labels < limits.min) | (labels > limits.max)
+    if far.any():
+        value = labels[far].flat[0]
+        raise DataError(f"{path}: float labels ({labels.dtype}) holding {float(value):g}, "
+                        "beyond the ids float labels are read as (whole numbers up to "
+                        f"{limits.max}): relabel them, or save them as integers")
     return labels.astype(_FLOAT_LABELS_AS)
 
 

@@ -178,6 +178,9 @@ def _temporal(frames: dict[int, Path], only: set[int] | None = None) -> float | 
             continue
         cur = read_ctc_frame(frames[t]) > 0
         if prev_t is not None and t == prev_t + 1 and (only is None or prev_t in only):
+            if prev.shape != cur.shape:  # consecutive frames of one sequence, not ref vs res
+                raise DataError(f"{frames[t]}: shape {cur.shape} differs from the frame "
+                                f"before it, {frames[prev_t]} {prev.shape}")
             values.append(foreground_jaccard(prev, cur))
         prev_t, prev = t, cur
     return float(np.mean(values)) if values else None
