@@ -110,17 +110,36 @@ class Entry:
 
     def _guard(self, function: Callable, role: str) -> Callable:
         what = f"{role} of {singular(self.kind)} {self.name!r}"
+        contract = _RETURNS.get(self.kind)
 
         @functools.wraps(function)
         def guarded(*args, **kwargs):
             try:
-                return function(*args, **kwargs)
+                made = function(*args, **kwargs)
             except DlsuiteInputError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reported as the plugin's error
                 raise failure(what, self.plugin, self.dist, self.version, exc) from exc
+            if contract is not None and not contract[0](made):
+                raise bug(what, self.plugin, self.dist, self.version, TypeError(
+                    f"returned {type(made).__name__} {made!r:.80}, not {contract[1]}"))
+            return made
 
         return guarded
+
+
+def _is_keras_model(value: Any) -> bool:
+    keras = sys.modules.get("keras")  # imported by whoever builds models
+    return keras is not None and isinstance(value, keras.Model)
+
+
+#: What the factory of a plugin kind must return (checked for third-party plugins, whose
+#: result would otherwise fail later, in dlsuite's code, as dlsuite's error).
+_RETURNS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "architectures": (_is_keras_model, "a keras.Model"),
+    "losses": (callable, "a callable loss (y_true, y_pred)"),
+    "postprocessors": (callable, "a callable step"),
+}
 
 
 def call_spec(entry: Entry, attribute: str, params: Any) -> int | None:

@@ -88,6 +88,7 @@ def dlsuite_architectures():
         spec("h9_bilinear", factory="bilinear", receptive_field=lambda p: 4 * reach_rf(p)),
         spec("h9_picky", factory="picky", receptive_field=reach_rf),
         spec("h9_buggy", factory="buggy", receptive_field=reach_rf),
+        spec("h9_none", factory="returns_none", receptive_field=reach_rf),
         spec("unet", receptive_field=reach_rf),  # also a built-in's name
     ]
 
@@ -151,6 +152,10 @@ def picky(params, *, n_classes, input_shape=None):
 
 def buggy(params, *, n_classes, input_shape=None):
     return unet(params, n_classes=n_classes, input_shape=input_shape).no_such_method()
+
+
+def returns_none(params, *, n_classes, input_shape=None):
+    return None
 
 
 def crashing_norm(params):
@@ -380,6 +385,16 @@ def test_factory_value_error_is_the_plugins_rejection_other_errors_its_bug(h9):
     assert not isinstance(info.value, DlsuiteInputError) and info.value.exit_code == 1
     assert info.value.plugin == EP and info.value.report_to == ISSUES
     assert "bug of the plugin, not of dlsuite" in str(info.value)
+    # what a factory returns is checked too: None is no model (it failed later, as
+    # dlsuite's "unexpected error")
+    import keras  # noqa: F401 - as whoever builds models has
+
+    nothing = reg.resolve("architectures", "h9_none")
+    with pytest.raises(PluginFailure, match=r"the factory of architecture 'h9_none' raised "
+                                            r"TypeError: returned NoneType None, not a "
+                                            r"keras.Model") as info:
+        nothing.load()(nothing.spec.params(), n_classes=2)
+    assert info.value.plugin == EP and info.value.report_to == ISSUES
 
 
 def test_raising_or_bad_spec_callable_is_the_plugins_error(h9):

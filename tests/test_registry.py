@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dlsuite.errors import PluginError
-from dlsuite.registry import Registry
+from dlsuite.registry import PluginFailure, Registry
 
 ARCH_PLUGIN = """
 import attrs
@@ -46,7 +46,10 @@ def test_third_party_distribution_is_discovered_and_factory_is_lazy(fake_site):
 
     assert "acme_nets_impl" not in sys.modules  # listing did not import the factory
     build = entry.load()
-    assert build(entry.spec.params(width=3), n_classes=2) == ("built", 3, 2)
+    # called with the parameters; what it returns is checked (this fake returns no model)
+    with pytest.raises(PluginFailure, match=r"architecture 'tiny_net' raised TypeError: "
+                                            r"returned tuple \('built', 3, 2\), not a keras"):
+        build(entry.spec.params(width=3), n_classes=2)
 
 
 def test_duplicate_names_error_names_both_and_qualified_name_resolves(fake_site):
@@ -121,10 +124,13 @@ def test_isolated_registry_from_plugin_objects():
     class MyLoss:
         @hookimpl
         def dlsuite_losses(self):
-            return [LossSpec("my_loss", factory=lambda params, n_classes: "loss")]
+            return [LossSpec("my_loss", factory=lambda params, n_classes: loss)]
+
+    def loss(y_true, y_pred):
+        return 0.0
 
     reg = Registry.from_plugins([MyLoss()], ["mine"])
     assert reg.names("losses") == ["my_loss", "mine:my_loss"]
-    assert reg.resolve("losses", "my_loss").load()(None, n_classes=2) == "loss"
+    assert reg.resolve("losses", "my_loss").load()(None, n_classes=2) is loss
     assert reg.tables["architectures"] == {}
     assert attrs.has(type(reg.resolve("losses", "my_loss").spec))
