@@ -174,7 +174,8 @@ def _multi_worker() -> Distribution:
     resolver = (tf.distribute.cluster_resolver.TFConfigClusterResolver() if source == "tf_config"
                 else tf.distribute.cluster_resolver.SlurmClusterResolver())
     try:
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        with _signals_end_the_wait():
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     except RuntimeError as exc:
         raise DlsuiteInputError(
             f"train.distribute.strategy 'multi_worker': TensorFlow could not start the "
@@ -189,6 +190,31 @@ def _multi_worker() -> Distribution:
                                         int(strategy.num_replicas_in_sync), chiefs + workers,
                                         position, position == 0)
     return dist
+
+
+@contextlib.contextmanager
+def _signals_end_the_wait():
+    """While TensorFlow sets up the cluster it waits in C++ for the other workers (for ever,
+    if one never starts) holding the GIL: no Python code runs, so no Python signal handler
+    either, and SIGINT/SIGTERM did nothing. Here they take their default action instead:
+    they end the process (a shell reports 130/143); nothing of the run is written yet. A
+    signal the process ignores stays ignored. Main thread only (elsewhere the block runs as
+    it is)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) != signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def patch_keras_for_multi_worker() -> None:

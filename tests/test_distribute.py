@@ -232,6 +232,35 @@ def test_mirrored_on_two_logical_cpus_matches_one_device_and_resumes(tmp_path, v
             assert rb[key] == pytest.approx(ra[key], rel=LOSS_RTOL), (key, ra, rb)
 
 
+@pytest.mark.slow
+def test_ctrl_c_ends_a_worker_waiting_for_a_peer_that_never_starts(tmp_path, videos):
+    """A TF_CONFIG of two workers with only one started: TensorFlow waits in C++ for the
+    other, holding the GIL, where no Python handler runs; Ctrl-C did nothing. It now takes
+    its default action there (exit by SIGINT; 130 if it comes before the wait), and nothing
+    is written. (SIGTERM is still caught there by TensorFlow itself.)"""
+    import signal
+    import time
+
+    from conftest import sigint_default
+
+    out = tmp_path / "run"
+    config = write(tmp_path / "c.json", tiny(videos, out, strategy="multi_worker"))
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                  "task": {"type": "worker", "index": 0}})}
+    proc = subprocess.Popen([sys.executable, "-m", "dlsuite.cli", "train", str(config), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            preexec_fn=sigint_default)
+    try:
+        time.sleep(20)  # TensorFlow imported, the cluster being waited for
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode in (-2, 130), proc.returncode
+    assert not out.exists()
+
+
 def _free_ports(n: int) -> list[int]:
     socks = [socket.socket() for _ in range(n)]
     try:
