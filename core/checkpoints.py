@@ -33,6 +33,8 @@ import numpy as np
 from .errors import DlsuiteInputError
 from .fileio import atomic_write, write_json_atomic
 from .signal_handlers import install
+from .ownership import OwnedFolder
+from .run_layout import PERIODIC_ENTRY, is_resume_folder
 from .rundir import RunDir, read_json
 
 __all__ = ["Monitor", "Checkpoints", "GracefulStop", "StopOnSignal", "NanGuard", "ResumeState",
@@ -325,6 +327,9 @@ class Checkpoints(keras.callbacks.Callback):
         if self.cfg.save_last:
             place(self.run.last)
         if self.cfg.every_n_epochs and done % self.cfg.every_n_epochs == 0:
+            # recorded by name before it is written: a file of the user's named like it
+            # elsewhere in checkpoints/ is never taken for one (--overwrite keeps it)
+            OwnedFolder(self.run.root, "run").record([PERIODIC_ENTRY.format(epoch=done)])
             place(self.run.periodic(done))
         self.save_resume_state(done)
 
@@ -345,8 +350,8 @@ class Checkpoints(keras.callbacks.Callback):
             **self.extra_state())
         write_json_atomic(self.run.resume_state, attrs.asdict(state))
         self.epochs_done = done
-        for old in self.run.resume_dir.iterdir():
-            if old.is_dir() and old.name != folder_name:
+        for old in self.run.resume_dir.iterdir():  # earlier states: only training's own
+            if old.is_dir() and old.name != folder_name and is_resume_folder(old.name):
                 shutil.rmtree(old, ignore_errors=True)
 
 

@@ -35,7 +35,7 @@ from . import folder_lock
 from .rundir import RunDir, package_versions, prepare_run_dir, run_dir_refusal
 from .steps import (Predictions, RunContext, SamplePrediction, TrainingDiverged,
                     TrainingInterrupted, TrainOutput, open_predictor, progress, resolve_halo,
-                    sample_probabilities, write_tracked)
+                    resume_config, sample_probabilities, write_tracked)
 
 __all__ = ["RunResult", "TrainingInterrupted", "TrainingDiverged", "RunContext", "TrainOutput",
            "SamplePrediction", "Predictions", "Evaluation", "train",
@@ -374,7 +374,7 @@ def _resumable_after_training(ctx: RunContext) -> Iterator[None]:
     except OSError as exc:
         if exc.errno not in LOCATION_ERRNOS:
             raise
-        config = ctx.loaded.source or "CONFIG"
+        config = resume_config(ctx)
         raise DlsuiteInputError(
             f"{os_error_head(exc)}: training is finished (checkpoints in "
             f"{ctx.run.checkpoints}); free space there (or fix the permissions), then "

@@ -40,7 +40,7 @@ import attrs
 
 from .errors import DlsuiteInputError
 from .fileio import to_jsonable, write_json_atomic
-from .run_layout import RUN_ENTRIES, RUN_OWN_NAMES  # re-exported
+from .run_layout import PERIODIC_ENTRY, RUN_ENTRIES, RUN_OWN_NAMES  # re-exported
 
 __all__ = ["RunDir", "prepare_run_dir", "flatten_keys", "read_json", "load_run_config", "package_versions",
            "write_run_config", "config_changes", "describe_changes", "resume_changes",
@@ -85,7 +85,7 @@ class RunDir:
 
     def periodic(self, epoch: int) -> Path:
         """``checkpoints/epoch_NNNN.keras`` for the 1-based ``epoch``."""
-        return self.checkpoints / f"epoch_{epoch:04d}.keras"
+        return self.root / PERIODIC_ENTRY.format(epoch=epoch)
 
     @property
     def resume_dir(self) -> Path:

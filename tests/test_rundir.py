@@ -15,7 +15,7 @@ import pytest
 
 from dlsuite.errors import DataError, DlsuiteInputError
 from dlsuite.ownership import MARKERS, OwnedFolder
-from dlsuite.rundir import (RUN_ENTRIES, RunDir, prepare_run_dir, resume_changes,
+from dlsuite.rundir import (PERIODIC_ENTRY, RUN_ENTRIES, RunDir, prepare_run_dir, resume_changes,
                             run_dir_refusal, write_run_config)
 
 
@@ -81,6 +81,8 @@ def test_new_and_empty_folders_become_runs_with_a_marker(tmp_path):
 def test_overwrite_removes_only_what_the_run_recorded(tmp_path):
     run = prepare_run_dir(tmp_path / "r")
     run.config_json.write_text("{}")
+    # training records each periodic checkpoint by name before writing it
+    OwnedFolder(run.root, "run").record([PERIODIC_ENTRY.format(epoch=3)])
     run.periodic(3).write_text("old checkpoint")
     (run.root / "wandb" / "offline-run-x").mkdir(parents=True)
     (run.root / "notes.txt").write_text("mine")  # the user's, added beside the run
@@ -92,13 +94,19 @@ def test_overwrite_removes_only_what_the_run_recorded(tmp_path):
         prepare_run_dir(run.root)
     for path in (run.best, run.last, run.resume_state, run.checkpoints / ".tmp-last-ab12.keras"):
         path.write_text("the run's")
-    # the user's copy of a good model, saved beside the checkpoints: it stays
+    (run.resume_dir / "epoch_0003").mkdir()
+    (run.resume_dir / "epoch_0003" / "model.weights.h5").write_text("the run's")
+    # the user's copies of a good model, saved beside the checkpoints (one named like a
+    # periodic checkpoint, which the run did not write), and notes in resume/: they stay
     (run.checkpoints / "my_good_model.keras").write_text("mine")
+    (run.checkpoints / "epoch_1_good_one.keras").write_text("mine")
+    (run.checkpoints / "epoch_0005.keras").write_text("mine")
+    (run.resume_dir / "NOTES.txt").write_text("mine")
     again = prepare_run_dir(run.root, overwrite=True)
     assert not again.config_json.exists() and not again.periodic(3).exists()
-    assert sorted(p.name for p in again.checkpoints.iterdir()) == ["my_good_model.keras",
-                                                                    "resume"]
-    assert list(again.resume_dir.iterdir()) == []
+    assert sorted(p.name for p in again.checkpoints.iterdir()) == [
+        "epoch_0005.keras", "epoch_1_good_one.keras", "my_good_model.keras", "resume"]
+    assert [p.name for p in again.resume_dir.iterdir()] == ["NOTES.txt"]
     assert not (run.root / "wandb").exists()
     assert (run.root / "notes.txt").read_text() == "mine"
     assert (run.root / "analysis" / "plot.png").read_text() == "mine"

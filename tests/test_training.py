@@ -131,6 +131,11 @@ def test_train_writes_the_run_directory(trained):
         assert path.is_file(), path
     leftovers = [p for p in run.root.rglob(".tmp-*")]
     assert leftovers == []
+    # each periodic checkpoint is recorded by name (--overwrite removes it, not a user's
+    # epoch_*.keras), and only the current resumable state is kept
+    written = json.loads((run.root / ".dlsuite-run").read_text())["written"]
+    assert {"checkpoints/epoch_0001.keras", "checkpoints/epoch_0002.keras"} <= set(written)
+    assert [p.name for p in run.resume_dir.iterdir() if p.is_dir()] == ["epoch_0002"]
     # best.keras is the epoch with the highest val_jaccard
     best_epoch = max(rows, key=lambda r: float(r["val_jaccard"]))["epoch"]
     assert result.metrics["train"]["best_epoch"] == int(best_epoch)
