@@ -196,10 +196,12 @@ def _multi_worker() -> Distribution:
 def _signals_end_the_wait():
     """While TensorFlow sets up the cluster it waits in C++ for the other workers (for ever,
     if one never starts) holding the GIL: no Python code runs, so no Python signal handler
-    either, and SIGINT/SIGTERM did nothing. Here they take their default action instead:
-    they end the process (a shell reports 130/143); nothing of the run is written yet. A
-    signal the process ignores stays ignored. Main thread only (elsewhere the block runs as
-    it is)."""
+    either, and Ctrl-C did nothing. Here SIGINT and SIGTERM take their default action
+    instead: SIGINT ends the process (a shell reports 130; nothing of the run is written
+    yet). SIGTERM would too, but TensorFlow (2.21) installs its own SIGTERM handler during
+    this set-up, which catches it (docs/scale.md). A signal the process ignores stays
+    ignored. The handlers are restored afterwards. Main thread only (elsewhere the block
+    runs as it is)."""
     import signal
     import threading
 
