@@ -66,19 +66,14 @@ def evaluate(res: str | os.PathLike, gt: str | os.PathLike, metrics: Any = None,
 def _check_per_frame_metrics(metrics: Any) -> None:
     """DlsuiteInputError when none of ``metrics`` is computed per frame: ``--per-frame``
     would write a CSV of frame names only (or an empty one, for CTC folders)."""
-    from ..config.metric_names import METRICS, parse_metrics
+    from ..config.metric_names import parse_metrics, per_frame_metrics
     from ..errors import DlsuiteInputError
 
     names = parse_metrics(metrics)
-    if not any(METRICS[n].family in _PER_FRAME_FAMILIES for n in names):
-        per_frame = [n for n, m in METRICS.items() if m.family in _PER_FRAME_FAMILIES]
+    if not per_frame_metrics(names):
         raise DlsuiteInputError(f"--per-frame: none of the metrics asked for "
                                 f"({', '.join(names)}) is computed per frame; add one of "
-                                f"{', '.join(per_frame)}")
-
-
-#: The metric families with a value per frame (the others are per sequence).
-_PER_FRAME_FAMILIES = ("seg", "frame")
+                                f"{', '.join(per_frame_metrics())}")
 
 
 def predict(model_or_run_dir: Any, image_or_video: Any, **overrides: Any):

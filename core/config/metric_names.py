@@ -81,3 +81,14 @@ def instance_matching(names: Iterable[str]) -> bool:
     """True when ``names`` (canonical) ask for an instance metric, so the per-threshold
     ``matching`` list (:mod:`dlsuite.evaluation.matching`) is computed as well."""
     return any(n in MATCHING_TRIGGERS for n in names)
+
+
+#: The metric families with a value per frame (``--per-frame`` rows); the others are per
+#: sequence.
+PER_FRAME_FAMILIES = ("seg", "frame")
+
+
+def per_frame_metrics(names: Iterable[str] | None = None) -> list[str]:
+    """The metrics among ``names`` (canonical; default all) that have a value per frame."""
+    return [n for n in (METRICS if names is None else names)
+            if METRICS[n].family in PER_FRAME_FAMILIES]
